@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The environment: everything s2mmu needs from the host, as one ops struct.
+ *
+ * core/, flush/, notifier/ and fmt/ reach the host only through these hooks,
+ * which is why the same objects link into a POSIX test program (env/hosted)
+ * and into a bare-metal hypervisor (env/freestanding, the embedder fills the
+ * struct). Hooks marked optional may be NULL.
+ */
+#ifndef S2MMU_ENV_H
+#define S2MMU_ENV_H
+
+#include "s2mmu/types.h"
+
+struct kvm;
+struct kvm_vcpu;
+struct kvm_memory_slot;
+
+/* What the host says about the page backing a gfn (KVM's kvm_follow_pfn). */
+struct s2_pfn_info {
+	kvm_pfn_t pfn;     /* 4 KiB host frame backing the gfn */
+	bool writable;     /* the host mapping allows guest writes */
+	int host_level;    /* largest leaf level the host mapping allows
+			      (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB on 4K granule) */
+	unsigned memtype;  /* S2_MT_* (with S2_MT_IGNORE_PAT), usually S2_MT_WB */
+};
+
+enum s2_log_level { S2_LOG_ERR = 0, S2_LOG_WARN, S2_LOG_INFO, S2_LOG_DEBUG };
+
+struct s2_env_ops {
+	/*
+	 * Table pages. alloc_table returns a zeroed block of @bytes (a power of
+	 * two, at least 4096) aligned to @bytes, and its physical address in
+	 * *@pa; NULL when out of memory. Called only with mmu_lock not held.
+	 */
+	void *(*alloc_table)(void *ctx, size_t bytes, hpa_t *pa);
+	void (*free_table)(void *ctx, void *va, hpa_t pa, size_t bytes);
+	/* pa -> va of a table page. Optional: NULL means va = pa + virt_offset. */
+	void *(*phys_to_virt)(void *ctx, hpa_t pa);
+
+	/* Small zeroed metadata (struct kvm, vcpus, memslot arrays). */
+	void *(*zalloc)(void *ctx, size_t bytes);
+	void (*free)(void *ctx, void *p);
+
+	/*
+	 * RCU. synchronize_rcu waits until every reader that might hold a
+	 * pointer into unlinked tables is done. call_rcu (optional) runs
+	 * @fn(@arg) after a grace period without blocking; without it the core
+	 * calls synchronize_rcu and frees inline. Both are called with no lock
+	 * held. read_lock/read_unlock (optional) bracket lockless walks.
+	 */
+	void (*synchronize_rcu)(void *ctx);
+	int (*call_rcu)(void *ctx, void (*fn)(void *arg), void *arg);
+	void (*rcu_read_lock)(void *ctx);
+	void (*rcu_read_unlock)(void *ctx);
+
+	/* Spin-wait body of the core's locks (pause, sched_yield, wfe). */
+	void (*relax)(void *ctx);
+
+	/* Make @vcpu, which is in guest mode, exit (an IPI). Optional. */
+	void (*kick)(void *ctx, struct kvm_vcpu *vcpu);
+
+	/*
+	 * Resolve @gfn of @slot to a host pfn (KVM's __kvm_faultin_pfn). The
+	 * hva is slot->userspace_addr + (gfn - slot->base_gfn) * 4096. @write
+	 * says the fault wants write access. Returns 0 and fills *@out, or a
+	 * negative errno (-EFAULT: no backing) which the fault returns as is.
+	 * Called without mmu_lock; may sleep.
+	 */
+	int (*gfn_to_pfn)(void *ctx, const struct kvm_memory_slot *slot,
+			  gfn_t gfn, bool write, struct s2_pfn_info *out);
+	/* Drop the reference gfn_to_pfn took. Optional. */
+	void (*release_pfn)(void *ctx, kvm_pfn_t pfn, bool dirty);
+
+	/* Hardware TLB and cache hooks a format may call (optional). */
+	void (*tlb_flush_vm)(void *ctx, struct kvm *kvm);
+	void (*tlb_flush_range)(void *ctx, struct kvm *kvm, gpa_t gpa,
+				uint64_t size);
+	void (*dcache_clean_inval)(void *ctx, hpa_t pa, uint64_t size);
+	void (*icache_inval)(void *ctx, hpa_t pa, uint64_t size);
+
+	/* One line of diagnostics, without a trailing newline. Optional. */
+	void (*log)(void *ctx, enum s2_log_level level, const char *msg);
+};
+
+struct s2_env {
+	const struct s2_env_ops *ops;
+	void *ctx;          /* handed back to every hook */
+	int64_t virt_offset; /* va = pa + virt_offset when phys_to_virt is NULL */
+};
+
+/*
+ * Check that every mandatory hook is present. Returns 0 or -EINVAL. Called by
+ * kvm_create_vm(); exposed so an embedder can check its struct early.
+ */
+int s2_env_validate(const struct s2_env *env);
+
+#endif

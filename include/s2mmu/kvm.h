@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VM lifecycle: struct kvm owns one second-stage root, its memslots, vcpus,
+ * mmu_lock and statistics. struct kvm is opaque; use the accessors.
+ */
+#ifndef S2MMU_KVM_H
+#define S2MMU_KVM_H
+
+#include "s2mmu/env.h"
+#include "s2mmu/prot.h"
+#include "s2mmu/types.h"
+
+struct kvm;
+
+/* Format options, S2_FMTF_*: each format accepts the ones it implements. */
+enum {
+	S2_FMTF_AD = 1u << 0,       /* hardware accessed/dirty (EPTP[6], VTCR.HA,
+				       Svadu, NPT always) */
+	S2_FMTF_MBEC = 1u << 1,     /* EPT: mode-based execute control */
+	S2_FMTF_SUPPRESS_VE = 1u << 2, /* EPT: set suppress-#VE in every entry */
+	S2_FMTF_FWB = 1u << 3,      /* arm64: FEAT_S2FWB */
+	S2_FMTF_HD = 1u << 4,       /* arm64: hardware dirty state (DBM) */
+	S2_FMTF_XNX = 1u << 5,      /* arm64: FEAT_XNX (PX/UX split) */
+	S2_FMTF_LPA2 = 1u << 6,     /* arm64: 52-bit with FEAT_LPA2 */
+	S2_FMTF_PBMT = 1u << 7,     /* RISC-V: Svpbmt memory types */
+	S2_FMTF_VMID16 = 1u << 8,   /* arm64: 16-bit VMID */
+};
+
+/* Parameters of kvm_create_vm(). Zero-initialise, then fill. */
+struct kvm_vm_params {
+	enum s2_fmt_id fmt;  /* which format (must be built in) */
+	unsigned gpa_bits;   /* guest-physical width; selects the walk length
+				(EPT: 48 -> 4 levels, 57 -> 5 levels) */
+	unsigned granule;    /* arm64 only: 4096, 16384 or 65536 (0 = 4096) */
+	unsigned fmt_flags;  /* S2_FMTF_* */
+	unsigned max_leaf_level; /* 0 = the build's largest leaf (Kconfig) */
+	unsigned max_vcpus;  /* 0 = 64 */
+	uint32_t vmid;       /* VMID/ASID recorded in the register values */
+	const struct s2_env *env; /* the host; kept by pointer, must outlive kvm */
+};
+
+/*
+ * Create a VM with an empty root. Returns 0 and *@out, or -EINVAL (unknown
+ * format, format not built in, unsupported gpa width/granule/flag, bad env),
+ * -ENOMEM. Nothing is allocated on failure.
+ */
+int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out) S2_MUST_CHECK;
+
+/*
+ * Destroy @kvm: zap everything, wait for a grace period and return every
+ * table page and all metadata to the environment. vcpus must be out of guest
+ * mode. NULL is ignored.
+ */
+void kvm_destroy_vm(struct kvm *kvm);
+
+/* Physical address of the root table (what EPTP/VTTBR/hgatp/nCR3 point at). */
+hpa_t kvm_mmu_root_hpa(const struct kvm *kvm);
+/* Format, gpa width and walk length of @kvm. */
+enum s2_fmt_id kvm_fmt(const struct kvm *kvm);
+unsigned kvm_gpa_bits(const struct kvm *kvm);
+unsigned kvm_mmu_levels(const struct kvm *kvm);
+/* Name of a format ("x86-ept"), or NULL when unknown. */
+const char *s2_fmt_name(enum s2_fmt_id fmt);
+/* True when @fmt is compiled into this build. */
+bool s2_fmt_supported(enum s2_fmt_id fmt);
+
+/*
+ * A VM whose internal invariant failed is "bugged": the failure is logged
+ * once through env->log and every later call returns -EIO. Never a crash.
+ */
+bool kvm_is_bugged(const struct kvm *kvm);
+
+/* Counters. Snapshot with kvm_get_stats(); all are monotonic except those
+ * named "cur_". */
+struct kvm_mmu_stats {
+	uint64_t faults;          /* kvm_tdp_page_fault calls that reached the MMU */
+	uint64_t faults_fixed;    /* faults that installed or upgraded a leaf */
+	uint64_t faults_spurious; /* faults that found the mapping present */
+	uint64_t faults_retry;    /* faults that lost a race and must re-enter */
+	uint64_t exits_mmio;      /* faults on a gpa with no memslot */
+	uint64_t exits_ro_write;  /* writes to a read-only memslot */
+	uint64_t flushes;         /* kvm_flush_remote_tlbs (full) */
+	uint64_t flushes_range;   /* precise ranged flushes by the format */
+	uint64_t zapped_leaves;   /* leaves made non-present */
+	uint64_t cur_leaves[S2_MAX_LEVELS + 1]; /* present leaves per level */
+	uint64_t cur_table_pages; /* table pages linked or awaiting free
+				     (root excluded); 4 KiB units */
+	uint64_t refused_changes; /* rule violations refused (bugs) */
+};
+int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out);
+
+/* Shared statistic helpers for printing: "leaves per level" line etc. */
+int kvm_format_stats(const struct kvm *kvm, char *buf, size_t len);
+
+#endif
