@@ -46,11 +46,14 @@ struct s2_env_ops {
 	 * RCU. synchronize_rcu waits until every reader that might hold a
 	 * pointer into unlinked tables is done. call_rcu (optional) runs
 	 * @fn(@arg) after a grace period without blocking; without it the core
-	 * calls synchronize_rcu and frees inline. Both are called with no lock
-	 * held. read_lock/read_unlock (optional) bracket lockless walks.
+	 * calls synchronize_rcu and frees inline. rcu_barrier (needed with
+	 * call_rcu) waits for every callback queued so far; kvm_destroy_vm uses
+	 * it so that all pages are back when it returns. All are called with no
+	 * lock held. read_lock/read_unlock (optional) bracket lockless walks.
 	 */
 	void (*synchronize_rcu)(void *ctx);
 	int (*call_rcu)(void *ctx, void (*fn)(void *arg), void *arg);
+	void (*rcu_barrier)(void *ctx); /* wait for queued call_rcu callbacks */
 	void (*rcu_read_lock)(void *ctx);
 	void (*rcu_read_unlock)(void *ctx);
 

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The fault path (KVM's kvm_tdp_page_fault): the format-neutral half. It
+ * resolves the memslot and the host pfn without mmu_lock, picks the largest
+ * leaf allowed, then takes the read side of mmu_lock, re-validates against
+ * concurrent invalidations and memslot updates, and hands the install to the
+ * format's compiled map().
+ */
+#include "core/kvm_internal.h"
+
+#define S2_ACC_VALID (S2_ACC_READ | S2_ACC_WRITE | S2_ACC_EXEC | S2_ACC_USER)
+
+/*
+ * The largest level whose aligned block around @gfn lies inside @slot, whose
+ * hva and pfn are congruent with the gfn at that size, and that the host
+ * mapping and configuration allow. Level 1 needs granule congruence too;
+ * returns 0 when even that fails.
+ */
+static int s2_pick_level(const struct kvm *kvm, const struct kvm_memory_slot *slot, gfn_t gfn,
+			 const struct s2_pfn_info *pi)
+{
+	int max = kvm->max_leaf_level;
+	int level;
+
+	if (pi->host_level < max)
+		max = pi->host_level > 1 ? pi->host_level : 1;
+	if (slot->flags & KVM_MEM_LOG_DIRTY_PAGES)
+		max = 1;
+	for (level = max; level >= 1; level--) {
+		uint64_t n = 1ull << (s2_level_shift(&kvm->cfg, level) - S2_GFN_SHIFT);
+		gfn_t base = gfn & ~(n - 1);
+
+		if (base < slot->base_gfn || base + n > slot->base_gfn + slot->npages)
+			continue;
+		if (((slot->userspace_addr >> S2_GFN_SHIFT) ^ slot->base_gfn) & (n - 1))
+			continue;
+		if ((pi->pfn ^ gfn) & (n - 1))
+			continue;
+		return level;
+	}
+	return 0;
+}
+
+static unsigned s2_fault_prot(const struct kvm_memory_slot *slot, const struct s2_pfn_info *pi,
+			      bool write)
+{
+	unsigned prot = S2_PROT_R | S2_PROT_X | S2_PROT_XU | S2_PROT_ACCESSED;
+
+	if (pi->writable) {
+		prot |= S2_PROT_HOST_WRITABLE;
+		if (!(slot->flags & KVM_MEM_READONLY)) {
+			prot |= S2_PROT_MMU_WRITABLE;
+			/* With dirty logging a read fault maps read-only, so the
+			 * first write is seen (and fixed without the host). */
+			if (write || !(slot->flags & KVM_MEM_LOG_DIRTY_PAGES))
+				prot |= S2_PROT_W;
+		}
+	}
+	if (write)
+		prot |= S2_PROT_DIRTY;
+	return prot;
+}
+
+int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
+{
+	const struct s2_env *env;
+	struct kvm_memory_slot slot;
+	struct s2_pfn_info pi;
+	struct s2_fault f;
+	struct kvm *kvm;
+	uint64_t seq, gen;
+	bool write;
+	int r;
+
+	if (!vcpu)
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	env = kvm->env;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!(access & (S2_ACC_READ | S2_ACC_WRITE | S2_ACC_EXEC)) || (access & ~S2_ACC_VALID))
+		return -EINVAL;
+	if (gpa_to_gfn(gpa) >> (kvm->cfg.gpa_bits - S2_GFN_SHIFT))
+		return -EINVAL;
+	write = access & S2_ACC_WRITE;
+	s2_stat_inc(&vcpu->stat.faults);
+
+	r = kvm_mmu_topup_memory_cache(vcpu);
+	if (r)
+		return r;
+	/* Snapshot before the pfn is resolved; re-checked under mmu_lock. */
+	seq = __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
+	f = (struct s2_fault){ .gfn = gpa_to_gfn(gpa), .access = access };
+	if (s2_memslot_snapshot(kvm, f.gfn, &slot, &gen)) {
+		s2_stat_inc(&vcpu->stat.mmio);
+		return RET_PF_EMULATE_MMIO;
+	}
+	if (write && (slot.flags & KVM_MEM_READONLY)) {
+		s2_stat_inc(&vcpu->stat.ro_write);
+		return RET_PF_RO_WRITE;
+	}
+	pi = (struct s2_pfn_info){ .host_level = 1, .memtype = S2_MT_WB };
+	r = env->ops->gfn_to_pfn(env->ctx, &slot, f.gfn, write, &pi);
+	if (r)
+		return r < 0 ? r : -EFAULT;
+	f.level = s2_pick_level(kvm, &slot, f.gfn, &pi);
+	if ((write && !pi.writable) || !f.level || (pi.pfn >> (kvm->cfg.pa_bits - S2_GFN_SHIFT))) {
+		/* The host cannot back this access as asked. */
+		r = -EFAULT;
+		goto release;
+	}
+	f.hpa = pi.pfn << S2_GFN_SHIFT;
+	f.prot = s2_fault_prot(&slot, &pi, write);
+	f.memtype = pi.memtype;
+
+	s2_mmu_read_lock(kvm);
+	if (s2_invalidate_retry(kvm, seq, f.gfn) ||
+	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
+		r = RET_PF_RETRY;
+	else
+		r = kvm->ops->map(kvm, vcpu, &f);
+	s2_read_unlock(&kvm->mmu_lock);
+
+	switch (r) {
+	case RET_PF_FIXED:
+		s2_stat_inc(&vcpu->stat.fixed);
+		break;
+	case RET_PF_SPURIOUS:
+		s2_stat_inc(&vcpu->stat.spurious);
+		break;
+	case RET_PF_RETRY:
+		s2_stat_inc(&vcpu->stat.retry);
+		break;
+	default:
+		break;
+	}
+release:
+	if (env->ops->release_pfn)
+		env->ops->release_pfn(env->ctx, pi.pfn, write && r == RET_PF_FIXED);
+	return r;
+}
+
+int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
+{
+	return kvm_tdp_page_fault(vcpu, gpa, access);
+}

@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: MIT
+/* VM lifecycle, accessors, statistics and the bugged-VM report. */
+#include "core/kvm_internal.h"
+
+int s2_env_validate(const struct s2_env *env)
+{
+	const struct s2_env_ops *o;
+
+	if (!env || !(o = env->ops))
+		return -EINVAL;
+	if (!o->alloc_table || !o->free_table || !o->zalloc || !o->free || !o->gfn_to_pfn ||
+	    !o->synchronize_rcu)
+		return -EINVAL;
+	if (o->call_rcu && !o->rcu_barrier)
+		return -EINVAL;
+	if (!o->rcu_read_lock != !o->rcu_read_unlock)
+		return -EINVAL;
+	return 0;
+}
+
+static char *s2_put_hex(char *p, char *end, uint64_t v)
+{
+	char tmp[16];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	if (p < end)
+		*p++ = '0';
+	if (p < end)
+		*p++ = 'x';
+	while (n && p < end)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *s2_put_str(char *p, char *end, const char *s)
+{
+	while (*s && p < end)
+		*p++ = *s++;
+	return p;
+}
+
+void s2_log(const struct kvm *kvm, enum s2_log_level lvl, const char *msg, uint64_t val)
+{
+	char buf[160];
+	char *p = buf, *end = buf + sizeof(buf) - 1;
+
+	if (!kvm->env->ops->log)
+		return;
+	p = s2_put_str(p, end, "s2mmu: ");
+	p = s2_put_str(p, end, msg);
+	p = s2_put_str(p, end, " ");
+	p = s2_put_hex(p, end, val);
+	*p = 0;
+	kvm->env->ops->log(kvm->env->ctx, lvl, buf);
+}
+
+void kvm_bug(struct kvm *kvm, const char *msg, uint64_t val)
+{
+	if (__atomic_exchange_n(&kvm->bugged, true, __ATOMIC_RELAXED))
+		return;
+	s2_log(kvm, S2_LOG_ERR, msg, val);
+	s2_log(kvm, S2_LOG_ERR, "VM marked bugged; every later call returns -EIO, fmt", kvm->cfg.vmid);
+}
+
+bool kvm_is_bugged(const struct kvm *kvm)
+{
+	return kvm && s2_kvm_dead(kvm);
+}
+
+static int s2_check_params(const struct kvm_vm_params *p, const struct s2_fmt_ops **ops,
+			   struct s2_fmt_cfg *cfg, unsigned *max_leaf)
+{
+	int r;
+
+	if (!p || s2_env_validate(p->env))
+		return -EINVAL;
+	*ops = s2_fmt_lookup(p->fmt);
+	if (!*ops)
+		return -EINVAL;
+	*cfg = (struct s2_fmt_cfg){ 0 };
+	r = (*ops)->init_cfg(cfg, p);
+	if (r)
+		return r;
+	if (cfg->levels < 2 || cfg->levels > S2_MAX_LEVELS || cfg->page_shift < 12 ||
+	    cfg->max_leaf_level < 1 || cfg->max_leaf_level > cfg->levels)
+		return -EINVAL;
+	*max_leaf = cfg->max_leaf_level;
+	if (*max_leaf > CONFIG_S2_MAX_LEAF_LEVEL)
+		*max_leaf = CONFIG_S2_MAX_LEAF_LEVEL;
+	if (p->max_leaf_level) {
+		if (p->max_leaf_level > cfg->max_leaf_level)
+			return -EINVAL;
+		if (p->max_leaf_level < *max_leaf)
+			*max_leaf = p->max_leaf_level;
+	}
+	if (p->max_vcpus > 4096)
+		return -EINVAL;
+	return 0;
+}
+
+int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
+{
+	const struct s2_fmt_ops *ops;
+	struct s2_fmt_cfg cfg;
+	unsigned max_leaf;
+	const struct s2_env *env;
+	struct kvm *kvm;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	r = s2_check_params(p, &ops, &cfg, &max_leaf);
+	if (r)
+		return r;
+	env = p->env;
+	kvm = env->ops->zalloc(env->ctx, sizeof(*kvm));
+	if (!kvm)
+		return -ENOMEM;
+	kvm->ops = ops;
+	kvm->cfg = cfg;
+	kvm->cfg.vmid = p->vmid;
+	kvm->env = env;
+	kvm->max_leaf_level = (uint8_t)max_leaf;
+	kvm->max_vcpus = p->max_vcpus ? p->max_vcpus : 64;
+	kvm->vcpus = env->ops->zalloc(env->ctx, sizeof(*kvm->vcpus) * kvm->max_vcpus);
+	kvm->memslots = env->ops->zalloc(env->ctx, sizeof(*kvm->memslots));
+	kvm->root = env->ops->alloc_table(env->ctx, s2_root_bytes(&cfg), &kvm->root_pa);
+	if (!kvm->vcpus || !kvm->memslots || !kvm->root) {
+		if (kvm->root)
+			env->ops->free_table(env->ctx, kvm->root, kvm->root_pa,
+					     s2_root_bytes(&cfg));
+		if (kvm->memslots)
+			env->ops->free(env->ctx, kvm->memslots);
+		if (kvm->vcpus)
+			env->ops->free(env->ctx, kvm->vcpus);
+		env->ops->free(env->ctx, kvm);
+		return -ENOMEM;
+	}
+	*out = kvm;
+	return 0;
+}
+
+void s2_vcpu_free(struct kvm_vcpu *vcpu);
+
+void kvm_destroy_vm(struct kvm *kvm)
+{
+	const struct s2_env *env;
+	struct s2_change_acc acc;
+
+	if (!kvm)
+		return;
+	env = kvm->env;
+	kvm->destroying = true;
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	struct s2_range_op op = {
+		.kind = S2_RANGE_ZAP,
+		.start = 0,
+		.end = 1ull << (kvm->cfg.gpa_bits - S2_GFN_SHIFT),
+		.acc = &acc,
+	};
+	(void)s2_range(kvm, &op);
+	s2_mmu_write_unlock(kvm, &acc);
+	if (env->ops->rcu_barrier)
+		env->ops->rcu_barrier(env->ctx);
+	for (unsigned i = 0; i < kvm->max_vcpus; i++)
+		if (kvm->vcpus[i])
+			s2_vcpu_free(kvm->vcpus[i]);
+	env->ops->free_table(env->ctx, kvm->root, kvm->root_pa, s2_root_bytes(&kvm->cfg));
+	env->ops->free(env->ctx, kvm->memslots);
+	env->ops->free(env->ctx, kvm->vcpus);
+	env->ops->free(env->ctx, kvm);
+}
+
+hpa_t kvm_mmu_root_hpa(const struct kvm *kvm)
+{
+	return kvm ? kvm->root_pa : 0;
+}
+
+const struct s2_fmt_cfg *kvm_fmt_cfg(const struct kvm *kvm)
+{
+	return kvm ? &kvm->cfg : NULL;
+}
+
+enum s2_fmt_id kvm_fmt(const struct kvm *kvm)
+{
+	return kvm ? kvm->ops->id : 0;
+}
+
+unsigned kvm_gpa_bits(const struct kvm *kvm)
+{
+	return kvm ? kvm->cfg.gpa_bits : 0;
+}
+
+unsigned kvm_mmu_levels(const struct kvm *kvm)
+{
+	return kvm ? kvm->cfg.levels : 0;
+}
+
+static uint64_t s2_ld(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
+{
+	int64_t leaves[S2_MAX_LEVELS + 1] = { 0 };
+
+	if (!kvm || !out)
+		return -EINVAL;
+	*out = (struct kvm_mmu_stats){ 0 };
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (!v)
+			continue;
+		out->faults += s2_ld(&v->stat.faults);
+		out->faults_fixed += s2_ld(&v->stat.fixed);
+		out->faults_spurious += s2_ld(&v->stat.spurious);
+		out->faults_retry += s2_ld(&v->stat.retry);
+		out->exits_mmio += s2_ld(&v->stat.mmio);
+		out->exits_ro_write += s2_ld(&v->stat.ro_write);
+		for (int l = 1; l <= S2_MAX_LEVELS; l++)
+			leaves[l] += (int64_t)s2_ld((const uint64_t *)&v->stat.leaves[l]);
+	}
+	for (int l = 1; l <= S2_MAX_LEVELS; l++) {
+		leaves[l] += (int64_t)s2_ld((const uint64_t *)&kvm->stat_leaves_removed[l]);
+		out->cur_leaves[l] = leaves[l] > 0 ? (uint64_t)leaves[l] : 0;
+	}
+	out->flushes = s2_ld(&kvm->stat_flushes);
+	out->flushes_range = s2_ld(&kvm->stat_flushes_range);
+	out->zapped_leaves = s2_ld(&kvm->stat_zapped);
+	out->refused_changes = s2_ld(&kvm->stat_refused);
+	int64_t tp = (int64_t)s2_ld((const uint64_t *)&kvm->stat_table_pages);
+	out->cur_table_pages = tp > 0 ? (uint64_t)tp : 0;
+	return 0;
+}
+
+static char *s2_put_dec(char *p, char *end, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n && p < end)
+		*p++ = tmp[--n];
+	return p;
+}
+
+int kvm_format_stats(const struct kvm *kvm, char *buf, size_t len)
+{
+	struct kvm_mmu_stats s;
+	char *p = buf, *end;
+	static const char *const lvl[] = { "", "L1", "L2", "L3", "L4", "L5" };
+
+	if (!buf || !len || kvm_get_stats(kvm, &s))
+		return -EINVAL;
+	end = buf + len - 1;
+	p = s2_put_str(p, end, "faults=");
+	p = s2_put_dec(p, end, s.faults);
+	p = s2_put_str(p, end, " fixed=");
+	p = s2_put_dec(p, end, s.faults_fixed);
+	p = s2_put_str(p, end, " spurious=");
+	p = s2_put_dec(p, end, s.faults_spurious);
+	p = s2_put_str(p, end, " mmio=");
+	p = s2_put_dec(p, end, s.exits_mmio);
+	p = s2_put_str(p, end, " ro_write=");
+	p = s2_put_dec(p, end, s.exits_ro_write);
+	p = s2_put_str(p, end, " leaves:");
+	for (unsigned l = 1; l <= kvm->cfg.levels; l++) {
+		p = s2_put_str(p, end, " ");
+		p = s2_put_str(p, end, lvl[l]);
+		p = s2_put_str(p, end, "=");
+		p = s2_put_dec(p, end, s.cur_leaves[l]);
+	}
+	p = s2_put_str(p, end, " flushes=");
+	p = s2_put_dec(p, end, s.flushes);
+	p = s2_put_str(p, end, " ranged_flushes=");
+	p = s2_put_dec(p, end, s.flushes_range);
+	p = s2_put_str(p, end, " zapped=");
+	p = s2_put_dec(p, end, s.zapped_leaves);
+	p = s2_put_str(p, end, " table_pages=");
+	p = s2_put_dec(p, end, s.cur_table_pages);
+	*p = 0;
+	return (int)(p - buf);
+}

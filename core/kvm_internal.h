@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct kvm and struct kvm_vcpu, shared by core/, flush/ and notifier/ and
+ * by white-box tests. Not installed.
+ */
+#ifndef S2MMU_CORE_KVM_INTERNAL_H
+#define S2MMU_CORE_KVM_INTERNAL_H
+
+#include "core/fmt_api.h"
+#include "core/lock.h"
+#include "s2mmu/config.h"
+#include "s2mmu/errno.h"
+#include "s2mmu/flush.h"
+#include "s2mmu/kvm.h"
+#include "s2mmu/memslot.h"
+#include "s2mmu/mmu.h"
+#include "s2mmu/vcpu.h"
+
+#ifndef CONFIG_S2_MAX_LEAF_LEVEL
+#define CONFIG_S2_MAX_LEAF_LEVEL 3
+#endif
+#ifndef CONFIG_S2_MAX_MEMSLOTS
+#define CONFIG_S2_MAX_MEMSLOTS 512
+#endif
+
+#define S2_ALWAYS_INLINE inline __attribute__((always_inline))
+#define s2_likely(x) __builtin_expect(!!(x), 1)
+#define s2_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* An immutable, sorted (by base_gfn) memslot array; replaced, never edited. */
+struct s2_memslots {
+	uint64_t generation;
+	unsigned nr;
+	struct kvm_memory_slot slots[];
+};
+
+/* Table pages a fault may need, allocated before mmu_lock is taken. */
+#define S2_CACHE_CAP 8
+struct s2_page {
+	void *va;
+	hpa_t pa;
+};
+struct s2_mmu_cache {
+	unsigned nr;
+	struct s2_page pages[S2_CACHE_CAP];
+};
+
+/* Per-vcpu counters: written only by their vcpu's thread (relaxed atomics so
+ * kvm_get_stats may read them concurrently). */
+struct s2_vcpu_stats {
+	uint64_t faults, fixed, spurious, retry, mmio, ro_write;
+	int64_t leaves[S2_MAX_LEVELS + 1]; /* leaves this vcpu installed, net */
+};
+
+struct kvm_vcpu {
+	struct kvm *kvm;
+	unsigned id;
+	uint32_t mode;     /* enum kvm_vcpu_mode */
+	uint64_t requests; /* bit per KVM_REQ_* */
+	void *priv;
+	struct s2_mmu_cache cache;
+	struct s2_vcpu_stats stat;
+};
+
+struct kvm {
+	const struct s2_fmt_ops *ops;
+	struct s2_fmt_cfg cfg;
+	const struct s2_env *env;
+	hpa_t root_pa;
+	s2_pte_t *root;
+	uint8_t max_leaf_level; /* cfg clamped by Kconfig and params */
+
+	struct s2_rwlock mmu_lock;
+	struct s2_spinlock slots_lock; /* serialises memslot updates */
+	struct s2_memslots *memslots;  /* RCU-published */
+	uint64_t memslots_gen;         /* bumped before a slot update zaps */
+
+	/* Invalidation protocol (notifier/): faults retry against these. */
+	uint64_t mmu_invalidate_seq;
+	uint64_t mmu_invalidate_in_progress;
+	gfn_t mmu_invalidate_range_start;
+	gfn_t mmu_invalidate_range_end;
+
+	unsigned max_vcpus;
+	unsigned nr_vcpus;
+	struct kvm_vcpu **vcpus;
+	struct s2_spinlock vcpus_lock;
+
+	bool bugged;
+	bool destroying;
+
+	/* Counters not owned by a vcpu (atomics). */
+	uint64_t stat_flushes, stat_flushes_range, stat_zapped, stat_refused;
+	int64_t stat_leaves_removed[S2_MAX_LEVELS + 1]; /* subtracted from installs */
+	int64_t stat_table_pages;
+	uint64_t stat_faults_nonvcpu;
+};
+
+/* ---- environment helpers ---- */
+static inline void *s2_phys_to_virt(const struct kvm *kvm, hpa_t pa)
+{
+	const struct s2_env *env = kvm->env;
+
+	if (env->ops->phys_to_virt)
+		return env->ops->phys_to_virt(env->ctx, pa);
+	return (void *)(uintptr_t)(pa + (uint64_t)env->virt_offset);
+}
+
+void s2_log(const struct kvm *kvm, enum s2_log_level lvl, const char *msg, uint64_t val);
+
+/*
+ * Mark @kvm bugged: log @msg (with @val) once and make every later call
+ * return -EIO. For invariants that failed, never for bad input.
+ */
+void kvm_bug(struct kvm *kvm, const char *msg, uint64_t val);
+
+static inline bool s2_kvm_dead(const struct kvm *kvm)
+{
+	return __atomic_load_n(&kvm->bugged, __ATOMIC_RELAXED);
+}
+
+static inline void s2_stat_inc(uint64_t *p)
+{
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+static inline void s2_stat_add_shared(uint64_t *p, uint64_t v)
+{
+	__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+/* ---- changes of entries: see core/change.h for the rules ---- */
+
+/*
+ * What one operation owes before it drops mmu_lock: a flush (and its gfn
+ * range), statistics, and unlinked tables to free after a grace period.
+ */
+struct s2_change_acc {
+	bool flush;
+	gfn_t flush_start, flush_end;
+	uint64_t zapped;
+	int64_t leaves[S2_MAX_LEVELS + 1];
+	int64_t table_pages;
+	hpa_t free_head; /* unlinked tables, linked through their entry 0 */
+	uint64_t free_nr;
+};
+
+static inline void s2_acc_init(struct s2_change_acc *acc)
+{
+	*acc = (struct s2_change_acc){ .flush_start = ~0ull };
+}
+
+static inline void s2_acc_need_flush(struct s2_change_acc *acc, gfn_t start, gfn_t end)
+{
+	acc->flush = true;
+	if (start < acc->flush_start)
+		acc->flush_start = start;
+	if (end > acc->flush_end)
+		acc->flush_end = end;
+}
+
+/* Issue the owed flush and fold statistics in. Called with mmu_lock held,
+ * right before it is dropped; this is the only place an operation flushes. */
+void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc);
+/* After mmu_lock is dropped: free the tables @acc unlinked, after RCU. */
+void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc);
+
+/* mmu_lock with its settle step, so no path can drop the lock owing a flush. */
+static inline void s2_mmu_write_lock(struct kvm *kvm)
+{
+	s2_write_lock(&kvm->mmu_lock, kvm->env);
+}
+static inline void s2_mmu_write_unlock(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	s2_acc_settle(kvm, acc);
+	s2_write_unlock(&kvm->mmu_lock);
+	s2_acc_free_tables(kvm, acc);
+}
+static inline void s2_mmu_read_lock(struct kvm *kvm)
+{
+	s2_read_lock(&kvm->mmu_lock, kvm->env);
+}
+static inline void s2_mmu_read_unlock(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	s2_acc_settle(kvm, acc);
+	s2_read_unlock(&kvm->mmu_lock);
+	s2_acc_free_tables(kvm, acc);
+}
+
+/* ---- range operations (one walker, many visitors) ---- */
+enum s2_range_kind {
+	S2_RANGE_ZAP = 1,       /* make every leaf non-present, free empty tables */
+	S2_RANGE_WRPROTECT_MMU, /* clear MMU-writable and W (write tracking) */
+	S2_RANGE_WRPROTECT,     /* clear W only (dirty logging) */
+	S2_RANGE_AGE,           /* clear Accessed, report young */
+	S2_RANGE_TEST_AGE,      /* report young, stop at the first */
+	S2_RANGE_NR
+};
+
+struct s2_range_op {
+	enum s2_range_kind kind;
+	gfn_t start, end;       /* half-open, in 4 KiB gfns */
+	struct s2_change_acc *acc;
+	long result;            /* leaves changed / young found */
+	void *arg;              /* the kind's own argument */
+};
+
+/* Run @op's kind over its range. Caller holds mmu_lock as the kind needs. */
+static inline long s2_range(struct kvm *kvm, struct s2_range_op *op)
+{
+	return kvm->ops->range(kvm, op);
+}
+
+/* The fault, after the format-neutral part has resolved everything. */
+struct s2_fault {
+	gfn_t gfn;
+	unsigned access;     /* S2_ACC_* */
+	int level;           /* leaf level to install (may shrink) */
+	hpa_t hpa;           /* aligned to the level */
+	unsigned prot;       /* S2_PROT_* */
+	unsigned memtype;
+	int installed_level; /* out: level of the leaf installed/found */
+};
+
+/* Fetch a zeroed table page from @vcpu's cache (NULL when empty). */
+static inline bool s2_cache_pop(struct kvm_vcpu *vcpu, struct s2_page *pg)
+{
+	if (!vcpu->cache.nr)
+		return false;
+	*pg = vcpu->cache.pages[--vcpu->cache.nr];
+	return true;
+}
+static inline void s2_cache_push(struct kvm_vcpu *vcpu, const struct s2_page *pg)
+{
+	vcpu->cache.pages[vcpu->cache.nr++] = *pg;
+}
+
+/* Zap [start, end) with mmu_lock held for write; flush owed goes to @acc. */
+long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_change_acc *acc);
+
+/* The ops table of a built-in format, or NULL. */
+const struct s2_fmt_ops *s2_fmt_lookup(enum s2_fmt_id id);
+
+/* Memslot lookup in a published array (O(log n)); NULL when none. */
+const struct kvm_memory_slot *s2_memslots_find(const struct s2_memslots *ms, gfn_t gfn);
+
+/* Copy the memslot holding @gfn (RCU-safe) and the generation seen. */
+int s2_memslot_snapshot(const struct kvm *kvm, gfn_t gfn, struct kvm_memory_slot *out,
+			uint64_t *gen);
+
+/* Fault paths use these to validate mmu_invalidate_* (notifier/). */
+static inline bool s2_invalidate_retry(struct kvm *kvm, uint64_t seq, gfn_t gfn)
+{
+	if (s2_unlikely(__atomic_load_n(&kvm->mmu_invalidate_in_progress, __ATOMIC_RELAXED)) &&
+	    gfn >= kvm->mmu_invalidate_range_start && gfn < kvm->mmu_invalidate_range_end)
+		return true;
+	return __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_RELAXED) != seq;
+}
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core's locks, built on compiler atomics so they need no OS: mmu_lock is
+ * a reader-writer spinlock whose read side faults share, and a plain spinlock
+ * serialises memslot updates. Waiting spins through env->relax (pause,
+ * sched_yield, wfe), which is the only host service they use.
+ */
+#ifndef S2MMU_CORE_LOCK_H
+#define S2MMU_CORE_LOCK_H
+
+#include "s2mmu/env.h"
+
+/* bit 31: a writer holds the lock; bit 30: a writer waits (readers back off,
+ * so a stream of faults cannot starve a zap); bits 29..0: readers. */
+#define S2_RW_WRITER 0x80000000u
+#define S2_RW_PENDING 0x40000000u
+
+struct s2_rwlock {
+	uint32_t v;
+};
+
+struct s2_spinlock {
+	uint32_t v;
+};
+
+static inline void s2_relax(const struct s2_env *env)
+{
+	if (env->ops->relax)
+		env->ops->relax(env->ctx);
+}
+
+static inline void s2_read_lock(struct s2_rwlock *l, const struct s2_env *env)
+{
+	for (;;) {
+		uint32_t x = __atomic_fetch_add(&l->v, 1, __ATOMIC_ACQUIRE);
+
+		if (!(x & (S2_RW_WRITER | S2_RW_PENDING)))
+			return;
+		__atomic_fetch_sub(&l->v, 1, __ATOMIC_RELAXED);
+		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
+			s2_relax(env);
+	}
+}
+
+static inline void s2_read_unlock(struct s2_rwlock *l)
+{
+	__atomic_fetch_sub(&l->v, 1, __ATOMIC_RELEASE);
+}
+
+static inline void s2_write_lock(struct s2_rwlock *l, const struct s2_env *env)
+{
+	for (;;) {
+		uint32_t x = __atomic_load_n(&l->v, __ATOMIC_RELAXED);
+
+		if ((x == 0 || x == S2_RW_PENDING) &&
+		    __atomic_compare_exchange_n(&l->v, &x, S2_RW_WRITER, false, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return;
+		/* Another writer's acquisition consumed the pending bit: raise it
+		 * again so new readers keep backing off. */
+		if (!(x & S2_RW_PENDING))
+			__atomic_fetch_or(&l->v, S2_RW_PENDING, __ATOMIC_RELAXED);
+		s2_relax(env);
+	}
+}
+
+static inline void s2_write_unlock(struct s2_rwlock *l)
+{
+	__atomic_fetch_and(&l->v, ~S2_RW_WRITER, __ATOMIC_RELEASE);
+}
+
+static inline bool s2_rwlock_is_write_locked(const struct s2_rwlock *l)
+{
+	return __atomic_load_n(&l->v, __ATOMIC_RELAXED) & S2_RW_WRITER;
+}
+
+static inline void s2_spin_lock(struct s2_spinlock *l, const struct s2_env *env)
+{
+	uint32_t z = 0;
+
+	while (!__atomic_compare_exchange_n(&l->v, &z, 1, false, __ATOMIC_ACQUIRE,
+					    __ATOMIC_RELAXED)) {
+		z = 0;
+		s2_relax(env);
+	}
+}
+
+static inline void s2_spin_unlock(struct s2_spinlock *l)
+{
+	__atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+}
+
+#endif

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Format-neutral MMU operations: settling what a change owes (the single
+ * place a flush is decided and issued), deferred freeing of unlinked tables,
+ * zap and inspection entry points.
+ */
+#include "core/kvm_internal.h"
+
+void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	if (acc->flush) {
+		kvm_flush_remote_tlbs_range(kvm, acc->flush_start,
+					    acc->flush_end - acc->flush_start);
+		acc->flush = false;
+		acc->flush_start = ~0ull;
+		acc->flush_end = 0;
+	}
+	for (int l = 1; l <= S2_MAX_LEVELS; l++) {
+		if (acc->leaves[l]) {
+			__atomic_fetch_add(&kvm->stat_leaves_removed[l], acc->leaves[l],
+					   __ATOMIC_RELAXED);
+			acc->leaves[l] = 0;
+		}
+	}
+	if (acc->zapped) {
+		__atomic_fetch_add(&kvm->stat_zapped, acc->zapped, __ATOMIC_RELAXED);
+		acc->zapped = 0;
+	}
+	if (acc->table_pages) {
+		__atomic_fetch_add(&kvm->stat_table_pages, acc->table_pages, __ATOMIC_RELAXED);
+		acc->table_pages = 0;
+	}
+}
+
+/* A list of unlinked tables waiting for a grace period. */
+struct s2_free_batch {
+	const struct s2_env *env;
+	hpa_t head;
+	size_t bytes;
+};
+
+static void *s2_env_p2v(const struct s2_env *env, hpa_t pa)
+{
+	if (env->ops->phys_to_virt)
+		return env->ops->phys_to_virt(env->ctx, pa);
+	return (void *)(uintptr_t)(pa + (uint64_t)env->virt_offset);
+}
+
+static void s2_free_list(const struct s2_env *env, hpa_t head, size_t bytes)
+{
+	while (head) {
+		s2_pte_t *t = s2_env_p2v(env, head);
+		hpa_t next = t[0] & ~(hpa_t)0xfff;
+
+		env->ops->free_table(env->ctx, t, head, bytes);
+		head = next;
+	}
+}
+
+static void s2_free_batch_cb(void *arg)
+{
+	struct s2_free_batch *b = arg;
+	const struct s2_env *env = b->env;
+
+	s2_free_list(env, b->head, b->bytes);
+	env->ops->free(env->ctx, b);
+}
+
+void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	const struct s2_env *env = kvm->env;
+	size_t bytes = (size_t)s2_table_bytes(&kvm->cfg);
+	struct s2_free_batch *b;
+
+	if (!acc->free_head)
+		return;
+	if (env->ops->call_rcu) {
+		b = env->ops->zalloc(env->ctx, sizeof(*b));
+		if (b) {
+			*b = (struct s2_free_batch){ env, acc->free_head, bytes };
+			if (!env->ops->call_rcu(env->ctx, s2_free_batch_cb, b))
+				goto queued;
+			env->ops->free(env->ctx, b);
+		}
+	}
+	/* No call_rcu, or no memory for the batch: wait here instead. */
+	env->ops->synchronize_rcu(env->ctx);
+	s2_free_list(env, acc->free_head, bytes);
+queued:
+	acc->free_head = 0;
+	acc->free_nr = 0;
+}
+
+static gfn_t s2_gfn_limit(const struct kvm *kvm)
+{
+	return 1ull << (kvm->cfg.gpa_bits - S2_GFN_SHIFT);
+}
+
+/* Zap [start, end) under the write side of mmu_lock. */
+long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_change_acc *acc)
+{
+	struct s2_range_op op = { .kind = S2_RANGE_ZAP, .start = start, .end = end, .acc = acc };
+
+	return s2_range(kvm, &op);
+}
+
+long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
+{
+	struct s2_change_acc acc;
+	long r;
+
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (gfn_start >= gfn_end || gfn_end > s2_gfn_limit(kvm))
+		return -EINVAL;
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	r = s2_zap_range_locked(kvm, gfn_start, gfn_end, &acc);
+	s2_mmu_write_unlock(kvm, &acc);
+	return r;
+}
+
+long kvm_mmu_zap_all(struct kvm *kvm)
+{
+	if (!kvm)
+		return -EINVAL;
+	return kvm_zap_gfn_range(kvm, 0, s2_gfn_limit(kvm));
+}
+
+int kvm_mmu_lookup(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out)
+{
+	struct s2_change_acc acc;
+	int r;
+
+	if (!kvm || !out)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (gpa_to_gfn(gpa) >= s2_gfn_limit(kvm))
+		return -EINVAL;
+	s2_acc_init(&acc);
+	s2_mmu_read_lock(kvm);
+	r = kvm->ops->lookup(kvm, gpa, out);
+	s2_mmu_read_unlock(kvm, &acc);
+	return r;
+}
+
+int kvm_mmu_for_each_leaf(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end, s2_leaf_fn fn,
+			  void *arg)
+{
+	struct s2_change_acc acc;
+	int r;
+
+	if (!kvm || !fn)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (gfn_start >= gfn_end || gfn_end > s2_gfn_limit(kvm))
+		return -EINVAL;
+	s2_acc_init(&acc);
+	s2_mmu_read_lock(kvm);
+	r = kvm->ops->for_each_leaf(kvm, gfn_start, gfn_end, fn, arg);
+	s2_mmu_read_unlock(kvm, &acc);
+	return r;
+}

@@ -1,0 +1,654 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hot algorithms of the MMU, compiled once per format.
+ *
+ * fmt/<name>/instance.c includes its fmt.h, defines FMT_SYM and includes this
+ * file, so every fmt_* call below is an inline of that format: the optimiser
+ * sees the real bit operations and no indirect call is made per entry. The
+ * instance exports `const struct s2_fmt_ops s2_fmt_ops_<FMT_SYM>`, which the
+ * public API calls once per operation.
+ *
+ * Three pieces live here:
+ *  - the change handler: every write of an entry goes through set_atomic()
+ *    or set_locked(), which refuse what rule 1 forbids and record in a
+ *    struct s2_change_acc what rule 2 says must be flushed;
+ *  - the walker: one depth-first iteration over [start, end) that calls a
+ *    visitor at leaves and before/after tables; zap, write-protect and age
+ *    are visitors;
+ *  - the fault install: one descent for one gfn with compare-and-exchange.
+ */
+#ifndef FMT_SYM
+#error "define FMT_SYM before including core/mmu_tmpl.h"
+#endif
+
+#include "core/kvm_internal.h"
+#include "fmt/defaults.h"
+
+#define S2_CAT2(a, b) a##_##b
+#define S2_CAT(a, b) S2_CAT2(a, b)
+#define S2_FN(name) S2_CAT(name, FMT_SYM)
+
+static inline s2_pte_t S2_FN(pte_load)(const s2_pte_t *ptep)
+{
+	/* Acquire: a table found through this entry is read after it. */
+	return __atomic_load_n(ptep, __ATOMIC_ACQUIRE);
+}
+
+static inline unsigned S2_FN(index)(const struct s2_fmt_cfg *c, gpa_t gpa, int level)
+{
+	return (unsigned)(gpa >> s2_level_shift(c, level)) & ((1u << s2_level_bits(c, level)) - 1);
+}
+
+static inline s2_pte_t *S2_FN(table_va)(struct kvm *kvm, s2_pte_t pte, int level)
+{
+	return s2_phys_to_virt(kvm, fmt_table_hpa(&kvm->cfg, pte, level));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The change handler                                                        */
+/* ------------------------------------------------------------------------ */
+
+static inline bool S2_FN(is_leaf_at)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
+{
+	return fmt_is_present(c, pte, level) && fmt_is_leaf(c, pte, level);
+}
+
+/*
+ * Rule 1: a present leaf never becomes a present leaf of another output
+ * address in one step; that needs zap, flush, install. Everything else is a
+ * legal single step (permission and A/D changes, zaps, leaf <-> table with
+ * a flush owed).
+ */
+static inline bool S2_FN(change_allowed)(const struct s2_fmt_cfg *c, s2_pte_t old, s2_pte_t new,
+					 int level)
+{
+	if (!S2_FN(is_leaf_at)(c, old, level) || !S2_FN(is_leaf_at)(c, new, level))
+		return true;
+	return fmt_leaf_hpa(c, old, level) == fmt_leaf_hpa(c, new, level);
+}
+
+/*
+ * Rule 2, and the bookkeeping: record what the change of the entry at
+ * (@gfn, @level) from @old to @new owes. A zap of anything present owes a
+ * flush of the range the entry covered; losing MMU-writable owes one even
+ * if the leaf was already read-only in hardware (a stale writable TLB entry
+ * may survive from before). Clearing Accessed, clearing hardware W for dirty
+ * logging and refreshing a read-only leaf owe nothing here.
+ */
+static inline void S2_FN(account_change)(struct kvm *kvm, struct s2_change_acc *acc, gfn_t gfn,
+					 s2_pte_t old, s2_pte_t new, int level)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	bool was_present = fmt_is_present(c, old, level);
+	bool is_present = fmt_is_present(c, new, level);
+	bool was_leaf = was_present && fmt_is_leaf(c, old, level);
+	bool is_leaf = is_present && fmt_is_leaf(c, new, level);
+	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
+	gfn_t base = gfn & ~(pages - 1);
+
+	if (was_leaf != is_leaf || (was_leaf && !is_present)) {
+		if (was_leaf)
+			acc->leaves[level]--;
+		if (is_leaf)
+			acc->leaves[level]++;
+	}
+	if (was_present && !is_present) {
+		s2_acc_need_flush(acc, base, base + pages);
+		if (was_leaf)
+			acc->zapped++;
+		return;
+	}
+	if (was_leaf && !is_leaf) { /* a leaf replaced by a table: split */
+		s2_acc_need_flush(acc, base, base + pages);
+		return;
+	}
+	if (was_leaf && is_leaf && fmt_is_mmu_writable(c, old, level) &&
+	    !fmt_is_mmu_writable(c, new, level))
+		s2_acc_need_flush(acc, base, base + pages);
+}
+
+static inline void S2_FN(refuse)(struct kvm *kvm, gfn_t gfn)
+{
+	__atomic_fetch_add(&kvm->stat_refused, 1, __ATOMIC_RELAXED);
+	kvm_bug(kvm, "refused to replace a present leaf's pfn without a zap at gfn", gfn);
+}
+
+/*
+ * Install @new over *@old with compare-and-exchange, for paths that hold the
+ * read side of mmu_lock. Returns 0; -EBUSY when the entry changed under us,
+ * with *@old refreshed so the caller retries on the fresh value; -EIO when
+ * the change is refused (rule 1; the VM is then bugged).
+ */
+static inline S2_MUST_CHECK int S2_FN(set_atomic)(struct kvm *kvm, struct s2_change_acc *acc,
+						  s2_pte_t *ptep, s2_pte_t *old, s2_pte_t new,
+						  gfn_t gfn, int level)
+{
+	if (s2_unlikely(!S2_FN(change_allowed)(&kvm->cfg, *old, new, level))) {
+		S2_FN(refuse)(kvm, gfn);
+		return -EIO;
+	}
+	if (!__atomic_compare_exchange_n(ptep, old, new, false, __ATOMIC_RELEASE,
+					 __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	S2_FN(account_change)(kvm, acc, gfn, *old, new, level);
+	return 0;
+}
+
+/*
+ * Write @new under the write side of mmu_lock. The exchange is atomic
+ * because hardware may still set A/D in the old value until the flush; the
+ * value actually replaced is returned. Returns -EIO when refused (rule 1).
+ */
+static inline S2_MUST_CHECK int S2_FN(set_locked)(struct kvm *kvm, struct s2_change_acc *acc,
+						  s2_pte_t *ptep, s2_pte_t old, s2_pte_t new,
+						  gfn_t gfn, int level, s2_pte_t *replaced)
+{
+	if (s2_unlikely(!S2_FN(change_allowed)(&kvm->cfg, old, new, level))) {
+		S2_FN(refuse)(kvm, gfn);
+		return -EIO;
+	}
+	old = __atomic_exchange_n(ptep, new, __ATOMIC_ACQ_REL);
+	S2_FN(account_change)(kvm, acc, gfn, old, new, level);
+	if (replaced)
+		*replaced = old;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The walker                                                                */
+/* ------------------------------------------------------------------------ */
+
+enum {
+	S2_VISIT_LEAF = 1u << 0,       /* a present leaf overlapping the range */
+	S2_VISIT_TABLE_PRE = 1u << 1,  /* a table entry, before its children */
+	S2_VISIT_TABLE_POST = 1u << 2, /* a table entry, after its children */
+};
+
+struct s2_visit {
+	s2_pte_t *ptep;
+	s2_pte_t old;
+	gpa_t addr;  /* start of the span the entry covers */
+	int level;
+	unsigned what; /* S2_VISIT_* */
+};
+
+/* A visitor returns 0 to go on, >0 to stop the walk (returned), <0 error. */
+typedef long (*s2_visitor_fn)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v);
+
+/*
+ * Depth-first over every entry whose span overlaps [start, end) (byte
+ * addresses). The iteration keeps one table pointer per level: step down
+ * into a table, step sideways to the next entry, step up when an index wraps
+ * or the range ends, calling TABLE_POST on the way up. Always inlined with a
+ * constant visitor, so each operation compiles to its own loop.
+ */
+static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op, gpa_t start,
+					 gpa_t end, unsigned what, s2_visitor_fn fn)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const int top = c->levels;
+	s2_pte_t *tbl[S2_MAX_LEVELS + 2];
+	int level = top;
+	gpa_t addr = start;
+	long r;
+
+	tbl[top] = kvm->root;
+	for (;;) {
+		unsigned shift = s2_level_shift(c, level);
+		s2_pte_t *ptep = &tbl[level][S2_FN(index)(c, addr, level)];
+		s2_pte_t old = S2_FN(pte_load)(ptep);
+		gpa_t span = addr & ~((1ull << shift) - 1);
+
+		if (fmt_is_present(c, old, level)) {
+			if (level > 1 && !fmt_is_leaf(c, old, level)) {
+				if (what & S2_VISIT_TABLE_PRE) {
+					struct s2_visit v = { ptep, old, span, level,
+							      S2_VISIT_TABLE_PRE };
+					r = fn(kvm, op, &v);
+					if (r)
+						return r;
+					old = S2_FN(pte_load)(ptep);
+				}
+				if (fmt_is_present(c, old, level) && !fmt_is_leaf(c, old, level)) {
+					tbl[level - 1] = S2_FN(table_va)(kvm, old, level);
+					level--;
+					continue;
+				}
+			} else if (what & S2_VISIT_LEAF) {
+				struct s2_visit v = { ptep, old, span, level, S2_VISIT_LEAF };
+
+				r = fn(kvm, op, &v);
+				if (r)
+					return r;
+			}
+		}
+		/* Step sideways; step up while the table is done or the range ended. */
+		addr = span + (1ull << shift);
+		while (level < top) {
+			unsigned up_shift = s2_level_shift(c, level + 1);
+			bool table_done = !(addr & ((1ull << up_shift) - 1));
+
+			if (!table_done && addr < end)
+				break;
+			level++;
+			if (what & S2_VISIT_TABLE_POST) {
+				gpa_t tspan = (addr - 1) & ~((1ull << up_shift) - 1);
+				s2_pte_t *pp = &tbl[level][S2_FN(index)(c, tspan, level)];
+				struct s2_visit v = { pp, S2_FN(pte_load)(pp), tspan, level,
+						      S2_VISIT_TABLE_POST };
+
+				r = fn(kvm, op, &v);
+				if (r)
+					return r;
+			}
+		}
+		if (addr >= end)
+			return 0;
+	}
+}
+
+/* ---- zap ---- */
+
+/* Unlink the (now empty) table under v->ptep and queue it for freeing. */
+static inline long S2_FN(unlink_table)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	s2_pte_t *child = S2_FN(table_va)(kvm, v->old, v->level);
+	hpa_t pa = fmt_table_hpa(c, v->old, v->level);
+	s2_pte_t replaced;
+
+	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr), v->level,
+			      &replaced))
+		return -EIO;
+	/*
+	 * Link the table into the free list through its first entry, as a
+	 * frozen value: a walker that still holds a pointer to it (until the
+	 * grace period) sees a non-present, frozen entry and retries.
+	 */
+	__atomic_store_n(&child[0], FMT_FROZEN | op->acc->free_head, __ATOMIC_RELEASE);
+	op->acc->free_head = pa;
+	op->acc->free_nr++;
+	op->acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);
+	return 0;
+}
+
+static inline bool S2_FN(table_empty)(struct kvm *kvm, s2_pte_t table, int level)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const s2_pte_t *t = S2_FN(table_va)(kvm, table, level);
+	unsigned n = 1u << c->bits_per_level;
+
+	for (unsigned i = 0; i < n; i++)
+		if (fmt_is_present(c, __atomic_load_n(&t[i], __ATOMIC_RELAXED), level - 1))
+			return false;
+	return true;
+}
+
+static long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+
+	if (v->what == S2_VISIT_LEAF) {
+		if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr),
+				      v->level, NULL))
+			return -EIO;
+		op->result++;
+		return 0;
+	}
+	/* TABLE_POST: free the table if it is empty now. Fully covered
+	 * tables are empty by construction (every child was just zapped under
+	 * the write lock); partly covered ones are scanned. */
+	if (!fmt_is_present(c, v->old, v->level) || fmt_is_leaf(c, v->old, v->level))
+		return 0;
+	uint64_t span = 1ull << s2_level_shift(c, v->level);
+	gpa_t s = gfn_to_gpa(op->start), e = gfn_to_gpa(op->end);
+	bool covered = v->addr >= s && v->addr + span <= e;
+
+	if (!covered && !S2_FN(table_empty)(kvm, v->old, v->level))
+		return 0;
+	return S2_FN(unlink_table)(kvm, op, v);
+}
+
+/* ---- write-protect ---- */
+
+static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	s2_pte_t new = v->old;
+	bool mmu = op->kind == S2_RANGE_WRPROTECT_MMU;
+
+	if (mmu) {
+		if (!fmt_is_mmu_writable(c, new, v->level))
+			return 0;
+		new = fmt_leaf_set_prot(c, new, v->level,
+					fmt_leaf_prot(c, new, v->level) &
+						~(S2_PROT_W | S2_PROT_MMU_WRITABLE));
+	} else {
+		if (!fmt_is_writable(c, new, v->level))
+			return 0;
+		new = fmt_wrprotect(c, new, v->level);
+	}
+	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, new, gpa_to_gfn(v->addr), v->level,
+			      NULL))
+		return -EIO;
+	op->result++;
+	return 0;
+}
+
+/* ---- age ---- */
+
+static long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+
+	if (!fmt_is_young(c, v->old, v->level))
+		return 0;
+	op->result++;
+	if (op->kind == S2_RANGE_TEST_AGE)
+		return 1;
+	/* Clearing Accessed is the one change that never flushes; a lost
+	 * race with a hardware A/D update is retried on the fresh value. */
+	s2_pte_t old = v->old;
+
+	for (;;) {
+		s2_pte_t new = fmt_mkold(c, old, v->level);
+
+		if (__atomic_compare_exchange_n(v->ptep, &old, new, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			return 0;
+		if (!S2_FN(is_leaf_at)(c, old, v->level))
+			return 0;
+	}
+}
+
+static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
+{
+	gpa_t s = gfn_to_gpa(op->start), e = gfn_to_gpa(op->end);
+	long r;
+
+	op->result = 0;
+	switch (op->kind) {
+	case S2_RANGE_ZAP:
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TABLE_POST,
+				S2_FN(zap_visit));
+		break;
+	case S2_RANGE_WRPROTECT:
+	case S2_RANGE_WRPROTECT_MMU:
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(wrprotect_visit));
+		break;
+	case S2_RANGE_AGE:
+	case S2_RANGE_TEST_AGE:
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	return op->result;
+}
+
+/* ---- inspection ---- */
+
+static void S2_FN(decode)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level, gpa_t gpa,
+			  struct s2_mapping *out)
+{
+	uint64_t size = 1ull << s2_level_shift(c, level);
+
+	out->present = true;
+	out->level = level;
+	out->size = size;
+	out->hpa = fmt_leaf_hpa(c, pte, level) + (gpa & (size - 1));
+	out->prot = fmt_leaf_prot(c, pte, level);
+	out->memtype = fmt_leaf_memtype(c, pte, level);
+	out->pte = pte;
+}
+
+static int S2_FN(lookup)(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	s2_pte_t *tbl = kvm->root;
+
+	*out = (struct s2_mapping){ 0 };
+	for (int level = c->levels; level >= 1; level--) {
+		s2_pte_t pte = S2_FN(pte_load)(&tbl[S2_FN(index)(c, gpa, level)]);
+
+		out->pte = pte;
+		if (!fmt_is_present(c, pte, level))
+			return 0;
+		if (level == 1 || fmt_is_leaf(c, pte, level)) {
+			S2_FN(decode)(c, pte, level, gpa, out);
+			return 0;
+		}
+		tbl = S2_FN(table_va)(kvm, pte, level);
+	}
+	return 0;
+}
+
+struct S2_FN(each_arg) {
+	s2_leaf_fn fn;
+	void *arg;
+};
+
+static long S2_FN(each_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct S2_FN(each_arg) *a = op->arg;
+	struct s2_mapping m;
+
+	S2_FN(decode)(&kvm->cfg, v->old, v->level, v->addr, &m);
+	return a->fn(a->arg, gpa_to_gfn(v->addr), &m);
+}
+
+static int S2_FN(for_each_leaf)(struct kvm *kvm, gfn_t start, gfn_t end, s2_leaf_fn fn, void *arg)
+{
+	struct S2_FN(each_arg) a = { fn, arg };
+	struct s2_range_op op = { .start = start, .end = end, .arg = &a };
+
+	return (int)S2_FN(walk)(kvm, &op, gfn_to_gpa(start), gfn_to_gpa(end), S2_VISIT_LEAF,
+				S2_FN(each_visit));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The fault install                                                         */
+/* ------------------------------------------------------------------------ */
+
+static inline bool S2_FN(leaf_grants)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level,
+				      unsigned access)
+{
+	unsigned p = fmt_leaf_prot(c, pte, level);
+
+	if ((access & S2_ACC_READ) && !(p & S2_PROT_R))
+		return false;
+	if ((access & S2_ACC_WRITE) && !(p & S2_PROT_W))
+		return false;
+	if ((access & S2_ACC_EXEC) &&
+	    !(p & ((access & S2_ACC_USER) && (c->flags & (S2_FMTF_MBEC | S2_FMTF_XNX))
+			   ? S2_PROT_XU
+			   : S2_PROT_X)))
+		return false;
+	return true;
+}
+
+/*
+ * A leaf at @level already maps the gfn. Nothing to do when it grants the
+ * access. Otherwise, if it is no larger than the fault may map, give it the
+ * fault's permissions in place (same pfn, so rule 1 holds). A larger leaf
+ * than allowed is zapped (and flushed right away) so the caller can map
+ * smaller. Returns a RET_PF_* value, -EAGAIN after such a zap, or -EIO.
+ */
+static int S2_FN(fix_existing)(struct kvm *kvm, struct s2_change_acc *acc, struct s2_fault *f,
+			       s2_pte_t *ptep, s2_pte_t old, int level)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	uint64_t size = 1ull << s2_level_shift(c, level);
+
+	for (;;) {
+		s2_pte_t new;
+		int r;
+
+		f->installed_level = level;
+		if (S2_FN(leaf_grants)(c, old, level, f->access))
+			return RET_PF_SPURIOUS;
+		if (fmt_leaf_hpa(c, old, level) != (f->hpa & ~(size - 1))) {
+			S2_FN(refuse)(kvm, f->gfn);
+			return -EIO;
+		}
+		if (level > f->level)
+			new = 0;
+		else
+			new = fmt_leaf_set_prot(c, old, level,
+						f->prot | (fmt_leaf_prot(c, old, level) &
+							   (S2_PROT_ACCESSED | S2_PROT_DIRTY)));
+		r = S2_FN(set_atomic)(kvm, acc, ptep, &old, new, f->gfn, level);
+		if (r == -EBUSY) {
+			if (!S2_FN(is_leaf_at)(c, old, level))
+				return RET_PF_RETRY;
+			continue;
+		}
+		if (r)
+			return r;
+		if (new)
+			return RET_PF_FIXED;
+		s2_acc_settle(kvm, acc); /* flush the zapped leaf before mapping smaller */
+		return -EAGAIN;
+	}
+}
+
+/*
+ * Descend to f->level for f->gfn, linking tables from @vcpu's cache, and
+ * install the leaf with compare-and-exchange. Runs under the read side of
+ * mmu_lock; a lost exchange retries on the value that won. A table already
+ * where a huge leaf could go makes the fault map smaller underneath it.
+ */
+static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	gpa_t gpa = gfn_to_gpa(f->gfn);
+	s2_pte_t *tbl = kvm->root;
+	struct s2_change_acc acc;
+	int level = c->levels;
+	int ret;
+
+	s2_acc_init(&acc);
+	for (;;) {
+		s2_pte_t *ptep = &tbl[S2_FN(index)(c, gpa, level)];
+		s2_pte_t old = S2_FN(pte_load)(ptep);
+		s2_pte_t new;
+		struct s2_page pg;
+
+	again:
+		if (s2_unlikely(fmt_is_frozen(old))) {
+			ret = RET_PF_RETRY;
+			break;
+		}
+		if (fmt_is_present(c, old, level)) {
+			if (level == 1 || fmt_is_leaf(c, old, level)) {
+				ret = S2_FN(fix_existing)(kvm, &acc, f, ptep, old, level);
+				if (ret != -EAGAIN)
+					break;
+				old = S2_FN(pte_load)(ptep);
+				goto again;
+			}
+			if (level == f->level)
+				f->level = level - 1;
+			tbl = S2_FN(table_va)(kvm, old, level);
+			level--;
+			continue;
+		}
+		if (level == f->level) {
+			uint64_t size = 1ull << s2_level_shift(c, level);
+
+			new = fmt_make_leaf(c, level, f->hpa & ~(size - 1), f->prot, f->memtype);
+			ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
+			if (ret == -EBUSY)
+				goto again;
+			f->installed_level = level;
+			if (!ret)
+				ret = RET_PF_FIXED;
+			break;
+		}
+		if (s2_unlikely(!s2_cache_pop(vcpu, &pg))) {
+			kvm_bug(kvm, "memory cache empty under mmu_lock at gfn", f->gfn);
+			ret = -EIO;
+			break;
+		}
+		new = fmt_make_table(c, level, pg.pa);
+		ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
+		if (ret) {
+			s2_cache_push(vcpu, &pg);
+			if (ret == -EBUSY)
+				goto again;
+			break;
+		}
+		acc.table_pages += (int64_t)(s2_table_bytes(c) >> 12);
+		tbl = pg.va;
+		level--;
+	}
+	/* Leaf counts go to the vcpu's own counters: no shared atomic per fault. */
+	for (int l = 1; l <= c->levels; l++) {
+		if (acc.leaves[l]) {
+			__atomic_store_n(&vcpu->stat.leaves[l],
+					 __atomic_load_n(&vcpu->stat.leaves[l], __ATOMIC_RELAXED) +
+						 acc.leaves[l],
+					 __ATOMIC_RELAXED);
+			acc.leaves[l] = 0;
+		}
+	}
+	s2_acc_settle(kvm, &acc);
+	return ret;
+}
+
+/* ---- hardware flush hooks and raw helpers ---- */
+
+static void S2_FN(tlb_flush_vm)(struct kvm *kvm)
+{
+	fmt_tlb_flush_vm(&kvm->cfg, kvm->env, kvm);
+}
+
+#if FMT_HAS_TLB_FLUSH_RANGE
+static void S2_FN(tlb_flush_range)(struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	fmt_tlb_flush_range(&kvm->cfg, kvm->env, kvm, gpa, size);
+}
+#endif
+
+static s2_pte_t S2_FN(raw_make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_t hpa,
+				     unsigned prot, unsigned memtype)
+{
+	return fmt_make_leaf(c, level, hpa, prot, memtype);
+}
+static bool S2_FN(raw_is_present)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
+{
+	return fmt_is_present(c, pte, level);
+}
+static bool S2_FN(raw_is_leaf)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
+{
+	return S2_FN(is_leaf_at)(c, pte, level);
+}
+static unsigned S2_FN(raw_leaf_prot)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
+{
+	return fmt_leaf_prot(c, pte, level);
+}
+static hpa_t S2_FN(raw_leaf_hpa)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
+{
+	return fmt_leaf_hpa(c, pte, level);
+}
+
+const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
+	.id = FMT_ID,
+	.name = FMT_NAME,
+	.init_cfg = fmt_init_cfg,
+	.map = S2_FN(map),
+	.range = S2_FN(range),
+	.lookup = S2_FN(lookup),
+	.for_each_leaf = S2_FN(for_each_leaf),
+	.tlb_flush_vm = S2_FN(tlb_flush_vm),
+#if FMT_HAS_TLB_FLUSH_RANGE
+	.tlb_flush_range = S2_FN(tlb_flush_range),
+#endif
+	.make_leaf = S2_FN(raw_make_leaf),
+	.is_present = S2_FN(raw_is_present),
+	.is_leaf = S2_FN(raw_is_leaf),
+	.leaf_prot = S2_FN(raw_leaf_prot),
+	.leaf_hpa = S2_FN(raw_leaf_hpa),
+};

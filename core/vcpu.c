@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vcpus: requests, the guest-mode handshake and the memory cache.
+ *
+ * The handshake (as in KVM): the vcpu publishes IN_GUEST_MODE, then (full
+ * barrier) re-checks its requests before entering; a requester sets the bit,
+ * then (full barrier) moves IN_GUEST_MODE to EXITING_GUEST_MODE and kicks.
+ * Either the vcpu sees the request before entry, or the requester sees the
+ * vcpu in guest mode and kicks it: a request is never left unseen in guest.
+ */
+#include "core/kvm_internal.h"
+
+int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
+{
+	const struct s2_env *env;
+	struct kvm_vcpu *vcpu;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (id >= kvm->max_vcpus)
+		return -EINVAL;
+	env = kvm->env;
+	vcpu = env->ops->zalloc(env->ctx, sizeof(*vcpu));
+	if (!vcpu)
+		return -ENOMEM;
+	vcpu->kvm = kvm;
+	vcpu->id = id;
+	s2_spin_lock(&kvm->vcpus_lock, env);
+	if (kvm->vcpus[id]) {
+		s2_spin_unlock(&kvm->vcpus_lock);
+		env->ops->free(env->ctx, vcpu);
+		return -EEXIST;
+	}
+	__atomic_store_n(&kvm->vcpus[id], vcpu, __ATOMIC_RELEASE);
+	kvm->nr_vcpus++;
+	s2_spin_unlock(&kvm->vcpus_lock);
+	*out = vcpu;
+	return 0;
+}
+
+void s2_vcpu_free(struct kvm_vcpu *vcpu);
+void s2_vcpu_free(struct kvm_vcpu *vcpu)
+{
+	const struct s2_env *env = vcpu->kvm->env;
+	size_t bytes = (size_t)s2_table_bytes(&vcpu->kvm->cfg);
+	struct s2_page pg;
+
+	while (s2_cache_pop(vcpu, &pg))
+		env->ops->free_table(env->ctx, pg.va, pg.pa, bytes);
+	env->ops->free(env->ctx, vcpu);
+}
+
+unsigned kvm_vcpu_id(const struct kvm_vcpu *vcpu)
+{
+	return vcpu ? vcpu->id : 0;
+}
+
+struct kvm *kvm_vcpu_kvm(const struct kvm_vcpu *vcpu)
+{
+	return vcpu ? vcpu->kvm : NULL;
+}
+
+void kvm_vcpu_set_private(struct kvm_vcpu *vcpu, void *p)
+{
+	if (vcpu)
+		vcpu->priv = p;
+}
+
+void *kvm_vcpu_private(const struct kvm_vcpu *vcpu)
+{
+	return vcpu ? vcpu->priv : NULL;
+}
+
+/* Set the bit; kick when the vcpu was in guest mode. Returns true if kicked. */
+static bool s2_request_and_kick(struct kvm_vcpu *vcpu, unsigned req)
+{
+	uint32_t mode = IN_GUEST_MODE;
+	const struct s2_env *env = vcpu->kvm->env;
+
+	__atomic_fetch_or(&vcpu->requests, 1ull << req, __ATOMIC_SEQ_CST);
+	if (!__atomic_compare_exchange_n(&vcpu->mode, &mode, EXITING_GUEST_MODE, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return false;
+	if (env->ops->kick)
+		env->ops->kick(env->ctx, vcpu);
+	return true;
+}
+
+void kvm_make_request(struct kvm_vcpu *vcpu, unsigned req)
+{
+	if (!vcpu || req >= KVM_REQ_NR)
+		return;
+	s2_request_and_kick(vcpu, req);
+}
+
+unsigned kvm_make_all_cpus_request(struct kvm *kvm, unsigned req)
+{
+	unsigned kicked = 0;
+
+	if (!kvm || req >= KVM_REQ_NR)
+		return 0;
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (v && s2_request_and_kick(v, req))
+			kicked++;
+	}
+	return kicked;
+}
+
+bool kvm_check_request(struct kvm_vcpu *vcpu, unsigned req)
+{
+	uint64_t bit;
+
+	if (!vcpu || req >= KVM_REQ_NR)
+		return false;
+	bit = 1ull << req;
+	if (!(__atomic_load_n(&vcpu->requests, __ATOMIC_ACQUIRE) & bit))
+		return false;
+	return __atomic_fetch_and(&vcpu->requests, ~bit, __ATOMIC_ACQ_REL) & bit;
+}
+
+bool kvm_request_pending(const struct kvm_vcpu *vcpu)
+{
+	return vcpu && __atomic_load_n(&vcpu->requests, __ATOMIC_ACQUIRE);
+}
+
+bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
+{
+	if (!vcpu)
+		return false;
+	__atomic_store_n(&vcpu->mode, IN_GUEST_MODE, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&vcpu->requests, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&vcpu->mode, OUTSIDE_GUEST_MODE, __ATOMIC_SEQ_CST);
+		return false;
+	}
+	return true;
+}
+
+void kvm_vcpu_exit_guest(struct kvm_vcpu *vcpu)
+{
+	if (vcpu)
+		__atomic_store_n(&vcpu->mode, OUTSIDE_GUEST_MODE, __ATOMIC_RELEASE);
+}
+
+enum kvm_vcpu_mode kvm_vcpu_mode(const struct kvm_vcpu *vcpu)
+{
+	return vcpu ? (enum kvm_vcpu_mode)__atomic_load_n(&vcpu->mode, __ATOMIC_ACQUIRE)
+		    : OUTSIDE_GUEST_MODE;
+}
+
+int kvm_mmu_topup_memory_cache(struct kvm_vcpu *vcpu)
+{
+	const struct s2_env *env;
+	struct kvm *kvm;
+	unsigned need;
+	size_t bytes;
+
+	if (!vcpu)
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	env = kvm->env;
+	/* One table per level below the root is the most a fault links. */
+	need = kvm->cfg.levels - 1u;
+	bytes = (size_t)s2_table_bytes(&kvm->cfg);
+	while (vcpu->cache.nr < need) {
+		struct s2_page pg;
+
+		pg.va = env->ops->alloc_table(env->ctx, bytes, &pg.pa);
+		if (!pg.va)
+			return -ENOMEM;
+		s2_cache_push(vcpu, &pg);
+	}
+	return 0;
+}

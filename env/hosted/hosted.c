@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/* The hosted environment: POSIX, liburcu-bp, simulated host memory. */
+#include "s2mmu/env-hosted.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu-bp.h>
+/* liburcu maps the short names to its flavour with macros, which would also
+ * rename the ops struct's fields: use the flavour's own names. */
+#undef synchronize_rcu
+#undef call_rcu
+#undef rcu_barrier
+#undef rcu_read_lock
+#undef rcu_read_unlock
+
+#include "s2mmu/memslot.h"
+
+static struct s2_hosted *H(void *ctx)
+{
+	return ctx;
+}
+
+static bool h_may_alloc(struct s2_hosted *h)
+{
+	long left = __atomic_load_n(&h->fail_alloc_after, __ATOMIC_RELAXED);
+
+	if (left < 0)
+		return true;
+	if (left == 0)
+		return false;
+	__atomic_fetch_sub(&h->fail_alloc_after, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+static void *h_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
+{
+	struct s2_hosted *h = H(ctx);
+	void *p;
+
+	if (bytes < 4096 || (bytes & (bytes - 1)) || !h_may_alloc(h))
+		return NULL;
+	p = aligned_alloc(bytes, bytes);
+	if (!p)
+		return NULL;
+	memset(p, 0, bytes);
+	*pa = (hpa_t)(uintptr_t)p;
+	__atomic_fetch_add(&h->table_allocs, bytes >> 12, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void h_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
+{
+	struct s2_hosted *h = H(ctx);
+
+	(void)pa;
+	__atomic_fetch_add(&h->table_frees, bytes >> 12, __ATOMIC_RELAXED);
+	free(va);
+}
+
+static void *h_zalloc(void *ctx, size_t bytes)
+{
+	struct s2_hosted *h = H(ctx);
+	void *p;
+
+	if (!h_may_alloc(h))
+		return NULL;
+	p = calloc(1, bytes);
+	if (p)
+		__atomic_fetch_add(&h->meta_allocs, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void h_free(void *ctx, void *p)
+{
+	struct s2_hosted *h = H(ctx);
+
+	if (!p)
+		return;
+	__atomic_fetch_add(&h->meta_frees, 1, __ATOMIC_RELAXED);
+	free(p);
+}
+
+static void h_synchronize_rcu(void *ctx)
+{
+	(void)ctx;
+	urcu_bp_synchronize_rcu();
+}
+
+struct h_rcu_cb {
+	struct rcu_head head;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void h_rcu_trampoline(struct rcu_head *head)
+{
+	struct h_rcu_cb *cb = caa_container_of(head, struct h_rcu_cb, head);
+
+	cb->fn(cb->arg);
+	free(cb);
+}
+
+static int h_call_rcu(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	struct h_rcu_cb *cb;
+
+	if (!h_may_alloc(H(ctx)))
+		return -ENOMEM;
+	cb = malloc(sizeof(*cb));
+	if (!cb)
+		return -ENOMEM;
+	cb->fn = fn;
+	cb->arg = arg;
+	urcu_bp_call_rcu(&cb->head, h_rcu_trampoline);
+	return 0;
+}
+
+static void h_rcu_barrier(void *ctx)
+{
+	(void)ctx;
+	urcu_bp_barrier();
+}
+
+static void h_rcu_read_lock(void *ctx)
+{
+	(void)ctx;
+	urcu_bp_read_lock();
+}
+
+static void h_rcu_read_unlock(void *ctx)
+{
+	(void)ctx;
+	urcu_bp_read_unlock();
+}
+
+static void h_relax(void *ctx)
+{
+	(void)ctx;
+	sched_yield();
+}
+
+static void h_kick(void *ctx, struct kvm_vcpu *vcpu)
+{
+	(void)vcpu;
+	__atomic_fetch_add(&H(ctx)->kicks, 1, __ATOMIC_RELAXED);
+}
+
+/* The simulated host maps hva to pfn hva >> 12, as huge as host_level says
+ * where alignment allows (the core checks congruence itself). */
+static int h_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
+			struct s2_pfn_info *out)
+{
+	struct s2_hosted *h = H(ctx);
+	hva_t hva = slot->userspace_addr + ((gfn - slot->base_gfn) << 12);
+
+	__atomic_fetch_add(&h->pfn_lookups, 1, __ATOMIC_RELAXED);
+	if (write && h->host_readonly)
+		return -EFAULT;
+	out->pfn = hva >> 12;
+	out->writable = !h->host_readonly;
+	out->host_level = h->host_level;
+	out->memtype = 0;
+	if (h->pfn_hook)
+		h->pfn_hook(h, slot, gfn);
+	return 0;
+}
+
+static void h_tlb_flush_vm(void *ctx, struct kvm *kvm)
+{
+	(void)kvm;
+	__atomic_fetch_add(&H(ctx)->hw_flush_vm, 1, __ATOMIC_RELAXED);
+}
+
+static void h_tlb_flush_range(void *ctx, struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	(void)kvm;
+	(void)gpa;
+	(void)size;
+	__atomic_fetch_add(&H(ctx)->hw_flush_range, 1, __ATOMIC_RELAXED);
+}
+
+static void h_log(void *ctx, enum s2_log_level level, const char *msg)
+{
+	struct s2_hosted *h = H(ctx);
+
+	__atomic_fetch_add(&h->logs, 1, __ATOMIC_RELAXED);
+	snprintf(h->last_log, sizeof(h->last_log), "%s", msg);
+	if (!h->quiet)
+		fprintf(stderr, "[%d] %s\n", (int)level, msg);
+}
+
+void s2_hosted_init(struct s2_hosted *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->ops = (struct s2_env_ops){
+		.alloc_table = h_alloc_table,
+		.free_table = h_free_table,
+		.zalloc = h_zalloc,
+		.free = h_free,
+		.synchronize_rcu = h_synchronize_rcu,
+		.call_rcu = h_call_rcu,
+		.rcu_barrier = h_rcu_barrier,
+		.rcu_read_lock = h_rcu_read_lock,
+		.rcu_read_unlock = h_rcu_read_unlock,
+		.relax = h_relax,
+		.kick = h_kick,
+		.gfn_to_pfn = h_gfn_to_pfn,
+		.tlb_flush_vm = h_tlb_flush_vm,
+		.tlb_flush_range = h_tlb_flush_range,
+		.log = h_log,
+	};
+	h->env.ops = &h->ops;
+	h->env.ctx = h;
+	h->host_level = 3;
+	h->fail_alloc_after = -1;
+}
+
+uint64_t s2_hosted_pages_in_use(const struct s2_hosted *h)
+{
+	return __atomic_load_n(&h->table_allocs, __ATOMIC_RELAXED) -
+	       __atomic_load_n(&h->table_frees, __ATOMIC_RELAXED);
+}
+
+uint64_t s2_hosted_meta_in_use(const struct s2_hosted *h)
+{
+	return __atomic_load_n(&h->meta_allocs, __ATOMIC_RELAXED) -
+	       __atomic_load_n(&h->meta_frees, __ATOMIC_RELAXED);
+}
+
+void s2_hosted_quiesce(struct s2_hosted *h)
+{
+	(void)h;
+	urcu_bp_barrier();
+}

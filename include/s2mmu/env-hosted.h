@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hosted environment: s2mmu on a POSIX host with liburcu (bulletproof
+ * flavour, so threads need no registration). Tools, tests and benchmarks use
+ * it. It simulates the host side: table pages from aligned_alloc with
+ * pa == va, a "host memory" whose pfn for an hva is hva >> 12, and counters
+ * for every page, kick and hardware flush, so tests can prove that nothing
+ * leaks and that flushes happen when they must.
+ *
+ * Every hook can be replaced: s2_hosted_init() fills h->ops with the
+ * defaults and points h->env at them; change a field of h->ops afterwards.
+ */
+#ifndef S2MMU_ENV_HOSTED_H
+#define S2MMU_ENV_HOSTED_H
+
+#include "s2mmu/env.h"
+
+struct s2_hosted {
+	struct s2_env env;     /* hand &h->env to kvm_vm_params.env */
+	struct s2_env_ops ops; /* the hooks env points at */
+
+	/* Simulated host memory (default gfn_to_pfn). */
+	int host_level;        /* largest level the host maps (default 3) */
+	bool host_readonly;    /* host mappings are read-only */
+
+	/* Fault injection: alloc_table/zalloc fail after this many more
+	 * successful calls (< 0: never). */
+	long fail_alloc_after;
+
+	/* Counters (atomics; read any time). */
+	uint64_t table_allocs, table_frees; /* table pages, 4 KiB units */
+	uint64_t meta_allocs, meta_frees;
+	uint64_t kicks, hw_flush_vm, hw_flush_range, pfn_lookups, logs;
+	char last_log[256];
+	/* Optional callback run inside gfn_to_pfn after the lookup (tests use
+	 * it to race an invalidation with a fault). */
+	void (*pfn_hook)(struct s2_hosted *h, const struct kvm_memory_slot *slot, gfn_t gfn);
+	void *priv;
+	bool quiet; /* do not print log lines to stderr */
+};
+
+/* Fill @h with the default hosted environment. */
+void s2_hosted_init(struct s2_hosted *h);
+/* Table pages currently allocated (allocs - frees, 4 KiB units). */
+uint64_t s2_hosted_pages_in_use(const struct s2_hosted *h);
+/* Metadata blocks currently allocated. */
+uint64_t s2_hosted_meta_in_use(const struct s2_hosted *h);
+/* Wait for every queued RCU callback (frees). */
+void s2_hosted_quiesce(struct s2_hosted *h);
+
+#endif
