@@ -13,10 +13,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s2mmu/config.h"
+
+#if !S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+/* The format is not in this build: nothing to test. */
+static void test_not_built(void **state)
+{
+	(void)state;
+	skip();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = { cmocka_unit_test(test_not_built) };
+
+	return cmocka_run_group_tests_name("fmt-x86-ept", tests, NULL, NULL);
+}
+#else
+
 #include "fmt/x86-ept/fmt.h"
-#include "ref/ept_walker.h"
+#include "s2mmu/env-hosted.h"
+#include "s2mmu/kvm.h"
+#include "s2mmu/memslot.h"
 #include "s2mmu/mmu.h"
+#include "s2mmu/vcpu.h"
 #include "s2mmu/x86-ept.h"
+#include "tests/ref/ept_walker.h"
 
 #define PG 4096ull
 
@@ -806,6 +828,98 @@ static void test_eptp_walkable(void **state)
 	free(root);
 }
 
+/*
+ * kvm_x86_ept_eptp() points at the VM's root with its walk length and A/D
+ * setting, and the tables the core builds behind it translate a faulted gpa
+ * to the host page the environment gave, as the CPU would walk them.
+ */
+static void check_vm_eptp(unsigned gpa_bits, unsigned flags)
+{
+	struct s2_hosted h;
+	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT, .gpa_bits = gpa_bits,
+				   .fmt_flags = flags };
+	struct kvm_memory_slot slot = { .id = 1, .base_gfn = 0x100000, .npages = 1024,
+					.userspace_addr = 0x7f0000000000ull };
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;
+	struct ref_xlate x;
+	uint64_t eptp = 0;
+	gpa_t gpa = gfn_to_gpa(slot.base_gfn) + 0x3456;
+	int r;
+
+	s2_hosted_init(&h);
+	h.quiet = true;
+	p.env = &h.env;
+	assert_int_equal(kvm_create_vm(&p, &kvm), 0);
+	assert_int_equal(kvm_vcpu_create(kvm, 0, &vcpu), 0);
+	assert_int_equal(kvm_set_memslot(kvm, &slot), 0);
+
+	assert_int_equal(kvm_x86_ept_eptp(kvm, &eptp), 0);
+	assert_int_equal(eptp & 7, S2_EPTP_MT_WB);
+	assert_int_equal(((eptp >> 3) & 7) + 1, gpa_bits <= 48 ? 4 : 5);
+	assert_int_equal((eptp >> 6) & 1, !!(flags & S2_FMTF_AD));
+	assert_int_equal(eptp & S2_EPTP_ROOT_MASK, kvm_mmu_root_hpa(kvm));
+	assert_int_equal(eptp & ~(S2_EPTP_ROOT_MASK | 0x7f), 0);
+
+	assert_int_equal(ref_ept_walk(eptp, 0, gpa, &x), REF_FAULT_NOT_PRESENT);
+	r = kvm_tdp_page_fault(vcpu, gpa, S2_ACC_WRITE);
+	assert_int_equal(r, RET_PF_FIXED);
+	assert_int_equal(ref_ept_walk(eptp, (flags & S2_FMTF_MBEC) ? REF_EPT_MBEC : 0, gpa,
+				      &x), 0);
+	assert_int_equal(x.hpa, slot.userspace_addr + 0x3456);
+	assert_true(x.perm & S2_PROT_W);
+	assert_true(x.perm & S2_PROT_R);
+	assert_int_equal(x.memtype & S2_MT_MASK, S2_MT_WB);
+
+	kvm_destroy_vm(kvm);
+	s2_hosted_quiesce(&h);
+	assert_int_equal(s2_hosted_pages_in_use(&h), 0);
+}
+
+static void test_vm_eptp(void **state)
+{
+	(void)state;
+	check_vm_eptp(48, 0);
+	check_vm_eptp(48, S2_FMTF_AD);
+	check_vm_eptp(39, S2_FMTF_AD | S2_FMTF_MBEC | S2_FMTF_SUPPRESS_VE);
+#if defined(CONFIG_S2_EPT_5LEVEL)
+	check_vm_eptp(57, S2_FMTF_AD);
+#endif
+}
+
+/* A VM of another format has no EPTP. */
+static void test_vm_eptp_other_format(void **state)
+{
+	static const struct { enum s2_fmt_id fmt; unsigned bits; } others[] = {
+		{ S2_FMT_ARM64_S2, 40 }, { S2_FMT_RISCV_G, 41 },
+		{ S2_FMT_X86_NPT, 48 }, { S2_FMT_FAKE, 48 },
+	};
+	int tried = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		struct s2_hosted h;
+		struct kvm_vm_params p = { .fmt = others[i].fmt, .gpa_bits = others[i].bits };
+		struct kvm *kvm;
+		uint64_t eptp = 0x1234;
+
+		if (!s2_fmt_supported(others[i].fmt))
+			continue;
+		s2_hosted_init(&h);
+		h.quiet = true;
+		p.env = &h.env;
+		if (kvm_create_vm(&p, &kvm))
+			continue;
+		tried++;
+		assert_int_equal(kvm_x86_ept_eptp(kvm, &eptp), -EINVAL);
+		assert_int_equal(eptp, 0x1234);
+		kvm_destroy_vm(kvm);
+		s2_hosted_quiesce(&h);
+	}
+	if (!tried)
+		skip();
+}
+
 /* Exit-qualification bits 0..2 become READ/WRITE/EXEC; USER needs 7+8+9. */
 static void test_violation_access(void **state)
 {
@@ -846,7 +960,11 @@ int main(void)
 		cmocka_unit_test(test_eptp_bad_input),
 		cmocka_unit_test(test_eptp_walkable),
 		cmocka_unit_test(test_violation_access),
+		cmocka_unit_test(test_vm_eptp),
+		cmocka_unit_test(test_vm_eptp_other_format),
 	};
 
 	return cmocka_run_group_tests_name("fmt-x86-ept", tests, NULL, NULL);
 }
+
+#endif /* CONFIG_S2_FMT_X86_EPT */
