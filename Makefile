@@ -57,7 +57,7 @@ fmt-ordered := $(filter $(fmt-all),$(fmt-known)) $(filter-out $(fmt-known),$(fmt
 conf-env = srctree=$(srctree) S2_HOST_ARCH=$(HOST_ARCH) \
 	   S2_KCONFIG_FMTS=$(abspath $(kconfig-fmts)) KCONFIG_CONFIG=.config \
 	   KCONFIG_AUTOCONFIG=include/config/auto.conf \
-	   KCONFIG_AUTOHEADER=include/generated/autoconf.h
+	   KCONFIG_AUTOHEADER=include/generated/autoconf.h.tmp
 conf = $(Q)cd $(O) && $(conf-env) $(KCONFIG_CONF)
 
 have-kconfig = $(shell command -v $(KCONFIG_CONF) 2>/dev/null)
@@ -98,18 +98,23 @@ nconfig: $(kconfig-fmts)
 	$(Q)cd $(O) && $(conf-env) $(KCONFIG_NCONF) Kconfig
 
 # A build with no configuration starts from configs/defconfig.
+# (Never overwrites an existing one, not even under make -B.)
 $(config): | $(kconfig-fmts)
 	$(check-kconfig)
-	@echo "no $(config): using configs/defconfig"
-	$(conf) -s --defconfig=$(srctree)/configs/defconfig Kconfig
+	@if [ ! -f $@ ]; then $(if $(silent),:,echo "no $(config): using configs/defconfig"); \
+	cd $(O) && $(conf-env) $(KCONFIG_CONF) -s --defconfig=$(srctree)/configs/defconfig Kconfig; fi
 
 # auto.conf (read below) and autoconf.h follow .config and the Kconfig files.
-# olddefconfig first gives new symbols their defaults without asking.
+# olddefconfig first gives new symbols their defaults without asking;
+# autoconf.h is replaced only when its content changes, so rewriting .config
+# with the same options rebuilds nothing.
 $(autoconf): $(config) $(kconfig-files) $(kconfig-fmts)
 	$(check-kconfig)
 	$(call msg,CONF,$(O)/include/generated/autoconf.h)
 	$(conf) -s --olddefconfig Kconfig
 	$(conf) -s --silentoldconfig Kconfig </dev/null
+	@if cmp -s $(autoheader).tmp $(autoheader); then rm -f $(autoheader).tmp; \
+	else mv -f $(autoheader).tmp $(autoheader); fi
 	@touch $@
 
 $(autoheader): $(autoconf) ;
@@ -190,7 +195,8 @@ $(O)/%.o: %.c $(autoheader) $(flags-file)
 	$(Q)$(CC) $(ALL_CFLAGS) $(obj-cflags) -c -o $@ $<
 
 # -D_GNU_SOURCE and the host's headers only where the host is used.
-$(O)/env/hosted/%.o $(O)/tests/%.o $(O)/tools/%.o $(O)/bench/%.o: obj-cflags = $(HOSTED_CFLAGS)
+$(O)/env/hosted/%.o $(O)/tools/%.o $(O)/bench/%.o: obj-cflags = $(HOSTED_CFLAGS)
+$(O)/tests/%.o: obj-cflags = $(HOSTED_CFLAGS) $(TEST_CFLAGS)
 
 $(lib): $(lib-objs)
 	$(call msg,AR,$(notdir $@))
@@ -224,7 +230,7 @@ define generic-rules
 $(O)/tests/generic/$(2).$(1).o: tests/generic/$(2).c $(autoheader) $(flags-file)
 	$$(call msg,CC,tests/generic/$(2).$(1).o)
 	@mkdir -p $$(@D)
-	$(Q)$$(CC) $$(ALL_CFLAGS) $$(HOSTED_CFLAGS) -DTEST_FMT=S2_FMT_$(shell echo '$(1)' | tr 'a-z-' 'A-Z_') \
+	$(Q)$$(CC) $$(ALL_CFLAGS) $$(HOSTED_CFLAGS) $$(TEST_CFLAGS) -DTEST_FMT=S2_FMT_$(shell echo '$(1)' | tr 'a-z-' 'A-Z_') \
 		-DTEST_FMT_NAME=\"$(1)\" -c -o $$@ $$<
 
 $(O)/tests/$(call generic-name,$(2),$(1)): $(O)/tests/generic/$(2).$(1).o $(test-support-objs) $(lib)

@@ -65,4 +65,6 @@ ALL_CFLAGS = -std=c11 $(CFLAGS) $(WARN_CFLAGS) -fno-strict-aliasing -MMD -MP \
 # Only env/hosted, tests, tools and bench see the host's libc extensions.
 HOSTED_CFLAGS := -D_GNU_SOURCE
 HOSTED_LIBS := -lurcu-bp -lurcu-common -lpthread
+# Every cmocka test function takes a `void **state` most never use.
+TEST_CFLAGS := -Wno-unused-parameter
 TEST_LIBS := -lcmocka

@@ -26,7 +26,7 @@ members=$(ar t "$lib" | wc -l)
 if [ -n "$extra" ]; then
 	echo "$lib: symbols a freestanding build cannot have:" >&2
 	for s in $extra; do
-		printf '  %s (used by %s)\n' "$s" "$("$nm" -A -u "$lib" | awk -v s="$s" '$NF == s { sub(/:.*/, "", $1); print $1 }' | sort -u | tr '\n' ' ')" >&2
+		printf '  %s (used by %s)\n' "$s" "$("$nm" -A -u "$lib" | awk -v s="$s" '$NF == s { split($1, f, ":"); print f[2] }' | sort -u | tr '\n' ' ')" >&2
 	done
 	exit 1
 fi

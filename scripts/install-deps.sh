@@ -2,18 +2,22 @@
 # Installs what s2mmu's build, tests and examples need on Debian 12, and nothing
 # that is already there. Idempotent: a second run installs nothing.
 #   scripts/install-deps.sh            everything (build, tests, cross, emulators)
-#   scripts/install-deps.sh build      only what the host library and tests need
+#   scripts/install-deps.sh build      only what the host library, tests and the
+#                                      freestanding cross-compile check need
+#   scripts/install-deps.sh emu        only the emulators of `make conformance`
 set -eu
 
 build_pkgs="make gcc pkg-config kconfig-frontends-nox libcmocka-dev liburcu-dev
-            libcapstone-dev clang libclang-rt-14-dev
-            gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu"
+            libcapstone-dev clang libclang-rt-14-dev clang-format
+            gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu binutils-aarch64-linux-gnu
+            binutils-riscv64-linux-gnu"
 emu_pkgs="qemu-system-arm qemu-system-misc qemu-system-x86 bochs bochsbios vgabios"
 
 case "${1:-all}" in
 build) want="$build_pkgs" ;;
+emu) want="$emu_pkgs" ;;
 all) want="$build_pkgs $emu_pkgs" ;;
-*) echo "usage: $0 [build|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|emu|all]" >&2; exit 2 ;;
 esac
 
 missing=""
