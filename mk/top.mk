@@ -56,9 +56,18 @@ endif
 CLANG_FORMAT ?= clang-format
 format-dirs := core flush notifier env fmt include tests tools bench examples
 format-files = $(shell find $(wildcard $(format-dirs)) -name '*.[ch]' 2>/dev/null | sort)
+# Lists the files that differ from the style; V=1 also shows how.
 format-check:
 	$(call msg,FORMAT,check)
-	$(Q)$(CLANG_FORMAT) --dry-run -Werror $(format-files)
+	$(Q)bad=0; for f in $(format-files); do \
+		if ! $(CLANG_FORMAT) --dry-run -Werror $$f >/dev/null 2>&1; then \
+			bad=$$((bad + 1)); echo "  needs formatting: $$f"; \
+			$(if $(filter 1,$(V)),$(CLANG_FORMAT) --dry-run $$f 2>&1 | head -n 40;) \
+		fi; \
+	done; \
+	if [ $$bad -ne 0 ]; then \
+		echo "$$bad file(s) differ from .clang-format: \`make format\` rewrites them,"; \
+		echo "\`clang-format --dry-run FILE\` shows where"; exit 1; fi
 
 # Rewrites the sources in place.
 format:
