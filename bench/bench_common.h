@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the benchmarks (each bench/NAME.c is its own binary, so
+ * everything here is static inline): a monotonic clock, best-of-N sample
+ * sets, the knobs every benchmark reads from the environment, and the two
+ * outputs: a human table and one machine-readable line per row,
+ *
+ *   BENCH op=<name> fmt=<format> ns_per_page=<x> limit=<name> limit_ns=<y> ratio=<x/y>
+ *
+ * A "limit" is the same machine's cost of the bare operation, measured in the
+ * same run, so the ratio says what the library adds on top and stays
+ * comparable across machines and noisy neighbours. On a small shared machine
+ * single runs jitter by tens of percent; the best of several runs is what
+ * the code can do, so rows report the minimum (and keep the median for the
+ * table, to show how noisy the run was).
+ */
+#ifndef S2MMU_BENCH_COMMON_H
+#define S2MMU_BENCH_COMMON_H
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Nanoseconds from CLOCK_MONOTONIC. */
+static inline uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Keep the compiler from deleting work whose result is otherwise unused. */
+static inline void bench_keep(uint64_t v)
+{
+	__asm__ __volatile__("" : : "r"(v) : "memory");
+}
+
+/* A positive integer knob from the environment (@def when unset or bad). */
+static inline long bench_env_long(const char *name, long def)
+{
+	const char *s = getenv(name);
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return def;
+	v = strtol(s, &end, 0);
+	return (*end || v <= 0) ? def : v;
+}
+
+/* ---- sample sets: per-page costs of repeated runs ---- */
+
+#define BENCH_MAX_SAMPLES 64
+
+struct bench_samples {
+	unsigned n;
+	double v[BENCH_MAX_SAMPLES];
+};
+
+/* Record one run that took @ns for @pages pages (as ns per page). */
+static inline void bench_add(struct bench_samples *s, uint64_t ns, uint64_t pages)
+{
+	if (s->n < BENCH_MAX_SAMPLES)
+		s->v[s->n++] = (double)ns / (double)pages;
+}
+
+static inline double bench_best(const struct bench_samples *s)
+{
+	double b = s->n ? s->v[0] : 0;
+
+	for (unsigned i = 1; i < s->n; i++)
+		if (s->v[i] < b)
+			b = s->v[i];
+	return b;
+}
+
+static inline double bench_median(const struct bench_samples *s)
+{
+	double t[BENCH_MAX_SAMPLES];
+	unsigned n = s->n;
+
+	if (!n)
+		return 0;
+	memcpy(t, s->v, n * sizeof(t[0]));
+	for (unsigned i = 1; i < n; i++) /* insertion sort: n is tiny */
+		for (unsigned j = i; j && t[j - 1] > t[j]; j--) {
+			double x = t[j];
+
+			t[j] = t[j - 1];
+			t[j - 1] = x;
+		}
+	return n & 1 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/* Merge @from's samples into @into (a limit measured beside each format). */
+static inline void bench_merge(struct bench_samples *into, const struct bench_samples *from)
+{
+	for (unsigned i = 0; i < from->n && into->n < BENCH_MAX_SAMPLES; i++)
+		into->v[into->n++] = from->v[i];
+}
+
+/* ---- rows ---- */
+
+struct bench_row {
+	const char *op;    /* "populate", "zap", ... */
+	const char *fmt;   /* "x86-ept", ... */
+	double ns;         /* best ns per page */
+	double ns_median;
+	const char *limit; /* "naive_walk", "locked_sweep", ... */
+	double limit_ns;
+	double limit_median;
+	double target;     /* largest acceptable ratio; 0 = none */
+};
+
+static inline double bench_ratio(const struct bench_row *r)
+{
+	return r->limit_ns > 0 ? r->ns / r->limit_ns : 0;
+}
+
+/* The machine-readable line, one per row (scripts grep "^BENCH "). */
+static inline void bench_print_line(const struct bench_row *r)
+{
+	printf("BENCH op=%s fmt=%s ns_per_page=%.2f limit=%s limit_ns=%.2f ratio=%.3f\n", r->op,
+	       r->fmt, r->ns, r->limit, r->limit_ns, bench_ratio(r));
+}
+
+static inline void bench_print_table_head(void)
+{
+	printf("%-10s %-10s %10s %10s  %-13s %9s %9s %7s %7s  %s\n", "op", "format", "ns/page",
+	       "(median)", "limit", "ns/page", "(median)", "ratio", "target", "");
+}
+
+/* One row of the human table; returns false when it misses its target. */
+static inline bool bench_print_table_row(const struct bench_row *r)
+{
+	double ratio = bench_ratio(r);
+	bool ok = !r->target || ratio <= r->target;
+
+	printf("%-10s %-10s %10.2f %10.2f  %-13s %9.2f %9.2f %6.2fx ", r->op, r->fmt, r->ns,
+	       r->ns_median, r->limit, r->limit_ns, r->limit_median, ratio);
+	if (r->target)
+		printf("%6.2fx  %s\n", r->target, ok ? "ok" : "MISSED");
+	else
+		printf("%7s\n", "-");
+	return ok;
+}
+
+#endif
