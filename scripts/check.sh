@@ -4,8 +4,8 @@
 # one each:
 #   1. scripts/install-deps.sh build  (quick when everything is there)
 #   2. clang-format check, when clang-format is installed
-#   3. build/check       allformats_defconfig: build lib, tools, benches,
-#                        tests; run every test program
+#   3. build/check       allformats_defconfig: build lib, tools, tests; run
+#                        every test program; build (not run) bench/*.c
 #   4. build/check-asan  the same with -fsanitize=address,undefined
 #   5. build/check-tsan  -fsanitize=thread, only the concurrency tests
 #   6. build/check-fs-{x86_64,aarch64,riscv64}  <arch>_freestanding_defconfig
@@ -76,7 +76,12 @@ if ! skip format; then
 	fi
 fi
 
-build_and_test tests build/check allformats_defconfig "all tests benches" test-bins
+build_and_test tests build/check allformats_defconfig "all tests" test-bins
+
+# The benchmarks are only built here (`make bench` runs them).
+if compgen -G 'bench/*.c' >/dev/null; then
+	step "benches: build" m O=build/check benches
+fi
 
 if ! skip asan; then
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1}
