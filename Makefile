@@ -2,11 +2,14 @@
 #
 # s2mmu build. `make help` lists the targets and variables.
 #
-# Everything is built into $(O) (default: build): .config, the generated
+# Everything is built into $(O) (default: build/default): .config, the generated
 # headers, objects, libs2mmu.a, s2mmu.pc, tools, tests and benchmarks. The
 # configuration comes from Kconfig through Debian's kconfig-frontends; a build
 # goal with no $(O)/.config starts from configs/defconfig.
 
+# make -s: the single-letter flags are MAKEFLAGS's first word (looked at
+# before this file adds long options to it).
+silent := $(findstring s,$(firstword $(filter-out --% -% %=%,$(MAKEFLAGS))))
 MAKEFLAGS += --no-builtin-rules --no-builtin-variables
 .SUFFIXES:
 .DELETE_ON_ERROR:
@@ -18,7 +21,8 @@ ifneq ($(abspath $(CURDIR)),$(srctree))
 $(error run make in $(srctree) (or with `make -C $(srctree)`))
 endif
 
-O ?= build
+# build/ also holds the directories of make check, bench and run.
+O ?= build/default
 override O := $(patsubst %/,%,$(O))
 V ?= 0
 VERSION := 0.1.0
@@ -242,7 +246,10 @@ $(foreach f,$(GENERIC_FMTS),$(foreach s,$(generic-srcs),$(eval $(call generic-ru
 # Keep the objects of binaries (they are intermediate otherwise).
 .SECONDARY:
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+all-objs := $(lib-objs) $(test-support-objs) $(tool-srcs:%.c=$(O)/%.o) $(bench-srcs:%.c=$(O)/%.o) \
+	$(test-srcs:%.c=$(O)/%.o) \
+	$(foreach f,$(GENERIC_FMTS),$(foreach s,$(generic-srcs),$(O)/tests/generic/$(basename $(notdir $(s))).$(f).o))
+-include $(wildcard $(all-objs:.o=.d))
 
 # ---------------------------------------------------------------------------
 # Running tests in $(O)
@@ -291,10 +298,11 @@ include mk/top.mk
 
 clean:
 	$(call msg,CLEAN,$(O))
-	$(Q)if [ -d $(O) ]; then find $(O) \( -name '*.o' -o -name '*.d' -o -name '*.a' -o -name '*.tmp' \) -delete; \
-		rm -rf $(O)/tools $(O)/tests $(O)/bench $(O)/test-logs $(O)/s2mmu.pc; fi
+	$(Q)rm -rf $(addprefix $(O)/,core flush notifier env fmt tools tests bench test-logs \
+		libs2mmu.a s2mmu.pc include/config/build-flags)
 
-# Removes $(O) with its configuration (and the build/ tree `make check` uses).
+# Removes $(O) with its configuration, and build/ (every build directory of
+# make check, bench and run).
 distclean:
 	$(call msg,CLEAN,$(O) build)
 	$(Q)rm -rf $(O) build

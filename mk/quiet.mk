@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: MIT
 # Quiet output: "  CC      core/foo.o" unless V=1 prints the full commands;
 # make -s prints neither (so `make -s print-VAR` prints only the value).
-silent := $(findstring s,$(firstword -$(MAKEFLAGS)))
 ifeq ($(V),1)
 Q :=
 msg =

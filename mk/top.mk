@@ -4,7 +4,8 @@
 # they never touch $(O)'s configuration.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-sub-make = $(MAKE) --no-print-directory -j$(JOBS)
+# -j$(JOBS) unless make already runs with a jobserver (make -jN run).
+sub-make = $(MAKE) --no-print-directory $(if $(findstring --jobserver,$(MAKEFLAGS))$(filter -j%,$(MAKEFLAGS)),,-j$(JOBS))
 
 # `make check`: everything issue 2 asks of a check, with one summary line
 # "N passed, N failed" at the end (scripts/check.sh says what each step is).
@@ -16,9 +17,10 @@ check:
 # no sanitizers, in $(BENCH_O).
 BENCH_O ?= build/bench
 bench:
+	$(Q)$(srctree)/scripts/install-deps.sh build
 	$(Q)MAKE="$(MAKE)" $(srctree)/scripts/configure.sh $(BENCH_O) allformats_defconfig \
 		--disable S2_DEBUG
-	$(Q)$(sub-make) O=$(BENCH_O) EXTRA_CFLAGS=-DNDEBUG benches
+	+$(Q)$(sub-make) O=$(BENCH_O) EXTRA_CFLAGS=-DNDEBUG benches
 	$(Q)set -e; bins="$$($(MAKE) -s O=$(BENCH_O) print-bench-bins)"; \
 		[ -n "$$bins" ] || { echo "bench: no bench/*.c yet"; exit 0; }; \
 		for b in $$bins; do echo "== $$b"; $$b; done
@@ -27,10 +29,12 @@ bench:
 # runs; it is made in $(O) when O was given or $(O)/.config exists, else in
 # build/run from configs/defconfig. Until the emulator examples land it runs
 # tools/s2demo on the host (issue 5 points RUN_GOAL at the example boot).
+# Like make check, it first installs what is missing.
 RUN_GOAL ?= run-s2demo
 RUN_O ?= $(if $(O-given)$(wildcard $(O)/.config),$(O),build/run)
 run:
-	$(Q)$(sub-make) O=$(RUN_O) $(RUN_GOAL)
+	$(Q)$(srctree)/scripts/install-deps.sh build
+	+$(Q)$(sub-make) O=$(RUN_O) $(RUN_GOAL)
 
 ifneq ($(filter run-s2demo,$(MAKECMDGOALS)),)
 ifeq ($(wildcard tools/s2demo.c),)
@@ -77,7 +81,7 @@ install-deps:
 	$(Q)$(srctree)/scripts/install-deps.sh
 
 help:
-	@echo 'Configuration (writes $$(O)/.config, default O=build):'
+	@echo 'Configuration (writes $$(O)/.config, default O=build/default):'
 	@echo '  defconfig            configs/defconfig: x86 EPT, hosted, 1 GiB leaves'
 	@echo '  <name>_defconfig     configs/<name>_defconfig:' $(patsubst %_defconfig,%,$(notdir $(wildcard configs/*_defconfig)))
 	@echo '  menuconfig nconfig   interactive'
