@@ -15,10 +15,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s2mmu/config.h"
+
+#if !S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+/* The format is not in this build: nothing to test. */
+static void test_not_built(void **state)
+{
+	(void)state;
+	skip();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = { cmocka_unit_test(test_not_built) };
+
+	return cmocka_run_group_tests_name("fmt x86-npt", tests, NULL, NULL);
+}
+#else
+
 #include "fmt/x86-npt/fmt.h"
 #include "s2mmu/mmu.h"
 #include "s2mmu/x86-npt.h"
-#include "ref/npt_walker.h"
+#include "tests/ref/npt_walker.h"
+#include "tests/lib/testlib.h"
 
 #define MAX_PA (1ull << 52)
 
@@ -259,7 +278,7 @@ static void test_leaf_round_trip_and_walk(void **state)
 					assert_false(fmt_is_frozen(pte));
 					assert_false(fmt_is_mmio(&c, pte));
 					*e = pte;
-					ref_npt_walk(ncr3, c.levels == 5, 0, gpas[g], &x);
+					ref_npt_walk(ncr3, c.levels == 5, gpas[g], &x);
 					if (!expect_present(prot)) {
 						assert_false(fmt_is_present(&c, pte, l));
 						assert_false(fmt_is_leaf(&c, pte, l));
@@ -393,9 +412,9 @@ static void test_frozen_and_mmio(void **state)
 	ncr3 = ncr3_of(&t);
 	e = slot_at(&c, &t, 0x5000, 1);
 	*e = FMT_FROZEN;
-	assert_int_equal(ref_npt_walk(ncr3, true, 0, 0x5000, &x), REF_FAULT_NOT_PRESENT);
+	assert_int_equal(ref_npt_walk(ncr3, true, 0x5000, &x), REF_FAULT_NOT_PRESENT);
 	*e = fmt_make_mmio(&c, 5);
-	assert_int_equal(ref_npt_walk(ncr3, true, 0, 0x5000, &x), REF_FAULT_NOT_PRESENT);
+	assert_int_equal(ref_npt_walk(ncr3, true, 0x5000, &x), REF_FAULT_NOT_PRESENT);
 	tables_free(&t);
 }
 
@@ -509,42 +528,42 @@ static void test_walker_catches_bad_entries(void **state)
 	t4 = *e4, t3 = *e3, t2 = *e2;
 	ncr3 = ncr3_of(&t);
 	*e1 = fmt_make_leaf(&c, 1, 0x7000, all, S2_MT_WB);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), 0);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.hpa, 0x7000);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_W | S2_PROT_X);
 
 	*e4 = t4 | (1ull << 7);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), REF_FAULT_RESERVED);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_RESERVED);
 	*e4 = t4 | (1ull << 8);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), REF_FAULT_RESERVED);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_RESERVED);
 	*e4 = t4 & ~4ull;
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), REF_FAULT_MISCONFIG);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_MISCONFIG);
 	*e4 = t4 & ~2ull;                                  /* R/W clear above */
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), 0);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_X);
 	*e4 = t4 | (1ull << 63);                           /* NX above */
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), 0);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_W);
 	*e4 = t4;
 
 	*e2 = fmt_make_leaf(&c, 2, 0x200000, all, S2_MT_WB);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), 0);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.hpa, 0x200000 + (gpa & 0x1fffff));
 	*e2 |= 1ull << 13;                                 /* 2 MiB reserved */
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), REF_FAULT_RESERVED);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_RESERVED);
 	*e2 = fmt_make_leaf(&c, 2, 0x200000, all, S2_MT_WB) | (1ull << 12); /* PAT */
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), 0);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.hpa, 0x200000 + (gpa & 0x1fffff));
 	*e2 = t2;
 	*e3 = fmt_make_leaf(&c, 3, 0x40000000, all, S2_MT_WB) | (1ull << 29);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), REF_FAULT_RESERVED);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_RESERVED);
 	*e3 = t3;
 
 	*e1 = fmt_make_leaf(&c, 1, 1ull << 45, all, S2_MT_WB);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, gpa, &x), 0);
-	assert_int_equal(ref_npt_walk(ncr3, false, 40, gpa, &x), REF_FAULT_RESERVED);
-	assert_int_equal(ref_npt_walk(ncr3, false, 0, 1ull << 48, &x), REF_FAULT_ADDR);
-	assert_int_equal(ref_npt_walk(ncr3 | (1ull << 52), false, 0, gpa, &x), REF_FAULT_RESERVED);
+	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
+	assert_int_equal(ref_npt_walk_maxphy(ncr3, false, 40, gpa, &x), REF_FAULT_RESERVED);
+	assert_int_equal(ref_npt_walk(ncr3, false, 1ull << 48, &x), REF_FAULT_ADDR);
+	assert_int_equal(ref_npt_walk(ncr3 | (1ull << 52), false, gpa, &x), REF_FAULT_RESERVED);
 	tables_free(&t);
 }
 
@@ -572,9 +591,64 @@ static void test_flush(void **state)
 	assert_int_equal(hook_calls, 0);
 }
 
+/* ---- real VMs (hosted environment) ---- */
+
+/*
+ * kvm_x86_npt_ncr3() of a 4- and a 5-level VM points at the VM's root, and
+ * the reference walker started from it finds what faults mapped, with the
+ * permissions and A/D state kvm_mmu_lookup() reports.
+ */
+static void test_kvm_ncr3(void **state)
+{
+	(void)state;
+	for (unsigned w = 0; w < 2; w++) {
+		struct kvm_vm_params p = t_default_params(S2_FMT_X86_NPT);
+		/* Two 2 MiB-aligned regions and a misaligned slot (4 KiB leaves). */
+		static const gpa_t gpas[] = { 0x200000, 0x5ff000, 0x1003000 };
+		struct tvm t;
+		uint64_t ncr3;
+
+		p.gpa_bits = widths[w];
+		t_vm_init(&t, S2_FMT_X86_NPT, &p);
+		assert_int_equal(kvm_mmu_levels(t.kvm), w ? 5 : 4);
+		assert_int_equal(kvm_x86_npt_ncr3(t.kvm, &ncr3), 0);
+		assert_int_equal(ncr3, kvm_mmu_root_hpa(t.kvm));
+		t_slot(&t, 1, 0x200, 1024, 0x40000000ull, 0);
+		t_slot(&t, 2, 0x1001, 16, 0x50001000ull, 0);
+		for (unsigned i = 0; i < 3; i++) {
+			struct s2_mapping m;
+			struct ref_xlate x;
+
+			assert_int_equal(kvm_tdp_page_fault(t.vcpu, gpas[i], S2_ACC_WRITE),
+					 RET_PF_FIXED);
+			assert_int_equal(kvm_mmu_lookup(t.kvm, gpas[i], &m), 0);
+			assert_int_equal(ref_npt_walk(ncr3, w == 1, gpas[i], &x), 0);
+			assert_int_equal(x.hpa, m.hpa);
+			assert_int_equal(x.level, m.level);
+			assert_int_equal(x.perm, S2_PROT_R | S2_PROT_W | S2_PROT_X);
+			assert_int_equal(x.memtype, S2_MT_WB);
+			assert_int_equal(x.accessed, !!(m.prot & S2_PROT_ACCESSED));
+			assert_int_equal(x.dirty, !!(m.prot & S2_PROT_DIRTY));
+		}
+		t_vm_fini(&t);
+	}
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+	{
+		struct tvm t;
+		uint64_t v = 7;
+
+		t_vm_init(&t, S2_FMT_X86_EPT, NULL);
+		assert_int_equal(kvm_x86_npt_ncr3(t.kvm, &v), -EINVAL);
+		assert_int_equal(v, 7);
+		t_vm_fini(&t);
+	}
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kvm_ncr3),
 		cmocka_unit_test(test_cfg_sizing),
 		cmocka_unit_test(test_cfg_bad_input),
 		cmocka_unit_test(test_leaf_round_trip_and_walk),
@@ -591,3 +665,5 @@ int main(void)
 
 	return cmocka_run_group_tests_name("fmt x86-npt", tests, NULL, NULL);
 }
+
+#endif

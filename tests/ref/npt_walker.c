@@ -35,12 +35,11 @@ static int stop(struct ref_xlate *out, int fault, int level)
 	return fault;
 }
 
-int ref_npt_walk(uint64_t ncr3, bool five_level, unsigned maxphyaddr, uint64_t gpa,
-		 struct ref_xlate *out)
+int ref_npt_walk_maxphy(uint64_t ncr3, bool five_level, unsigned maxphyaddr, uint64_t gpa,
+			struct ref_xlate *out)
 {
 	int levels = five_level ? 5 : 4;
-	unsigned m = maxphyaddr ? maxphyaddr : 52;
-	uint64_t addr_rsvd = m < 52 ? BITS(51, m) : 0;
+	uint64_t addr_rsvd = maxphyaddr < 52 ? BITS(51, maxphyaddr) : 0;
 	uint64_t table, e = 0;
 	bool w = true, x = true;
 	int level;
@@ -100,4 +99,9 @@ int ref_npt_walk(uint64_t ncr3, bool five_level, unsigned maxphyaddr, uint64_t g
 		out->dirty = (e & E_D) != 0;
 	}
 	return 0;
+}
+
+int ref_npt_walk(uint64_t ncr3, bool five_level, uint64_t gpa, struct ref_xlate *out)
+{
+	return ref_npt_walk_maxphy(ncr3, five_level, 52, gpa, out);
 }

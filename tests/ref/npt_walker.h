@@ -17,9 +17,8 @@
  * Translate @gpa through the nested tables @ncr3 points at, the way the CPU
  * does a nested walk: 5 levels from a PML5 when @five_level (host
  * CR4.LA57), else 4 from a PML4; every access a user access; EFER.NXE on;
- * 1 GiB pages supported; the host PAT MSR at its power-on value. Physical
- * addresses have @maxphyaddr bits (0 means 52): address bits 51:maxphyaddr
- * are reserved. A gpa wider than the walk (48 or 57 bits) is
+ * 1 GiB pages supported; the host PAT MSR at its power-on value; physical
+ * addresses of 52 bits (MAXPHYADDR). A gpa wider than the walk (48 or 57 bits) is
  * REF_FAULT_ADDR. Reserved bits (bits 63:52 of nCR3, PS or bit 8 at levels
  * 4/5, the bits between PAT and the address of a large page) are
  * REF_FAULT_RESERVED; U/S clear on any entry (a user access faults) is
@@ -27,7 +26,13 @@
  * has NX. memtype: the leaf's PAT index under the power-on PAT (UC- is
  * S2_MT_UC). Fills *@out; returns out->fault.
  */
-int ref_npt_walk(uint64_t ncr3, bool five_level, unsigned maxphyaddr, uint64_t gpa,
-		 struct ref_xlate *out);
+int ref_npt_walk(uint64_t ncr3, bool five_level, uint64_t gpa, struct ref_xlate *out);
+
+/*
+ * The same walk on a CPU whose MAXPHYADDR is @maxphyaddr (32..52): address
+ * bits 51:maxphyaddr of nCR3 and of every entry are then reserved.
+ */
+int ref_npt_walk_maxphy(uint64_t ncr3, bool five_level, unsigned maxphyaddr, uint64_t gpa,
+			struct ref_xlate *out);
 
 #endif
