@@ -294,6 +294,11 @@ uninstall:
 	$(Q)rm -f $(DESTDIR)$(INCLUDEDIR)/s2mmu/generated/autoconf.h
 	-$(Q)rmdir $(DESTDIR)$(INCLUDEDIR)/s2mmu/generated $(DESTDIR)$(INCLUDEDIR)/s2mmu 2>/dev/null
 
+# Extension point for the example hypervisors (issue 5): examples/*.mk may
+# set RUN_GOAL (what `make run` runs) and CONFORMANCE_RUNNERS, and add the
+# goals they name.
+include $(sort $(wildcard examples/*.mk))
+
 include mk/top.mk
 
 clean:
