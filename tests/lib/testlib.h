@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared test scaffolding: a VM in the hosted environment for any format, and
+ * ref_walk_kvm(), which walks a VM's tables with the independent reference
+ * walker of its format, starting from the architectural register value the
+ * library built (EPTP, VTCR/VTTBR, hgatp, nCR3), never from the library's
+ * own decoders.
+ */
+#ifndef S2MMU_TESTS_TESTLIB_H
+#define S2MMU_TESTS_TESTLIB_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "s2mmu/env-hosted.h"
+#include "s2mmu/s2mmu.h"
+#include "tests/ref/ref.h"
+
+struct tvm {
+	struct s2_hosted h;
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;
+	enum s2_fmt_id fmt;
+};
+
+/* Parameters a test VM of @fmt uses by default: 4 levels where the format
+ * has them, 4K granule, hardware A/D where the format has it. */
+struct kvm_vm_params t_default_params(enum s2_fmt_id fmt);
+/* Create a VM (and vcpu 0) of @fmt with @p (NULL: defaults) into @t. */
+void t_vm_init(struct tvm *t, enum s2_fmt_id fmt, const struct kvm_vm_params *p);
+/* Destroy it and assert that every table page and metadata block is back. */
+void t_vm_fini(struct tvm *t);
+
+/* Add slot @id: [gfn, gfn+npages) backed at @hva, with @flags. */
+void t_slot(struct tvm *t, unsigned id, gfn_t gfn, uint64_t npages, hva_t hva, unsigned flags);
+
+/* Walk @gpa with the reference walker of the VM's format. Returns fault. */
+int ref_walk_kvm(struct kvm *kvm, gpa_t gpa, struct ref_xlate *out);
+
+/* Assert that @gpa translates, per the reference walker, to @hpa with a leaf
+ * of @level and at least @perm. */
+void t_assert_maps(struct kvm *kvm, gpa_t gpa, hpa_t hpa, int level, unsigned perm);
+/* Assert that the reference walker finds no translation for @gpa. */
+void t_assert_unmapped(struct kvm *kvm, gpa_t gpa);
+
+/* Stats snapshot shorthand. */
+struct kvm_mmu_stats t_stats(struct kvm *kvm);
+
+/* Hash of every table page reachable from the root, for "unchanged" checks. */
+uint64_t t_tables_hash(struct kvm *kvm);
+
+#endif
