@@ -21,6 +21,69 @@ static inline s2_pte_t fmt_mkold(const struct s2_fmt_cfg *c, s2_pte_t pte, int l
 	return fmt_leaf_set_prot(c, pte, l, fmt_leaf_prot(c, pte, l) & ~S2_PROT_ACCESSED);
 }
 #endif
+#ifndef FMT_HAS_MKYOUNG
+static inline s2_pte_t fmt_mkyoung(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	return fmt_leaf_set_prot(c, pte, l, fmt_leaf_prot(c, pte, l) | S2_PROT_ACCESSED);
+}
+#endif
+/*
+ * Whether leaves of this VM keep a real Accessed state: a leaf made without
+ * S2_PROT_ACCESSED reads back old. False where the format reports every
+ * present leaf as accessed (EPT without A/D, G-stage without Svadu); aging
+ * then needs access tracking (below) or can only answer "young".
+ */
+#ifndef FMT_HAS_HAS_ACCESSED_BIT
+static inline bool fmt_has_accessed_bit(const struct s2_fmt_cfg *c)
+{
+	return !fmt_is_young(c, fmt_make_leaf(c, 1, 0, S2_PROT_R | S2_PROT_X, S2_MT_WB), 1);
+}
+#endif
+/*
+ * Access tracking: aging without Accessed bits. A format that can make a
+ * present leaf non-present to hardware but restorable defines
+ * FMT_HAS_ACCESS_TRACK and these four:
+ *   bool fmt_can_access_track(c)       this VM uses it (e.g. EPT without A/D)
+ *   s2_pte_t fmt_mk_access_tracked(c, pte, l)
+ *       a value hardware treats as not present, that is neither 0, frozen
+ *       nor MMIO, and keeps the output address, memory type, page size,
+ *       software bits and the R/X/XU permissions (not W: a write after the
+ *       restore faults, so write tracking and dirty logging see it)
+ *   bool fmt_is_access_tracked(c, pte, l)   such a value, at level l
+ *   s2_pte_t fmt_restore_access_tracked(c, pte, l)
+ *       the present leaf again (R/X/XU, accessed, not writable)
+ * The core then treats a tracked value as a mapped leaf everywhere except
+ * in what hardware sees: zap removes it (with a flush, a TLB may hold it),
+ * write-protection edits it, and a fault restores it without asking the
+ * host for the pfn. The default says "unsupported".
+ */
+#ifndef FMT_HAS_ACCESS_TRACK
+#define FMT_HAS_ACCESS_TRACK 0
+static inline bool fmt_can_access_track(const struct s2_fmt_cfg *c)
+{
+	(void)c;
+	return false;
+}
+static inline s2_pte_t fmt_mk_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte;
+}
+static inline bool fmt_is_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)pte;
+	(void)l;
+	return false;
+}
+static inline s2_pte_t fmt_restore_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte;
+}
+#endif
 #ifndef FMT_HAS_IS_DIRTY
 static inline bool fmt_is_dirty(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {
