@@ -61,6 +61,26 @@ static unsigned s2_fault_prot(const struct kvm_memory_slot *slot, const struct s
 	return prot;
 }
 
+/*
+ * After aging: restore an access-tracked leaf or set Accessed on an old one
+ * without asking the host for the pfn (the pfn is the one the leaf kept).
+ * Returns 1 when that fixed the fault, 0 to take the full path, or -errno.
+ */
+static long s2_fault_mkyoung(struct kvm *kvm, gfn_t gfn, unsigned access)
+{
+	struct s2_change_acc acc;
+	struct s2_range_op op = {
+		.kind = S2_RANGE_MKYOUNG, .start = gfn, .end = gfn + 1, .acc = &acc, .arg = &access
+	};
+	long r;
+
+	s2_acc_init(&acc);
+	s2_mmu_read_lock(kvm);
+	r = s2_range(kvm, &op);
+	s2_mmu_read_unlock(kvm, &acc);
+	return r;
+}
+
 int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 {
 	const struct s2_env *env;
@@ -85,6 +105,16 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	write = access & S2_ACC_WRITE;
 	s2_stat_inc(&vcpu->stat.faults);
 
+	if (__atomic_load_n(&kvm->mmu_aged, __ATOMIC_RELAXED)) {
+		long y = s2_fault_mkyoung(kvm, gpa_to_gfn(gpa), access);
+
+		if (y < 0)
+			return (int)y;
+		if (y) {
+			s2_stat_inc(&vcpu->stat.fixed);
+			return RET_PF_FIXED;
+		}
+	}
 	r = kvm_mmu_topup_memory_cache(vcpu);
 	if (r)
 		return r;

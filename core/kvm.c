@@ -171,6 +171,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	for (unsigned i = 0; i < kvm->max_vcpus; i++)
 		if (kvm->vcpus[i])
 			s2_vcpu_free(kvm->vcpus[i]);
+	s2_notifier_destroy(kvm);
 	env->ops->free_table(env->ctx, kvm->root, kvm->root_pa, s2_root_bytes(&kvm->cfg));
 	env->ops->free(env->ctx, kvm->memslots);
 	env->ops->free(env->ctx, kvm->vcpus);

@@ -80,6 +80,9 @@ struct kvm {
 	uint64_t mmu_invalidate_in_progress;
 	gfn_t mmu_invalidate_range_start;
 	gfn_t mmu_invalidate_range_end;
+	bool mmu_aged;        /* aging cleared Accessed or tracked a leaf: faults
+				 first try S2_RANGE_MKYOUNG */
+	void *mem_attrs;      /* notifier/: memory attributes, RCU-published */
 
 	unsigned max_vcpus;
 	unsigned nr_vcpus;
@@ -194,6 +197,8 @@ enum s2_range_kind {
 	S2_RANGE_WRPROTECT,     /* clear W only (dirty logging) */
 	S2_RANGE_AGE,           /* clear Accessed, report young */
 	S2_RANGE_TEST_AGE,      /* report young, stop at the first */
+	S2_RANGE_MKYOUNG,       /* a fault's fast path: restore an access-tracked
+				   leaf or set Accessed (arg: unsigned *access) */
 	S2_RANGE_NR
 };
 
@@ -247,6 +252,12 @@ const struct kvm_memory_slot *s2_memslots_find(const struct s2_memslots *ms, gfn
 /* Copy the memslot holding @gfn (RCU-safe) and the generation seen. */
 int s2_memslot_snapshot(const struct kvm *kvm, gfn_t gfn, struct kvm_memory_slot *out,
 			uint64_t *gen);
+
+/* notifier/: a memslot now covers new gfns; while an invalidation is in
+ * progress they join its range (called after the slot is published). */
+void s2_notifier_slot_added(struct kvm *kvm, const struct kvm_memory_slot *slot);
+/* notifier/: free what it keeps per VM (kvm_destroy_vm). */
+void s2_notifier_destroy(struct kvm *kvm);
 
 /* Fault paths use these to validate mmu_invalidate_* (notifier/). */
 static inline bool s2_invalidate_retry(struct kvm *kvm, uint64_t seq, gfn_t gfn)

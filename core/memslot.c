@@ -158,6 +158,7 @@ int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 		goto out;
 	}
 	s2_memslots_commit(kvm, ms, NULL);
+	s2_notifier_slot_added(kvm, slot);
 out:
 	s2_spin_unlock(&kvm->slots_lock);
 	return r;
@@ -239,6 +240,8 @@ static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set
 	zap = (set_base && upd.base_gfn != prev.base_gfn) ||
 	      ((upd.flags & KVM_MEM_READONLY) && !(prev.flags & KVM_MEM_READONLY));
 	s2_memslots_commit(kvm, ms, zap ? &prev : NULL);
+	if (upd.base_gfn != prev.base_gfn)
+		s2_notifier_slot_added(kvm, &upd);
 out:
 	s2_spin_unlock(&kvm->slots_lock);
 	return r;

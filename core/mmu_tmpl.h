@@ -62,6 +62,11 @@ static inline bool S2_FN(is_leaf_at)(const struct s2_fmt_cfg *c, s2_pte_t pte, i
 static inline bool S2_FN(change_allowed)(const struct s2_fmt_cfg *c, s2_pte_t old, s2_pte_t new,
 					 int level)
 {
+	/* An access-tracked leaf still maps its pfn (a TLB may hold it). */
+	if (fmt_is_access_tracked(c, old, level))
+		old = fmt_restore_access_tracked(c, old, level);
+	if (fmt_is_access_tracked(c, new, level))
+		new = fmt_restore_access_tracked(c, new, level);
 	if (!S2_FN(is_leaf_at)(c, old, level) || !S2_FN(is_leaf_at)(c, new, level))
 		return true;
 	return fmt_leaf_hpa(c, old, level) == fmt_leaf_hpa(c, new, level);
@@ -74,15 +79,22 @@ static inline bool S2_FN(change_allowed)(const struct s2_fmt_cfg *c, s2_pte_t ol
  * if the leaf was already read-only in hardware (a stale writable TLB entry
  * may survive from before). Clearing Accessed, clearing hardware W for dirty
  * logging and refreshing a read-only leaf owe nothing here.
+ *
+ * An access-tracked value (fmt/defaults.h) counts as a present leaf: making
+ * a leaf tracked or restoring it is like clearing or setting Accessed and
+ * owes nothing, but zapping a tracked leaf owes a flush, since aging without
+ * a flush may have left its translation in a TLB.
  */
 static inline void S2_FN(account_change)(struct kvm *kvm, struct s2_change_acc *acc, gfn_t gfn,
 					 s2_pte_t old, s2_pte_t new, int level)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	bool was_present = fmt_is_present(c, old, level);
-	bool is_present = fmt_is_present(c, new, level);
-	bool was_leaf = was_present && fmt_is_leaf(c, old, level);
-	bool is_leaf = is_present && fmt_is_leaf(c, new, level);
+	bool was_tracked = fmt_is_access_tracked(c, old, level);
+	bool is_tracked = fmt_is_access_tracked(c, new, level);
+	bool was_present = was_tracked || fmt_is_present(c, old, level);
+	bool is_present = is_tracked || fmt_is_present(c, new, level);
+	bool was_leaf = was_tracked || (was_present && fmt_is_leaf(c, old, level));
+	bool is_leaf = is_tracked || (is_present && fmt_is_leaf(c, new, level));
 	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
 	gfn_t base = gfn & ~(pages - 1);
 
@@ -102,6 +114,10 @@ static inline void S2_FN(account_change)(struct kvm *kvm, struct s2_change_acc *
 		s2_acc_need_flush(acc, base, base + pages);
 		return;
 	}
+	if (was_tracked)
+		old = fmt_restore_access_tracked(c, old, level);
+	if (is_tracked)
+		new = fmt_restore_access_tracked(c, new, level);
 	if (was_leaf && is_leaf && fmt_is_mmu_writable(c, old, level) &&
 	    !fmt_is_mmu_writable(c, new, level))
 		s2_acc_need_flush(acc, base, base + pages);
@@ -162,6 +178,8 @@ enum {
 	S2_VISIT_LEAF = 1u << 0,       /* a present leaf overlapping the range */
 	S2_VISIT_TABLE_PRE = 1u << 1,  /* a table entry, before its children */
 	S2_VISIT_TABLE_POST = 1u << 2, /* a table entry, after its children */
+	S2_VISIT_TRACKED = 1u << 3,    /* an access-tracked leaf (not present to
+					  hardware, still mapped) */
 };
 
 struct s2_visit {
@@ -221,6 +239,12 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 				if (r)
 					return r;
 			}
+		} else if ((what & S2_VISIT_TRACKED) && fmt_is_access_tracked(c, old, level)) {
+			struct s2_visit v = { ptep, old, span, level, S2_VISIT_TRACKED };
+
+			r = fn(kvm, op, &v);
+			if (r)
+				return r;
 		}
 		/* Step sideways; step up while the table is done or the range ended. */
 		addr = span + (1ull << shift);
@@ -278,9 +302,12 @@ static inline bool S2_FN(table_empty)(struct kvm *kvm, s2_pte_t table, int level
 	const s2_pte_t *t = S2_FN(table_va)(kvm, table, level);
 	unsigned n = 1u << c->bits_per_level;
 
-	for (unsigned i = 0; i < n; i++)
-		if (fmt_is_present(c, __atomic_load_n(&t[i], __ATOMIC_RELAXED), level - 1))
+	for (unsigned i = 0; i < n; i++) {
+		s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+
+		if (fmt_is_present(c, e, level - 1) || fmt_is_access_tracked(c, e, level - 1))
 			return false;
+	}
 	return true;
 }
 
@@ -288,7 +315,7 @@ static long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 
-	if (v->what == S2_VISIT_LEAF) {
+	if (v->what == S2_VISIT_LEAF || v->what == S2_VISIT_TRACKED) {
 		if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr),
 				      v->level, NULL))
 			return -EIO;
@@ -317,7 +344,17 @@ static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, stru
 	s2_pte_t new = v->old;
 	bool mmu = op->kind == S2_RANGE_WRPROTECT_MMU;
 
-	if (mmu) {
+	if (v->what == S2_VISIT_TRACKED) {
+		/* Never writable in hardware; only MMU-writable can be lost. */
+		s2_pte_t leaf = fmt_restore_access_tracked(c, v->old, v->level);
+
+		if (!mmu || !fmt_is_mmu_writable(c, leaf, v->level))
+			return 0;
+		leaf = fmt_leaf_set_prot(c, leaf, v->level,
+					 fmt_leaf_prot(c, leaf, v->level) &
+						 ~(S2_PROT_W | S2_PROT_MMU_WRITABLE));
+		new = fmt_mk_access_tracked(c, leaf, v->level);
+	} else if (mmu) {
 		if (!fmt_is_mmu_writable(c, new, v->level))
 			return 0;
 		new = fmt_leaf_set_prot(c, new, v->level,
@@ -337,6 +374,7 @@ static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, stru
 
 /* ---- age ---- */
 
+/* Clear Accessed (formats with an Accessed bit), or test it. */
 static long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
@@ -361,24 +399,107 @@ static long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_
 	}
 }
 
+/*
+ * No Accessed bit, access tracking: every present leaf counts as young and
+ * becomes access-tracked (not present to hardware, restorable), which owes
+ * no flush. Runs under the read side of mmu_lock against faults.
+ */
+static long S2_FN(age_track_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	s2_pte_t old = v->old;
+
+	op->result++;
+	for (;;) {
+		int r = S2_FN(set_atomic)(kvm, op->acc, v->ptep, &old,
+					  fmt_mk_access_tracked(c, old, v->level),
+					  gpa_to_gfn(v->addr), v->level);
+
+		if (r != -EBUSY)
+			return r;
+		if (!S2_FN(is_leaf_at)(c, old, v->level))
+			return 0;
+	}
+}
+
+/* No Accessed bit and no tracking: every present leaf is reported young. */
+static long S2_FN(age_report_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	(void)kvm;
+	(void)v;
+	op->result++;
+	return 0;
+}
+
+static inline bool S2_FN(leaf_grants)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level,
+				      unsigned access);
+
+/*
+ * For a fault, without the host: restore an access-tracked leaf, or set
+ * Accessed on an old one (arm64 without hardware AF updates faults on it).
+ * op->arg points at the fault's S2_ACC_*; op->result becomes 1 when the
+ * leaf was changed and now grants the access (the fault is fixed), else 0.
+ */
+static long S2_FN(mkyoung_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	unsigned access = *(const unsigned *)op->arg;
+	s2_pte_t old = v->old;
+
+	for (;;) {
+		s2_pte_t new;
+		int r;
+
+		if (fmt_is_access_tracked(c, old, v->level))
+			new = fmt_restore_access_tracked(c, old, v->level);
+		else if (S2_FN(is_leaf_at)(c, old, v->level) && !fmt_is_young(c, old, v->level))
+			new = fmt_mkyoung(c, old, v->level);
+		else
+			return 0;
+		r = S2_FN(set_atomic)(kvm, op->acc, v->ptep, &old, new, gpa_to_gfn(v->addr),
+				      v->level);
+		if (r == -EBUSY)
+			continue;
+		if (r)
+			return r;
+		op->result = S2_FN(leaf_grants)(c, new, v->level, access);
+		return 0;
+	}
+}
+
 static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 {
+	const struct s2_fmt_cfg *c = &kvm->cfg;
 	gpa_t s = gfn_to_gpa(op->start), e = gfn_to_gpa(op->end);
 	long r;
 
 	op->result = 0;
 	switch (op->kind) {
 	case S2_RANGE_ZAP:
-		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TABLE_POST,
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED | S2_VISIT_TABLE_POST,
 				S2_FN(zap_visit));
 		break;
 	case S2_RANGE_WRPROTECT:
-	case S2_RANGE_WRPROTECT_MMU:
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(wrprotect_visit));
 		break;
+	case S2_RANGE_WRPROTECT_MMU:
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
+				S2_FN(wrprotect_visit));
+		break;
 	case S2_RANGE_AGE:
+		if (fmt_has_accessed_bit(c))
+			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
+		else if (fmt_can_access_track(c))
+			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_track_visit));
+		else
+			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_report_visit));
+		break;
 	case S2_RANGE_TEST_AGE:
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
+		break;
+	case S2_RANGE_MKYOUNG:
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
+				S2_FN(mkyoung_visit));
 		break;
 	default:
 		return -EINVAL;
@@ -487,8 +608,20 @@ static int S2_FN(fix_existing)(struct kvm *kvm, struct s2_change_acc *acc, struc
 		int r;
 
 		f->installed_level = level;
-		if (S2_FN(leaf_grants)(c, old, level, f->access))
-			return RET_PF_SPURIOUS;
+		if (S2_FN(leaf_grants)(c, old, level, f->access)) {
+			/* An old leaf: without hardware AF updates (arm64
+			 * without HA) the access faulted on Accessed. */
+			if (fmt_is_young(c, old, level))
+				return RET_PF_SPURIOUS;
+			new = fmt_mkyoung(c, old, level);
+			r = S2_FN(set_atomic)(kvm, acc, ptep, &old, new, f->gfn, level);
+			if (r == -EBUSY) {
+				if (!S2_FN(is_leaf_at)(c, old, level))
+					return RET_PF_RETRY;
+				continue;
+			}
+			return r ? r : RET_PF_FIXED;
+		}
 		if (fmt_leaf_hpa(c, old, level) != (f->hpa & ~(size - 1))) {
 			S2_FN(refuse)(kvm, f->gfn);
 			return -EIO;
@@ -527,6 +660,7 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	s2_pte_t *tbl = kvm->root;
 	struct s2_change_acc acc;
 	int level = c->levels;
+	bool restored = false;
 	int ret;
 
 	s2_acc_init(&acc);
@@ -540,6 +674,19 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 		if (s2_unlikely(fmt_is_frozen(old))) {
 			ret = RET_PF_RETRY;
 			break;
+		}
+		if (fmt_is_access_tracked(c, old, level)) {
+			/* Aged without Accessed bits: restore it, then treat
+			 * it as the leaf it was (same pfn, so rule 1 holds). */
+			new = fmt_restore_access_tracked(c, old, level);
+			ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
+			if (ret && ret != -EBUSY)
+				break;
+			if (!ret) {
+				old = new;
+				restored = true;
+			}
+			goto again;
 		}
 		if (fmt_is_present(c, old, level)) {
 			if (level == 1 || fmt_is_leaf(c, old, level)) {
@@ -584,6 +731,8 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 		tbl = pg.va;
 		level--;
 	}
+	if (restored && ret == RET_PF_SPURIOUS)
+		ret = RET_PF_FIXED;
 	/* Leaf counts go to the vcpu's own counters: no shared atomic per fault. */
 	for (int l = 1; l <= c->levels; l++) {
 		if (acc.leaves[l]) {
