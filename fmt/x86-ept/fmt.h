@@ -283,8 +283,8 @@ static inline hpa_t fmt_table_hpa(const struct s2_fmt_cfg *c, s2_pte_t pte, int 
 /*
  * Without A/D enabled the CPU never writes bits 8 and 9, so they say
  * nothing. The leaf is then reported the way KVM treats an A/D-less spte:
- * accessed while present (aging cannot tell; the core's access tracking by
- * zapping comes with a later issue) and dirty while writable (dirty logging
+ * accessed while present (aging cannot tell, so the core uses access
+ * tracking, below) and dirty while writable (dirty logging
  * must write-protect to learn anything; never losing a write is what counts).
  */
 static inline unsigned fmt_leaf_prot(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
@@ -408,6 +408,71 @@ static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte
 	(void)c;
 	(void)l;
 	return pte & EPT_SW_HOST_WRITABLE;
+}
+
+/*
+ * Access tracking (fmt/defaults.h), for VMs without A/D: aging makes a leaf
+ * non-present by clearing bits 2:0 and 10, and keeps what R, X and XU were
+ * in bits 52..54 (ignored in every entry; with R/W/X/XU all clear the CPU
+ * looks at nothing else). W is dropped, as KVM does: the first write after
+ * the restore faults, so write tracking and dirty logging see it. A saved
+ * bit is always set (a leaf grants R, X or XU), so the value is never 0,
+ * never the MMIO value (W set) and never frozen (bits 52 and up clear).
+ */
+#define EPT_AT_SAVED_SHIFT 52
+#define EPT_AT_SAVED_R (1ull << 52)
+#define EPT_AT_SAVED_X (1ull << 53)
+#define EPT_AT_SAVED_XU (1ull << 54)
+#define EPT_AT_SAVED (EPT_AT_SAVED_R | EPT_AT_SAVED_X | EPT_AT_SAVED_XU)
+
+_Static_assert((EPT_AT_SAVED & (EPT_HW_BITS | EPT_SW_BITS)) == 0,
+	       "access-tracking bits overlap hardware or software bits");
+_Static_assert((FMT_FROZEN & EPT_AT_SAVED) == 0 && (EPT_ADDR_MASK & EPT_AT_SAVED) == 0,
+	       "a frozen value (with a table address) must never look access-tracked");
+_Static_assert((EPT_MMIO_LOW & EPT_W) != 0,
+	       "the MMIO value has W, which an access-tracked value never has");
+
+#define FMT_HAS_ACCESS_TRACK 1
+static inline bool fmt_can_access_track(const struct s2_fmt_cfg *c)
+{
+	return !(c->flags & S2_FMTF_AD);
+}
+
+static inline bool fmt_is_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return !(pte & (EPT_R | EPT_W | EPT_X | EPT_XU)) && (pte & EPT_AT_SAVED);
+}
+
+static inline s2_pte_t fmt_mk_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	s2_pte_t saved = 0;
+
+	(void)l;
+	if (pte & EPT_R)
+		saved |= EPT_AT_SAVED_R;
+	if (pte & EPT_X)
+		saved |= EPT_AT_SAVED_X;
+	if ((c->flags & S2_FMTF_MBEC) && (pte & EPT_XU))
+		saved |= EPT_AT_SAVED_XU;
+	return (pte & ~(EPT_R | EPT_W | EPT_X | EPT_XU)) | saved;
+}
+
+static inline s2_pte_t fmt_restore_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte,
+						  int l)
+{
+	s2_pte_t v = pte & ~EPT_AT_SAVED;
+
+	(void)c;
+	(void)l;
+	if (pte & EPT_AT_SAVED_R)
+		v |= EPT_R;
+	if (pte & EPT_AT_SAVED_X)
+		v |= EPT_X;
+	if (pte & EPT_AT_SAVED_XU)
+		v |= EPT_XU;
+	return v;
 }
 
 #include "fmt/defaults.h"
