@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * riscv64 example hypervisor: boot, the world switch and the trap vector.
+ *
+ * OpenSBI enters _start in HS-mode with a0 = hart id. The hypervisor runs
+ * with satp = 0 (virtual = physical) and sstatus.SIE = 0: interrupts reach
+ * it only as exits from the guest (an HS-level interrupt is always taken
+ * while V=1).
+ *
+ * rv_run_guest(regs) saves the hypervisor's callee-saved registers in
+ * @regs, loads the guest's and enters it with sret (the caller has set
+ * sepc, hstatus.SPV and sstatus.SPP). While the guest runs, sscratch holds
+ * @regs; the trap vector uses that to tell a guest exit (save the guest,
+ * restore the hypervisor, return from rv_run_guest) from a trap of the
+ * hypervisor itself (sscratch = 0: a bug, reported by rv_hyp_trap).
+ * Offsets match struct rv_regs in hyp.c (checked there).
+ */
+#define R_X(n) ((n) * 8)
+#define R_PC 256
+#define R_HOST 264
+#define R_SCAUSE 392
+#define R_STVAL 400
+#define R_HTVAL 408
+#define R_HTINST 416
+
+#define CSR_HTVAL 0x643
+#define CSR_HTINST 0x64a
+
+	.section .text.boot, "ax"
+	.global _start
+_start:
+	la sp, hyp_stack_top
+	la t0, __bss_start
+	la t1, __bss_end
+1:	bgeu t0, t1, 2f
+	sd zero, 0(t0)
+	addi t0, t0, 8
+	j 1b
+2:	la t0, rv_trap_entry
+	csrw stvec, t0
+	csrw sscratch, zero
+	call hyp_main
+3:	wfi
+	j 3b
+
+	.text
+	.global rv_run_guest
+rv_run_guest:
+	sd ra, R_HOST + 0(a0)
+	sd sp, R_HOST + 8(a0)
+	sd gp, R_HOST + 16(a0)
+	sd tp, R_HOST + 24(a0)
+	sd s0, R_HOST + 32(a0)
+	sd s1, R_HOST + 40(a0)
+	sd s2, R_HOST + 48(a0)
+	sd s3, R_HOST + 56(a0)
+	sd s4, R_HOST + 64(a0)
+	sd s5, R_HOST + 72(a0)
+	sd s6, R_HOST + 80(a0)
+	sd s7, R_HOST + 88(a0)
+	sd s8, R_HOST + 96(a0)
+	sd s9, R_HOST + 104(a0)
+	sd s10, R_HOST + 112(a0)
+	sd s11, R_HOST + 120(a0)
+	ld t0, R_PC(a0)
+	csrw sepc, t0
+	csrw sscratch, a0
+	.irp n, 1,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	ld x\n, R_X(\n)(a0)
+	.endr
+	ld a0, R_X(10)(a0)
+	sret
+
+	.balign 4
+rv_trap_entry:
+	csrrw a0, sscratch, a0
+	beqz a0, hyp_trap
+	.irp n, 1,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+	sd x\n, R_X(\n)(a0)
+	.endr
+	csrr t0, sscratch
+	sd t0, R_X(10)(a0)
+	csrw sscratch, zero
+	csrr t0, sepc
+	sd t0, R_PC(a0)
+	csrr t0, scause
+	sd t0, R_SCAUSE(a0)
+	csrr t0, stval
+	sd t0, R_STVAL(a0)
+	csrr t0, CSR_HTVAL
+	sd t0, R_HTVAL(a0)
+	csrr t0, CSR_HTINST
+	sd t0, R_HTINST(a0)
+	ld ra, R_HOST + 0(a0)
+	ld sp, R_HOST + 8(a0)
+	ld gp, R_HOST + 16(a0)
+	ld tp, R_HOST + 24(a0)
+	ld s0, R_HOST + 32(a0)
+	ld s1, R_HOST + 40(a0)
+	ld s2, R_HOST + 48(a0)
+	ld s3, R_HOST + 56(a0)
+	ld s4, R_HOST + 64(a0)
+	ld s5, R_HOST + 72(a0)
+	ld s6, R_HOST + 80(a0)
+	ld s7, R_HOST + 88(a0)
+	ld s8, R_HOST + 96(a0)
+	ld s9, R_HOST + 104(a0)
+	ld s10, R_HOST + 112(a0)
+	ld s11, R_HOST + 120(a0)
+	ret
+
+hyp_trap:
+	csrrw a0, sscratch, a0
+	csrr a0, scause
+	csrr a1, sepc
+	csrr a2, stval
+	j rv_hyp_trap
+
+	/* The guest image, built separately and linked at its gpa. */
+	.section .rodata.guest, "a"
+	.balign 16
+	.global guest_image, guest_image_end
+guest_image:
+	.incbin GUEST_BIN
+guest_image_end:
