@@ -58,8 +58,7 @@ fmt-all := $(patsubst fmt/%/,%,$(sort $(dir $(wildcard fmt/*/Kconfig))))
 fmt-ordered := $(filter $(fmt-all),$(fmt-known)) $(filter-out $(fmt-known),$(fmt-all))
 
 # kconfig runs inside $(O) and finds the sources through $srctree.
-conf-env = srctree=$(srctree) S2_HOST_ARCH=$(HOST_ARCH) \
-	   S2_KCONFIG_FMTS=$(abspath $(kconfig-fmts)) KCONFIG_CONFIG=.config \
+conf-env = srctree=$(srctree) S2_KCONFIG_FMTS=$(abspath $(kconfig-fmts)) KCONFIG_CONFIG=.config \
 	   KCONFIG_AUTOCONFIG=include/config/auto.conf \
 	   KCONFIG_AUTOHEADER=include/generated/autoconf.h.tmp
 conf = $(Q)cd $(O) && $(conf-env) $(KCONFIG_CONF)
