@@ -24,7 +24,9 @@ allowed=$(printf '%s\n' memcpy memmove memset memcmp)
 extra=$(comm -23 <(echo "$undefined") <(printf '%s\n%s\n' "$defined" "$allowed" | sort -u) | sed '/^$/d')
 members=$(ar t "$lib" | wc -l)
 if [ -n "$extra" ]; then
-	echo "$lib: symbols a freestanding build cannot have:" >&2
+	echo "$lib: symbols a freestanding build cannot have (a libc call, or an" >&2
+	echo "__atomic_* libcall: gcc 12 does not inline atomics narrower than 32 bits on" >&2
+	echo "riscv64, and bare metal has no libatomic; use 32/64-bit atomics):" >&2
 	for s in $extra; do
 		printf '  %s (used by %s)\n' "$s" "$("$nm" -A -u "$lib" | awk -v s="$s" '$NF == s { split($1, f, ":"); print f[2] }' | sort -u | tr '\n' ' ')" >&2
 	done
