@@ -83,6 +83,7 @@ struct kvm {
 	bool mmu_aged;        /* aging cleared Accessed or tracked a leaf: faults
 				 first try S2_RANGE_MKYOUNG */
 	void *mem_attrs;      /* notifier/: memory attributes, RCU-published */
+	uint32_t notifier_warned; /* notifier/: misuse already reported */
 
 	unsigned max_vcpus;
 	unsigned nr_vcpus;
