@@ -1,9 +1,367 @@
 // SPDX-License-Identifier: MIT
-/* Host-MM notifier entry points and the invalidation protocol. */
-#include "core/kvm_internal.h"
+/*
+ * Host-MM entry points, the range walker that serves all of them, and the
+ * invalidation protocol faults retry against.
+ *
+ * The protocol (rule 4). invalidate_range_start, under the write side of
+ * mmu_lock, raises mmu_invalidate_in_progress and widens the in-progress gfn
+ * range before it zaps anything; _end bumps mmu_invalidate_seq and then
+ * lowers in_progress. A fault snapshots the seq before it asks the host for
+ * the pfn and, under mmu_lock, retries if its gfn is in an in-progress range
+ * or the seq moved (s2_invalidate_retry()). So a pfn looked up before or
+ * during an invalidation is never installed after the zap: either the fault
+ * takes mmu_lock before start (and start zaps what it installed), or it sees
+ * in_progress with its gfn in range, or it sees the seq bumped by _end.
+ */
+#include "notifier/notifier.h"
 
+void s2_mn_warn_once(struct kvm *kvm, unsigned once, const char *msg, uint64_t val)
+{
+	if (__atomic_fetch_or(&kvm->notifier_warned, once, __ATOMIC_RELAXED) & once)
+		return;
+	s2_log(kvm, S2_LOG_WARN, msg, val);
+}
+
+/* ---- the invalidation protocol ---- */
+
+void s2_mn_invalidate_range_add(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	if (start < kvm->mmu_invalidate_range_start)
+		kvm->mmu_invalidate_range_start = start;
+	if (end > kvm->mmu_invalidate_range_end)
+		kvm->mmu_invalidate_range_end = end;
+}
+
+/* on_lock of start: the first of a batch of nested invalidations starts
+ * from an empty range (start > end, so no gfn is inside). */
+static int s2_mn_invalidate_begin(struct kvm *kvm)
+{
+	uint64_t n = kvm->mmu_invalidate_in_progress;
+
+	if (!n) {
+		kvm->mmu_invalidate_range_start = ~(gfn_t)0;
+		kvm->mmu_invalidate_range_end = 0;
+	}
+	__atomic_store_n(&kvm->mmu_invalidate_in_progress, n + 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * on_lock of end. The seq moves before in_progress drops (release order for
+ * any reader that does not hold mmu_lock), so whoever sees in_progress lowered
+ * also sees the new seq. A batch that covered no gfn leaves the seq alone:
+ * host changes to memory no memslot maps must not make faults retry.
+ */
+static int s2_mn_invalidate_end(struct kvm *kvm)
+{
+	uint64_t n = kvm->mmu_invalidate_in_progress;
+
+	if (!n) {
+		s2_mn_warn_once(kvm, S2_MN_WARN_END,
+				"invalidate_range_end without invalidate_range_start, ignored; seq",
+				kvm->mmu_invalidate_seq);
+		return -EINVAL;
+	}
+	if (kvm->mmu_invalidate_range_start < kvm->mmu_invalidate_range_end)
+		__atomic_store_n(&kvm->mmu_invalidate_seq, kvm->mmu_invalidate_seq + 1,
+				 __ATOMIC_RELEASE);
+	__atomic_store_n(&kvm->mmu_invalidate_in_progress, n - 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* ---- handlers ---- */
+
+/* True when @slot, as the range saw it, is still one of the VM's memslots. */
+static bool s2_mn_slot_live(struct kvm *kvm, const struct kvm_memory_slot *slot)
+{
+	const struct s2_memslots *ms;
+	bool live = false;
+
+	s2_mn_rcu_read_lock(kvm);
+	ms = __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < ms->nr && !live; i++)
+		live = ms->slots[i].id == slot->id && ms->slots[i].base_gfn == slot->base_gfn &&
+		       ms->slots[i].npages == slot->npages;
+	s2_mn_rcu_read_unlock(kvm);
+	return live;
+}
+
+long kvm_unmap_gfn_range(struct kvm *kvm, const struct kvm_gfn_range *range,
+			 struct s2_change_acc *acc)
+{
+	/*
+	 * Outside an invalidation a fault may be about to install a pfn it
+	 * looked up before this zap, and nothing would make it retry. Only a
+	 * memslot that is already gone cannot be faulted on again.
+	 */
+	if (!kvm->mmu_invalidate_in_progress && s2_mn_slot_live(kvm, &range->slot)) {
+		s2_mn_warn_once(kvm, S2_MN_WARN_UNMAP,
+				"kvm_unmap_gfn_range outside an invalidation refused; gfn",
+				range->start);
+		return -EINVAL;
+	}
+	return s2_zap_range_locked(kvm, range->start, range->end, acc);
+}
+
+/* invalidate_range_start's handler: record the gfns, then zap them. */
+static long s2_mn_unmap(struct kvm *kvm, const struct kvm_gfn_range *range,
+			struct s2_change_acc *acc)
+{
+	s2_mn_invalidate_range_add(kvm, range->start, range->end);
+	return kvm_unmap_gfn_range(kvm, range, acc);
+}
+
+long kvm_age_gfn(struct kvm *kvm, const struct kvm_gfn_range *range, struct s2_change_acc *acc)
+{
+	struct s2_range_op op = {
+		.kind = S2_RANGE_AGE, .start = range->start, .end = range->end, .acc = acc
+	};
+	long r = s2_range(kvm, &op);
+
+	/*
+	 * Where hardware does not set Accessed itself, the next access to
+	 * what was aged faults: let faults try the host-free fast path.
+	 */
+	if (r > 0 && !(kvm->cfg.flags & S2_FMTF_AD) &&
+	    !__atomic_load_n(&kvm->mmu_aged, __ATOMIC_RELAXED))
+		__atomic_store_n(&kvm->mmu_aged, true, __ATOMIC_RELAXED);
+	return r;
+}
+
+long kvm_test_age_gfn(struct kvm *kvm, const struct kvm_gfn_range *range,
+		      struct s2_change_acc *acc)
+{
+	struct s2_range_op op = {
+		.kind = S2_RANGE_TEST_AGE, .start = range->start, .end = range->end, .acc = acc
+	};
+
+	return s2_range(kvm, &op);
+}
+
+/* ---- the table and the one walker ---- */
+
+const struct s2_mn_action s2_mn_actions[S2_MN_NR] = {
+	/* The change handler already owes the flush of what the zap removed
+	 * (whole huge leaves included), so no flush on return. */
+	[S2_MN_INVALIDATE_START] = { .name = "invalidate_range_start",
+				     .handler = s2_mn_unmap,
+				     .on_lock = s2_mn_invalidate_begin,
+				     .lock = S2_MN_LOCK_WRITE,
+				     .always_lock = true },
+	[S2_MN_INVALIDATE_END] = { .name = "invalidate_range_end",
+				   .on_lock = s2_mn_invalidate_end,
+				   .lock = S2_MN_LOCK_WRITE,
+				   .always_lock = true },
+	/* Clearing Accessed owes nothing by itself (rule 2); the flush here
+	 * is the notifier's choice, made when something was young. */
+	[S2_MN_CLEAR_FLUSH_YOUNG] = { .name = "clear_flush_young",
+				      .handler = kvm_age_gfn,
+				      .lock = S2_MN_LOCK_READ,
+				      .flush_on_ret = true },
+	[S2_MN_CLEAR_YOUNG] = { .name = "clear_young",
+				.handler = kvm_age_gfn,
+				.lock = S2_MN_LOCK_READ },
+	[S2_MN_TEST_YOUNG] = { .name = "test_young",
+			       .handler = kvm_test_age_gfn,
+			       .lock = S2_MN_LOCK_NONE,
+			       .stop_on_ret = true },
+	[S2_MN_ATTR_PRE] = { .name = "set_mem_attributes",
+			     .handler = kvm_pre_set_memory_attributes,
+			     .on_lock = s2_mn_invalidate_begin,
+			     .lock = S2_MN_LOCK_WRITE,
+			     .by_gfn = true,
+			     .always_lock = true },
+	[S2_MN_ATTR_POST] = { .name = "set_mem_attributes_end",
+			      .on_lock = s2_mn_invalidate_end,
+			      .lock = S2_MN_LOCK_WRITE,
+			      .by_gfn = true,
+			      .always_lock = true },
+};
+
+/*
+ * The part of @slot that [@start, @end) covers, as gfns. hva ranges count
+ * partial pages whole (KVM's rounding).
+ */
+static bool s2_mn_overlap(const struct kvm_memory_slot *slot, uint64_t start, uint64_t end,
+			  bool by_gfn, gfn_t *gs, gfn_t *ge)
+{
+	if (by_gfn) {
+		*gs = start > slot->base_gfn ? start : slot->base_gfn;
+		*ge = end < slot->base_gfn + slot->npages ? end : slot->base_gfn + slot->npages;
+		return *gs < *ge;
+	}
+	hva_t base = slot->userspace_addr;
+	hva_t limit = base + (slot->npages << S2_GFN_SHIFT); /* no wrap: memslot checks */
+	hva_t hs = start > base ? start : base;
+	hva_t he = end < limit ? end : limit;
+
+	if (hs >= he)
+		return false;
+	*gs = slot->base_gfn + ((hs - base) >> S2_GFN_SHIFT);
+	*ge = slot->base_gfn + ((he - base + S2_GFN_SIZE - 1) >> S2_GFN_SHIFT);
+	return true;
+}
+
+static enum s2_mn_lock s2_mn_lock(struct kvm *kvm, enum s2_mn_lock mode)
+{
+	if (mode == S2_MN_LOCK_NONE && !kvm->env->ops->rcu_read_lock)
+		mode = S2_MN_LOCK_READ; /* no RCU readers: tables need the lock */
+	if (mode == S2_MN_LOCK_WRITE)
+		s2_mmu_write_lock(kvm);
+	else if (mode == S2_MN_LOCK_READ)
+		s2_mmu_read_lock(kvm);
+	return mode;
+}
+
+static void s2_mn_unlock(struct kvm *kvm, enum s2_mn_lock mode)
+{
+	if (mode == S2_MN_LOCK_WRITE)
+		s2_write_unlock(&kvm->mmu_lock);
+	else if (mode == S2_MN_LOCK_READ)
+		s2_read_unlock(&kvm->mmu_lock);
+}
+
+long s2_mn_run(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, uint64_t end,
+	       union kvm_mmu_notifier_arg arg, bool may_block)
+{
+	const struct s2_mn_action *a = &s2_mn_actions[id];
+	const struct s2_memslots *ms;
+	struct s2_change_acc acc;
+	enum s2_mn_lock held = S2_MN_LOCK_NONE;
+	bool locked = false;
+	long total = 0, r = 0;
+
+	s2_acc_init(&acc);
+	/* Memslots are read under RCU; the lock, when taken, nests inside. */
+	s2_mn_rcu_read_lock(kvm);
+	if (a->always_lock) {
+		held = s2_mn_lock(kvm, a->lock);
+		locked = true;
+		if (a->on_lock)
+			r = a->on_lock(kvm);
+	}
+	ms = __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; !r && a->handler && i < ms->nr; i++) {
+		struct kvm_gfn_range range = { .arg = arg, .may_block = may_block };
+
+		if (!s2_mn_overlap(&ms->slots[i], start, end, a->by_gfn, &range.start, &range.end))
+			continue;
+		range.slot = ms->slots[i];
+		if (!locked) {
+			held = s2_mn_lock(kvm, a->lock);
+			locked = true;
+			if (a->on_lock && (r = a->on_lock(kvm)))
+				break;
+		}
+		r = a->handler(kvm, &range, &acc);
+		if (r < 0)
+			break;
+		if (r > 0 && a->flush_on_ret)
+			s2_acc_need_flush(&acc, range.start, range.end);
+		total += r;
+		if (r > 0 && a->stop_on_ret)
+			break;
+		r = 0;
+	}
+	if (locked)
+		s2_acc_settle(kvm, &acc); /* the one flush of this call, if owed */
+	s2_mn_rcu_read_unlock(kvm);
+	if (locked) {
+		s2_mn_unlock(kvm, held);
+		s2_acc_free_tables(kvm, &acc); /* may wait for a grace period */
+	}
+	return r < 0 ? r : total;
+}
+
+/* ---- entry points ---- */
+
+static int s2_mn_check(struct kvm *kvm, uint64_t start, uint64_t end)
+{
+	if (!kvm || start > end)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	return 0;
+}
+
+int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t end,
+					    bool may_block)
+{
+	union kvm_mmu_notifier_arg none = { 0 };
+	int r = s2_mn_check(kvm, start, end);
+
+	if (r)
+		return r;
+	r = (int)s2_mn_run(kvm, S2_MN_INVALIDATE_START, start, end, none, may_block);
+	return r < 0 ? r : 0;
+}
+
+int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end,
+					  bool may_block)
+{
+	union kvm_mmu_notifier_arg none = { 0 };
+	int r = s2_mn_check(kvm, start, end);
+
+	if (r)
+		return r;
+	r = (int)s2_mn_run(kvm, S2_MN_INVALIDATE_END, start, end, none, may_block);
+	return r < 0 ? r : 0;
+}
+
+long kvm_mmu_notifier_clear_flush_young(struct kvm *kvm, hva_t start, hva_t end)
+{
+	union kvm_mmu_notifier_arg none = { 0 };
+	int r = s2_mn_check(kvm, start, end);
+
+	return r ? r : s2_mn_run(kvm, S2_MN_CLEAR_FLUSH_YOUNG, start, end, none, false);
+}
+
+long kvm_mmu_notifier_clear_young(struct kvm *kvm, hva_t start, hva_t end)
+{
+	union kvm_mmu_notifier_arg none = { 0 };
+	int r = s2_mn_check(kvm, start, end);
+
+	return r ? r : s2_mn_run(kvm, S2_MN_CLEAR_YOUNG, start, end, none, false);
+}
+
+int kvm_mmu_notifier_test_young(struct kvm *kvm, hva_t start, hva_t end)
+{
+	union kvm_mmu_notifier_arg none = { 0 };
+	int r = s2_mn_check(kvm, start, end);
+	long y;
+
+	if (r)
+		return r;
+	y = s2_mn_run(kvm, S2_MN_TEST_YOUNG, start, end, none, false);
+	return y < 0 ? (int)y : y > 0;
+}
+
+uint64_t kvm_mmu_invalidate_in_progress(const struct kvm *kvm)
+{
+	return kvm ? __atomic_load_n(&kvm->mmu_invalidate_in_progress, __ATOMIC_ACQUIRE) : 0;
+}
+
+uint64_t kvm_mmu_invalidate_seq(const struct kvm *kvm)
+{
+	return kvm ? __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_ACQUIRE) : 0;
+}
+
+/*
+ * A memslot was added (or moved) while an invalidation may be running: the
+ * running invalidations did not see it, yet its hva may be one they cover.
+ * Its gfns join the in-progress range, and what faults installed between
+ * the slot's publication and now is zapped. Under mmu_lock this cannot
+ * interleave with a start: one that runs later sees the slot itself.
+ */
 void s2_notifier_slot_added(struct kvm *kvm, const struct kvm_memory_slot *slot)
 {
-	(void)kvm;
-	(void)slot;
+	struct s2_change_acc acc;
+
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	if (kvm->mmu_invalidate_in_progress) {
+		s2_mn_invalidate_range_add(kvm, slot->base_gfn, slot->base_gfn + slot->npages);
+		(void)s2_zap_range_locked(kvm, slot->base_gfn, slot->base_gfn + slot->npages, &acc);
+	}
+	s2_mmu_write_unlock(kvm, &acc);
 }

@@ -10,4 +10,5 @@
 #include "s2mmu/vcpu.h"
 #include "s2mmu/mmu.h"
 #include "s2mmu/flush.h"
+#include "s2mmu/notifier.h"
 #endif
