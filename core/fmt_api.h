@@ -98,6 +98,14 @@ static inline uint64_t s2_root_bytes(const struct s2_fmt_cfg *c)
 	return 8ull << c->root_bits;
 }
 
+/* The root's allocation: at least a page, since a concatenated root can be
+ * smaller (arm64 64K granule at 48 bits: 512 bytes) and the environment
+ * hands out whole pages. Hardware only needs alignment to the root size. */
+static inline uint64_t s2_root_alloc_bytes(const struct s2_fmt_cfg *c)
+{
+	return s2_root_bytes(c) < 4096 ? 4096 : s2_root_bytes(c);
+}
+
 static inline uint64_t s2_table_bytes(const struct s2_fmt_cfg *c)
 {
 	return 1ull << c->page_shift;

@@ -129,11 +129,11 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 	kvm->max_vcpus = p->max_vcpus ? p->max_vcpus : 64;
 	kvm->vcpus = env->ops->zalloc(env->ctx, sizeof(*kvm->vcpus) * kvm->max_vcpus);
 	kvm->memslots = env->ops->zalloc(env->ctx, sizeof(*kvm->memslots));
-	kvm->root = env->ops->alloc_table(env->ctx, s2_root_bytes(&cfg), &kvm->root_pa);
+	kvm->root = env->ops->alloc_table(env->ctx, s2_root_alloc_bytes(&cfg), &kvm->root_pa);
 	if (!kvm->vcpus || !kvm->memslots || !kvm->root) {
 		if (kvm->root)
 			env->ops->free_table(env->ctx, kvm->root, kvm->root_pa,
-					     s2_root_bytes(&cfg));
+					     s2_root_alloc_bytes(&cfg));
 		if (kvm->memslots)
 			env->ops->free(env->ctx, kvm->memslots);
 		if (kvm->vcpus)
@@ -172,7 +172,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 		if (kvm->vcpus[i])
 			s2_vcpu_free(kvm->vcpus[i]);
 	s2_notifier_destroy(kvm);
-	env->ops->free_table(env->ctx, kvm->root, kvm->root_pa, s2_root_bytes(&kvm->cfg));
+	env->ops->free_table(env->ctx, kvm->root, kvm->root_pa, s2_root_alloc_bytes(&kvm->cfg));
 	env->ops->free(env->ctx, kvm->memslots);
 	env->ops->free(env->ctx, kvm->vcpus);
 	env->ops->free(env->ctx, kvm);

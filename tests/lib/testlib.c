@@ -179,3 +179,17 @@ uint64_t t_tables_hash(struct kvm *kvm)
 			 0);
 	return h;
 }
+
+/*
+ * Under ThreadSanitizer: liburcu is not instrumented, so its internal hand-
+ * overs (the call_rcu thread freeing what another thread allocated) look like
+ * races. Suppress reports whose racing access comes from inside liburcu; the
+ * library's own hand-over to our callbacks is annotated in env/hosted.
+ */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+	return "called_from_lib:liburcu-bp.so\n"
+	       "called_from_lib:liburcu-common.so\n";
+}
+

@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Concurrency of the fault path, per format: vcpu threads faulting under the
+ * read side of mmu_lock with compare-and-exchange, against each other and
+ * against zaps under the write side. Also built with ThreadSanitizer.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "tests/lib/testlib.h"
+
+#ifndef TEST_FMT
+#error "build with -DTEST_FMT=S2_FMT_..."
+#endif
+
+#define HVA_BASE (0x7f0000000000ull)
+#define NPAGES 2048
+
+static struct tvm T;
+
+static int setup(void **state)
+{
+	(void)state;
+	t_vm_init(&T, TEST_FMT, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	t_vm_fini(&T);
+	return 0;
+}
+
+struct worker {
+	struct kvm_vcpu *vcpu;
+	pthread_barrier_t *start;
+	gfn_t base;
+	unsigned first, step; /* which of the NPAGES gfns, in which order */
+	bool reverse;
+	unsigned rounds;
+	const bool *stop; /* read with __atomic_load_n */
+	unsigned fixed, spurious, retry, errors;
+};
+
+static void *fault_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	pthread_barrier_wait(w->start);
+	for (unsigned r = 0; r < w->rounds || w->stop; r++) {
+		if (w->stop && __atomic_load_n(w->stop, __ATOMIC_RELAXED))
+			break;
+		for (unsigned i = w->first; i < NPAGES; i += w->step) {
+			unsigned k = w->reverse ? NPAGES - 1 - i : i;
+			int ret = kvm_tdp_page_fault(w->vcpu, (w->base + k) << 12,
+						     S2_ACC_READ | S2_ACC_WRITE);
+
+			if (ret == RET_PF_FIXED)
+				w->fixed++;
+			else if (ret == RET_PF_SPURIOUS)
+				w->spurious++;
+			else if (ret == RET_PF_RETRY)
+				w->retry++;
+			else
+				w->errors++;
+		}
+		if (!w->stop && r + 1 >= w->rounds)
+			break;
+	}
+	return NULL;
+}
+
+static void run_two(struct worker *a, struct worker *b)
+{
+	pthread_t ta, tb;
+
+	assert_int_equal(pthread_create(&ta, NULL, fault_worker, a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, fault_worker, b), 0);
+	pthread_barrier_wait(a->start);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+}
+
+static void check_all_mapped(gfn_t base, hva_t hva)
+{
+	for (unsigned i = 0; i < NPAGES; i++)
+		t_assert_maps(T.kvm, (base + i) << 12, hva + ((hpa_t)i << 12), 1,
+			      S2_PROT_R | S2_PROT_W);
+}
+
+/* Two vcpus faulting the same gfns race safely: every leaf is installed
+ * exactly once, the loser of each race finds it, and nothing leaks. */
+static void test_same_gfns(void **state)
+{
+	pthread_barrier_t bar;
+	struct kvm_vcpu *v1;
+	const gfn_t base = 0x40000;
+	const hva_t hva = HVA_BASE + 4096; /* 4 KiB leaves only */
+
+	(void)state;
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
+	t_slot(&T, 0, base, NPAGES, hva, 0);
+	pthread_barrier_init(&bar, NULL, 3);
+	struct worker a = { .vcpu = T.vcpu, .start = &bar, .base = base, .step = 1, .rounds = 1 };
+	struct worker b = a;
+	b.vcpu = v1;
+	b.reverse = true;
+	run_two(&a, &b);
+	pthread_barrier_destroy(&bar);
+
+	assert_int_equal(a.errors + b.errors, 0);
+	assert_int_equal(a.fixed + b.fixed, NPAGES);
+	assert_int_equal(a.fixed + b.fixed + a.spurious + b.spurious + a.retry + b.retry,
+			 2 * NPAGES);
+	check_all_mapped(base, hva);
+	struct kvm_mmu_stats s = t_stats(T.kvm);
+	assert_int_equal(s.cur_leaves[1], NPAGES);
+	assert_int_equal(s.faults_fixed, NPAGES);
+	/* Every table page is either linked or in a vcpu's cache. */
+	uint64_t linked = s.cur_table_pages;
+	uint64_t in_use = s2_hosted_pages_in_use(&T.h);
+	assert_true(in_use >= linked);
+}
+
+/* Two vcpus faulting different gfns of the same leaf tables both install,
+ * sharing the tables one of them linked. */
+static void test_different_gfns(void **state)
+{
+	pthread_barrier_t bar;
+	struct kvm_vcpu *v1;
+	const gfn_t base = 0x80000;
+	const hva_t hva = HVA_BASE + 4096;
+
+	(void)state;
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
+	t_slot(&T, 0, base, NPAGES, hva, 0);
+	pthread_barrier_init(&bar, NULL, 3);
+	struct worker a = { .vcpu = T.vcpu, .start = &bar, .base = base, .first = 0, .step = 2,
+			    .rounds = 1 };
+	struct worker b = a;
+	b.vcpu = v1;
+	b.first = 1;
+	run_two(&a, &b);
+	pthread_barrier_destroy(&bar);
+
+	assert_int_equal(a.errors + b.errors, 0);
+	assert_int_equal(a.fixed, NPAGES / 2);
+	assert_int_equal(b.fixed, NPAGES / 2);
+	check_all_mapped(base, hva);
+	assert_int_equal(t_stats(T.kvm).cur_leaves[1], NPAGES);
+}
+
+/* Faults under the read side race zaps under the write side: nothing is
+ * lost, counted twice or leaked, and every gfn maps correctly afterwards. */
+static void test_faults_race_zaps(void **state)
+{
+	pthread_barrier_t bar;
+	struct kvm_vcpu *v1;
+	bool stop = false;
+	const gfn_t base = 0xc0000;
+	const hva_t hva = HVA_BASE + 4096;
+	pthread_t ta, tb;
+
+	(void)state;
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
+	t_slot(&T, 0, base, NPAGES, hva, 0);
+	pthread_barrier_init(&bar, NULL, 3);
+	struct worker a = { .vcpu = T.vcpu, .start = &bar, .base = base, .step = 1, .stop = &stop };
+	struct worker b = a;
+	b.vcpu = v1;
+	b.reverse = true;
+	assert_int_equal(pthread_create(&ta, NULL, fault_worker, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, fault_worker, &b), 0);
+	pthread_barrier_wait(&bar);
+	unsigned seed = 12345;
+	long zapped = 0;
+	for (int i = 0; i < 200; i++) {
+		seed = seed * 1103515245u + 12345u;
+		gfn_t s = base + (seed >> 8) % NPAGES;
+		gfn_t e = s + 1 + (seed >> 4) % 600;
+
+		if (e > base + NPAGES)
+			e = base + NPAGES;
+		long r = kvm_zap_gfn_range(T.kvm, s, e);
+		assert_true(r >= 0);
+		zapped += r;
+	}
+	__atomic_store_n(&stop, true, __ATOMIC_RELAXED);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tb, NULL), 0);
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(a.errors + b.errors, 0);
+
+	/* The books balance: installed - zapped = present. */
+	struct kvm_mmu_stats s = t_stats(T.kvm);
+	assert_int_equal(s.faults_fixed - s.zapped_leaves, s.cur_leaves[1]);
+	assert_int_equal((uint64_t)zapped, s.zapped_leaves);
+	/* Map everything once more and check it against the walker. */
+	for (unsigned i = 0; i < NPAGES; i++)
+		assert_true(kvm_tdp_page_fault(T.vcpu, (base + i) << 12, S2_ACC_WRITE) >= 0);
+	check_all_mapped(base, hva);
+	assert_int_equal(t_stats(T.kvm).cur_leaves[1], NPAGES);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_same_gfns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_different_gfns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_faults_race_zaps, setup, teardown),
+	};
+
+	if (!s2_fmt_supported(TEST_FMT)) {
+		print_message("format " TEST_FMT_NAME " not built: skipped\n");
+		return 0;
+	}
+	return cmocka_run_group_tests_name("generic mmu_mt [" TEST_FMT_NAME "]", tests, NULL, NULL);
+}
