@@ -40,13 +40,13 @@ int main(void)
 
 #define MAX_PA (1ull << 56)
 
-static const unsigned flag_sets[] = { 0, S2_FMTF_AD, S2_FMTF_PBMT,
-				      S2_FMTF_AD | S2_FMTF_PBMT };
+static const unsigned flag_sets[] = { 0, S2_FMTF_AD, S2_FMTF_PBMT, S2_FMTF_AD | S2_FMTF_PBMT };
 static const unsigned widths[] = { 41, 50, 59 }; /* Sv39x4, Sv48x4, Sv57x4 */
 
 static struct s2_fmt_cfg make_cfg(unsigned gpa_bits, unsigned flags)
 {
-	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G, .gpa_bits = gpa_bits,
+	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G,
+				   .gpa_bits = gpa_bits,
 				   .fmt_flags = flags };
 	struct s2_fmt_cfg c;
 
@@ -122,8 +122,8 @@ static uint64_t hgatp_of(const struct s2_fmt_cfg *c, const struct tables *t)
 {
 	uint64_t hgatp = 0;
 
-	assert_int_equal(s2_riscv_make_hgatp((hpa_t)(uintptr_t)t->root, c->levels,
-					     c->vmid, &hgatp), 0);
+	assert_int_equal(s2_riscv_make_hgatp((hpa_t)(uintptr_t)t->root, c->levels, c->vmid, &hgatp),
+			 0);
 	return hgatp;
 }
 
@@ -175,13 +175,12 @@ static unsigned expect_memtype(unsigned flags, unsigned mt)
 }
 
 /* Raw bits every leaf must have, checked against the spec's bit numbers. */
-static void check_leaf_bits(unsigned flags, uint64_t pte, unsigned prot, unsigned mt,
-			    hpa_t hpa)
+static void check_leaf_bits(unsigned flags, uint64_t pte, unsigned prot, unsigned mt, hpa_t hpa)
 {
-	assert_true(pte & (1ull << 4));                  /* U */
-	assert_false(pte & (1ull << 5));                 /* G */
-	assert_int_equal(pte & (0x7full << 54), 0);      /* reserved 60:54 */
-	assert_false(pte & (1ull << 63));                /* N */
+	assert_true(pte & (1ull << 4));		    /* U */
+	assert_false(pte & (1ull << 5));	    /* G */
+	assert_int_equal(pte & (0x7full << 54), 0); /* reserved 60:54 */
+	assert_false(pte & (1ull << 63));	    /* N */
 	assert_int_equal((pte >> 10) & ((1ull << 44) - 1), hpa >> 12);
 	if ((pte & 4) && !(pte & 2))
 		fail_msg("W without R: %#llx", (unsigned long long)pte);
@@ -189,9 +188,9 @@ static void check_leaf_bits(unsigned flags, uint64_t pte, unsigned prot, unsigne
 	if (!(flags & S2_FMTF_PBMT))
 		assert_int_equal(pte >> 61 & 3, 0);
 	else
-		assert_int_equal(pte >> 61 & 3,
-				 expect_memtype(flags, mt) == S2_MT_WB ? 0 :
-				 expect_memtype(flags, mt) == S2_MT_WC ? 1 : 2);
+		assert_int_equal(pte >> 61 & 3, expect_memtype(flags, mt) == S2_MT_WB ? 0 :
+						expect_memtype(flags, mt) == S2_MT_WC ? 1 :
+											2);
 	assert_int_equal(!!(pte & (1ull << 8)), !!(prot & S2_PROT_HOST_WRITABLE));
 	assert_int_equal(!!(pte & (1ull << 9)), !!(prot & S2_PROT_MMU_WRITABLE));
 }
@@ -218,8 +217,7 @@ static void test_cfg_sizing(void **state)
 		assert_int_equal(c.min_leaf_level, 1);
 		assert_int_equal(c.fmt_private, 8 + levels - 3);
 		/* The root level covers exactly the mode's x4 width. */
-		assert_int_equal(s2_level_shift(&c, levels) + c.root_bits,
-				 12 + 9 * levels + 2);
+		assert_int_equal(s2_level_shift(&c, levels) + c.root_bits, 12 + 9 * levels + 2);
 	}
 }
 
@@ -229,8 +227,9 @@ static void test_cfg_bad_input(void **state)
 	struct s2_fmt_cfg c;
 	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G, .gpa_bits = 41 };
 	static const unsigned bad_bits[] = { 0, 12, 31, 60, 64, 1000 };
-	static const unsigned bad_flags[] = { S2_FMTF_MBEC, S2_FMTF_SUPPRESS_VE, S2_FMTF_FWB,
-					      S2_FMTF_HD, S2_FMTF_XNX, S2_FMTF_LPA2,
+	static const unsigned bad_flags[] = { S2_FMTF_MBEC,   S2_FMTF_SUPPRESS_VE,
+					      S2_FMTF_FWB,    S2_FMTF_HD,
+					      S2_FMTF_XNX,    S2_FMTF_LPA2,
 					      S2_FMTF_VMID16, 1u << 31 };
 
 	(void)state;
@@ -287,43 +286,81 @@ static void test_leaf_round_trip_and_walk(void **state)
 					e = slot_at(&c, &t, gpas[g], l);
 					hgatp = hgatp_of(&c, &t);
 					for (unsigned h = 0; h < 2; h++)
-					for (unsigned prot = 0; prot <= S2_PROT_ALL; prot++)
-					for (unsigned mt = 0; mt < S2_MT_NR; mt++) {
-						struct ref_xlate x;
-						uint64_t pte = fmt_make_leaf(&c, l, hpas[h], prot, mt);
-						unsigned ep = expect_prot(c.flags, prot);
+						for (unsigned prot = 0; prot <= S2_PROT_ALL; prot++)
+							for (unsigned mt = 0; mt < S2_MT_NR; mt++) {
+								struct ref_xlate x;
+								uint64_t pte = fmt_make_leaf(
+									&c, l, hpas[h], prot, mt);
+								unsigned ep =
+									expect_prot(c.flags, prot);
 
-						check_leaf_bits(c.flags, pte, prot, mt, hpas[h]);
-						assert_false(fmt_is_frozen(pte));
-						assert_false(fmt_is_mmio(&c, pte));
-						*e = pte;
-						ref_riscv_walk(hgatp, walk_ext(&c), gpas[g], &x);
-						if (!expect_present(prot)) {
-							assert_false(fmt_is_present(&c, pte, l));
-							assert_false(fmt_is_leaf(&c, pte, l));
-							assert_int_equal(x.fault, REF_FAULT_NOT_PRESENT);
-							assert_int_equal(x.level, l);
-							continue;
-						}
-						assert_true(fmt_is_present(&c, pte, l));
-						assert_true(fmt_is_leaf(&c, pte, l));
-						assert_int_equal(fmt_leaf_hpa(&c, pte, l), hpas[h]);
-						assert_int_equal(fmt_leaf_prot(&c, pte, l), ep);
-						assert_int_equal(fmt_leaf_memtype(&c, pte, l),
-								 expect_memtype(c.flags, mt));
-						assert_int_equal(fmt_leaf_set_prot(&c, pte, l, ep), pte);
-						if (x.fault)
-							fail_msg("walk fault %s level %d pte %#llx",
-								 ref_fault_name(x.fault), x.level,
-								 (unsigned long long)pte);
-						assert_int_equal(x.level, l);
-						assert_int_equal(x.size, size);
-						assert_int_equal(x.hpa, hpas[h] + (gpas[g] & (size - 1)));
-						assert_int_equal(x.perm, ep & (S2_PROT_R | S2_PROT_W | S2_PROT_X));
-						assert_int_equal(x.memtype, fmt_leaf_memtype(&c, pte, l));
-						assert_int_equal(x.accessed, !!(ep & S2_PROT_ACCESSED));
-						assert_int_equal(x.dirty, !!(ep & S2_PROT_DIRTY));
-					}
+								check_leaf_bits(c.flags, pte, prot,
+										mt, hpas[h]);
+								assert_false(fmt_is_frozen(pte));
+								assert_false(fmt_is_mmio(&c, pte));
+								*e = pte;
+								ref_riscv_walk(hgatp, walk_ext(&c),
+									       gpas[g], &x);
+								if (!expect_present(prot)) {
+									assert_false(fmt_is_present(
+										&c, pte, l));
+									assert_false(fmt_is_leaf(
+										&c, pte, l));
+									assert_int_equal(
+										x.fault,
+										REF_FAULT_NOT_PRESENT);
+									assert_int_equal(x.level,
+											 l);
+									continue;
+								}
+								assert_true(
+									fmt_is_present(&c, pte, l));
+								assert_true(
+									fmt_is_leaf(&c, pte, l));
+								assert_int_equal(
+									fmt_leaf_hpa(&c, pte, l),
+									hpas[h]);
+								assert_int_equal(
+									fmt_leaf_prot(&c, pte, l),
+									ep);
+								assert_int_equal(
+									fmt_leaf_memtype(&c, pte,
+											 l),
+									expect_memtype(c.flags,
+										       mt));
+								assert_int_equal(
+									fmt_leaf_set_prot(&c, pte,
+											  l, ep),
+									pte);
+								if (x.fault)
+									fail_msg(
+										"walk fault %s level %d pte %#llx",
+										ref_fault_name(
+											x.fault),
+										x.level,
+										(unsigned long long)
+											pte);
+								assert_int_equal(x.level, l);
+								assert_int_equal(x.size, size);
+								assert_int_equal(
+									x.hpa,
+									hpas[h] + (gpas[g] &
+										   (size - 1)));
+								assert_int_equal(x.perm,
+										 ep & (S2_PROT_R |
+										       S2_PROT_W |
+										       S2_PROT_X));
+								assert_int_equal(
+									x.memtype,
+									fmt_leaf_memtype(&c, pte,
+											 l));
+								assert_int_equal(
+									x.accessed,
+									!!(ep & S2_PROT_ACCESSED));
+								assert_int_equal(
+									x.dirty,
+									!!(ep & S2_PROT_DIRTY));
+							}
 					tables_free(&t);
 				}
 			}
@@ -343,12 +380,13 @@ static void test_set_prot(void **state)
 			hpa_t hpa = MAX_PA - level_size(l);
 
 			for (unsigned from = 0; from <= S2_PROT_ALL; from += 7)
-			for (unsigned to = 0; to <= S2_PROT_ALL; to++) {
-				uint64_t a = fmt_make_leaf(&c, l, hpa, from, S2_MT_UC);
-				uint64_t b = fmt_leaf_set_prot(&c, a, l, to);
+				for (unsigned to = 0; to <= S2_PROT_ALL; to++) {
+					uint64_t a = fmt_make_leaf(&c, l, hpa, from, S2_MT_UC);
+					uint64_t b = fmt_leaf_set_prot(&c, a, l, to);
 
-				assert_int_equal(b, fmt_make_leaf(&c, l, hpa, to, S2_MT_UC));
-			}
+					assert_int_equal(b,
+							 fmt_make_leaf(&c, l, hpa, to, S2_MT_UC));
+				}
 		}
 	}
 }
@@ -481,7 +519,8 @@ static void test_hgatp_builder(void **state)
 			for (unsigned v = 0; v < 4; v++) {
 				uint64_t h = ~0ull;
 
-				assert_int_equal(s2_riscv_make_hgatp(roots[r], lv, vmids[v], &h), 0);
+				assert_int_equal(s2_riscv_make_hgatp(roots[r], lv, vmids[v], &h),
+						 0);
 				assert_int_equal(h >> 60, 8 + lv - 3);
 				assert_int_equal((h >> 58) & 3, 0);
 				assert_int_equal((h >> 44) & 0x3fff, vmids[v]);
@@ -542,28 +581,28 @@ static void test_walker_catches_bad_entries(void **state)
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), 0);
 	assert_int_equal(x.hpa, 0x7000);
 
-	*e1 = 0x7000 >> 2 | 0x1 | 0x4 | 0x10;            /* W without R */
+	*e1 = 0x7000 >> 2 | 0x1 | 0x4 | 0x10; /* W without R */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_MISCONFIG);
-	*e1 = 0x7000 >> 2 | 0x1 | 0x2;                   /* U clear */
+	*e1 = 0x7000 >> 2 | 0x1 | 0x2; /* U clear */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_MISCONFIG);
-	*e1 = 0x7000 >> 2 | 0x13 | (1ull << 54);         /* reserved bit */
+	*e1 = 0x7000 >> 2 | 0x13 | (1ull << 54); /* reserved bit */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_RESERVED);
-	*e1 = 0x7000 >> 2 | 0x13 | (3ull << 61);         /* PBMT 3 */
+	*e1 = 0x7000 >> 2 | 0x13 | (3ull << 61); /* PBMT 3 */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_MISCONFIG);
-	*e1 = 0x7000 >> 2 | 0x13 | (1ull << 61);         /* PBMT without Svpbmt */
+	*e1 = 0x7000 >> 2 | 0x13 | (1ull << 61); /* PBMT without Svpbmt */
 	assert_int_equal(ref_riscv_walk(hgatp, 0, gpa, &x), REF_FAULT_RESERVED);
-	*e1 = 0x1;                                        /* pointer at level 1 */
+	*e1 = 0x1; /* pointer at level 1 */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_MISCONFIG);
 
-	*e2 = table | (1ull << 6);                        /* non-leaf with A */
+	*e2 = table | (1ull << 6); /* non-leaf with A */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_RESERVED);
-	*e2 = table | (1ull << 4);                        /* non-leaf with U */
+	*e2 = table | (1ull << 4); /* non-leaf with U */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_RESERVED);
 	leaf2 = fmt_make_leaf(&c, 2, 0x200000, S2_PROT_R, S2_MT_WB);
 	*e2 = leaf2;
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), 0);
 	assert_int_equal(x.hpa, 0x200000 + (gpa & 0x1fffff));
-	*e2 = leaf2 | (1ull << 10);                       /* misaligned 2 MiB */
+	*e2 = leaf2 | (1ull << 10); /* misaligned 2 MiB */
 	assert_int_equal(ref_riscv_walk(hgatp, REF_RISCV_SVPBMT, gpa, &x), REF_FAULT_MISCONFIG);
 	*e2 = table;
 

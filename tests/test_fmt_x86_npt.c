@@ -45,7 +45,8 @@ static const unsigned widths[] = { 48, 57 }; /* 4-level, 5-level */
 
 static struct s2_fmt_cfg make_cfg(unsigned gpa_bits, unsigned flags)
 {
-	struct kvm_vm_params p = { .fmt = S2_FMT_X86_NPT, .gpa_bits = gpa_bits,
+	struct kvm_vm_params p = { .fmt = S2_FMT_X86_NPT,
+				   .gpa_bits = gpa_bits,
 				   .fmt_flags = flags };
 	struct s2_fmt_cfg c;
 
@@ -134,8 +135,8 @@ static bool expect_present(unsigned prot)
  * read, has one execute permission, and keeps A/D as asked. */
 static unsigned expect_prot(unsigned prot)
 {
-	unsigned e = prot & (S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE |
-			     S2_PROT_ACCESSED | S2_PROT_DIRTY | S2_PROT_W);
+	unsigned e = prot & (S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE | S2_PROT_ACCESSED |
+			     S2_PROT_DIRTY | S2_PROT_W);
 
 	if (expect_present(prot))
 		e |= S2_PROT_R;
@@ -160,13 +161,13 @@ static void check_leaf_bits(uint64_t pte, int l, unsigned prot, unsigned mt, hpa
 {
 	unsigned pat_idx = (unsigned)((pte >> 3) & 3);
 
-	assert_true(pte & (1ull << 2));                           /* U/S */
-	assert_false(pte & (1ull << 8));                          /* G */
-	assert_int_equal(!!(pte & (1ull << 7)), l >= 2);          /* PS / PAT(4K) */
+	assert_true(pte & (1ull << 2));			 /* U/S */
+	assert_false(pte & (1ull << 8));		 /* G */
+	assert_int_equal(!!(pte & (1ull << 7)), l >= 2); /* PS / PAT(4K) */
 	if (l >= 2)
-		assert_false(pte & (1ull << 12));                 /* PAT (large) */
+		assert_false(pte & (1ull << 12)); /* PAT (large) */
 	assert_int_equal(pte & 0x000ffffffffff000ull & ~(level_size(l) - 1), hpa);
-	assert_int_equal(pte & 0x7ff0000000000000ull, 0);        /* 62:52 unused */
+	assert_int_equal(pte & 0x7ff0000000000000ull, 0); /* 62:52 unused */
 	assert_int_equal(!!(pte & 1), expect_present(prot));
 	assert_int_equal(!!(pte & 2), !!(prot & S2_PROT_W));
 	assert_int_equal(!(pte >> 63), !!(prot & (S2_PROT_X | S2_PROT_XU)));
@@ -216,8 +217,8 @@ static void test_cfg_bad_input(void **state)
 	struct kvm_vm_params p = { .fmt = S2_FMT_X86_NPT, .gpa_bits = 48 };
 	static const unsigned bad_bits[] = { 0, 12, 31, 58, 64, 1000 };
 	static const unsigned bad_flags[] = { S2_FMTF_MBEC, S2_FMTF_SUPPRESS_VE, S2_FMTF_FWB,
-					      S2_FMTF_HD, S2_FMTF_XNX, S2_FMTF_LPA2,
-					      S2_FMTF_PBMT, S2_FMTF_VMID16, 1u << 31 };
+					      S2_FMTF_HD,   S2_FMTF_XNX,	 S2_FMTF_LPA2,
+					      S2_FMTF_PBMT, S2_FMTF_VMID16,	 1u << 31 };
 
 	(void)state;
 	for (unsigned i = 0; i < sizeof(bad_bits) / sizeof(bad_bits[0]); i++) {
@@ -268,42 +269,65 @@ static void test_leaf_round_trip_and_walk(void **state)
 				e = slot_at(&c, &t, gpas[g], l);
 				ncr3 = ncr3_of(&t);
 				for (unsigned h = 0; h < 2; h++)
-				for (unsigned prot = 0; prot <= S2_PROT_ALL; prot++)
-				for (unsigned mt = 0; mt < S2_MT_NR; mt++) {
-					struct ref_xlate x;
-					uint64_t pte = fmt_make_leaf(&c, l, hpas[h], prot, mt);
-					unsigned ep = expect_prot(prot);
+					for (unsigned prot = 0; prot <= S2_PROT_ALL; prot++)
+						for (unsigned mt = 0; mt < S2_MT_NR; mt++) {
+							struct ref_xlate x;
+							uint64_t pte = fmt_make_leaf(&c, l, hpas[h],
+										     prot, mt);
+							unsigned ep = expect_prot(prot);
 
-					check_leaf_bits(pte, l, prot, mt, hpas[h]);
-					assert_false(fmt_is_frozen(pte));
-					assert_false(fmt_is_mmio(&c, pte));
-					*e = pte;
-					ref_npt_walk(ncr3, c.levels == 5, gpas[g], &x);
-					if (!expect_present(prot)) {
-						assert_false(fmt_is_present(&c, pte, l));
-						assert_false(fmt_is_leaf(&c, pte, l));
-						assert_int_equal(x.fault, REF_FAULT_NOT_PRESENT);
-						assert_int_equal(x.level, l);
-						continue;
-					}
-					assert_true(fmt_is_present(&c, pte, l));
-					assert_true(fmt_is_leaf(&c, pte, l));
-					assert_int_equal(fmt_leaf_hpa(&c, pte, l), hpas[h]);
-					assert_int_equal(fmt_leaf_prot(&c, pte, l), ep);
-					assert_int_equal(fmt_leaf_memtype(&c, pte, l), expect_memtype(mt));
-					assert_int_equal(fmt_leaf_set_prot(&c, pte, l, ep), pte);
-					if (x.fault)
-						fail_msg("walk fault %s level %d pte %#llx",
-							 ref_fault_name(x.fault), x.level,
-							 (unsigned long long)pte);
-					assert_int_equal(x.level, l);
-					assert_int_equal(x.size, size);
-					assert_int_equal(x.hpa, hpas[h] + (gpas[g] & (size - 1)));
-					assert_int_equal(x.perm, ep & (S2_PROT_R | S2_PROT_W | S2_PROT_X));
-					assert_int_equal(x.memtype, fmt_leaf_memtype(&c, pte, l));
-					assert_int_equal(x.accessed, !!(prot & S2_PROT_ACCESSED));
-					assert_int_equal(x.dirty, !!(prot & S2_PROT_DIRTY));
-				}
+							check_leaf_bits(pte, l, prot, mt, hpas[h]);
+							assert_false(fmt_is_frozen(pte));
+							assert_false(fmt_is_mmio(&c, pte));
+							*e = pte;
+							ref_npt_walk(ncr3, c.levels == 5, gpas[g],
+								     &x);
+							if (!expect_present(prot)) {
+								assert_false(
+									fmt_is_present(&c, pte, l));
+								assert_false(
+									fmt_is_leaf(&c, pte, l));
+								assert_int_equal(
+									x.fault,
+									REF_FAULT_NOT_PRESENT);
+								assert_int_equal(x.level, l);
+								continue;
+							}
+							assert_true(fmt_is_present(&c, pte, l));
+							assert_true(fmt_is_leaf(&c, pte, l));
+							assert_int_equal(fmt_leaf_hpa(&c, pte, l),
+									 hpas[h]);
+							assert_int_equal(fmt_leaf_prot(&c, pte, l),
+									 ep);
+							assert_int_equal(
+								fmt_leaf_memtype(&c, pte, l),
+								expect_memtype(mt));
+							assert_int_equal(
+								fmt_leaf_set_prot(&c, pte, l, ep),
+								pte);
+							if (x.fault)
+								fail_msg(
+									"walk fault %s level %d pte %#llx",
+									ref_fault_name(x.fault),
+									x.level,
+									(unsigned long long)pte);
+							assert_int_equal(x.level, l);
+							assert_int_equal(x.size, size);
+							assert_int_equal(
+								x.hpa,
+								hpas[h] + (gpas[g] & (size - 1)));
+							assert_int_equal(x.perm, ep & (S2_PROT_R |
+										       S2_PROT_W |
+										       S2_PROT_X));
+							assert_int_equal(
+								x.memtype,
+								fmt_leaf_memtype(&c, pte, l));
+							assert_int_equal(
+								x.accessed,
+								!!(prot & S2_PROT_ACCESSED));
+							assert_int_equal(x.dirty,
+									 !!(prot & S2_PROT_DIRTY));
+						}
 				tables_free(&t);
 			}
 		}
@@ -320,13 +344,13 @@ static void test_set_prot(void **state)
 		hpa_t hpa = MAX_PA - level_size(l);
 
 		for (unsigned mt = 0; mt < S2_MT_NR; mt++)
-		for (unsigned from = 0; from <= S2_PROT_ALL; from += 7)
-		for (unsigned to = 0; to <= S2_PROT_ALL; to++) {
-			uint64_t a = fmt_make_leaf(&c, l, hpa, from, mt);
+			for (unsigned from = 0; from <= S2_PROT_ALL; from += 7)
+				for (unsigned to = 0; to <= S2_PROT_ALL; to++) {
+					uint64_t a = fmt_make_leaf(&c, l, hpa, from, mt);
 
-			assert_int_equal(fmt_leaf_set_prot(&c, a, l, to),
-					 fmt_make_leaf(&c, l, hpa, to, mt));
-		}
+					assert_int_equal(fmt_leaf_set_prot(&c, a, l, to),
+							 fmt_make_leaf(&c, l, hpa, to, mt));
+				}
 	}
 }
 
@@ -538,10 +562,10 @@ static void test_walker_catches_bad_entries(void **state)
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_RESERVED);
 	*e4 = t4 & ~4ull;
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_MISCONFIG);
-	*e4 = t4 & ~2ull;                                  /* R/W clear above */
+	*e4 = t4 & ~2ull; /* R/W clear above */
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_X);
-	*e4 = t4 | (1ull << 63);                           /* NX above */
+	*e4 = t4 | (1ull << 63); /* NX above */
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_W);
 	*e4 = t4;
@@ -549,7 +573,7 @@ static void test_walker_catches_bad_entries(void **state)
 	*e2 = fmt_make_leaf(&c, 2, 0x200000, all, S2_MT_WB);
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);
 	assert_int_equal(x.hpa, 0x200000 + (gpa & 0x1fffff));
-	*e2 |= 1ull << 13;                                 /* 2 MiB reserved */
+	*e2 |= 1ull << 13; /* 2 MiB reserved */
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), REF_FAULT_RESERVED);
 	*e2 = fmt_make_leaf(&c, 2, 0x200000, all, S2_MT_WB) | (1ull << 12); /* PAT */
 	assert_int_equal(ref_npt_walk(ncr3, false, gpa, &x), 0);

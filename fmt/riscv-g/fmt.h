@@ -46,15 +46,15 @@
 #define RVG_D (1ull << 7)
 #define RVG_PPN_SHIFT 10
 #define RVG_PPN_MASK (((1ull << 44) - 1) << RVG_PPN_SHIFT) /* bits 53:10 */
-#define RVG_RSVD_MASK (0x7full << 54)                     /* bits 60:54 */
+#define RVG_RSVD_MASK (0x7full << 54)			   /* bits 60:54 */
 #define RVG_PBMT_SHIFT 61
 #define RVG_PBMT_MASK (3ull << RVG_PBMT_SHIFT)
 #define RVG_N (1ull << 63)
 #define RVG_RWX (RVG_R | RVG_W | RVG_X)
 
-#define RVG_HW_BITS                                                            \
-	(RVG_V | RVG_R | RVG_W | RVG_X | RVG_U | RVG_G | RVG_A | RVG_D |       \
-	 RVG_PPN_MASK | RVG_RSVD_MASK | RVG_PBMT_MASK | RVG_N)
+#define RVG_HW_BITS                                                                     \
+	(RVG_V | RVG_R | RVG_W | RVG_X | RVG_U | RVG_G | RVG_A | RVG_D | RVG_PPN_MASK | \
+	 RVG_RSVD_MASK | RVG_PBMT_MASK | RVG_N)
 
 /* Svpbmt memory types; 3 is reserved. */
 #define RVG_PBMT_PMA 0ull
@@ -95,14 +95,11 @@
 
 #define RVG_FMTF_ALL (S2_FMTF_AD | S2_FMTF_PBMT)
 
-_Static_assert((RVG_SW_BITS & RVG_HW_BITS) == 0,
-	       "G-stage software bits overlap hardware bits");
+_Static_assert((RVG_SW_BITS & RVG_HW_BITS) == 0, "G-stage software bits overlap hardware bits");
 _Static_assert((RVG_SW_HOST_WRITABLE & RVG_SW_MMU_WRITABLE) == 0,
 	       "host-writable and MMU-writable need distinct bits");
-_Static_assert((RVG_V & ~RVG_LOW_MASK) == 0,
-	       "the present test must look only at bits 0..11");
-_Static_assert((FMT_FROZEN & ~RVG_LOW_MASK) == 0,
-	       "FMT_FROZEN must have bits 12 and up clear");
+_Static_assert((RVG_V & ~RVG_LOW_MASK) == 0, "the present test must look only at bits 0..11");
+_Static_assert((FMT_FROZEN & ~RVG_LOW_MASK) == 0, "FMT_FROZEN must have bits 12 and up clear");
 _Static_assert((FMT_FROZEN & RVG_V) == 0 && (RVG_MMIO_LOW & RVG_V) == 0,
 	       "frozen and MMIO values must be non-present (V=0)");
 _Static_assert((RVG_MMIO_LOW & ~RVG_LOW_MASK) == 0 && RVG_MMIO_LOW != FMT_FROZEN &&
@@ -235,8 +232,8 @@ static inline hpa_t rvg_ppn_to_pa(s2_pte_t pte)
 	return (pte & RVG_PPN_MASK) >> RVG_PPN_SHIFT << 12;
 }
 
-static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa,
-				     unsigned prot, unsigned memtype)
+static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa, unsigned prot,
+				     unsigned memtype)
 {
 	(void)l;
 	return rvg_pa_to_ppn(hpa) | RVG_U | rvg_encode_prot(c, prot) |
@@ -317,8 +314,8 @@ static inline unsigned fmt_leaf_memtype(const struct s2_fmt_cfg *c, s2_pte_t pte
 }
 
 /* Same leaf with new S2_PROT_*: address, U and PBMT are kept. */
-static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte,
-					 int l, unsigned prot)
+static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte, int l,
+					 unsigned prot)
 {
 	(void)l;
 	return (pte & ~RVG_PROT_BITS) | rvg_encode_prot(c, prot);
@@ -359,7 +356,9 @@ static inline void rvg_hfence_gvma_vmid(uint64_t vmid)
 static inline void rvg_hfence_gvma_gpa(uint64_t gpa, uint64_t vmid)
 {
 	__asm__ volatile(".insn r 0x73, 0, 0x31, x0, %0, %1"
-			 : : "r"(gpa >> 2), "r"(vmid) : "memory");
+			 :
+			 : "r"(gpa >> 2), "r"(vmid)
+			 : "memory");
 }
 #else
 #define RVG_HAVE_HFENCE 0
@@ -371,8 +370,8 @@ static inline void rvg_hfence_gvma_gpa(uint64_t gpa, uint64_t vmid)
  * remote HFENCE or IPIs). vcpus also get KVM_REQ_TLB_FLUSH from the core and
  * fence on their own hart before re-entry.
  */
-static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
-				    const struct s2_env *env, struct kvm *kvm)
+static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				    struct kvm *kvm)
 {
 #if RVG_HAVE_HFENCE
 	rvg_hfence_gvma_vmid(c->vmid);
@@ -392,9 +391,8 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
  * full flush is cheaper than the loop. The embedder's range hook (or, if it
  * has none, its VM hook) then covers the other harts.
  */
-static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c,
-				       const struct s2_env *env, struct kvm *kvm,
-				       gpa_t gpa, uint64_t size)
+static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				       struct kvm *kvm, gpa_t gpa, uint64_t size)
 {
 #if RVG_HAVE_HFENCE
 	uint64_t start = gpa & ~0xfffull;

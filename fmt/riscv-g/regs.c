@@ -5,8 +5,7 @@
 #include "s2mmu/kvm.h"
 #include "s2mmu/riscv-g.h"
 
-int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid,
-			uint64_t *out)
+int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid, uint64_t *out)
 {
 	uint64_t mode;
 
@@ -25,8 +24,7 @@ int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid,
 		return -EINVAL;
 	if (vmid > S2_HGATP_VMID_MAX)
 		return -EINVAL;
-	*out = mode << S2_HGATP_MODE_SHIFT | (uint64_t)vmid << S2_HGATP_VMID_SHIFT |
-	       root >> 12;
+	*out = mode << S2_HGATP_MODE_SHIFT | (uint64_t)vmid << S2_HGATP_VMID_SHIFT | root >> 12;
 	return 0;
 }
 

@@ -53,9 +53,9 @@
 #define NPT_ADDR_MASK 0x000ffffffffff000ull /* bits 51:12 */
 #define NPT_NX (1ull << 63)
 
-#define NPT_HW_BITS                                                            \
-	(NPT_P | NPT_RW | NPT_US | NPT_PWT | NPT_PCD | NPT_A | NPT_D | NPT_PS | \
-	 NPT_G | NPT_ADDR_MASK | NPT_NX)
+#define NPT_HW_BITS                                                                     \
+	(NPT_P | NPT_RW | NPT_US | NPT_PWT | NPT_PCD | NPT_A | NPT_D | NPT_PS | NPT_G | \
+	 NPT_ADDR_MASK | NPT_NX)
 
 /*
  * Software bits: two of the AVL bits 11:9, which hardware ignores in every
@@ -90,14 +90,12 @@
 
 #define NPT_FMTF_ALL S2_FMTF_AD
 
-_Static_assert((NPT_SW_BITS & NPT_HW_BITS) == 0,
-	       "NPT software bits overlap hardware bits");
-_Static_assert((NPT_SW_BITS & NPT_PAT_LARGE) == 0 && (NPT_SW_HOST_WRITABLE & NPT_SW_MMU_WRITABLE) == 0,
+_Static_assert((NPT_SW_BITS & NPT_HW_BITS) == 0, "NPT software bits overlap hardware bits");
+_Static_assert((NPT_SW_BITS & NPT_PAT_LARGE) == 0 &&
+		       (NPT_SW_HOST_WRITABLE & NPT_SW_MMU_WRITABLE) == 0,
 	       "NPT software bits must be distinct and clear of PAT");
-_Static_assert((NPT_P & ~NPT_LOW_MASK) == 0,
-	       "the present test must look only at bits 0..11");
-_Static_assert((FMT_FROZEN & ~NPT_LOW_MASK) == 0,
-	       "FMT_FROZEN must have bits 12 and up clear");
+_Static_assert((NPT_P & ~NPT_LOW_MASK) == 0, "the present test must look only at bits 0..11");
+_Static_assert((FMT_FROZEN & ~NPT_LOW_MASK) == 0, "FMT_FROZEN must have bits 12 and up clear");
 _Static_assert((FMT_FROZEN & NPT_P) == 0 && (NPT_MMIO_LOW & NPT_P) == 0,
 	       "frozen and MMIO values must be non-present (P=0)");
 _Static_assert((NPT_MMIO_LOW & ~NPT_LOW_MASK) == 0 && NPT_MMIO_LOW != FMT_FROZEN &&
@@ -199,8 +197,8 @@ static inline uint64_t npt_leaf_addr_mask(int l)
 	return NPT_ADDR_MASK & ~((1ull << (12 + 9 * (l - 1))) - 1);
 }
 
-static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa,
-				     unsigned prot, unsigned memtype)
+static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa, unsigned prot,
+				     unsigned memtype)
 {
 	(void)c;
 	return (hpa & npt_leaf_addr_mask(l)) | NPT_US | npt_encode_prot(prot) |
@@ -287,8 +285,8 @@ static inline unsigned fmt_leaf_memtype(const struct s2_fmt_cfg *c, s2_pte_t pte
 }
 
 /* Same leaf with new S2_PROT_*: address, size, U/S and memory type kept. */
-static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte,
-					 int l, unsigned prot)
+static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte, int l,
+					 unsigned prot)
 {
 	(void)c;
 	(void)l;
@@ -319,8 +317,8 @@ static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
  * raises. Nothing to broadcast, and no ranged form (INVLPGA takes guest
  * virtual addresses, not guest-physical ones).
  */
-static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
-				    const struct s2_env *env, struct kvm *kvm)
+static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				    struct kvm *kvm)
 {
 	(void)c;
 	(void)env;

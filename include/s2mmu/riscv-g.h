@@ -31,8 +31,7 @@ struct kvm;
  * Returns 0 and the value in *@out, or -EINVAL (bad levels, misaligned or
  * too wide root, VMID too wide, NULL @out); *@out is untouched on error.
  */
-int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid,
-			uint64_t *out);
+int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid, uint64_t *out);
 
 /*
  * hgatp of @kvm (its root, walk length and the VMID it was created with).

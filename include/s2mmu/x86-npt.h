@@ -20,13 +20,13 @@ struct kvm;
 #define S2_NPT_PAT_DEFAULT 0x0007040600070406ull
 
 /* NPF EXITINFO1 bits (the page-fault error code plus two nested bits). */
-#define S2_NPF_P (1ull << 0)      /* the entry was present: a protection fault */
-#define S2_NPF_W (1ull << 1)      /* write access */
-#define S2_NPF_U (1ull << 2)      /* user access (always set for nested walks) */
-#define S2_NPF_RSV (1ull << 3)    /* a reserved bit was set */
-#define S2_NPF_ID (1ull << 4)     /* instruction fetch */
+#define S2_NPF_P (1ull << 0)	  /* the entry was present: a protection fault */
+#define S2_NPF_W (1ull << 1)	  /* write access */
+#define S2_NPF_U (1ull << 2)	  /* user access (always set for nested walks) */
+#define S2_NPF_RSV (1ull << 3)	  /* a reserved bit was set */
+#define S2_NPF_ID (1ull << 4)	  /* instruction fetch */
 #define S2_NPF_FINAL (1ull << 32) /* fault on the final guest-physical access */
-#define S2_NPF_GPT (1ull << 33)   /* fault while walking the guest's tables */
+#define S2_NPF_GPT (1ull << 33)	  /* fault while walking the guest's tables */
 
 /*
  * Build nCR3 for the nested root @root (4 KiB aligned, below 2^52). PWT and

@@ -126,8 +126,8 @@ int ref_riscv_walk(uint64_t hgatp, unsigned ext, uint64_t gpa, struct ref_xlate 
 	if (pte & PTE_X)
 		out->perm |= S2_PROT_X;
 	switch ((pte & PTE_PBMT) >> 61) {
-	case 0: out->memtype = S2_MT_WB; break; /* PMA */
-	case 1: out->memtype = S2_MT_WC; break; /* NC */
+	case 0: out->memtype = S2_MT_WB; break;	 /* PMA */
+	case 1: out->memtype = S2_MT_WC; break;	 /* NC */
 	default: out->memtype = S2_MT_UC; break; /* IO */
 	}
 	out->accessed = (pte & PTE_A) != 0;
