@@ -88,7 +88,7 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	struct s2_pfn_info pi;
 	struct s2_fault f;
 	struct kvm *kvm;
-	uint64_t seq, gen;
+	uint64_t seq, gen, leaf_pages;
 	bool write;
 	int r;
 
@@ -143,8 +143,11 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	f.prot = s2_fault_prot(&slot, &pi, write);
 	f.memtype = pi.memtype;
 
+	leaf_pages = 1ull << (s2_level_shift(&kvm->cfg, f.level) - S2_GFN_SHIFT);
+
 	s2_mmu_read_lock(kvm);
-	if (s2_invalidate_retry(kvm, seq, f.gfn) ||
+	if (s2_invalidate_retry(kvm, seq, f.gfn & ~(leaf_pages - 1),
+				(f.gfn & ~(leaf_pages - 1)) + leaf_pages) ||
 	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
 		r = RET_PF_RETRY;
 	else

@@ -260,11 +260,16 @@ void s2_notifier_slot_added(struct kvm *kvm, const struct kvm_memory_slot *slot)
 /* notifier/: free what it keeps per VM (kvm_destroy_vm). */
 void s2_notifier_destroy(struct kvm *kvm);
 
-/* Fault paths use these to validate mmu_invalidate_* (notifier/). */
-static inline bool s2_invalidate_retry(struct kvm *kvm, uint64_t seq, gfn_t gfn)
+/*
+ * Fault paths use these to validate mmu_invalidate_* (notifier/), with
+ * mmu_lock held: retry when the gfns [start, end) the new leaf would map
+ * meet an in-progress invalidation (the whole leaf, so a huge leaf never
+ * spans a page being changed), or when one ended since @seq was read.
+ */
+static inline bool s2_invalidate_retry(struct kvm *kvm, uint64_t seq, gfn_t start, gfn_t end)
 {
 	if (s2_unlikely(__atomic_load_n(&kvm->mmu_invalidate_in_progress, __ATOMIC_RELAXED)) &&
-	    gfn >= kvm->mmu_invalidate_range_start && gfn < kvm->mmu_invalidate_range_end)
+	    start < kvm->mmu_invalidate_range_end && end > kvm->mmu_invalidate_range_start)
 		return true;
 	return __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_RELAXED) != seq;
 }
