@@ -34,7 +34,16 @@ for prog in "$@"; do
 		why="exit $rc"
 		[ "$rc" -eq 124 ] && why="timed out after ${timeout_s}s"
 		printf '  FAIL    %s (%s, %d ms); output (%s):\n' "$name" "$why" "$ms" "$log"
-		tail -n 200 "$log" | sed 's/^/    | /'
+		# The first report (sanitizers) and the last lines (cmocka's
+		# list of failed tests) matter most.
+		lines=$(wc -l <"$log")
+		if [ "$lines" -le 200 ]; then
+			sed 's/^/    | /' "$log"
+		else
+			head -n 120 "$log" | sed 's/^/    | /'
+			echo "    | ... ($((lines - 180)) lines left out)"
+			tail -n 60 "$log" | sed 's/^/    | /'
+		fi
 	fi
 done
 if [ -n "${S2_PHASE:-}" ]; then
