@@ -1,0 +1,676 @@
+// SPDX-License-Identifier: MIT
+/*
+ * arm64 example hypervisor on s2mmu: EL2 on QEMU virt (virtualization=on),
+ * one guest at EL1 with its MMU off, stage-2 tables built by the library.
+ *
+ * The guest starts with an empty stage 2: every page it touches is mapped
+ * by kvm_tdp_page_fault() from the abort's IPA (HPFAR_EL2 for the page,
+ * FAR_EL2 for the offset). A gpa with no memslot is an emulated device (a
+ * PL011 subset and the test's control registers), decoded from the data
+ * abort syndrome (ISV, SAS, SSE, SRT, SF, WnR). A write to the read-only
+ * memslot comes back as RET_PF_RO_WRITE and is dropped, as a ROM would. When
+ * the guest asks for it, the EL2 physical timer's interrupt zaps a range it
+ * is reading in a loop; its next access there must abort again, which only
+ * happens if the format's TLBI reached QEMU's TLB.
+ *
+ * Without hardware Access flag management (cortex-a57: ID_AA64MMFR1.HAFDBS
+ * = 0) an access to a leaf with AF = 0 faults. The library installs every
+ * leaf with AF set (its fault path passes S2_PROT_ACCESSED), so no Access
+ * flag fault is expected; one that comes anyway is handed to the fault
+ * path, which sets AF (and counted). With HAFDBS >= 1 (-cpu max) the VM is
+ * created with VTCR_EL2.HA, and with HD too when HAFDBS = 2: writable leaves
+ * mapped by a read fault are then clean (DBM set, S2AP[1] clear) and the
+ * guest's first write is recorded by hardware without an exit.
+ *
+ * The run ends with the verdict as QEMU's exit status through semihosting
+ * SYS_EXIT: 0 pass, 1 the guest saw wrong data, 2 the zap check failed, 3
+ * another check failed, 4 an unexpected exception, 5 a library call failed.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/klib.h"
+#include "layout.h"
+#include "s2mmu/arm64-s2.h"
+#include "s2mmu/env-freestanding.h"
+#include "s2mmu/s2mmu.h"
+
+enum {
+	EXIT_PASS = 0,
+	EXIT_GUEST = 1,
+	EXIT_ZAP = 2,
+	EXIT_CHECK = 3,
+	EXIT_TRAP = 4,
+	EXIT_LIB = 5,
+};
+
+/* ---- hardware ------------------------------------------------------------ */
+
+#define sysreg_read(r)                                                         \
+	__extension__({                                                        \
+		uint64_t v_;                                                   \
+		__asm__ volatile("mrs %0, " #r : "=r"(v_));                    \
+		v_;                                                            \
+	})
+#define sysreg_write(r, v) __asm__ volatile("msr " #r ", %0" : : "r"((uint64_t)(v)) : "memory")
+#define isb() __asm__ volatile("isb" : : : "memory")
+
+#define HCR_VM (1ull << 0)
+#define HCR_FMO (1ull << 3)
+#define HCR_IMO (1ull << 4)
+#define HCR_AMO (1ull << 5)
+#define HCR_RW (1ull << 31)
+#define SPSR_EL1H_DAIF 0x3c5ull  /* EL1h, D/A/I/F masked */
+#define SCTLR_EL1_MMU_OFF 0x30d00800ull /* RES1 bits, M = C = I = 0 */
+
+#define ESR_EC(esr) (((esr) >> 26) & 0x3f)
+#define EC_IABT_LOW 0x20
+#define EC_DABT_LOW 0x24
+#define ESR_ISV (1ull << 24)
+#define ESR_SAS(esr) (((esr) >> 22) & 3)
+#define ESR_SSE (1ull << 21)
+#define ESR_SRT(esr) (((esr) >> 16) & 0x1f)
+#define ESR_SF (1ull << 15)
+#define ESR_WNR (1ull << 6)
+#define ESR_FSC(esr) ((esr) & 0x3f)
+/* Fault status classes (the low two bits are the level). */
+#define FSC_CLASS(fsc) ((fsc) & 0x3c)
+#define FSC_TRANSLATION 0x04
+#define FSC_ACCESS_FLAG 0x08
+#define FSC_PERMISSION 0x0c
+
+/* Exit reasons (the lower-EL vector that was taken, start.S). */
+enum { REASON_SYNC = 0, REASON_IRQ = 1, REASON_FIQ = 2, REASON_SERROR = 3 };
+
+#define HOST_UART 0x09000000ul
+#define GICD 0x08000000ul
+#define GICC 0x08010000ul
+#define INTID_HYP_TIMER 26 /* CNTHP, PPI 10 */
+
+static inline void mmio_w32(uintptr_t a, uint32_t v)
+{
+	*(volatile uint32_t *)a = v;
+}
+
+static inline uint32_t mmio_r32(uintptr_t a)
+{
+	return *(volatile uint32_t *)a;
+}
+
+void klib_putc(char c)
+{
+	while (mmio_r32(HOST_UART + 0x18) & 0x20)
+		;
+	mmio_w32(HOST_UART, (uint8_t)c);
+}
+
+/* Semihosting SYS_EXIT with ADP_Stopped_ApplicationExit: QEMU exits with
+ * @code as its status. */
+static __attribute__((noreturn)) void finish(int code)
+{
+	static volatile uint64_t block[2];
+
+	kprintf("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
+	block[0] = 0x20026;
+	block[1] = (uint64_t)code;
+	/* Register variables are only bound at the asm: set them right here. */
+	register uint64_t x0 __asm__("x0") = 0x18;
+	register uint64_t x1 __asm__("x1") = (uint64_t)(uintptr_t)block;
+
+	__asm__ volatile("hlt #0xf000" : "+r"(x0) : "r"(x1) : "memory");
+	for (;;)
+		__asm__ volatile("wfi");
+}
+
+/* An exception taken at EL2 (start.S): always a bug. */
+void a64_hyp_trap(uint64_t vector);
+void a64_hyp_trap(uint64_t vector)
+{
+	kprintf("hyp: exception at EL2: vector %lu ESR_EL2 0x%lx ELR_EL2 0x%lx FAR_EL2 0x%lx\n",
+		vector, sysreg_read(esr_el2), sysreg_read(elr_el2), sysreg_read(far_el2));
+	finish(EXIT_TRAP);
+}
+
+/* The EL2 physical timer through the GICv2 of the virt board. */
+static void gic_init(void)
+{
+	mmio_w32(GICD + 0x000, 1);                        /* GICD_CTLR: enable */
+	mmio_w32(GICD + 0x100, 1u << INTID_HYP_TIMER);    /* GICD_ISENABLER0 */
+	mmio_w32(GICC + 0x004, 0xff);                     /* GICC_PMR: all */
+	mmio_w32(GICC + 0x000, 1);                        /* GICC_CTLR: enable */
+}
+
+static void timer_arm(uint64_t ticks)
+{
+	sysreg_write(cnthp_tval_el2, ticks);
+	sysreg_write(cnthp_ctl_el2, 1); /* ENABLE, not masked */
+	isb();
+}
+
+/* ---- the vcpu's registers (offsets shared with start.S) ------------------ */
+
+struct a64_regs {
+	uint64_t x[31];
+	uint64_t pc, pstate, reason;
+	uint64_t host[13]; /* x19..x30, sp */
+};
+_Static_assert(offsetof(struct a64_regs, pc) == 248, "start.S R_PC");
+_Static_assert(offsetof(struct a64_regs, pstate) == 256, "start.S R_PSTATE");
+_Static_assert(offsetof(struct a64_regs, reason) == 264, "start.S R_REASON");
+_Static_assert(offsetof(struct a64_regs, host) == 272, "start.S R_HOST");
+
+void a64_run_guest(struct a64_regs *regs);
+
+/* ---- the environment ----------------------------------------------------- */
+
+static struct s2_page_pool pool;
+static struct s2_freestanding fs;
+
+static struct {
+	unsigned hook_flush_vm, hook_flush_range, kicks;
+} hw;
+
+static int env_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
+			  struct s2_pfn_info *out)
+{
+	(void)ctx;
+	(void)write;
+	/* MMU off: an hva is a physical address, and every host page is
+	 * writable and may be mapped at any size the slot allows. */
+	out->pfn = (slot->userspace_addr >> 12) + (gfn - slot->base_gfn);
+	out->writable = true;
+	out->host_level = 3;
+	out->memtype = S2_MT_WB;
+	return 0;
+}
+
+/*
+ * In the freestanding aarch64 build the format runs TLBI itself and never
+ * calls these; only the break-flush image (breakflush.c) does, and there
+ * they only count. run.sh prints the counts: 0 means the real instructions
+ * did the work.
+ */
+static void env_tlb_flush_vm(void *ctx, struct kvm *kvm)
+{
+	(void)ctx;
+	(void)kvm;
+	hw.hook_flush_vm++;
+}
+
+static void env_tlb_flush_range(void *ctx, struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	(void)ctx;
+	(void)kvm;
+	(void)gpa;
+	(void)size;
+	hw.hook_flush_range++;
+}
+
+static void env_kick(void *ctx, struct kvm_vcpu *vcpu)
+{
+	(void)ctx;
+	(void)vcpu;
+	hw.kicks++;
+}
+
+static void env_log(void *ctx, enum s2_log_level level, const char *msg)
+{
+	(void)ctx;
+	kprintf("s2mmu[%d]: %s\n", (int)level, msg);
+}
+
+/* ---- the VM --------------------------------------------------------------- */
+
+static struct kvm *kvm;
+static struct kvm_vcpu *vcpu;
+static struct a64_regs regs;
+
+static struct {
+	unsigned dabt[4], iabt[4]; /* by fault class: other, translation, AF, permission */
+	unsigned fixed, spurious, retry;
+	unsigned mmio_load, mmio_store, mmio_uart, mmio_ctl;
+	unsigned ro_write;
+	unsigned irq_timer;
+	unsigned req_flush;
+	unsigned zaps, zap_leaves, zap_refaults;
+	bool first_exit_seen, first_exit_ok;
+	bool done;
+	uint64_t verdict;
+	uint64_t last_gpa;
+	unsigned same_gpa;
+	uint64_t max_leaves[4];
+	unsigned hafdbs;
+} st;
+
+static __attribute__((noreturn)) void lib_fail(const char *what, long r)
+{
+	kprintf("hyp: %s failed: %ld\n", what, r);
+	finish(EXIT_LIB);
+}
+
+static void track_leaves(void)
+{
+	struct kvm_mmu_stats s;
+
+	if (kvm_get_stats(kvm, &s))
+		return;
+	for (int l = 1; l <= 3; l++)
+		if (s.cur_leaves[l] > st.max_leaves[l])
+			st.max_leaves[l] = s.cur_leaves[l];
+}
+
+/* ---- emulated devices ---------------------------------------------------- */
+
+static char uart_line[128];
+static unsigned uart_len;
+
+static void uart_out(char c)
+{
+	if (c != '\n' && uart_len < sizeof(uart_line) - 1) {
+		uart_line[uart_len++] = c;
+		return;
+	}
+	uart_line[uart_len] = 0;
+	kprintf("guest| %s\n", uart_line);
+	uart_len = 0;
+}
+
+static int dev_read(gpa_t gpa, uint64_t *val)
+{
+	*val = 0;
+	if (gpa >= G_UART && gpa < G_UART + 0x1000) {
+		st.mmio_uart++;
+		return 0; /* FR: TXFF clear, always ready */
+	}
+	if (gpa >= G_CTL && gpa < G_CTL + 0x100) {
+		st.mmio_ctl++;
+		if (gpa - G_CTL == CTL_ZAP_DONE)
+			*val = st.zaps;
+		else if (gpa - G_CTL == CTL_MAGIC)
+			*val = MAGIC;
+		return 0;
+	}
+	return -1;
+}
+
+static int dev_write(gpa_t gpa, uint64_t val)
+{
+	if (gpa >= G_UART && gpa < G_UART + 0x1000) {
+		st.mmio_uart++;
+		if (gpa == G_UART)
+			uart_out((char)val);
+		return 0;
+	}
+	if (gpa >= G_CTL && gpa < G_CTL + 0x100) {
+		st.mmio_ctl++;
+		switch (gpa - G_CTL) {
+		case CTL_EXIT:
+			st.done = true;
+			st.verdict = val;
+			break;
+		case CTL_ZAP_ARM:
+			timer_arm(sysreg_read(cntfrq_el0) / 500); /* 2 ms */
+			break;
+		case CTL_PHASE:
+			kprintf("hyp: guest phase %lu\n", val);
+			break;
+		default:
+			break;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* Emulate the single load or store the syndrome describes (ISV = 1). */
+static void emulate_mmio(uint64_t esr, gpa_t gpa)
+{
+	unsigned width = 1u << ESR_SAS(esr), srt = ESR_SRT(esr);
+	uint64_t v;
+
+	if (!(esr & ESR_ISV)) {
+		kprintf("hyp: MMIO at gpa 0x%lx without a valid syndrome (ESR 0x%lx, pc 0x%lx)\n",
+			gpa, esr, regs.pc);
+		finish(EXIT_TRAP);
+	}
+	if (esr & ESR_WNR) {
+		st.mmio_store++;
+		v = srt == 31 ? 0 : regs.x[srt];
+		if (width < 8)
+			v &= (1ull << (width * 8)) - 1;
+		if (dev_write(gpa, v))
+			goto unknown;
+	} else {
+		st.mmio_load++;
+		if (dev_read(gpa, &v))
+			goto unknown;
+		if (width < 8) {
+			v &= (1ull << (width * 8)) - 1;
+			if ((esr & ESR_SSE) && (v >> (width * 8 - 1)))
+				v |= ~0ull << (width * 8);
+		}
+		if (!(esr & ESR_SF))
+			v &= 0xffffffffull; /* a W register */
+		if (srt != 31)
+			regs.x[srt] = v;
+	}
+	regs.pc += 4;
+	return;
+unknown:
+	kprintf("hyp: guest access to unknown gpa 0x%lx (ESR 0x%lx, pc 0x%lx)\n", gpa, esr,
+		regs.pc);
+	finish(EXIT_TRAP);
+}
+
+/* The guest wrote to the read-only slot: drop the write, as a ROM would. */
+static void drop_ro_write(uint64_t esr, gpa_t gpa)
+{
+	unsigned srt = ESR_SRT(esr);
+
+	if (!(esr & ESR_ISV)) {
+		kprintf("hyp: read-only write at 0x%lx without a valid syndrome\n", gpa);
+		finish(EXIT_TRAP);
+	}
+	st.ro_write++;
+	kprintf("hyp: RET_PF_RO_WRITE: %u-byte write of 0x%lx to read-only gpa 0x%lx dropped\n",
+		1u << ESR_SAS(esr), srt == 31 ? 0 : regs.x[srt], gpa);
+	regs.pc += 4;
+}
+
+/* ---- exits ---------------------------------------------------------------- */
+
+/*
+ * The host changed the memory behind G_ZAP (as page migration or swap would):
+ * invalidate its hva range. The library zaps every leaf covering it and
+ * flushes before it returns; the guest's next access there must fault.
+ */
+static void zap_while_guest_runs(void)
+{
+	gfn_t start = gpa_to_gfn(G_ZAP), end = gpa_to_gfn(G_ZAP + ZAP_SIZE);
+	/* TODO(notifier): kvm_mmu_notifier_invalidate_range_start/_end on the
+	 * hva range once notifier/ lands. */
+	long n = kvm_zap_gfn_range(kvm, start, end);
+
+	if (n < 0)
+		lib_fail("kvm_zap_gfn_range", n);
+	st.zaps++;
+	st.zap_leaves += (unsigned)n;
+	kprintf("hyp: timer: zapped gpa [0x%llx, 0x%llx) while the guest ran at pc 0x%lx: %ld leaves\n",
+		G_ZAP, G_ZAP + ZAP_SIZE, regs.pc, n);
+}
+
+static void irq_exit(void)
+{
+	uint32_t iar = mmio_r32(GICC + 0x00c); /* GICC_IAR */
+	unsigned intid = iar & 0x3ff;
+
+	if (intid == 1023)
+		return; /* spurious */
+	if (intid != INTID_HYP_TIMER) {
+		kprintf("hyp: unexpected interrupt %u\n", intid);
+		finish(EXIT_TRAP);
+	}
+	st.irq_timer++;
+	sysreg_write(cnthp_ctl_el2, 0);
+	isb();
+	mmio_w32(GICC + 0x010, iar); /* GICC_EOIR */
+	zap_while_guest_runs();
+}
+
+static void stage2_abort(uint64_t esr)
+{
+	bool data = ESR_EC(esr) == EC_DABT_LOW;
+	unsigned fsc = ESR_FSC(esr);
+	gpa_t gpa = ((sysreg_read(hpfar_el2) >> 4) << 12) | (sysreg_read(far_el2) & 0xfff);
+	unsigned access = !data ? S2_ACC_EXEC : (esr & ESR_WNR) ? S2_ACC_WRITE : S2_ACC_READ;
+	unsigned cls;
+	int r;
+
+	switch (FSC_CLASS(fsc)) {
+	case FSC_TRANSLATION: cls = 1; break;
+	case FSC_ACCESS_FLAG: cls = 2; break;
+	case FSC_PERMISSION: cls = 3; break;
+	default:
+		kprintf("hyp: %s abort with FSC 0x%x at pc 0x%lx (ESR 0x%lx)\n",
+			data ? "data" : "instruction", fsc, regs.pc, esr);
+		finish(EXIT_TRAP);
+	}
+	if (data)
+		st.dabt[cls]++;
+	else
+		st.iabt[cls]++;
+	if (!st.first_exit_seen) {
+		st.first_exit_seen = true;
+		st.first_exit_ok = !data && cls == 1 && gpa == G_RAM;
+		kprintf("hyp: first exit: %s abort, FSC 0x%x, at IPA 0x%lx (empty stage 2)\n",
+			data ? "data" : "instruction", fsc, gpa);
+	}
+	if (st.zaps && gpa >= G_ZAP && gpa < G_ZAP + ZAP_SIZE)
+		st.zap_refaults++;
+
+	r = kvm_tdp_page_fault(vcpu, gpa, access);
+	switch (r) {
+	case RET_PF_FIXED:
+		st.fixed++;
+		track_leaves();
+		break;
+	case RET_PF_SPURIOUS:
+		st.spurious++;
+		break;
+	case RET_PF_RETRY:
+		st.retry++;
+		break;
+	case RET_PF_EMULATE_MMIO:
+		if (!data) {
+			kprintf("hyp: guest fetch from gpa 0x%lx with no memslot\n", gpa);
+			finish(EXIT_TRAP);
+		}
+		emulate_mmio(esr, gpa);
+		break;
+	case RET_PF_RO_WRITE:
+		drop_ro_write(esr, gpa);
+		break;
+	default:
+		lib_fail("kvm_tdp_page_fault", r);
+	}
+	/* A fault that neither maps nor emulates must not repeat forever. */
+	if (r == RET_PF_SPURIOUS || r == RET_PF_RETRY) {
+		st.same_gpa = gpa == st.last_gpa ? st.same_gpa + 1 : 0;
+		if (st.same_gpa > 1000) {
+			kprintf("hyp: gpa 0x%lx keeps faulting (%d, FSC 0x%x)\n", gpa, r, fsc);
+			finish(EXIT_CHECK);
+		}
+	}
+	st.last_gpa = gpa;
+}
+
+static void handle_exit(void)
+{
+	uint64_t esr;
+
+	if (regs.reason == REASON_IRQ) {
+		irq_exit();
+		return;
+	}
+	esr = sysreg_read(esr_el2);
+	if (regs.reason == REASON_SYNC &&
+	    (ESR_EC(esr) == EC_DABT_LOW || ESR_EC(esr) == EC_IABT_LOW)) {
+		stage2_abort(esr);
+		return;
+	}
+	kprintf("hyp: unexpected guest exit: reason %lu ESR_EL2 0x%lx pc 0x%lx FAR_EL2 0x%lx\n",
+		regs.reason, esr, regs.pc, sysreg_read(far_el2));
+	finish(EXIT_TRAP);
+}
+
+static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
+{
+	struct kvm_memory_slot s = { .id = id, .base_gfn = gpa_to_gfn(gpa), .npages = size >> 12,
+				     .userspace_addr = hva, .flags = flags };
+	int r = kvm_set_memslot(kvm, &s);
+
+	if (r)
+		lib_fail("kvm_set_memslot", r);
+}
+
+extern const char guest_image[], guest_image_end[];
+
+/* ID_AA64MMFR0_EL1.PARange in bits; 52 is used as 48 (no LPA2 here). */
+static unsigned pa_range_bits(void)
+{
+	static const unsigned bits[] = { 32, 36, 40, 42, 44, 48, 48 };
+	unsigned r = sysreg_read(id_aa64mmfr0_el1) & 0xf;
+
+	return r < sizeof(bits) / sizeof(bits[0]) ? bits[r] : 48;
+}
+
+static void setup(void)
+{
+	struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2, .gpa_bits = 40, .vmid = 1 };
+	uint64_t vtcr, vttbr;
+	unsigned pa_bits = pa_range_bits();
+	int r;
+
+	st.hafdbs = sysreg_read(id_aa64mmfr1_el1) & 0xf;
+	if (st.hafdbs >= 1)
+		p.fmt_flags |= S2_FMTF_AD;
+	if (st.hafdbs >= 2)
+		p.fmt_flags |= S2_FMTF_HD;
+
+	s2_pool_init(&pool, (void *)(uintptr_t)H_POOL, H_POOL, H_POOL_SIZE);
+	s2_freestanding_init(&fs, &pool);
+	fs.ops.gfn_to_pfn = env_gfn_to_pfn;
+	fs.ops.tlb_flush_vm = env_tlb_flush_vm;
+	fs.ops.tlb_flush_range = env_tlb_flush_range;
+	fs.ops.kick = env_kick;
+	fs.ops.log = env_log;
+	p.env = &fs.env;
+
+	r = kvm_create_vm(&p, &kvm);
+	if (r)
+		lib_fail("kvm_create_vm", r);
+	r = kvm_vcpu_create(kvm, 0, &vcpu);
+	if (r)
+		lib_fail("kvm_vcpu_create", r);
+	add_slot(0, G_RAM, G_RAM_SIZE, H_RAM, 0);
+	add_slot(1, G_HUGE, G_HUGE_SIZE, H_HUGE, 0);
+	add_slot(2, G_SMALL, G_SMALL_SIZE, H_SMALL, 0);
+	add_slot(3, G_ROM, G_ROM_SIZE, H_ROM, KVM_MEM_READONLY);
+
+	/* The guest's code and data, and the ROM's contents. */
+	memcpy((void *)(uintptr_t)H_RAM, guest_image, (size_t)(guest_image_end - guest_image));
+	for (uint64_t i = 0; i < G_ROM_SIZE / 8; i++)
+		((volatile uint64_t *)(uintptr_t)H_ROM)[i] = ROM_WORD(i);
+
+	r = kvm_arm64_vtcr(kvm, pa_bits, &vtcr);
+	if (r)
+		lib_fail("kvm_arm64_vtcr", r);
+	r = kvm_arm64_vttbr(kvm, &vttbr);
+	if (r)
+		lib_fail("kvm_arm64_vttbr", r);
+	sysreg_write(vtcr_el2, vtcr);
+	sysreg_write(vttbr_el2, vttbr);
+	sysreg_write(hcr_el2, HCR_RW | HCR_VM | HCR_IMO | HCR_FMO | HCR_AMO);
+	sysreg_write(sctlr_el1, SCTLR_EL1_MMU_OFF);
+	isb();
+	/* Nothing is mapped yet; drop whatever the VMID held before. */
+	__asm__ volatile("dsb ishst\n\ttlbi vmalls12e1is\n\tdsb ish\n\tisb" : : : "memory");
+	kprintf("hyp: %s, %u levels, IPA 40 bits, PA %u bits, HAFDBS %u (%s%s), "
+		"VTCR_EL2 0x%lx VTTBR_EL2 0x%lx\n",
+		s2_fmt_name(kvm_fmt(kvm)), kvm_mmu_levels(kvm), pa_bits, st.hafdbs,
+		(p.fmt_flags & S2_FMTF_AD) ? "HA" : "no HA: AF set at install",
+		(p.fmt_flags & S2_FMTF_HD) ? "+HD" : "", sysreg_read(vtcr_el2),
+		sysreg_read(vttbr_el2));
+	gic_init();
+	regs.pc = G_RAM;
+	regs.pstate = SPSR_EL1H_DAIF;
+}
+
+static void run(void)
+{
+	while (!st.done) {
+		/*
+		 * KVM_REQ_TLB_FLUSH: the format's TLBI ... IS is broadcast to
+		 * every CPU, so nothing is left to do locally. Not flushing
+		 * here keeps the zap check a test of the library.
+		 */
+		if (kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH))
+			st.req_flush++;
+		if (!kvm_vcpu_enter_guest(vcpu))
+			continue;
+		a64_run_guest(&regs);
+		kvm_vcpu_exit_guest(vcpu);
+		handle_exit();
+	}
+}
+
+static int report(void)
+{
+	struct kvm_mmu_stats s;
+	char buf[320];
+	int code = EXIT_PASS;
+
+	if (kvm_get_stats(kvm, &s))
+		lib_fail("kvm_get_stats", -1);
+	kvm_format_stats(kvm, buf, sizeof(buf));
+	kprintf("hyp: guest done, verdict %lu\n", st.verdict);
+	kprintf("hyp: exits: data aborts translation=%u access-flag=%u permission=%u, "
+		"instruction aborts translation=%u access-flag=%u permission=%u\n",
+		st.dabt[1], st.dabt[2], st.dabt[3], st.iabt[1], st.iabt[2], st.iabt[3]);
+	kprintf("hyp: exits: fixed=%u spurious=%u retry=%u, mmio load=%u store=%u (uart=%u "
+		"ctl=%u), ro_write=%u, timer irq=%u\n",
+		st.fixed, st.spurious, st.retry, st.mmio_load, st.mmio_store, st.mmio_uart,
+		st.mmio_ctl, st.ro_write, st.irq_timer);
+	kprintf("hyp: stats: %s\n", buf);
+	kprintf("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.max_leaves[1],
+		st.max_leaves[2], st.max_leaves[3]);
+	kprintf("hyp: flushes: full=%lu ranged=%lu (TLBI by the format); env TLB hooks called: "
+		"vm=%u range=%u; TLB_FLUSH requests=%u kicks=%u\n",
+		s.flushes, s.flushes_range, hw.hook_flush_vm, hw.hook_flush_range, st.req_flush,
+		hw.kicks);
+	kprintf("hyp: zap: %u zaps, %u leaves zapped, %u faults in the range afterwards\n", st.zaps,
+		st.zap_leaves, st.zap_refaults);
+
+#define CHECK(cond, c, what)                                                   \
+	do {                                                                   \
+		bool ok_ = (cond);                                             \
+		kprintf("hyp: check %-52s %s\n", what, ok_ ? "ok" : "FAILED"); \
+		if (!ok_ && code == EXIT_PASS)                                 \
+			code = (c);                                            \
+	} while (0)
+	CHECK(st.first_exit_ok, EXIT_CHECK, "first exit: fetch fault at the entry point");
+	CHECK(st.verdict == 0, EXIT_GUEST, "guest read back every pattern");
+	CHECK(st.max_leaves[3] >= 1, EXIT_CHECK, "1 GiB block used");
+	CHECK(st.max_leaves[2] >= 4, EXIT_CHECK, "2 MiB blocks used");
+	CHECK(st.max_leaves[1] >= SMALL_TOUCH / 4096, EXIT_CHECK, "4 KiB pages used");
+	CHECK(st.ro_write == 1 && s.exits_ro_write == 1, EXIT_CHECK,
+	      "read-only write exit (RET_PF_RO_WRITE)");
+	CHECK(st.mmio_load > 0 && st.mmio_store > 0 && s.exits_mmio == st.mmio_load + st.mmio_store,
+	      EXIT_CHECK, "MMIO exits decoded from the syndrome");
+	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && s.flushes + s.flushes_range >= 1, EXIT_CHECK,
+	      "zap while running removed leaves and flushed");
+	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");
+	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
+#undef CHECK
+
+	kvm_destroy_vm(kvm);
+	kprintf("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
+		(unsigned long)pool.in_use, (unsigned long)pool.high_water);
+	if (pool.in_use && code == EXIT_PASS)
+		code = EXIT_CHECK;
+	return code;
+}
+
+void hyp_main(void);
+void hyp_main(void)
+{
+	kprintf("hyp: s2mmu arm64 example, EL%lu, MIDR 0x%lx\n", sysreg_read(CurrentEL) >> 2,
+		sysreg_read(midr_el1));
+	if ((sysreg_read(CurrentEL) >> 2) != 2) {
+		kprintf("hyp: not entered at EL2 (virtualization=on?)\n");
+		finish(EXIT_TRAP);
+	}
+	setup();
+	run();
+	finish(report());
+}

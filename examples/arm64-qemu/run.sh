@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Build (when needed) and boot the arm64 example hypervisor under
+# qemu-system-aarch64 (virt, virtualization=on), once with -cpu cortex-a57
+# (no hardware Access flag) and once with -cpu max (HA and HD), print what
+# the hypervisor and the guest printed, and exit 0 only if both PASS.
+#
+#   run.sh                 the example; every check must pass on both CPUs
+#   run.sh --break-flush   the image whose format skips TLBI: exits 0 only if
+#                          the zap check FAILS (exit code 2) on both CPUs,
+#                          i.e. the check can see a missing flush
+# Before booting it checks that the library's flush hooks in the linked image
+# are real TLBI instructions (and, for --break-flush, that they are gone).
+# The build goes to $EXAMPLE_O (default: build/ beside this script).
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out=${EXAMPLE_O:-$here/build}
+
+mode=normal
+case "${1:-}" in
+"") ;;
+--break-flush) mode=break ;;
+*)
+	echo "usage: $0 [--break-flush]" >&2
+	exit 2
+	;;
+esac
+
+for t in qemu-system-aarch64 aarch64-linux-gnu-gcc aarch64-linux-gnu-objdump make; do
+	command -v "$t" >/dev/null || {
+		echo "$t is missing: run scripts/install-deps.sh emu" >&2
+		exit 1
+	}
+done
+
+if [ "$mode" = break ]; then
+	goal=break img=$out/hyp-breakflush.elf want=2
+else
+	goal=all img=$out/hyp.elf want=0
+fi
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$here" O="$out" "$goal" || exit 1
+
+# TLBI instructions per function of the format instance (*_arm64_s2).
+tlbis=$(aarch64-linux-gnu-objdump -d "$img" |
+	awk '/^[0-9a-f]+ <.*>:$/ { fn = $2 } /\ttlbi\t/ && fn ~ /_arm64_s2>:$/ { i = $0; sub(/.*\ttlbi\t/, "", i); print fn, "tlbi", i }' |
+	sort | uniq -c)
+if [ "$mode" = normal ]; then
+	if [ -z "$tlbis" ]; then
+		echo "arm64-qemu: no TLBI in the format's flush hooks of $img" >&2
+		exit 1
+	fi
+	echo "arm64-qemu: TLBI in the library's flush hooks:"
+	echo "$tlbis" | sed 's/^/    /'
+elif [ -n "$tlbis" ]; then
+	echo "arm64-qemu: the break-flush image still has TLBI in the format:" >&2
+	echo "$tlbis" >&2
+	exit 1
+fi
+
+fail=0
+for cpu in cortex-a57 max; do
+	log=$out/run-$mode-$cpu.log
+	start=$(date +%s%N)
+	timeout 30 qemu-system-aarch64 -M virt,virtualization=on -cpu "$cpu" -smp 1 -m 2G \
+		-nographic -semihosting -kernel "$img" </dev/null >"$log" 2>&1
+	rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	echo "==== -cpu $cpu"
+	cat "$log"
+	echo "arm64-qemu ($mode, -cpu $cpu): qemu exit status $rc after $ms ms"
+	if [ "$rc" -ne "$want" ]; then
+		fail=1
+	elif [ "$mode" = normal ] && ! grep -q '^hyp: PASS' "$log"; then
+		fail=1
+	fi
+done
+
+if [ "$mode" = break ]; then
+	if [ "$fail" -eq 0 ]; then
+		echo "arm64-qemu: zap check failed without TLBI on both CPUs, as expected"
+		exit 0
+	fi
+	echo "arm64-qemu: the zap check did not fail (exit code 2) without TLBI on every CPU"
+	exit 1
+fi
+[ "$fail" -eq 0 ]
