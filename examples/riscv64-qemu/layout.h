@@ -36,9 +36,16 @@
 #define H_RAM U64(0x84000000)
 #define G_PAT2M (G_RAM + (U64(8) << 20))
 #define PAT_SIZE (U64(8) << 20)
-/* The range the hypervisor zaps while the guest runs (inside G_PAT2M). */
-#define G_ZAP (G_PAT2M + (U64(1) << 20))
-#define ZAP_SIZE (U64(64) << 10)
+/*
+ * The page the hypervisor zaps while the guest runs (inside G_PAT2M; the
+ * whole 2 MiB leaf holding it goes). Its frame number is 32 modulo 64, so
+ * in QEMU's direct-mapped TLB (64 entries or more, indexed by page number)
+ * it shares no slot with the guest's code, data and stack pages at the
+ * start of G_RAM: a stale entry for it is never evicted by accident, and a
+ * missing flush cannot go unnoticed.
+ */
+#define G_ZAP (G_PAT2M + (U64(0x120) << 12))
+#define ZAP_SIZE U64(4096)
 
 /* Slot 1: 1 GiB, 1 GiB-aligned gpa and backing; one 1 GiB leaf. */
 #define G_HUGE U64(0x40000000)
