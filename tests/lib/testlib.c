@@ -5,7 +5,10 @@
 
 #include "core/kvm_internal.h"
 #include "s2mmu/config.h"
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 #include "s2mmu/x86-ept.h"
+#include "tests/ref/ept_walker.h"
+#endif
 #if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
 #include "s2mmu/arm64-s2.h"
 #include "tests/ref/arm64_walker.h"
@@ -14,12 +17,11 @@
 #include "s2mmu/riscv-g.h"
 #include "tests/ref/riscv_walker.h"
 #endif
-#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT) && __has_include("tests/ref/npt_walker.h")
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
 #include "s2mmu/x86-npt.h"
 #include "tests/ref/npt_walker.h"
 #define T_HAVE_NPT_WALKER 1
 #endif
-#include "tests/ref/ept_walker.h"
 
 struct kvm_vm_params t_default_params(enum s2_fmt_id fmt)
 {
@@ -86,10 +88,12 @@ int ref_walk_kvm(struct kvm *kvm, gpa_t gpa, struct ref_xlate *out)
 
 	memset(out, 0, sizeof(*out));
 	switch (kvm_fmt(kvm)) {
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 	case S2_FMT_X86_EPT:
 		assert_int_equal(kvm_x86_ept_eptp(kvm, &r0), 0);
 		return ref_ept_walk(r0, (kvm_fmt_cfg(kvm)->flags & S2_FMTF_MBEC) ? REF_EPT_MBEC : 0,
 				    gpa, out);
+#endif
 #if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
 	case S2_FMT_ARM64_S2:
 		assert_int_equal(kvm_arm64_vtcr(kvm, 48, &r0), 0);
