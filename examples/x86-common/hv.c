@@ -1,0 +1,507 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The shared half of the x86 example hypervisors (Intel VMX + EPT under
+ * bochs, AMD SVM + NPT under QEMU): a VM on s2mmu with four memslots, a guest
+ * that starts with no second-stage mappings, and an exit loop that sends
+ * every second-stage fault to kvm_tdp_page_fault() and acts on its answer:
+ * re-enter, emulate MMIO (a 16550 UART, decoded from the guest's
+ * instruction) or drop a write to the read-only memslot. On the guest's
+ * request it zaps a range through the notifier entry points, flushes, and
+ * counts the faults that follow in that range: only a flush that reached the
+ * real TLB makes them happen. At the end it checks what the guest reported
+ * against what it saw itself and prints RESULT: PASS or FAIL.
+ *
+ * The hypervisor runs identity-mapped (hva == hpa), so a memslot's
+ * userspace_addr is the host-physical address of its backing.
+ */
+#include "hv.h"
+
+#include "../common/klib.h"
+#include "decode.h"
+#include "layout.h"
+#include "s2mmu/env-freestanding.h"
+#include "x86.h"
+
+#ifdef S2_HAVE_NOTIFIER
+#include "s2mmu/notifier.h"
+#endif
+
+extern const uint8_t guest_blob[], guest_blob_end[];
+extern uint64_t host_gdt[];
+
+static struct s2_page_pool pool;
+static struct s2_freestanding fs;
+static struct kvm *kvm;
+static struct kvm_vcpu *vcpu;
+
+static uint8_t host_tss[104] __attribute__((aligned(16)));
+
+/* What happened, for the report and the checks. */
+static struct {
+	uint64_t exits[HV_EXIT_NR];
+	uint64_t fixed, spurious, retry, mmio, ro_write;
+	uint64_t slot_faults[4];
+	uint64_t decode_len_mismatch, decode_dir_mismatch;
+	uint64_t uart_chars;
+	bool reported[T_NR];
+	uint32_t detail[T_NR];
+	/* The zap check. */
+	bool zap_armed;
+	gpa_t zap_start, zap_end;
+	uint64_t zap_refaults, zap_leaves;
+} st;
+
+static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "other" };
+static const char *const slot_names[4] = { "boot", "ram", "rom", "huge" };
+
+static const struct kvm_memory_slot slots[4] = {
+	{ .id = 0,
+	  .base_gfn = GUEST_BOOT_GPA >> 12,
+	  .npages = GUEST_BOOT_SIZE >> 12,
+	  .userspace_addr = GUEST_BOOT_HPA },
+	{ .id = 1,
+	  .base_gfn = GUEST_RAM_GPA >> 12,
+	  .npages = GUEST_RAM_SIZE >> 12,
+	  .userspace_addr = GUEST_RAM_HPA },
+	{ .id = 2,
+	  .base_gfn = GUEST_ROM_GPA >> 12,
+	  .npages = GUEST_ROM_SIZE >> 12,
+	  .userspace_addr = GUEST_ROM_HPA,
+	  .flags = KVM_MEM_READONLY },
+	{ .id = 3,
+	  .base_gfn = GUEST_HUGE_GPA >> 12,
+	  .npages = GUEST_HUGE_SIZE >> 12,
+	  .userspace_addr = GUEST_HUGE_HPA },
+};
+
+static void fail(const char *what, long code)
+{
+	kprintf("hv: FATAL: %s (%ld)\n", what, code);
+	hv_finish(false);
+}
+
+/* ---- environment hooks ---- */
+
+/*
+ * Backing memory is physically contiguous and identity-mapped, so the pfn is
+ * the slot's hva frame plus the offset, and the host never limits the leaf
+ * size: the library still checks slot bounds and gpa/hpa congruence.
+ */
+static int hv_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
+			 struct s2_pfn_info *out)
+{
+	(void)ctx;
+	(void)write;
+	out->pfn = (slot->userspace_addr >> 12) + (gfn - slot->base_gfn);
+	out->writable = true;
+	out->host_level = 3;
+	out->memtype = S2_MT_WB;
+	return 0;
+}
+
+static void hv_log(void *ctx, enum s2_log_level level, const char *msg)
+{
+	(void)ctx;
+	kprintf("s2mmu[%d]: %s\n", (int)level, msg);
+}
+
+/* ---- guest memory ---- */
+
+/* Host pointer to guest-physical @gpa, or NULL when no memslot holds it. */
+static uint8_t *gpa_to_host(gpa_t gpa)
+{
+	struct kvm_memory_slot s;
+
+	if (kvm_gfn_to_memslot(kvm, gpa >> 12, &s))
+		return NULL;
+	return (uint8_t *)(uintptr_t)(s.userspace_addr + (gpa - (s.base_gfn << 12)));
+}
+
+/*
+ * Fetch the instruction at the guest's rip. The guest runs with paging off
+ * and a zero CS base, so rip is a guest-physical address. Returns the bytes
+ * read (up to 15; fewer when a page past the first has no memslot).
+ */
+static unsigned fetch_insn(uint64_t rip, uint8_t buf[15])
+{
+	unsigned n;
+
+	for (n = 0; n < 15; n++) {
+		const uint8_t *p = gpa_to_host(rip + n);
+
+		if (!p)
+			break;
+		buf[n] = *p;
+	}
+	return n;
+}
+
+static int decode_at(const struct hv_exit *e, struct x86_mov *m)
+{
+	uint8_t insn[15];
+	unsigned n = fetch_insn(e->rip, insn);
+
+	if (x86_decode_mov(insn, n, false, m)) {
+		kprintf("hv: cannot decode at rip 0x%llx:", (unsigned long long)e->rip);
+		for (unsigned i = 0; i < n && i < 8; i++)
+			kprintf(" %02x", insn[i]);
+		kprintf("\n");
+		return -1;
+	}
+	/* Cross-check the hardware's instruction length where it gives one. */
+	if (e->insn_len && e->insn_len != m->len) {
+		if (!st.decode_len_mismatch)
+			kprintf("hv: decoded length %u != exit length %u at rip 0x%llx\n", m->len,
+				e->insn_len, (unsigned long long)e->rip);
+		st.decode_len_mismatch++;
+	}
+	if (m->write != !!(e->access & S2_ACC_WRITE))
+		st.decode_dir_mismatch++;
+	return 0;
+}
+
+/* ---- the emulated UART ---- */
+
+static uint8_t uart_ier, uart_scr;
+
+static uint64_t uart_read(unsigned off)
+{
+	switch (off) {
+	case UART_IER: return uart_ier;
+	case UART_LSR: return UART_LSR_THRE | UART_LSR_TEMT;
+	case UART_SCR: return uart_scr;
+	default: return 0;
+	}
+}
+
+static void uart_write(unsigned off, uint64_t v)
+{
+	switch (off) {
+	case UART_THR:
+		klib_putc((char)v);
+		st.uart_chars++;
+		break;
+	case UART_IER: uart_ier = (uint8_t)v; break;
+	case UART_SCR: uart_scr = (uint8_t)v; break;
+	default: break;
+	}
+}
+
+static void emulate_mmio(const struct hv_exit *e)
+{
+	struct x86_gprs *g = hv_arch.gprs();
+	struct x86_mov m;
+
+	if (e->gpa < GUEST_UART_GPA || e->gpa >= GUEST_UART_GPA + 4096) {
+		kprintf("hv: guest access to 0x%llx: no memslot and no device\n",
+			(unsigned long long)e->gpa);
+		fail("unhandled MMIO", 0);
+	}
+	if (decode_at(e, &m))
+		fail("MMIO decode", 0);
+	if (m.write)
+		uart_write((unsigned)(e->gpa - GUEST_UART_GPA), x86_mov_store_value(&m, g->r));
+	else
+		x86_mov_load(&m, g->r, uart_read((unsigned)(e->gpa - GUEST_UART_GPA)));
+	hv_arch.set_rip(e->rip + m.len);
+	st.mmio++;
+}
+
+/* A write to the read-only memslot: ROM semantics, the write is dropped. */
+static void skip_rom_write(const struct hv_exit *e)
+{
+	struct x86_mov m;
+
+	if (decode_at(e, &m))
+		fail("ROM write decode", 0);
+	kprintf("hv: write to read-only memslot at gpa 0x%llx (RET_PF_RO_WRITE): dropped\n",
+		(unsigned long long)e->gpa);
+	hv_arch.set_rip(e->rip + m.len);
+	st.ro_write++;
+}
+
+static void count_slot_fault(gpa_t gpa)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if ((gpa >> 12) - slots[i].base_gfn < slots[i].npages)
+			st.slot_faults[i]++;
+}
+
+static void handle_s2_fault(const struct hv_exit *e)
+{
+	int r = kvm_tdp_page_fault(vcpu, e->gpa, e->access);
+
+	switch (r) {
+	case RET_PF_FIXED:
+		st.fixed++;
+		count_slot_fault(e->gpa);
+		if (st.zap_armed && e->gpa >= st.zap_start && e->gpa < st.zap_end)
+			st.zap_refaults++;
+		break;
+	case RET_PF_SPURIOUS: st.spurious++; break;
+	case RET_PF_RETRY: st.retry++; break;
+	case RET_PF_EMULATE_MMIO: emulate_mmio(e); break;
+	case RET_PF_RO_WRITE: skip_rom_write(e); break;
+	default:
+		kprintf("hv: kvm_tdp_page_fault(gpa 0x%llx, access 0x%x) = %d\n",
+			(unsigned long long)e->gpa, e->access, r);
+		fail("fault path", r);
+	}
+}
+
+/* ---- the zap ---- */
+
+/*
+ * What a host memory manager does when it takes pages away from a VM: it
+ * invalidates the host-virtual range, which the library turns into a zap of
+ * every gfn backed by it, then the flush. The guest keeps running; it only
+ * asked for the moment so that the check knows when to start counting.
+ */
+static uint64_t zap_range(gpa_t gpa, uint64_t bytes)
+{
+	struct kvm_mmu_stats before, after;
+	struct kvm_memory_slot s;
+	uint64_t hva;
+
+	if (kvm_gfn_to_memslot(kvm, gpa >> 12, &s) || !bytes)
+		fail("zap outside a memslot", (long)gpa);
+	hva = s.userspace_addr + (gpa - (s.base_gfn << 12));
+	kvm_get_stats(kvm, &before);
+#ifdef S2_HAVE_NOTIFIER
+	{
+		int r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + bytes);
+
+		if (r < 0)
+			fail("invalidate_range_start", r);
+		kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + bytes);
+	}
+#else
+	/* TODO: the notifier entry points once notifier/ lands. */
+	(void)hva;
+	{
+		long r = kvm_zap_gfn_range(kvm, gpa >> 12, (gpa + bytes + 4095) >> 12);
+
+		if (r < 0)
+			fail("kvm_zap_gfn_range", r);
+	}
+#endif
+	kvm_flush_remote_tlbs(kvm);
+	kvm_get_stats(kvm, &after);
+	st.zap_armed = true;
+	st.zap_start = gpa;
+	st.zap_end = gpa + bytes;
+	st.zap_refaults = 0;
+	st.zap_leaves = after.zapped_leaves - before.zapped_leaves;
+	kprintf("hv: zapped gpa [0x%llx, 0x%llx) (hva [0x%llx, 0x%llx)): %llu leaves, flushed\n",
+		(unsigned long long)gpa, (unsigned long long)(gpa + bytes), (unsigned long long)hva,
+		(unsigned long long)(hva + bytes), (unsigned long long)st.zap_leaves);
+	return st.zap_leaves;
+}
+
+/* ---- checks and report ---- */
+
+static bool check(bool ok, const char *what)
+{
+	kprintf("  [%s] %s\n", ok ? " ok " : "FAIL", what);
+	return ok;
+}
+
+/* The guest's pattern, read back through the host's own view of the backing. */
+static bool host_sees_pattern(gpa_t gpa, uint64_t bytes)
+{
+	for (uint64_t off = 0; off < bytes; off += 0x10000) {
+		struct s2_mapping m;
+		uint32_t want = pattern_word((unsigned)(gpa + off));
+
+		if (kvm_mmu_lookup(kvm, gpa + off, &m) || !m.present)
+			return false;
+		if (*(volatile uint32_t *)(uintptr_t)m.hpa != want)
+			return false;
+		if (*(volatile uint32_t *)gpa_to_host(gpa + off) != want)
+			return false;
+	}
+	return true;
+}
+
+static int leaf_level(gpa_t gpa, hpa_t want_hpa)
+{
+	struct s2_mapping m;
+
+	if (kvm_mmu_lookup(kvm, gpa, &m) || !m.present || m.hpa != want_hpa)
+		return -1;
+	return m.level;
+}
+
+static void report_and_finish(void)
+{
+	static const char *const tests[T_NR] = { "",	       "uart",	     "rom",
+						 "pattern-2M", "pattern-1G", "zap" };
+	struct kvm_mmu_stats s;
+	char buf[512];
+	bool pass = true;
+
+	kvm_get_stats(kvm, &s);
+	kvm_format_stats(kvm, buf, sizeof(buf));
+	kprintf("\n==== %s: summary ====\n", hv_arch.name);
+	kprintf("exits by kind:");
+	for (unsigned k = 0; k < HV_EXIT_NR; k++)
+		kprintf(" %s=%llu", exit_names[k], (unsigned long long)st.exits[k]);
+	kprintf("\ns2 faults: fixed=%llu spurious=%llu retry=%llu mmio=%llu ro-write=%llu\n",
+		(unsigned long long)st.fixed, (unsigned long long)st.spurious,
+		(unsigned long long)st.retry, (unsigned long long)st.mmio,
+		(unsigned long long)st.ro_write);
+	kprintf("faults fixed per memslot:");
+	for (unsigned i = 0; i < 4; i++)
+		kprintf(" %s=%llu", slot_names[i], (unsigned long long)st.slot_faults[i]);
+	kprintf("\nlibrary: %s\n", buf);
+	hv_arch.print_flushes();
+	kprintf("page pool: %zu KiB in use, high water %zu KiB\n", pool.in_use >> 10,
+		pool.high_water >> 10);
+
+	kprintf("checks:\n");
+	for (unsigned t = 1; t < T_NR; t++) {
+		char what[64];
+
+		ksnprintf(what, sizeof(what), "guest test %s reported pass (detail 0x%x)", tests[t],
+			  st.detail[t]);
+		pass &= check(st.reported[t] && !st.detail[t], what);
+	}
+	pass &= check(leaf_level(GUEST_BOOT_GPA, GUEST_BOOT_HPA) == 1,
+		      "boot slot mapped with 4 KiB leaves");
+	pass &= check(
+		leaf_level(PATTERN_RAM_GPA, GUEST_RAM_HPA + (PATTERN_RAM_GPA - GUEST_RAM_GPA)) == 2,
+		"ram slot mapped with 2 MiB leaves");
+	pass &= check(leaf_level(PATTERN_HUGE_GPA,
+				 GUEST_HUGE_HPA + (PATTERN_HUGE_GPA - GUEST_HUGE_GPA)) == 3,
+		      "huge slot mapped with a 1 GiB leaf");
+	pass &= check(host_sees_pattern(PATTERN_RAM_GPA, PATTERN_BYTES) &&
+			      host_sees_pattern(PATTERN_HUGE_GPA, PATTERN_BYTES),
+		      "guest's pattern found at the hpa the tables give (host view)");
+	pass &= check(st.ro_write == 1 && s.exits_ro_write == 1,
+		      "one write to the read-only memslot, seen as RET_PF_RO_WRITE");
+	pass &= check(st.mmio > 0 && st.uart_chars > 0, "UART output through decoded MMIO");
+	pass &= check(!st.decode_len_mismatch && !st.decode_dir_mismatch,
+		      "decoder agrees with the exit's length and direction");
+	{
+		char what[128];
+
+		ksnprintf(what, sizeof(what),
+			  "zapped range faulted again after the flush (%llu leaves zapped, %llu "
+			  "refaults)",
+			  (unsigned long long)st.zap_leaves, (unsigned long long)st.zap_refaults);
+		pass &= check(st.zap_leaves > 0 && st.zap_refaults > 0, what);
+	}
+	pass &= check(!kvm_is_bugged(kvm) && !s.refused_changes, "library not bugged");
+	hv_finish(pass);
+}
+
+static void handle_hypercall(const struct hv_exit *e)
+{
+	struct x86_gprs *g = hv_arch.gprs();
+	uint64_t nr = g->r[0] & 0xffffffff, a0 = g->r[3] & 0xffffffff, a1 = g->r[1] & 0xffffffff;
+	uint64_t ret = 0;
+
+	switch (nr) {
+	case HC_REPORT:
+		if (a0 < T_NR) {
+			st.reported[a0] = true;
+			st.detail[a0] = (uint32_t)a1;
+		}
+		break;
+	case HC_ZAP: ret = zap_range(a0, a1); break;
+	case HC_ZAP_EXITS: ret = st.zap_refaults; break;
+	case HC_DONE: report_and_finish(); break;
+	default: fail("unknown hypercall", (long)nr);
+	}
+	g->r[0] = ret;
+	hv_arch.set_rip(e->rip + (e->insn_len ? e->insn_len : 3));
+}
+
+/* ---- set-up ---- */
+
+/* A 64-bit TSS for the host's TR: VM exits on VMX need a usable one. */
+static void load_host_tss(void)
+{
+	uint64_t t = (uint64_t)(uintptr_t)host_tss;
+
+	host_tss[102] = sizeof(host_tss); /* I/O map base past the limit: no bitmap */
+	host_gdt[3] = (sizeof(host_tss) - 1) | ((t & 0xffffff) << 16) | (0x89ull << 40) |
+		      (((t >> 24) & 0xff) << 56);
+	host_gdt[4] = t >> 32;
+	__asm__ volatile("ltr %w0" : : "r"((uint16_t)SEL_TSS) : "memory");
+}
+
+static void setup_vm(void)
+{
+	struct kvm_vm_params p = { 0 };
+	uint64_t blob = (uint64_t)(guest_blob_end - guest_blob);
+	int r;
+
+	s2_pool_init(&pool, (void *)(uintptr_t)HOST_POOL_HPA, HOST_POOL_HPA, HOST_POOL_SIZE);
+	s2_freestanding_init(&fs, &pool);
+	fs.ops.gfn_to_pfn = hv_gfn_to_pfn;
+	fs.ops.log = hv_log;
+
+	p.fmt = hv_arch.fmt;
+	p.gpa_bits = 48;
+	p.env = &fs.env;
+	if (hv_arch.probe(&p))
+		fail("CPU lacks what the example needs", 0);
+	r = kvm_create_vm(&p, &kvm);
+	if (r)
+		fail("kvm_create_vm", r);
+	r = kvm_vcpu_create(kvm, 0, &vcpu);
+	if (r)
+		fail("kvm_vcpu_create", r);
+	for (unsigned i = 0; i < 4; i++) {
+		r = kvm_set_memslot(kvm, &slots[i]);
+		if (r)
+			fail("kvm_set_memslot", r);
+		kprintf("hv: memslot %u %-4s gpa [0x%08llx, 0x%08llx) -> hpa 0x%08llx%s\n", i,
+			slot_names[i], (unsigned long long)(slots[i].base_gfn << 12),
+			(unsigned long long)((slots[i].base_gfn + slots[i].npages) << 12),
+			(unsigned long long)slots[i].userspace_addr,
+			(slots[i].flags & KVM_MEM_READONLY) ? " read-only" : "");
+	}
+
+	/* Guest image into its boot slot, the ROM's contents, nothing mapped. */
+	if (blob > GUEST_BOOT_SIZE - 0x10000)
+		fail("guest image too large", (long)blob);
+	memset((void *)(uintptr_t)GUEST_BOOT_HPA, 0, GUEST_BOOT_SIZE);
+	memcpy((void *)(uintptr_t)GUEST_BOOT_HPA, guest_blob, blob);
+	memset((void *)(uintptr_t)GUEST_ROM_HPA, 0, GUEST_ROM_SIZE);
+	*(volatile uint32_t *)(uintptr_t)GUEST_ROM_HPA = GUEST_ROM_MAGIC;
+	kprintf("hv: guest image %llu bytes at gpa 0x%x, %u-level %s root at hpa 0x%llx\n",
+		(unsigned long long)blob, GUEST_BOOT_GPA, kvm_mmu_levels(kvm),
+		s2_fmt_name(kvm_fmt(kvm)), (unsigned long long)kvm_mmu_root_hpa(kvm));
+}
+
+void hv_main(void);
+void hv_main(void)
+{
+	struct hv_exit e;
+
+	hv_console_init();
+	kprintf("\nhv: s2mmu example hypervisor, %s%s\n", hv_arch.name,
+		BREAK_FLUSH ? " [BREAK_FLUSH: TLB flush requests are ignored]" : "");
+	load_host_tss();
+	setup_vm();
+	if (hv_arch.setup(kvm, GUEST_BOOT_GPA, GUEST_STACK_TOP))
+		fail("VMCS/VMCB setup", 0);
+	kprintf("hv: entering the guest\n");
+	for (;;) {
+		if (hv_arch.run(vcpu, &e))
+			fail("VM entry", 0);
+		st.exits[e.kind]++;
+		switch (e.kind) {
+		case HV_EXIT_S2_FAULT: handle_s2_fault(&e); break;
+		case HV_EXIT_HYPERCALL: handle_hypercall(&e); break;
+		default:
+			kprintf("hv: unexpected exit %s: 0x%llx 0x%llx 0x%llx at rip 0x%llx\n",
+				exit_names[e.kind], (unsigned long long)e.raw[0],
+				(unsigned long long)e.raw[1], (unsigned long long)e.raw[2],
+				(unsigned long long)e.rip);
+			fail("unexpected exit", (long)e.kind);
+		}
+	}
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The split between the shared x86 example hypervisor (hv.c: memslots, the
+ * fault path, MMIO/UART emulation, hypercalls, the checks and the report)
+ * and the vendor part (vmx.c for Intel VMX + EPT, svm.c for AMD SVM + NPT):
+ * the vendor part enters the guest and turns each exit into a struct hv_exit.
+ */
+#ifndef S2_EXAMPLES_X86_HV_H
+#define S2_EXAMPLES_X86_HV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "s2mmu/s2mmu.h"
+
+/* Guest general-purpose registers in x86 encoding order (rax = 0 .. r15). */
+struct x86_gprs {
+	uint64_t r[16];
+};
+
+enum hv_exit_kind {
+	HV_EXIT_S2_FAULT,  /* EPT violation / nested page fault */
+	HV_EXIT_HYPERCALL, /* VMCALL / VMMCALL */
+	HV_EXIT_HLT,
+	HV_EXIT_OTHER, /* anything else: the run fails */
+	HV_EXIT_NR,
+};
+
+struct hv_exit {
+	enum hv_exit_kind kind;
+	gpa_t gpa;	   /* S2_FAULT: the faulting guest-physical address */
+	unsigned access;   /* S2_FAULT: S2_ACC_* from the qualification */
+	uint64_t rip;	   /* guest rip of the exiting instruction */
+	unsigned insn_len; /* its length as the hardware reports it; 0 if not */
+	uint64_t raw[3];   /* vendor exit reason and qualification, for logs */
+};
+
+/* What the vendor part provides. */
+struct hv_arch {
+	const char *name; /* "VMX+EPT (bochs)" */
+	enum s2_fmt_id fmt;
+	/*
+	 * Check the CPU and enable virtualization; fill the VM parameters the
+	 * CPU decides (S2_FMTF_* such as hardware A/D, the largest leaf).
+	 * Returns 0, or -1 after printing what is missing.
+	 */
+	int (*probe)(struct kvm_vm_params *p);
+	/* Build the VMCS/VMCB for @kvm: guest entry @rip, stack @rsp. */
+	int (*setup)(struct kvm *kvm, uint64_t rip, uint64_t rsp);
+	/* Handle pending requests, enter the guest, fill @e. 0 or -1. */
+	int (*run)(struct kvm_vcpu *vcpu, struct hv_exit *e);
+	void (*set_rip)(uint64_t rip);
+	struct x86_gprs *(*gprs)(void);
+	/* One line on the TLB flushes issued (INVEPT / TLB_CONTROL). */
+	void (*print_flushes)(void);
+};
+
+extern const struct hv_arch hv_arch;
+
+/* Console output of the hypervisor (bochs: port 0xe9; QEMU: COM1). */
+void hv_console_init(void);
+/* End the run: @pass true prints RESULT: PASS; never returns. */
+void hv_finish(bool pass) __attribute__((noreturn));
+
+/* Set by the build: skip the TLB flush on KVM_REQ_TLB_FLUSH (a test hook). */
+#ifndef BREAK_FLUSH
+#define BREAK_FLUSH 0
+#endif
+
+#endif

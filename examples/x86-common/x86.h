@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Small x86-64 helpers for the bare-metal example hypervisors. */
+#ifndef S2_EXAMPLES_X86_H
+#define S2_EXAMPLES_X86_H
+
+#include <stdint.h>
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
+}
+
+#define X86_READ_CR(n)                                             \
+	({                                                         \
+		uint64_t v_;                                       \
+		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v_)); \
+		v_;                                                \
+	})
+#define X86_WRITE_CR(n, v) __asm__ volatile("mov %0, %%cr" #n : : "r"((uint64_t)(v)) : "memory")
+
+#define MSR_EFER 0xc0000080u
+#define EFER_LME (1ull << 8)
+#define EFER_NXE (1ull << 11)
+#define EFER_SVME (1ull << 12)
+
+/* Host GDT selectors (start.S). */
+#define SEL_CODE64 0x08
+#define SEL_DATA 0x10
+#define SEL_TSS 0x18
+
+#endif

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Intel VMX + EPT half of the x86 example hypervisor, run under bochs
+ * (cpu model corei7_skylake_x). The guest is 32-bit protected mode with
+ * paging off, which "unrestricted guest" allows, so every guest address is a
+ * guest-physical one and goes straight through the EPT tables s2mmu builds.
+ *
+ * VPID is on: VM entries and exits then keep the guest's cached translations
+ * (as on real hardware), so only INVEPT on KVM_REQ_TLB_FLUSH drops them. That
+ * is what lets the zap check see a missing flush (make BREAK_FLUSH=1).
+ *
+ * Field encodings, control bits and capability MSRs: Intel SDM vol. 3C,
+ * appendix B (VMCS encodings) and A (VMX capability reporting).
+ */
+#include "../common/klib.h"
+#include "../x86-common/hv.h"
+#include "../x86-common/x86.h"
+#include "s2mmu/x86-ept.h"
+
+/* Capability MSRs. */
+#define MSR_FEATURE_CONTROL 0x3a
+#define MSR_VMX_BASIC 0x480
+#define MSR_VMX_PINBASED 0x481
+#define MSR_VMX_PROCBASED 0x482
+#define MSR_VMX_EXIT 0x483
+#define MSR_VMX_ENTRY 0x484
+#define MSR_VMX_CR0_FIXED0 0x486
+#define MSR_VMX_CR0_FIXED1 0x487
+#define MSR_VMX_CR4_FIXED0 0x488
+#define MSR_VMX_CR4_FIXED1 0x489
+#define MSR_VMX_PROCBASED2 0x48b
+#define MSR_VMX_EPT_VPID_CAP 0x48c
+#define MSR_VMX_TRUE_PINBASED 0x48d
+#define MSR_VMX_TRUE_PROCBASED 0x48e
+#define MSR_VMX_TRUE_EXIT 0x48f
+#define MSR_VMX_TRUE_ENTRY 0x490
+
+/* EPT/VPID capabilities (MSR 0x48c). */
+#define CAP_EPT_4LEVEL (1ull << 6)
+#define CAP_EPT_WB (1ull << 14)
+#define CAP_EPT_2M (1ull << 16)
+#define CAP_EPT_1G (1ull << 17)
+#define CAP_INVEPT (1ull << 20)
+#define CAP_EPT_AD (1ull << 21)
+#define CAP_INVEPT_SINGLE (1ull << 25)
+#define CAP_INVEPT_ALL (1ull << 26)
+
+/* VMCS fields. */
+enum {
+	VPID = 0x0000,
+	GUEST_ES_SEL = 0x0800, /* ES CS SS DS FS GS LDTR TR, step 2 */
+	HOST_ES_SEL = 0x0c00,  /* ES CS SS DS FS GS TR, step 2 */
+	EPT_POINTER = 0x201a,
+	GUEST_PHYS_ADDR = 0x2400,
+	VMCS_LINK = 0x2800,
+	GUEST_DEBUGCTL = 0x2802,
+	GUEST_PAT = 0x2804,
+	GUEST_EFER = 0x2806,
+	HOST_PAT = 0x2c00,
+	HOST_EFER = 0x2c02,
+	PIN_CTLS = 0x4000,
+	PROC_CTLS = 0x4002,
+	EXC_BITMAP = 0x4004,
+	CR3_TARGET_COUNT = 0x400a,
+	EXIT_CTLS = 0x400c,
+	EXIT_MSR_STORE_COUNT = 0x400e,
+	EXIT_MSR_LOAD_COUNT = 0x4010,
+	ENTRY_CTLS = 0x4012,
+	ENTRY_MSR_LOAD_COUNT = 0x4014,
+	ENTRY_INTR_INFO = 0x4016,
+	PROC_CTLS2 = 0x401e,
+	VM_INSN_ERROR = 0x4400,
+	EXIT_REASON = 0x4402,
+	EXIT_INSN_LEN = 0x440c,
+	GUEST_ES_LIMIT = 0x4800, /* ES CS SS DS FS GS LDTR TR GDTR IDTR */
+	GUEST_ES_AR = 0x4814,	 /* ES CS SS DS FS GS LDTR TR */
+	GUEST_INTERRUPTIBILITY = 0x4824,
+	GUEST_ACTIVITY = 0x4826,
+	GUEST_SYSENTER_CS = 0x482a,
+	HOST_SYSENTER_CS = 0x4c00,
+	EXIT_QUAL = 0x6400,
+	GUEST_LINEAR_ADDR = 0x640a,
+	GUEST_CR0 = 0x6800,
+	GUEST_CR3 = 0x6802,
+	GUEST_CR4 = 0x6804,
+	GUEST_ES_BASE = 0x6806, /* ES CS SS DS FS GS LDTR TR GDTR IDTR */
+	GUEST_DR7 = 0x681a,
+	GUEST_RSP = 0x681c,
+	GUEST_RIP = 0x681e,
+	GUEST_RFLAGS = 0x6820,
+	GUEST_PENDING_DBG = 0x6822,
+	GUEST_SYSENTER_ESP = 0x6824,
+	GUEST_SYSENTER_EIP = 0x6826,
+	HOST_CR0 = 0x6c00,
+	HOST_CR3 = 0x6c02,
+	HOST_CR4 = 0x6c04,
+	HOST_FS_BASE = 0x6c06,
+	HOST_GS_BASE = 0x6c08,
+	HOST_TR_BASE = 0x6c0a,
+	HOST_GDTR_BASE = 0x6c0c,
+	HOST_IDTR_BASE = 0x6c0e,
+	HOST_SYSENTER_ESP = 0x6c10,
+	HOST_SYSENTER_EIP = 0x6c12,
+	HOST_RIP = 0x6c16,
+};
+
+/* Control bits. */
+#define PROC_HLT_EXITING (1u << 7)
+#define PROC_SECONDARY (1u << 31)
+#define PROC2_EPT (1u << 1)
+#define PROC2_VPID (1u << 5)
+#define PROC2_UNRESTRICTED (1u << 7)
+#define EXIT_HOST_64 (1u << 9)
+#define EXIT_SAVE_EFER (1u << 20)
+#define EXIT_LOAD_EFER (1u << 21)
+#define ENTRY_LOAD_EFER (1u << 15)
+
+/* Exit reasons. */
+#define REASON_HLT 12
+#define REASON_VMCALL 18
+#define REASON_EPT_VIOLATION 48
+#define REASON_EPT_MISCONFIG 49
+
+#define INVEPT_SINGLE 1
+#define INVEPT_ALL 2
+
+int vmx_enter(struct x86_gprs *g, int launched);
+void vmx_exit_stub(void);
+extern uint64_t host_gdt[];
+
+static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
+static uint8_t vmcs[4096] __attribute__((aligned(4096)));
+static struct x86_gprs gprs;
+static uint64_t basic, ept_cap, eptp;
+static bool true_ctls, launched;
+static unsigned invept_type;
+static uint64_t n_invept, n_flush_requests, n_entries;
+static struct kvm *vm;
+
+/* ---- console: bochs's port 0xe9 hack ---- */
+
+void klib_putc(char c)
+{
+	outb(0xe9, (uint8_t)c);
+}
+
+void hv_console_init(void)
+{
+}
+
+void hv_finish(bool pass)
+{
+	kprintf("RESULT: %s\n", pass ? "PASS" : "FAIL");
+	/* bochs magic breakpoint: returns to the debugger, which runs "quit". */
+	__asm__ volatile("xchg %%bx, %%bx" : : : "memory");
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+/* ---- VMX instructions ---- */
+
+static uint64_t vmread(uint64_t field)
+{
+	uint64_t v;
+
+	__asm__ volatile("vmread %1, %0" : "=r"(v) : "r"(field) : "cc");
+	return v;
+}
+
+static void vmwrite(uint64_t field, uint64_t v)
+{
+	uint8_t bad;
+
+	__asm__ volatile("vmwrite %2, %1; setna %0"
+			 : "=q"(bad)
+			 : "r"(field), "r"(v)
+			 : "cc", "memory");
+	if (bad) {
+		kprintf("vmx: vmwrite 0x%llx = 0x%llx failed, error %llu\n",
+			(unsigned long long)field, (unsigned long long)v,
+			(unsigned long long)vmread(VM_INSN_ERROR));
+		hv_finish(false);
+	}
+}
+
+/* A VMX instruction on a physical address operand; false on VMfail. */
+#define VMX_PA_OP(insn, pa)                                                                      \
+	({                                                                                       \
+		uint64_t pa_ = (pa);                                                             \
+		uint8_t bad_;                                                                    \
+		__asm__ volatile(insn " %1; setna %0" : "=q"(bad_) : "m"(pa_) : "cc", "memory"); \
+		!bad_;                                                                           \
+	})
+
+static void invept(unsigned type)
+{
+	struct {
+		uint64_t eptp, zero;
+	} desc = { eptp, 0 };
+	uint8_t bad;
+
+	__asm__ volatile("invept %1, %2; setna %0"
+			 : "=q"(bad)
+			 : "m"(desc), "r"((uint64_t)type)
+			 : "cc", "memory");
+	if (bad) {
+		kprintf("vmx: invept type %u failed\n", type);
+		hv_finish(false);
+	}
+	n_invept++;
+}
+
+/* Allowed-0/allowed-1 settings of a control MSR applied to what we want. */
+static uint32_t adjust(uint32_t msr, uint32_t true_msr, uint32_t want, const char *name)
+{
+	uint64_t cap = rdmsr(true_ctls && true_msr ? true_msr : msr);
+	uint32_t v = (want | (uint32_t)cap) & (uint32_t)(cap >> 32);
+
+	if ((v & want) != want)
+		kprintf("vmx: %s: wanted 0x%x, allowed 0x%x\n", name, want, v);
+	return v;
+}
+
+/* ---- hv_arch ---- */
+
+static int vmx_probe(struct kvm_vm_params *p)
+{
+	uint32_t r[4];
+	uint64_t fc, procbased2;
+
+	cpuid(1, 0, r);
+	if (!(r[2] & (1u << 5))) {
+		kprintf("vmx: CPUID.1:ECX.VMX = 0\n");
+		return -1;
+	}
+	fc = rdmsr(MSR_FEATURE_CONTROL);
+	if (!(fc & 1))
+		wrmsr(MSR_FEATURE_CONTROL, fc | 1 | 4); /* lock, VMX outside SMX */
+	else if (!(fc & 4)) {
+		kprintf("vmx: disabled by IA32_FEATURE_CONTROL\n");
+		return -1;
+	}
+	basic = rdmsr(MSR_VMX_BASIC);
+	true_ctls = (basic >> 55) & 1;
+	procbased2 = rdmsr(MSR_VMX_PROCBASED2) >> 32;
+	ept_cap = rdmsr(MSR_VMX_EPT_VPID_CAP);
+	kprintf("vmx: VMX_BASIC 0x%llx, secondary allowed-1 0x%llx, EPT/VPID cap 0x%llx\n",
+		(unsigned long long)basic, (unsigned long long)procbased2,
+		(unsigned long long)ept_cap);
+	if (!(procbased2 & PROC2_EPT) || !(procbased2 & PROC2_UNRESTRICTED) ||
+	    !(procbased2 & PROC2_VPID) || !(ept_cap & CAP_EPT_4LEVEL) || !(ept_cap & CAP_EPT_WB) ||
+	    !(ept_cap & CAP_INVEPT) || !(ept_cap & (CAP_INVEPT_SINGLE | CAP_INVEPT_ALL))) {
+		kprintf("vmx: need EPT (4-level, WB, INVEPT), VPID and unrestricted guest\n");
+		return -1;
+	}
+	invept_type = (ept_cap & CAP_INVEPT_SINGLE) ? INVEPT_SINGLE : INVEPT_ALL;
+	if (ept_cap & CAP_EPT_AD)
+		p->fmt_flags |= S2_FMTF_AD;
+	p->max_leaf_level = (ept_cap & CAP_EPT_1G) ? 3 : (ept_cap & CAP_EPT_2M) ? 2 : 1;
+	kprintf("vmx: EPT A/D %s, largest leaf level %u, INVEPT %s-context\n",
+		(p->fmt_flags & S2_FMTF_AD) ? "on" : "off", p->max_leaf_level,
+		invept_type == INVEPT_SINGLE ? "single" : "all");
+
+	/* CR0/CR4 as VMX operation requires, then VMXON. */
+	X86_WRITE_CR(0, (X86_READ_CR(0) | rdmsr(MSR_VMX_CR0_FIXED0)) & rdmsr(MSR_VMX_CR0_FIXED1));
+	X86_WRITE_CR(4, (X86_READ_CR(4) | rdmsr(MSR_VMX_CR4_FIXED0) | (1u << 13)) &
+				rdmsr(MSR_VMX_CR4_FIXED1));
+	*(uint32_t *)vmxon_region = (uint32_t)basic & 0x7fffffff;
+	*(uint32_t *)vmcs = (uint32_t)basic & 0x7fffffff;
+	if (!VMX_PA_OP("vmxon", (uint64_t)(uintptr_t)vmxon_region) ||
+	    !VMX_PA_OP("vmclear", (uint64_t)(uintptr_t)vmcs) ||
+	    !VMX_PA_OP("vmptrld", (uint64_t)(uintptr_t)vmcs)) {
+		kprintf("vmx: VMXON/VMCLEAR/VMPTRLD failed\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void setup_host_state(void)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} gdtr;
+
+	__asm__ volatile("sgdt %0" : "=m"(gdtr));
+	vmwrite(HOST_CR0, X86_READ_CR(0));
+	vmwrite(HOST_CR3, X86_READ_CR(3));
+	vmwrite(HOST_CR4, X86_READ_CR(4));
+	for (unsigned i = 0; i < 6; i++)
+		vmwrite(HOST_ES_SEL + 2 * i, i == 1 ? SEL_CODE64 : SEL_DATA);
+	vmwrite(HOST_ES_SEL + 12, SEL_TSS);
+	vmwrite(HOST_FS_BASE, 0);
+	vmwrite(HOST_GS_BASE, 0);
+	vmwrite(HOST_TR_BASE,
+		(host_gdt[3] >> 16 & 0xffffff) | (host_gdt[3] >> 56 << 24) | (host_gdt[4] << 32));
+	vmwrite(HOST_GDTR_BASE, gdtr.base);
+	vmwrite(HOST_IDTR_BASE, 0);
+	vmwrite(HOST_SYSENTER_CS, 0);
+	vmwrite(HOST_SYSENTER_ESP, 0);
+	vmwrite(HOST_SYSENTER_EIP, 0);
+	vmwrite(HOST_PAT, rdmsr(0x277));
+	vmwrite(HOST_EFER, rdmsr(MSR_EFER));
+	vmwrite(HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_stub);
+	/* HOST_RSP is written by vmx_enter() right before each entry. */
+}
+
+/* 32-bit protected mode, flat 4 GiB segments, paging off. */
+static void setup_guest_state(uint64_t rip, uint64_t rsp)
+{
+	uint64_t cr0_0 = rdmsr(MSR_VMX_CR0_FIXED0), cr0_1 = rdmsr(MSR_VMX_CR0_FIXED1);
+	uint64_t cr4_0 = rdmsr(MSR_VMX_CR4_FIXED0), cr4_1 = rdmsr(MSR_VMX_CR4_FIXED1);
+
+	for (unsigned i = 0; i < 6; i++) {
+		vmwrite(GUEST_ES_SEL + 2 * i, i == 1 ? 0x08 : 0x10);
+		vmwrite(GUEST_ES_LIMIT + 2 * i, 0xffffffff);
+		vmwrite(GUEST_ES_AR + 2 * i, i == 1 ? 0xc09b : 0xc093);
+		vmwrite(GUEST_ES_BASE + 2 * i, 0);
+	}
+	/* LDTR unusable, TR a busy 32-bit TSS (entry checks want one). */
+	vmwrite(GUEST_ES_SEL + 12, 0);
+	vmwrite(GUEST_ES_LIMIT + 12, 0);
+	vmwrite(GUEST_ES_AR + 12, 0x10000);
+	vmwrite(GUEST_ES_BASE + 12, 0);
+	vmwrite(GUEST_ES_SEL + 14, 0);
+	vmwrite(GUEST_ES_LIMIT + 14, 0x67);
+	vmwrite(GUEST_ES_AR + 14, 0x8b);
+	vmwrite(GUEST_ES_BASE + 14, 0);
+	for (unsigned i = 8; i < 10; i++) { /* GDTR, IDTR */
+		vmwrite(GUEST_ES_LIMIT + 2 * i, 0xffff);
+		vmwrite(GUEST_ES_BASE + 2 * i, 0);
+	}
+	/* Unrestricted guest lifts the PG (and PE) requirement of CR0_FIXED0. */
+	vmwrite(GUEST_CR0, (((1u << 0) | (1u << 4) | (1u << 5) | cr0_0) & cr0_1) & ~(1ull << 31));
+	vmwrite(GUEST_CR3, 0);
+	vmwrite(GUEST_CR4, cr4_0 & cr4_1);
+	vmwrite(GUEST_DR7, 0x400);
+	vmwrite(GUEST_RSP, rsp);
+	vmwrite(GUEST_RIP, rip);
+	vmwrite(GUEST_RFLAGS, 2);
+	vmwrite(GUEST_PENDING_DBG, 0);
+	vmwrite(GUEST_INTERRUPTIBILITY, 0);
+	vmwrite(GUEST_ACTIVITY, 0);
+	vmwrite(GUEST_SYSENTER_CS, 0);
+	vmwrite(GUEST_SYSENTER_ESP, 0);
+	vmwrite(GUEST_SYSENTER_EIP, 0);
+	vmwrite(GUEST_DEBUGCTL, 0);
+	vmwrite(GUEST_PAT, 0x0007040600070406ull);
+	vmwrite(GUEST_EFER, 0);
+	vmwrite(VMCS_LINK, ~0ull);
+}
+
+static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
+{
+	uint32_t exit = adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
+			       EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER, "exit controls");
+
+	vm = kvm;
+	if (kvm_x86_ept_eptp(kvm, &eptp)) {
+		kprintf("vmx: kvm_x86_ept_eptp failed\n");
+		return -1;
+	}
+	kprintf("vmx: EPTP 0x%llx (root 0x%llx, %u-level%s)\n", (unsigned long long)eptp,
+		(unsigned long long)kvm_mmu_root_hpa(kvm), kvm_mmu_levels(kvm),
+		(eptp & S2_EPTP_AD) ? ", A/D" : "");
+	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, 0, "pin controls"));
+	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
+				  PROC_HLT_EXITING | PROC_SECONDARY, "processor controls"));
+	vmwrite(PROC_CTLS2,
+		adjust(MSR_VMX_PROCBASED2, 0, PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED,
+		       "secondary controls"));
+	vmwrite(EXIT_CTLS, exit);
+	vmwrite(ENTRY_CTLS,
+		adjust(MSR_VMX_ENTRY, MSR_VMX_TRUE_ENTRY, ENTRY_LOAD_EFER, "entry controls"));
+	vmwrite(EXC_BITMAP, 0);
+	vmwrite(CR3_TARGET_COUNT, 0);
+	vmwrite(EXIT_MSR_STORE_COUNT, 0);
+	vmwrite(EXIT_MSR_LOAD_COUNT, 0);
+	vmwrite(ENTRY_MSR_LOAD_COUNT, 0);
+	vmwrite(ENTRY_INTR_INFO, 0);
+	vmwrite(VPID, 1);
+	vmwrite(EPT_POINTER, eptp);
+	setup_host_state();
+	setup_guest_state(rip, rsp);
+	/* Nothing stale from before this VM: start from an empty TLB. */
+	invept(INVEPT_ALL);
+	return 0;
+}
+
+/* Act on the requests the library raised; false when a flush was due. */
+static void handle_requests(struct kvm_vcpu *vcpu)
+{
+	bool flush = false;
+
+	if (kvm_check_request(vcpu, KVM_REQ_MMU_RELOAD)) {
+		if (kvm_x86_ept_eptp(vm, &eptp))
+			hv_finish(false);
+		vmwrite(EPT_POINTER, eptp);
+		flush = true;
+	}
+	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH);
+	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_CURRENT);
+	/* Guest (linear) translations live in the same combined entries here. */
+	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_GUEST);
+	(void)kvm_check_request(vcpu, KVM_REQ_FREE_OBSOLETE_ROOTS);
+	(void)kvm_check_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+	if (flush) {
+		n_flush_requests++;
+		if (!BREAK_FLUSH)
+			invept(invept_type);
+	}
+}
+
+static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
+{
+	uint64_t reason;
+
+	do
+		handle_requests(vcpu);
+	while (!kvm_vcpu_enter_guest(vcpu));
+	n_entries++;
+	if (vmx_enter(&gprs, launched)) {
+		kvm_vcpu_exit_guest(vcpu);
+		kprintf("vmx: VM entry failed, VM-instruction error %llu\n",
+			(unsigned long long)vmread(VM_INSN_ERROR));
+		return -1;
+	}
+	kvm_vcpu_exit_guest(vcpu);
+	launched = true;
+
+	reason = vmread(EXIT_REASON);
+	*e = (struct hv_exit){ .kind = HV_EXIT_OTHER, .rip = vmread(GUEST_RIP) };
+	e->raw[0] = reason;
+	e->raw[1] = vmread(EXIT_QUAL);
+	if (reason & (1u << 31)) {
+		kprintf("vmx: VM-entry failure, reason 0x%llx qualification 0x%llx\n",
+			(unsigned long long)reason, (unsigned long long)e->raw[1]);
+		return -1;
+	}
+	switch (reason & 0xffff) {
+	case REASON_EPT_VIOLATION:
+		e->kind = HV_EXIT_S2_FAULT;
+		e->gpa = vmread(GUEST_PHYS_ADDR);
+		e->access = s2_ept_violation_access(e->raw[1]);
+		e->insn_len = (unsigned)vmread(EXIT_INSN_LEN);
+		e->raw[2] = e->gpa;
+		break;
+	case REASON_VMCALL:
+		e->kind = HV_EXIT_HYPERCALL;
+		e->insn_len = (unsigned)vmread(EXIT_INSN_LEN);
+		break;
+	case REASON_HLT: e->kind = HV_EXIT_HLT; break;
+	case REASON_EPT_MISCONFIG: e->raw[2] = vmread(GUEST_PHYS_ADDR); break;
+	default: break;
+	}
+	return 0;
+}
+
+static void vmx_set_rip(uint64_t rip)
+{
+	vmwrite(GUEST_RIP, rip);
+}
+
+static struct x86_gprs *vmx_gprs(void)
+{
+	return &gprs;
+}
+
+static void vmx_print_flushes(void)
+{
+	kprintf("TLB: %llu flush requests handled before entry, %llu INVEPT (type %u)%s, %llu VM "
+		"entries\n",
+		(unsigned long long)n_flush_requests, (unsigned long long)n_invept, invept_type,
+		BREAK_FLUSH ? " [BREAK_FLUSH: requests ignored]" : "",
+		(unsigned long long)n_entries);
+}
+
+const struct hv_arch hv_arch = {
+	.name = "Intel VMX + EPT (bochs)",
+	.fmt = S2_FMT_X86_EPT,
+	.probe = vmx_probe,
+	.setup = vmx_setup,
+	.run = vmx_run,
+	.set_rip = vmx_set_rip,
+	.gprs = vmx_gprs,
+	.print_flushes = vmx_print_flushes,
+};
