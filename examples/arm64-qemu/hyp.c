@@ -33,6 +33,7 @@
 #include "layout.h"
 #include "s2mmu/arm64-s2.h"
 #include "s2mmu/env-freestanding.h"
+#include "s2mmu/notifier.h"
 #include "s2mmu/s2mmu.h"
 
 enum {
@@ -232,7 +233,11 @@ static struct {
 	unsigned ro_write;
 	unsigned irq_timer;
 	unsigned req_flush;
-	unsigned zaps, zap_leaves, zap_refaults;
+	unsigned zaps, zap_leaves, zap_flushes, zap_refaults;
+	long age_cleared;       /* clear_flush_young: young leaves found */
+	int age_right_after;    /* test_young right after: 0 expected */
+	int age_after_access;   /* test_young after the guest's read: 1 */
+	unsigned age_af_faults; /* Access flag faults since the aging */
 	bool first_exit_seen, first_exit_ok;
 	bool done;
 	uint64_t verdict;
@@ -260,6 +265,8 @@ static void track_leaves(void)
 }
 
 /* ---- emulated devices ---------------------------------------------------- */
+
+static void age(uint64_t step);
 
 static char uart_line[128];
 static unsigned uart_len;
@@ -313,6 +320,9 @@ static int dev_write(gpa_t gpa, uint64_t val)
 			break;
 		case CTL_PHASE:
 			kprintf("hyp: guest phase %lu\n", val);
+			break;
+		case CTL_AGE:
+			age(val);
 			break;
 		default:
 			break;
@@ -379,24 +389,75 @@ static void drop_ro_write(uint64_t esr, gpa_t gpa)
 
 /* ---- exits ---------------------------------------------------------------- */
 
+/* The hva behind @gpa (slot 0 or 2): what the host's memory manager knows. */
+static hva_t hva_of(gpa_t gpa)
+{
+	struct kvm_memory_slot slot;
+
+	if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
+		lib_fail("kvm_gfn_to_memslot", -1);
+	return slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
+}
+
+static void stats(struct kvm_mmu_stats *s)
+{
+	if (kvm_get_stats(kvm, s))
+		lib_fail("kvm_get_stats", -1);
+}
+
 /*
- * The host changed the memory behind G_ZAP (as page migration or swap would):
- * invalidate its hva range. The library zaps every leaf covering it and
- * flushes before it returns; the guest's next access there must fault.
+ * The host is about to move the page behind G_ZAP (as migration or swap
+ * would): the notifier's invalidate_range_start zaps every leaf backing its
+ * hva range (the whole 2 MiB block) and flushes once, through
+ * kvm_flush_remote_tlbs_range and the format's TLBI, before it returns.
+ * The guest's next access there must abort again.
  */
 static void zap_while_guest_runs(void)
 {
-	gfn_t start = gpa_to_gfn(G_ZAP), end = gpa_to_gfn(G_ZAP + ZAP_SIZE);
-	/* TODO(notifier): kvm_mmu_notifier_invalidate_range_start/_end on the
-	 * hva range once notifier/ lands. */
-	long n = kvm_zap_gfn_range(kvm, start, end);
+	hva_t hva = hva_of(G_ZAP);
+	struct kvm_mmu_stats a, b;
+	int r;
 
-	if (n < 0)
-		lib_fail("kvm_zap_gfn_range", n);
+	stats(&a);
+	r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + ZAP_SIZE, false);
+	if (r)
+		lib_fail("kvm_mmu_notifier_invalidate_range_start", r);
+	/* (The host would change the page here; this one keeps it.) */
+	r = kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + ZAP_SIZE, false);
+	if (r)
+		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
+	stats(&b);
 	st.zaps++;
-	st.zap_leaves += (unsigned)n;
-	kprintf("hyp: timer: zapped gpa [0x%llx, 0x%llx) while the guest ran at pc 0x%lx: %ld leaves\n",
-		G_ZAP, G_ZAP + ZAP_SIZE, regs.pc, n);
+	st.zap_leaves += (unsigned)(b.zapped_leaves - a.zapped_leaves);
+	st.zap_flushes += (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+	kprintf("hyp: timer: invalidated hva [0x%lx, 0x%lx) (gpa 0x%llx) while the guest ran "
+		"at pc 0x%lx: %lu leaves zapped, %lu flushes\n",
+		hva, (hva_t)(hva + ZAP_SIZE), G_ZAP, regs.pc, b.zapped_leaves - a.zapped_leaves,
+		b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+}
+
+/*
+ * Page reclaim asks whether G_AGE was used: clear_flush_young clears AF and
+ * flushes, so the guest's next access sets it again, by hardware (HA) or by
+ * an Access flag fault the fault path fixes (no HA).
+ */
+static void age(uint64_t step)
+{
+	hva_t hva = hva_of(G_AGE);
+
+	if (step == 1) {
+		st.age_cleared = kvm_mmu_notifier_clear_flush_young(kvm, hva, hva + 4096);
+		st.age_right_after = kvm_mmu_notifier_test_young(kvm, hva, hva + 4096);
+		st.age_af_faults = st.dabt[2] + st.iabt[2];
+		kprintf("hyp: aging gpa 0x%llx: clear_flush_young %ld, test_young right after %d\n",
+			G_AGE, st.age_cleared, st.age_right_after);
+	} else {
+		st.age_after_access = kvm_mmu_notifier_test_young(kvm, hva, hva + 4096);
+		st.age_af_faults = st.dabt[2] + st.iabt[2] - st.age_af_faults;
+		kprintf("hyp: aging gpa 0x%llx: test_young after the guest's read %d, "
+			"Access flag faults %u\n",
+			G_AGE, st.age_after_access, st.age_af_faults);
+	}
 }
 
 static void irq_exit(void)
@@ -628,8 +689,9 @@ static int report(void)
 		"vm=%u range=%u; TLB_FLUSH requests=%u kicks=%u\n",
 		s.flushes, s.flushes_range, hw.hook_flush_vm, hw.hook_flush_range, st.req_flush,
 		hw.kicks);
-	kprintf("hyp: zap: %u zaps, %u leaves zapped, %u faults in the range afterwards\n", st.zaps,
-		st.zap_leaves, st.zap_refaults);
+	kprintf("hyp: zap: %u zaps, %u leaves zapped, %u flushes, %u faults in the range "
+		"afterwards\n",
+		st.zaps, st.zap_leaves, st.zap_flushes, st.zap_refaults);
 
 #define CHECK(cond, c, what)                                                   \
 	do {                                                                   \
@@ -647,9 +709,15 @@ static int report(void)
 	      "read-only write exit (RET_PF_RO_WRITE)");
 	CHECK(st.mmio_load > 0 && st.mmio_store > 0 && s.exits_mmio == st.mmio_load + st.mmio_store,
 	      EXIT_CHECK, "MMIO exits decoded from the syndrome");
-	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && s.flushes + s.flushes_range >= 1, EXIT_CHECK,
-	      "zap while running removed leaves and flushed");
+	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && st.zap_flushes == 1, EXIT_CHECK,
+	      "notifier zap while running: leaves gone, one flush");
 	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");
+	CHECK(st.age_cleared == 1 && st.age_right_after == 0 && st.age_after_access == 1,
+	      EXIT_CHECK, "aging: young, old after clear_flush_young, young again");
+	if (st.hafdbs)
+		CHECK(st.age_af_faults == 0, EXIT_CHECK, "aging: AF set by hardware (HA), no fault");
+	else
+		CHECK(st.age_af_faults == 1, EXIT_CHECK, "aging: one Access flag fault, fixed");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK
 

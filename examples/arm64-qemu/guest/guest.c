@@ -6,7 +6,8 @@
  * 1 GiB, 2 MiB and 4 KiB leaves, reads the read-only slot and writes it
  * once, reads one device register with every load width and extension the
  * syndrome decoder must handle, and keeps reading a page while the
- * hypervisor zaps it. It returns the number of wrong results (0 = pass);
+ * hypervisor zaps it, and reads a page before and after the hypervisor ages
+ * it. It returns the number of wrong results (0 = pass);
  * _start hands that to CTL_EXIT.
  *
  * Device accesses are single loads/stores without writeback written in
@@ -149,6 +150,20 @@ static void zap_loop(void)
 	errors += bad;
 }
 
+/* The hypervisor ages one page between two reads of it. */
+static void aging(void)
+{
+	volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)G_AGE;
+	uint64_t v = p[0];
+
+	w64(G_CTL + CTL_AGE, 1); /* clear_flush_young */
+	v += p[0];               /* young again: by hardware or an AF fault */
+	w64(G_CTL + CTL_AGE, 2); /* test_young */
+	if (v != 2 * PATTERN(G_AGE, 3))
+		errors++;
+	kprintf("aging: page read before and after clear_flush_young\n");
+}
+
 unsigned long guest_main(void);
 unsigned long guest_main(void)
 {
@@ -165,6 +180,8 @@ unsigned long guest_main(void)
 	load_forms();
 	phase(6);
 	zap_loop();
+	phase(7);
+	aging();
 	kprintf("guest done: %lu wrong\n", errors);
 	return errors;
 }
