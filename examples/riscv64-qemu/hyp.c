@@ -24,6 +24,7 @@
 #include "decode.h"
 #include "layout.h"
 #include "s2mmu/env-freestanding.h"
+#include "s2mmu/notifier.h"
 #include "s2mmu/riscv-g.h"
 #include "s2mmu/s2mmu.h"
 
@@ -193,7 +194,12 @@ static struct {
 	unsigned ro_write;
 	unsigned irq_timer;
 	unsigned req_flush;
-	unsigned zaps, zap_leaves, zap_refaults;
+	unsigned zaps, zap_leaves, zap_flushes, zap_refaults;
+	long age_cleared;       /* clear_flush_young: young leaves found */
+	int age_right_after;    /* test_young right after: 0 expected */
+	int age_after_access;   /* test_young after the guest's read: 1 */
+	unsigned age_faults;    /* guest-page faults on G_AGE since the aging */
+	bool aging;
 	bool first_exit_seen, first_exit_ok;
 	bool done;
 	uint64_t verdict;
@@ -257,6 +263,8 @@ static int fetch_decode(struct rv_mmio_insn *d, uint32_t *raw)
 
 /* ---- emulated devices ---------------------------------------------------- */
 
+static void age(uint64_t step);
+
 static char uart_line[128];
 static unsigned uart_len;
 
@@ -285,6 +293,8 @@ static int dev_read(gpa_t gpa, unsigned width, uint64_t *val)
 		st.mmio_ctl++;
 		if (gpa - G_CTL == CTL_ZAP_DONE)
 			*val = st.zaps;
+		else if (gpa - G_CTL == CTL_MAGIC)
+			*val = MAGIC;
 		return 0;
 	}
 	return -1;
@@ -310,7 +320,10 @@ static int dev_write(gpa_t gpa, unsigned width, uint64_t val)
 			sbi_set_timer(csr_read(time) + TIMER_DELAY);
 			break;
 		case CTL_PHASE:
-			kprintf("hyp: guest phase %lu (width %u)\n", val, width);
+			kprintf("hyp: guest phase %lu (%u-byte store)\n", val, width);
+			break;
+		case CTL_AGE:
+			age(val);
 			break;
 		default:
 			break;
@@ -382,24 +395,76 @@ static void drop_ro_write(gpa_t gpa)
 
 /* ---- exits ---------------------------------------------------------------- */
 
+/* The hva behind @gpa (slot 0 or 2): what the host's memory manager knows. */
+static hva_t hva_of(gpa_t gpa)
+{
+	struct kvm_memory_slot slot;
+
+	if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
+		lib_fail("kvm_gfn_to_memslot", -1);
+	return slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
+}
+
+static void stats(struct kvm_mmu_stats *s)
+{
+	if (kvm_get_stats(kvm, s))
+		lib_fail("kvm_get_stats", -1);
+}
+
 /*
- * The host changed the memory behind G_ZAP (as page migration or swap would):
- * invalidate its hva range. The library zaps every leaf covering it and
- * flushes before it returns; the guest's next access there must fault.
+ * The host is about to move the page behind G_ZAP (as migration or swap
+ * would): the notifier's invalidate_range_start zaps every leaf backing its
+ * hva range (the whole 2 MiB leaf) and flushes once, through
+ * kvm_flush_remote_tlbs_range and the format's HFENCE.GVMA, before it
+ * returns. The guest's next access there must fault again.
  */
 static void zap_while_guest_runs(void)
 {
-	gfn_t start = gpa_to_gfn(G_ZAP), end = gpa_to_gfn(G_ZAP + ZAP_SIZE);
-	/* TODO(notifier): kvm_mmu_notifier_invalidate_range_start/_end on the
-	 * hva range once notifier/ lands. */
-	long n = kvm_zap_gfn_range(kvm, start, end);
+	hva_t hva = hva_of(G_ZAP);
+	struct kvm_mmu_stats a, b;
+	int r;
 
-	if (n < 0)
-		lib_fail("kvm_zap_gfn_range", n);
+	stats(&a);
+	r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + ZAP_SIZE, false);
+	if (r)
+		lib_fail("kvm_mmu_notifier_invalidate_range_start", r);
+	/* (The host would change the page here; this one keeps it.) */
+	r = kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + ZAP_SIZE, false);
+	if (r)
+		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
+	stats(&b);
 	st.zaps++;
-	st.zap_leaves += (unsigned)n;
-	kprintf("hyp: timer: zapped gpa [0x%llx, 0x%llx) while the guest ran at pc 0x%lx: %ld leaves\n",
-		G_ZAP, G_ZAP + ZAP_SIZE, regs.pc, n);
+	st.zap_leaves += (unsigned)(b.zapped_leaves - a.zapped_leaves);
+	st.zap_flushes += (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+	kprintf("hyp: timer: invalidated hva [0x%lx, 0x%lx) (gpa 0x%llx) while the guest ran "
+		"at pc 0x%lx: %lu leaves zapped, %lu flushes\n",
+		hva, (hva_t)(hva + ZAP_SIZE), G_ZAP, regs.pc, b.zapped_leaves - a.zapped_leaves,
+		b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+}
+
+/*
+ * Page reclaim asks whether G_AGE was used: clear_flush_young clears A and
+ * flushes, so the guest's next access sets it again (QEMU updates A in the
+ * G-stage itself, which is why the VM is created with S2_FMTF_AD; a hart
+ * that faults instead would exit and have the fault path set it).
+ */
+static void age(uint64_t step)
+{
+	hva_t hva = hva_of(G_AGE);
+
+	if (step == 1) {
+		st.age_cleared = kvm_mmu_notifier_clear_flush_young(kvm, hva, hva + 4096);
+		st.age_right_after = kvm_mmu_notifier_test_young(kvm, hva, hva + 4096);
+		st.aging = true;
+		kprintf("hyp: aging gpa 0x%llx: clear_flush_young %ld, test_young right after %d\n",
+			G_AGE, st.age_cleared, st.age_right_after);
+	} else {
+		st.age_after_access = kvm_mmu_notifier_test_young(kvm, hva, hva + 4096);
+		st.aging = false;
+		kprintf("hyp: aging gpa 0x%llx: test_young after the guest's read %d, "
+			"guest-page faults there %u\n",
+			G_AGE, st.age_after_access, st.age_faults);
+	}
 }
 
 static void guest_page_fault(unsigned cause)
@@ -419,6 +484,8 @@ static void guest_page_fault(unsigned cause)
 	}
 	if (st.zaps && gpa >= G_ZAP && gpa < G_ZAP + ZAP_SIZE)
 		st.zap_refaults++;
+	if (st.aging && gpa >= G_AGE && gpa < G_AGE + 4096)
+		st.age_faults++;
 
 	r = kvm_tdp_page_fault(vcpu, gpa, access);
 	switch (r) {
@@ -493,7 +560,9 @@ extern const char guest_image[], guest_image_end[];
 
 static void setup(void)
 {
-	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G, .gpa_bits = 41, .vmid = 1 };
+	/* QEMU 7.2 sets A and D in G-stage entries itself: hardware A/D. */
+	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G, .gpa_bits = 41, .vmid = 1,
+				   .fmt_flags = S2_FMTF_AD };
 	uint64_t hgatp;
 	int r;
 
@@ -527,7 +596,8 @@ static void setup(void)
 	if (r)
 		lib_fail("kvm_riscv_hgatp", r);
 	csr_write(0x680, hgatp);
-	kprintf("hyp: %s, Sv39x4 (%u levels), hgatp 0x%lx (read back 0x%lx), root 0x%lx\n",
+	kprintf("hyp: %s, Sv39x4 (%u levels), hardware A/D, hgatp 0x%lx (read back 0x%lx), "
+		"root 0x%lx\n",
 		s2_fmt_name(kvm_fmt(kvm)), kvm_mmu_levels(kvm), hgatp, csr_read(0x680),
 		kvm_mmu_root_hpa(kvm));
 	/* Nothing is mapped yet; drop whatever an earlier hgatp left behind. */
@@ -578,8 +648,9 @@ static int report(void)
 		"TLB_FLUSH requests=%u kicks=%u\n",
 		s.flushes, s.flushes_range, hw.hook_flush_vm, hw.hook_flush_range, st.req_flush,
 		hw.kicks);
-	kprintf("hyp: zap: %u zaps, %u leaves zapped, %u faults in the range afterwards\n", st.zaps,
-		st.zap_leaves, st.zap_refaults);
+	kprintf("hyp: zap: %u zaps, %u leaves zapped, %u flushes, %u faults in the range "
+		"afterwards\n",
+		st.zaps, st.zap_leaves, st.zap_flushes, st.zap_refaults);
 
 #define CHECK(cond, c, what)                                                   \
 	do {                                                                   \
@@ -597,9 +668,11 @@ static int report(void)
 	      "read-only write exit (RET_PF_RO_WRITE)");
 	CHECK(st.mmio_load > 0 && st.mmio_store > 0 && s.exits_mmio == st.mmio_load + st.mmio_store,
 	      EXIT_CHECK, "MMIO exits decoded and emulated");
-	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && s.flushes + s.flushes_range >= 1, EXIT_CHECK,
-	      "zap while running removed leaves and flushed");
+	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && st.zap_flushes == 1, EXIT_CHECK,
+	      "notifier zap while running: leaves gone, one flush");
 	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");
+	CHECK(st.age_cleared == 1 && st.age_right_after == 0 && st.age_after_access == 1,
+	      EXIT_CHECK, "aging: young, old after clear_flush_young, young again");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK
 

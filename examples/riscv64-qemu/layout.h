@@ -29,6 +29,9 @@
 #define CTL_ZAP_ARM 0x08     /* write: arm the timer whose interrupt zaps G_ZAP */
 #define CTL_ZAP_DONE 0x10    /* read: zaps done so far */
 #define CTL_PHASE 0x18       /* write: the guest's phase number (logged) */
+#define CTL_MAGIC 0x20       /* read: MAGIC, for sign/zero-extension checks */
+#define CTL_AGE 0x28         /* write 1: clear_flush_young G_AGE; 2: test_young */
+#define MAGIC U64(0x000000008badf00d)
 
 /* Slot 0: code, data, stack and an 8 MiB pattern; 2 MiB leaves. */
 #define G_RAM U64(0x80000000)
@@ -58,6 +61,8 @@
 #define G_SMALL_SIZE (U64(4) << 20)
 #define H_SMALL U64(0x86001000)
 #define SMALL_TOUCH (U64(256) << 10)
+/* The page the hypervisor ages (a 4 KiB leaf; frame 48 modulo 64). */
+#define G_AGE (G_SMALL + (U64(0x30) << 12))
 
 /* Slot 3: read-only, 64 KiB, filled by the hypervisor (ROM_WORD). */
 #define G_ROM U64(0x90800000)

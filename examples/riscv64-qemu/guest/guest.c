@@ -3,9 +3,10 @@
  * The riscv64 example's guest (VS-mode, vsatp = 0: its addresses are gpas).
  * It prints through the emulated UART, writes and reads back patterns in
  * memslots laid out for 1 GiB, 2 MiB and 4 KiB leaves, reads the read-only
- * slot and writes it once, exercises a compressed MMIO load and store, and
- * keeps reading a range while the hypervisor zaps it. It returns the number
- * of wrong words it saw (0 = pass); _start hands that to CTL_EXIT.
+ * slot and writes it once, exercises a compressed MMIO load and store and
+ * every load extension, keeps reading a page while the hypervisor zaps it,
+ * and reads a page before and after the hypervisor ages it. It returns the
+ * number of wrong words it saw (0 = pass); _start hands that to CTL_EXIT.
  */
 #include <stdint.h>
 
@@ -109,6 +110,47 @@ static void zap_loop(void)
 	errors += bad;
 }
 
+/* Sign and zero extension: one register read with every load form. */
+static void load_forms(void)
+{
+	uint64_t a = G_CTL + CTL_MAGIC;
+	uint64_t v[5] = {
+		*(volatile uint64_t *)(uintptr_t)a,           /* ld */
+		(uint64_t)*(volatile int32_t *)(uintptr_t)a,  /* lw: sign-extended */
+		*(volatile uint32_t *)(uintptr_t)a,           /* lwu */
+		(uint64_t)*(volatile int16_t *)(uintptr_t)a,  /* lh */
+		*(volatile uint8_t *)(uintptr_t)a,            /* lbu */
+	};
+	static const uint64_t want[5] = {
+		0x000000008badf00dull, 0xffffffff8badf00dull, 0x000000008badf00dull,
+		0xfffffffffffff00dull, 0x000000000000000dull,
+	};
+	unsigned long bad = 0;
+
+	for (int i = 0; i < 5; i++)
+		if (v[i] != want[i]) {
+			kprintf("load form %d read 0x%lx, want 0x%lx\n", i, (unsigned long)v[i],
+				(unsigned long)want[i]);
+			bad++;
+		}
+	kprintf("MMIO load forms (ld, lw, lwu, lh, lbu): %lu wrong\n", bad);
+	errors += bad;
+}
+
+/* The hypervisor ages one page between two reads of it. */
+static void aging(void)
+{
+	volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)G_AGE;
+	uint64_t v = p[0];
+
+	MMIO64(G_CTL + CTL_AGE) = 1; /* clear_flush_young */
+	v += p[0];                   /* young again */
+	MMIO64(G_CTL + CTL_AGE) = 2; /* test_young */
+	if (v != 2 * PATTERN(G_AGE, 3))
+		errors++;
+	kprintf("aging: page read before and after clear_flush_young\n");
+}
+
 unsigned long guest_main(void);
 unsigned long guest_main(void)
 {
@@ -123,8 +165,11 @@ unsigned long guest_main(void)
 	rom();
 	phase(5);
 	compressed_mmio();
+	load_forms();
 	phase(6);
 	zap_loop();
+	phase(7);
+	aging();
 	kprintf("guest done: %lu wrong\n", errors);
 	return errors;
 }
