@@ -193,8 +193,8 @@ out:
 	return r;
 }
 
-/* Replace slot @id by @upd (same id), zapping what the old one mapped when
- * @zap. */
+/* Give slot @id a new base and/or flags, zapping what it mapped when it moves
+ * or becomes read-only. */
 static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set_base,
 			      unsigned flags, bool set_flags)
 {
@@ -319,7 +319,12 @@ int kvm_id_to_memslot(struct kvm *kvm, unsigned id, struct kvm_memory_slot *out)
 
 unsigned kvm_nr_memslots(const struct kvm *kvm)
 {
+	unsigned n;
+
 	if (!kvm)
 		return 0;
-	return __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE)->nr;
+	s2_slots_read_lock(kvm);
+	n = __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE)->nr;
+	s2_slots_read_unlock(kvm);
+	return n;
 }

@@ -139,6 +139,11 @@ static inline S2_MUST_CHECK int S2_FN(set_atomic)(struct kvm *kvm, struct s2_cha
 						  s2_pte_t *ptep, s2_pte_t *old, s2_pte_t new,
 						  gfn_t gfn, int level)
 {
+	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+	    s2_unlikely(!__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_RELAXED))) {
+		kvm_bug(kvm, "entry written with set_atomic without mmu_lock held, gfn", gfn);
+		return -EIO;
+	}
 	if (s2_unlikely(!S2_FN(change_allowed)(&kvm->cfg, *old, new, level))) {
 		S2_FN(refuse)(kvm, gfn);
 		return -EIO;
@@ -159,6 +164,12 @@ static inline S2_MUST_CHECK int S2_FN(set_locked)(struct kvm *kvm, struct s2_cha
 						  s2_pte_t *ptep, s2_pte_t old, s2_pte_t new,
 						  gfn_t gfn, int level, s2_pte_t *replaced)
 {
+	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+	    s2_unlikely(!s2_rwlock_is_write_locked(&kvm->mmu_lock))) {
+		kvm_bug(kvm, "entry written with set_locked without mmu_lock held for write, gfn",
+			gfn);
+		return -EIO;
+	}
 	if (s2_unlikely(!S2_FN(change_allowed)(&kvm->cfg, old, new, level))) {
 		S2_FN(refuse)(kvm, gfn);
 		return -EIO;

@@ -664,6 +664,28 @@ static void test_memslot_lookup_many(void **state)
 	assert_int_equal(kvm_nr_memslots(T.kvm), 100);
 }
 
+/* Debug builds catch an entry written without mmu_lock held as needed: the
+ * VM is bugged instead of the tables being corrupted quietly. */
+static void test_debug_catches_unlocked_writes(void **state)
+{
+	struct s2_change_acc acc;
+
+	(void)state;
+	if (!S2_ENABLED(CONFIG_S2_DEBUG))
+		skip();
+	t_slot(&T, 0, 0x40000, 0x200, HVA_BASE, 0);
+	assert_int_equal(fault(0x40000ull << 12, S2_ACC_READ), RET_PF_FIXED);
+	uint64_t h = t_tables_hash(T.kvm);
+	struct s2_range_op op = { .kind = S2_RANGE_ZAP, .start = 0x40000, .end = 0x40200,
+				  .acc = &acc };
+	s2_acc_init(&acc);
+	s2_mmu_read_lock(T.kvm); /* the read side is not enough for a zap */
+	assert_int_equal(s2_range(T.kvm, &op), -EIO);
+	s2_mmu_read_unlock(T.kvm, &acc);
+	assert_true(kvm_is_bugged(T.kvm));
+	assert_true(h == t_tables_hash(T.kvm));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +706,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_and_slots_enomem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memslot_lookup_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debug_catches_unlocked_writes, setup, teardown),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {
