@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+/*
+ * AMD SVM + nested paging half of the x86 example hypervisor, run under
+ * QEMU's TCG (-cpu qemu64,+svm,+npt). The guest is 32-bit protected mode with
+ * paging off, so every guest address is a guest-physical one and goes
+ * straight through the nested tables s2mmu builds; nCR3 comes from
+ * kvm_x86_npt_ncr3().
+ *
+ * TCG offers neither nRIP nor decode assists: an MMIO or read-only-memslot
+ * exit says only the gpa and whether it was a write, so the shared code
+ * decodes the instruction at the guest's rip from guest memory.
+ *
+ * VMCB offsets and exit codes: AMD64 APM vol. 2, appendix B.
+ */
+#include "../common/klib.h"
+#include "../x86-common/hv.h"
+#include "../x86-common/x86.h"
+#include "s2mmu/x86-npt.h"
+
+#define MSR_VM_HSAVE_PA 0xc0010117u
+
+/* VMCB control area. */
+#define VMCB_INTERCEPT_MISC1 0x00c /* bit 24: HLT */
+#define VMCB_INTERCEPT_MISC2 0x010 /* bit 0: VMRUN, bit 1: VMMCALL */
+#define VMCB_ASID 0x058
+#define VMCB_TLB_CONTROL 0x05c
+#define VMCB_EXITCODE 0x070
+#define VMCB_EXITINFO1 0x078
+#define VMCB_EXITINFO2 0x080
+#define VMCB_NP_ENABLE 0x090
+#define VMCB_NCR3 0x0b0
+#define VMCB_CLEAN 0x0c0
+/* VMCB state-save area. */
+#define VMCB_ES 0x400 /* ES CS SS DS FS GS GDTR LDTR IDTR TR, 16 bytes each */
+#define VMCB_CPL 0x4cb
+#define VMCB_EFER 0x4d0
+#define VMCB_CR4 0x548
+#define VMCB_CR3 0x550
+#define VMCB_CR0 0x558
+#define VMCB_DR7 0x560
+#define VMCB_DR6 0x568
+#define VMCB_RFLAGS 0x570
+#define VMCB_RIP 0x578
+#define VMCB_RSP 0x5d8
+#define VMCB_RAX 0x5f8
+#define VMCB_GPAT 0x668
+
+#define INTERCEPT_HLT (1u << 24)
+#define INTERCEPT_VMRUN (1u << 0)
+#define INTERCEPT_VMMCALL (1u << 1)
+
+#define TLB_CONTROL_FLUSH_ALL 1
+#define TLB_CONTROL_FLUSH_ASID 3
+
+#define EXIT_HLT 0x78
+#define EXIT_VMMCALL 0x81
+#define EXIT_SHUTDOWN 0x7f
+#define EXIT_NPF 0x400
+
+/* isa-debug-exit at port 0xf4: QEMU exits with status (code << 1) | 1. */
+#define DEBUG_EXIT_PORT 0xf4
+#define DEBUG_EXIT_PASS 0x10 /* status 33 */
+#define DEBUG_EXIT_FAIL 0x11 /* status 35 */
+
+#define COM1 0x3f8
+
+void svm_enter(struct x86_gprs *g, uint64_t vmcb_pa);
+
+static uint8_t vmcb[4096] __attribute__((aligned(4096)));
+static uint8_t hsave[4096] __attribute__((aligned(4096)));
+static struct x86_gprs gprs;
+static uint8_t tlb_flush_type;
+static uint64_t n_tlb_control, n_flush_requests, n_entries;
+static struct kvm *vm;
+
+#define V8(o) (*(volatile uint8_t *)(vmcb + (o)))
+#define V16(o) (*(volatile uint16_t *)(vmcb + (o)))
+#define V32(o) (*(volatile uint32_t *)(vmcb + (o)))
+#define V64(o) (*(volatile uint64_t *)(vmcb + (o)))
+
+/* ---- console: COM1 (-serial stdio) and isa-debug-exit ---- */
+
+void klib_putc(char c)
+{
+	if (c == '\n')
+		klib_putc('\r');
+	while (!(inb(COM1 + 5) & 0x20))
+		;
+	outb(COM1, (uint8_t)c);
+}
+
+void hv_console_init(void)
+{
+	outb(COM1 + 1, 0x00); /* no interrupts */
+	outb(COM1 + 3, 0x80); /* DLAB: divisor 1, 115200 baud */
+	outb(COM1 + 0, 0x01);
+	outb(COM1 + 1, 0x00);
+	outb(COM1 + 3, 0x03); /* 8N1 */
+	outb(COM1 + 2, 0xc7); /* FIFOs on and cleared */
+}
+
+void hv_finish(bool pass)
+{
+	kprintf("RESULT: %s\n", pass ? "PASS" : "FAIL");
+	outb(DEBUG_EXIT_PORT, pass ? DEBUG_EXIT_PASS : DEBUG_EXIT_FAIL);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+/* ---- hv_arch ---- */
+
+static int svm_probe(struct kvm_vm_params *p)
+{
+	uint32_t r[4];
+
+	cpuid(0x80000001, 0, r);
+	if (!(r[2] & (1u << 2))) {
+		kprintf("svm: CPUID 8000_0001h:ECX.SVM = 0\n");
+		return -1;
+	}
+	cpuid(0x8000000a, 0, r);
+	kprintf("svm: revision %u, %u ASIDs, features 0x%x (NP %u, nRIP %u, FlushByAsid %u, "
+		"DecodeAssists %u)\n",
+		r[0] & 0xff, r[1], r[3], r[3] & 1, (r[3] >> 3) & 1, (r[3] >> 6) & 1,
+		(r[3] >> 7) & 1);
+	if (!(r[3] & 1)) {
+		kprintf("svm: no nested paging\n");
+		return -1;
+	}
+	tlb_flush_type = (r[3] & (1u << 6)) ? TLB_CONTROL_FLUSH_ASID : TLB_CONTROL_FLUSH_ALL;
+	/* Nested tables always have hardware A/D; 1 GiB leaves need PDPE1GB. */
+	p->fmt_flags |= S2_FMTF_AD;
+	cpuid(0x80000001, 0, r);
+	p->max_leaf_level = (r[3] & (1u << 26)) ? 3 : 2;
+	kprintf("svm: largest nested leaf level %u, TLB_CONTROL %u on flush\n", p->max_leaf_level,
+		tlb_flush_type);
+	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
+	wrmsr(MSR_VM_HSAVE_PA, (uint64_t)(uintptr_t)hsave);
+	return 0;
+}
+
+static void seg(unsigned i, uint16_t sel, uint16_t attr, uint32_t limit, uint64_t base)
+{
+	unsigned off = VMCB_ES + 16 * i;
+
+	V16(off) = sel;
+	V16(off + 2) = attr;
+	V32(off + 4) = limit;
+	V64(off + 8) = base;
+}
+
+static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
+{
+	uint64_t ncr3;
+
+	vm = kvm;
+	if (kvm_x86_npt_ncr3(kvm, &ncr3)) {
+		kprintf("svm: kvm_x86_npt_ncr3 failed\n");
+		return -1;
+	}
+	kprintf("svm: nCR3 0x%llx (%u-level)\n", (unsigned long long)ncr3, kvm_mmu_levels(kvm));
+	V32(VMCB_INTERCEPT_MISC1) = INTERCEPT_HLT;
+	V32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
+	V32(VMCB_ASID) = 1;
+	V8(VMCB_TLB_CONTROL) = TLB_CONTROL_FLUSH_ALL; /* nothing stale from before */
+	V64(VMCB_NP_ENABLE) = 1;
+	V64(VMCB_NCR3) = ncr3;
+	V32(VMCB_CLEAN) = 0;
+
+	/* 32-bit protected mode, flat segments, paging off. */
+	for (unsigned i = 0; i < 6; i++)
+		seg(i, i == 1 ? 0x08 : 0x10, i == 1 ? 0xc9b : 0xc93, 0xffffffff, 0);
+	seg(6, 0, 0, 0xffff, 0);    /* GDTR */
+	seg(7, 0, 0x82, 0xffff, 0); /* LDTR */
+	seg(8, 0, 0, 0xffff, 0);    /* IDTR */
+	seg(9, 0, 0x8b, 0xffff, 0); /* TR */
+	V8(VMCB_CPL) = 0;
+	V64(VMCB_EFER) = EFER_SVME; /* VMRUN requires it in the guest's EFER */
+	V64(VMCB_CR4) = 0;
+	V64(VMCB_CR3) = 0;
+	V64(VMCB_CR0) = 0x11; /* PE | ET */
+	V64(VMCB_DR7) = 0x400;
+	V64(VMCB_DR6) = 0xffff0ff0;
+	V64(VMCB_RFLAGS) = 2;
+	V64(VMCB_RIP) = rip;
+	V64(VMCB_RSP) = rsp;
+	V64(VMCB_GPAT) = S2_NPT_PAT_DEFAULT;
+	return 0;
+}
+
+static void handle_requests(struct kvm_vcpu *vcpu)
+{
+	bool flush = false;
+
+	if (kvm_check_request(vcpu, KVM_REQ_MMU_RELOAD)) {
+		uint64_t ncr3;
+
+		if (kvm_x86_npt_ncr3(vm, &ncr3))
+			hv_finish(false);
+		V64(VMCB_NCR3) = ncr3;
+		flush = true;
+	}
+	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH);
+	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_CURRENT);
+	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_GUEST);
+	(void)kvm_check_request(vcpu, KVM_REQ_FREE_OBSOLETE_ROOTS);
+	(void)kvm_check_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+	if (flush) {
+		n_flush_requests++;
+		if (!BREAK_FLUSH) {
+			V8(VMCB_TLB_CONTROL) = tlb_flush_type;
+			n_tlb_control++;
+		}
+	}
+}
+
+static int svm_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
+{
+	uint64_t code;
+
+	do
+		handle_requests(vcpu);
+	while (!kvm_vcpu_enter_guest(vcpu));
+	n_entries++;
+	V64(VMCB_RAX) = gprs.r[0];
+	svm_enter(&gprs, (uint64_t)(uintptr_t)vmcb);
+	kvm_vcpu_exit_guest(vcpu);
+	gprs.r[0] = V64(VMCB_RAX);
+	gprs.r[4] = V64(VMCB_RSP);
+	/* TLB_CONTROL acts at one VMRUN only. */
+	V8(VMCB_TLB_CONTROL) = 0;
+
+	code = V64(VMCB_EXITCODE);
+	*e = (struct hv_exit){ .kind = HV_EXIT_OTHER, .rip = V64(VMCB_RIP) };
+	e->raw[0] = code;
+	e->raw[1] = V64(VMCB_EXITINFO1);
+	e->raw[2] = V64(VMCB_EXITINFO2);
+	switch (code) {
+	case EXIT_NPF:
+		e->kind = HV_EXIT_S2_FAULT;
+		e->gpa = e->raw[2];
+		e->access = s2_npt_fault_access(e->raw[1]);
+		break;
+	case EXIT_VMMCALL:
+		e->kind = HV_EXIT_HYPERCALL;
+		e->insn_len = 3; /* no nRIP under TCG; VMMCALL is 0f 01 d9 */
+		break;
+	case EXIT_HLT: e->kind = HV_EXIT_HLT; break;
+	case ~0ull: kprintf("svm: VMRUN failed: invalid guest state (VMEXIT_INVALID)\n"); return -1;
+	default: break;
+	}
+	return 0;
+}
+
+static void svm_set_rip(uint64_t rip)
+{
+	V64(VMCB_RIP) = rip;
+}
+
+static struct x86_gprs *svm_gprs(void)
+{
+	return &gprs;
+}
+
+static void svm_print_flushes(void)
+{
+	kprintf("TLB: %llu flush requests handled before VMRUN, %llu with TLB_CONTROL=%u%s, %llu "
+		"VMRUNs\n",
+		(unsigned long long)n_flush_requests, (unsigned long long)n_tlb_control,
+		tlb_flush_type, BREAK_FLUSH ? " [BREAK_FLUSH: requests ignored]" : "",
+		(unsigned long long)n_entries);
+}
+
+const struct hv_arch hv_arch = {
+	.name = "AMD SVM + NPT (QEMU TCG)",
+	.fmt = S2_FMT_X86_NPT,
+	.probe = svm_probe,
+	.setup = svm_setup,
+	.run = svm_run,
+	.set_rip = svm_set_rip,
+	.gprs = svm_gprs,
+	.print_flushes = svm_print_flushes,
+};
