@@ -104,6 +104,57 @@ static inline void bench_merge(struct bench_samples *into, const struct bench_sa
 		into->v[into->n++] = from->v[i];
 }
 
+/*
+ * ---- chunked best-of-N ----
+ *
+ * A long loop (a million faults) is timed in fixed chunks, and each chunk
+ * keeps its best time over the repetitions; the loop's cost is the sum of
+ * those bests. On a shared machine a preemption or a burst of a neighbour
+ * spoils a few chunks of one run, not the whole run, so the sum converges to
+ * the quiet-machine cost with far fewer repetitions than a whole-run minimum.
+ * It is still the cost of every page of the loop, in order.
+ */
+struct bench_chunks {
+	unsigned n;      /* chunks per run */
+	uint64_t *best;  /* best ns of each chunk so far (UINT64_MAX: none) */
+	struct bench_samples runs; /* whole-run ns per page, for the median */
+};
+
+static inline void bench_chunks_init(struct bench_chunks *c, unsigned n)
+{
+	c->n = n;
+	c->best = malloc(n * sizeof(*c->best));
+	if (!c->best) {
+		perror("bench: malloc");
+		exit(2);
+	}
+	for (unsigned i = 0; i < n; i++)
+		c->best[i] = UINT64_MAX;
+	c->runs.n = 0;
+}
+
+static inline void bench_chunks_note(struct bench_chunks *c, unsigned i, uint64_t ns)
+{
+	if (ns < c->best[i])
+		c->best[i] = ns;
+}
+
+/* Sum of the chunks' best times, as ns per page of the whole loop. */
+static inline double bench_chunks_best(const struct bench_chunks *c, uint64_t pages)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < c->n; i++)
+		sum += c->best[i];
+	return (double)sum / (double)pages;
+}
+
+static inline void bench_chunks_free(struct bench_chunks *c)
+{
+	free(c->best);
+	c->best = NULL;
+}
+
 /* ---- rows ---- */
 
 struct bench_row {
