@@ -90,7 +90,7 @@ struct kvm {
 	struct kvm_vcpu **vcpus;
 	struct s2_spinlock vcpus_lock;
 
-	bool bugged;
+	uint32_t bugged; /* 32 bits: bare-metal targets lack 1-byte atomics */
 	bool destroying;
 
 	/* Counters not owned by a vcpu (atomics). */

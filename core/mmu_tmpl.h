@@ -181,6 +181,49 @@ static inline S2_MUST_CHECK int S2_FN(set_locked)(struct kvm *kvm, struct s2_cha
 	return 0;
 }
 
+/*
+ * Replace a present entry by one of another size or output address (split,
+ * collapse). Where the format needs break-before-make (rules 5 and 7): freeze
+ * the entry with compare-and-exchange, flush what the old entry may have left
+ * in TLBs through the flush entry point (the IPA range for a leaf, the whole
+ * VM for a table), clean the memory a new leaf maps, then publish @new; the
+ * flush is done, not owed. Elsewhere one compare-and-exchange, with the flush
+ * owed to @acc. Returns 0; -EBUSY with *@old refreshed; -EIO when refused.
+ */
+static inline S2_MUST_CHECK int S2_FN(set_bbm)(struct kvm *kvm, struct s2_change_acc *acc,
+					       s2_pte_t *ptep, s2_pte_t *old, s2_pte_t new,
+					       gfn_t gfn, int level)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
+	gfn_t base = gfn & ~(pages - 1);
+	struct s2_change_acc done;
+
+	if (!FMT_NEEDS_BBM || !fmt_is_present(c, *old, level))
+		return S2_FN(set_atomic)(kvm, acc, ptep, old, new, gfn, level);
+	if (s2_unlikely(!S2_FN(change_allowed)(c, *old, new, level))) {
+		S2_FN(refuse)(kvm, gfn);
+		return -EIO;
+	}
+	if (!__atomic_compare_exchange_n(ptep, old, FMT_FROZEN, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	if (fmt_is_leaf(c, *old, level))
+		kvm_flush_remote_tlbs_range(kvm, base, pages);
+	else
+		kvm_flush_remote_tlbs(kvm);
+	if (fmt_is_present(c, new, level) && fmt_is_leaf(c, new, level))
+		fmt_cache_clean(c, kvm->env, fmt_leaf_hpa(c, new, level), pages << S2_GFN_SHIFT);
+	__atomic_store_n(ptep, new, __ATOMIC_RELEASE);
+	/* Count the change; its flush has been issued already. */
+	s2_acc_init(&done);
+	S2_FN(account_change)(kvm, &done, gfn, *old, new, level);
+	for (int l = 1; l <= S2_MAX_LEVELS; l++)
+		acc->leaves[l] += done.leaves[l];
+	acc->zapped += done.zapped;
+	return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The walker                                                                */
 /* ------------------------------------------------------------------------ */
@@ -717,6 +760,9 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 			uint64_t size = 1ull << s2_level_shift(c, level);
 
 			new = fmt_make_leaf(c, level, f->hpa & ~(size - 1), f->prot, f->memtype);
+			/* arm64 without FWB: the guest may map it non-cacheable. */
+			if (FMT_NEEDS_BBM)
+				fmt_cache_clean(c, kvm->env, f->hpa & ~(size - 1), size);
 			ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
 			if (ret == -EBUSY)
 				goto again;

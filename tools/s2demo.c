@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * s2demo: the README's `make run` until the emulator examples exist. Creates
- * a VM on the x86 EPT format in the hosted environment, faults in a few
+ * a VM on the x86 EPT format (or the first format built, in a configuration
+ * without EPT) in the hosted environment, faults in a few
  * thousand pages of two memslots (one 2 MiB-aligned, one not, so both 2 MiB
  * and 4 KiB leaves appear), zaps a range, and prints what the tables hold
  * and the statistics.
@@ -12,7 +13,10 @@
 
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/s2mmu.h"
+#include "s2mmu/config.h"
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 #include "s2mmu/x86-ept.h"
+#endif
 
 static int print_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
 {
@@ -48,12 +52,17 @@ int main(void)
 	struct s2_hosted h;
 	struct kvm *kvm;
 	struct kvm_vcpu *vcpu;
-	uint64_t eptp;
 	int r;
 
 	s2_hosted_init(&h);
-	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT, .gpa_bits = 48, .fmt_flags = S2_FMTF_AD,
-				   .env = &h.env };
+	static const enum s2_fmt_id order[] = { S2_FMT_X86_EPT, S2_FMT_X86_NPT, S2_FMT_ARM64_S2,
+						S2_FMT_RISCV_G };
+	struct kvm_vm_params p = { .gpa_bits = 48, .fmt_flags = S2_FMTF_AD, .env = &h.env };
+	for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]) && !p.fmt; i++)
+		if (s2_fmt_supported(order[i]))
+			p.fmt = order[i];
+	if (p.fmt == S2_FMT_RISCV_G)
+		p.gpa_bits = 50; /* Sv48x4 */
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		return die("kvm_create_vm", r);
@@ -68,10 +77,19 @@ int main(void)
 					 .userspace_addr = 0x7f1000001000ull };
 	if ((r = kvm_set_memslot(kvm, &big)) || (r = kvm_set_memslot(kvm, &small)))
 		return die("kvm_set_memslot", r);
-	r = kvm_x86_ept_eptp(kvm, &eptp);
-	if (r)
-		return die("kvm_x86_ept_eptp", r);
-	printf("s2mmu demo: x86 EPT, %u-level, EPTP %#" PRIx64 "\n", kvm_mmu_levels(kvm), eptp);
+	printf("s2mmu demo: %s, %u-level, root at %#" PRIx64, s2_fmt_name(p.fmt),
+	       kvm_mmu_levels(kvm), kvm_mmu_root_hpa(kvm));
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+	if (p.fmt == S2_FMT_X86_EPT) {
+		uint64_t eptp;
+
+		r = kvm_x86_ept_eptp(kvm, &eptp);
+		if (r)
+			return die("kvm_x86_ept_eptp", r);
+		printf(", EPTP %#" PRIx64, eptp);
+	}
+#endif
+	printf("\n");
 
 	for (gfn_t g = 0; g < big.npages; g++) {
 		r = kvm_tdp_page_fault(vcpu, (big.base_gfn + g) << 12, S2_ACC_READ | S2_ACC_WRITE);

@@ -210,6 +210,15 @@ static void h_tlb_flush_range(void *ctx, struct kvm *kvm, gpa_t gpa, uint64_t si
 	__atomic_fetch_add(&H(ctx)->hw_flush_range, 1, __ATOMIC_RELAXED);
 }
 
+static void h_dcache_clean_inval(void *ctx, hpa_t pa, uint64_t size)
+{
+	struct s2_hosted *h = H(ctx);
+
+	__atomic_fetch_add(&h->dcache_cleans, 1, __ATOMIC_RELAXED);
+	h->last_clean_pa = pa;
+	h->last_clean_size = size;
+}
+
 static void h_log(void *ctx, enum s2_log_level level, const char *msg)
 {
 	struct s2_hosted *h = H(ctx);
@@ -238,6 +247,7 @@ void s2_hosted_init(struct s2_hosted *h)
 		.gfn_to_pfn = h_gfn_to_pfn,
 		.tlb_flush_vm = h_tlb_flush_vm,
 		.tlb_flush_range = h_tlb_flush_range,
+		.dcache_clean_inval = h_dcache_clean_inval,
 		.log = h_log,
 	};
 	h->env.ops = &h->ops;

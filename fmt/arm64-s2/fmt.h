@@ -680,6 +680,7 @@ static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa,
  * block or table (or the whole VMID when that is more than
  * A64_TLBI_MAX_PAGES).
  */
+#define FMT_NEEDS_BBM 1
 static inline void fmt_bbm_invalidate_ipa(const struct s2_fmt_cfg *c,
 					  const struct s2_env *env, struct kvm *kvm,
 					  gpa_t gpa, int level)

@@ -664,6 +664,33 @@ static void test_memslot_lookup_many(void **state)
 	assert_int_equal(kvm_nr_memslots(T.kvm), 100);
 }
 
+/* arm64 without FWB cleans the memory a fresh leaf maps before installing it
+ * (the guest may map it non-cacheable); with FWB, and on every other format,
+ * nothing is cleaned. */
+static void test_fresh_leaf_cache_maintenance(void **state)
+{
+	(void)state;
+	t_slot(&T, 0, 0x40000, 0x400, HVA_BASE, 0);
+	assert_int_equal(fault(0x40201ull << 12, S2_ACC_READ), RET_PF_FIXED);
+	if (TEST_FMT != S2_FMT_ARM64_S2) {
+		assert_int_equal(T.h.dcache_cleans, 0);
+		return;
+	}
+	assert_int_equal(T.h.dcache_cleans, 1);
+	assert_int_equal(T.h.last_clean_pa, HVA_BASE + 0x200000);
+	assert_int_equal(T.h.last_clean_size, 0x200000);
+	assert_int_equal(fault(0x40201ull << 12, S2_ACC_READ), RET_PF_SPURIOUS);
+	assert_int_equal(T.h.dcache_cleans, 1);
+
+	t_vm_fini(&T);
+	struct kvm_vm_params p = t_default_params(TEST_FMT);
+	p.fmt_flags |= S2_FMTF_FWB;
+	t_vm_init(&T, TEST_FMT, &p);
+	t_slot(&T, 0, 0x40000, 0x400, HVA_BASE, 0);
+	assert_int_equal(fault(0x40201ull << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(T.h.dcache_cleans, 0);
+}
+
 /* Debug builds catch an entry written without mmu_lock held as needed: the
  * VM is bugged instead of the tables being corrupted quietly. */
 static void test_debug_catches_unlocked_writes(void **state)
@@ -706,6 +733,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_and_slots_enomem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memslot_lookup_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_leaf_cache_maintenance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_debug_catches_unlocked_writes, setup, teardown),
 	};
 
