@@ -46,13 +46,16 @@ static struct {
 	bool reported[T_NR];
 	uint32_t detail[T_NR];
 	/* The zap check. */
+	bool timer_armed;
+	uint64_t timer_exits, zap_rip;
 	bool zap_armed;
 	gpa_t zap_start, zap_end;
 	uint64_t zap_refaults, zap_leaves;
 	bool zap_retry_inside;
 } st;
 
-static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "other" };
+static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "timer",
+						    "other" };
 static const char *const slot_names[4] = { "boot", "ram", "rom", "huge" };
 
 static const struct kvm_memory_slot slots[4] = {
@@ -255,10 +258,10 @@ static void handle_s2_fault(const struct hv_exit *e)
 /*
  * What a host memory manager does when it takes pages away from a VM: it
  * invalidates the host-virtual range, which the library turns into a zap of
- * every gfn backed by it, then the flush. The guest keeps running; it only
- * asked for the moment so that the check knows when to start counting.
+ * every gfn backed by it, then the flush. Called from the timer exit, at a
+ * point of the guest's loop over the range that nobody chose.
  */
-static uint64_t zap_range(gpa_t gpa, uint64_t bytes)
+static void zap_range(gpa_t gpa, uint64_t bytes)
 {
 	struct kvm_mmu_stats before, after;
 	struct kvm_memory_slot s;
@@ -289,10 +292,27 @@ static uint64_t zap_range(gpa_t gpa, uint64_t bytes)
 	st.zap_end = gpa + bytes;
 	st.zap_refaults = 0;
 	st.zap_leaves = after.zapped_leaves - before.zapped_leaves;
-	kprintf("hv: zapped gpa [0x%llx, 0x%llx) (hva [0x%llx, 0x%llx)): %llu leaves, flushed\n",
-		(unsigned long long)gpa, (unsigned long long)(gpa + bytes), (unsigned long long)hva,
+	kprintf("hv: timer exit at guest rip 0x%llx: zapped gpa [0x%llx, 0x%llx) (hva [0x%llx, "
+		"0x%llx)) through the notifier: %llu leaves, flushed\n",
+		(unsigned long long)st.zap_rip, (unsigned long long)gpa,
+		(unsigned long long)(gpa + bytes), (unsigned long long)hva,
 		(unsigned long long)(hva + bytes), (unsigned long long)st.zap_leaves);
-	return st.zap_leaves;
+}
+
+/* The armed timer fired: zap, tell the guest through its memory, disarm. */
+static void handle_timer(const struct hv_exit *e)
+{
+	volatile uint32_t *flag = (volatile uint32_t *)gpa_to_host(ZAP_FLAG_GPA);
+
+	st.timer_exits++;
+	if (!st.timer_armed)
+		fail("timer exit while not armed", 0);
+	st.timer_armed = false;
+	hv_arch.arm_timer(false);
+	st.zap_rip = e->rip;
+	zap_range(ZAP_GPA, ZAP_BYTES);
+	if (flag)
+		*flag = 1;
 }
 
 /* ---- checks and report ---- */
@@ -395,6 +415,7 @@ static void report_and_finish(void)
 			  (unsigned long long)st.zap_leaves, (unsigned long long)st.zap_refaults);
 		pass &= check(st.zap_leaves > 0 && st.zap_refaults > 0, what);
 	}
+	pass &= check(st.timer_exits == 1, "the zap came from one timer exit while the guest ran");
 	pass &= check(st.zap_retry_inside,
 		      "a fault between invalidate_range_start and _end returned RET_PF_RETRY");
 	pass &= check(!kvm_is_bugged(kvm) && !s.refused_changes, "library not bugged");
@@ -414,7 +435,12 @@ static void handle_hypercall(const struct hv_exit *e)
 			st.detail[a0] = (uint32_t)a1;
 		}
 		break;
-	case HC_ZAP: ret = zap_range(a0, a1); break;
+	case HC_ZAP_ARM:
+		if (a0 != ZAP_GPA || a1 != ZAP_BYTES)
+			fail("HC_ZAP_ARM: unexpected range", (long)a0);
+		st.timer_armed = true;
+		hv_arch.arm_timer(true);
+		break;
 	case HC_ZAP_EXITS: ret = st.zap_refaults; break;
 	case HC_DONE: report_and_finish(); break;
 	default: fail("unknown hypercall", (long)nr);
@@ -503,6 +529,7 @@ void hv_main(void)
 		switch (e.kind) {
 		case HV_EXIT_S2_FAULT: handle_s2_fault(&e); break;
 		case HV_EXIT_HYPERCALL: handle_hypercall(&e); break;
+		case HV_EXIT_TIMER: handle_timer(&e); break;
 		default:
 			kprintf("hv: unexpected exit %s: 0x%llx 0x%llx 0x%llx at rip 0x%llx\n",
 				exit_names[e.kind], (unsigned long long)e.raw[0],

@@ -22,6 +22,7 @@ enum hv_exit_kind {
 	HV_EXIT_S2_FAULT,  /* EPT violation / nested page fault */
 	HV_EXIT_HYPERCALL, /* VMCALL / VMMCALL */
 	HV_EXIT_HLT,
+	HV_EXIT_TIMER, /* the timer armed by arm_timer() fired */
 	HV_EXIT_OTHER, /* anything else: the run fails */
 	HV_EXIT_NR,
 };
@@ -50,6 +51,9 @@ struct hv_arch {
 	/* Handle pending requests, enter the guest, fill @e. 0 or -1. */
 	int (*run)(struct kvm_vcpu *vcpu, struct hv_exit *e);
 	void (*set_rip)(uint64_t rip);
+	/* Make the guest exit (HV_EXIT_TIMER) a little while after the next
+	 * entry, asynchronously to what it runs; false disarms. */
+	void (*arm_timer)(bool on);
 	struct x86_gprs *(*gprs)(void);
 	/* One line on the TLB flushes issued (INVEPT / TLB_CONTROL). */
 	void (*print_flushes)(void);

@@ -56,9 +56,15 @@
 #define PATTERN_RAM_GPA (GUEST_RAM_GPA + 0x00400000u)
 #define PATTERN_HUGE_GPA (GUEST_HUGE_GPA + 0x12300000u)
 
-/* The range the hypervisor zaps while the guest runs (inside slot 1). */
+/*
+ * The range the hypervisor zaps while the guest runs (inside slot 1), and
+ * the word in guest memory it sets to the number of zaps done, which the
+ * guest polls while it keeps reading the range.
+ */
 #define ZAP_GPA (GUEST_RAM_GPA + 0x00600000u)
 #define ZAP_BYTES 0x00010000u
+#define ZAP_FLAG_GPA (GUEST_BOOT_GPA + 0x000f0000u)
+#define ZAP_SPIN_LIMIT 2000000u /* rounds over the range before giving up */
 
 /* The word the pattern test stores at guest-physical address @gpa. */
 static inline unsigned pattern_word(unsigned gpa)
@@ -68,8 +74,8 @@ static inline unsigned pattern_word(unsigned gpa)
 
 /* Hypercalls: eax = number, ebx/ecx = arguments, result in eax. */
 #define HC_REPORT 1    /* ebx = test id, ecx = 0 pass / failure detail */
-#define HC_ZAP 2       /* ebx = gpa, ecx = bytes: zap through the notifier */
-#define HC_ZAP_EXITS 3 /* exits the hypervisor saw in the zapped range since */
+#define HC_ZAP_ARM 2   /* arm the timer whose exit zaps [ZAP_GPA, +ZAP_BYTES) */
+#define HC_ZAP_EXITS 3 /* faults the hypervisor saw in the zapped range since */
 #define HC_DONE 4      /* the guest is finished */
 
 /* Test ids for HC_REPORT. */

@@ -77,6 +77,7 @@ enum {
 	GUEST_INTERRUPTIBILITY = 0x4824,
 	GUEST_ACTIVITY = 0x4826,
 	GUEST_SYSENTER_CS = 0x482a,
+	PREEMPTION_TIMER = 0x482e,
 	HOST_SYSENTER_CS = 0x4c00,
 	EXIT_QUAL = 0x6400,
 	GUEST_LINEAR_ADDR = 0x640a,
@@ -104,7 +105,10 @@ enum {
 	HOST_RIP = 0x6c16,
 };
 
+#define MSR_VMX_MISC 0x485
+
 /* Control bits. */
+#define PIN_PREEMPTION_TIMER (1u << 6)
 #define PROC_HLT_EXITING (1u << 7)
 #define PROC_SECONDARY (1u << 31)
 #define PROC2_EPT (1u << 1)
@@ -120,6 +124,13 @@ enum {
 #define REASON_VMCALL 18
 #define REASON_EPT_VIOLATION 48
 #define REASON_EPT_MISCONFIG 49
+#define REASON_PREEMPTION_TIMER 52
+
+/*
+ * Preemption-timer ticks before the zap: long enough for the guest to be
+ * deep in its loop over the range, short enough to keep the run fast.
+ */
+#define ZAP_TIMER_TICKS 5000
 
 #define INVEPT_SINGLE 1
 #define INVEPT_ALL 2
@@ -132,6 +143,7 @@ static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
 static uint8_t vmcs[4096] __attribute__((aligned(4096)));
 static struct x86_gprs gprs;
 static uint64_t basic, ept_cap, eptp;
+static uint32_t pin_ctls;
 static bool true_ctls, launched;
 static unsigned invept_type;
 static uint64_t n_invept, n_flush_requests, n_entries;
@@ -363,7 +375,13 @@ static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	kprintf("vmx: EPTP 0x%llx (root 0x%llx, %u-level%s)\n", (unsigned long long)eptp,
 		(unsigned long long)kvm_mmu_root_hpa(kvm), kvm_mmu_levels(kvm),
 		(eptp & S2_EPTP_AD) ? ", A/D" : "");
-	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, 0, "pin controls"));
+	pin_ctls = adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, 0, "pin controls");
+	if (!(rdmsr(true_ctls ? MSR_VMX_TRUE_PINBASED : MSR_VMX_PINBASED) >> 32 &
+	      PIN_PREEMPTION_TIMER)) {
+		kprintf("vmx: no VMX-preemption timer\n");
+		return -1;
+	}
+	vmwrite(PIN_CTLS, pin_ctls);
 	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
 				  PROC_HLT_EXITING | PROC_SECONDARY, "processor controls"));
 	vmwrite(PROC_CTLS2,
@@ -450,6 +468,7 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		e->insn_len = (unsigned)vmread(EXIT_INSN_LEN);
 		break;
 	case REASON_HLT: e->kind = HV_EXIT_HLT; break;
+	case REASON_PREEMPTION_TIMER: e->kind = HV_EXIT_TIMER; break;
 	case REASON_EPT_MISCONFIG: e->raw[2] = vmread(GUEST_PHYS_ADDR); break;
 	default: break;
 	}
@@ -459,6 +478,21 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 static void vmx_set_rip(uint64_t rip)
 {
 	vmwrite(GUEST_RIP, rip);
+}
+
+/*
+ * The VMX-preemption timer counts down from its VMCS field while the guest
+ * runs (one tick per 2^VMX_MISC[4:0] TSC ticks) and exits at zero. Without
+ * the "save timer value" exit control every entry restarts it from the full
+ * value, which is fine: the guest does not exit while it spins.
+ */
+static void vmx_arm_timer(bool on)
+{
+	vmwrite(PREEMPTION_TIMER, ZAP_TIMER_TICKS);
+	vmwrite(PIN_CTLS, on ? pin_ctls | PIN_PREEMPTION_TIMER : pin_ctls);
+	if (on)
+		kprintf("vmx: preemption timer armed: %u ticks of 2^%llu TSC cycles\n",
+			ZAP_TIMER_TICKS, (unsigned long long)(rdmsr(MSR_VMX_MISC) & 31));
 }
 
 static struct x86_gprs *vmx_gprs(void)
@@ -482,6 +516,7 @@ const struct hv_arch hv_arch = {
 	.setup = vmx_setup,
 	.run = vmx_run,
 	.set_rip = vmx_set_rip,
+	.arm_timer = vmx_arm_timer,
 	.gprs = vmx_gprs,
 	.print_flushes = vmx_print_flushes,
 };

@@ -24,6 +24,7 @@
 #define VMCB_INTERCEPT_MISC2 0x010 /* bit 0: VMRUN, bit 1: VMMCALL */
 #define VMCB_ASID 0x058
 #define VMCB_TLB_CONTROL 0x05c
+#define VMCB_VINTR 0x060 /* bit 24: V_INTR_MASKING */
 #define VMCB_EXITCODE 0x070
 #define VMCB_EXITINFO1 0x078
 #define VMCB_EXITINFO2 0x080
@@ -45,13 +46,16 @@
 #define VMCB_RAX 0x5f8
 #define VMCB_GPAT 0x668
 
+#define INTERCEPT_INTR (1u << 0)
 #define INTERCEPT_HLT (1u << 24)
+#define V_INTR_MASKING (1u << 24)
 #define INTERCEPT_VMRUN (1u << 0)
 #define INTERCEPT_VMMCALL (1u << 1)
 
 #define TLB_CONTROL_FLUSH_ALL 1
 #define TLB_CONTROL_FLUSH_ASID 3
 
+#define EXIT_INTR 0x60
 #define EXIT_HLT 0x78
 #define EXIT_VMMCALL 0x81
 #define EXIT_SHUTDOWN 0x7f
@@ -64,7 +68,27 @@
 
 #define COM1 0x3f8
 
+/*
+ * The zap timer: the local APIC's one-shot timer, vector TIMER_VECTOR. QEMU
+ * counts it in nanoseconds of virtual time (divide by 1), about real time
+ * under TCG without -icount: 5 ms is deep inside the guest's spin loop.
+ */
+#define TIMER_VECTOR 0x40
+#define SPURIOUS_VECTOR 0xff
+#define ZAP_TIMER_COUNT 5000000u
+#define MSR_APIC_BASE 0x1b
+#define APIC_EOI 0x0b0
+#define APIC_SVR 0x0f0
+#define APIC_LVT_TIMER 0x320
+#define APIC_LVT_MASKED (1u << 16)
+#define APIC_TIMER_INIT 0x380
+#define APIC_TIMER_DIV 0x3e0
+
 void svm_enter(struct x86_gprs *g, uint64_t vmcb_pa);
+void apic_isr(void);
+void spurious_isr(void);
+extern volatile uint64_t apic_isr_count;
+extern uint64_t apic_eoi;
 
 static uint8_t vmcb[4096] __attribute__((aligned(4096)));
 static uint8_t hsave[4096] __attribute__((aligned(4096)));
@@ -72,6 +96,15 @@ static struct x86_gprs gprs;
 static uint8_t tlb_flush_type;
 static uint64_t n_tlb_control, n_flush_requests, n_entries;
 static struct kvm *vm;
+static volatile uint32_t *lapic;
+
+/* 64-bit interrupt gates for the vectors the host can take (32..255). */
+static struct {
+	uint16_t off_lo, sel;
+	uint8_t ist, type;
+	uint16_t off_mid;
+	uint32_t off_hi, zero;
+} idt[256] __attribute__((aligned(16)));
 
 #define V8(o) (*(volatile uint8_t *)(vmcb + (o)))
 #define V16(o) (*(volatile uint16_t *)(vmcb + (o)))
@@ -107,6 +140,55 @@ void hv_finish(bool pass)
 		__asm__ volatile("cli; hlt");
 }
 
+/* ---- interrupts: only the local APIC timer, for the zap ---- */
+
+static void set_gate(unsigned vec, void (*handler)(void))
+{
+	uint64_t a = (uint64_t)(uintptr_t)handler;
+
+	idt[vec].off_lo = (uint16_t)a;
+	idt[vec].sel = SEL_CODE64;
+	idt[vec].type = 0x8e; /* present, DPL 0, 64-bit interrupt gate */
+	idt[vec].off_mid = (uint16_t)(a >> 16);
+	idt[vec].off_hi = (uint32_t)(a >> 32);
+}
+
+/*
+ * The host runs with interrupts off except around VMRUN (svm_entry.S), where
+ * a pending interrupt makes the guest exit (INTR intercept) and is then
+ * taken by apic_isr, which only sends the EOI. Vectors 0..31 stay absent:
+ * a host exception is a bug and ends the run (triple fault, -no-reboot).
+ */
+static void setup_interrupts(void)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} idtr = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+
+	for (unsigned v = 32; v < 256; v++)
+		set_gate(v, v == SPURIOUS_VECTOR ? spurious_isr : apic_isr);
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	outb(0x21, 0xff); /* the legacy PICs stay silent */
+	outb(0xa1, 0xff);
+	lapic = (volatile uint32_t *)(uintptr_t)(rdmsr(MSR_APIC_BASE) & 0xffffff000ull);
+	apic_eoi = (uint64_t)(uintptr_t)lapic + APIC_EOI;
+	lapic[APIC_LVT_TIMER / 4] = APIC_LVT_MASKED | TIMER_VECTOR;
+	lapic[APIC_SVR / 4] = 0x100 | SPURIOUS_VECTOR; /* APIC software-enabled */
+	lapic[APIC_TIMER_DIV / 4] = 0xb;	       /* divide by 1 */
+}
+
+static void svm_arm_timer(bool on)
+{
+	lapic[APIC_TIMER_INIT / 4] = 0;
+	lapic[APIC_LVT_TIMER / 4] = (on ? 0 : APIC_LVT_MASKED) | TIMER_VECTOR; /* one-shot */
+	if (on) {
+		lapic[APIC_TIMER_INIT / 4] = ZAP_TIMER_COUNT;
+		kprintf("svm: local APIC timer armed: %u ns, vector 0x%x\n", ZAP_TIMER_COUNT,
+			TIMER_VECTOR);
+	}
+}
+
 /* ---- hv_arch ---- */
 
 static int svm_probe(struct kvm_vm_params *p)
@@ -136,6 +218,7 @@ static int svm_probe(struct kvm_vm_params *p)
 		tlb_flush_type);
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
 	wrmsr(MSR_VM_HSAVE_PA, (uint64_t)(uintptr_t)hsave);
+	setup_interrupts();
 	return 0;
 }
 
@@ -159,7 +242,8 @@ static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 		return -1;
 	}
 	kprintf("svm: nCR3 0x%llx (%u-level)\n", (unsigned long long)ncr3, kvm_mmu_levels(kvm));
-	V32(VMCB_INTERCEPT_MISC1) = INTERCEPT_HLT;
+	V32(VMCB_INTERCEPT_MISC1) = INTERCEPT_INTR | INTERCEPT_HLT;
+	V32(VMCB_VINTR) = V_INTR_MASKING; /* the host's IF gates physical interrupts */
 	V32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
 	V32(VMCB_ASID) = 1;
 	V8(VMCB_TLB_CONTROL) = TLB_CONTROL_FLUSH_ALL; /* nothing stale from before */
@@ -246,6 +330,7 @@ static int svm_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		e->insn_len = 3; /* no nRIP under TCG; VMMCALL is 0f 01 d9 */
 		break;
 	case EXIT_HLT: e->kind = HV_EXIT_HLT; break;
+	case EXIT_INTR: e->kind = HV_EXIT_TIMER; break;
 	case ~0ull: kprintf("svm: VMRUN failed: invalid guest state (VMEXIT_INVALID)\n"); return -1;
 	default: break;
 	}
@@ -264,6 +349,7 @@ static struct x86_gprs *svm_gprs(void)
 
 static void svm_print_flushes(void)
 {
+	kprintf("interrupts taken by the host: %llu\n", (unsigned long long)apic_isr_count);
 	kprintf("TLB: %llu flush requests handled before VMRUN, %llu with TLB_CONTROL=%u%s, %llu "
 		"VMRUNs\n",
 		(unsigned long long)n_flush_requests, (unsigned long long)n_tlb_control,
@@ -278,6 +364,7 @@ const struct hv_arch hv_arch = {
 	.setup = svm_setup,
 	.run = svm_run,
 	.set_rip = svm_set_rip,
+	.arm_timer = svm_arm_timer,
 	.gprs = svm_gprs,
 	.print_flushes = svm_print_flushes,
 };

@@ -5,6 +5,11 @@
  * VMRUN, and store them back after the #VMEXIT. VMRUN saves and #VMEXIT
  * restores the host's rsp, rax, segment and control state; every other
  * register holds the guest's value when the #VMEXIT returns here.
+ *
+ * Interrupts: the host sets IF only for the VMRUN (under GIF = 0), so with
+ * V_INTR_MASKING a physical interrupt that arrives while the guest runs
+ * makes it exit (INTR intercept); STGI then lets the host take it (apic_isr,
+ * which preserves every register) before CLI closes the window again.
  */
 	.text
 	.code64
@@ -33,8 +38,10 @@ svm_enter:
 	mov	15*8(%rdi), %r15
 	mov	7*8(%rdi), %rdi
 	clgi
+	sti
 	vmrun
 	stgi
+	cli
 	push	%rdi
 	mov	8(%rsp), %rdi
 	mov	%rcx, 1*8(%rdi)
@@ -60,3 +67,22 @@ svm_enter:
 	pop	%rbp
 	pop	%rbx
 	ret
+
+	.global apic_isr, spurious_isr, apic_isr_count, apic_eoi
+apic_isr:
+	push	%rax
+	lock incq apic_isr_count(%rip)
+	mov	apic_eoi(%rip), %rax		/* local APIC EOI register */
+	movl	$0, (%rax)
+	pop	%rax
+	iretq
+spurious_isr:
+	iretq
+
+	.data
+	.balign	8
+apic_isr_count:
+	.quad	0
+apic_eoi:
+	.quad	0xfee000b0
+	.section .note.GNU-stack, "", @progbits
