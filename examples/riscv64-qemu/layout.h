@@ -49,6 +49,8 @@
  */
 #define G_ZAP (G_PAT2M + (U64(0x120) << 12))
 #define ZAP_SIZE U64(4096)
+/* Where the host hart tells the guest the zap is done (frame 16 mod 64). */
+#define G_MAILBOX (G_RAM + (U64(0x110) << 12))
 
 /* Slot 1: 1 GiB, 1 GiB-aligned gpa and backing; one 1 GiB leaf. */
 #define G_HUGE U64(0x40000000)

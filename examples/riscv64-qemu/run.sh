@@ -2,13 +2,17 @@
 # SPDX-License-Identifier: MIT
 #
 # Build (when needed) and boot the riscv64 example hypervisor under
-# qemu-system-riscv64 (virt, H extension, OpenSBI), print what the
-# hypervisor and the guest printed, and exit 0 only on PASS.
+# qemu-system-riscv64 (virt, H extension, OpenSBI, two harts), print what
+# the hypervisor and the guest printed, and exit 0 only on PASS.
 #
 #   run.sh                 the example; every check must pass
-#   run.sh --break-flush   the image whose format skips HFENCE.GVMA: exits 0
-#                          only if the zap check FAILS (exit code 2), i.e.
-#                          the check can see a missing flush
+#   run.sh --break-flush   the image whose flush skips HFENCE.GVMA (the
+#                          format's and the remote one): exits 0 only if the
+#                          zap check FAILS (exit code 2), i.e. the check can
+#                          see a missing flush
+# Before booting it checks that the library's flush hooks in the linked image
+# are real HFENCE.GVMA instructions (and, for --break-flush, that they are
+# gone).
 # The build goes to $EXAMPLE_O (default: build/ beside this script).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,7 +28,7 @@ case "${1:-}" in
 	;;
 esac
 
-for t in qemu-system-riscv64 riscv64-linux-gnu-gcc make; do
+for t in qemu-system-riscv64 riscv64-linux-gnu-gcc riscv64-linux-gnu-objdump make; do
 	command -v "$t" >/dev/null || {
 		echo "$t is missing: run scripts/install-deps.sh emu" >&2
 		exit 1
@@ -38,9 +42,29 @@ else
 fi
 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$here" O="$out" "$goal" || exit 1
 
+# HFENCE.GVMA per function of the format instance (*_riscv_g). objdump
+# without the H extension prints them as words: funct7 0x31, funct3 0,
+# rd 0, opcode 0x73.
+fences=$(riscv64-linux-gnu-objdump -d "$img" |
+	awk '/^[0-9a-f]+ <.*>:$/ { fn = $2 }
+	     $2 ~ /^6[23][0-9a-f][0-9a-f][08]073$/ && fn ~ /_riscv_g>:$/ { print fn, "hfence.gvma", $2 }' |
+	sort | uniq -c)
+if [ "$mode" = normal ]; then
+	if [ -z "$fences" ]; then
+		echo "riscv64-qemu: no HFENCE.GVMA in the format's flush hooks of $img" >&2
+		exit 1
+	fi
+	echo "riscv64-qemu: HFENCE.GVMA in the library's flush hooks:"
+	echo "$fences" | sed 's/^/    /'
+elif [ -n "$fences" ]; then
+	echo "riscv64-qemu: the break-flush image still has HFENCE.GVMA in the format:" >&2
+	echo "$fences" >&2
+	exit 1
+fi
+
 log=$out/run-$mode.log
 start=$(date +%s%N)
-timeout 30 qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 1 -m 2G -nographic \
+timeout 30 qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 2G -nographic \
 	-bios default -kernel "$img" </dev/null >"$log" 2>&1
 rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))

@@ -2,10 +2,12 @@
 /*
  * riscv64 example hypervisor: boot, the world switch and the trap vector.
  *
- * OpenSBI enters _start in HS-mode with a0 = hart id. The hypervisor runs
- * with satp = 0 (virtual = physical) and sstatus.SIE = 0: interrupts reach
- * it only as exits from the guest (an HS-level interrupt is always taken
- * while V=1).
+ * OpenSBI enters _start in HS-mode with a0 = hart id (kept in tp), on the
+ * hart it booted and sometimes on the other one too; the second hart runs
+ * _start_secondary once hyp_main starts or releases it. Both run with
+ * satp = 0 (virtual = physical) and sstatus.SIE = 0: interrupts reach the
+ * vcpu hart only as exits from the guest (an HS-level interrupt is always
+ * taken while V=1).
  *
  * rv_run_guest(regs) saves the hypervisor's callee-saved registers in
  * @regs, loads the guest's and enters it with sret (the caller has set
@@ -29,6 +31,17 @@
 	.section .text.boot, "ax"
 	.global _start
 _start:
+	mv tp, a0			/* hart id, for hart_self() */
+	/*
+	 * OpenSBI may send every hart here, not only the one it booted (its
+	 * HSM keeps the others stopped on some runs, not on others). The
+	 * first one through becomes the boot hart; a later one parks until
+	 * hyp_main releases it to _start_secondary.
+	 */
+	la t0, boot_lottery
+	li t1, 1
+	amoswap.w t1, t1, (t0)
+	bnez t1, park
 	la sp, hyp_stack_top
 	la t0, __bss_start
 	la t1, __bss_end
@@ -42,6 +55,25 @@ _start:
 	call hyp_main
 3:	wfi
 	j 3b
+
+park:
+	la t0, rv_park_release
+1:	lw t1, 0(t0)
+	beqz t1, 1b
+	fence r, rw
+	/* fall through */
+
+	/* The second hart, started by hyp_main (SBI HSM, or the release). */
+	.global _start_secondary
+_start_secondary:
+	mv tp, a0
+	la sp, host_stack_top
+	la t0, rv_trap_entry
+	csrw stvec, t0
+	csrw sscratch, zero
+	call host_main
+4:	wfi
+	j 4b
 
 	.text
 	.global rv_run_guest
@@ -115,6 +147,14 @@ hyp_trap:
 	csrr a1, sepc
 	csrr a2, stval
 	j rv_hyp_trap
+
+	.data
+	.balign 4
+boot_lottery:
+	.word 0
+	.global rv_park_release
+rv_park_release:
+	.word 0
 
 	/* The guest image, built separately and linked at its gpa. */
 	.section .rodata.guest, "a"
