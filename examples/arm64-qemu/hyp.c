@@ -20,7 +20,11 @@
  * path, which sets AF (and counted). With HAFDBS >= 1 (-cpu max) the VM is
  * created with VTCR_EL2.HA, and with HD too when HAFDBS = 2: writable leaves
  * mapped by a read fault are then clean (DBM set, S2AP[1] clear) and the
- * guest's first write is recorded by hardware without an exit.
+ * guest's first write is recorded by hardware without an exit. Where
+ * FEAT_S2FWB exists (-cpu max) the VM uses it (HCR_EL2.FWB): stage 2 then
+ * forces write-back and the library skips cleaning fresh leaves to the
+ * point of coherency, which it does otherwise (DC CIVAC) because the guest
+ * runs with its caches off.
  *
  * The run ends with the verdict as QEMU's exit status through semihosting
  * SYS_EXIT: 0 pass, 1 the guest saw wrong data, 2 the zap check failed, 3
@@ -61,6 +65,7 @@ enum {
 #define HCR_IMO (1ull << 4)
 #define HCR_AMO (1ull << 5)
 #define HCR_RW (1ull << 31)
+#define HCR_FWB (1ull << 46)
 #define SPSR_EL1H_DAIF 0x3c5ull  /* EL1h, D/A/I/F masked */
 #define SCTLR_EL1_MMU_OFF 0x30d00800ull /* RES1 bits, M = C = I = 0 */
 
@@ -245,6 +250,7 @@ static struct {
 	unsigned same_gpa;
 	uint64_t max_leaves[4];
 	unsigned hafdbs;
+	bool fwb;
 } st;
 
 static __attribute__((noreturn)) void lib_fail(const char *what, long r)
@@ -597,6 +603,10 @@ static void setup(void)
 		p.fmt_flags |= S2_FMTF_AD;
 	if (st.hafdbs >= 2)
 		p.fmt_flags |= S2_FMTF_HD;
+	/* FEAT_S2FWB: stage 2 forces write-back, no cache cleaning on map. */
+	st.fwb = ((sysreg_read(id_aa64mmfr2_el1) >> 40) & 0xf) == 1;
+	if (st.fwb)
+		p.fmt_flags |= S2_FMTF_FWB;
 
 	s2_pool_init(&pool, (void *)(uintptr_t)H_POOL, H_POOL, H_POOL_SIZE);
 	s2_freestanding_init(&fs, &pool);
@@ -631,17 +641,19 @@ static void setup(void)
 		lib_fail("kvm_arm64_vttbr", r);
 	sysreg_write(vtcr_el2, vtcr);
 	sysreg_write(vttbr_el2, vttbr);
-	sysreg_write(hcr_el2, HCR_RW | HCR_VM | HCR_IMO | HCR_FMO | HCR_AMO);
+	sysreg_write(hcr_el2,
+		     HCR_RW | HCR_VM | HCR_IMO | HCR_FMO | HCR_AMO | (st.fwb ? HCR_FWB : 0));
 	sysreg_write(sctlr_el1, SCTLR_EL1_MMU_OFF);
 	isb();
 	/* Nothing is mapped yet; drop whatever the VMID held before. */
 	__asm__ volatile("dsb ishst\n\ttlbi vmalls12e1is\n\tdsb ish\n\tisb" : : : "memory");
-	kprintf("hyp: %s, %u levels, IPA 40 bits, PA %u bits, HAFDBS %u (%s%s), "
-		"VTCR_EL2 0x%lx VTTBR_EL2 0x%lx\n",
+	kprintf("hyp: %s, %u levels, IPA 40 bits, PA %u bits, HAFDBS %u (%s%s), %s, "
+		"VTCR_EL2 0x%lx VTTBR_EL2 0x%lx HCR_EL2 0x%lx\n",
 		s2_fmt_name(kvm_fmt(kvm)), kvm_mmu_levels(kvm), pa_bits, st.hafdbs,
 		(p.fmt_flags & S2_FMTF_AD) ? "HA" : "no HA: AF set at install",
-		(p.fmt_flags & S2_FMTF_HD) ? "+HD" : "", sysreg_read(vtcr_el2),
-		sysreg_read(vttbr_el2));
+		(p.fmt_flags & S2_FMTF_HD) ? "+HD" : "",
+		st.fwb ? "S2FWB (forced write-back)" : "no S2FWB (DC CIVAC on map)",
+		sysreg_read(vtcr_el2), sysreg_read(vttbr_el2), sysreg_read(hcr_el2));
 	gic_init();
 	regs.pc = G_RAM;
 	regs.pstate = SPSR_EL1H_DAIF;
