@@ -13,7 +13,9 @@
 #                          so on this target it does not (exit 1, explained):
 #                          see docs/examples.md.
 #
-# Environment: O=dir (build directory), TIMEOUT (seconds, default 30).
+# Environment: EXAMPLE_O=dir (build directory, default build/ here; not O,
+# which a calling top-level make may export for its own tree), TIMEOUT
+# (seconds, default 30).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 mode=normal
@@ -27,7 +29,7 @@ command -v bochs-bin >/dev/null 2>&1 || command -v bochs >/dev/null 2>&1 || {
 	echo "run.sh: bochs not installed (scripts/install-deps.sh emu)" >&2; exit 1; }
 bochs=$(command -v bochs-bin || command -v bochs)
 
-O=${O:-$here/build}
+O=${EXAMPLE_O:-$here/build}
 if [ $mode = break ]; then
 	make -s -C "$here" O="$O" BREAK_FLUSH=1 || exit 1
 	B=$O/break-flush
