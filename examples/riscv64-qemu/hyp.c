@@ -779,7 +779,7 @@ static int report(void)
 	      "notifier zap while running: leaves gone, one flush");
 	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");
 	CHECK(st.age_cleared == 1 && st.age_right_after == 0 && st.age_after_access == 1,
-	      EXIT_CHECK, "aging: young, old after clear_flush_young, young again");
+	      EXIT_CHECK, "aging: young, old when cleared, young again");
 	CHECK(hw.rfence_errors == 0, EXIT_CHECK, "SBI remote HFENCE.GVMA accepted");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK
