@@ -51,11 +51,11 @@ enum {
 
 /* ---- hardware ------------------------------------------------------------ */
 
-#define sysreg_read(r)                                                         \
-	__extension__({                                                        \
-		uint64_t v_;                                                   \
-		__asm__ volatile("mrs %0, " #r : "=r"(v_));                    \
-		v_;                                                            \
+#define sysreg_read(r)                                      \
+	__extension__({                                     \
+		uint64_t v_;                                \
+		__asm__ volatile("mrs %0, " #r : "=r"(v_)); \
+		v_;                                         \
 	})
 #define sysreg_write(r, v) __asm__ volatile("msr " #r ", %0" : : "r"((uint64_t)(v)) : "memory")
 #define isb() __asm__ volatile("isb" : : : "memory")
@@ -66,7 +66,7 @@ enum {
 #define HCR_AMO (1ull << 5)
 #define HCR_RW (1ull << 31)
 #define HCR_FWB (1ull << 46)
-#define SPSR_EL1H_DAIF 0x3c5ull  /* EL1h, D/A/I/F masked */
+#define SPSR_EL1H_DAIF 0x3c5ull		/* EL1h, D/A/I/F masked */
 #define SCTLR_EL1_MMU_OFF 0x30d00800ull /* RES1 bits, M = C = I = 0 */
 
 #define ESR_EC(esr) (((esr) >> 26) & 0x3f)
@@ -78,9 +78,9 @@ enum {
 #define ESR_SRT(esr) (((esr) >> 16) & 0x1f)
 #define ESR_SF (1ull << 15)
 #define ESR_WNR (1ull << 6)
-#define ESR_FSC(esr) ((esr) & 0x3f)
+#define ESR_FSC(esr) ((esr)&0x3f)
 /* Fault status classes (the low two bits are the level). */
-#define FSC_CLASS(fsc) ((fsc) & 0x3c)
+#define FSC_CLASS(fsc) ((fsc)&0x3c)
 #define FSC_TRANSLATION 0x04
 #define FSC_ACCESS_FLAG 0x08
 #define FSC_PERMISSION 0x0c
@@ -140,10 +140,10 @@ void a64_hyp_trap(uint64_t vector)
 /* The EL2 physical timer through the GICv2 of the virt board. */
 static void gic_init(void)
 {
-	mmio_w32(GICD + 0x000, 1);                        /* GICD_CTLR: enable */
-	mmio_w32(GICD + 0x100, 1u << INTID_HYP_TIMER);    /* GICD_ISENABLER0 */
-	mmio_w32(GICC + 0x004, 0xff);                     /* GICC_PMR: all */
-	mmio_w32(GICC + 0x000, 1);                        /* GICC_CTLR: enable */
+	mmio_w32(GICD + 0x000, 1);		       /* GICD_CTLR: enable */
+	mmio_w32(GICD + 0x100, 1u << INTID_HYP_TIMER); /* GICD_ISENABLER0 */
+	mmio_w32(GICC + 0x004, 0xff);		       /* GICC_PMR: all */
+	mmio_w32(GICC + 0x000, 1);		       /* GICC_CTLR: enable */
 }
 
 static void timer_arm(uint64_t ticks)
@@ -239,9 +239,9 @@ static struct {
 	unsigned irq_timer;
 	unsigned req_flush;
 	unsigned zaps, zap_leaves, zap_flushes, zap_refaults;
-	long age_cleared;       /* clear_flush_young: young leaves found */
-	int age_right_after;    /* test_young right after: 0 expected */
-	int age_after_access;   /* test_young after the guest's read: 1 */
+	long age_cleared;	/* clear_flush_young: young leaves found */
+	int age_right_after;	/* test_young right after: 0 expected */
+	int age_after_access;	/* test_young after the guest's read: 1 */
 	unsigned age_af_faults; /* Access flag faults since the aging */
 	bool first_exit_seen, first_exit_ok;
 	bool done;
@@ -324,14 +324,9 @@ static int dev_write(gpa_t gpa, uint64_t val)
 		case CTL_ZAP_ARM:
 			timer_arm(sysreg_read(cntfrq_el0) / 500); /* 2 ms */
 			break;
-		case CTL_PHASE:
-			kprintf("hyp: guest phase %lu\n", val);
-			break;
-		case CTL_AGE:
-			age(val);
-			break;
-		default:
-			break;
+		case CTL_PHASE: kprintf("hyp: guest phase %lu\n", val); break;
+		case CTL_AGE: age(val); break;
+		default: break;
 		}
 		return 0;
 	}
@@ -521,12 +516,8 @@ static void stage2_abort(uint64_t esr)
 		st.fixed++;
 		track_leaves();
 		break;
-	case RET_PF_SPURIOUS:
-		st.spurious++;
-		break;
-	case RET_PF_RETRY:
-		st.retry++;
-		break;
+	case RET_PF_SPURIOUS: st.spurious++; break;
+	case RET_PF_RETRY: st.retry++; break;
 	case RET_PF_EMULATE_MMIO:
 		if (!data) {
 			kprintf("hyp: guest fetch from gpa 0x%lx with no memslot\n", gpa);
@@ -534,11 +525,8 @@ static void stage2_abort(uint64_t esr)
 		}
 		emulate_mmio(esr, gpa);
 		break;
-	case RET_PF_RO_WRITE:
-		drop_ro_write(esr, gpa);
-		break;
-	default:
-		lib_fail("kvm_tdp_page_fault", r);
+	case RET_PF_RO_WRITE: drop_ro_write(esr, gpa); break;
+	default: lib_fail("kvm_tdp_page_fault", r);
 	}
 	/* A fault that neither maps nor emulates must not repeat forever. */
 	if (r == RET_PF_SPURIOUS || r == RET_PF_RETRY) {
@@ -572,8 +560,11 @@ static void handle_exit(void)
 
 static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
 {
-	struct kvm_memory_slot s = { .id = id, .base_gfn = gpa_to_gfn(gpa), .npages = size >> 12,
-				     .userspace_addr = hva, .flags = flags };
+	struct kvm_memory_slot s = { .id = id,
+				     .base_gfn = gpa_to_gfn(gpa),
+				     .npages = size >> 12,
+				     .userspace_addr = hva,
+				     .flags = flags };
 	int r = kvm_set_memslot(kvm, &s);
 
 	if (r)
@@ -727,7 +718,8 @@ static int report(void)
 	CHECK(st.age_cleared == 1 && st.age_right_after == 0 && st.age_after_access == 1,
 	      EXIT_CHECK, "aging: young, old when cleared, young again");
 	if (st.hafdbs)
-		CHECK(st.age_af_faults == 0, EXIT_CHECK, "aging: AF set by hardware (HA), no fault");
+		CHECK(st.age_af_faults == 0, EXIT_CHECK,
+		      "aging: AF set by hardware (HA), no fault");
 	else
 		CHECK(st.age_af_faults == 1, EXIT_CHECK, "aging: one Access flag fault, fixed");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");

@@ -25,13 +25,13 @@
 #define G_UART U64(0x09000000) /* PL011 subset: DR at +0, FR at +0x18 */
 #define UART_FR 0x18
 #define UART_FR_TXFF 0x20
-#define G_CTL U64(0x09010000)  /* the test's control registers (64-bit) */
-#define CTL_EXIT 0x00          /* write: the guest's verdict, 0 = pass */
-#define CTL_ZAP_ARM 0x08       /* write: arm the timer whose interrupt zaps G_ZAP */
-#define CTL_ZAP_DONE 0x10      /* read: zaps done so far */
-#define CTL_PHASE 0x18         /* write: the guest's phase number (logged) */
-#define CTL_MAGIC 0x20         /* read: MAGIC, for sign/zero-extension checks */
-#define CTL_AGE 0x28           /* write 1: clear_flush_young G_AGE; 2: test_young */
+#define G_CTL U64(0x09010000) /* the test's control registers (64-bit) */
+#define CTL_EXIT 0x00	      /* write: the guest's verdict, 0 = pass */
+#define CTL_ZAP_ARM 0x08      /* write: arm the timer whose interrupt zaps G_ZAP */
+#define CTL_ZAP_DONE 0x10     /* read: zaps done so far */
+#define CTL_PHASE 0x18	      /* write: the guest's phase number (logged) */
+#define CTL_MAGIC 0x20	      /* read: MAGIC, for sign/zero-extension checks */
+#define CTL_AGE 0x28	      /* write 1: clear_flush_young G_AGE; 2: test_young */
 #define MAGIC U64(0x000000008badf00d)
 
 /* Slot 0: code, data, stack and an 8 MiB pattern; 2 MiB blocks. */
@@ -76,6 +76,6 @@
 #define H_POOL_SIZE (U64(8) << 20)
 
 /* The pattern both sides can recompute: word at gpa @a. */
-#define PATTERN(a, seed) (((unsigned long long)(a) * U64(0x9e3779b97f4a7c15)) ^ (seed))
+#define PATTERN(a, seed) (((unsigned long long)(a)*U64(0x9e3779b97f4a7c15)) ^ (seed))
 
 #endif

@@ -28,8 +28,7 @@ static int rv_decode32(uint32_t insn, struct rv_mmio_insn *out)
 		out->sign = false;
 		out->reg = (insn >> 20) & 31;
 		break;
-	default:
-		return -1;
+	default: return -1;
 	}
 	out->len = 4;
 	return 0;
@@ -53,8 +52,7 @@ static int rv_decode16(uint16_t insn, struct rv_mmio_insn *out)
 		out->store = true;
 		out->sign = false;
 		break;
-	default:
-		return -1;
+	default: return -1;
 	}
 	out->width = (funct3 & 1) ? 8 : 4;
 	out->reg = reg;

@@ -12,11 +12,11 @@
 #include <stdint.h>
 
 struct rv_mmio_insn {
-	unsigned len;   /* 2 (compressed) or 4 bytes */
+	unsigned len; /* 2 (compressed) or 4 bytes */
 	bool store;
 	unsigned width; /* access size in bytes: 1, 2, 4 or 8 */
-	bool sign;      /* load: sign-extend to 64 bits */
-	unsigned reg;   /* load: rd; store: rs2 */
+	bool sign;	/* load: sign-extend to 64 bits */
+	unsigned reg;	/* load: rd; store: rs2 */
 };
 
 /*

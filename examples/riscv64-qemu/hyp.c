@@ -64,15 +64,17 @@ enum {
 #define EXC_LOAD_GPF 21
 #define EXC_STORE_GPF 23
 
-#define csr_read(csr)                                                          \
-	__extension__({                                                        \
-		uint64_t v_;                                                   \
-		__asm__ volatile("csrr %0, " #csr : "=r"(v_));                 \
-		v_;                                                            \
+#define csr_read(csr)                                          \
+	__extension__({                                        \
+		uint64_t v_;                                   \
+		__asm__ volatile("csrr %0, " #csr : "=r"(v_)); \
+		v_;                                            \
 	})
-#define csr_write(csr, val) __asm__ volatile("csrw " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
+#define csr_write(csr, val) \
+	__asm__ volatile("csrw " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
 #define csr_set(csr, val) __asm__ volatile("csrs " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-#define csr_clear(csr, val) __asm__ volatile("csrc " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
+#define csr_clear(csr, val) \
+	__asm__ volatile("csrc " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
 
 #define HOST_UART 0x10000000ul
 #define SIFIVE_TEST 0x100000ul
@@ -155,8 +157,8 @@ static inline uint64_t hart_self(void)
 void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval);
 void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval)
 {
-	hlog("hyp: trap in HS-mode on hart %lu: scause 0x%lx sepc 0x%lx stval 0x%lx\n",
-	     hart_self(), scause, sepc, stval);
+	hlog("hyp: trap in HS-mode on hart %lu: scause 0x%lx sepc 0x%lx stval 0x%lx\n", hart_self(),
+	     scause, sepc, stval);
 	finish(EXIT_TRAP);
 }
 
@@ -262,18 +264,17 @@ static struct kvm_vcpu *vcpu;
 static struct rv_regs regs;
 
 static struct {
-	unsigned gpf[3];       /* fetch, load, store guest-page faults */
+	unsigned gpf[3]; /* fetch, load, store guest-page faults */
 	unsigned fixed, spurious, retry;
 	unsigned mmio_load, mmio_store, mmio_uart, mmio_ctl;
 	unsigned ro_write;
 	unsigned req_flush;
 	unsigned zap_armed, zap_started, zaps; /* written by the other hart: atomics */
 	unsigned zap_leaves, zap_flushes, zap_refaults;
-	uint64_t zap_at;          /* time (rdtime) of the zap */
-	long age_cleared;       /* clear_flush_young: young leaves found */
-	int age_right_after;    /* test_young right after: 0 expected */
-	int age_after_access;   /* test_young after the guest's read: 1 */
-	unsigned age_faults;    /* guest-page faults on G_AGE since the aging */
+	long age_cleared;     /* clear_flush_young: young leaves found */
+	int age_right_after;  /* test_young right after: 0 expected */
+	int age_after_access; /* test_young after the guest's read: 1 */
+	unsigned age_faults;  /* guest-page faults on G_AGE since the aging */
 	bool aging;
 	bool first_exit_seen, first_exit_ok;
 	bool done;
@@ -391,17 +392,10 @@ static int dev_write(gpa_t gpa, unsigned width, uint64_t val)
 			st.done = true;
 			st.verdict = val;
 			break;
-		case CTL_ZAP_ARM:
-			__atomic_store_n(&st.zap_armed, 1, __ATOMIC_RELEASE);
-			break;
-		case CTL_PHASE:
-			hlog("hyp: guest phase %lu (%u-byte store)\n", val, width);
-			break;
-		case CTL_AGE:
-			age(val);
-			break;
-		default:
-			break;
+		case CTL_ZAP_ARM: __atomic_store_n(&st.zap_armed, 1, __ATOMIC_RELEASE); break;
+		case CTL_PHASE: hlog("hyp: guest phase %lu (%u-byte store)\n", val, width); break;
+		case CTL_AGE: age(val); break;
+		default: break;
 		}
 		return 0;
 	}
@@ -428,7 +422,8 @@ static void emulate_mmio(gpa_t gpa)
 	uint64_t v;
 
 	if (fetch_decode(&d, &raw)) {
-		hlog("hyp: cannot decode insn 0x%x at 0x%lx for MMIO at 0x%lx\n", raw, regs.pc, gpa);
+		hlog("hyp: cannot decode insn 0x%x at 0x%lx for MMIO at 0x%lx\n", raw, regs.pc,
+		     gpa);
 		finish(EXIT_TRAP);
 	}
 	if (d.store) {
@@ -464,7 +459,7 @@ static void drop_ro_write(gpa_t gpa)
 	}
 	st.ro_write++;
 	hlog("hyp: RET_PF_RO_WRITE: %u-byte write of 0x%lx to read-only gpa 0x%lx dropped\n",
-		d.width, d.reg ? regs.x[d.reg] : 0, gpa);
+	     d.width, d.reg ? regs.x[d.reg] : 0, gpa);
 	regs.pc += d.len;
 }
 
@@ -557,22 +552,22 @@ static void age(uint64_t step)
 		st.age_right_after = kvm_mmu_notifier_test_young(kvm, hva, hva + 4096);
 		st.aging = true;
 		hlog("hyp: aging gpa 0x%llx: clear_flush_young %ld, test_young right after %d\n",
-			G_AGE, st.age_cleared, st.age_right_after);
+		     G_AGE, st.age_cleared, st.age_right_after);
 	} else {
 		st.age_after_access = kvm_mmu_notifier_test_young(kvm, hva, hva + 4096);
 		st.aging = false;
 		hlog("hyp: aging gpa 0x%llx: test_young after the guest's read %d, "
-			"guest-page faults there %u\n",
-			G_AGE, st.age_after_access, st.age_faults);
+		     "guest-page faults there %u\n",
+		     G_AGE, st.age_after_access, st.age_faults);
 	}
 }
 
 static void guest_page_fault(unsigned cause)
 {
 	gpa_t gpa = (regs.htval << 2) | (regs.stval & 3);
-	unsigned access = cause == EXC_INSN_GPF    ? S2_ACC_EXEC
-			  : cause == EXC_LOAD_GPF  ? S2_ACC_READ
-						   : S2_ACC_WRITE;
+	unsigned access = cause == EXC_INSN_GPF ? S2_ACC_EXEC :
+			  cause == EXC_LOAD_GPF ? S2_ACC_READ :
+						  S2_ACC_WRITE;
 	int r;
 
 	st.gpf[cause == EXC_INSN_GPF ? 0 : cause == EXC_LOAD_GPF ? 1 : 2]++;
@@ -580,7 +575,7 @@ static void guest_page_fault(unsigned cause)
 		st.first_exit_seen = true;
 		st.first_exit_ok = cause == EXC_INSN_GPF && gpa == G_RAM;
 		hlog("hyp: first exit: %s guest-page fault at gpa 0x%lx (empty G-stage)\n",
-			cause == EXC_INSN_GPF ? "fetch" : "data", gpa);
+		     cause == EXC_INSN_GPF ? "fetch" : "data", gpa);
 	}
 	if (__atomic_load_n(&st.zap_started, __ATOMIC_ACQUIRE) && gpa >= G_ZAP &&
 	    gpa < G_ZAP + ZAP_SIZE)
@@ -594,12 +589,8 @@ static void guest_page_fault(unsigned cause)
 		st.fixed++;
 		track_leaves();
 		break;
-	case RET_PF_SPURIOUS:
-		st.spurious++;
-		break;
-	case RET_PF_RETRY:
-		st.retry++;
-		break;
+	case RET_PF_SPURIOUS: st.spurious++; break;
+	case RET_PF_RETRY: st.retry++; break;
 	case RET_PF_EMULATE_MMIO:
 		if (cause == EXC_INSN_GPF) {
 			hlog("hyp: guest fetch from gpa 0x%lx with no memslot\n", gpa);
@@ -607,11 +598,8 @@ static void guest_page_fault(unsigned cause)
 		}
 		emulate_mmio(gpa);
 		break;
-	case RET_PF_RO_WRITE:
-		drop_ro_write(gpa);
-		break;
-	default:
-		lib_fail("kvm_tdp_page_fault", r);
+	case RET_PF_RO_WRITE: drop_ro_write(gpa); break;
+	default: lib_fail("kvm_tdp_page_fault", r);
 	}
 	/* A fault that neither maps nor emulates must not repeat forever. */
 	if (r == RET_PF_SPURIOUS || r == RET_PF_RETRY) {
@@ -637,20 +625,21 @@ static void handle_exit(void)
 	switch (cause) {
 	case EXC_INSN_GPF:
 	case EXC_LOAD_GPF:
-	case EXC_STORE_GPF:
-		guest_page_fault((unsigned)cause);
-		return;
+	case EXC_STORE_GPF: guest_page_fault((unsigned)cause); return;
 	default:
 		hlog("hyp: unexpected guest exit: scause 0x%lx sepc 0x%lx stval 0x%lx htval 0x%lx\n",
-			cause, regs.pc, regs.stval, regs.htval);
+		     cause, regs.pc, regs.stval, regs.htval);
 		finish(EXIT_TRAP);
 	}
 }
 
 static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
 {
-	struct kvm_memory_slot s = { .id = id, .base_gfn = gpa_to_gfn(gpa), .npages = size >> 12,
-				     .userspace_addr = hva, .flags = flags };
+	struct kvm_memory_slot s = { .id = id,
+				     .base_gfn = gpa_to_gfn(gpa),
+				     .npages = size >> 12,
+				     .userspace_addr = hva,
+				     .flags = flags };
 	int r = kvm_set_memslot(kvm, &s);
 
 	if (r)
@@ -662,8 +651,9 @@ extern const char guest_image[], guest_image_end[];
 static void setup(void)
 {
 	/* QEMU 7.2 sets A and D in G-stage entries itself: hardware A/D. */
-	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G, .gpa_bits = 41, .vmid = VM_VMID,
-				   .fmt_flags = S2_FMTF_AD };
+	struct kvm_vm_params p = {
+		.fmt = S2_FMT_RISCV_G, .gpa_bits = 41, .vmid = VM_VMID, .fmt_flags = S2_FMTF_AD
+	};
 	uint64_t hgatp;
 	int r;
 
@@ -698,9 +688,9 @@ static void setup(void)
 		lib_fail("kvm_riscv_hgatp", r);
 	csr_write(0x680, hgatp);
 	hlog("hyp: %s, Sv39x4 (%u levels), hardware A/D, hgatp 0x%lx (read back 0x%lx), "
-		"root 0x%lx\n",
-		s2_fmt_name(kvm_fmt(kvm)), kvm_mmu_levels(kvm), hgatp, csr_read(0x680),
-		kvm_mmu_root_hpa(kvm));
+	     "root 0x%lx\n",
+	     s2_fmt_name(kvm_fmt(kvm)), kvm_mmu_levels(kvm), hgatp, csr_read(0x680),
+	     kvm_mmu_root_hpa(kvm));
 	/* Nothing is mapped yet; drop whatever an earlier hgatp left behind. */
 	__asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, x0" : : : "memory");
 	csr_write(0x280, 0); /* vsatp: the guest runs untranslated (VA = gpa) */
@@ -740,12 +730,12 @@ static int report(void)
 	kvm_format_stats(kvm, buf, sizeof(buf));
 	hlog("hyp: guest done, verdict %lu\n", st.verdict);
 	hlog("hyp: exits: guest-page faults fetch=%u load=%u store=%u (fixed=%u spurious=%u "
-		"retry=%u), mmio load=%u store=%u (uart=%u ctl=%u), ro_write=%u, kicks=%u\n",
-		st.gpf[0], st.gpf[1], st.gpf[2], st.fixed, st.spurious, st.retry, st.mmio_load,
-		st.mmio_store, st.mmio_uart, st.mmio_ctl, st.ro_write, hw.kicks_seen);
+	     "retry=%u), mmio load=%u store=%u (uart=%u ctl=%u), ro_write=%u, kicks=%u\n",
+	     st.gpf[0], st.gpf[1], st.gpf[2], st.fixed, st.spurious, st.retry, st.mmio_load,
+	     st.mmio_store, st.mmio_uart, st.mmio_ctl, st.ro_write, hw.kicks_seen);
 	hlog("hyp: stats: %s\n", buf);
-	hlog("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.max_leaves[1],
-		st.max_leaves[2], st.max_leaves[3]);
+	hlog("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.max_leaves[1], st.max_leaves[2],
+	     st.max_leaves[3]);
 	hlog("hyp: flushes: full=%lu ranged=%lu; env hooks after HFENCE.GVMA (SBI remote "
 	     "HFENCE.GVMA%s): vm=%u range=%u, errors %u; TLB_FLUSH requests=%u kicks=%u\n",
 	     s.flushes, s.flushes_range,
@@ -756,15 +746,15 @@ static int report(void)
 #endif
 	     hw.hook_flush_vm, hw.hook_flush_range, hw.rfence_errors, st.req_flush, hw.kicks);
 	hlog("hyp: zap: %u zaps, %u leaves zapped, %u flushes, %u faults in the range "
-		"afterwards\n",
-		st.zaps, st.zap_leaves, st.zap_flushes, st.zap_refaults);
+	     "afterwards\n",
+	     st.zaps, st.zap_leaves, st.zap_flushes, st.zap_refaults);
 
-#define CHECK(cond, c, what)                                                   \
-	do {                                                                   \
-		bool ok_ = (cond);                                             \
+#define CHECK(cond, c, what)                                                \
+	do {                                                                \
+		bool ok_ = (cond);                                          \
 		hlog("hyp: check %-52s %s\n", what, ok_ ? "ok" : "FAILED"); \
-		if (!ok_ && code == EXIT_PASS)                                 \
-			code = (c);                                            \
+		if (!ok_ && code == EXIT_PASS)                              \
+			code = (c);                                         \
 	} while (0)
 	CHECK(st.first_exit_ok, EXIT_CHECK, "first exit: fetch fault at the entry point");
 	CHECK(st.verdict == 0, EXIT_GUEST, "guest read back every pattern");
@@ -786,7 +776,7 @@ static int report(void)
 
 	kvm_destroy_vm(kvm);
 	hlog("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
-		(unsigned long)pool.in_use, (unsigned long)pool.high_water);
+	     (unsigned long)pool.in_use, (unsigned long)pool.high_water);
 	if (pool.in_use && code == EXIT_PASS)
 		code = EXIT_CHECK;
 	return code;
@@ -806,8 +796,8 @@ void hyp_main(uint64_t hartid)
 	hlog("hyp: s2mmu riscv64 example, HS-mode on hart %lu, hstatus 0x%lx\n", hartid,
 	     csr_read(0x600));
 	setup();
-	r = sbi_call(SBI_EXT_HSM, 0 /* hart_start */, (long)host_hart, (long)_start_secondary, 0,
-		     0, 0);
+	r = sbi_call(SBI_EXT_HSM, 0 /* hart_start */, (long)host_hart, (long)_start_secondary, 0, 0,
+		     0);
 	if (r.error == SBI_ERR_ALREADY_AVAILABLE) {
 		/* It came through _start too and is parked there. */
 		hlog("hyp: hart %lu was parked in _start: released\n", host_hart);

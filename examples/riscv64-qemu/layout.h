@@ -23,14 +23,14 @@
 /* Emulated devices (gpa, no memslot: every access exits as MMIO). */
 #define G_UART U64(0x10000000) /* 16550 subset: THR at +0, LSR at +5 */
 #define UART_LSR 5
-#define UART_LSR_IDLE 0x60 /* THR empty, transmitter idle */
-#define G_CTL U64(0x10001000)  /* the test's control registers (64-bit) */
-#define CTL_EXIT 0x00        /* write: the guest's verdict, 0 = pass */
-#define CTL_ZAP_ARM 0x08     /* write: arm the timer whose interrupt zaps G_ZAP */
-#define CTL_ZAP_DONE 0x10    /* read: zaps done so far */
-#define CTL_PHASE 0x18       /* write: the guest's phase number (logged) */
-#define CTL_MAGIC 0x20       /* read: MAGIC, for sign/zero-extension checks */
-#define CTL_AGE 0x28         /* write 1: clear_flush_young G_AGE; 2: test_young */
+#define UART_LSR_IDLE 0x60    /* THR empty, transmitter idle */
+#define G_CTL U64(0x10001000) /* the test's control registers (64-bit) */
+#define CTL_EXIT 0x00	      /* write: the guest's verdict, 0 = pass */
+#define CTL_ZAP_ARM 0x08      /* write: arm the timer whose interrupt zaps G_ZAP */
+#define CTL_ZAP_DONE 0x10     /* read: zaps done so far */
+#define CTL_PHASE 0x18	      /* write: the guest's phase number (logged) */
+#define CTL_MAGIC 0x20	      /* read: MAGIC, for sign/zero-extension checks */
+#define CTL_AGE 0x28	      /* write 1: clear_flush_young G_AGE; 2: test_young */
 #define MAGIC U64(0x000000008badf00d)
 
 /* Slot 0: code, data, stack and an 8 MiB pattern; 2 MiB leaves. */
@@ -77,6 +77,6 @@
 #define H_POOL_SIZE (U64(8) << 20)
 
 /* The pattern both sides can recompute: word at gpa @a. */
-#define PATTERN(a, seed) (((unsigned long long)(a) * U64(0x9e3779b97f4a7c15)) ^ (seed))
+#define PATTERN(a, seed) (((unsigned long long)(a)*U64(0x9e3779b97f4a7c15)) ^ (seed))
 
 #endif

@@ -145,8 +145,8 @@ static void zap_loop(void)
 	for (uint64_t i = 0; i < ZAP_SIZE / 8; i++)
 		if (p[i] != PATTERN(G_ZAP + i * 8, 1))
 			bad++;
-	kprintf("zap: zapped after %lu loops, page read again, %lu wrong (sum 0x%lx)\n", loops,
-		bad, (unsigned long)sum);
+	kprintf("zap: zapped after %lu loops, page read again, %lu wrong (sum 0x%lx)\n", loops, bad,
+		(unsigned long)sum);
 	errors += bad;
 }
 
@@ -157,7 +157,7 @@ static void aging(void)
 	uint64_t v = p[0];
 
 	w64(G_CTL + CTL_AGE, 1); /* clear_flush_young */
-	v += p[0];               /* young again: by hardware or an AF fault */
+	v += p[0];		 /* young again: by hardware or an AF fault */
 	w64(G_CTL + CTL_AGE, 2); /* test_young */
 	if (v != 2 * PATTERN(G_AGE, 3))
 		errors++;

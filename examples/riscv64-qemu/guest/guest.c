@@ -120,11 +120,11 @@ static void load_forms(void)
 {
 	uint64_t a = G_CTL + CTL_MAGIC;
 	uint64_t v[5] = {
-		*(volatile uint64_t *)(uintptr_t)a,           /* ld */
-		(uint64_t)*(volatile int32_t *)(uintptr_t)a,  /* lw: sign-extended */
-		*(volatile uint32_t *)(uintptr_t)a,           /* lwu */
-		(uint64_t)*(volatile int16_t *)(uintptr_t)a,  /* lh */
-		*(volatile uint8_t *)(uintptr_t)a,            /* lbu */
+		*(volatile uint64_t *)(uintptr_t)a,	       /* ld */
+		(uint64_t) * (volatile int32_t *)(uintptr_t)a, /* lw: sign-extended */
+		*(volatile uint32_t *)(uintptr_t)a,	       /* lwu */
+		(uint64_t) * (volatile int16_t *)(uintptr_t)a, /* lh */
+		*(volatile uint8_t *)(uintptr_t)a,	       /* lbu */
 	};
 	static const uint64_t want[5] = {
 		0x000000008badf00dull, 0xffffffff8badf00dull, 0x000000008badf00dull,
@@ -149,7 +149,7 @@ static void aging(void)
 	uint64_t v = p[0];
 
 	MMIO64(G_CTL + CTL_AGE) = 1; /* clear_flush_young */
-	v += p[0];                   /* young again */
+	v += p[0];		     /* young again */
 	MMIO64(G_CTL + CTL_AGE) = 2; /* test_young */
 	if (v != 2 * PATTERN(G_AGE, 3))
 		errors++;
