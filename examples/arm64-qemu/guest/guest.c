@@ -135,7 +135,7 @@ static void zap_loop(void)
 	w64(G_CTL + CTL_ZAP_ARM, 1);
 	while (!r64(G_CTL + CTL_ZAP_DONE)) {
 		sum += p[0];
-		if (++loops > 100000000) {
+		if (++loops > 1000000) { /* each loop exits once: seconds */
 			kprintf("zap: the hypervisor never zapped\n");
 			errors++;
 			return;
