@@ -270,6 +270,7 @@ static struct {
 	unsigned ro_write;
 	unsigned req_flush;
 	unsigned zap_armed, zap_started, zaps; /* written by the other hart: atomics */
+	unsigned kick_armed, kick_flushes;
 	unsigned zap_leaves, zap_flushes, zap_refaults;
 	long age_cleared;     /* clear_flush_young: young leaves found */
 	int age_right_after;  /* test_young right after: 0 expected */
@@ -395,6 +396,7 @@ static int dev_write(gpa_t gpa, unsigned width, uint64_t val)
 		case CTL_ZAP_ARM: __atomic_store_n(&st.zap_armed, 1, __ATOMIC_RELEASE); break;
 		case CTL_PHASE: hlog("hyp: guest phase %lu (%u-byte store)\n", val, width); break;
 		case CTL_AGE: age(val); break;
+		case CTL_KICK: __atomic_store_n(&st.kick_armed, 1, __ATOMIC_RELEASE); break;
 		default: break;
 		}
 		return 0;
@@ -512,15 +514,37 @@ static void host_zap(void)
 	st.zap_leaves = (unsigned)(b.zapped_leaves - a.zapped_leaves);
 	st.zap_flushes = (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
 	__atomic_store_n(&st.zaps, 1, __ATOMIC_RELEASE);
-	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = 1;
+	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = MAILBOX_ZAPPED;
 	hlog("hyp: hart %lu: invalidated hva [0x%lx, 0x%lx) (gpa 0x%llx) while the guest ran on "
 	     "hart %lu (last exit at pc 0x%lx): %u leaves zapped, %u flushes; guest told\n",
 	     hart_self(), hva, (hva_t)(hva + ZAP_SIZE), G_ZAP, vcpu_hart, pc, st.zap_leaves,
 	     st.zap_flushes);
 }
 
+/*
+ * The host hart flushes the whole VM while the vcpu is in guest mode:
+ * kvm_flush_remote_tlbs() raises KVM_REQ_TLB_FLUSH on the vcpu and kicks it
+ * (env_kick: an SBI IPI), so the vcpu exits and sees the request before it
+ * enters again; the vcpu-mode handshake across harts.
+ */
+static void host_kick(void)
+{
+	uint64_t t = csr_read(time);
+
+	while (kvm_vcpu_mode(vcpu) != IN_GUEST_MODE)
+		if (csr_read(time) - t > 10 * ZAP_DELAY) {
+			hlog("hyp: hart %lu: the vcpu never entered guest mode\n", hart_self());
+			finish(EXIT_CHECK);
+		}
+	kvm_flush_remote_tlbs(kvm);
+	__atomic_store_n(&st.kick_flushes, 1, __ATOMIC_RELEASE);
+	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = MAILBOX_KICKED;
+	hlog("hyp: hart %lu: kvm_flush_remote_tlbs() with the vcpu in guest mode: %u kick(s)\n",
+	     hart_self(), __atomic_load_n(&hw.kicks, __ATOMIC_RELAXED));
+}
+
 /* The host hart's loop: wait until the guest arms the zap, let it run 2 ms
- * reading the page, zap, then idle. */
+ * reading the page, zap; then the same for the kick; then idle. */
 void host_main(void);
 void host_main(void)
 {
@@ -533,6 +557,9 @@ void host_main(void)
 	while (csr_read(time) - t < ZAP_DELAY)
 		;
 	host_zap();
+	while (!__atomic_load_n(&st.kick_armed, __ATOMIC_ACQUIRE))
+		;
+	host_kick();
 	for (;;)
 		__asm__ volatile("wfi");
 }
@@ -725,6 +752,8 @@ static int report(void)
 	char buf[320];
 	int code = EXIT_PASS;
 
+	/* Pairs with host_zap()'s release: its counters are visible after. */
+	(void)__atomic_load_n(&st.zaps, __ATOMIC_ACQUIRE);
 	if (kvm_get_stats(kvm, &s))
 		lib_fail("kvm_get_stats", -1);
 	kvm_format_stats(kvm, buf, sizeof(buf));
@@ -770,6 +799,8 @@ static int report(void)
 	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");
 	CHECK(st.age_cleared == 1 && st.age_right_after == 0 && st.age_after_access == 1,
 	      EXIT_CHECK, "aging: young, old when cleared, young again");
+	CHECK(st.kick_flushes == 1 && hw.kicks == 1 && hw.kicks_seen >= 1 && st.req_flush >= 1,
+	      EXIT_CHECK, "kick: remote flush made the running vcpu exit");
 	CHECK(hw.rfence_errors == 0, EXIT_CHECK, "SBI remote HFENCE.GVMA accepted");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK

@@ -31,6 +31,7 @@
 #define CTL_PHASE 0x18	      /* write: the guest's phase number (logged) */
 #define CTL_MAGIC 0x20	      /* read: MAGIC, for sign/zero-extension checks */
 #define CTL_AGE 0x28	      /* write 1: clear_flush_young G_AGE; 2: test_young */
+#define CTL_KICK 0x30	      /* write: the other hart flushes everything and kicks */
 #define MAGIC U64(0x000000008badf00d)
 
 /* Slot 0: code, data, stack and an 8 MiB pattern; 2 MiB leaves. */
@@ -49,8 +50,11 @@
  */
 #define G_ZAP (G_PAT2M + (U64(0x120) << 12))
 #define ZAP_SIZE U64(4096)
-/* Where the host hart tells the guest the zap is done (frame 16 mod 64). */
+/* Where the host hart tells the guest the zap (1) or the kick (2) is done
+ * (frame 16 mod 64). */
 #define G_MAILBOX (G_RAM + (U64(0x110) << 12))
+#define MAILBOX_ZAPPED 1
+#define MAILBOX_KICKED 2
 
 /* Slot 1: 1 GiB, 1 GiB-aligned gpa and backing; one 1 GiB leaf. */
 #define G_HUGE U64(0x40000000)

@@ -97,7 +97,7 @@ static void zap_loop(void)
 
 	*mailbox = 0;
 	MMIO64(G_CTL + CTL_ZAP_ARM) = 1;
-	while (!*mailbox) {
+	while (*mailbox != MAILBOX_ZAPPED) {
 		sum += p[0];
 		if (++loops > 1000000000) {
 			kprintf("zap: the hypervisor never zapped\n");
@@ -156,6 +156,25 @@ static void aging(void)
 	kprintf("aging: page read before and after clear_flush_young\n");
 }
 
+/*
+ * Spin without exits while the other hart flushes the whole VM: the kick
+ * makes this vcpu exit behind the guest's back, which it never notices.
+ */
+static void kicked(void)
+{
+	volatile uint64_t *mailbox = (volatile uint64_t *)(uintptr_t)G_MAILBOX;
+	unsigned long loops = 0;
+
+	MMIO64(G_CTL + CTL_KICK) = 1;
+	while (*mailbox != MAILBOX_KICKED)
+		if (++loops > 1000000000) {
+			kprintf("kick: the hypervisor never flushed\n");
+			errors++;
+			return;
+		}
+	kprintf("kick: the other hart flushed while this one spun (%lu loops)\n", loops);
+}
+
 unsigned long guest_main(void);
 unsigned long guest_main(void)
 {
@@ -175,6 +194,8 @@ unsigned long guest_main(void)
 	zap_loop();
 	phase(7);
 	aging();
+	phase(8);
+	kicked();
 	kprintf("guest done: %lu wrong\n", errors);
 	return errors;
 }
