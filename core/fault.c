@@ -115,6 +115,23 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 			return RET_PF_FIXED;
 		}
 	}
+	if (write) {
+		/* Write-protected but MMU-writable (dirty logging): restore W
+		 * without asking the host, recording the page once. */
+		r = s2_dirty_fast_write(vcpu, gpa_to_gfn(gpa), access);
+		if (r == RET_PF_FIXED || r == RET_PF_SPURIOUS) {
+			s2_stat_inc(r == RET_PF_FIXED ? &vcpu->stat.fixed : &vcpu->stat.spurious);
+			return r;
+		}
+		if (r != -EAGAIN)
+			return r;
+		/* Checked again under mmu_lock below; this saves the host
+		 * lookup in the common case. */
+		if (kvm_gfn_is_write_tracked(kvm, gpa_to_gfn(gpa))) {
+			s2_stat_add_shared(&kvm->dirty.stat.write_tracked_faults, 1);
+			return RET_PF_WRITE_TRACKED;
+		}
+	}
 	r = kvm_mmu_topup_memory_cache(vcpu);
 	if (r)
 		return r;
@@ -150,8 +167,12 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 				(f.gfn & ~(leaf_pages - 1)) + leaf_pages) ||
 	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
 		r = RET_PF_RETRY;
-	else
+	else if (!(r = s2_write_track_fault(kvm, &f, write))) {
 		r = kvm->ops->map(kvm, vcpu, &f);
+		/* A leaf made writable in a logging slot: record the page. */
+		if (r == RET_PF_FIXED && f.made_writable && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES))
+			s2_dirty_mark_fault(vcpu, f.gfn);
+	}
 	s2_read_unlock(&kvm->mmu_lock);
 
 	switch (r) {

@@ -172,6 +172,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 		if (kvm->vcpus[i])
 			s2_vcpu_free(kvm->vcpus[i]);
 	s2_notifier_destroy(kvm);
+	s2_dirty_destroy(kvm);
 	env->ops->free_table(env->ctx, kvm->root, kvm->root_pa, s2_root_alloc_bytes(&kvm->cfg));
 	env->ops->free(env->ctx, kvm->memslots);
 	env->ops->free(env->ctx, kvm->vcpus);

@@ -31,6 +31,9 @@
 struct s2_memslots {
 	uint64_t generation;
 	unsigned nr;
+	/* Parallel to slots[] (in the same allocation): the bitmap of a
+	 * logging slot, or NULL. Copied along with the slots. */
+	struct s2_slot_dirty **dirty;
 	struct kvm_memory_slot slots[];
 };
 
@@ -52,6 +55,9 @@ struct s2_vcpu_stats {
 	int64_t leaves[S2_MAX_LEVELS + 1]; /* leaves this vcpu installed, net */
 };
 
+/* Dirty logging and write tracking (core/dirty.c). */
+#include "core/dirty_internal.h"
+
 struct kvm_vcpu {
 	struct kvm *kvm;
 	unsigned id;
@@ -60,6 +66,7 @@ struct kvm_vcpu {
 	void *priv;
 	struct s2_mmu_cache cache;
 	struct s2_vcpu_stats stat;
+	struct s2_dirty_ring *dirty_ring; /* NULL without dirty rings */
 };
 
 struct kvm {
@@ -92,6 +99,8 @@ struct kvm {
 
 	uint32_t bugged; /* 32 bits: bare-metal targets lack 1-byte atomics */
 	bool destroying;
+
+	struct s2_dirty_vm dirty; /* dirty logging, write tracking */
 
 	/* Counters not owned by a vcpu (atomics). */
 	uint64_t stat_flushes, stat_flushes_range, stat_zapped, stat_refused;
@@ -200,6 +209,13 @@ enum s2_range_kind {
 	S2_RANGE_TEST_AGE,      /* report young, stop at the first */
 	S2_RANGE_MKYOUNG,       /* a fault's fast path: restore an access-tracked
 				   leaf or set Accessed (arg: unsigned *access) */
+	/* Dirty logging (core/dirty_tmpl.h; args in core/dirty_internal.h). */
+	S2_RANGE_DIRTY_ENABLE,  /* a slot starts logging: split, protect */
+	S2_RANGE_DIRTY_MASK,    /* re-protect the pages of a 64-bit mask */
+	S2_RANGE_DIRTY_SCAN,    /* collect hardware dirty bits into a bitmap */
+	S2_RANGE_FAST_WRITE,    /* a write fault's fast path: restore W */
+	S2_RANGE_SPLIT,         /* huge leaves -> tables of 4 KiB leaves */
+	S2_RANGE_COLLAPSE,      /* tables of uniform leaves -> huge leaves */
 	S2_RANGE_NR
 };
 
@@ -226,6 +242,8 @@ struct s2_fault {
 	unsigned prot;       /* S2_PROT_* */
 	unsigned memtype;
 	int installed_level; /* out: level of the leaf installed/found */
+	bool made_writable;  /* out: a leaf became writable (dirty logging
+				records the page) */
 };
 
 /* Fetch a zeroed table page from @vcpu's cache (NULL when empty). */

@@ -58,11 +58,13 @@ static bool s2_overlaps(const struct kvm_memory_slot *a, const struct kvm_memory
 }
 
 /*
- * Build the set @old minus slot @drop_id (if any) plus @add (if non-NULL),
- * sorted. Returns NULL on -ENOMEM.
+ * Build the set @old minus slot @drop_id (if any) plus @add (if non-NULL,
+ * with the dirty bitmap @add_dirty), sorted. The other slots keep their
+ * bitmaps. Returns NULL on -ENOMEM.
  */
 static struct s2_memslots *s2_memslots_build(struct kvm *kvm, const struct s2_memslots *old,
-					     int drop_id, const struct kvm_memory_slot *add)
+					     int drop_id, const struct kvm_memory_slot *add,
+					     struct s2_slot_dirty *add_dirty)
 {
 	const struct s2_env *env = kvm->env;
 	unsigned n = old->nr + (add ? 1 : 0);
@@ -70,22 +72,27 @@ static struct s2_memslots *s2_memslots_build(struct kvm *kvm, const struct s2_me
 	unsigned j = 0;
 	bool placed = !add;
 
-	ms = env->ops->zalloc(env->ctx, sizeof(*ms) + n * sizeof(ms->slots[0]));
+	ms = env->ops->zalloc(env->ctx, sizeof(*ms) + n * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0])));
 	if (!ms)
 		return NULL;
+	ms->dirty = (struct s2_slot_dirty **)&ms->slots[n];
 	for (unsigned i = 0; i < old->nr; i++) {
 		const struct kvm_memory_slot *s = &old->slots[i];
 
 		if (drop_id >= 0 && s->id == (unsigned)drop_id)
 			continue;
 		if (!placed && add->base_gfn < s->base_gfn) {
+			ms->dirty[j] = add_dirty;
 			ms->slots[j++] = *add;
 			placed = true;
 		}
+		ms->dirty[j] = old->dirty[i];
 		ms->slots[j++] = *s;
 	}
-	if (!placed)
+	if (!placed) {
+		ms->dirty[j] = add_dirty;
 		ms->slots[j++] = *add;
+	}
 	ms->nr = j;
 	ms->generation = old->generation + 1;
 	return ms;
@@ -97,6 +104,13 @@ static const struct kvm_memory_slot *s2_find_id(const struct s2_memslots *ms, un
 		if (ms->slots[i].id == id)
 			return &ms->slots[i];
 	return NULL;
+}
+
+/* The dirty bitmap of slot @s of @ms (NULL: it does not log). */
+static struct s2_slot_dirty *s2_dirty_of(const struct s2_memslots *ms,
+					 const struct kvm_memory_slot *s)
+{
+	return ms->dirty[s - ms->slots];
 }
 
 /*
@@ -127,6 +141,7 @@ static void s2_memslots_commit(struct kvm *kvm, struct s2_memslots *ms,
 int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 {
 	struct s2_memslots *old, *ms;
+	struct s2_slot_dirty *d = NULL;
 	int r = 0;
 
 	if (!kvm || !slot)
@@ -152,8 +167,16 @@ int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 			goto out;
 		}
 	}
-	ms = s2_memslots_build(kvm, old, -1, slot);
+	if (slot->flags & KVM_MEM_LOG_DIRTY_PAGES) {
+		d = s2_dirty_slot_alloc(kvm, slot);
+		if (!d) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	ms = s2_memslots_build(kvm, old, -1, slot, d);
 	if (!ms) {
+		s2_dirty_slot_free(kvm, d);
 		r = -ENOMEM;
 		goto out;
 	}
@@ -168,6 +191,7 @@ int kvm_delete_memslot(struct kvm *kvm, unsigned id)
 {
 	const struct kvm_memory_slot *s;
 	struct kvm_memory_slot gone;
+	struct s2_slot_dirty *gone_dirty;
 	struct s2_memslots *ms;
 	int r = 0;
 
@@ -182,12 +206,15 @@ int kvm_delete_memslot(struct kvm *kvm, unsigned id)
 		goto out;
 	}
 	gone = *s;
-	ms = s2_memslots_build(kvm, kvm->memslots, (int)id, NULL);
+	gone_dirty = s2_dirty_of(kvm->memslots, s);
+	ms = s2_memslots_build(kvm, kvm->memslots, (int)id, NULL, NULL);
 	if (!ms) {
 		r = -ENOMEM;
 		goto out;
 	}
 	s2_memslots_commit(kvm, ms, &gone);
+	/* After the commit's grace period nobody records into it. */
+	s2_dirty_slot_free(kvm, gone_dirty);
 out:
 	s2_spin_unlock(&kvm->slots_lock);
 	return r;
@@ -200,6 +227,7 @@ static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set
 {
 	const struct kvm_memory_slot *s;
 	struct kvm_memory_slot upd, prev;
+	struct s2_slot_dirty *prev_dirty, *d;
 	struct s2_memslots *ms;
 	bool zap;
 	int r;
@@ -230,8 +258,18 @@ static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set
 			goto out;
 		}
 	}
-	ms = s2_memslots_build(kvm, kvm->memslots, (int)id, &upd);
+	/* A slot that keeps logging keeps its bitmap (moves included). */
+	prev_dirty = d = s2_dirty_of(kvm->memslots, s);
+	if (!(upd.flags & KVM_MEM_LOG_DIRTY_PAGES))
+		d = NULL;
+	else if (!d && !(d = s2_dirty_slot_alloc(kvm, &upd))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	ms = s2_memslots_build(kvm, kvm->memslots, (int)id, &upd, d);
 	if (!ms) {
+		if (d != prev_dirty)
+			s2_dirty_slot_free(kvm, d);
 		r = -ENOMEM;
 		goto out;
 	}
@@ -242,6 +280,10 @@ static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set
 	s2_memslots_commit(kvm, ms, zap ? &prev : NULL);
 	if (upd.base_gfn != prev.base_gfn)
 		s2_notifier_slot_added(kvm, &upd);
+	/* Published: start logging (protect, split) or stop it (collapse). */
+	s2_dirty_slot_flags_changed(kvm, &prev, &upd);
+	if (prev_dirty != d)
+		s2_dirty_slot_free(kvm, prev_dirty);
 out:
 	s2_spin_unlock(&kvm->slots_lock);
 	return r;

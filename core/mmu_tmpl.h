@@ -114,6 +114,12 @@ static inline void S2_FN(account_change)(struct kvm *kvm, struct s2_change_acc *
 		s2_acc_need_flush(acc, base, base + pages);
 		return;
 	}
+	/* A table replaced by a leaf (collapse): the unlinked table is freed
+	 * after RCU, and walks cached from it must be gone before it is reused. */
+	if (was_present && !was_leaf && is_leaf) {
+		s2_acc_need_flush(acc, base, base + pages);
+		return;
+	}
 	if (was_tracked)
 		old = fmt_restore_access_tracked(c, old, level);
 	if (is_tracked)
@@ -521,6 +527,9 @@ static long S2_FN(mkyoung_visit)(struct kvm *kvm, struct s2_range_op *op, struct
 	}
 }
 
+/* Dirty logging's kinds: split, collapse, protect, fast write. */
+#include "core/dirty_tmpl.h"
+
 static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
@@ -556,7 +565,8 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 				S2_FN(mkyoung_visit));
 		break;
 	default:
-		return -EINVAL;
+		r = S2_FN(dirty_range)(kvm, op, s, e);
+		break;
 	}
 	if (r < 0)
 		return r;
@@ -694,8 +704,11 @@ static int S2_FN(fix_existing)(struct kvm *kvm, struct s2_change_acc *acc, struc
 		}
 		if (r)
 			return r;
-		if (new)
+		if (new) {
+			f->made_writable = fmt_is_writable(c, new, level) &&
+					   !fmt_is_writable(c, old, level);
 			return RET_PF_FIXED;
+		}
 		s2_acc_settle(kvm, acc); /* flush the zapped leaf before mapping smaller */
 		return -EAGAIN;
 	}
@@ -767,8 +780,10 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 			if (ret == -EBUSY)
 				goto again;
 			f->installed_level = level;
-			if (!ret)
+			if (!ret) {
+				f->made_writable = fmt_is_writable(c, new, level);
 				ret = RET_PF_FIXED;
+			}
 			break;
 		}
 		if (s2_unlikely(!s2_cache_pop(vcpu, &pg))) {

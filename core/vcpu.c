@@ -30,9 +30,14 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 		return -ENOMEM;
 	vcpu->kvm = kvm;
 	vcpu->id = id;
+	if (s2_dirty_vcpu_init(vcpu)) {
+		env->ops->free(env->ctx, vcpu);
+		return -ENOMEM;
+	}
 	s2_spin_lock(&kvm->vcpus_lock, env);
 	if (kvm->vcpus[id]) {
 		s2_spin_unlock(&kvm->vcpus_lock);
+		s2_dirty_vcpu_free(vcpu);
 		env->ops->free(env->ctx, vcpu);
 		return -EEXIST;
 	}
@@ -52,6 +57,7 @@ void s2_vcpu_free(struct kvm_vcpu *vcpu)
 
 	while (s2_cache_pop(vcpu, &pg))
 		env->ops->free_table(env->ctx, pg.va, pg.pa, bytes);
+	s2_dirty_vcpu_free(vcpu);
 	env->ops->free(env->ctx, vcpu);
 }
 

@@ -11,4 +11,5 @@
 #include "s2mmu/mmu.h"
 #include "s2mmu/flush.h"
 #include "s2mmu/notifier.h"
+#include "s2mmu/dirty.h"
 #endif

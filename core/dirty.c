@@ -1,0 +1,1080 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Dirty logging and write tracking: the format-neutral half. Bitmaps, rings,
+ * the order of steps and the locks are here; what touches entries is a
+ * range kind compiled per format (core/dirty_tmpl.h).
+ *
+ * Locks: the slots lock serialises whatever looks at a slot's logging state
+ * from outside the fault path (flag changes, get, clear, ring reset, caps),
+ * then mmu_lock is taken for write around entry changes. Ring consumers
+ * (harvest, reset) also hold kvm->dirty.lock; the ring's producer is its
+ * vcpu's thread. Write-tracking updates hold kvm->dirty.track_lock.
+ *
+ * Recording a write never needs mmu_lock for write: a fault records under
+ * the read side, anything else under RCU only. Bitmaps are looked up from
+ * the published memslot array inside an RCU read section and freed only
+ * after a grace period, so a recorder never touches a freed bitmap.
+ *
+ * Flushes (rule 2): a harvest that collected anything flushes once, before
+ * mmu_lock is dropped, through the acc it settles; enabling flushes once when
+ * a leaf in the slot was (or could be made) writable without a fault; write
+ * tracking flushes when a leaf loses MMU-writable (the change handler owes
+ * it). docs/dirty-logging.md has the reasoning.
+ */
+#include "core/kvm_internal.h"
+
+#define S2_RING_MIN 16u
+#define S2_RING_MAX 65536u
+
+/* ---- small helpers ---- */
+
+static void s2_rcu_lock(const struct kvm *kvm)
+{
+	if (kvm->env->ops->rcu_read_lock)
+		kvm->env->ops->rcu_read_lock(kvm->env->ctx);
+}
+
+static void s2_rcu_unlock(const struct kvm *kvm)
+{
+	if (kvm->env->ops->rcu_read_unlock)
+		kvm->env->ops->rcu_read_unlock(kvm->env->ctx);
+}
+
+static gfn_t s2_gfn_limit(const struct kvm *kvm)
+{
+	return 1ull << (kvm->cfg.gpa_bits - S2_GFN_SHIFT);
+}
+
+static void s2_dstat_add(uint64_t *ctr, uint64_t v)
+{
+	if (v)
+		__atomic_fetch_add(ctr, v, __ATOMIC_RELAXED);
+}
+
+static const struct s2_memslots *s2_slots(const struct kvm *kvm)
+{
+	return __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+}
+
+/* The bitmap of slot @s of @ms (NULL: the slot does not log). */
+static struct s2_slot_dirty *s2_slot_dirty_of(const struct s2_memslots *ms,
+					      const struct kvm_memory_slot *s)
+{
+	return ms->dirty[s - ms->slots];
+}
+
+/* Index of slot @id in @ms, or -1. */
+static int s2_slot_index(const struct s2_memslots *ms, unsigned id)
+{
+	for (unsigned i = 0; i < ms->nr; i++)
+		if (ms->slots[i].id == id)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Whether the VM's leaves keep a dirty state the hardware sets on the first
+ * write: a fresh writable leaf made without S2_PROT_DIRTY reads back clean.
+ * Formats without one report a writable leaf as dirty (EPT without A/D,
+ * arm64 without HD, RISC-V without Svadu).
+ */
+static bool s2_dirty_capable(const struct kvm *kvm)
+{
+	const struct s2_fmt_ops *o = kvm->ops;
+	unsigned prot = S2_PROT_R | S2_PROT_W | S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE |
+			S2_PROT_ACCESSED;
+	s2_pte_t leaf = o->make_leaf(&kvm->cfg, 1, 0, prot, S2_MT_WB);
+
+	return !(o->leaf_prot(&kvm->cfg, leaf, 1) & S2_PROT_DIRTY);
+}
+
+static unsigned s2_caps(const struct kvm *kvm)
+{
+	return __atomic_load_n(&kvm->dirty.caps, __ATOMIC_RELAXED);
+}
+
+bool kvm_dirty_log_hw(const struct kvm *kvm)
+{
+	return kvm && !(s2_caps(kvm) & KVM_DIRTY_LOG_WRPROTECT) && s2_dirty_capable(kvm);
+}
+
+unsigned kvm_dirty_log_caps(const struct kvm *kvm)
+{
+	return kvm ? s2_caps(kvm) : 0;
+}
+
+static bool s2_any_slot_logs(const struct s2_memslots *ms)
+{
+	for (unsigned i = 0; i < ms->nr; i++)
+		if (ms->dirty[i])
+			return true;
+	return false;
+}
+
+int kvm_dirty_log_set_caps(struct kvm *kvm, unsigned caps)
+{
+	int r = 0;
+
+	if (!kvm || (caps & ~KVM_DIRTY_LOG_CAPS_VALID))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if ((caps & KVM_DIRTY_LOG_PML) &&
+	    ((caps & KVM_DIRTY_LOG_WRPROTECT) || !s2_dirty_capable(kvm)))
+		return -EINVAL;
+	s2_spin_lock(&kvm->slots_lock, kvm->env);
+	if (s2_any_slot_logs(kvm->memslots))
+		r = -EBUSY;
+	else
+		__atomic_store_n(&kvm->dirty.caps, caps, __ATOMIC_RELAXED);
+	s2_spin_unlock(&kvm->slots_lock);
+	return r;
+}
+
+int kvm_get_dirty_stats(const struct kvm *kvm, struct kvm_dirty_stats *out)
+{
+	const uint64_t *src;
+	uint64_t *dst;
+
+	if (!kvm || !out)
+		return -EINVAL;
+	src = (const uint64_t *)&kvm->dirty.stat;
+	dst = (uint64_t *)out;
+	for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* ---- bitmaps ---- */
+
+struct s2_slot_dirty *s2_dirty_slot_alloc(struct kvm *kvm, const struct kvm_memory_slot *slot)
+{
+	const struct s2_env *env = kvm->env;
+	uint64_t nwords = (slot->npages + 63) / 64;
+	struct s2_slot_dirty *d;
+
+	d = env->ops->zalloc(env->ctx, sizeof(*d) + nwords * sizeof(d->bits[0]));
+	if (!d)
+		return NULL;
+	d->npages = slot->npages;
+	d->nwords = nwords;
+	/* From now on write faults may find write-protected, MMU-writable
+	 * leaves: let them try the fast path. */
+	__atomic_store_n(&kvm->dirty.fast_write, 1, __ATOMIC_RELAXED);
+	return d;
+}
+
+void s2_dirty_slot_free(struct kvm *kvm, struct s2_slot_dirty *d)
+{
+	if (d)
+		kvm->env->ops->free(kvm->env->ctx, d);
+}
+
+static void s2_bit_set(uint64_t *bits, uint64_t i)
+{
+	uint64_t bit = 1ull << (i & 63);
+
+	if (!(__atomic_load_n(&bits[i >> 6], __ATOMIC_RELAXED) & bit))
+		__atomic_fetch_or(&bits[i >> 6], bit, __ATOMIC_RELAXED);
+}
+
+/* ---- rings ---- */
+
+int kvm_dirty_ring_enable(struct kvm *kvm, uint32_t entries, uint32_t reserve)
+{
+	int r = 0;
+
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (entries < S2_RING_MIN || entries > S2_RING_MAX || (entries & (entries - 1)) ||
+	    reserve >= entries - 8)
+		return -EINVAL;
+	s2_spin_lock(&kvm->vcpus_lock, kvm->env);
+	if (kvm->nr_vcpus || kvm->dirty.ring_size)
+		r = -EBUSY;
+	else {
+		kvm->dirty.ring_soft = entries - reserve;
+		__atomic_store_n(&kvm->dirty.ring_size, entries, __ATOMIC_RELEASE);
+	}
+	s2_spin_unlock(&kvm->vcpus_lock);
+	return r;
+}
+
+int s2_dirty_vcpu_init(struct kvm_vcpu *vcpu)
+{
+	struct kvm *kvm = vcpu->kvm;
+	uint32_t size = __atomic_load_n(&kvm->dirty.ring_size, __ATOMIC_ACQUIRE);
+	struct s2_dirty_ring *r;
+
+	if (!size)
+		return 0;
+	r = kvm->env->ops->zalloc(kvm->env->ctx, sizeof(*r) + size * sizeof(r->e[0]));
+	if (!r)
+		return -ENOMEM;
+	r->size = size;
+	r->soft = kvm->dirty.ring_soft;
+	vcpu->dirty_ring = r;
+	return 0;
+}
+
+void s2_dirty_vcpu_free(struct kvm_vcpu *vcpu)
+{
+	if (vcpu->dirty_ring)
+		vcpu->kvm->env->ops->free(vcpu->kvm->env->ctx, vcpu->dirty_ring);
+	vcpu->dirty_ring = NULL;
+}
+
+uint32_t kvm_dirty_ring_used(const struct kvm_vcpu *vcpu)
+{
+	const struct s2_dirty_ring *r = vcpu ? vcpu->dirty_ring : NULL;
+
+	if (!r)
+		return 0;
+	return __atomic_load_n(&r->push, __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(&r->reset, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Push (slot @id, page @off) into @vcpu's ring (from the vcpu's thread).
+ * Returns false when the ring is full: the caller records in the bitmap.
+ */
+static bool s2_ring_push(struct kvm *kvm, struct kvm_vcpu *vcpu, unsigned id, uint64_t off)
+{
+	struct s2_dirty_ring *r = vcpu->dirty_ring;
+	uint32_t push = __atomic_load_n(&r->push, __ATOMIC_RELAXED);
+	uint32_t reset = __atomic_load_n(&r->reset, __ATOMIC_ACQUIRE);
+	struct kvm_dirty_gfn *e;
+
+	if (push - reset >= r->size) {
+		s2_dstat_add(&kvm->dirty.stat.ring_overflows, 1);
+		kvm_make_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+		return false;
+	}
+	e = &r->e[push & (r->size - 1)];
+	e->slot = id;
+	e->flags = 0;
+	e->offset = off;
+	__atomic_store_n(&r->push, push + 1, __ATOMIC_RELEASE);
+	s2_dstat_add(&kvm->dirty.stat.ring_pushes, 1);
+	if (push + 1 - reset >= r->soft) {
+		if (!(__atomic_load_n(&vcpu->requests, __ATOMIC_RELAXED) &
+		      (1ull << KVM_REQ_DIRTY_RING_SOFT_FULL)))
+			s2_dstat_add(&kvm->dirty.stat.ring_soft_full, 1);
+		kvm_make_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+	}
+	return true;
+}
+
+bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu)
+{
+	const struct s2_dirty_ring *r;
+
+	if (!vcpu || !kvm_check_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL))
+		return false;
+	r = vcpu->dirty_ring;
+	if (r && kvm_dirty_ring_used(vcpu) >= r->soft) {
+		kvm_make_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+		return true;
+	}
+	return false;
+}
+
+long kvm_dirty_ring_harvest(struct kvm_vcpu *vcpu, struct kvm_dirty_gfn *out, uint32_t max)
+{
+	struct s2_dirty_ring *r;
+	struct kvm *kvm;
+	uint32_t h, n;
+
+	if (!vcpu || !vcpu->dirty_ring || (!out && max))
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	r = vcpu->dirty_ring;
+	s2_spin_lock(&kvm->dirty.lock, kvm->env);
+	h = r->harvested;
+	n = __atomic_load_n(&r->push, __ATOMIC_ACQUIRE) - h;
+	if (n > max)
+		n = max;
+	for (uint32_t k = 0; k < n; k++)
+		out[k] = r->e[(h + k) & (r->size - 1)];
+	r->harvested = h + n;
+	s2_spin_unlock(&kvm->dirty.lock);
+	return n;
+}
+
+/* ---- recording a write ---- */
+
+/*
+ * Record a write to @gfn of slot @s (bitmap @d): into @vcpu's ring when it
+ * has one and there is room, else the bitmap. With a granule larger than
+ * 4 KiB the write may have hit any gfn of its granule page: every one is
+ * recorded (the ring names the first; re-protection covers the page).
+ */
+static void s2_dirty_mark_slot(struct kvm *kvm, struct kvm_vcpu *vcpu,
+			       const struct kvm_memory_slot *s, struct s2_slot_dirty *d, gfn_t gfn)
+{
+	uint64_t gran = 1ull << (kvm->cfg.page_shift - S2_GFN_SHIFT);
+	uint64_t off = (gfn - s->base_gfn) & ~(gran - 1);
+
+	s2_dstat_add(&kvm->dirty.stat.marked, 1);
+	if (vcpu && vcpu->dirty_ring && s2_ring_push(kvm, vcpu, s->id, off))
+		return;
+	for (uint64_t k = 0; k < gran && off + k < d->npages; k++)
+		s2_bit_set(d->bits, off + k);
+}
+
+/* Look @gfn's slot up (RCU) and record the write if it logs. */
+static int s2_dirty_mark(struct kvm *kvm, struct kvm_vcpu *vcpu, gfn_t gfn)
+{
+	const struct s2_memslots *ms;
+	const struct kvm_memory_slot *s;
+	struct s2_slot_dirty *d = NULL;
+
+	s2_rcu_lock(kvm);
+	ms = s2_slots(kvm);
+	s = s2_memslots_find(ms, gfn);
+	if (s)
+		d = s2_slot_dirty_of(ms, s);
+	if (d)
+		s2_dirty_mark_slot(kvm, vcpu, s, d, gfn);
+	s2_rcu_unlock(kvm);
+	return d != NULL;
+}
+
+void s2_dirty_mark_fault(struct kvm_vcpu *vcpu, gfn_t gfn)
+{
+	(void)s2_dirty_mark(vcpu->kvm, vcpu, gfn);
+}
+
+int kvm_mark_page_dirty(struct kvm *kvm, gfn_t gfn)
+{
+	if (!kvm || gfn >= s2_gfn_limit(kvm))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	return s2_dirty_mark(kvm, NULL, gfn);
+}
+
+int kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn)
+{
+	if (!vcpu || gfn >= s2_gfn_limit(vcpu->kvm))
+		return -EINVAL;
+	if (s2_kvm_dead(vcpu->kvm))
+		return -EIO;
+	return s2_dirty_mark(vcpu->kvm, vcpu, gfn);
+}
+
+long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned n)
+{
+	const struct s2_memslots *ms;
+	struct kvm *kvm;
+	long done = 0;
+
+	if (!vcpu || (!gpas && n))
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!(s2_caps(kvm) & KVM_DIRTY_LOG_PML))
+		return -EINVAL;
+	s2_rcu_lock(kvm);
+	ms = s2_slots(kvm);
+	for (unsigned i = 0; i < n; i++) {
+		gfn_t gfn = gpa_to_gfn(gpas[i]);
+		const struct kvm_memory_slot *s;
+		struct s2_slot_dirty *d;
+
+		if (gfn >= s2_gfn_limit(kvm))
+			continue;
+		s = s2_memslots_find(ms, gfn);
+		d = s ? s2_slot_dirty_of(ms, s) : NULL;
+		if (!d)
+			continue;
+		s2_dirty_mark_slot(kvm, vcpu, s, d, gfn);
+		done++;
+	}
+	s2_rcu_unlock(kvm);
+	return done;
+}
+
+/* ---- the fault path ---- */
+
+int s2_dirty_fast_write(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct s2_fast_arg a = { .access = access, .ret = -EAGAIN };
+	struct s2_change_acc acc;
+	struct s2_range_op op = {
+		.kind = S2_RANGE_FAST_WRITE, .start = gfn, .end = gfn + 1, .acc = &acc, .arg = &a
+	};
+	const struct s2_memslots *ms;
+	const struct kvm_memory_slot *s;
+
+	/* No slot has logged: nothing was write-protected for it, and the
+	 * common fault pays nothing. (Leaves restored from access tracking
+	 * keep taking the full path until then.) */
+	if (!__atomic_load_n(&kvm->dirty.fast_write, __ATOMIC_RELAXED))
+		return -EAGAIN;
+	s2_acc_init(&acc);
+	s2_mmu_read_lock(kvm);
+	/* Looked up after mmu_lock is taken: a slot that just started
+	 * logging was published before its leaves were protected, so a leaf
+	 * found write-protected here is recorded in its bitmap. */
+	s2_rcu_lock(kvm);
+	ms = s2_slots(kvm);
+	s = s2_memslots_find(ms, gfn);
+	if (s && !(s->flags & KVM_MEM_READONLY)) {
+		struct s2_slot_dirty *d = s2_slot_dirty_of(ms, s);
+		long r;
+
+		a.logging = d != NULL;
+		r = s2_range(kvm, &op);
+		if (r < 0)
+			a.ret = (int)r;
+		/* Only the exchange that restored W records the page. */
+		if (a.ret == RET_PF_FIXED && d)
+			s2_dirty_mark_slot(kvm, vcpu, s, d, gfn);
+	}
+	s2_rcu_unlock(kvm);
+	s2_mmu_read_unlock(kvm, &acc);
+	if (a.ret == RET_PF_FIXED)
+		s2_dstat_add(&kvm->dirty.stat.fast_fixed, 1);
+	return a.ret;
+}
+
+int s2_write_track_fault(struct kvm *kvm, struct s2_fault *f, bool write)
+{
+	const struct s2_write_track *wt =
+		__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_ACQUIRE);
+
+	if (!wt)
+		return 0;
+	if (s2_wt_any(wt, f->gfn, f->gfn + 1)) {
+		if (write) {
+			s2_dstat_add(&kvm->dirty.stat.write_tracked_faults, 1);
+			return RET_PF_WRITE_TRACKED;
+		}
+		f->prot &= ~(unsigned)(S2_PROT_W | S2_PROT_MMU_WRITABLE | S2_PROT_DIRTY);
+	}
+	/* No huge leaf over a tracked gfn: the fast path could make it all
+	 * writable again. */
+	while (f->level > 1) {
+		uint64_t n = 1ull << (s2_level_shift(&kvm->cfg, f->level) - S2_GFN_SHIFT);
+		gfn_t base = f->gfn & ~(n - 1);
+
+		if (!s2_wt_any(wt, base, base + n))
+			break;
+		f->level--;
+	}
+	return 0;
+}
+
+/* ---- re-protection ---- */
+
+/* Re-protect the pages base + i for the set bits i of @mask. */
+static long s2_protect_mask(struct kvm *kvm, gfn_t base, uint64_t mask, bool hw,
+			    struct s2_change_acc *acc)
+{
+	struct s2_mask_arg a = { .base = base, .mask = mask, .hw = hw };
+	struct s2_range_op op = {
+		.kind = S2_RANGE_DIRTY_MASK,
+		.start = base + (gfn_t)__builtin_ctzll(mask),
+		.end = base + 64 - (gfn_t)__builtin_clzll(mask),
+		.acc = acc,
+		.arg = &a,
+	};
+
+	return s2_range(kvm, &op);
+}
+
+/* The span [lo, hi) of gfns a harvest collected, for its one flush. */
+struct s2_reap {
+	gfn_t lo, hi;
+	uint64_t pages;
+};
+
+static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
+{
+	gfn_t lo = base + (gfn_t)__builtin_ctzll(mask);
+	gfn_t hi = base + 64 - (gfn_t)__builtin_clzll(mask);
+
+	if (!rp->pages || lo < rp->lo)
+		rp->lo = lo;
+	if (!rp->pages || hi > rp->hi)
+		rp->hi = hi;
+	rp->pages += (uint64_t)__builtin_popcountll(mask);
+}
+
+/* Rule 2 for dirty logging: flush once, and only if something was reaped. */
+static void s2_reap_settle(struct kvm *kvm, const struct s2_reap *rp, struct s2_change_acc *acc)
+{
+	if (!rp->pages)
+		return;
+	s2_acc_need_flush(acc, rp->lo, rp->hi);
+	s2_dstat_add(&kvm->dirty.stat.reaped, rp->pages);
+}
+
+/* ---- get / clear ---- */
+
+/* Find logging slot @id under the slots lock. */
+static int s2_logging_slot(struct kvm *kvm, unsigned id, const struct kvm_memory_slot **s,
+			   struct s2_slot_dirty **d)
+{
+	const struct s2_memslots *ms = kvm->memslots;
+	int i = s2_slot_index(ms, id);
+
+	if (i < 0 || !ms->dirty[i])
+		return -ENOENT;
+	*s = &ms->slots[i];
+	*d = ms->dirty[i];
+	return 0;
+}
+
+/* Hardware dirty state without PML: OR the leaves' dirty bits in. */
+static long s2_scan_slot(struct kvm *kvm, const struct kvm_memory_slot *s, struct s2_slot_dirty *d,
+			 struct s2_change_acc *acc)
+{
+	struct s2_scan_arg a = { .base = s->base_gfn,
+				 .end = s->base_gfn + s->npages,
+				 .bits = d->bits };
+	struct s2_range_op op = {
+		.kind = S2_RANGE_DIRTY_SCAN, .start = a.base, .end = a.end, .acc = acc, .arg = &a
+	};
+
+	return s2_range(kvm, &op);
+}
+
+long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
+{
+	const struct kvm_memory_slot *s;
+	struct s2_slot_dirty *d;
+	struct s2_change_acc acc;
+	struct s2_reap rp = { 0 };
+	unsigned caps;
+	bool hw, manual, scan, lock;
+	long r = 0, count = 0;
+
+	if (!kvm || !bitmap)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	caps = s2_caps(kvm);
+	hw = kvm_dirty_log_hw(kvm);
+	manual = caps & KVM_DIRTY_LOG_MANUAL_PROTECT;
+	scan = hw && !(caps & KVM_DIRTY_LOG_PML);
+	lock = scan || !manual;
+	s2_acc_init(&acc);
+	s2_spin_lock(&kvm->slots_lock, kvm->env);
+	r = s2_logging_slot(kvm, slot_id, &s, &d);
+	if (r)
+		goto out;
+	if (lock)
+		s2_mmu_write_lock(kvm);
+	if (scan)
+		r = s2_scan_slot(kvm, s, d, &acc);
+	for (uint64_t w = 0; w < d->nwords && r >= 0; w++) {
+		uint64_t m = __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
+
+		if (m && !manual) {
+			m = __atomic_exchange_n(&d->bits[w], 0, __ATOMIC_ACQ_REL);
+			if (m) {
+				r = s2_protect_mask(kvm, s->base_gfn + w * 64, m, hw, &acc);
+				s2_reap_add(&rp, s->base_gfn + w * 64, m);
+			}
+		}
+		bitmap[w] = m;
+		count += __builtin_popcountll(m);
+	}
+	s2_reap_settle(kvm, &rp, &acc);
+	if (lock)
+		s2_mmu_write_unlock(kvm, &acc);
+out:
+	s2_spin_unlock(&kvm->slots_lock);
+	return r < 0 ? r : count;
+}
+
+long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page, uint64_t num_pages,
+			 const uint64_t *bitmap)
+{
+	const struct kvm_memory_slot *s;
+	struct s2_slot_dirty *d;
+	struct s2_change_acc acc;
+	struct s2_reap rp = { 0 };
+	bool hw;
+	long r;
+
+	if (!kvm || !bitmap)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!(s2_caps(kvm) & KVM_DIRTY_LOG_MANUAL_PROTECT) || (first_page & 63))
+		return -EINVAL;
+	hw = kvm_dirty_log_hw(kvm);
+	s2_acc_init(&acc);
+	s2_spin_lock(&kvm->slots_lock, kvm->env);
+	r = s2_logging_slot(kvm, slot_id, &s, &d);
+	if (r)
+		goto out;
+	if (first_page > d->npages || num_pages > d->npages - first_page ||
+	    ((num_pages & 63) && first_page + num_pages != d->npages)) {
+		r = -EINVAL;
+		goto out;
+	}
+	s2_mmu_write_lock(kvm);
+	for (uint64_t i = 0; i * 64 < num_pages && r >= 0; i++) {
+		uint64_t w = first_page / 64 + i;
+		uint64_t m = bitmap[i];
+
+		if (num_pages - i * 64 < 64)
+			m &= (1ull << (num_pages - i * 64)) - 1;
+		m &= __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
+		if (!m)
+			continue;
+		/* Only the bits this call cleared are re-protected. */
+		m &= __atomic_fetch_and(&d->bits[w], ~m, __ATOMIC_ACQ_REL);
+		if (!m)
+			continue;
+		r = s2_protect_mask(kvm, s->base_gfn + w * 64, m, hw, &acc);
+		s2_reap_add(&rp, s->base_gfn + w * 64, m);
+	}
+	s2_reap_settle(kvm, &rp, &acc);
+	s2_mmu_write_unlock(kvm, &acc);
+	if (r >= 0)
+		r = (long)rp.pages;
+out:
+	s2_spin_unlock(&kvm->slots_lock);
+	return r;
+}
+
+/* ---- ring reset ---- */
+
+/* Entries of one slot within 64 pages, gathered into a mask. */
+struct s2_coalesce {
+	bool valid;
+	unsigned slot;
+	uint64_t base;
+	uint64_t mask;
+};
+
+static long s2_coalesce_flush(struct kvm *kvm, struct s2_coalesce *co, bool hw, struct s2_reap *rp,
+			      struct s2_change_acc *acc)
+{
+	const struct s2_memslots *ms = kvm->memslots;
+	int i;
+	uint64_t m = co->mask;
+	long r = 0;
+
+	if (!co->valid)
+		return 0;
+	co->valid = false;
+	i = s2_slot_index(ms, co->slot);
+	/* A slot deleted or no longer logging since the push: nothing to do. */
+	if (i < 0 || !ms->dirty[i] || co->base >= ms->slots[i].npages)
+		return 0;
+	if (ms->slots[i].npages - co->base < 64)
+		m &= (1ull << (ms->slots[i].npages - co->base)) - 1;
+	if (!m)
+		return 0;
+	r = s2_protect_mask(kvm, ms->slots[i].base_gfn + co->base, m, hw, acc);
+	s2_reap_add(rp, ms->slots[i].base_gfn + co->base, m);
+	return r;
+}
+
+/* Add entry @e to @co, flushing @co first when @e does not fit in it. */
+static long s2_coalesce_add(struct kvm *kvm, struct s2_coalesce *co, const struct kvm_dirty_gfn *e,
+			    bool hw, struct s2_reap *rp, struct s2_change_acc *acc)
+{
+	long r;
+
+	if (co->valid && co->slot == e->slot) {
+		if (e->offset >= co->base && e->offset - co->base < 64) {
+			co->mask |= 1ull << (e->offset - co->base);
+			return 0;
+		}
+		/* Below the base: shift the mask up if the span still fits. */
+		if (e->offset < co->base &&
+		    co->base - e->offset + 63 - (uint64_t)__builtin_clzll(co->mask) < 64) {
+			co->mask = (co->mask << (co->base - e->offset)) | 1;
+			co->base = e->offset;
+			return 0;
+		}
+	}
+	r = s2_coalesce_flush(kvm, co, hw, rp, acc);
+	*co = (struct s2_coalesce){ .valid = true, .slot = e->slot, .base = e->offset, .mask = 1 };
+	return r;
+}
+
+long kvm_dirty_ring_reset(struct kvm *kvm)
+{
+	struct s2_change_acc acc;
+	struct s2_reap rp = { 0 };
+	struct s2_coalesce co = { 0 };
+	bool hw;
+	long r = 0, total = 0;
+
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!__atomic_load_n(&kvm->dirty.ring_size, __ATOMIC_ACQUIRE))
+		return -EINVAL;
+	hw = kvm_dirty_log_hw(kvm);
+	s2_acc_init(&acc);
+	s2_spin_lock(&kvm->slots_lock, kvm->env);
+	s2_spin_lock(&kvm->dirty.lock, kvm->env);
+	s2_mmu_write_lock(kvm);
+	for (unsigned v = 0; v < kvm->max_vcpus && r >= 0; v++) {
+		struct kvm_vcpu *vcpu = __atomic_load_n(&kvm->vcpus[v], __ATOMIC_ACQUIRE);
+		struct s2_dirty_ring *ring = vcpu ? vcpu->dirty_ring : NULL;
+		uint32_t i, h;
+
+		if (!ring)
+			continue;
+		h = ring->harvested;
+		for (i = ring->reset; i != h && r >= 0; i++) {
+			r = s2_coalesce_add(kvm, &co, &ring->e[i & (ring->size - 1)], hw, &rp,
+					    &acc);
+			total++;
+		}
+		if (r >= 0)
+			r = s2_coalesce_flush(kvm, &co, hw, &rp, &acc);
+		/* Re-protected: the places may be pushed into again. */
+		__atomic_store_n(&ring->reset, i, __ATOMIC_RELEASE);
+	}
+	/* Ring entries reaped: one flush (rp counts the pages; total the
+	 * entries, which may name pages of slots gone since). */
+	s2_reap_settle(kvm, &rp, &acc);
+	s2_mmu_write_unlock(kvm, &acc);
+	s2_spin_unlock(&kvm->dirty.lock);
+	s2_spin_unlock(&kvm->slots_lock);
+	return r < 0 ? r : total;
+}
+
+/* ---- a slot starts or stops logging ---- */
+
+static int s2_pages_topup(struct kvm *kvm, struct s2_page_stack *ps, uint64_t need)
+{
+	const struct s2_env *env = kvm->env;
+	size_t bytes = (size_t)s2_table_bytes(&kvm->cfg);
+
+	if (need > 0x7fffffffu)
+		return -ENOMEM;
+	if (need > ps->cap) {
+		struct s2_page *pg = env->ops->zalloc(env->ctx, need * sizeof(*pg));
+
+		if (!pg)
+			return -ENOMEM;
+		for (unsigned i = 0; i < ps->nr; i++)
+			pg[i] = ps->pg[i];
+		if (ps->pg)
+			env->ops->free(env->ctx, ps->pg);
+		ps->pg = pg;
+		ps->cap = (unsigned)need;
+	}
+	while (ps->nr < need) {
+		struct s2_page *p = &ps->pg[ps->nr];
+
+		p->va = env->ops->alloc_table(env->ctx, bytes, &p->pa);
+		if (!p->va)
+			return -ENOMEM;
+		ps->nr++;
+	}
+	return 0;
+}
+
+static void s2_pages_release(struct kvm *kvm, struct s2_page_stack *ps)
+{
+	const struct s2_env *env = kvm->env;
+	size_t bytes = (size_t)s2_table_bytes(&kvm->cfg);
+
+	while (ps->nr) {
+		ps->nr--;
+		env->ops->free_table(env->ctx, ps->pg[ps->nr].va, ps->pg[ps->nr].pa, bytes);
+	}
+	if (ps->pg)
+		env->ops->free(env->ctx, ps->pg);
+	*ps = (struct s2_page_stack){ 0 };
+}
+
+/* Table pages an eager split of [start, end) needs (read side of mmu_lock). */
+static uint64_t s2_split_count(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	struct s2_split_arg a = { 0 };
+	struct s2_change_acc acc;
+	struct s2_range_op op = {
+		.kind = S2_RANGE_SPLIT, .start = start, .end = end, .acc = &acc, .arg = &a
+	};
+
+	s2_acc_init(&acc);
+	s2_mmu_read_lock(kvm);
+	(void)s2_range(kvm, &op);
+	s2_mmu_read_unlock(kvm, &acc);
+	return a.need;
+}
+
+/*
+ * Start logging slot @s: eagerly split its huge leaves (CONFIG_S2_EAGER_SPLIT;
+ * the table pages are allocated before mmu_lock is taken, and if that fails
+ * huge leaves are only write-protected), then protect every leaf. The flush
+ * owed by splits and by the pre-log state being reaped is one settle.
+ */
+static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
+{
+	struct s2_page_stack ps = { 0 };
+	bool hw = kvm_dirty_log_hw(kvm);
+	bool split = S2_ENABLED(CONFIG_S2_EAGER_SPLIT) && kvm->max_leaf_level > 1;
+	gfn_t end = s->base_gfn + s->npages;
+
+	for (int pass = 0; pass < 8; pass++) {
+		struct s2_enable_arg a = {
+			.hw = hw,
+			.split_on = split,
+			.split = { .pages = &ps, .clear_prot = hw ? S2_PROT_DIRTY : S2_PROT_W },
+		};
+		struct s2_change_acc acc;
+		struct s2_range_op op = {
+			.kind = S2_RANGE_DIRTY_ENABLE,
+			.start = s->base_gfn,
+			.end = end,
+			.acc = &acc,
+			.arg = &a,
+		};
+
+		if (a.split_on && s2_pages_topup(kvm, &ps, s2_split_count(kvm, s->base_gfn, end)))
+			a.split_on = false;
+		s2_acc_init(&acc);
+		s2_mmu_write_lock(kvm);
+		(void)s2_range(kvm, &op);
+		s2_mmu_write_unlock(kvm, &acc);
+		s2_dstat_add(&kvm->dirty.stat.split_leaves, (uint64_t)a.split.split);
+		if (!a.split.short_of_pages)
+			break;
+	}
+	s2_pages_release(kvm, &ps);
+}
+
+/*
+ * Stop logging slot @s: collapse its tables back into the largest leaves
+ * the backing allows, in place. What the backing allows is asked of the host
+ * once per level-2 block before mmu_lock is taken (gfn_to_pfn may sleep);
+ * an invalidation since then cancels the collapse (the leaves stay as they
+ * are, which is correct, only smaller).
+ */
+static void s2_dirty_collapse(struct kvm *kvm, const struct kvm_memory_slot *s)
+{
+	const struct s2_env *env = kvm->env;
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	unsigned shift = s2_level_shift(c, 2) - S2_GFN_SHIFT;
+	uint64_t n2 = 1ull << shift;
+	gfn_t first = (s->base_gfn + n2 - 1) & ~(n2 - 1);
+	gfn_t last = (s->base_gfn + s->npages) & ~(n2 - 1);
+	struct s2_collapse_blk *blk;
+	struct s2_collapse_arg a;
+	struct s2_change_acc acc;
+	struct s2_range_op op;
+	uint64_t seq, nblk;
+
+	if (kvm->max_leaf_level < 2 || first >= last)
+		return;
+	nblk = (last - first) >> shift;
+	blk = env->ops->zalloc(env->ctx, nblk * sizeof(*blk));
+	if (!blk)
+		return; /* no memory: the slot stays split, which is correct */
+	seq = __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
+	for (uint64_t b = 0; b < nblk; b++) {
+		gfn_t gfn = first + (b << shift);
+		struct s2_pfn_info pi = { .host_level = 1, .memtype = S2_MT_WB };
+		int level;
+
+		if (env->ops->gfn_to_pfn(env->ctx, s, gfn, false, &pi))
+			continue;
+		level = pi.host_level < kvm->max_leaf_level ? pi.host_level : kvm->max_leaf_level;
+		for (; level >= 2; level--) {
+			uint64_t n = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
+			gfn_t base = gfn & ~(n - 1);
+
+			if (base < s->base_gfn || base + n > s->base_gfn + s->npages)
+				continue;
+			if ((((s->userspace_addr >> S2_GFN_SHIFT) ^ s->base_gfn) & (n - 1)) ||
+			    ((pi.pfn ^ gfn) & (n - 1)))
+				continue;
+			break;
+		}
+		blk[b].pfn = pi.pfn;
+		blk[b].max_level = (uint8_t)(level >= 2 ? level : 0);
+		if (env->ops->release_pfn)
+			env->ops->release_pfn(env->ctx, pi.pfn, false);
+	}
+	a = (struct s2_collapse_arg){ .start = s->base_gfn,
+				      .end = s->base_gfn + s->npages,
+				      .blk0 = first,
+				      .nblk = nblk,
+				      .blk_shift = shift,
+				      .blk = blk };
+	op = (struct s2_range_op){
+		.kind = S2_RANGE_COLLAPSE, .start = first, .end = last, .acc = &acc, .arg = &a
+	};
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	a.wt = kvm->dirty.write_track;
+	if (!s2_invalidate_retry(kvm, seq, first, last))
+		(void)s2_range(kvm, &op);
+	s2_mmu_write_unlock(kvm, &acc);
+	s2_dstat_add(&kvm->dirty.stat.collapsed, (uint64_t)a.collapsed);
+	env->ops->free(env->ctx, blk);
+}
+
+void s2_dirty_slot_flags_changed(struct kvm *kvm, const struct kvm_memory_slot *prev,
+				 const struct kvm_memory_slot *upd)
+{
+	bool was = prev->flags & KVM_MEM_LOG_DIRTY_PAGES;
+	bool is = upd->flags & KVM_MEM_LOG_DIRTY_PAGES;
+
+	if (!was && is)
+		s2_dirty_start(kvm, upd);
+	else if (was && !is)
+		s2_dirty_collapse(kvm, upd);
+}
+
+/* ---- write tracking ---- */
+
+/*
+ * Publish @nw (may be NULL) as the tracked set under mmu_lock held for
+ * write, write-protect [@wp_gfn, +1) if @protect, then free the old set
+ * after readers (faults under mmu_lock or RCU) are done with it.
+ */
+static void s2_wt_publish(struct kvm *kvm, struct s2_write_track *nw, bool protect, gfn_t wp_gfn)
+{
+	struct s2_write_track *old = kvm->dirty.write_track;
+	struct s2_change_acc acc;
+	struct s2_range_op op = {
+		.kind = S2_RANGE_WRPROTECT_MMU, .start = wp_gfn, .end = wp_gfn + 1, .acc = &acc
+	};
+
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	__atomic_store_n(&kvm->dirty.write_track, nw, __ATOMIC_RELEASE);
+	/* Losing MMU-writable owes a flush even if W was already clear: the
+	 * change handler records it and the unlock issues it. */
+	if (protect)
+		(void)s2_range(kvm, &op);
+	s2_mmu_write_unlock(kvm, &acc);
+	if (old) {
+		kvm->env->ops->synchronize_rcu(kvm->env->ctx);
+		kvm->env->ops->free(kvm->env->ctx, old);
+	}
+}
+
+/* A copy of @wt (may be NULL) with @gfn inserted (add) or removed. */
+static struct s2_write_track *s2_wt_copy(struct kvm *kvm, const struct s2_write_track *wt,
+					 gfn_t gfn, bool add)
+{
+	unsigned nr = wt ? wt->nr : 0, at = wt ? s2_wt_lower_bound(wt, gfn) : 0, j = 0;
+	unsigned nnr = add ? nr + 1 : nr - 1;
+	struct s2_write_track *nw;
+
+	if (!nnr)
+		return NULL;
+	nw = kvm->env->ops->zalloc(kvm->env->ctx, sizeof(*nw) + nnr * sizeof(nw->e[0]));
+	if (!nw)
+		return NULL;
+	for (unsigned i = 0; i < nr; i++) {
+		if (i == at && add)
+			nw->e[j++] = (struct s2_wt_entry){ gfn, 1 };
+		if (i == at && !add)
+			continue;
+		nw->e[j++] = wt->e[i];
+	}
+	if (at == nr && add)
+		nw->e[j++] = (struct s2_wt_entry){ gfn, 1 };
+	nw->nr = j;
+	return nw;
+}
+
+int kvm_write_track_add_gfn(struct kvm *kvm, gfn_t gfn)
+{
+	struct s2_write_track *wt, *nw;
+	unsigned i;
+	int r = 0;
+
+	if (!kvm || gfn >= s2_gfn_limit(kvm))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	s2_spin_lock(&kvm->dirty.track_lock, kvm->env);
+	wt = kvm->dirty.write_track;
+	i = wt ? s2_wt_lower_bound(wt, gfn) : 0;
+	if (wt && i < wt->nr && wt->e[i].gfn == gfn) {
+		/* Already protected; faults only test membership. */
+		__atomic_fetch_add(&wt->e[i].count, 1, __ATOMIC_RELAXED);
+		goto out;
+	}
+	nw = s2_wt_copy(kvm, wt, gfn, true);
+	if (!nw) {
+		r = -ENOMEM;
+		goto out;
+	}
+	s2_wt_publish(kvm, nw, true, gfn);
+out:
+	s2_spin_unlock(&kvm->dirty.track_lock);
+	return r;
+}
+
+int kvm_write_track_remove_gfn(struct kvm *kvm, gfn_t gfn)
+{
+	struct s2_write_track *wt, *nw;
+	unsigned i;
+	int r = 0;
+
+	if (!kvm || gfn >= s2_gfn_limit(kvm))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	s2_spin_lock(&kvm->dirty.track_lock, kvm->env);
+	wt = kvm->dirty.write_track;
+	i = wt ? s2_wt_lower_bound(wt, gfn) : 0;
+	if (!wt || i >= wt->nr || wt->e[i].gfn != gfn) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (__atomic_load_n(&wt->e[i].count, __ATOMIC_RELAXED) > 1) {
+		__atomic_fetch_sub(&wt->e[i].count, 1, __ATOMIC_RELAXED);
+		goto out;
+	}
+	nw = s2_wt_copy(kvm, wt, gfn, false);
+	if (!nw && wt->nr > 1) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* The leaf stays read-only; the next write fault maps it writable. */
+	s2_wt_publish(kvm, nw, false, gfn);
+out:
+	s2_spin_unlock(&kvm->dirty.track_lock);
+	return r;
+}
+
+bool kvm_gfn_is_write_tracked(struct kvm *kvm, gfn_t gfn)
+{
+	bool r;
+
+	if (!kvm)
+		return false;
+	s2_rcu_lock(kvm);
+	r = s2_wt_any(__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_ACQUIRE), gfn, gfn + 1);
+	s2_rcu_unlock(kvm);
+	return r;
+}
+
+/* ---- teardown ---- */
+
+void s2_dirty_destroy(struct kvm *kvm)
+{
+	const struct s2_memslots *ms = kvm->memslots;
+
+	for (unsigned i = 0; i < ms->nr; i++)
+		s2_dirty_slot_free(kvm, ms->dirty[i]);
+	if (kvm->dirty.write_track)
+		kvm->env->ops->free(kvm->env->ctx, kvm->dirty.write_track);
+	kvm->dirty.write_track = NULL;
+}

@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Dirty logging's range kinds, compiled once per format: core/mmu_tmpl.h
+ * includes this after its walker and visitors, so the fmt_* calls here are
+ * the format's inlines and the walker is the same one-walker-many-visitors
+ * loop. The format-neutral half (bitmaps, rings, locking, the order of
+ * steps) is core/dirty.c; the arguments are in core/dirty_internal.h.
+ *
+ *  - split:   a huge leaf becomes a table of 4 KiB leaves with the same pfns
+ *             (rule 1 allows it: no pfn changes) in one atomic install of a
+ *             privately built subtree; it owes a flush (or flushes at once
+ *             where the format needs break-before-make).
+ *  - collapse: a table of contiguous, uniform leaves becomes one leaf, the
+ *             table is freed after RCU; it owes a flush.
+ *  - enable / mask: take hardware write access (or the dirty state) away
+ *             from leaves, keeping MMU-writable, which rule 2 lets happen
+ *             without a flush; the caller decides the flush for what it
+ *             reaped.
+ *  - fast write: give a write-protected, MMU-writable leaf its write access
+ *             back without asking the host.
+ */
+
+/* Table pages it takes to split a leaf at @level down to 4 KiB leaves. */
+static inline uint64_t S2_FN(split_need)(const struct s2_fmt_cfg *c, int level)
+{
+	uint64_t n = 0;
+
+	for (int l = 2; l <= level; l++)
+		n = 1 + (n << c->bits_per_level);
+	return n;
+}
+
+/*
+ * Fill the zeroed, not yet linked table @t of level-@cl entries so that it
+ * maps what one level-(@cl + 1) leaf mapped at @hpa, with @prot and @mt, down
+ * to level 1; deeper tables are pg[*next], pg[*next + 1], ... Every entry
+ * is written, so a retry may fill the same pages again.
+ */
+static void S2_FN(split_fill)(struct kvm *kvm, s2_pte_t *t, int cl, hpa_t hpa, unsigned prot,
+			      unsigned mt, const struct s2_page *pg, unsigned *next)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const unsigned n = 1u << c->bits_per_level;
+	const uint64_t csize = 1ull << s2_level_shift(c, cl);
+
+	if (cl == 1) {
+		for (unsigned i = 0; i < n; i++)
+			t[i] = fmt_make_leaf(c, 1, hpa + i * csize, prot, mt);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const struct s2_page *p = &pg[(*next)++];
+
+		S2_FN(split_fill)(kvm, p->va, cl - 1, hpa + i * csize, prot, mt, pg, next);
+		t[i] = fmt_make_table(c, cl, p->pa);
+	}
+}
+
+/*
+ * Split the huge leaf @v visits into 4 KiB leaves without @a->clear_prot.
+ * Returns 0 (split, or the leaf changed under us and was left alone), 1 when
+ * short of pages (the walk stops), -EIO.
+ */
+static long S2_FN(split_one)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v,
+			     struct s2_split_arg *a)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const int level = v->level;
+	uint64_t need = S2_FN(split_need)(c, level);
+	struct s2_page_stack *ps = a->pages;
+	const struct s2_page *pg;
+	s2_pte_t old = v->old;
+
+	if (!ps) {
+		a->need += need;
+		return 0;
+	}
+	if (ps->nr < need) {
+		a->short_of_pages = true;
+		return 1;
+	}
+	pg = &ps->pg[ps->nr - need];
+	for (;;) {
+		hpa_t hpa = fmt_leaf_hpa(c, old, level);
+		unsigned prot = fmt_leaf_prot(c, old, level) & ~a->clear_prot;
+		unsigned mt = fmt_leaf_memtype(c, old, level), next = 1;
+		int r;
+
+		S2_FN(split_fill)(kvm, pg[0].va, level - 1, hpa, prot, mt, pg, &next);
+		r = S2_FN(set_bbm)(kvm, op->acc, v->ptep, &old, fmt_make_table(c, level, pg[0].pa),
+				   gpa_to_gfn(v->addr), level);
+		if (!r)
+			break;
+		if (r != -EBUSY)
+			return r;
+		/* Hardware set A/D meanwhile: rebuild from the fresh value. */
+		if (!S2_FN(is_leaf_at)(c, old, level))
+			return 0;
+	}
+	ps->nr -= (unsigned)need;
+	op->acc->table_pages += (int64_t)(need * (s2_table_bytes(c) >> 12));
+	op->acc->leaves[1] += (int64_t)1 << ((level - 1) * c->bits_per_level);
+	a->split++;
+	return 0;
+}
+
+static long S2_FN(split_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	if (v->level == 1)
+		return 0;
+	return S2_FN(split_one)(kvm, op, v, op->arg);
+}
+
+/*
+ * What a leaf becomes when a slot starts logging or a harvested page is
+ * re-protected: without hardware W (write-protection), or, with hardware
+ * dirty state, a 4 KiB leaf without its dirty state and a huge leaf without
+ * either (so a write faults in a 4 KiB leaf). MMU-writable always stays.
+ */
+static inline s2_pte_t S2_FN(protected)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level,
+					bool hw)
+{
+	if (!hw)
+		return fmt_is_writable(c, pte, level) ? fmt_wrprotect(c, pte, level) : pte;
+	if (level == 1)
+		return fmt_is_dirty(c, pte, level) ? fmt_mkclean(c, pte, level) : pte;
+	if (fmt_is_writable(c, pte, level) || fmt_is_dirty(c, pte, level))
+		return fmt_wrprotect(c, fmt_mkclean(c, pte, level), level);
+	return pte;
+}
+
+/*
+ * Debug builds check what the fast form below assumes: mmu_lock is held for
+ * write and the change is one the change handler would accept without
+ * owing a flush or changing a leaf count (it only takes W or D away).
+ */
+static bool S2_FN(owes_nothing)(struct kvm *kvm, s2_pte_t old, s2_pte_t new, gfn_t gfn, int level)
+{
+	struct s2_change_acc t;
+
+	if (!s2_rwlock_is_write_locked(&kvm->mmu_lock) ||
+	    !S2_FN(change_allowed)(&kvm->cfg, old, new, level))
+		return false;
+	s2_acc_init(&t);
+	S2_FN(account_change)(kvm, &t, gfn, old, new, level);
+	for (int l = 1; l <= S2_MAX_LEVELS; l++)
+		if (t.leaves[l])
+			return false;
+	return !t.flush && !t.zapped;
+}
+
+/*
+ * Protect the leaf at @ptep (mmu_lock held for write, so only hardware A/D
+ * updates race with us). Bypasses set_locked() for speed: the change only
+ * clears W or D, which rule 2 says owes nothing by itself; the caller
+ * records the flush its reaping owes. An atomic AND keeps whatever A/D the
+ * hardware sets meanwhile. Returns 1 if the leaf changed, 0, or -EIO.
+ */
+static inline long S2_FN(protect_leaf)(struct kvm *kvm, s2_pte_t *ptep, s2_pte_t old, gfn_t gfn,
+				       int level, bool hw)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+
+	for (;;) {
+		s2_pte_t new = S2_FN(protected)(c, old, level, hw);
+
+		if (new == old)
+			return 0;
+		if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+		    s2_unlikely(!S2_FN(owes_nothing)(kvm, old, new, gfn, level))) {
+			kvm_bug(kvm, "dirty-log protection would change more than W or D, gfn",
+				gfn);
+			return -EIO;
+		}
+		if (!(new & ~old)) {
+			__atomic_fetch_and(ptep, ~(old & ~new), __ATOMIC_RELEASE);
+			return 1;
+		}
+		if (__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+			return 1;
+		if (!S2_FN(is_leaf_at)(c, old, level))
+			return 0;
+	}
+}
+
+/* ---- a slot starts logging ---- */
+
+static long S2_FN(enable_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	struct s2_enable_arg *a = op->arg;
+	long r;
+
+	/*
+	 * A leaf that is or may become writable without the host may have a
+	 * writable (or dirty-cached) translation in some TLB that no log saw:
+	 * aging and restoring access-tracked leaves, and earlier protection
+	 * without a harvest, never flushed. Count them; one flush covers all.
+	 */
+	if (v->what == S2_VISIT_TRACKED) {
+		if (fmt_is_mmu_writable(c, fmt_restore_access_tracked(c, v->old, v->level),
+					v->level))
+			a->reaped++;
+		return 0;
+	}
+	if (fmt_is_mmu_writable(c, v->old, v->level) || fmt_is_writable(c, v->old, v->level))
+		a->reaped++;
+	if (v->level > 1 && a->split_on) {
+		long before = a->split.split;
+
+		r = S2_FN(split_one)(kvm, op, v, &a->split);
+		if (r || a->split.split != before)
+			return r;
+	}
+	r = S2_FN(protect_leaf)(kvm, v->ptep, v->old, gpa_to_gfn(v->addr), v->level, a->hw);
+	return r < 0 ? r : 0;
+}
+
+/* ---- re-protect the pages of one 64-bit mask ---- */
+
+static long S2_FN(mask_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_mask_arg *a = op->arg;
+	gfn_t gfn = gpa_to_gfn(v->addr);
+	uint64_t n = 1ull << (s2_level_shift(&kvm->cfg, v->level) - S2_GFN_SHIFT);
+	uint64_t lo = gfn > a->base ? gfn - a->base : 0;
+	uint64_t hi = gfn + n - a->base;
+	uint64_t m;
+	long r;
+
+	if (hi > 64)
+		hi = 64;
+	m = a->mask >> lo;
+	if (hi - lo < 64)
+		m &= (1ull << (hi - lo)) - 1;
+	if (!m)
+		return 0;
+	r = S2_FN(protect_leaf)(kvm, v->ptep, v->old, gfn, v->level, a->hw);
+	if (r < 0)
+		return r;
+	op->result += r;
+	return 0;
+}
+
+/* ---- collect hardware dirty state ---- */
+
+static long S2_FN(scan_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_scan_arg *a = op->arg;
+	gfn_t gfn = gpa_to_gfn(v->addr);
+	gfn_t end = gfn + (1ull << (s2_level_shift(&kvm->cfg, v->level) - S2_GFN_SHIFT));
+
+	if (!fmt_is_dirty(&kvm->cfg, v->old, v->level))
+		return 0;
+	if (gfn < a->base)
+		gfn = a->base;
+	if (end > a->end)
+		end = a->end;
+	for (; gfn < end; gfn++) {
+		uint64_t i = gfn - a->base, bit = 1ull << (i & 63);
+
+		if (!(__atomic_load_n(&a->bits[i >> 6], __ATOMIC_RELAXED) & bit))
+			__atomic_fetch_or(&a->bits[i >> 6], bit, __ATOMIC_RELAXED);
+		op->result++;
+	}
+	return 0;
+}
+
+/* ---- a write fault's fast path ---- */
+
+/*
+ * The leaf lost hardware W but kept MMU-writable (dirty logging, or a
+ * restored access-tracked leaf): give W back (and D, so the hardware dirty
+ * state agrees with the page being recorded) with compare-and-exchange under
+ * the read side of mmu_lock. The pfn is the one the leaf kept, so no host
+ * lookup is needed. While the slot logs, a huge leaf is left for the full
+ * path, which maps 4 KiB.
+ */
+static long S2_FN(fast_write_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	struct s2_fast_arg *a = op->arg;
+	const int level = v->level;
+	s2_pte_t old = v->old;
+
+	if (v->what != S2_VISIT_LEAF)
+		return 0;
+	for (;;) {
+		s2_pte_t new;
+		int r;
+
+		if (!S2_FN(is_leaf_at)(c, old, level) || !fmt_is_mmu_writable(c, old, level))
+			return 0;
+		if (fmt_is_writable(c, old, level)) {
+			/* Another vcpu fixed it first. */
+			if (S2_FN(leaf_grants)(c, old, level, a->access) &&
+			    fmt_is_young(c, old, level))
+				a->ret = RET_PF_SPURIOUS;
+			return 0;
+		}
+		if (level > 1 && a->logging)
+			return 0;
+		new = fmt_leaf_set_prot(c, old, level,
+					fmt_leaf_prot(c, old, level) | S2_PROT_W | S2_PROT_DIRTY |
+						S2_PROT_ACCESSED);
+		if (!S2_FN(leaf_grants)(c, new, level, a->access))
+			return 0;
+		r = S2_FN(set_atomic)(kvm, op->acc, v->ptep, &old, new, gpa_to_gfn(v->addr), level);
+		if (r == -EBUSY)
+			continue;
+		if (r)
+			return r;
+		a->ret = RET_PF_FIXED;
+		return 0;
+	}
+}
+
+/* ---- collapse ---- */
+
+/*
+ * After its children were visited: the table at @v becomes one leaf when
+ * it lies in the slot, the backing allows a leaf of its size there (as the
+ * host said before mmu_lock was taken), no gfn in it is write-tracked, and
+ * its children are present leaves of contiguous pfns from the block's host
+ * pfn with the same attributes (apart from W, Accessed and Dirty). The new
+ * leaf is writable only if every child was, young or dirty if any was.
+ */
+static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	struct s2_collapse_arg *a = op->arg;
+	const int level = v->level, cl = level - 1;
+	const unsigned n = 1u << c->bits_per_level;
+	const uint64_t csize = 1ull << s2_level_shift(c, cl);
+	const unsigned adw = S2_PROT_W | S2_PROT_ACCESSED | S2_PROT_DIRTY;
+	gfn_t gfn = gpa_to_gfn(v->addr);
+	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
+	s2_pte_t old = v->old, e0, ign, ref, and_raw = ~0ull, or_raw = 0, *t, new;
+	const struct s2_collapse_blk *b;
+	unsigned base, mt, prot = 0;
+	hpa_t hpa0;
+	uint64_t idx;
+	int r;
+
+	if (level < 2 || level > kvm->max_leaf_level)
+		return 0;
+	if (!fmt_is_present(c, old, level) || fmt_is_leaf(c, old, level))
+		return 0;
+	if (gfn < a->start || gfn + pages > a->end || gfn < a->blk0)
+		return 0;
+	idx = (gfn - a->blk0) >> a->blk_shift;
+	if (idx >= a->nblk)
+		return 0;
+	b = &a->blk[idx];
+	if (b->max_level < level || s2_wt_any(a->wt, gfn, gfn + pages))
+		return 0;
+	t = S2_FN(table_va)(kvm, old, level);
+	e0 = __atomic_load_n(&t[0], __ATOMIC_RELAXED);
+	if (!S2_FN(is_leaf_at)(c, e0, cl))
+		return 0;
+	hpa0 = fmt_leaf_hpa(c, e0, cl);
+	if (hpa0 != (b->pfn << S2_GFN_SHIFT) || (hpa0 & ((pages << S2_GFN_SHIFT) - 1)))
+		return 0;
+	base = fmt_leaf_prot(c, e0, cl) & ~adw;
+	mt = fmt_leaf_memtype(c, e0, cl);
+	/* Raw bits that W, Accessed and Dirty may change; all else must match. */
+	ref = fmt_make_leaf(c, cl, hpa0, base, mt);
+	ign = fmt_make_leaf(c, cl, hpa0, base | adw, mt) ^ ref;
+	for (unsigned i = 0; i < n; i++) {
+		s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+
+		if ((e ^ fmt_make_leaf(c, cl, hpa0 + i * csize, base, mt)) & ~ign)
+			return 0;
+		and_raw &= e;
+		or_raw |= e;
+	}
+	if (fmt_is_writable(c, (ref & ~ign) | (and_raw & ign), cl))
+		prot |= S2_PROT_W;
+	if (fmt_is_young(c, (ref & ~ign) | (or_raw & ign), cl))
+		prot |= S2_PROT_ACCESSED;
+	if ((prot & S2_PROT_W) && fmt_is_dirty(c, (ref & ~ign) | (or_raw & ign), cl))
+		prot |= S2_PROT_DIRTY;
+	new = fmt_make_leaf(c, level, hpa0, base | prot, mt);
+	r = S2_FN(set_bbm)(kvm, op->acc, v->ptep, &old, new, gfn, level);
+	if (r)
+		return r == -EBUSY ? 0 : r;
+	/* The old table waits for a grace period, linked through entry 0
+	 * (frozen, so a walker still inside it retries). */
+	__atomic_store_n(&t[0], FMT_FROZEN | op->acc->free_head, __ATOMIC_RELEASE);
+	op->acc->free_head = fmt_table_hpa(c, old, level);
+	op->acc->free_nr++;
+	op->acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);
+	op->acc->leaves[cl] -= (int64_t)n;
+	a->collapsed++;
+	return 0;
+}
+
+static long S2_FN(dirty_range)(struct kvm *kvm, struct s2_range_op *op, gpa_t s, gpa_t e)
+{
+	long r;
+
+	switch (op->kind) {
+	case S2_RANGE_DIRTY_ENABLE: {
+		struct s2_enable_arg *a = op->arg;
+
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
+				S2_FN(enable_visit));
+		/* The pre-log state is reaped: one flush for the call. */
+		if (r >= 0 && a->reaped)
+			s2_acc_need_flush(op->acc, op->start, op->end);
+		return r;
+	}
+	case S2_RANGE_DIRTY_MASK:
+		return S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(mask_visit));
+	case S2_RANGE_DIRTY_SCAN:
+		return S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(scan_visit));
+	case S2_RANGE_FAST_WRITE:
+		return S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
+				   S2_FN(fast_write_visit));
+	case S2_RANGE_SPLIT: return S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(split_visit));
+	case S2_RANGE_COLLAPSE:
+		return S2_FN(walk)(kvm, op, s, e, S2_VISIT_TABLE_POST, S2_FN(collapse_visit));
+	default: return -EINVAL;
+	}
+}
