@@ -26,7 +26,7 @@
 #define UART_LSR_IDLE 0x60    /* THR empty, transmitter idle */
 #define G_CTL U64(0x10001000) /* the test's control registers (64-bit) */
 #define CTL_EXIT 0x00	      /* write: the guest's verdict, 0 = pass */
-#define CTL_ZAP_ARM 0x08      /* write: arm the timer whose interrupt zaps G_ZAP */
+#define CTL_ZAP_ARM 0x08      /* write: the other hart zaps G_ZAP 2 ms later */
 #define CTL_ZAP_DONE 0x10     /* read: zaps done so far */
 #define CTL_PHASE 0x18	      /* write: the guest's phase number (logged) */
 #define CTL_MAGIC 0x20	      /* read: MAGIC, for sign/zero-extension checks */
