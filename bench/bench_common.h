@@ -97,13 +97,6 @@ static inline double bench_median(const struct bench_samples *s)
 	return n & 1 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
-/* Merge @from's samples into @into (a limit measured beside each format). */
-static inline void bench_merge(struct bench_samples *into, const struct bench_samples *from)
-{
-	for (unsigned i = 0; i < from->n && into->n < BENCH_MAX_SAMPLES; i++)
-		into->v[into->n++] = from->v[i];
-}
-
 /*
  * ---- chunked best-of-N ----
  *
@@ -115,8 +108,8 @@ static inline void bench_merge(struct bench_samples *into, const struct bench_sa
  * It is still the cost of every page of the loop, in order.
  */
 struct bench_chunks {
-	unsigned n;      /* chunks per run */
-	uint64_t *best;  /* best ns of each chunk so far (UINT64_MAX: none) */
+	unsigned n;		   /* chunks per run */
+	uint64_t *best;		   /* best ns of each chunk so far (UINT64_MAX: none) */
 	struct bench_samples runs; /* whole-run ns per page, for the median */
 };
 
@@ -158,14 +151,14 @@ static inline void bench_chunks_free(struct bench_chunks *c)
 /* ---- rows ---- */
 
 struct bench_row {
-	const char *op;    /* "populate", "zap", ... */
-	const char *fmt;   /* "x86-ept", ... */
-	double ns;         /* best ns per page */
+	const char *op;	 /* "populate", "zap", ... */
+	const char *fmt; /* "x86-ept", ... */
+	double ns;	 /* best ns per page */
 	double ns_median;
 	const char *limit; /* "naive_walk", "locked_sweep", ... */
 	double limit_ns;
 	double limit_median;
-	double target;     /* largest acceptable ratio; 0 = none */
+	double target; /* largest acceptable ratio; 0 = none */
 };
 
 static inline double bench_ratio(const struct bench_row *r)

@@ -41,11 +41,11 @@
 #include "s2mmu/s2mmu.h"
 
 #define POPULATE_TARGET 1.5 /* issue 2: at most 1.5x the naive walk */
-#define ZAP_TARGET 1.5      /* issue 2: at most 1.5x the locked sweep */
+#define ZAP_TARGET 1.5	    /* issue 2: at most 1.5x the locked sweep */
 #define VS_EPT_TARGET 1.10  /* issue 3: populate ratio within 10% of EPT's */
 
-#define BASE_GFN 0x100000ull         /* the memslot starts at 4 GiB */
-#define HVA_BASE 0x7f0000000000ull   /* simulated host memory */
+#define BASE_GFN 0x100000ull	   /* the memslot starts at 4 GiB */
+#define HVA_BASE 0x7f0000000000ull /* simulated host memory */
 
 /*
  * Every format, each at its 4-level configuration with a 48-bit gpa. arm64
@@ -166,8 +166,8 @@ static void measure_naive_walk(struct bench_chunks *c, uint64_t pages)
 		total += t0;
 	}
 	if (got != pages) {
-		fprintf(stderr, "bench_mmu: naive walk installed %" PRIu64 " of %" PRIu64 "\n",
-			got, pages);
+		fprintf(stderr, "bench_mmu: naive walk installed %" PRIu64 " of %" PRIu64 "\n", got,
+			pages);
 		exit(2);
 	}
 	bench_add(&c->runs, total, pages);
@@ -194,10 +194,14 @@ static void measure_locked_sweep(struct bench_samples *s, uint64_t *entries, uin
 
 static int fmt_setup(struct fmt_bench *b, uint64_t pages)
 {
-	struct kvm_vm_params p = { .fmt = b->id, .gpa_bits = 48, .fmt_flags = b->fmt_flags,
-				   .max_leaf_level = 1, .max_vcpus = 1 };
-	struct kvm_memory_slot slot = { .id = 0, .base_gfn = BASE_GFN, .npages = pages,
-					.userspace_addr = HVA_BASE };
+	struct kvm_vm_params p = { .fmt = b->id,
+				   .gpa_bits = 48,
+				   .fmt_flags = b->fmt_flags,
+				   .max_leaf_level = 1,
+				   .max_vcpus = 1 };
+	struct kvm_memory_slot slot = {
+		.id = 0, .base_gfn = BASE_GFN, .npages = pages, .userspace_addr = HVA_BASE
+	};
 	int r;
 
 	s2_hosted_init(&b->h);
@@ -314,7 +318,8 @@ int main(void)
 	}
 
 	printf("bench_mmu: %" PRIu64 " pages (%" PRIu64 " MiB of gpa) of 4 KiB leaves, %u runs:\n"
-	       "  populate: sum over chunks of %" PRIu64 " pages of each chunk's best; zap: best run\n",
+	       "  populate: sum over chunks of %" PRIu64
+	       " pages of each chunk's best; zap: best run\n",
 	       pages, pages >> 8, reps, chunk_pages);
 	fflush(stdout);
 	for (unsigned rep = 0; rep < reps; rep++) {
@@ -334,18 +339,24 @@ int main(void)
 	for (unsigned i = 0; i < nr; i++) {
 		if (do_populate)
 			rows[nrows++] = (struct bench_row){
-				.op = "populate", .fmt = fb[i].name,
+				.op = "populate",
+				.fmt = fb[i].name,
 				.ns = bench_chunks_best(&fb[i].populate, pages),
-				.ns_median = bench_median(&fb[i].populate.runs), .limit = "naive_walk",
+				.ns_median = bench_median(&fb[i].populate.runs),
+				.limit = "naive_walk",
 				.limit_ns = bench_chunks_best(&walk, pages),
 				.limit_median = bench_median(&walk.runs),
 				.target = POPULATE_TARGET,
 			};
 		if (do_zap)
 			rows[nrows++] = (struct bench_row){
-				.op = "zap", .fmt = fb[i].name, .ns = bench_best(&fb[i].zap),
-				.ns_median = bench_median(&fb[i].zap), .limit = "locked_sweep",
-				.limit_ns = bench_best(&sweep), .limit_median = bench_median(&sweep),
+				.op = "zap",
+				.fmt = fb[i].name,
+				.ns = bench_best(&fb[i].zap),
+				.ns_median = bench_median(&fb[i].zap),
+				.limit = "locked_sweep",
+				.limit_ns = bench_best(&sweep),
+				.limit_median = bench_median(&sweep),
 				.target = ZAP_TARGET,
 			};
 	}
