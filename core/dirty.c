@@ -492,6 +492,7 @@ static long s2_protect_mask(struct kvm *kvm, gfn_t base, uint64_t mask, bool hw,
 struct s2_reap {
 	gfn_t lo, hi;
 	uint64_t pages;
+	uint64_t masks;
 };
 
 static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
@@ -504,6 +505,7 @@ static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
 	if (!rp->pages || hi > rp->hi)
 		rp->hi = hi;
 	rp->pages += (uint64_t)__builtin_popcountll(mask);
+	rp->masks++;
 }
 
 /* Rule 2 for dirty logging: flush once, and only if something was reaped. */
@@ -513,6 +515,7 @@ static void s2_reap_settle(struct kvm *kvm, const struct s2_reap *rp, struct s2_
 		return;
 	s2_acc_need_flush(acc, rp->lo, rp->hi);
 	s2_dstat_add(&kvm->dirty.stat.reaped, rp->pages);
+	s2_dstat_add(&kvm->dirty.stat.masks, rp->masks);
 }
 
 /* ---- get / clear ---- */
@@ -1059,6 +1062,9 @@ bool kvm_gfn_is_write_tracked(struct kvm *kvm, gfn_t gfn)
 	bool r;
 
 	if (!kvm)
+		return false;
+	/* No gfn was ever tracked: the common fault takes no RCU lock. */
+	if (!__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_ACQUIRE))
 		return false;
 	s2_rcu_lock(kvm);
 	r = s2_wt_any(__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_ACQUIRE), gfn, gfn + 1);

@@ -66,6 +66,10 @@ struct kvm_vcpu {
 	void *priv;
 	struct s2_mmu_cache cache;
 	struct s2_vcpu_stats stat;
+	/* The memslot of the last fault, by value, with the generation it was
+	 * read in (KVM's last_used_slot): sequential faults skip the lookup. */
+	uint64_t slot_cache_gen;
+	struct kvm_memory_slot slot_cache;
 	struct s2_dirty_ring *dirty_ring; /* NULL without dirty rings */
 };
 
@@ -174,7 +178,16 @@ static inline void s2_acc_need_flush(struct s2_change_acc *acc, gfn_t start, gfn
 
 /* Issue the owed flush and fold statistics in. Called with mmu_lock held,
  * right before it is dropped; this is the only place an operation flushes. */
-void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc);
+void s2_acc_settle_slow(struct kvm *kvm, struct s2_change_acc *acc);
+static inline void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	int64_t any = acc->flush | (int64_t)acc->zapped | acc->table_pages;
+
+	for (int l = 1; l <= S2_MAX_LEVELS; l++)
+		any |= acc->leaves[l];
+	if (any)
+		s2_acc_settle_slow(kvm, acc);
+}
 /* After mmu_lock is dropped: free the tables @acc unlinked, after RCU. */
 void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc);
 

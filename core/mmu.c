@@ -6,7 +6,7 @@
  */
 #include "core/kvm_internal.h"
 
-void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc)
+void s2_acc_settle_slow(struct kvm *kvm, struct s2_change_acc *acc)
 {
 	if (acc->flush) {
 		kvm_flush_remote_tlbs_range(kvm, acc->flush_start,

@@ -188,6 +188,44 @@ static inline S2_MUST_CHECK int S2_FN(set_locked)(struct kvm *kvm, struct s2_cha
 }
 
 /*
+ * The two hot cases of the change handler, with their rules worked out once
+ * here rather than per entry in account_change():
+ *
+ * set_fresh() installs over an entry that is not present, not access-tracked
+ * and not frozen (the caller checked): rule 1 cannot apply and rule 2 owes
+ * nothing; the caller counts the leaf or table it made. Compare-and-exchange
+ * under the read side of mmu_lock; false (with *@old refreshed) on a lost race.
+ *
+ * zap_locked() makes a present or access-tracked leaf non-present under the
+ * write side: always allowed, and it owes a flush of the leaf's range. The
+ * exchange is atomic because hardware may still set A/D until that flush.
+ */
+static inline bool S2_FN(set_fresh)(struct kvm *kvm, s2_pte_t *ptep, s2_pte_t *old, s2_pte_t new)
+{
+	(void)kvm;
+	return __atomic_compare_exchange_n(ptep, old, new, false, __ATOMIC_RELEASE,
+					   __ATOMIC_ACQUIRE);
+}
+
+static inline int S2_FN(zap_locked)(struct kvm *kvm, struct s2_change_acc *acc, s2_pte_t *ptep,
+				    gfn_t gfn, int level)
+{
+	uint64_t pages = 1ull << (s2_level_shift(&kvm->cfg, level) - S2_GFN_SHIFT);
+	gfn_t base = gfn & ~(pages - 1);
+
+	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+	    s2_unlikely(!s2_rwlock_is_write_locked(&kvm->mmu_lock))) {
+		kvm_bug(kvm, "leaf zapped without mmu_lock held for write, gfn", gfn);
+		return -EIO;
+	}
+	__atomic_exchange_n(ptep, 0, __ATOMIC_ACQ_REL);
+	acc->leaves[level]--;
+	acc->zapped++;
+	s2_acc_need_flush(acc, base, base + pages);
+	return 0;
+}
+
+/*
  * Replace a present entry by one of another size or output address (split,
  * collapse). Where the format needs break-before-make (rules 5 and 7): freeze
  * the entry with compare-and-exchange, flush what the old entry may have left
@@ -266,14 +304,22 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	const int top = c->levels;
 	s2_pte_t *tbl[S2_MAX_LEVELS + 2];
+	unsigned sh[S2_MAX_LEVELS + 2];
+	uint64_t mask[S2_MAX_LEVELS + 2];
 	int level = top;
 	gpa_t addr = start;
 	long r;
 
+	/* Shift and index mask per level, once per walk rather than per entry. */
+	for (int l = 1; l <= top; l++) {
+		sh[l] = s2_level_shift(c, l);
+		mask[l] = (1ull << s2_level_bits(c, l)) - 1;
+	}
+	sh[top + 1] = 64;
 	tbl[top] = kvm->root;
 	for (;;) {
-		unsigned shift = s2_level_shift(c, level);
-		s2_pte_t *ptep = &tbl[level][S2_FN(index)(c, addr, level)];
+		unsigned shift = sh[level];
+		s2_pte_t *ptep = &tbl[level][(addr >> shift) & mask[level]];
 		s2_pte_t old = S2_FN(pte_load)(ptep);
 		gpa_t span = addr & ~((1ull << shift) - 1);
 
@@ -309,7 +355,7 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 		/* Step sideways; step up while the table is done or the range ended. */
 		addr = span + (1ull << shift);
 		while (level < top) {
-			unsigned up_shift = s2_level_shift(c, level + 1);
+			unsigned up_shift = sh[level + 1];
 			bool table_done = !(addr & ((1ull << up_shift) - 1));
 
 			if (!table_done && addr < end)
@@ -317,7 +363,7 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 			level++;
 			if (what & S2_VISIT_TABLE_POST) {
 				gpa_t tspan = (addr - 1) & ~((1ull << up_shift) - 1);
-				s2_pte_t *pp = &tbl[level][S2_FN(index)(c, tspan, level)];
+				s2_pte_t *pp = &tbl[level][(tspan >> sh[level]) & mask[level]];
 				struct s2_visit v = { pp, S2_FN(pte_load)(pp), tspan, level,
 						      S2_VISIT_TABLE_POST };
 
@@ -376,8 +422,7 @@ static long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 
 	if (v->what == S2_VISIT_LEAF || v->what == S2_VISIT_TRACKED) {
-		if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr),
-				      v->level, NULL))
+		if (S2_FN(zap_locked)(kvm, op->acc, v->ptep, gpa_to_gfn(v->addr), v->level))
 			return -EIO;
 		op->result++;
 		return 0;
@@ -727,17 +772,37 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	s2_pte_t *tbl = kvm->root;
 	struct s2_change_acc acc;
 	int level = c->levels;
+	/* The index of each level, kept as a shift and a width while the
+	 * descent steps down, rather than recomputed per level. */
+	unsigned shift = s2_level_shift(c, level), bits = c->root_bits;
 	bool restored = false;
 	int ret;
 
 	s2_acc_init(&acc);
 	for (;;) {
-		s2_pte_t *ptep = &tbl[S2_FN(index)(c, gpa, level)];
+		s2_pte_t *ptep = &tbl[(gpa >> shift) & ((1u << bits) - 1)];
 		s2_pte_t old = S2_FN(pte_load)(ptep);
 		s2_pte_t new;
 		struct s2_page pg;
 
 	again:
+		if (fmt_is_present(c, old, level)) {
+			if (level == 1 || fmt_is_leaf(c, old, level)) {
+				ret = S2_FN(fix_existing)(kvm, &acc, f, ptep, old, level);
+				if (ret != -EAGAIN)
+					break;
+				old = S2_FN(pte_load)(ptep);
+				goto again;
+			}
+			if (level == f->level)
+				f->level = level - 1;
+			tbl = S2_FN(table_va)(kvm, old, level);
+			level--;
+			shift -= c->bits_per_level;
+			bits = c->bits_per_level;
+			continue;
+		}
+		/* Not present: frozen (retry), access-tracked (restore), or free. */
 		if (s2_unlikely(fmt_is_frozen(old))) {
 			ret = RET_PF_RETRY;
 			break;
@@ -755,35 +820,19 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 			}
 			goto again;
 		}
-		if (fmt_is_present(c, old, level)) {
-			if (level == 1 || fmt_is_leaf(c, old, level)) {
-				ret = S2_FN(fix_existing)(kvm, &acc, f, ptep, old, level);
-				if (ret != -EAGAIN)
-					break;
-				old = S2_FN(pte_load)(ptep);
-				goto again;
-			}
-			if (level == f->level)
-				f->level = level - 1;
-			tbl = S2_FN(table_va)(kvm, old, level);
-			level--;
-			continue;
-		}
 		if (level == f->level) {
-			uint64_t size = 1ull << s2_level_shift(c, level);
+			uint64_t size = 1ull << shift;
 
 			new = fmt_make_leaf(c, level, f->hpa & ~(size - 1), f->prot, f->memtype);
 			/* arm64 without FWB: the guest may map it non-cacheable. */
 			if (FMT_NEEDS_BBM)
 				fmt_cache_clean(c, kvm->env, f->hpa & ~(size - 1), size);
-			ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
-			if (ret == -EBUSY)
+			if (!S2_FN(set_fresh)(kvm, ptep, &old, new))
 				goto again;
+			acc.leaves[level]++;
 			f->installed_level = level;
-			if (!ret) {
-				f->made_writable = fmt_is_writable(c, new, level);
-				ret = RET_PF_FIXED;
-			}
+			f->made_writable = fmt_is_writable(c, new, level);
+			ret = RET_PF_FIXED;
 			break;
 		}
 		if (s2_unlikely(!s2_cache_pop(vcpu, &pg))) {
@@ -792,21 +841,20 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 			break;
 		}
 		new = fmt_make_table(c, level, pg.pa);
-		ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
-		if (ret) {
+		if (!S2_FN(set_fresh)(kvm, ptep, &old, new)) {
 			s2_cache_push(vcpu, &pg);
-			if (ret == -EBUSY)
-				goto again;
-			break;
+			goto again;
 		}
 		acc.table_pages += (int64_t)(s2_table_bytes(c) >> 12);
 		tbl = pg.va;
 		level--;
+		shift -= c->bits_per_level;
+		bits = c->bits_per_level;
 	}
 	if (restored && ret == RET_PF_SPURIOUS)
 		ret = RET_PF_FIXED;
 	/* Leaf counts go to the vcpu's own counters: no shared atomic per fault. */
-	for (int l = 1; l <= c->levels; l++) {
+	for (int l = f->installed_level ? f->installed_level : 1; l <= c->levels; l++) {
 		if (acc.leaves[l]) {
 			__atomic_store_n(&vcpu->stat.leaves[l],
 					 __atomic_load_n(&vcpu->stat.leaves[l], __ATOMIC_RELAXED) +
