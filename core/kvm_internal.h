@@ -80,6 +80,8 @@ struct kvm {
 	hpa_t root_pa;
 	s2_pte_t *root;
 	uint8_t max_leaf_level; /* cfg clamped by Kconfig and params */
+	bool p2v_linear;        /* env has no phys_to_virt: va = pa + p2v_offset */
+	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
 	struct s2_spinlock slots_lock; /* serialises memslot updates */
@@ -118,9 +120,9 @@ static inline void *s2_phys_to_virt(const struct kvm *kvm, hpa_t pa)
 {
 	const struct s2_env *env = kvm->env;
 
-	if (env->ops->phys_to_virt)
-		return env->ops->phys_to_virt(env->ctx, pa);
-	return (void *)(uintptr_t)(pa + (uint64_t)env->virt_offset);
+	if (s2_likely(kvm->p2v_linear))
+		return (void *)(uintptr_t)(pa + kvm->p2v_offset);
+	return env->ops->phys_to_virt(env->ctx, pa);
 }
 
 void s2_log(const struct kvm *kvm, enum s2_log_level lvl, const char *msg, uint64_t val);

@@ -320,9 +320,42 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 	for (;;) {
 		unsigned shift = sh[level];
 		s2_pte_t *ptep = &tbl[level][(addr >> shift) & mask[level]];
-		s2_pte_t old = S2_FN(pte_load)(ptep);
 		gpa_t span = addr & ~((1ull << shift) - 1);
+		s2_pte_t old;
 
+		if (level == 1) {
+			/*
+			 * A leaf table holds leaves or nothing: run through its
+			 * part of the range in one tight loop (the hot loop of
+			 * every zap, age and protect).
+			 */
+			gpa_t tend = (span | ((1ull << sh[2]) - 1)) + 1;
+			s2_pte_t *last = ptep + (((end < tend ? end : tend) - span + (1ull << shift) - 1) >>
+						 shift);
+
+			for (; ptep < last; ptep++, span += 1ull << shift) {
+				old = S2_FN(pte_load)(ptep);
+				if (fmt_is_present(c, old, 1)) {
+					if (what & S2_VISIT_LEAF) {
+						struct s2_visit v = { ptep, old, span, 1, S2_VISIT_LEAF };
+
+						r = fn(kvm, op, &v);
+						if (r)
+							return r;
+					}
+				} else if ((what & S2_VISIT_TRACKED) &&
+					   fmt_is_access_tracked(c, old, 1)) {
+					struct s2_visit v = { ptep, old, span, 1, S2_VISIT_TRACKED };
+
+					r = fn(kvm, op, &v);
+					if (r)
+						return r;
+				}
+			}
+			addr = span;
+			goto step_up;
+		}
+		old = S2_FN(pte_load)(ptep);
 		if (fmt_is_present(c, old, level)) {
 			if (level > 1 && !fmt_is_leaf(c, old, level)) {
 				if (what & S2_VISIT_TABLE_PRE) {
@@ -354,6 +387,7 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 		}
 		/* Step sideways; step up while the table is done or the range ended. */
 		addr = span + (1ull << shift);
+	step_up:
 		while (level < top) {
 			unsigned up_shift = sh[level + 1];
 			bool table_done = !(addr & ((1ull << up_shift) - 1));
@@ -417,7 +451,8 @@ static inline bool S2_FN(table_empty)(struct kvm *kvm, s2_pte_t table, int level
 	return true;
 }
 
-static long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+static S2_ALWAYS_INLINE long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_op *op,
+					      struct s2_visit *v)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 
@@ -479,61 +514,68 @@ static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, stru
 
 /* ---- age ---- */
 
-/* Clear Accessed (formats with an Accessed bit), or test it. */
-static long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+/*
+ * Clear Accessed, or test it (formats with an Accessed bit). op->arg holds
+ * the Accessed bits per level (fmt_accessed_mask()), so testing and clearing
+ * are a mask, not a decode of the leaf.
+ */
+static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op,
+					      struct s2_visit *v)
 {
-	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const s2_pte_t a = ((const s2_pte_t *)op->arg)[v->level];
+	s2_pte_t old = v->old;
 
-	if (!fmt_is_young(c, v->old, v->level))
+	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+	    s2_unlikely(!(old & a) != !fmt_is_young(&kvm->cfg, old, v->level) ||
+			((old & a) && (old & ~a) != fmt_mkold(&kvm->cfg, old, v->level)))) {
+		kvm_bug(kvm, "Accessed is not the bits fmt_accessed_mask() says, gfn",
+			gpa_to_gfn(v->addr));
+		return -EIO;
+	}
+	if (!(old & a))
 		return 0;
 	op->result++;
 	if (op->kind == S2_RANGE_TEST_AGE)
 		return 1;
-	/* Clearing Accessed is the one change that never flushes; a lost
-	 * race with a hardware A/D update is retried on the fresh value. */
-	s2_pte_t old = v->old;
-
-	for (;;) {
-		s2_pte_t new = fmt_mkold(c, old, v->level);
-
-		if (__atomic_compare_exchange_n(v->ptep, &old, new, false, __ATOMIC_RELAXED,
-						__ATOMIC_RELAXED))
+	/* Clearing Accessed is the one change that never flushes. A lost race
+	 * (hardware setting A/D, a fault) retries on the fresh value; one that
+	 * stopped being a young leaf (frozen, say) is left alone. */
+	while (!__atomic_compare_exchange_n(v->ptep, &old, old & ~a, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		if (!S2_FN(is_leaf_at)(&kvm->cfg, old, v->level) || !(old & a))
 			return 0;
-		if (!S2_FN(is_leaf_at)(c, old, v->level))
-			return 0;
-	}
+	return 0;
 }
 
 /*
  * No Accessed bit, access tracking: every present leaf counts as young and
- * becomes access-tracked (not present to hardware, restorable), which owes
- * no flush. Runs under the read side of mmu_lock against faults.
+ * becomes access-tracked (not present to hardware, restorable). Runs under
+ * the read side of mmu_lock against faults. Same pfn, and still a leaf to
+ * the change handler, which would record nothing: a bare compare-and-exchange
+ * does.
  */
-static long S2_FN(age_track_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+static S2_ALWAYS_INLINE long S2_FN(age_track_visit)(struct kvm *kvm, struct s2_range_op *op,
+						    struct s2_visit *v)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	s2_pte_t old = v->old;
 
 	op->result++;
-	for (;;) {
-		int r = S2_FN(set_atomic)(kvm, op->acc, v->ptep, &old,
-					  fmt_mk_access_tracked(c, old, v->level),
-					  gpa_to_gfn(v->addr), v->level);
-
-		if (r != -EBUSY)
-			return r;
+	while (!__atomic_compare_exchange_n(v->ptep, &old, fmt_mk_access_tracked(c, old, v->level),
+					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		if (!S2_FN(is_leaf_at)(c, old, v->level))
 			return 0;
-	}
+	return 0;
 }
 
-/* No Accessed bit and no tracking: every present leaf is reported young. */
+/* No Accessed bit and no tracking: every present leaf is reported young
+ * (test_age stops at the first). */
 static long S2_FN(age_report_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
 {
 	(void)kvm;
 	(void)v;
 	op->result++;
-	return 0;
+	return op->kind == S2_RANGE_TEST_AGE;
 }
 
 static inline bool S2_FN(leaf_grants)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level,
@@ -595,16 +637,22 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 				S2_FN(wrprotect_visit));
 		break;
 	case S2_RANGE_AGE:
-		if (fmt_has_accessed_bit(c))
+	case S2_RANGE_TEST_AGE: {
+		s2_pte_t amask[S2_MAX_LEVELS + 1] = { 0 };
+		s2_pte_t any = 0;
+
+		for (int l = 1; l <= c->max_leaf_level; l++)
+			any |= amask[l] = fmt_accessed_mask(c, l);
+		op->arg = amask;
+		if (any)
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
-		else if (fmt_can_access_track(c))
+		else if (op->kind == S2_RANGE_AGE && fmt_can_access_track(c))
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_track_visit));
 		else
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_report_visit));
+		op->arg = NULL;
 		break;
-	case S2_RANGE_TEST_AGE:
-		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
-		break;
+	}
 	case S2_RANGE_MKYOUNG:
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
 				S2_FN(mkyoung_visit));
@@ -829,7 +877,10 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 				fmt_cache_clean(c, kvm->env, f->hpa & ~(size - 1), size);
 			if (!S2_FN(set_fresh)(kvm, ptep, &old, new))
 				goto again;
-			acc.leaves[level]++;
+			/* Counted on the vcpu: no shared atomic per fault. */
+			__atomic_store_n(&vcpu->stat.leaves[level],
+					 __atomic_load_n(&vcpu->stat.leaves[level], __ATOMIC_RELAXED) + 1,
+					 __ATOMIC_RELAXED);
 			f->installed_level = level;
 			f->made_writable = fmt_is_writable(c, new, level);
 			ret = RET_PF_FIXED;
@@ -853,16 +904,7 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	}
 	if (restored && ret == RET_PF_SPURIOUS)
 		ret = RET_PF_FIXED;
-	/* Leaf counts go to the vcpu's own counters: no shared atomic per fault. */
-	for (int l = f->installed_level ? f->installed_level : 1; l <= c->levels; l++) {
-		if (acc.leaves[l]) {
-			__atomic_store_n(&vcpu->stat.leaves[l],
-					 __atomic_load_n(&vcpu->stat.leaves[l], __ATOMIC_RELAXED) +
-						 acc.leaves[l],
-					 __ATOMIC_RELAXED);
-			acc.leaves[l] = 0;
-		}
-	}
+	/* Other changes (restores, zaps of a larger leaf) settle as usual. */
 	s2_acc_settle(kvm, &acc);
 	return ret;
 }
