@@ -9,6 +9,8 @@
 # and gets $(B)/hv.bin (flat host image with the guest inside).
 #
 #   O=dir          build directory (default: build/ beside the Makefile)
+#   LIBSRC=dir     s2mmu source tree the library and headers come from
+#                  (default: this checkout)
 #   BREAK_FLUSH=1  build a hypervisor that ignores KVM_REQ_TLB_FLUSH, into
 #                  $(O)/break-flush (the zap check must then fail)
 
@@ -16,6 +18,7 @@ X86C := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 SRCTREE := $(abspath $(X86C)/../..)
 EXDIR := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
 
+LIBSRC ?= $(SRCTREE)
 O ?= $(EXDIR)/build
 override O := $(abspath $(O))
 BREAK_FLUSH ?= 0
@@ -35,22 +38,22 @@ BARE := -ffreestanding -nostdlib -fno-builtin -fno-tree-loop-distribute-patterns
 	-fno-stack-protector -fno-pic -fno-pie -fcf-protection=none \
 	-fno-asynchronous-unwind-tables -mgeneral-regs-only
 HOST_CFLAGS := -std=c11 -O2 -g $(WARN) $(BARE) -m64 -mno-red-zone -ffunction-sections \
-	-fdata-sections -I$(SRCTREE)/include -I$(SRCTREE) -I$(LIBO)/include \
+	-fdata-sections -I$(LIBSRC)/include -I$(LIBSRC) -I$(LIBO)/include \
 	-DBREAK_FLUSH=$(if $(filter 1,$(BREAK_FLUSH)),1,0)
 GUEST_CFLAGS := -std=c11 -O2 $(WARN) $(BARE) -m32 $(GUEST_DEFS)
 
-HV_SRCS := $(X86C)/start.S $(X86C)/hv.c $(X86C)/decode.c $(SRCTREE)/examples/common/klib.c \
+HV_SRCS := $(X86C)/start.S $(X86C)/hv.c $(X86C)/decode.c $(X86C)/smp.c $(SRCTREE)/examples/common/klib.c \
 	$(X86C)/guest_blob.S $(VENDOR_SRCS)
 HV_OBJS := $(foreach s,$(HV_SRCS),$(B)/obj/$(notdir $(basename $(s))).o)
 
 all: $(B)/hv.bin
 
 # The library, freestanding for x86_64, in its own build directory.
-$(LIBO)/.config: $(SRCTREE)/configs/$(LIB_DEFCONFIG)
+$(LIBO)/.config: $(LIBSRC)/configs/$(LIB_DEFCONFIG)
 	@mkdir -p $(LIBO)
-	$(Q)$(MAKE) --no-print-directory -s -C $(SRCTREE) O=$(LIBO) $(LIB_DEFCONFIG)
+	$(Q)$(MAKE) --no-print-directory -s -C $(LIBSRC) O=$(LIBO) $(LIB_DEFCONFIG)
 $(LIB): $(LIBO)/.config FORCE
-	$(Q)$(MAKE) --no-print-directory -s -C $(SRCTREE) O=$(LIBO) lib
+	$(Q)$(MAKE) --no-print-directory -s -C $(LIBSRC) O=$(LIBO) lib
 
 # The guest: 32-bit, linked at its gpa, as a flat binary.
 $(B)/guest.elf: $(X86C)/guest/entry.S $(X86C)/guest/guest.c $(X86C)/guest/guest.ld \

@@ -5,14 +5,21 @@
  * that starts with no second-stage mappings, and an exit loop that sends
  * every second-stage fault to kvm_tdp_page_fault() and acts on its answer:
  * re-enter, emulate MMIO (a 16550 UART, decoded from the guest's
- * instruction) or drop a write to the read-only memslot. On the guest's
- * request it zaps a range through the notifier entry points, flushes, and
- * counts the faults that follow in that range: only a flush that reached the
- * real TLB makes them happen. At the end it checks what the guest reported
- * against what it saw itself and prints RESULT: PASS or FAIL.
+ * instruction) or drop a write to the read-only memslot. At the end it
+ * checks what the guest reported against what it saw itself and prints
+ * RESULT: PASS or FAIL.
  *
- * The hypervisor runs identity-mapped (hva == hpa), so a memslot's
- * userspace_addr is the host-physical address of its backing.
+ * Two CPUs: the vcpu runs on the second one (ap_main); the boot CPU (hv_main)
+ * sets the VM up and then plays the host's memory manager. On the guest's
+ * request, while the guest keeps running, it invalidates the hva range behind
+ * a guest range through the notifier entry points, moves the page behind it
+ * and flushes; the library's flush kicks the vcpu out of guest mode (an IPI)
+ * and the vcpu flushes its TLB before it re-enters. The faults that follow in
+ * that range are counted: only a flush that reached the running CPU's TLB
+ * makes them happen.
+ *
+ * Host memory is identity-mapped (hva == hpa) except for the page the zap
+ * moves, so hva_to_hpa() is the host's whole page table.
  */
 #include "hv.h"
 
@@ -20,9 +27,9 @@
 #include "decode.h"
 #include "layout.h"
 #include "s2mmu/env-freestanding.h"
-#include "x86.h"
-
 #include "s2mmu/notifier.h"
+#include "smp.h"
+#include "x86.h"
 
 extern const uint8_t guest_blob[], guest_blob_end[];
 extern uint64_t host_gdt[];
@@ -31,10 +38,20 @@ static struct s2_page_pool pool;
 static struct s2_freestanding fs;
 static struct kvm *kvm;
 static struct kvm_vcpu *vcpu;
+/* A second vcpu the boot CPU faults with, to watch the invalidation protocol. */
+static struct kvm_vcpu *probe_vcpu;
 /* The leaf size the huge slot gets: 1 GiB unless the CPU lacks it. */
 static unsigned huge_leaf_level;
 
-static uint8_t host_tss[104] __attribute__((aligned(16)));
+static uint8_t host_tss[2][104] __attribute__((aligned(16)));
+
+/* Between the two CPUs. */
+static volatile uint32_t bsp_apic_id, ap_apic_id;
+static volatile uint32_t zap_requested;
+static volatile uint64_t kicks_sent;
+/* The host's one non-identity mapping: the migrated page, once moved. */
+static volatile uint32_t migrated;
+static uint64_t migrate_hva;
 
 /* What happened, for the report and the checks. */
 static struct {
@@ -45,16 +62,15 @@ static struct {
 	uint64_t uart_chars;
 	bool reported[T_NR];
 	uint32_t detail[T_NR];
-	/* The zap check. */
-	bool timer_armed;
-	uint64_t timer_exits, zap_rip;
-	bool zap_armed;
+	/* The zap check (zap_* written by the boot CPU, the rest by the vcpu). */
+	uint64_t kicks;
+	volatile bool zap_armed;
 	gpa_t zap_start, zap_end;
 	uint64_t zap_refaults, zap_leaves;
-	bool zap_retry_inside;
+	bool zap_retry_inside, zap_while_in_guest;
 } st;
 
-static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "timer",
+static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "kick",
 						    "other" };
 static const char *const slot_names[4] = { "boot", "ram", "rom", "huge" };
 
@@ -86,17 +102,24 @@ static void fail(const char *what, long code)
 
 /* ---- environment hooks ---- */
 
+static hpa_t hva_to_hpa(uint64_t hva)
+{
+	if (__atomic_load_n(&migrated, __ATOMIC_ACQUIRE) && hva - migrate_hva < MIGRATE_BYTES)
+		return MIGRATE_HPA + (hva - migrate_hva);
+	return hva;
+}
+
 /*
- * Backing memory is physically contiguous and identity-mapped, so the pfn is
- * the slot's hva frame plus the offset, and the host never limits the leaf
- * size: the library still checks slot bounds and gpa/hpa congruence.
+ * Backing memory is physically contiguous (2 MiB pieces at least), so the
+ * host never limits the leaf size: the library still checks slot bounds and
+ * gpa/hpa congruence.
  */
 static int hv_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
 			 struct s2_pfn_info *out)
 {
 	(void)ctx;
 	(void)write;
-	out->pfn = (slot->userspace_addr >> 12) + (gfn - slot->base_gfn);
+	out->pfn = hva_to_hpa(slot->userspace_addr + ((gfn - slot->base_gfn) << 12)) >> 12;
 	out->writable = true;
 	out->host_level = 3;
 	out->memtype = S2_MT_WB;
@@ -109,6 +132,21 @@ static void hv_log(void *ctx, enum s2_log_level level, const char *msg)
 	kprintf("s2mmu[%d]: %s\n", (int)level, msg);
 }
 
+/* The library's kick: make the vcpu in guest mode exit, with an IPI. */
+static void hv_kick(void *ctx, struct kvm_vcpu *v)
+{
+	(void)ctx;
+	(void)v;
+	kicks_sent++;
+	lapic_send_ipi(ap_apic_id, KICK_VECTOR);
+}
+
+static void hv_relax(void *ctx)
+{
+	(void)ctx;
+	__asm__ volatile("pause");
+}
+
 /* ---- guest memory ---- */
 
 /* Host pointer to guest-physical @gpa, or NULL when no memslot holds it. */
@@ -118,7 +156,7 @@ static uint8_t *gpa_to_host(gpa_t gpa)
 
 	if (kvm_gfn_to_memslot(kvm, gpa >> 12, &s))
 		return NULL;
-	return (uint8_t *)(uintptr_t)(s.userspace_addr + (gpa - (s.base_gfn << 12)));
+	return (uint8_t *)(uintptr_t)hva_to_hpa(s.userspace_addr + (gpa - (s.base_gfn << 12)));
 }
 
 /*
@@ -253,31 +291,64 @@ static void handle_s2_fault(const struct hv_exit *e)
 	}
 }
 
-/* ---- the zap ---- */
+/* ---- the zap, on the boot CPU ---- */
+
+static void copy64(uint64_t dst, uint64_t src, uint64_t bytes)
+{
+	for (uint64_t i = 0; i < bytes; i += 8)
+		*(volatile uint64_t *)(uintptr_t)(dst + i) =
+			*(volatile uint64_t *)(uintptr_t)(src + i);
+}
+
+static void fill32(uint64_t dst, uint32_t v, uint64_t bytes)
+{
+	for (uint64_t i = 0; i < bytes; i += 4)
+		*(volatile uint32_t *)(uintptr_t)(dst + i) = v;
+}
 
 /*
- * What a host memory manager does when it takes pages away from a VM: it
- * invalidates the host-virtual range, which the library turns into a zap of
- * every gfn backed by it, then the flush. Called from the timer exit, at a
- * point of the guest's loop over the range that nobody chose.
+ * What a host memory manager does when it moves a page a VM uses: it
+ * invalidates the host-virtual range first (the library zaps every gfn it
+ * backs and flushes, kicking the vcpu that runs on the other CPU), moves the
+ * data and repoints its own page table, then ends the invalidation. The
+ * guest keeps running throughout; its faults on the range retry until the
+ * end, then map the new page.
  */
-static void zap_range(gpa_t gpa, uint64_t bytes)
+static void zap_and_migrate(void)
 {
 	struct kvm_mmu_stats before, after;
 	struct kvm_memory_slot s;
 	uint64_t hva;
 	int r;
 
-	if (kvm_gfn_to_memslot(kvm, gpa >> 12, &s) || !bytes)
-		fail("zap outside a memslot", (long)gpa);
-	hva = s.userspace_addr + (gpa - (s.base_gfn << 12));
+	if (kvm_gfn_to_memslot(kvm, ZAP_GPA >> 12, &s))
+		fail("zap outside a memslot", ZAP_GPA);
+	hva = s.userspace_addr + (ZAP_GPA - (s.base_gfn << 12));
+	migrate_hva = hva & ~(uint64_t)(MIGRATE_BYTES - 1);
+	/* Let the guest get into its loop, so the zap lands in guest mode. */
+	for (unsigned i = 0; i < 100000000 &&
+			     (kvm_vcpu_mode(vcpu) != IN_GUEST_MODE ||
+			      *(volatile uint32_t *)gpa_to_host(ZAP_ROUNDS_GPA) < ZAP_AFTER_ROUNDS);
+	     i++)
+		__asm__ volatile("pause");
 	kvm_get_stats(kvm, &before);
-	r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + bytes, false);
+	st.zap_start = ZAP_GPA;
+	st.zap_end = ZAP_GPA + ZAP_BYTES;
+	st.zap_refaults = 0;
+	__atomic_store_n(&st.zap_armed, true, __ATOMIC_RELEASE);
+	st.zap_while_in_guest = kvm_vcpu_mode(vcpu) == IN_GUEST_MODE;
+
+	r = kvm_mmu_notifier_invalidate_range_start(kvm, migrate_hva, migrate_hva + MIGRATE_BYTES,
+						    false);
 	if (r < 0)
 		fail("invalidate_range_start", r);
 	/* Inside the invalidation a fault on the range must back off. */
-	st.zap_retry_inside = kvm_tdp_page_fault(vcpu, gpa, S2_ACC_READ) == RET_PF_RETRY;
-	r = kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + bytes, false);
+	st.zap_retry_inside = kvm_tdp_page_fault(probe_vcpu, ZAP_GPA, S2_ACC_READ) == RET_PF_RETRY;
+	copy64(MIGRATE_HPA, migrate_hva, MIGRATE_BYTES);
+	fill32(migrate_hva, MIGRATE_POISON, MIGRATE_BYTES);
+	__atomic_store_n(&migrated, 1, __ATOMIC_RELEASE);
+	r = kvm_mmu_notifier_invalidate_range_end(kvm, migrate_hva, migrate_hva + MIGRATE_BYTES,
+						  false);
 	if (r < 0)
 		fail("invalidate_range_end", r);
 	/*
@@ -287,32 +358,17 @@ static void zap_range(gpa_t gpa, uint64_t bytes)
 	 */
 	kvm_flush_remote_tlbs(kvm);
 	kvm_get_stats(kvm, &after);
-	st.zap_armed = true;
-	st.zap_start = gpa;
-	st.zap_end = gpa + bytes;
-	st.zap_refaults = 0;
 	st.zap_leaves = after.zapped_leaves - before.zapped_leaves;
-	kprintf("hv: timer exit at guest rip 0x%llx: zapped gpa [0x%llx, 0x%llx) (hva [0x%llx, "
-		"0x%llx)) through the notifier: %llu leaves, flushed\n",
-		(unsigned long long)st.zap_rip, (unsigned long long)gpa,
-		(unsigned long long)(gpa + bytes), (unsigned long long)hva,
-		(unsigned long long)(hva + bytes), (unsigned long long)st.zap_leaves);
-}
-
-/* The armed timer fired: zap, tell the guest through its memory, disarm. */
-static void handle_timer(const struct hv_exit *e)
-{
-	volatile uint32_t *flag = (volatile uint32_t *)gpa_to_host(ZAP_FLAG_GPA);
-
-	st.timer_exits++;
-	if (!st.timer_armed)
-		fail("timer exit while not armed", 0);
-	st.timer_armed = false;
-	hv_arch.arm_timer(false);
-	st.zap_rip = e->rip;
-	zap_range(ZAP_GPA, ZAP_BYTES);
-	if (flag)
-		*flag = 1;
+	kprintf("hv[cpu %u]: zapped hva [0x%llx, 0x%llx) (gpa [0x%llx, 0x%llx)) through the "
+		"notifier while the vcpu %s, moved it to hpa 0x%x: %llu leaves, flushed\n",
+		bsp_apic_id, (unsigned long long)migrate_hva,
+		(unsigned long long)(migrate_hva + MIGRATE_BYTES),
+		(unsigned long long)(ZAP_GPA & ~(uint64_t)(MIGRATE_BYTES - 1)),
+		(unsigned long long)((ZAP_GPA & ~(uint64_t)(MIGRATE_BYTES - 1)) + MIGRATE_BYTES),
+		st.zap_while_in_guest ? "was in guest mode" : "was not in guest mode", MIGRATE_HPA,
+		(unsigned long long)st.zap_leaves);
+	/* Now tell the guest: it must see the range fault again from here. */
+	*(volatile uint32_t *)gpa_to_host(ZAP_FLAG_GPA) = 1;
 }
 
 /* ---- checks and report ---- */
@@ -372,6 +428,10 @@ static void report_and_finish(void)
 		kprintf(" %s=%llu", slot_names[i], (unsigned long long)st.slot_faults[i]);
 	kprintf("\nlibrary: %s\n", buf);
 	hv_arch.print_flushes();
+	kprintf("kicks: %llu sent by the library's kick hook, %llu guest exits on them; %llu "
+		"interrupts taken by the hosts\n",
+		(unsigned long long)kicks_sent, (unsigned long long)st.kicks,
+		(unsigned long long)ipi_isr_count);
 	kprintf("page pool: %zu KiB in use, high water %zu KiB\n", pool.in_use >> 10,
 		pool.high_water >> 10);
 
@@ -415,7 +475,9 @@ static void report_and_finish(void)
 			  (unsigned long long)st.zap_leaves, (unsigned long long)st.zap_refaults);
 		pass &= check(st.zap_leaves > 0 && st.zap_refaults > 0, what);
 	}
-	pass &= check(st.timer_exits == 1, "the zap came from one timer exit while the guest ran");
+	pass &= check(st.zap_while_in_guest && st.kicks > 0,
+		      "the zap came from the other CPU while the vcpu was in guest mode, which the "
+		      "library's flush kicked out");
 	pass &= check(st.zap_retry_inside,
 		      "a fault between invalidate_range_start and _end returned RET_PF_RETRY");
 	pass &= check(!kvm_is_bugged(kvm) && !s.refused_changes, "library not bugged");
@@ -438,8 +500,8 @@ static void handle_hypercall(const struct hv_exit *e)
 	case HC_ZAP_ARM:
 		if (a0 != ZAP_GPA || a1 != ZAP_BYTES)
 			fail("HC_ZAP_ARM: unexpected range", (long)a0);
-		st.timer_armed = true;
-		hv_arch.arm_timer(true);
+		__atomic_store_n(&zap_requested, 1, __ATOMIC_RELEASE);
+		lapic_send_ipi(bsp_apic_id, WAKE_VECTOR);
 		break;
 	case HC_ZAP_EXITS: ret = st.zap_refaults; break;
 	case HC_DONE: report_and_finish(); break;
@@ -451,16 +513,17 @@ static void handle_hypercall(const struct hv_exit *e)
 
 /* ---- set-up ---- */
 
-/* A 64-bit TSS for the host's TR: VM exits on VMX need a usable one. */
-static void load_host_tss(void)
+/* A 64-bit TSS for the CPU's TR (VM exits on VMX need a usable one). */
+static void load_host_tss(unsigned cpu)
 {
-	uint64_t t = (uint64_t)(uintptr_t)host_tss;
+	uint64_t t = (uint64_t)(uintptr_t)host_tss[cpu];
+	unsigned slot = 3 + 2 * cpu;
 
-	host_tss[102] = sizeof(host_tss); /* I/O map base past the limit: no bitmap */
-	host_gdt[3] = (sizeof(host_tss) - 1) | ((t & 0xffffff) << 16) | (0x89ull << 40) |
-		      (((t >> 24) & 0xff) << 56);
-	host_gdt[4] = t >> 32;
-	__asm__ volatile("ltr %w0" : : "r"((uint16_t)SEL_TSS) : "memory");
+	host_tss[cpu][102] = sizeof(host_tss[cpu]); /* I/O map base past the limit */
+	host_gdt[slot] = (sizeof(host_tss[cpu]) - 1) | ((t & 0xffffff) << 16) | (0x89ull << 40) |
+			 (((t >> 24) & 0xff) << 56);
+	host_gdt[slot + 1] = t >> 32;
+	__asm__ volatile("ltr %w0" : : "r"((uint16_t)(slot * 8)) : "memory");
 }
 
 static void setup_vm(void)
@@ -473,17 +536,21 @@ static void setup_vm(void)
 	s2_freestanding_init(&fs, &pool);
 	fs.ops.gfn_to_pfn = hv_gfn_to_pfn;
 	fs.ops.log = hv_log;
+	fs.ops.relax = hv_relax;
+	fs.ops.kick = BREAK_FLUSH ? NULL : hv_kick;
 
 	p.fmt = hv_arch.fmt;
 	p.gpa_bits = 48;
 	p.env = &fs.env;
-	if (hv_arch.probe(&p))
+	if (hv_arch.caps(&p))
 		fail("CPU lacks what the example needs", 0);
 	huge_leaf_level = p.max_leaf_level ? p.max_leaf_level : 3;
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		fail("kvm_create_vm", r);
 	r = kvm_vcpu_create(kvm, 0, &vcpu);
+	if (!r)
+		r = kvm_vcpu_create(kvm, 1, &probe_vcpu);
 	if (r)
 		fail("kvm_vcpu_create", r);
 	for (unsigned i = 0; i < 4; i++) {
@@ -509,19 +576,19 @@ static void setup_vm(void)
 		s2_fmt_name(kvm_fmt(kvm)), (unsigned long long)kvm_mmu_root_hpa(kvm));
 }
 
-void hv_main(void);
-void hv_main(void)
+/* The vcpu's CPU: enter the guest and handle its exits until it is done. */
+void ap_main(void);
+void ap_main(void)
 {
 	struct hv_exit e;
 
-	hv_console_init();
-	kprintf("\nhv: s2mmu example hypervisor, %s%s\n", hv_arch.name,
-		BREAK_FLUSH ? " [BREAK_FLUSH: TLB flush requests are ignored]" : "");
-	load_host_tss();
-	setup_vm();
-	if (hv_arch.setup(kvm, GUEST_BOOT_GPA, GUEST_STACK_TOP))
-		fail("VMCS/VMCB setup", 0);
-	kprintf("hv: entering the guest\n");
+	load_host_tss(1);
+	smp_init_ap();
+	ap_apic_id = lapic_id();
+	__atomic_store_n(&smp_ap_running, 1, __ATOMIC_RELEASE);
+	if (hv_arch.cpu_init() || hv_arch.setup(kvm, GUEST_BOOT_GPA, GUEST_STACK_TOP))
+		fail("VMX/SVM set-up on the vcpu's CPU", 0);
+	kprintf("hv[cpu %u]: entering the guest\n", ap_apic_id);
 	for (;;) {
 		if (hv_arch.run(vcpu, &e))
 			fail("VM entry", 0);
@@ -529,7 +596,7 @@ void hv_main(void)
 		switch (e.kind) {
 		case HV_EXIT_S2_FAULT: handle_s2_fault(&e); break;
 		case HV_EXIT_HYPERCALL: handle_hypercall(&e); break;
-		case HV_EXIT_TIMER: handle_timer(&e); break;
+		case HV_EXIT_KICK: st.kicks++; break;
 		default:
 			kprintf("hv: unexpected exit %s: 0x%llx 0x%llx 0x%llx at rip 0x%llx\n",
 				exit_names[e.kind], (unsigned long long)e.raw[0],
@@ -537,5 +604,30 @@ void hv_main(void)
 				(unsigned long long)e.rip);
 			fail("unexpected exit", (long)e.kind);
 		}
+	}
+}
+
+/*
+ * The boot CPU: set the VM up, start the vcpu's CPU, then sleep until the
+ * vcpu asks for the zap (an IPI wakes the HLT). `sti; hlt` takes an interrupt
+ * that arrived before it, so the request cannot be missed.
+ */
+void hv_main(void);
+void hv_main(void)
+{
+	hv_console_init();
+	kprintf("\nhv: s2mmu example hypervisor, %s%s\n", hv_arch.name,
+		BREAK_FLUSH ? " [BREAK_FLUSH: no kick, no TLB flush on KVM_REQ_TLB_FLUSH]" : "");
+	load_host_tss(0);
+	smp_init_bsp();
+	bsp_apic_id = lapic_id();
+	setup_vm();
+	if (smp_start_ap())
+		fail("the second CPU did not start", 0);
+	for (;;) {
+		while (!__atomic_load_n(&zap_requested, __ATOMIC_ACQUIRE))
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		zap_requested = 0;
+		zap_and_migrate();
 	}
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The split between the shared x86 example hypervisor (hv.c: memslots, the
- * fault path, MMIO/UART emulation, hypercalls, the checks and the report)
- * and the vendor part (vmx.c for Intel VMX + EPT, svm.c for AMD SVM + NPT):
- * the vendor part enters the guest and turns each exit into a struct hv_exit.
+ * fault path, MMIO/UART emulation, hypercalls, the zap from the other CPU,
+ * the checks and the report) and the vendor part (vmx.c for Intel VMX + EPT,
+ * svm.c for AMD SVM + NPT): the vendor part enters the guest and turns each
+ * exit into a struct hv_exit. Everything but caps() runs on the vcpu's CPU.
  */
 #ifndef S2_EXAMPLES_X86_HV_H
 #define S2_EXAMPLES_X86_HV_H
@@ -22,7 +23,7 @@ enum hv_exit_kind {
 	HV_EXIT_S2_FAULT,  /* EPT violation / nested page fault */
 	HV_EXIT_HYPERCALL, /* VMCALL / VMMCALL */
 	HV_EXIT_HLT,
-	HV_EXIT_TIMER, /* the timer armed by arm_timer() fired */
+	HV_EXIT_KICK,  /* an IPI (the library's kick) made the guest exit */
 	HV_EXIT_OTHER, /* anything else: the run fails */
 	HV_EXIT_NR,
 };
@@ -41,19 +42,18 @@ struct hv_arch {
 	const char *name; /* "VMX+EPT (bochs)" */
 	enum s2_fmt_id fmt;
 	/*
-	 * Check the CPU and enable virtualization; fill the VM parameters the
-	 * CPU decides (S2_FMTF_* such as hardware A/D, the largest leaf).
-	 * Returns 0, or -1 after printing what is missing.
+	 * Check the CPU's virtualization features and fill the VM parameters
+	 * they decide (S2_FMTF_* such as hardware A/D, the largest leaf).
+	 * Changes no CPU state. Returns 0, or -1 after printing what is missing.
 	 */
-	int (*probe)(struct kvm_vm_params *p);
+	int (*caps)(struct kvm_vm_params *p);
+	/* Enable virtualization on the calling CPU (VMXON, EFER.SVME). 0 or -1. */
+	int (*cpu_init)(void);
 	/* Build the VMCS/VMCB for @kvm: guest entry @rip, stack @rsp. */
 	int (*setup)(struct kvm *kvm, uint64_t rip, uint64_t rsp);
 	/* Handle pending requests, enter the guest, fill @e. 0 or -1. */
 	int (*run)(struct kvm_vcpu *vcpu, struct hv_exit *e);
 	void (*set_rip)(uint64_t rip);
-	/* Make the guest exit (HV_EXIT_TIMER) a little while after the next
-	 * entry, asynchronously to what it runs; false disarms. */
-	void (*arm_timer)(bool on);
 	struct x86_gprs *(*gprs)(void);
 	/* One line on the TLB flushes issued (INVEPT / TLB_CONTROL). */
 	void (*print_flushes)(void);
@@ -66,7 +66,11 @@ void hv_console_init(void);
 /* End the run: @pass true prints RESULT: PASS; never returns. */
 void hv_finish(bool pass) __attribute__((noreturn));
 
-/* Set by the build: skip the TLB flush on KVM_REQ_TLB_FLUSH (a test hook). */
+/*
+ * Set by the build (a test hook): the library's flush does not reach the
+ * running vcpu. No kick hook (so a vcpu in guest mode is not made to exit)
+ * and no INVEPT / TLB_CONTROL when KVM_REQ_TLB_FLUSH is handled.
+ */
 #ifndef BREAK_FLUSH
 #define BREAK_FLUSH 0
 #endif

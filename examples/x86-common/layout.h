@@ -16,7 +16,8 @@
  *   -     0x10000000   4 KiB    none           emulated 16550 UART (MMIO)
  *
  * The hypervisor itself lives below 0x01000000 (image, stacks, and the
- * library's page pool at 0x00800000).
+ * library's page pool at 0x00800000); 0x04000000 is where the zap test's
+ * page migrates to.
  */
 #ifndef S2_EXAMPLES_X86_LAYOUT_H
 #define S2_EXAMPLES_X86_LAYOUT_H
@@ -58,13 +59,24 @@
 
 /*
  * The range the hypervisor zaps while the guest runs (inside slot 1), and
- * the word in guest memory it sets to the number of zaps done, which the
- * guest polls while it keeps reading the range.
+ * the word in guest memory it sets once it zapped, which the guest polls
+ * while it keeps reading the range (and counting its rounds in another).
  */
 #define ZAP_GPA (GUEST_RAM_GPA + 0x00600000u)
 #define ZAP_BYTES 0x00010000u
 #define ZAP_FLAG_GPA (GUEST_BOOT_GPA + 0x000f0000u)
-#define ZAP_SPIN_LIMIT 2000000u /* rounds over the range before giving up */
+#define ZAP_ROUNDS_GPA (ZAP_FLAG_GPA + 4) /* the guest's progress, for the zapper */
+#define ZAP_AFTER_ROUNDS 64u		  /* zap once the guest is this far in */
+#define ZAP_SPIN_LIMIT 2000000u		  /* rounds over the range before giving up */
+/*
+ * While the range is invalidated the host moves the 2 MiB page behind it
+ * (as compaction or migration would) to MIGRATE_HPA and fills the old one
+ * with MIGRATE_POISON: a guest that still reads through a stale translation
+ * sees the poison.
+ */
+#define MIGRATE_BYTES 0x00200000u
+#define MIGRATE_HPA 0x04000000u
+#define MIGRATE_POISON 0xdeaddeadu
 
 /* The word the pattern test stores at guest-physical address @gpa. */
 static inline unsigned pattern_word(unsigned gpa)
@@ -74,7 +86,7 @@ static inline unsigned pattern_word(unsigned gpa)
 
 /* Hypercalls: eax = number, ebx/ecx = arguments, result in eax. */
 #define HC_REPORT 1    /* ebx = test id, ecx = 0 pass / failure detail */
-#define HC_ZAP_ARM 2   /* arm the timer whose exit zaps [ZAP_GPA, +ZAP_BYTES) */
+#define HC_ZAP_ARM 2   /* ask the other CPU to zap [ZAP_GPA, +ZAP_BYTES) now */
 #define HC_ZAP_EXITS 3 /* faults the hypervisor saw in the zapped range since */
 #define HC_DONE 4      /* the guest is finished */
 

@@ -5,6 +5,11 @@
  * flat segments: at the image's first byte (bochs boot sector) or at
  * _start32 (multiboot entry_addr). We zero .bss, identity-map the first
  * 4 GiB with 2 MiB pages, switch to long mode and call hv_main().
+ *
+ * The second CPU starts in real mode at the trampoline (linked to run at
+ * 0x8000, copied there by smp.c), reuses the boot CPU's page tables and GDT
+ * and calls ap_main() on its own stack. The interrupt stubs at the end serve
+ * both CPUs: every interrupt the hosts take is an IPI that only needs an EOI.
  */
 	.section .text.boot, "ax"
 	.code32
@@ -91,6 +96,75 @@ start64:
 	hlt
 	jmp	3b
 
+ap_start64:
+	mov	$0x10, %ax
+	mov	%ax, %ds
+	mov	%ax, %es
+	mov	%ax, %ss
+	mov	%ax, %fs
+	mov	%ax, %gs
+	mov	$ap_stack_top, %rsp
+	call	ap_main
+4:	cli
+	hlt
+	jmp	4b
+
+	/* Interrupt stubs: count, EOI to the local APIC, return. */
+	.global ipi_isr, spurious_isr, ipi_isr_count, lapic_eoi_reg
+ipi_isr:
+	push	%rax
+	lock incq ipi_isr_count(%rip)
+	mov	lapic_eoi_reg(%rip), %rax
+	movl	$0, (%rax)
+	pop	%rax
+	iretq
+spurious_isr:
+	iretq
+
+	/* Real-mode entry of the second CPU (SIPI vector 0x08: cs = 0x800). */
+	.section .trampoline, "ax"
+	.code16
+	.global ap_trampoline
+ap_trampoline:
+	cli
+	xor	%ax, %ax
+	mov	%ax, %ds
+	lgdtl	tramp_gdtr
+	mov	%cr0, %eax
+	or	$1, %eax
+	mov	%eax, %cr0
+	ljmpl	$0x08, $ap_pm32
+	.code32
+ap_pm32:
+	mov	$0x10, %ax
+	mov	%ax, %ds
+	mov	%ax, %es
+	mov	%ax, %ss
+	mov	$host_pml4, %eax
+	mov	%eax, %cr3
+	mov	%cr4, %eax
+	or	$0x20, %eax
+	mov	%eax, %cr4
+	mov	$0xC0000080, %ecx
+	rdmsr
+	or	$0x100, %eax
+	wrmsr
+	mov	%cr0, %eax
+	or	$0x80000001, %eax
+	and	$0x9fffffff, %eax
+	mov	%eax, %cr0
+	lgdt	host_gdt_ptr
+	ljmp	$0x08, $ap_start64
+	.balign	8
+tramp_gdt:
+	.quad	0
+	.quad	0x00CF9A000000FFFF		/* 0x08: 32-bit code */
+	.quad	0x00CF92000000FFFF		/* 0x10: data */
+tramp_gdtr:
+	.word	23
+	.long	tramp_gdt
+	.text
+
 	.data
 	.balign	16
 	.global host_gdt, host_gdt_ptr
@@ -98,10 +172,16 @@ host_gdt:
 	.quad	0
 	.quad	0x00AF9A000000FFFF		/* 0x08: 64-bit code */
 	.quad	0x00CF92000000FFFF		/* 0x10: data */
-	.quad	0, 0				/* 0x18: 64-bit TSS, filled in C */
+	.quad	0, 0				/* 0x18: TSS of CPU 0, filled in C */
+	.quad	0, 0				/* 0x28: TSS of CPU 1 */
 host_gdt_ptr:
-	.word	39
+	.word	55
 	.quad	host_gdt
+	.balign	8
+ipi_isr_count:
+	.quad	0
+lapic_eoi_reg:
+	.quad	0xfee000b0
 
 	.bss
 	.balign	4096
@@ -116,3 +196,6 @@ host_pd:
 	.skip	16384
 	.global boot_stack_top
 boot_stack_top:
+	.skip	16384
+	.global ap_stack_top
+ap_stack_top:

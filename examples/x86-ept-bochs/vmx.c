@@ -5,15 +5,18 @@
  * paging off, which "unrestricted guest" allows, so every guest address is a
  * guest-physical one and goes straight through the EPT tables s2mmu builds.
  *
- * VPID is on: VM entries and exits then keep the guest's cached translations
- * (as on real hardware), so only INVEPT on KVM_REQ_TLB_FLUSH drops them. That
- * is what lets the zap check see a missing flush (make BREAK_FLUSH=1).
+ * VPID is on, so on real hardware VM entries and exits keep the guest's
+ * cached translations and only INVEPT on KVM_REQ_TLB_FLUSH drops them (bochs
+ * drops its whole TLB at every VM exit anyway). External interrupts exit
+ * (acknowledged on exit): that is how the library's kick, an IPI from the
+ * other CPU, takes the vcpu out of guest mode.
  *
  * Field encodings, control bits and capability MSRs: Intel SDM vol. 3C,
  * appendix B (VMCS encodings) and A (VMX capability reporting).
  */
 #include "../common/klib.h"
 #include "../x86-common/hv.h"
+#include "../x86-common/smp.h"
 #include "../x86-common/x86.h"
 #include "s2mmu/x86-ept.h"
 
@@ -77,7 +80,6 @@ enum {
 	GUEST_INTERRUPTIBILITY = 0x4824,
 	GUEST_ACTIVITY = 0x4826,
 	GUEST_SYSENTER_CS = 0x482a,
-	PREEMPTION_TIMER = 0x482e,
 	HOST_SYSENTER_CS = 0x4c00,
 	EXIT_QUAL = 0x6400,
 	GUEST_LINEAR_ADDR = 0x640a,
@@ -105,16 +107,15 @@ enum {
 	HOST_RIP = 0x6c16,
 };
 
-#define MSR_VMX_MISC 0x485
-
 /* Control bits. */
-#define PIN_PREEMPTION_TIMER (1u << 6)
+#define PIN_EXT_INTR_EXITING (1u << 0)
 #define PROC_HLT_EXITING (1u << 7)
 #define PROC_SECONDARY (1u << 31)
 #define PROC2_EPT (1u << 1)
 #define PROC2_VPID (1u << 5)
 #define PROC2_UNRESTRICTED (1u << 7)
 #define EXIT_HOST_64 (1u << 9)
+#define EXIT_ACK_INTR (1u << 15)
 #define EXIT_SAVE_EFER (1u << 20)
 #define EXIT_LOAD_EFER (1u << 21)
 #define ENTRY_LOAD_EFER (1u << 15)
@@ -124,13 +125,7 @@ enum {
 #define REASON_VMCALL 18
 #define REASON_EPT_VIOLATION 48
 #define REASON_EPT_MISCONFIG 49
-#define REASON_PREEMPTION_TIMER 52
-
-/*
- * Preemption-timer ticks before the zap: long enough for the guest to be
- * deep in its loop over the range, short enough to keep the run fast.
- */
-#define ZAP_TIMER_TICKS 5000
+#define REASON_EXT_INTR 1
 
 #define INVEPT_SINGLE 1
 #define INVEPT_ALL 2
@@ -143,7 +138,6 @@ static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
 static uint8_t vmcs[4096] __attribute__((aligned(4096)));
 static struct x86_gprs gprs;
 static uint64_t basic, ept_cap, eptp;
-static uint32_t pin_ctls;
 static bool true_ctls, launched;
 static unsigned invept_type;
 static uint64_t n_invept, n_flush_requests, n_entries;
@@ -235,21 +229,14 @@ static uint32_t adjust(uint32_t msr, uint32_t true_msr, uint32_t want, const cha
 
 /* ---- hv_arch ---- */
 
-static int vmx_probe(struct kvm_vm_params *p)
+static int vmx_caps(struct kvm_vm_params *p)
 {
 	uint32_t r[4];
-	uint64_t fc, procbased2;
+	uint64_t procbased2;
 
 	cpuid(1, 0, r);
 	if (!(r[2] & (1u << 5))) {
 		kprintf("vmx: CPUID.1:ECX.VMX = 0\n");
-		return -1;
-	}
-	fc = rdmsr(MSR_FEATURE_CONTROL);
-	if (!(fc & 1))
-		wrmsr(MSR_FEATURE_CONTROL, fc | 1 | 4); /* lock, VMX outside SMX */
-	else if (!(fc & 4)) {
-		kprintf("vmx: disabled by IA32_FEATURE_CONTROL\n");
 		return -1;
 	}
 	basic = rdmsr(MSR_VMX_BASIC);
@@ -272,8 +259,20 @@ static int vmx_probe(struct kvm_vm_params *p)
 	kprintf("vmx: EPT A/D %s, largest leaf level %u, INVEPT %s-context\n",
 		(p->fmt_flags & S2_FMTF_AD) ? "on" : "off", p->max_leaf_level,
 		invept_type == INVEPT_SINGLE ? "single" : "all");
+	return 0;
+}
 
-	/* CR0/CR4 as VMX operation requires, then VMXON. */
+/* On the vcpu's CPU: IA32_FEATURE_CONTROL, CR0/CR4 as VMX requires, VMXON. */
+static int vmx_cpu_init(void)
+{
+	uint64_t fc = rdmsr(MSR_FEATURE_CONTROL);
+
+	if (!(fc & 1)) {
+		wrmsr(MSR_FEATURE_CONTROL, fc | 1 | 4); /* lock, VMX outside SMX */
+	} else if (!(fc & 4)) {
+		kprintf("vmx: disabled by IA32_FEATURE_CONTROL\n");
+		return -1;
+	}
 	X86_WRITE_CR(0, (X86_READ_CR(0) | rdmsr(MSR_VMX_CR0_FIXED0)) & rdmsr(MSR_VMX_CR0_FIXED1));
 	X86_WRITE_CR(4, (X86_READ_CR(4) | rdmsr(MSR_VMX_CR4_FIXED0) | (1u << 13)) &
 				rdmsr(MSR_VMX_CR4_FIXED1));
@@ -349,7 +348,13 @@ static void setup_guest_state(uint64_t rip, uint64_t rsp)
 	vmwrite(GUEST_DR7, 0x400);
 	vmwrite(GUEST_RSP, rsp);
 	vmwrite(GUEST_RIP, rip);
-	vmwrite(GUEST_RFLAGS, 2);
+	/*
+	 * IF = 1 although the guest takes no interrupts: with external-
+	 * interrupt exiting every interrupt exits instead (the SDM says IF does
+	 * not matter then, but bochs 2.7 holds the interrupt back while the
+	 * guest's IF is 0, and the kick would never arrive).
+	 */
+	vmwrite(GUEST_RFLAGS, 0x202);
 	vmwrite(GUEST_PENDING_DBG, 0);
 	vmwrite(GUEST_INTERRUPTIBILITY, 0);
 	vmwrite(GUEST_ACTIVITY, 0);
@@ -365,7 +370,8 @@ static void setup_guest_state(uint64_t rip, uint64_t rsp)
 static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 {
 	uint32_t exit = adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
-			       EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER, "exit controls");
+			       EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_ACK_INTR,
+			       "exit controls");
 
 	vm = kvm;
 	if (kvm_x86_ept_eptp(kvm, &eptp)) {
@@ -375,13 +381,8 @@ static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	kprintf("vmx: EPTP 0x%llx (root 0x%llx, %u-level%s)\n", (unsigned long long)eptp,
 		(unsigned long long)kvm_mmu_root_hpa(kvm), kvm_mmu_levels(kvm),
 		(eptp & S2_EPTP_AD) ? ", A/D" : "");
-	pin_ctls = adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, 0, "pin controls");
-	if (!(rdmsr(true_ctls ? MSR_VMX_TRUE_PINBASED : MSR_VMX_PINBASED) >> 32 &
-	      PIN_PREEMPTION_TIMER)) {
-		kprintf("vmx: no VMX-preemption timer\n");
-		return -1;
-	}
-	vmwrite(PIN_CTLS, pin_ctls);
+	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, PIN_EXT_INTR_EXITING,
+				 "pin controls"));
 	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
 				  PROC_HLT_EXITING | PROC_SECONDARY, "processor controls"));
 	vmwrite(PROC_CTLS2,
@@ -468,7 +469,11 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		e->insn_len = (unsigned)vmread(EXIT_INSN_LEN);
 		break;
 	case REASON_HLT: e->kind = HV_EXIT_HLT; break;
-	case REASON_PREEMPTION_TIMER: e->kind = HV_EXIT_TIMER; break;
+	case REASON_EXT_INTR:
+		/* Acknowledged by the exit itself: only the EOI is left. */
+		e->kind = HV_EXIT_KICK;
+		lapic_eoi();
+		break;
 	case REASON_EPT_MISCONFIG: e->raw[2] = vmread(GUEST_PHYS_ADDR); break;
 	default: break;
 	}
@@ -478,21 +483,6 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 static void vmx_set_rip(uint64_t rip)
 {
 	vmwrite(GUEST_RIP, rip);
-}
-
-/*
- * The VMX-preemption timer counts down from its VMCS field while the guest
- * runs (one tick per 2^VMX_MISC[4:0] TSC ticks) and exits at zero. Without
- * the "save timer value" exit control every entry restarts it from the full
- * value, which is fine: the guest does not exit while it spins.
- */
-static void vmx_arm_timer(bool on)
-{
-	vmwrite(PREEMPTION_TIMER, ZAP_TIMER_TICKS);
-	vmwrite(PIN_CTLS, on ? pin_ctls | PIN_PREEMPTION_TIMER : pin_ctls);
-	if (on)
-		kprintf("vmx: preemption timer armed: %u ticks of 2^%llu TSC cycles\n",
-			ZAP_TIMER_TICKS, (unsigned long long)(rdmsr(MSR_VMX_MISC) & 31));
 }
 
 static struct x86_gprs *vmx_gprs(void)
@@ -512,11 +502,11 @@ static void vmx_print_flushes(void)
 const struct hv_arch hv_arch = {
 	.name = "Intel VMX + EPT (bochs)",
 	.fmt = S2_FMT_X86_EPT,
-	.probe = vmx_probe,
+	.caps = vmx_caps,
+	.cpu_init = vmx_cpu_init,
 	.setup = vmx_setup,
 	.run = vmx_run,
 	.set_rip = vmx_set_rip,
-	.arm_timer = vmx_arm_timer,
 	.gprs = vmx_gprs,
 	.print_flushes = vmx_print_flushes,
 };

@@ -10,10 +10,16 @@
  * exit says only the gpa and whether it was a write, so the shared code
  * decodes the instruction at the guest's rip from guest memory.
  *
+ * The vcpu's CPU runs with interrupts off except around VMRUN (svm_entry.S):
+ * with the INTR intercept and V_INTR_MASKING, the library's kick (an IPI
+ * from the other CPU) makes the guest exit, and the host then takes the
+ * interrupt (ipi_isr in start.S sends the EOI).
+ *
  * VMCB offsets and exit codes: AMD64 APM vol. 2, appendix B.
  */
 #include "../common/klib.h"
 #include "../x86-common/hv.h"
+#include "../x86-common/smp.h"
 #include "../x86-common/x86.h"
 #include "s2mmu/x86-npt.h"
 
@@ -68,27 +74,7 @@
 
 #define COM1 0x3f8
 
-/*
- * The zap timer: the local APIC's one-shot timer, vector TIMER_VECTOR. QEMU
- * counts it in nanoseconds of virtual time (divide by 1), about real time
- * under TCG without -icount: 5 ms is deep inside the guest's spin loop.
- */
-#define TIMER_VECTOR 0x40
-#define SPURIOUS_VECTOR 0xff
-#define ZAP_TIMER_COUNT 5000000u
-#define MSR_APIC_BASE 0x1b
-#define APIC_EOI 0x0b0
-#define APIC_SVR 0x0f0
-#define APIC_LVT_TIMER 0x320
-#define APIC_LVT_MASKED (1u << 16)
-#define APIC_TIMER_INIT 0x380
-#define APIC_TIMER_DIV 0x3e0
-
 void svm_enter(struct x86_gprs *g, uint64_t vmcb_pa);
-void apic_isr(void);
-void spurious_isr(void);
-extern volatile uint64_t apic_isr_count;
-extern uint64_t apic_eoi;
 
 static uint8_t vmcb[4096] __attribute__((aligned(4096)));
 static uint8_t hsave[4096] __attribute__((aligned(4096)));
@@ -96,16 +82,6 @@ static struct x86_gprs gprs;
 static uint8_t tlb_flush_type;
 static uint64_t n_tlb_control, n_flush_requests, n_entries;
 static struct kvm *vm;
-static volatile uint32_t *lapic;
-
-/* 64-bit interrupt gates for the vectors the host can take (32..255). */
-static struct {
-	uint16_t off_lo, sel;
-	uint8_t ist, type;
-	uint16_t off_mid;
-	uint32_t off_hi, zero;
-} idt[256] __attribute__((aligned(16)));
-
 #define V8(o) (*(volatile uint8_t *)(vmcb + (o)))
 #define V16(o) (*(volatile uint16_t *)(vmcb + (o)))
 #define V32(o) (*(volatile uint32_t *)(vmcb + (o)))
@@ -140,58 +116,9 @@ void hv_finish(bool pass)
 		__asm__ volatile("cli; hlt");
 }
 
-/* ---- interrupts: only the local APIC timer, for the zap ---- */
-
-static void set_gate(unsigned vec, void (*handler)(void))
-{
-	uint64_t a = (uint64_t)(uintptr_t)handler;
-
-	idt[vec].off_lo = (uint16_t)a;
-	idt[vec].sel = SEL_CODE64;
-	idt[vec].type = 0x8e; /* present, DPL 0, 64-bit interrupt gate */
-	idt[vec].off_mid = (uint16_t)(a >> 16);
-	idt[vec].off_hi = (uint32_t)(a >> 32);
-}
-
-/*
- * The host runs with interrupts off except around VMRUN (svm_entry.S), where
- * a pending interrupt makes the guest exit (INTR intercept) and is then
- * taken by apic_isr, which only sends the EOI. Vectors 0..31 stay absent:
- * a host exception is a bug and ends the run (triple fault, -no-reboot).
- */
-static void setup_interrupts(void)
-{
-	struct __attribute__((packed)) {
-		uint16_t limit;
-		uint64_t base;
-	} idtr = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
-
-	for (unsigned v = 32; v < 256; v++)
-		set_gate(v, v == SPURIOUS_VECTOR ? spurious_isr : apic_isr);
-	__asm__ volatile("lidt %0" : : "m"(idtr));
-	outb(0x21, 0xff); /* the legacy PICs stay silent */
-	outb(0xa1, 0xff);
-	lapic = (volatile uint32_t *)(uintptr_t)(rdmsr(MSR_APIC_BASE) & 0xffffff000ull);
-	apic_eoi = (uint64_t)(uintptr_t)lapic + APIC_EOI;
-	lapic[APIC_LVT_TIMER / 4] = APIC_LVT_MASKED | TIMER_VECTOR;
-	lapic[APIC_SVR / 4] = 0x100 | SPURIOUS_VECTOR; /* APIC software-enabled */
-	lapic[APIC_TIMER_DIV / 4] = 0xb;	       /* divide by 1 */
-}
-
-static void svm_arm_timer(bool on)
-{
-	lapic[APIC_TIMER_INIT / 4] = 0;
-	lapic[APIC_LVT_TIMER / 4] = (on ? 0 : APIC_LVT_MASKED) | TIMER_VECTOR; /* one-shot */
-	if (on) {
-		lapic[APIC_TIMER_INIT / 4] = ZAP_TIMER_COUNT;
-		kprintf("svm: local APIC timer armed: %u ns, vector 0x%x\n", ZAP_TIMER_COUNT,
-			TIMER_VECTOR);
-	}
-}
-
 /* ---- hv_arch ---- */
 
-static int svm_probe(struct kvm_vm_params *p)
+static int svm_caps(struct kvm_vm_params *p)
 {
 	uint32_t r[4];
 
@@ -216,9 +143,14 @@ static int svm_probe(struct kvm_vm_params *p)
 	p->max_leaf_level = (r[3] & (1u << 26)) ? 3 : 2;
 	kprintf("svm: largest nested leaf level %u, TLB_CONTROL %u on flush\n", p->max_leaf_level,
 		tlb_flush_type);
+	return 0;
+}
+
+/* On the vcpu's CPU: EFER.SVME and the host save area are per CPU. */
+static int svm_cpu_init(void)
+{
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
 	wrmsr(MSR_VM_HSAVE_PA, (uint64_t)(uintptr_t)hsave);
-	setup_interrupts();
 	return 0;
 }
 
@@ -330,7 +262,7 @@ static int svm_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		e->insn_len = 3; /* no nRIP under TCG; VMMCALL is 0f 01 d9 */
 		break;
 	case EXIT_HLT: e->kind = HV_EXIT_HLT; break;
-	case EXIT_INTR: e->kind = HV_EXIT_TIMER; break;
+	case EXIT_INTR: e->kind = HV_EXIT_KICK; break;
 	case ~0ull: kprintf("svm: VMRUN failed: invalid guest state (VMEXIT_INVALID)\n"); return -1;
 	default: break;
 	}
@@ -349,7 +281,6 @@ static struct x86_gprs *svm_gprs(void)
 
 static void svm_print_flushes(void)
 {
-	kprintf("interrupts taken by the host: %llu\n", (unsigned long long)apic_isr_count);
 	kprintf("TLB: %llu flush requests handled before VMRUN, %llu with TLB_CONTROL=%u%s, %llu "
 		"VMRUNs\n",
 		(unsigned long long)n_flush_requests, (unsigned long long)n_tlb_control,
@@ -360,11 +291,11 @@ static void svm_print_flushes(void)
 const struct hv_arch hv_arch = {
 	.name = "AMD SVM + NPT (QEMU TCG)",
 	.fmt = S2_FMT_X86_NPT,
-	.probe = svm_probe,
+	.caps = svm_caps,
+	.cpu_init = svm_cpu_init,
 	.setup = svm_setup,
 	.run = svm_run,
 	.set_rip = svm_set_rip,
-	.arm_timer = svm_arm_timer,
 	.gprs = svm_gprs,
 	.print_flushes = svm_print_flushes,
 };

@@ -8,8 +8,8 @@
  *
  * Interrupts: the host sets IF only for the VMRUN (under GIF = 0), so with
  * V_INTR_MASKING a physical interrupt that arrives while the guest runs
- * makes it exit (INTR intercept); STGI then lets the host take it (apic_isr,
- * which preserves every register) before CLI closes the window again.
+ * makes it exit (INTR intercept); STGI then lets the host take it (ipi_isr
+ * in start.S, which preserves every register) before CLI closes it again.
  */
 	.text
 	.code64
@@ -68,21 +68,4 @@ svm_enter:
 	pop	%rbx
 	ret
 
-	.global apic_isr, spurious_isr, apic_isr_count, apic_eoi
-apic_isr:
-	push	%rax
-	lock incq apic_isr_count(%rip)
-	mov	apic_eoi(%rip), %rax		/* local APIC EOI register */
-	movl	$0, (%rax)
-	pop	%rax
-	iretq
-spurious_isr:
-	iretq
-
-	.data
-	.balign	8
-apic_isr_count:
-	.quad	0
-apic_eoi:
-	.quad	0xfee000b0
 	.section .note.GNU-stack, "", @progbits

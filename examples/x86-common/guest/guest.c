@@ -130,23 +130,26 @@ static u32 touch(u32 gpa, u32 bytes)
 }
 
 /*
- * Warm the TLB on the range, have the hypervisor arm a timer, and keep
- * reading the range until the hypervisor says (through a word in guest
- * memory) that the timer fired and it zapped the range behind our back.
- * The data must still be there, and the hypervisor must have seen the range
- * fault again after the zap, which it only can if the flush reached the TLB.
+ * Warm the TLB on the range, ask the hypervisor's other CPU to zap it, and
+ * keep reading the range until the hypervisor says (through a word in guest
+ * memory) that it zapped it behind our back, moving the page meanwhile.
+ * The data must still read right, and the hypervisor must have seen the range
+ * fault again after the zap, which it only can if the flush reached the TLB
+ * of the CPU running us.
  */
 static u32 zap_test(void)
 {
 	volatile u32 *done = (volatile u32 *)ZAP_FLAG_GPA;
+	volatile u32 *progress = (volatile u32 *)ZAP_ROUNDS_GPA;
 	u32 bad = 0, rounds = 0;
 
 	*done = 0;
+	*progress = 0;
 	bad |= (touch(ZAP_GPA, ZAP_BYTES) != 0) << 0;
 	hypercall(HC_ZAP_ARM, ZAP_GPA, ZAP_BYTES);
 	while (!*done && rounds < ZAP_SPIN_LIMIT) {
 		bad |= (touch(ZAP_GPA, ZAP_BYTES) != 0) << 1;
-		rounds++;
+		*progress = ++rounds;
 	}
 	bad |= (!*done) << 2;
 	bad |= (touch(ZAP_GPA, ZAP_BYTES) != 0) << 3;
@@ -167,7 +170,7 @@ void guest_main(void)
 	       pattern_test(PATTERN_RAM_GPA, PATTERN_BYTES));
 	report(T_PATTERN_1G, "8 MiB pattern, 1 GiB slot",
 	       pattern_test(PATTERN_HUGE_GPA, PATTERN_BYTES));
-	report(T_ZAP, "timer zap + flush, range faults again", zap_test());
+	report(T_ZAP, "zap from the other CPU, range faults again", zap_test());
 	puts("guest: done\n");
 	hypercall(HC_DONE, 0, 0);
 	for (;;)
