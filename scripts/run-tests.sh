@@ -16,7 +16,8 @@ pass=0
 fail=0
 for prog in "$@"; do
 	name=${prog#./}
-	log="$logdir/$(basename "$prog").log"
+	# Named after the whole path: every examples/*/run.sh has the same basename.
+	log="$logdir/$(printf '%s' "${prog#./}" | tr '/' '_').log"
 	start=$(date +%s%N)
 	case "$prog" in
 	*.sh) cmd=(bash "$prog") ;;
