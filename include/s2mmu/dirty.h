@@ -197,6 +197,7 @@ struct kvm_dirty_stats {
 	uint64_t ring_overflows;       /* pushes a full ring sent to the bitmap */
 	uint64_t ring_soft_full;       /* soft-full requests raised */
 	uint64_t reaped;	       /* pages re-protected by get, clear, ring reset */
+	uint64_t masks;		       /* 64-page masks re-protected (after coalescing) */
 	uint64_t split_leaves;	       /* huge leaves split */
 	uint64_t collapsed;	       /* tables collapsed into huge leaves */
 	uint64_t write_tracked_faults; /* RET_PF_WRITE_TRACKED returned */
