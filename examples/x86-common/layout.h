@@ -79,9 +79,11 @@
 #define MIGRATE_POISON 0xdeaddeadu
 
 /* The word the pattern test stores at guest-physical address @gpa. */
+#define PATTERN_MUL 2654435761u
+#define PATTERN_XOR 0x5a17c0deu
 static inline unsigned pattern_word(unsigned gpa)
 {
-	return (gpa * 2654435761u) ^ 0x5a17c0deu;
+	return (gpa * PATTERN_MUL) ^ PATTERN_XOR;
 }
 
 /* Hypercalls: eax = number, ebx/ecx = arguments, result in eax. */
