@@ -47,7 +47,7 @@ rc=$?
 end=$(date +%s.%N)
 # port 0xe9 output is everything that is not bochs's own "(0) ..." / "Next at"
 # debugger lines or log lines.
-grep -v -e '^[0-9]\{11\}[a-z]\[' -e '^(0)' -e '^Next at' -e '^<bochs' -e '^\s*$' \
+grep -v -e '^[0-9]\{11\}[a-z]\[' -e '^([0-9])' -e '^Next at' -e '^<bochs' -e '^\s*$' \
 	-e '^=*$' -e '^ *Bochs x86 Emulator' -e '^ *Built from' -e '^ *Timestamp:' "$B/out.txt"
 awk -v rc="$rc" -v s="$start" -v e="$end" 'BEGIN { printf "bochs: exit %s after %.1f s\n", rc, e - s }'
 if [ $rc -eq 124 ]; then
