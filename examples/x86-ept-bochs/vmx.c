@@ -406,7 +406,7 @@ static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	return 0;
 }
 
-/* Act on the requests the library raised; false when a flush was due. */
+/* Act on the requests the library raised, before the next VM entry. */
 static void handle_requests(struct kvm_vcpu *vcpu)
 {
 	bool flush = false;

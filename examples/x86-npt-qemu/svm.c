@@ -204,6 +204,7 @@ static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	return 0;
 }
 
+/* Act on the requests the library raised, before the next VMRUN. */
 static void handle_requests(struct kvm_vcpu *vcpu)
 {
 	bool flush = false;
