@@ -28,15 +28,21 @@ static inline s2_pte_t fmt_mkyoung(const struct s2_fmt_cfg *c, s2_pte_t pte, int
 }
 #endif
 /*
- * Whether leaves of this VM keep a real Accessed state: a leaf made without
- * S2_PROT_ACCESSED reads back old. False where the format reports every
- * present leaf as accessed (EPT without A/D, G-stage without Svadu); aging
- * then needs access tracking (below) or can only answer "young".
+ * The bits of a level-@l leaf that hold Accessed, where the format keeps it
+ * in the entry (aging tests and clears them as a mask; debug builds check
+ * that against fmt_is_young/fmt_mkold): derived from a leaf made with and
+ * without S2_PROT_ACCESSED. 0 where every present leaf reads accessed (EPT
+ * without A/D, G-stage without Svadu); aging then needs access tracking
+ * (below) or can only answer "young". A format whose Accessed state is not
+ * such a mask defines FMT_HAS_ACCESSED_MASK and a function returning 0.
  */
-#ifndef FMT_HAS_HAS_ACCESSED_BIT
-static inline bool fmt_has_accessed_bit(const struct s2_fmt_cfg *c)
+#ifndef FMT_HAS_ACCESSED_MASK
+static inline s2_pte_t fmt_accessed_mask(const struct s2_fmt_cfg *c, int l)
 {
-	return !fmt_is_young(c, fmt_make_leaf(c, 1, 0, S2_PROT_R | S2_PROT_X, S2_MT_WB), 1);
+	unsigned p = S2_PROT_R | S2_PROT_X;
+
+	return fmt_make_leaf(c, l, 0, p | S2_PROT_ACCESSED, S2_MT_WB) ^
+	       fmt_make_leaf(c, l, 0, p, S2_MT_WB);
 }
 #endif
 /*
