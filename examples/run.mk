@@ -18,3 +18,7 @@ run-example:
 	$(Q)$(srctree)/scripts/install-deps.sh emu
 	@echo "== make run: $(run-example-dir) (the configured format's example hypervisor)"
 	$(Q)bash $(run-example-dir)/run.sh
+
+# make conformance (part of make check): every example, plus the proof that
+# the zap check fails when the flush is compiled out.
+CONFORMANCE_RUNNERS := $(sort $(wildcard examples/*/run.sh)) examples/break-flush.sh
