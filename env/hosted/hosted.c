@@ -184,7 +184,10 @@ static int h_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn
 	struct s2_hosted *h = H(ctx);
 	hva_t hva = slot->userspace_addr + ((gfn - slot->base_gfn) << 12);
 
-	__atomic_fetch_add(&h->pfn_lookups, 1, __ATOMIC_RELAXED);
+	/* A relaxed load and store, not a locked add: this runs on every
+	 * fault, and tests read the count only when their vcpus are idle. */
+	__atomic_store_n(&h->pfn_lookups, __atomic_load_n(&h->pfn_lookups, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
 	if (write && h->host_readonly)
 		return -EFAULT;
 	out->pfn = hva >> 12;

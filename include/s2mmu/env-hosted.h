@@ -27,7 +27,8 @@ struct s2_hosted {
 	 * successful calls (< 0: never). */
 	long fail_alloc_after;
 
-	/* Counters (atomics; read any time). */
+	/* Counters (atomics; read any time; pfn_lookups may undercount when
+	 * several threads fault at once). */
 	uint64_t table_allocs, table_frees; /* table pages, 4 KiB units */
 	uint64_t meta_allocs, meta_frees;
 	uint64_t kicks, hw_flush_vm, hw_flush_range, pfn_lookups, logs;
