@@ -9,6 +9,51 @@
 
 #include "s2mmu/prot.h"
 
+/*
+ * Formats whose hardware-writable bit and software bits are one bit each, at
+ * every level, say so with FMT_W_BIT, FMT_MMU_WRITABLE_BIT and
+ * FMT_HOST_WRITABLE_BIT, and get these one-test forms instead of a decode.
+ * FMT_WRPROTECT_CLEARS_W_BIT adds a write-protect that clears only that bit,
+ * for formats where nothing else depends on it (RISC-V without Svadu keeps D
+ * in step with W, so it writes protect through fmt_leaf_set_prot).
+ */
+#if defined(FMT_W_BIT) && !defined(FMT_HAS_IS_WRITABLE)
+#define FMT_HAS_IS_WRITABLE
+static inline bool fmt_is_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte & FMT_W_BIT;
+}
+#endif
+#if defined(FMT_WRPROTECT_CLEARS_W_BIT) && !defined(FMT_HAS_WRPROTECT)
+#define FMT_HAS_WRPROTECT
+static inline s2_pte_t fmt_wrprotect(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte & ~(s2_pte_t)FMT_W_BIT;
+}
+#endif
+#if defined(FMT_MMU_WRITABLE_BIT) && !defined(FMT_HAS_IS_MMU_WRITABLE)
+#define FMT_HAS_IS_MMU_WRITABLE
+static inline bool fmt_is_mmu_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte & FMT_MMU_WRITABLE_BIT;
+}
+#endif
+#if defined(FMT_HOST_WRITABLE_BIT) && !defined(FMT_HAS_IS_HOST_WRITABLE)
+#define FMT_HAS_IS_HOST_WRITABLE
+static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte & FMT_HOST_WRITABLE_BIT;
+}
+#endif
+
 #ifndef FMT_HAS_IS_YOUNG
 static inline bool fmt_is_young(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {

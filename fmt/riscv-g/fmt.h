@@ -415,30 +415,10 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct 
 		env->ops->tlb_flush_vm(env->ctx, kvm);
 }
 
-/* Faster forms of the derived helpers: one test instead of a decode. */
-#define FMT_HAS_IS_WRITABLE
-static inline bool fmt_is_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & RVG_W;
-}
-
-#define FMT_HAS_IS_MMU_WRITABLE
-static inline bool fmt_is_mmu_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & RVG_SW_MMU_WRITABLE;
-}
-
-#define FMT_HAS_IS_HOST_WRITABLE
-static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & RVG_SW_HOST_WRITABLE;
-}
+/* One bit each at every level: fmt/defaults.h derives the fast tests. */
+#define FMT_W_BIT RVG_W
+#define FMT_MMU_WRITABLE_BIT RVG_SW_MMU_WRITABLE
+#define FMT_HOST_WRITABLE_BIT RVG_SW_HOST_WRITABLE
 
 #include "fmt/defaults.h"
 

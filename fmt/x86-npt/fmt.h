@@ -327,38 +327,11 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_
 
 #define FMT_HAS_TLB_FLUSH_RANGE 0
 
-/* Faster forms of the derived helpers: one test instead of a decode. */
-#define FMT_HAS_IS_WRITABLE
-static inline bool fmt_is_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & NPT_RW;
-}
-
-#define FMT_HAS_WRPROTECT
-static inline s2_pte_t fmt_wrprotect(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & ~NPT_RW;
-}
-
-#define FMT_HAS_IS_MMU_WRITABLE
-static inline bool fmt_is_mmu_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & NPT_SW_MMU_WRITABLE;
-}
-
-#define FMT_HAS_IS_HOST_WRITABLE
-static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
-{
-	(void)c;
-	(void)l;
-	return pte & NPT_SW_HOST_WRITABLE;
-}
+/* One bit each at every level: fmt/defaults.h derives the fast tests. */
+#define FMT_WRPROTECT_CLEARS_W_BIT
+#define FMT_W_BIT NPT_RW
+#define FMT_MMU_WRITABLE_BIT NPT_SW_MMU_WRITABLE
+#define FMT_HOST_WRITABLE_BIT NPT_SW_HOST_WRITABLE
 
 #include "fmt/defaults.h"
 
