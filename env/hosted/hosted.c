@@ -104,10 +104,19 @@ static void h_free(void *ctx, void *p)
 	free(p);
 }
 
+/*
+ * Every read-side critical section ends before a grace period that began
+ * after it does: readers release this token on unlock, grace periods (and
+ * the callbacks run after them) acquire it, so TSan sees a free after
+ * synchronize_rcu ordered after the readers' last access.
+ */
+static char h_reader_token;
+
 static void h_synchronize_rcu(void *ctx)
 {
 	(void)ctx;
 	urcu_bp_synchronize_rcu();
+	h_tsan_acquire(&h_reader_token);
 }
 
 /* rcu_barrier() orders every callback before its return (for TSan). */
@@ -124,6 +133,7 @@ static void h_rcu_trampoline(struct rcu_head *head)
 	struct h_rcu_cb *cb = caa_container_of(head, struct h_rcu_cb, head);
 
 	h_tsan_acquire(cb);
+	h_tsan_acquire(&h_reader_token);
 	cb->fn(cb->arg);
 	free(cb);
 	h_tsan_release(&h_barrier_token);
@@ -161,6 +171,7 @@ static void h_rcu_read_lock(void *ctx)
 static void h_rcu_read_unlock(void *ctx)
 {
 	(void)ctx;
+	h_tsan_release(&h_reader_token);
 	urcu_bp_read_unlock();
 }
 
@@ -218,8 +229,9 @@ static void h_dcache_clean_inval(void *ctx, hpa_t pa, uint64_t size)
 	struct s2_hosted *h = H(ctx);
 
 	__atomic_fetch_add(&h->dcache_cleans, 1, __ATOMIC_RELAXED);
-	h->last_clean_pa = pa;
-	h->last_clean_size = size;
+	/* Faults on several vcpus clean concurrently. */
+	__atomic_store_n(&h->last_clean_pa, pa, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->last_clean_size, size, __ATOMIC_RELAXED);
 }
 
 static void h_log(void *ctx, enum s2_log_level level, const char *msg)
