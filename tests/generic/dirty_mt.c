@@ -618,6 +618,93 @@ static void test_no_write_lost_ring(void **state)
 	run_cfg(&cfgs[4]);
 }
 
+/* ---- the fast path under a race ---- */
+
+struct racer {
+	struct kvm_vcpu *v;
+	pthread_barrier_t *bar;
+	unsigned rounds;
+	unsigned fixed, spurious;
+};
+
+static void *racer_thread(void *arg)
+{
+	struct racer *r = arg;
+
+	for (unsigned i = 0; i < r->rounds; i++) {
+		pthread_barrier_wait(r->bar);
+		int ret = kvm_tdp_page_fault(r->v, gfn_to_gpa(BASE_GFN + i % 64), S2_ACC_WRITE);
+
+		if (ret == RET_PF_FIXED)
+			r->fixed++;
+		else if (ret == RET_PF_SPURIOUS)
+			r->spurious++;
+		pthread_barrier_wait(r->bar);
+	}
+	return NULL;
+}
+
+/* Two vcpus take the same write fault on a write-protected page at once:
+ * exactly one restores write access and pushes the page, every round. */
+static void test_fast_path_race_records_once(void **state)
+{
+	struct kvm_vm_params p = t_default_params(TEST_FMT);
+	struct kvm_memory_slot slot = {
+		.id = SLOT_ID, .base_gfn = BASE_GFN, .npages = 64, .userspace_addr = HVA_BASE + 4096
+	};
+	struct racer rc[2];
+	struct kvm_dirty_gfn e[8];
+	pthread_barrier_t bar;
+	const unsigned rounds = 2000;
+
+	(void)state;
+	memset(&R, 0, sizeof(R));
+	s2_hosted_init(&R.t.h);
+	R.t.h.quiet = true;
+	p.env = &R.t.h.env;
+	assert_int_equal(kvm_create_vm(&p, &R.t.kvm), 0);
+	assert_int_equal(kvm_dirty_log_set_caps(R.t.kvm, KVM_DIRTY_LOG_WRPROTECT), 0);
+	assert_int_equal(kvm_dirty_ring_enable(R.t.kvm, 64, 8), 0);
+	pthread_barrier_init(&bar, NULL, 3);
+	for (unsigned i = 0; i < 2; i++) {
+		rc[i] = (struct racer){ .bar = &bar, .rounds = rounds };
+		assert_int_equal(kvm_vcpu_create(R.t.kvm, i, &rc[i].v), 0);
+	}
+	R.t.vcpu = rc[0].v;
+	assert_int_equal(kvm_set_memslot(R.t.kvm, &slot), 0);
+	for (gfn_t g = 0; g < 64; g++)
+		assert_int_equal(
+			kvm_tdp_page_fault(rc[0].v, gfn_to_gpa(BASE_GFN + g), S2_ACC_WRITE),
+			RET_PF_FIXED);
+	assert_int_equal(kvm_set_memslot_flags(R.t.kvm, SLOT_ID, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&R.vc[i].th, NULL, racer_thread, &rc[i]), 0);
+	for (unsigned i = 0; i < rounds; i++) {
+		long n = 0;
+
+		pthread_barrier_wait(&bar); /* both fault now */
+		pthread_barrier_wait(&bar); /* both done */
+		for (unsigned v = 0; v < 2; v++) {
+			long k = kvm_dirty_ring_harvest(rc[v].v, e, 8);
+
+			assert_true(k >= 0);
+			for (long j = 0; j < k; j++)
+				assert_int_equal(e[j].offset, i % 64);
+			n += k;
+		}
+		if (n != 1)
+			fail_msg("[%s] round %u: %ld ring entries for one page", TEST_FMT_NAME, i,
+				 n);
+		assert_int_equal(kvm_dirty_ring_reset(R.t.kvm), 1);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(R.vc[i].th, NULL), 0);
+	pthread_barrier_destroy(&bar);
+	assert_int_equal(rc[0].fixed + rc[1].fixed, rounds);
+	assert_int_equal(rc[0].spurious + rc[1].spurious, rounds);
+	t_vm_fini(&R.t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_no_write_lost_hw_get),
 		cmocka_unit_test(test_no_write_lost_hw_pml_clear),
 		cmocka_unit_test(test_no_write_lost_ring),
+		cmocka_unit_test(test_fast_path_race_records_once),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {
