@@ -141,7 +141,8 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 			return RET_PF_FIXED;
 		}
 	}
-	if (write) {
+	if (write && s2_unlikely(__atomic_load_n(&kvm->dirty.fast_write, __ATOMIC_RELAXED) ||
+				 __atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))) {
 		/* Write-protected but MMU-writable (dirty logging): restore W
 		 * without asking the host, recording the page once. */
 		r = s2_dirty_fast_write(vcpu, gpa_to_gfn(gpa), access);
@@ -195,7 +196,8 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 				(f.gfn & ~(leaf_pages - 1)) + leaf_pages) ||
 	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
 		r = RET_PF_RETRY;
-	else if (!(r = s2_write_track_fault(kvm, &f, write))) {
+	else if (!__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED) ||
+		 !(r = s2_write_track_fault(kvm, &f, write))) {
 		r = kvm->ops->map(kvm, vcpu, &f);
 		/* A leaf made writable in a logging slot: record the page. */
 		if (r == RET_PF_FIXED && f.made_writable && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES))

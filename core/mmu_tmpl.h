@@ -226,6 +226,42 @@ static inline int S2_FN(zap_locked)(struct kvm *kvm, struct s2_change_acc *acc, 
 }
 
 /*
+ * zap_table_locked() is zap_locked() for every leaf of the level-1 table @t
+ * (mapping from @gfn) at once, when a zap under the write side covers all of
+ * it: the same exchanges and counts, and one flush owed for the table's span.
+ * Returns the leaves zapped.
+ */
+static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc,
+					       s2_pte_t *t, gfn_t gfn)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const unsigned n = 1u << c->bits_per_level;
+	uint64_t zapped = 0;
+
+	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+	    s2_unlikely(!s2_rwlock_is_write_locked(&kvm->mmu_lock))) {
+		kvm_bug(kvm, "table zapped without mmu_lock held for write, gfn", gfn);
+		return 0;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+
+		if (!fmt_is_present(c, e, 1) && !fmt_is_access_tracked(c, e, 1))
+			continue;
+		(void)__atomic_exchange_n(&t[i], 0, __ATOMIC_ACQ_REL);
+		zapped++;
+	}
+	if (zapped) {
+		uint64_t pages = 1ull << (s2_level_shift(c, 2) - S2_GFN_SHIFT);
+
+		acc->leaves[1] -= (int64_t)zapped;
+		acc->zapped += zapped;
+		s2_acc_need_flush(acc, gfn, gfn + pages);
+	}
+	return zapped;
+}
+
+/*
  * Replace a present entry by one of another size or output address (split,
  * collapse). Where the format needs break-before-make (rules 5 and 7): freeze
  * the entry with compare-and-exchange, flush what the old entry may have left
@@ -456,6 +492,18 @@ static S2_ALWAYS_INLINE long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_o
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 
+	if (v->what == S2_VISIT_TABLE_PRE) {
+		/* A table of level-1 leaves wholly inside the range: sweep it
+		 * in one loop and unlink it, rather than visit each leaf. */
+		uint64_t span = 1ull << s2_level_shift(c, 2);
+
+		if (v->level != 2 || v->addr < gfn_to_gpa(op->start) ||
+		    v->addr + span > gfn_to_gpa(op->end))
+			return 0;
+		op->result += (long)S2_FN(zap_table_locked)(
+			kvm, op->acc, S2_FN(table_va)(kvm, v->old, 2), gpa_to_gfn(v->addr));
+		return S2_FN(unlink_table)(kvm, op, v);
+	}
 	if (v->what == S2_VISIT_LEAF || v->what == S2_VISIT_TRACKED) {
 		if (S2_FN(zap_locked)(kvm, op->acc, v->ptep, gpa_to_gfn(v->addr), v->level))
 			return -EIO;
@@ -626,7 +674,9 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 	op->result = 0;
 	switch (op->kind) {
 	case S2_RANGE_ZAP:
-		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED | S2_VISIT_TABLE_POST,
+		r = S2_FN(walk)(kvm, op, s, e,
+				S2_VISIT_LEAF | S2_VISIT_TRACKED | S2_VISIT_TABLE_PRE |
+					S2_VISIT_TABLE_POST,
 				S2_FN(zap_visit));
 		break;
 	case S2_RANGE_WRPROTECT:
@@ -818,7 +868,12 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	gpa_t gpa = gfn_to_gpa(f->gfn);
 	s2_pte_t *tbl = kvm->root;
+	/* The common fault only installs, and counts its leaf and tables
+	 * itself: the full accounting (acc) is set up only on the rare paths
+	 * that need it, not zeroed and settled on every fault. */
 	struct s2_change_acc acc;
+	bool acc_used = false;
+	int64_t tables = 0;
 	int level = c->levels;
 	/* The index of each level, kept as a shift and a width while the
 	 * descent steps down, rather than recomputed per level. */
@@ -826,7 +881,6 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	bool restored = false;
 	int ret;
 
-	s2_acc_init(&acc);
 	for (;;) {
 		s2_pte_t *ptep = &tbl[(gpa >> shift) & ((1u << bits) - 1)];
 		s2_pte_t old = S2_FN(pte_load)(ptep);
@@ -836,6 +890,10 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	again:
 		if (fmt_is_present(c, old, level)) {
 			if (level == 1 || fmt_is_leaf(c, old, level)) {
+				if (!acc_used) {
+					s2_acc_init(&acc);
+					acc_used = true;
+				}
 				ret = S2_FN(fix_existing)(kvm, &acc, f, ptep, old, level);
 				if (ret != -EAGAIN)
 					break;
@@ -858,6 +916,10 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 		if (fmt_is_access_tracked(c, old, level)) {
 			/* Aged without Accessed bits: restore it, then treat
 			 * it as the leaf it was (same pfn, so rule 1 holds). */
+			if (!acc_used) {
+				s2_acc_init(&acc);
+				acc_used = true;
+			}
 			new = fmt_restore_access_tracked(c, old, level);
 			ret = S2_FN(set_atomic)(kvm, &acc, ptep, &old, new, f->gfn, level);
 			if (ret && ret != -EBUSY)
@@ -896,7 +958,7 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 			s2_cache_push(vcpu, &pg);
 			goto again;
 		}
-		acc.table_pages += (int64_t)(s2_table_bytes(c) >> 12);
+		tables++;
 		tbl = pg.va;
 		level--;
 		shift -= c->bits_per_level;
@@ -905,7 +967,13 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 	if (restored && ret == RET_PF_SPURIOUS)
 		ret = RET_PF_FIXED;
 	/* Other changes (restores, zaps of a larger leaf) settle as usual. */
-	s2_acc_settle(kvm, &acc);
+	if (s2_unlikely(acc_used)) {
+		acc.table_pages += tables * (int64_t)(s2_table_bytes(c) >> 12);
+		s2_acc_settle(kvm, &acc);
+	} else if (tables) {
+		__atomic_fetch_add(&kvm->stat_table_pages,
+				   tables * (int64_t)(s2_table_bytes(c) >> 12), __ATOMIC_RELAXED);
+	}
 	return ret;
 }
 

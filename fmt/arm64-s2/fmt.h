@@ -347,8 +347,9 @@ static inline uint64_t a64_encode_prot(const struct s2_fmt_cfg *c, unsigned prot
 #define A64_PROT_BITS                                                          \
 	(A64_S2AP_R | A64_S2AP_W | A64_DBM | A64_AF | A64_XN_MASK | A64_SW_BITS)
 
-static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa,
-				     unsigned prot, unsigned memtype)
+/* Always inlined: at -O2 gcc kept it out of line, a call on every fault. */
+static inline __attribute__((always_inline)) s2_pte_t
+fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa, unsigned prot, unsigned memtype)
 {
 	s2_pte_t pte = a64_addr_to_desc(c, hpa & a64_level_mask(c, l)) |
 		       (l == 1 ? A64_DESC_PAGE : A64_DESC_BLOCK) |
