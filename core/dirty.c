@@ -24,6 +24,7 @@
 #include "core/kvm_internal.h"
 
 #define S2_RING_MIN 16u
+#define S2_CLEAR_CHUNK 64u /* bitmap words a clear collects per re-protection */
 #define S2_RING_MAX 65536u
 
 /* ---- small helpers ---- */
@@ -54,6 +55,15 @@ static void s2_dstat_add(uint64_t *ctr, uint64_t v)
 static const struct s2_memslots *s2_slots(const struct kvm *kvm)
 {
 	return __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+}
+
+/* Bits set in @w, without a libgcc call where the ISA lacks an instruction. */
+static inline unsigned s2_popcount(uint64_t w)
+{
+	w = w - ((w >> 1) & 0x5555555555555555ull);
+	w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
+	w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((w * 0x0101010101010101ull) >> 56);
 }
 
 /* The bitmap of slot @s of @ms (NULL: the slot does not log). */
@@ -472,27 +482,31 @@ int s2_write_track_fault(struct kvm *kvm, struct s2_fault *f, bool write)
 
 /* ---- re-protection ---- */
 
-/* Re-protect the pages base + i for the set bits i of @mask. */
-static long s2_protect_mask(struct kvm *kvm, gfn_t base, uint64_t mask, bool hw,
-			    struct s2_change_acc *acc)
+/*
+ * Re-protect the pages base + 64 * w + i for the set bits i of masks[w],
+ * with mmu_lock held for write; @cur (zeroed when the lock was taken)
+ * carries the leaf table from one mask to the next.
+ */
+static long s2_protect_masks(struct kvm *kvm, gfn_t base, const uint64_t *masks, uint64_t n,
+			     bool hw, struct s2_mask_cursor *cur, struct s2_change_acc *acc)
 {
-	struct s2_mask_arg a = { .base = base, .mask = mask, .hw = hw };
-	struct s2_range_op op = {
-		.kind = S2_RANGE_DIRTY_MASK,
-		.start = base + (gfn_t)__builtin_ctzll(mask),
-		.end = base + 64 - (gfn_t)__builtin_clzll(mask),
-		.acc = acc,
-		.arg = &a,
-	};
+	struct s2_mask_arg a = { .base = base, .masks = masks, .nmasks = n, .hw = hw, .cur = cur };
+	struct s2_range_op op = { .kind = S2_RANGE_DIRTY_MASK,
+				  .start = base,
+				  .end = base + 64 * n,
+				  .acc = acc,
+				  .arg = &a };
 
 	return s2_range(kvm, &op);
 }
 
-/* The span [lo, hi) of gfns a harvest collected, for its one flush. */
+/* The span [lo, hi) of gfns a harvest collected, for its one flush, and
+ * where its re-protection got to. */
 struct s2_reap {
 	gfn_t lo, hi;
 	uint64_t pages;
 	uint64_t masks;
+	struct s2_mask_cursor cur; /* zero when mmu_lock is taken */
 };
 
 static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
@@ -504,7 +518,7 @@ static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
 		rp->lo = lo;
 	if (!rp->pages || hi > rp->hi)
 		rp->hi = hi;
-	rp->pages += (uint64_t)__builtin_popcountll(mask);
+	rp->pages += (uint64_t)s2_popcount(mask);
 	rp->masks++;
 }
 
@@ -553,10 +567,11 @@ long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
 	const struct kvm_memory_slot *s;
 	struct s2_slot_dirty *d;
 	struct s2_change_acc acc;
-	struct s2_reap rp = { 0 };
+	struct s2_reap rp = { .cur.memo.hw_writes = -1 };
 	unsigned caps;
-	bool hw, manual, scan, lock;
-	long r = 0, count = 0;
+	bool hw, manual, scan;
+	uint64_t any = 0;
+	long r = 0;
 
 	if (!kvm || !bitmap)
 		return -EINVAL;
@@ -566,35 +581,43 @@ long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
 	hw = kvm_dirty_log_hw(kvm);
 	manual = caps & KVM_DIRTY_LOG_MANUAL_PROTECT;
 	scan = hw && !(caps & KVM_DIRTY_LOG_PML);
-	lock = scan || !manual;
 	s2_acc_init(&acc);
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	r = s2_logging_slot(kvm, slot_id, &s, &d);
 	if (r)
 		goto out;
-	if (lock)
-		s2_mmu_write_lock(kvm);
+	if (manual && !scan) {
+		/* Only a copy: no entry changes, no lock. */
+		for (uint64_t w = 0; w < d->nwords; w++) {
+			uint64_t m = __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
+
+			bitmap[w] = m;
+			any |= m;
+		}
+		goto out;
+	}
+	s2_mmu_write_lock(kvm);
 	if (scan)
 		r = s2_scan_slot(kvm, s, d, &acc);
-	for (uint64_t w = 0; w < d->nwords && r >= 0; w++) {
+	for (uint64_t w = 0; w < d->nwords; w++) {
 		uint64_t m = __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
 
 		if (m && !manual) {
 			m = __atomic_exchange_n(&d->bits[w], 0, __ATOMIC_ACQ_REL);
-			if (m) {
-				r = s2_protect_mask(kvm, s->base_gfn + w * 64, m, hw, &acc);
+			if (m)
 				s2_reap_add(&rp, s->base_gfn + w * 64, m);
-			}
 		}
 		bitmap[w] = m;
-		count += __builtin_popcountll(m);
+		any |= m;
 	}
+	/* What was collected is re-protected before the lock is dropped. */
+	if (!manual && any && r >= 0)
+		r = s2_protect_masks(kvm, s->base_gfn, bitmap, d->nwords, hw, &rp.cur, &acc);
 	s2_reap_settle(kvm, &rp, &acc);
-	if (lock)
-		s2_mmu_write_unlock(kvm, &acc);
+	s2_mmu_write_unlock(kvm, &acc);
 out:
 	s2_spin_unlock(&kvm->slots_lock);
-	return r < 0 ? r : count;
+	return r < 0 ? r : any != 0;
 }
 
 long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page, uint64_t num_pages,
@@ -603,7 +626,7 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 	const struct kvm_memory_slot *s;
 	struct s2_slot_dirty *d;
 	struct s2_change_acc acc;
-	struct s2_reap rp = { 0 };
+	struct s2_reap rp = { .cur.memo.hw_writes = -1 };
 	bool hw;
 	long r;
 
@@ -625,21 +648,28 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 		goto out;
 	}
 	s2_mmu_write_lock(kvm);
-	for (uint64_t i = 0; i * 64 < num_pages && r >= 0; i++) {
-		uint64_t w = first_page / 64 + i;
-		uint64_t m = bitmap[i];
+	/* Bits cleared 64 words at a time, then their pages re-protected. */
+	for (uint64_t i = 0; i * 64 < num_pages && r >= 0; i += S2_CLEAR_CHUNK) {
+		uint64_t cleared[S2_CLEAR_CHUNK], n = 0, any = 0;
 
-		if (num_pages - i * 64 < 64)
-			m &= (1ull << (num_pages - i * 64)) - 1;
-		m &= __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
-		if (!m)
-			continue;
-		/* Only the bits this call cleared are re-protected. */
-		m &= __atomic_fetch_and(&d->bits[w], ~m, __ATOMIC_ACQ_REL);
-		if (!m)
-			continue;
-		r = s2_protect_mask(kvm, s->base_gfn + w * 64, m, hw, &acc);
-		s2_reap_add(&rp, s->base_gfn + w * 64, m);
+		for (; n < S2_CLEAR_CHUNK && (i + n) * 64 < num_pages; n++) {
+			uint64_t w = first_page / 64 + i + n;
+			uint64_t m = bitmap[i + n];
+
+			if (num_pages - (i + n) * 64 < 64)
+				m &= (1ull << (num_pages - (i + n) * 64)) - 1;
+			m &= __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
+			/* Only the bits this call cleared are re-protected. */
+			if (m)
+				m &= __atomic_fetch_and(&d->bits[w], ~m, __ATOMIC_ACQ_REL);
+			if (m)
+				s2_reap_add(&rp, s->base_gfn + w * 64, m);
+			cleared[n] = m;
+			any |= m;
+		}
+		if (any)
+			r = s2_protect_masks(kvm, s->base_gfn + first_page + i * 64, cleared, n, hw,
+					     &rp.cur, &acc);
 	}
 	s2_reap_settle(kvm, &rp, &acc);
 	s2_mmu_write_unlock(kvm, &acc);
@@ -679,7 +709,7 @@ static long s2_coalesce_flush(struct kvm *kvm, struct s2_coalesce *co, bool hw, 
 		m &= (1ull << (ms->slots[i].npages - co->base)) - 1;
 	if (!m)
 		return 0;
-	r = s2_protect_mask(kvm, ms->slots[i].base_gfn + co->base, m, hw, acc);
+	r = s2_protect_masks(kvm, ms->slots[i].base_gfn + co->base, &m, 1, hw, &rp->cur, acc);
 	s2_reap_add(rp, ms->slots[i].base_gfn + co->base, m);
 	return r;
 }
@@ -711,7 +741,7 @@ static long s2_coalesce_add(struct kvm *kvm, struct s2_coalesce *co, const struc
 long kvm_dirty_ring_reset(struct kvm *kvm)
 {
 	struct s2_change_acc acc;
-	struct s2_reap rp = { 0 };
+	struct s2_reap rp = { .cur.memo.hw_writes = -1 };
 	struct s2_coalesce co = { 0 };
 	bool hw;
 	long r = 0, total = 0;
@@ -816,6 +846,20 @@ static uint64_t s2_split_count(struct kvm *kvm, gfn_t start, gfn_t end)
 	return a.need;
 }
 
+/* Whether any huge leaf is mapped (statistics): without one, enabling needs
+ * no split pass at all. */
+static bool s2_has_huge_leaves(const struct kvm *kvm)
+{
+	struct kvm_mmu_stats st;
+
+	if (kvm_get_stats(kvm, &st))
+		return true;
+	for (int l = 2; l <= S2_MAX_LEVELS; l++)
+		if (st.cur_leaves[l])
+			return true;
+	return false;
+}
+
 /*
  * Start logging slot @s: eagerly split its huge leaves (CONFIG_S2_EAGER_SPLIT;
  * the table pages are allocated before mmu_lock is taken, and if that fails
@@ -826,12 +870,14 @@ static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
 {
 	struct s2_page_stack ps = { 0 };
 	bool hw = kvm_dirty_log_hw(kvm);
-	bool split = S2_ENABLED(CONFIG_S2_EAGER_SPLIT) && kvm->max_leaf_level > 1;
+	bool split = S2_ENABLED(CONFIG_S2_EAGER_SPLIT) && kvm->max_leaf_level > 1 &&
+		     s2_has_huge_leaves(kvm);
 	gfn_t end = s->base_gfn + s->npages;
 
 	for (int pass = 0; pass < 8; pass++) {
 		struct s2_enable_arg a = {
 			.hw = hw,
+			.memo.hw_writes = -1,
 			.split_on = split,
 			.split = { .pages = &ps, .clear_prot = hw ? S2_PROT_DIRTY : S2_PROT_W },
 		};

@@ -84,19 +84,48 @@ struct s2_split_arg {
 	bool short_of_pages;	     /* out: stopped, more pages needed */
 };
 
+/*
+ * What protecting a leaf made of its attributes (the entry without its
+ * address bits) last time: most leaves of a slot share them, so a format
+ * whose write-protect decodes and re-encodes permissions does it once.
+ */
+struct s2_prot_memo {
+	s2_pte_t addr_bits; /* bits a level-1 leaf's address may occupy (0: unset) */
+	s2_pte_t in, out;
+	int level;     /* 0: empty */
+	int hw_writes; /* hardware may set A/D in leaves: 1, 0, -1 unknown */
+};
+
 /* S2_RANGE_DIRTY_ENABLE: a slot starts logging. */
 struct s2_enable_arg {
 	struct s2_split_arg split; /* split.pages NULL: no eager split */
 	bool split_on;
 	bool hw;     /* clear dirty state instead of W */
 	long reaped; /* out: leaves possibly writable in a TLB */
+	struct s2_prot_memo memo;
 };
 
-/* S2_RANGE_DIRTY_MASK: re-protect pages base + i for the bits i of mask. */
+/*
+ * Where the last mask found its leaves: a table and the gfns its entries
+ * cover. Valid while mmu_lock stays held for write (zero it after taking
+ * the lock), so consecutive masks descend once per leaf table.
+ */
+struct s2_mask_cursor {
+	s2_pte_t *tbl;
+	gfn_t start, end;
+	int level;	 /* level of the entries of tbl */
+	unsigned gshift; /* log2 gfns per entry */
+	struct s2_prot_memo memo;
+};
+
+/* S2_RANGE_DIRTY_MASK: re-protect pages base + 64 * w + i for the bits i
+ * of masks[w]. */
 struct s2_mask_arg {
 	gfn_t base;
-	uint64_t mask;
+	const uint64_t *masks;
+	uint64_t nmasks;
 	bool hw;
+	struct s2_mask_cursor *cur;
 };
 
 /* S2_RANGE_DIRTY_SCAN: OR the leaves' hardware dirty bits into a bitmap. */

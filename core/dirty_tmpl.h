@@ -61,8 +61,8 @@ static void S2_FN(split_fill)(struct kvm *kvm, s2_pte_t *t, int cl, hpa_t hpa, u
  * Returns 0 (split, or the leaf changed under us and was left alone), 1 when
  * short of pages (the walk stops), -EIO.
  */
-static long S2_FN(split_one)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v,
-			     struct s2_split_arg *a)
+static __attribute__((noinline)) long S2_FN(split_one)(struct kvm *kvm, struct s2_range_op *op,
+						       struct s2_visit *v, struct s2_split_arg *a)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	const int level = v->level;
@@ -130,6 +130,38 @@ static inline s2_pte_t S2_FN(protected)(const struct s2_fmt_cfg *c, s2_pte_t pte
 }
 
 /*
+ * protected(), remembered per attribute pattern: the entry without the bits
+ * an address may occupy decides the result (protection never looks at the
+ * address), so leaves that share attributes share the work.
+ */
+static S2_ALWAYS_INLINE s2_pte_t S2_FN(protected_memo)(const struct s2_fmt_cfg *c,
+						       struct s2_prot_memo *m, s2_pte_t pte,
+						       int level, bool hw)
+{
+	s2_pte_t attr, new;
+
+#ifdef FMT_HAS_WRPROTECT
+	/* The format's own write-protect is a bit operation already. */
+	if (!hw)
+		return S2_FN(protected)(c, pte, level, false);
+#endif
+	if (s2_unlikely(!m->addr_bits)) {
+		hpa_t top = ((1ull << c->pa_bits) - 1) & ~((1ull << c->page_shift) - 1);
+
+		m->addr_bits =
+			fmt_make_leaf(c, 1, top, 0, S2_MT_WB) ^ fmt_make_leaf(c, 1, 0, 0, S2_MT_WB);
+	}
+	attr = pte & ~m->addr_bits;
+	if (s2_likely(m->level == level && m->in == attr))
+		return m->out | (pte & m->addr_bits);
+	new = S2_FN(protected)(c, pte, level, hw);
+	m->in = attr;
+	m->out = new & ~m->addr_bits;
+	m->level = level;
+	return new;
+}
+
+/*
  * Debug builds check what the fast form below assumes: mmu_lock is held for
  * write and the change is one the change handler would accept without
  * owing a flush or changing a leaf count (it only takes W or D away).
@@ -150,19 +182,33 @@ static bool S2_FN(owes_nothing)(struct kvm *kvm, s2_pte_t old, s2_pte_t new, gfn
 }
 
 /*
+ * Whether hardware may write the VM's leaves (set Accessed or Dirty) while
+ * we hold mmu_lock: only then must a change be an atomic read-modify-write.
+ */
+static bool S2_FN(hw_writes_leaves)(const struct s2_fmt_cfg *c)
+{
+	s2_pte_t w = fmt_make_leaf(c, 1, 0, S2_PROT_R | S2_PROT_W, S2_MT_WB);
+
+	return fmt_accessed_mask(c, 1) || !fmt_is_dirty(c, w, 1);
+}
+
+/*
  * Protect the leaf at @ptep (mmu_lock held for write, so only hardware A/D
  * updates race with us). Bypasses set_locked() for speed: the change only
  * clears W or D, which rule 2 says owes nothing by itself; the caller
- * records the flush its reaping owes. An atomic AND keeps whatever A/D the
- * hardware sets meanwhile. Returns 1 if the leaf changed, 0, or -EIO.
+ * records the flush its reaping owes. Where hardware may set A/D meanwhile
+ * an atomic AND keeps them; elsewhere nothing else writes the entry and a
+ * plain store does (as KVM writes non-volatile sptes). Returns 1 if the
+ * leaf changed, 0, or -EIO.
  */
-static inline long S2_FN(protect_leaf)(struct kvm *kvm, s2_pte_t *ptep, s2_pte_t old, gfn_t gfn,
-				       int level, bool hw)
+static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot_memo *m,
+						 s2_pte_t *ptep, s2_pte_t old, gfn_t gfn, int level,
+						 bool hw)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 
 	for (;;) {
-		s2_pte_t new = S2_FN(protected)(c, old, level, hw);
+		s2_pte_t new = S2_FN(protected_memo)(c, m, old, level, hw);
 
 		if (new == old)
 			return 0;
@@ -172,11 +218,17 @@ static inline long S2_FN(protect_leaf)(struct kvm *kvm, s2_pte_t *ptep, s2_pte_t
 				gfn);
 			return -EIO;
 		}
-		if (!(new & ~old)) {
-			__atomic_fetch_and(ptep, ~(old & ~new), __ATOMIC_RELEASE);
+		if (s2_unlikely(m->hw_writes < 0))
+			m->hw_writes = S2_FN(hw_writes_leaves)(c);
+		if (!m->hw_writes) {
+			__atomic_store_n(ptep, new, __ATOMIC_RELAXED);
 			return 1;
 		}
-		if (__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_RELEASE,
+		if (!(new & ~old)) {
+			__atomic_fetch_and(ptep, ~(old & ~new), __ATOMIC_RELAXED);
+			return 1;
+		}
+		if (__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_RELAXED,
 						__ATOMIC_RELAXED))
 			return 1;
 		if (!S2_FN(is_leaf_at)(c, old, level))
@@ -186,7 +238,9 @@ static inline long S2_FN(protect_leaf)(struct kvm *kvm, s2_pte_t *ptep, s2_pte_t
 
 /* ---- a slot starts logging ---- */
 
-static long S2_FN(enable_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+/* Inlined into the walker's leaf loop: this runs once per leaf of the slot. */
+static S2_ALWAYS_INLINE long S2_FN(enable_visit)(struct kvm *kvm, struct s2_range_op *op,
+						 struct s2_visit *v)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	struct s2_enable_arg *a = op->arg;
@@ -201,11 +255,12 @@ static long S2_FN(enable_visit)(struct kvm *kvm, struct s2_range_op *op, struct 
 	if (v->what == S2_VISIT_TRACKED) {
 		if (fmt_is_mmu_writable(c, fmt_restore_access_tracked(c, v->old, v->level),
 					v->level))
-			a->reaped++;
+			a->reaped = 1;
 		return 0;
 	}
-	if (fmt_is_mmu_writable(c, v->old, v->level) || fmt_is_writable(c, v->old, v->level))
-		a->reaped++;
+	if (!a->reaped &&
+	    (fmt_is_mmu_writable(c, v->old, v->level) || fmt_is_writable(c, v->old, v->level)))
+		a->reaped = 1;
 	if (v->level > 1 && a->split_on) {
 		long before = a->split.split;
 
@@ -213,33 +268,130 @@ static long S2_FN(enable_visit)(struct kvm *kvm, struct s2_range_op *op, struct 
 		if (r || a->split.split != before)
 			return r;
 	}
-	r = S2_FN(protect_leaf)(kvm, v->ptep, v->old, gpa_to_gfn(v->addr), v->level, a->hw);
+	r = S2_FN(protect_leaf)(kvm, &a->memo, v->ptep, v->old, gpa_to_gfn(v->addr), v->level,
+				a->hw);
 	return r < 0 ? r : 0;
 }
 
 /* ---- re-protect the pages of one 64-bit mask ---- */
 
-static long S2_FN(mask_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+/*
+ * Point @cur at the table holding the leaf that maps @gfn, descending from
+ * the root. Returns false when nothing maps @gfn.
+ */
+static bool S2_FN(cursor_seek)(struct kvm *kvm, struct s2_mask_cursor *cur, gfn_t gfn)
 {
-	const struct s2_mask_arg *a = op->arg;
-	gfn_t gfn = gpa_to_gfn(v->addr);
-	uint64_t n = 1ull << (s2_level_shift(&kvm->cfg, v->level) - S2_GFN_SHIFT);
-	uint64_t lo = gfn > a->base ? gfn - a->base : 0;
-	uint64_t hi = gfn + n - a->base;
-	uint64_t m;
-	long r;
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	s2_pte_t *tbl = kvm->root;
 
-	if (hi > 64)
-		hi = 64;
-	m = a->mask >> lo;
-	if (hi - lo < 64)
-		m &= (1ull << (hi - lo)) - 1;
-	if (!m)
-		return 0;
-	r = S2_FN(protect_leaf)(kvm, v->ptep, v->old, gfn, v->level, a->hw);
-	if (r < 0)
-		return r;
-	op->result += r;
+	for (int level = c->levels; level >= 1; level--) {
+		unsigned shift = s2_level_shift(c, level);
+		s2_pte_t old = S2_FN(pte_load)(&tbl[S2_FN(index)(c, gfn_to_gpa(gfn), level)]);
+
+		if (!fmt_is_present(c, old, level))
+			return false;
+		if (level == 1 || fmt_is_leaf(c, old, level)) {
+			unsigned tshift = shift + s2_level_bits(c, level) - S2_GFN_SHIFT;
+
+			cur->tbl = tbl;
+			cur->level = level;
+			cur->gshift = shift - S2_GFN_SHIFT;
+			cur->start = level == c->levels ? 0 : gfn & ~((1ull << tshift) - 1);
+			cur->end = level == c->levels ? ~0ull : cur->start + (1ull << tshift);
+			return true;
+		}
+		tbl = S2_FN(table_va)(kvm, old, level);
+	}
+	return false;
+}
+
+/*
+ * The pages base + 64 * w + i for the bits i of masks[w], under mmu_lock
+ * held for write: each found through the cursor (one descent per leaf
+ * table, not per mask) and protected. A huge leaf is protected once for all
+ * its bits.
+ */
+static long S2_FN(protect_bits)(struct kvm *kvm, struct s2_range_op *op, gfn_t base, uint64_t m,
+				bool hw)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	struct s2_mask_cursor *cur = ((const struct s2_mask_arg *)op->arg)->cur;
+	bool sought = false;
+
+	while (m) {
+		gfn_t gfn = base + (gfn_t)__builtin_ctzll(m);
+		s2_pte_t *ptep, old;
+		long r;
+
+		if ((!cur->tbl || gfn < cur->start || gfn >= cur->end) &&
+		    !S2_FN(cursor_seek)(kvm, cur, gfn)) {
+			cur->tbl = NULL; /* nothing maps it */
+			m &= m - 1;
+			continue;
+		}
+		ptep = &cur->tbl[(gfn - cur->start) >> cur->gshift];
+		old = S2_FN(pte_load)(ptep);
+		if (!S2_FN(is_leaf_at)(c, old, cur->level)) {
+			/* A table beside the huge leaf the cursor was left at:
+			 * seek once more from the root. */
+			if (!sought && fmt_is_present(c, old, cur->level) &&
+			    S2_FN(cursor_seek)(kvm, cur, gfn)) {
+				sought = true;
+				continue;
+			}
+			sought = false;
+			m &= m - 1;
+			continue;
+		}
+		sought = false;
+		r = S2_FN(protect_leaf)(kvm, &cur->memo, ptep, old, gfn, cur->level, hw);
+		if (r < 0)
+			return r;
+		op->result += r;
+		m &= m - 1;
+	}
+	return 0;
+}
+
+static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const struct s2_mask_arg *a = op->arg;
+	struct s2_mask_cursor *cur = a->cur;
+	const bool hw = a->hw;
+
+	for (uint64_t w = 0; w < a->nmasks; w++) {
+		uint64_t m = a->masks[w];
+		gfn_t base = a->base + w * 64;
+		long r;
+
+		if (!m)
+			continue;
+		/* The common case: all 64 pages are 4 KiB entries of the leaf
+		 * table the cursor holds. */
+		if (cur->tbl && cur->level == 1 && !cur->gshift && base >= cur->start &&
+		    base + 64 <= cur->end) {
+			s2_pte_t *t = &cur->tbl[base - cur->start];
+
+			do {
+				unsigned i = (unsigned)__builtin_ctzll(m);
+				s2_pte_t old = S2_FN(pte_load)(&t[i]);
+
+				if (fmt_is_present(c, old, 1)) {
+					r = S2_FN(protect_leaf)(kvm, &cur->memo, &t[i], old,
+								base + i, 1, hw);
+					if (r < 0)
+						return r;
+					op->result += r;
+				}
+				m &= m - 1;
+			} while (m);
+			continue;
+		}
+		r = S2_FN(protect_bits)(kvm, op, base, m, hw);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -411,8 +563,7 @@ static long S2_FN(dirty_range)(struct kvm *kvm, struct s2_range_op *op, gpa_t s,
 			s2_acc_need_flush(op->acc, op->start, op->end);
 		return r;
 	}
-	case S2_RANGE_DIRTY_MASK:
-		return S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(mask_visit));
+	case S2_RANGE_DIRTY_MASK: return S2_FN(protect_mask)(kvm, op);
 	case S2_RANGE_DIRTY_SCAN:
 		return S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(scan_visit));
 	case S2_RANGE_FAST_WRITE:

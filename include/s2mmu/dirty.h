@@ -87,8 +87,9 @@ bool kvm_dirty_log_hw(const struct kvm *kvm);
  * up to whole 64-bit words; bit i is gfn base_gfn + i). Without
  * KVM_DIRTY_LOG_MANUAL_PROTECT the bits are reset and the pages they name are
  * re-protected, with one TLB flush if any was set; with it nothing changes.
- * Returns the number of dirty pages reported (>= 0), -EINVAL (NULL), -ENOENT
- * (no such slot, or it does not log), -EIO.
+ * Returns 1 when any page was dirty, 0 when none (counting would cost more
+ * than the copy), -EINVAL (NULL), -ENOENT (no such slot, or it does not
+ * log), -EIO.
  */
 long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap);
 
