@@ -76,9 +76,9 @@ struct cfg {
 			   covers the TLBs' writable entries) */
 };
 
-/* A write (page, epoch at its start) or a report (page, round). */
+/* A write (page, epochs at its start and end) or a report (page, round). */
 struct rec {
-	uint32_t page, round;
+	uint32_t page, round, end;
 };
 
 struct log {
@@ -86,14 +86,14 @@ struct log {
 	size_t n, cap;
 };
 
-static void log_add(struct log *l, uint32_t page, uint32_t round)
+static void log_add(struct log *l, uint32_t page, uint32_t round, uint32_t end)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 4096;
 		l->r = realloc(l->r, l->cap * sizeof(*l->r));
 		assert_non_null(l->r);
 	}
-	l->r[l->n++] = (struct rec){ page, round };
+	l->r[l->n++] = (struct rec){ page, round, end };
 }
 
 struct tlb_entry {
@@ -111,7 +111,7 @@ struct sim_vcpu {
 	uint64_t tlbi_seen;
 	uint64_t tlbi_ack; /* atomic */
 	struct log w;	   /* writes, one per page and epoch */
-	uint32_t last_e[NPAGES];
+	uint32_t last_e[NPAGES], last_end[NPAGES];
 	uint64_t writes, faults;
 	uint32_t last_epoch;
 	uint64_t writes_at_epoch;
@@ -229,11 +229,15 @@ static gfn_t next_page(struct sim_vcpu *s)
 	return ((s->writes >> 10) * 97 + s->idx * (NPAGES / 2) + (r >> 8) % 64) % NPAGES;
 }
 
+/* A write to @p that started in epoch @e (read before it) and is done now. */
 static void record(struct sim_vcpu *s, gfn_t p, uint32_t e)
 {
-	if (e && s->last_e[p] != e) {
+	uint32_t end = __atomic_load_n(&R.epoch, __ATOMIC_SEQ_CST);
+
+	if (e && (s->last_e[p] != e || s->last_end[p] != end)) {
 		s->last_e[p] = e;
-		log_add(&s->w, (uint32_t)p, e);
+		s->last_end[p] = end;
+		log_add(&s->w, (uint32_t)p, e, end);
 	}
 	__atomic_store_n(&s->writes, s->writes + 1, __ATOMIC_RELAXED);
 }
@@ -318,7 +322,7 @@ static void *vcpu_thread(void *arg)
 static void saw(uint64_t page, uint32_t round)
 {
 	assert_true(page < NPAGES);
-	log_add(&R.rep, (uint32_t)page, round);
+	log_add(&R.rep, (uint32_t)page, round, round);
 	R.reported++;
 }
 
@@ -376,7 +380,7 @@ static void device_write(uint64_t *rng)
 	uint32_t e = __atomic_load_n(&R.epoch, __ATOMIC_SEQ_CST);
 
 	assert_int_equal(kvm_mark_page_dirty(R.t.kvm, BASE_GFN + p), 1);
-	log_add(&R.dev, (uint32_t)p, e);
+	log_add(&R.dev, (uint32_t)p, e, __atomic_load_n(&R.epoch, __ATOMIC_SEQ_CST));
 }
 
 static uint64_t total_writes(void)
@@ -422,12 +426,15 @@ static void *harvester_thread(void *arg)
 /* ---- the check ---- */
 
 /*
- * Every write that started after round e completed is reported by round
- * e + 1 or e + 2: the record that made its page writable (the fault, the
- * hardware dirty flag, the PML entry handed over by the next round's kick)
- * is collected by the first round that starts after it, and a write through
- * a stale TLB entry is impossible after a harvest's flush. Returns the
- * number of writes with no such report (@who: vcpu index, NVCPUS: device).
+ * A write that started after round e completed and was done before round
+ * f completed is reported by a round in [e + 1, f + 2]: after e, since the
+ * write may come after anything earlier rounds saw, and by f + 2, since the
+ * record that let it through (the fault, the hardware dirty flag, the PML
+ * entry handed over at the next round's kick) is collected by the first
+ * round that starts after it, and a write through a stale TLB entry is
+ * impossible after a harvest's flush. (f, not e: a vcpu preempted between
+ * the two holds up only rounds that flush.) Returns the number of writes
+ * with no such report (@who: vcpu index, NVCPUS: device).
  */
 static uint64_t check_log(const struct log *w, const uint32_t *first, const uint32_t *rounds,
 			  unsigned who)
@@ -435,7 +442,7 @@ static uint64_t check_log(const struct log *w, const uint32_t *first, const uint
 	uint64_t lost = 0;
 
 	for (size_t k = 0; k < w->n; k++) {
-		uint32_t pg = w->r[k].page, e = w->r[k].round;
+		uint32_t pg = w->r[k].page, e = w->r[k].round, f = w->r[k].end;
 		uint32_t lo = first[pg], hi = first[pg + 1];
 
 		while (lo < hi) { /* first report in round e + 1 or later */
@@ -446,7 +453,7 @@ static uint64_t check_log(const struct log *w, const uint32_t *first, const uint
 			else
 				hi = mid;
 		}
-		if (lo < first[pg + 1] && rounds[lo] <= e + 2)
+		if (lo < first[pg + 1] && rounds[lo] <= f + 2)
 			continue;
 		if (lost++ < 5)
 			print_message("[%s/%s] page %u written by %s%u after round %u: next report "

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench_dirty: what dirty logging costs per 4 KiB page, for every format
+ * built in, beside what the bare operation costs on the same machine in the
+ * same run. The slot has BENCH_PAGES pages (default 1M = 4 GiB of gpa);
+ * logging uses write-protection (KVM_DIRTY_LOG_WRPROTECT) on every format so
+ * the rows compare the same work.
+ *
+ *  wrprotect     kvm_set_memslot_flags(LOG_DIRTY_PAGES) on a slot of 4 KiB
+ *                leaves, all writable: every leaf loses W (one flush).
+ *    limit       locked_sweep: one atomic exchange per entry of an array.
+ *  eager_split   the same on a slot of 2 MiB leaves: each becomes a table of
+ *                512 protected 4 KiB leaves (pages allocated before
+ *                mmu_lock).
+ *    limit       naive_split: per 2 MiB, take a zeroed table page
+ *                (aligned_alloc + memset), write its 512 leaves, link it.
+ *  collapse      kvm_set_memslot_flags(0) right after: the tables become
+ *                2 MiB leaves again in place (one host query per 2 MiB).
+ *    limit       naive_split.
+ *  clear_dense   kvm_clear_dirty_log over the whole slot with every page
+ *                dirty and writable (manual-protect mode).
+ *    limit       locked_sweep.
+ *  clear_sparse  the same with one page in 64 dirty.
+ *    limit       plain_rmw: per bitmap word a plain read-modify-write, and
+ *                one per set bit on an entry array.
+ *  get_dirty_log kvm_get_dirty_log in manual-protect mode with every page
+ *                dirty: a copy of the bitmap.
+ *    limit       bitmap_copy: memcpy of a bitmap of the same size.
+ *
+ * Each repetition measures every format and the limits; rows report the
+ * best of BENCH_REPS (default 5). Knobs: BENCH_PAGES, BENCH_REPS, BENCH_FMT,
+ * BENCH_STRICT=1 (exit 1 when a target is missed).
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_common.h"
+#include "s2mmu/env-hosted.h"
+#include "s2mmu/s2mmu.h"
+
+/* Issue 6's targets. */
+#define WRPROTECT_TARGET 1.3
+#define CLEAR_DENSE_TARGET 1.3
+#define GET_TARGET 2.0
+#define SPLIT_TARGET 2.0
+#define COLLAPSE_TARGET 2.0
+
+#define BASE_GFN 0x100000ull	   /* 4 GiB, 1 GiB aligned */
+#define HVA_BASE 0x7f0000000000ull /* simulated host memory */
+#define SLOT 0
+
+static const struct {
+	enum s2_fmt_id id;
+	unsigned fmt_flags;
+} all_fmts[] = {
+	{ S2_FMT_X86_EPT, 0 },
+	/* FEAT_S2FWB, as on hosts since Armv8.4: no cache clean per leaf. */
+	{ S2_FMT_ARM64_S2, S2_FMTF_FWB },
+	{ S2_FMT_RISCV_G, 0 },
+	{ S2_FMT_X86_NPT, 0 },
+};
+#define NR_FMTS (sizeof(all_fmts) / sizeof(all_fmts[0]))
+
+enum { OP_WRPROTECT, OP_SPLIT, OP_COLLAPSE, OP_CLEAR_DENSE, OP_CLEAR_SPARSE, OP_GET, NR_OPS };
+
+struct vm {
+	struct s2_hosted h;
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;
+};
+
+struct fmt_bench {
+	enum s2_fmt_id id;
+	const char *name;
+	struct vm small; /* 4 KiB leaves, manual-protect */
+	struct vm huge;	 /* 2 MiB leaves */
+	struct bench_samples s[NR_OPS];
+};
+
+static uint64_t pages;
+
+static void die(const char *fmt, const char *what, long got)
+{
+	fprintf(stderr, "bench_dirty: %s: %s (%ld)\n", fmt, what, got);
+	exit(2);
+}
+
+/* ---- the limits ---- */
+
+#define LEAF_BITS 0x7ull
+
+static void measure_locked_sweep(struct bench_samples *s, uint64_t *entries)
+{
+	uint64_t sum = 0, t0, t1;
+
+	for (uint64_t i = 0; i < pages; i++)
+		entries[i] = ((HVA_BASE >> 12) + i) << 12 | LEAF_BITS;
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < pages; i++)
+		sum += __atomic_exchange_n(&entries[i], 0, __ATOMIC_ACQ_REL) & LEAF_BITS;
+	t1 = bench_now_ns();
+	bench_keep(sum);
+	bench_add(s, t1 - t0, pages);
+}
+
+static void measure_naive_split(struct bench_samples *s, uint64_t *parent)
+{
+	uint64_t blocks = pages / 512, t0, t1;
+
+	t0 = bench_now_ns();
+	for (uint64_t b = 0; b < blocks; b++) {
+		uint64_t *t = aligned_alloc(4096, 4096);
+		uint64_t pfn = (HVA_BASE >> 12) + b * 512;
+
+		if (!t)
+			die("limit", "aligned_alloc", 0);
+		memset(t, 0, 4096);
+		for (unsigned i = 0; i < 512; i++)
+			t[i] = (pfn + i) << 12 | LEAF_BITS;
+		__atomic_store_n(&parent[b], (uint64_t)(uintptr_t)t | LEAF_BITS, __ATOMIC_RELEASE);
+	}
+	t1 = bench_now_ns();
+	for (uint64_t b = 0; b < blocks; b++)
+		free((void *)(uintptr_t)(parent[b] & ~0xfffull));
+	bench_add(s, t1 - t0, blocks * 512);
+}
+
+static void measure_plain_rmw(struct bench_samples *s, uint64_t *entries, uint64_t *bm)
+{
+	uint64_t t0, t1;
+
+	for (uint64_t w = 0; w < pages / 64; w++)
+		bm[w] = 1ull << (w % 64); /* one page in 64 */
+	t0 = bench_now_ns();
+	for (uint64_t w = 0; w < pages / 64; w++) {
+		uint64_t m = bm[w];
+
+		bm[w] = 0;
+		for (; m; m &= m - 1)
+			entries[w * 64 + (unsigned)__builtin_ctzll(m)] &= ~2ull;
+	}
+	t1 = bench_now_ns();
+	bench_keep(entries[0]);
+	bench_add(s, t1 - t0, pages);
+}
+
+static void measure_bitmap_copy(struct bench_samples *s, uint64_t *dst, const uint64_t *src)
+{
+	uint64_t t0, t1;
+
+	t0 = bench_now_ns();
+	memcpy(dst, src, pages / 8);
+	t1 = bench_now_ns();
+	bench_keep(dst[pages / 64 - 1]);
+	bench_add(s, t1 - t0, pages);
+}
+
+/* ---- the library ---- */
+
+static int vm_init(struct vm *v, const struct fmt_bench *b, unsigned fmt_flags, int max_leaf,
+		   unsigned caps)
+{
+	struct kvm_vm_params p = { .fmt = b->id,
+				   .gpa_bits = 48,
+				   .max_leaf_level = max_leaf,
+				   .max_vcpus = 1,
+				   .fmt_flags = fmt_flags };
+	struct kvm_memory_slot slot = {
+		.id = SLOT, .base_gfn = BASE_GFN, .npages = pages, .userspace_addr = HVA_BASE
+	};
+	uint64_t step = max_leaf == 2 ? 512 : 1;
+	int r;
+
+	s2_hosted_init(&v->h);
+	v->h.quiet = true;
+	v->h.host_level = max_leaf;
+	p.env = &v->h.env;
+	r = kvm_create_vm(&p, &v->kvm);
+	if (r)
+		return r;
+	r = kvm_vcpu_create(v->kvm, 0, &v->vcpu);
+	if (!r)
+		r = kvm_dirty_log_set_caps(v->kvm, caps);
+	if (!r)
+		r = kvm_set_memslot(v->kvm, &slot);
+	for (uint64_t g = 0; !r && g < pages; g += step)
+		if (kvm_tdp_page_fault(v->vcpu, gfn_to_gpa(BASE_GFN + g), S2_ACC_WRITE) !=
+		    RET_PF_FIXED)
+			r = -1;
+	return r;
+}
+
+/* Guest writes to every @stride-th page: write faults, fixed in place. */
+static void write_pages(const struct fmt_bench *b, const struct vm *v, uint64_t stride)
+{
+	for (uint64_t g = 0; g < pages; g += stride) {
+		int r = kvm_tdp_page_fault(v->vcpu, gfn_to_gpa(BASE_GFN + g), S2_ACC_WRITE);
+
+		if (r != RET_PF_FIXED && r != RET_PF_SPURIOUS)
+			die(b->name, "write fault", r);
+	}
+}
+
+static uint64_t set_log(const struct fmt_bench *b, const struct vm *v, bool on)
+{
+	uint64_t t0 = bench_now_ns();
+	int r = kvm_set_memslot_flags(v->kvm, SLOT, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+	uint64_t t1 = bench_now_ns();
+
+	if (r)
+		die(b->name, "kvm_set_memslot_flags", r);
+	return t1 - t0;
+}
+
+static void measure_small(struct fmt_bench *b, uint64_t *bm, uint64_t *ones)
+{
+	struct vm *v = &b->small;
+	uint64_t t0, t1;
+	long n;
+
+	write_pages(b, v, 1); /* every leaf writable */
+	bench_add(&b->s[OP_WRPROTECT], set_log(b, v, true), pages);
+
+	write_pages(b, v, 1); /* every page dirty and writable */
+	t0 = bench_now_ns();
+	n = kvm_get_dirty_log(v->kvm, SLOT, bm);
+	t1 = bench_now_ns();
+	if (n != 1 || bm[pages / 64 - 1] != ~0ull)
+		die(b->name, "get_dirty_log: not every page dirty", n);
+	bench_add(&b->s[OP_GET], t1 - t0, pages);
+
+	t0 = bench_now_ns();
+	n = kvm_clear_dirty_log(v->kvm, SLOT, 0, pages, ones);
+	t1 = bench_now_ns();
+	if (n != (long)pages)
+		die(b->name, "clear_dirty_log dense: pages", n);
+	bench_add(&b->s[OP_CLEAR_DENSE], t1 - t0, pages);
+
+	write_pages(b, v, 64);
+	t0 = bench_now_ns();
+	n = kvm_clear_dirty_log(v->kvm, SLOT, 0, pages, ones);
+	t1 = bench_now_ns();
+	if (n != (long)(pages / 64))
+		die(b->name, "clear_dirty_log sparse: pages", n);
+	bench_add(&b->s[OP_CLEAR_SPARSE], t1 - t0, pages);
+	(void)set_log(b, v, false);
+}
+
+static void measure_huge(struct fmt_bench *b)
+{
+	struct vm *v = &b->huge;
+	struct kvm_mmu_stats st;
+
+	bench_add(&b->s[OP_SPLIT], set_log(b, v, true), pages);
+	if (kvm_get_stats(v->kvm, &st) || st.cur_leaves[2] || st.cur_leaves[1] != pages)
+		die(b->name, "eager split: 4 KiB leaves", (long)st.cur_leaves[1]);
+	bench_add(&b->s[OP_COLLAPSE], set_log(b, v, false), pages);
+	if (kvm_get_stats(v->kvm, &st) || st.cur_leaves[1] || st.cur_leaves[2] != pages / 512)
+		die(b->name, "collapse: 2 MiB leaves", (long)st.cur_leaves[2]);
+	s2_hosted_quiesce(&v->h); /* the split tables go back outside the timing */
+}
+
+int main(void)
+{
+	static const struct {
+		const char *op, *limit;
+		int limit_id;
+		double target;
+	} rowdef[NR_OPS] = {
+		[OP_WRPROTECT] = { "wrprotect", "locked_sweep", 0, WRPROTECT_TARGET },
+		[OP_SPLIT] = { "eager_split", "naive_split", 1, SPLIT_TARGET },
+		[OP_COLLAPSE] = { "collapse", "naive_split", 1, COLLAPSE_TARGET },
+		[OP_CLEAR_DENSE] = { "clear_dense", "locked_sweep", 0, CLEAR_DENSE_TARGET },
+		[OP_CLEAR_SPARSE] = { "clear_sparse", "plain_rmw", 2, 0 },
+		[OP_GET] = { "get_dirty_log", "bitmap_copy", 3, GET_TARGET },
+	};
+	unsigned reps = (unsigned)bench_env_long("BENCH_REPS", 5);
+	const char *only_fmt = getenv("BENCH_FMT");
+	bool strict = bench_env_long("BENCH_STRICT", 0) == 1;
+	struct bench_samples lim[4] = { 0 };
+	static struct fmt_bench fb[NR_FMTS];
+	uint64_t *entries, *bm, *bm2, *ones;
+	unsigned nr = 0;
+	bool ok = true;
+
+	pages = (uint64_t)bench_env_long("BENCH_PAGES", 1l << 20) & ~511ull;
+	if (!pages)
+		pages = 512;
+	if (reps > BENCH_MAX_SAMPLES)
+		reps = BENCH_MAX_SAMPLES;
+	for (unsigned i = 0; i < NR_FMTS; i++) {
+		struct fmt_bench *b = &fb[nr];
+
+		if (!s2_fmt_supported(all_fmts[i].id))
+			continue;
+		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(all_fmts[i].id)))
+			continue;
+		memset(b, 0, sizeof(*b));
+		b->id = all_fmts[i].id;
+		b->name = s2_fmt_name(b->id);
+		if (vm_init(&b->small, b, all_fmts[i].fmt_flags, 1,
+			    KVM_DIRTY_LOG_WRPROTECT | KVM_DIRTY_LOG_MANUAL_PROTECT) ||
+		    vm_init(&b->huge, b, all_fmts[i].fmt_flags, 2, KVM_DIRTY_LOG_WRPROTECT))
+			die(b->name, "setup failed", 0);
+		nr++;
+	}
+	if (!nr) {
+		printf("bench_dirty: no format to measure\n");
+		return 0;
+	}
+	entries = calloc(pages, sizeof(*entries));
+	bm = calloc(pages / 64, sizeof(*bm));
+	bm2 = calloc(pages / 64, sizeof(*bm2));
+	ones = malloc(pages / 8);
+	if (!entries || !bm || !bm2 || !ones) {
+		perror("bench_dirty: calloc");
+		return 2;
+	}
+	memset(ones, 0xff, pages / 8);
+
+	printf("bench_dirty: %" PRIu64 " pages (%" PRIu64
+	       " MiB of gpa), write-protection, best of %u "
+	       "runs\n",
+	       pages, pages >> 8, reps);
+	fflush(stdout);
+	for (unsigned rep = 0; rep < reps; rep++) {
+		for (unsigned i = 0; i < nr; i++) {
+			measure_locked_sweep(&lim[0], entries);
+			measure_small(&fb[i], bm, ones);
+			measure_naive_split(&lim[1], entries);
+			measure_huge(&fb[i]);
+			measure_plain_rmw(&lim[2], entries, bm2);
+			measure_bitmap_copy(&lim[3], bm2, ones);
+		}
+	}
+
+	struct bench_row rows[NR_OPS * NR_FMTS];
+	unsigned nrows = 0;
+
+	for (unsigned op = 0; op < NR_OPS; op++)
+		for (unsigned i = 0; i < nr; i++) {
+			const struct bench_samples *l = &lim[rowdef[op].limit_id];
+
+			rows[nrows++] = (struct bench_row){
+				.op = rowdef[op].op,
+				.fmt = fb[i].name,
+				.ns = bench_best(&fb[i].s[op]),
+				.ns_median = bench_median(&fb[i].s[op]),
+				.limit = rowdef[op].limit,
+				.limit_ns = bench_best(l),
+				.limit_median = bench_median(l),
+				.target = rowdef[op].target,
+			};
+		}
+	printf("\n");
+	bench_print_table_head();
+	for (unsigned i = 0; i < nrows; i++)
+		ok &= bench_print_table_row(&rows[i]);
+	printf("\n");
+	for (unsigned i = 0; i < nrows; i++)
+		bench_print_line(&rows[i]);
+	printf("bench_dirty: %s\n", ok ? "every target met" : "some target MISSED");
+
+	for (unsigned i = 0; i < nr; i++) {
+		kvm_destroy_vm(fb[i].small.kvm);
+		kvm_destroy_vm(fb[i].huge.kvm);
+	}
+	free(entries);
+	free(bm);
+	free(bm2);
+	free(ones);
+	return strict && !ok;
+}
