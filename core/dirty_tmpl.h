@@ -184,12 +184,13 @@ static bool S2_FN(owes_nothing)(struct kvm *kvm, s2_pte_t old, s2_pte_t new, gfn
 /*
  * Whether hardware may write the VM's leaves (set Accessed or Dirty) while
  * we hold mmu_lock: only then must a change be an atomic read-modify-write.
+ * S2_FMTF_AD is that switch on every format (EPTP[6], VTCR_EL2.HA, Svadu,
+ * always on NPT); a format that merely has an Accessed bit (arm64 without
+ * HA) faults instead of writing it.
  */
 static bool S2_FN(hw_writes_leaves)(const struct s2_fmt_cfg *c)
 {
-	s2_pte_t w = fmt_make_leaf(c, 1, 0, S2_PROT_R | S2_PROT_W, S2_MT_WB);
-
-	return fmt_accessed_mask(c, 1) || !fmt_is_dirty(c, w, 1);
+	return c->flags & S2_FMTF_AD;
 }
 
 /*
@@ -203,7 +204,7 @@ static bool S2_FN(hw_writes_leaves)(const struct s2_fmt_cfg *c)
  */
 static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot_memo *m,
 						 s2_pte_t *ptep, s2_pte_t old, gfn_t gfn, int level,
-						 bool hw)
+						 bool hw, bool hw_writes)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 
@@ -218,9 +219,7 @@ static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot
 				gfn);
 			return -EIO;
 		}
-		if (s2_unlikely(m->hw_writes < 0))
-			m->hw_writes = S2_FN(hw_writes_leaves)(c);
-		if (!m->hw_writes) {
+		if (!hw_writes) {
 			__atomic_store_n(ptep, new, __ATOMIC_RELAXED);
 			return 1;
 		}
@@ -269,7 +268,7 @@ static S2_ALWAYS_INLINE long S2_FN(enable_visit)(struct kvm *kvm, struct s2_rang
 			return r;
 	}
 	r = S2_FN(protect_leaf)(kvm, &a->memo, v->ptep, v->old, gpa_to_gfn(v->addr), v->level,
-				a->hw);
+				a->hw, a->memo.hw_writes);
 	return r < 0 ? r : 0;
 }
 
@@ -311,12 +310,12 @@ static bool S2_FN(cursor_seek)(struct kvm *kvm, struct s2_mask_cursor *cur, gfn_
  * table, not per mask) and protected. A huge leaf is protected once for all
  * its bits.
  */
-static long S2_FN(protect_bits)(struct kvm *kvm, struct s2_range_op *op, gfn_t base, uint64_t m,
-				bool hw)
+static long S2_FN(protect_bits)(struct kvm *kvm, struct s2_mask_cursor *cur, gfn_t base, uint64_t m,
+				bool hw, bool hw_writes)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	struct s2_mask_cursor *cur = ((const struct s2_mask_arg *)op->arg)->cur;
 	bool sought = false;
+	long changed = 0;
 
 	while (m) {
 		gfn_t gfn = base + (gfn_t)__builtin_ctzll(m);
@@ -344,13 +343,13 @@ static long S2_FN(protect_bits)(struct kvm *kvm, struct s2_range_op *op, gfn_t b
 			continue;
 		}
 		sought = false;
-		r = S2_FN(protect_leaf)(kvm, &cur->memo, ptep, old, gfn, cur->level, hw);
+		r = S2_FN(protect_leaf)(kvm, &cur->memo, ptep, old, gfn, cur->level, hw, hw_writes);
 		if (r < 0)
 			return r;
-		op->result += r;
+		changed += r;
 		m &= m - 1;
 	}
-	return 0;
+	return changed;
 }
 
 static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
@@ -359,7 +358,12 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 	const struct s2_mask_arg *a = op->arg;
 	struct s2_mask_cursor *cur = a->cur;
 	const bool hw = a->hw;
+	bool hw_writes;
+	long changed = 0;
 
+	if (s2_unlikely(cur->memo.hw_writes < 0))
+		cur->memo.hw_writes = S2_FN(hw_writes_leaves)(c);
+	hw_writes = cur->memo.hw_writes;
 	for (uint64_t w = 0; w < a->nmasks; w++) {
 		uint64_t m = a->masks[w];
 		gfn_t base = a->base + w * 64;
@@ -379,19 +383,21 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 
 				if (fmt_is_present(c, old, 1)) {
 					r = S2_FN(protect_leaf)(kvm, &cur->memo, &t[i], old,
-								base + i, 1, hw);
+								base + i, 1, hw, hw_writes);
 					if (r < 0)
 						return r;
-					op->result += r;
+					changed += r;
 				}
 				m &= m - 1;
 			} while (m);
 			continue;
 		}
-		r = S2_FN(protect_bits)(kvm, op, base, m, hw);
+		r = S2_FN(protect_bits)(kvm, cur, base, m, hw, hw_writes);
 		if (r < 0)
 			return r;
+		changed += r;
 	}
+	op->result += changed;
 	return 0;
 }
 
@@ -556,6 +562,8 @@ static long S2_FN(dirty_range)(struct kvm *kvm, struct s2_range_op *op, gpa_t s,
 	case S2_RANGE_DIRTY_ENABLE: {
 		struct s2_enable_arg *a = op->arg;
 
+		if (a->memo.hw_writes < 0)
+			a->memo.hw_writes = S2_FN(hw_writes_leaves)(&kvm->cfg);
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
 				S2_FN(enable_visit));
 		/* The pre-log state is reaped: one flush for the call. */
