@@ -377,6 +377,20 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 		    base + 64 <= cur->end) {
 			s2_pte_t *t = &cur->tbl[base - cur->start];
 
+			if (m == ~0ull) { /* dense: in order, no bit scan */
+				for (unsigned i = 0; i < 64; i++) {
+					s2_pte_t old = S2_FN(pte_load)(&t[i]);
+
+					if (!fmt_is_present(c, old, 1))
+						continue;
+					r = S2_FN(protect_leaf)(kvm, &cur->memo, &t[i], old,
+								base + i, 1, hw, hw_writes);
+					if (r < 0)
+						return r;
+					changed += r;
+				}
+				continue;
+			}
 			do {
 				unsigned i = (unsigned)__builtin_ctzll(m);
 				s2_pte_t old = S2_FN(pte_load)(&t[i]);
