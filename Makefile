@@ -50,7 +50,7 @@ config := $(O)/.config
 autoconf := $(O)/include/config/auto.conf
 autoheader := $(O)/include/generated/autoconf.h
 kconfig-fmts := $(O)/include/config/kconfig-fmts
-kconfig-files := Kconfig $(wildcard fmt/*/Kconfig)
+kconfig-files := Kconfig $(wildcard core/Kconfig fmt/*/Kconfig)
 
 # Known formats first, in menu order, then any other fmt/<dir>/Kconfig.
 fmt-known := x86-ept arm64-s2 riscv-g x86-npt fake

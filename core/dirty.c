@@ -511,8 +511,8 @@ struct s2_reap {
 
 static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
 {
-	gfn_t lo = base + (gfn_t)__builtin_ctzll(mask);
-	gfn_t hi = base + 64 - (gfn_t)__builtin_clzll(mask);
+	gfn_t lo = base + (gfn_t)s2_ctz64(mask);
+	gfn_t hi = base + 64 - (gfn_t)s2_clz64(mask);
 
 	if (!rp->pages || lo < rp->lo)
 		rp->lo = lo;
@@ -727,7 +727,7 @@ static long s2_coalesce_add(struct kvm *kvm, struct s2_coalesce *co, const struc
 		}
 		/* Below the base: shift the mask up if the span still fits. */
 		if (e->offset < co->base &&
-		    co->base - e->offset + 63 - (uint64_t)__builtin_clzll(co->mask) < 64) {
+		    co->base - e->offset + 63 - (uint64_t)s2_clz64(co->mask) < 64) {
 			co->mask = (co->mask << (co->base - e->offset)) | 1;
 			co->base = e->offset;
 			return 0;

@@ -8,6 +8,7 @@
 #ifndef S2MMU_CORE_DIRTY_INTERNAL_H
 #define S2MMU_CORE_DIRTY_INTERNAL_H
 
+#include "core/bitops.h"
 #include "core/lock.h"
 #include "s2mmu/dirty.h"
 #include "s2mmu/memslot.h"

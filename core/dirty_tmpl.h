@@ -318,7 +318,7 @@ static long S2_FN(protect_bits)(struct kvm *kvm, struct s2_mask_cursor *cur, gfn
 	long changed = 0;
 
 	while (m) {
-		gfn_t gfn = base + (gfn_t)__builtin_ctzll(m);
+		gfn_t gfn = base + (gfn_t)s2_ctz64(m);
 		s2_pte_t *ptep, old;
 		long r;
 
@@ -392,7 +392,7 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 				continue;
 			}
 			do {
-				unsigned i = (unsigned)__builtin_ctzll(m);
+				unsigned i = (unsigned)s2_ctz64(m);
 				s2_pte_t old = S2_FN(pte_load)(&t[i]);
 
 				if (fmt_is_present(c, old, 1)) {
