@@ -35,9 +35,9 @@
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/s2mmu.h"
 
-#define UNMAP_TARGET 1.3    /* issue 4: at most 1.3x the locked sweep */
+#define UNMAP_TARGET 1.3     /* issue 4: at most 1.3x the locked sweep */
 #define AGE_YOUNG_TARGET 1.3 /* issue 4: at most 1.3x the locked sweep */
-#define AGE_NONE_TARGET 2.0 /* issue 4: at most 2x the plain scan */
+#define AGE_NONE_TARGET 2.0  /* issue 4: at most 2x the plain scan */
 
 #define BASE_GFN 0x100000ull
 #define HVA_BASE 0x7f0000000000ull
@@ -130,10 +130,14 @@ static void measure_plain_scan(struct bench_samples *s, uint64_t *e, uint64_t pa
 
 static int fmt_setup(struct fmt_bench *b, uint64_t pages)
 {
-	struct kvm_vm_params p = { .fmt = b->id, .gpa_bits = 48, .fmt_flags = b->fmt_flags,
-				   .max_leaf_level = 1, .max_vcpus = 1 };
-	struct kvm_memory_slot slot = { .id = 0, .base_gfn = BASE_GFN, .npages = pages,
-					.userspace_addr = HVA_BASE };
+	struct kvm_vm_params p = { .fmt = b->id,
+				   .gpa_bits = 48,
+				   .fmt_flags = b->fmt_flags,
+				   .max_leaf_level = 1,
+				   .max_vcpus = 1 };
+	struct kvm_memory_slot slot = {
+		.id = 0, .base_gfn = BASE_GFN, .npages = pages, .userspace_addr = HVA_BASE
+	};
 	int r;
 
 	s2_hosted_init(&b->h);
@@ -271,9 +275,13 @@ int main(void)
 	for (unsigned i = 0; i < nr; i++)
 		for (unsigned o = 0; o < NR_OPS; o++)
 			rows[nrows++] = (struct bench_row){
-				.op = op_name[o], .fmt = fb[i].name, .ns = bench_best(&fb[i].op[o]),
-				.ns_median = bench_median(&fb[i].op[o]), .limit = limit_name[o],
-				.limit_ns = bench_best(limit[o]), .limit_median = bench_median(limit[o]),
+				.op = op_name[o],
+				.fmt = fb[i].name,
+				.ns = bench_best(&fb[i].op[o]),
+				.ns_median = bench_median(&fb[i].op[o]),
+				.limit = limit_name[o],
+				.limit_ns = bench_best(limit[o]),
+				.limit_median = bench_median(limit[o]),
 				.target = target[o],
 			};
 	printf("\n");

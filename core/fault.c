@@ -94,7 +94,8 @@ static int s2_fault_slot(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_memory_slo
 	uint64_t g = __atomic_load_n(&vcpu->kvm->memslots_gen, __ATOMIC_ACQUIRE);
 	int r;
 
-	if (g == vcpu->slot_cache_gen && gfn - vcpu->slot_cache.base_gfn < vcpu->slot_cache.npages) {
+	if (g == vcpu->slot_cache_gen &&
+	    gfn - vcpu->slot_cache.base_gfn < vcpu->slot_cache.npages) {
 		*slot = vcpu->slot_cache;
 		*gen = g;
 		return 0;
@@ -206,17 +207,10 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	s2_read_unlock(&kvm->mmu_lock);
 
 	switch (r) {
-	case RET_PF_FIXED:
-		s2_stat_inc(&vcpu->stat.fixed);
-		break;
-	case RET_PF_SPURIOUS:
-		s2_stat_inc(&vcpu->stat.spurious);
-		break;
-	case RET_PF_RETRY:
-		s2_stat_inc(&vcpu->stat.retry);
-		break;
-	default:
-		break;
+	case RET_PF_FIXED: s2_stat_inc(&vcpu->stat.fixed); break;
+	case RET_PF_SPURIOUS: s2_stat_inc(&vcpu->stat.spurious); break;
+	case RET_PF_RETRY: s2_stat_inc(&vcpu->stat.retry); break;
+	default: break;
 	}
 release:
 	if (env->ops->release_pfn)

@@ -70,17 +70,17 @@
 
 /* Runtime descriptor of one VM's tables, filled by fmt_init_cfg(). */
 struct s2_fmt_cfg {
-	uint8_t levels;          /* levels walked; the root is level `levels` */
-	uint8_t page_shift;      /* log2 of the granule: 12, 14 or 16 */
-	uint8_t bits_per_level;  /* log2 entries per non-root table */
-	uint8_t root_bits;       /* log2 entries in the root (concatenation) */
-	uint8_t gpa_bits;        /* guest-physical width */
-	uint8_t pa_bits;         /* widest output address the format encodes */
-	uint8_t max_leaf_level;  /* largest level that may hold a leaf */
-	uint8_t min_leaf_level;  /* smallest (1) */
-	uint32_t flags;          /* S2_FMTF_* accepted for this VM */
+	uint8_t levels;		/* levels walked; the root is level `levels` */
+	uint8_t page_shift;	/* log2 of the granule: 12, 14 or 16 */
+	uint8_t bits_per_level; /* log2 entries per non-root table */
+	uint8_t root_bits;	/* log2 entries in the root (concatenation) */
+	uint8_t gpa_bits;	/* guest-physical width */
+	uint8_t pa_bits;	/* widest output address the format encodes */
+	uint8_t max_leaf_level; /* largest level that may hold a leaf */
+	uint8_t min_leaf_level; /* smallest (1) */
+	uint32_t flags;		/* S2_FMTF_* accepted for this VM */
 	uint32_t vmid;
-	uint32_t fmt_private;    /* format's own (e.g. EPTP memory type) */
+	uint32_t fmt_private; /* format's own (e.g. EPTP memory type) */
 };
 
 static inline unsigned s2_level_shift(const struct s2_fmt_cfg *c, int level)
@@ -126,13 +126,12 @@ struct s2_fmt_ops {
 	int (*map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f);
 	long (*range)(struct kvm *kvm, struct s2_range_op *op);
 	int (*lookup)(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out);
-	int (*for_each_leaf)(struct kvm *kvm, gfn_t start, gfn_t end,
-			     s2_leaf_fn fn, void *arg);
+	int (*for_each_leaf)(struct kvm *kvm, gfn_t start, gfn_t end, s2_leaf_fn fn, void *arg);
 	void (*tlb_flush_vm)(struct kvm *kvm);
 	void (*tlb_flush_range)(struct kvm *kvm, gpa_t gpa, uint64_t size);
 	/* Raw-entry helpers for tests and tools (not on hot paths). */
-	s2_pte_t (*make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_t hpa,
-			      unsigned prot, unsigned memtype);
+	s2_pte_t (*make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, unsigned prot,
+			      unsigned memtype);
 	bool (*is_present)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
 	bool (*is_leaf)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
 	unsigned (*leaf_prot)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);

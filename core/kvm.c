@@ -63,7 +63,8 @@ void kvm_bug(struct kvm *kvm, const char *msg, uint64_t val)
 	if (__atomic_exchange_n(&kvm->bugged, 1, __ATOMIC_RELAXED))
 		return;
 	s2_log(kvm, S2_LOG_ERR, msg, val);
-	s2_log(kvm, S2_LOG_ERR, "VM marked bugged; every later call returns -EIO; vmid", kvm->cfg.vmid);
+	s2_log(kvm, S2_LOG_ERR, "VM marked bugged; every later call returns -EIO; vmid",
+	       kvm->cfg.vmid);
 }
 
 bool kvm_is_bugged(const struct kvm *kvm)

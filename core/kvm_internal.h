@@ -61,7 +61,7 @@ struct s2_vcpu_stats {
 struct kvm_vcpu {
 	struct kvm *kvm;
 	unsigned id;
-	uint32_t mode;     /* enum kvm_vcpu_mode */
+	uint32_t mode;	   /* enum kvm_vcpu_mode */
 	uint64_t requests; /* bit per KVM_REQ_* */
 	void *priv;
 	struct s2_mmu_cache cache;
@@ -80,22 +80,22 @@ struct kvm {
 	hpa_t root_pa;
 	s2_pte_t *root;
 	uint8_t max_leaf_level; /* cfg clamped by Kconfig and params */
-	bool p2v_linear;        /* env has no phys_to_virt: va = pa + p2v_offset */
+	bool p2v_linear;	/* env has no phys_to_virt: va = pa + p2v_offset */
 	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
 	struct s2_spinlock slots_lock; /* serialises memslot updates */
 	struct s2_memslots *memslots;  /* RCU-published */
-	uint64_t memslots_gen;         /* bumped before a slot update zaps */
+	uint64_t memslots_gen;	       /* bumped before a slot update zaps */
 
 	/* Invalidation protocol (notifier/): faults retry against these. */
 	uint64_t mmu_invalidate_seq;
 	uint64_t mmu_invalidate_in_progress;
 	gfn_t mmu_invalidate_range_start;
 	gfn_t mmu_invalidate_range_end;
-	bool mmu_aged;        /* aging cleared Accessed or tracked a leaf: faults
+	bool mmu_aged;		  /* aging cleared Accessed or tracked a leaf: faults
 				 first try S2_RANGE_MKYOUNG */
-	void *mem_attrs;      /* notifier/: memory attributes, RCU-published */
+	void *mem_attrs;	  /* notifier/: memory attributes, RCU-published */
 	uint32_t notifier_warned; /* notifier/: misuse already reported */
 
 	unsigned max_vcpus;
@@ -227,29 +227,29 @@ static inline void s2_mmu_read_unlock(struct kvm *kvm, struct s2_change_acc *acc
 
 /* ---- range operations (one walker, many visitors) ---- */
 enum s2_range_kind {
-	S2_RANGE_ZAP = 1,       /* make every leaf non-present, free empty tables */
+	S2_RANGE_ZAP = 1,	/* make every leaf non-present, free empty tables */
 	S2_RANGE_WRPROTECT_MMU, /* clear MMU-writable and W (write tracking) */
-	S2_RANGE_WRPROTECT,     /* clear W only (dirty logging) */
-	S2_RANGE_AGE,           /* clear Accessed, report young */
-	S2_RANGE_TEST_AGE,      /* report young, stop at the first */
-	S2_RANGE_MKYOUNG,       /* a fault's fast path: restore an access-tracked
+	S2_RANGE_WRPROTECT,	/* clear W only (dirty logging) */
+	S2_RANGE_AGE,		/* clear Accessed, report young */
+	S2_RANGE_TEST_AGE,	/* report young, stop at the first */
+	S2_RANGE_MKYOUNG,	/* a fault's fast path: restore an access-tracked
 				   leaf or set Accessed (arg: unsigned *access) */
 	/* Dirty logging (core/dirty_tmpl.h; args in core/dirty_internal.h). */
-	S2_RANGE_DIRTY_ENABLE,  /* a slot starts logging: split, protect */
-	S2_RANGE_DIRTY_MASK,    /* re-protect the pages of a 64-bit mask */
-	S2_RANGE_DIRTY_SCAN,    /* collect hardware dirty bits into a bitmap */
-	S2_RANGE_FAST_WRITE,    /* a write fault's fast path: restore W */
-	S2_RANGE_SPLIT,         /* huge leaves -> tables of 4 KiB leaves */
-	S2_RANGE_COLLAPSE,      /* tables of uniform leaves -> huge leaves */
+	S2_RANGE_DIRTY_ENABLE, /* a slot starts logging: split, protect */
+	S2_RANGE_DIRTY_MASK,   /* re-protect the pages of a 64-bit mask */
+	S2_RANGE_DIRTY_SCAN,   /* collect hardware dirty bits into a bitmap */
+	S2_RANGE_FAST_WRITE,   /* a write fault's fast path: restore W */
+	S2_RANGE_SPLIT,	       /* huge leaves -> tables of 4 KiB leaves */
+	S2_RANGE_COLLAPSE,     /* tables of uniform leaves -> huge leaves */
 	S2_RANGE_NR
 };
 
 struct s2_range_op {
 	enum s2_range_kind kind;
-	gfn_t start, end;       /* half-open, in 4 KiB gfns */
+	gfn_t start, end; /* half-open, in 4 KiB gfns */
 	struct s2_change_acc *acc;
-	long result;            /* leaves changed / young found */
-	void *arg;              /* the kind's own argument */
+	long result; /* leaves changed / young found */
+	void *arg;   /* the kind's own argument */
 };
 
 /* Run @op's kind over its range. Caller holds mmu_lock as the kind needs. */
@@ -261,10 +261,10 @@ static inline long s2_range(struct kvm *kvm, struct s2_range_op *op)
 /* The fault, after the format-neutral part has resolved everything. */
 struct s2_fault {
 	gfn_t gfn;
-	unsigned access;     /* S2_ACC_* */
-	int level;           /* leaf level to install (may shrink) */
-	hpa_t hpa;           /* aligned to the level */
-	unsigned prot;       /* S2_PROT_* */
+	unsigned access; /* S2_ACC_* */
+	int level;	 /* leaf level to install (may shrink) */
+	hpa_t hpa;	 /* aligned to the level */
+	unsigned prot;	 /* S2_PROT_* */
 	unsigned memtype;
 	int installed_level; /* out: level of the leaf installed/found */
 	bool made_writable;  /* out: a leaf became writable (dirty logging

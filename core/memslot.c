@@ -72,7 +72,8 @@ static struct s2_memslots *s2_memslots_build(struct kvm *kvm, const struct s2_me
 	unsigned j = 0;
 	bool placed = !add;
 
-	ms = env->ops->zalloc(env->ctx, sizeof(*ms) + n * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0])));
+	ms = env->ops->zalloc(env->ctx,
+			      sizeof(*ms) + n * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0])));
 	if (!ms)
 		return NULL;
 	ms->dirty = (struct s2_slot_dirty **)&ms->slots[n];

@@ -147,8 +147,7 @@ int kvm_mmu_lookup(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out)
 	return r;
 }
 
-int kvm_mmu_for_each_leaf(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end, s2_leaf_fn fn,
-			  void *arg)
+int kvm_mmu_for_each_leaf(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end, s2_leaf_fn fn, void *arg)
 {
 	struct s2_change_acc acc;
 	int r;

@@ -154,8 +154,7 @@ static inline S2_MUST_CHECK int S2_FN(set_atomic)(struct kvm *kvm, struct s2_cha
 		S2_FN(refuse)(kvm, gfn);
 		return -EIO;
 	}
-	if (!__atomic_compare_exchange_n(ptep, old, new, false, __ATOMIC_RELEASE,
-					 __ATOMIC_ACQUIRE))
+	if (!__atomic_compare_exchange_n(ptep, old, new, false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
 		return -EBUSY;
 	S2_FN(account_change)(kvm, acc, gfn, *old, new, level);
 	return 0;
@@ -319,7 +318,7 @@ enum {
 struct s2_visit {
 	s2_pte_t *ptep;
 	s2_pte_t old;
-	gpa_t addr;  /* start of the span the entry covers */
+	gpa_t addr; /* start of the span the entry covers */
 	int level;
 	unsigned what; /* S2_VISIT_* */
 };
@@ -366,14 +365,16 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 			 * every zap, age and protect).
 			 */
 			gpa_t tend = (span | ((1ull << sh[2]) - 1)) + 1;
-			s2_pte_t *last = ptep + (((end < tend ? end : tend) - span + (1ull << shift) - 1) >>
-						 shift);
+			s2_pte_t *last =
+				ptep +
+				(((end < tend ? end : tend) - span + (1ull << shift) - 1) >> shift);
 
 			for (; ptep < last; ptep++, span += 1ull << shift) {
 				old = S2_FN(pte_load)(ptep);
 				if (fmt_is_present(c, old, 1)) {
 					if (what & S2_VISIT_LEAF) {
-						struct s2_visit v = { ptep, old, span, 1, S2_VISIT_LEAF };
+						struct s2_visit v = { ptep, old, span, 1,
+								      S2_VISIT_LEAF };
 
 						r = fn(kvm, op, &v);
 						if (r)
@@ -381,7 +382,8 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 					}
 				} else if ((what & S2_VISIT_TRACKED) &&
 					   fmt_is_access_tracked(c, old, 1)) {
-					struct s2_visit v = { ptep, old, span, 1, S2_VISIT_TRACKED };
+					struct s2_visit v = { ptep, old, span, 1,
+							      S2_VISIT_TRACKED };
 
 					r = fn(kvm, op, &v);
 					if (r)
@@ -423,7 +425,7 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 		}
 		/* Step sideways; step up while the table is done or the range ended. */
 		addr = span + (1ull << shift);
-	step_up:
+step_up:
 		while (level < top) {
 			unsigned up_shift = sh[level + 1];
 			bool table_done = !(addr & ((1ull << up_shift) - 1));
@@ -707,9 +709,7 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
 				S2_FN(mkyoung_visit));
 		break;
-	default:
-		r = S2_FN(dirty_range)(kvm, op, s, e);
-		break;
+	default: r = S2_FN(dirty_range)(kvm, op, s, e); break;
 	}
 	if (r < 0)
 		return r;
@@ -790,9 +790,9 @@ static inline bool S2_FN(leaf_grants)(const struct s2_fmt_cfg *c, s2_pte_t pte, 
 	if ((access & S2_ACC_WRITE) && !(p & S2_PROT_W))
 		return false;
 	if ((access & S2_ACC_EXEC) &&
-	    !(p & ((access & S2_ACC_USER) && (c->flags & (S2_FMTF_MBEC | S2_FMTF_XNX))
-			   ? S2_PROT_XU
-			   : S2_PROT_X)))
+	    !(p &
+	      ((access & S2_ACC_USER) && (c->flags & (S2_FMTF_MBEC | S2_FMTF_XNX)) ? S2_PROT_XU :
+										     S2_PROT_X)))
 		return false;
 	return true;
 }
@@ -848,8 +848,8 @@ static int S2_FN(fix_existing)(struct kvm *kvm, struct s2_change_acc *acc, struc
 		if (r)
 			return r;
 		if (new) {
-			f->made_writable = fmt_is_writable(c, new, level) &&
-					   !fmt_is_writable(c, old, level);
+			f->made_writable =
+				fmt_is_writable(c, new, level) && !fmt_is_writable(c, old, level);
 			return RET_PF_FIXED;
 		}
 		s2_acc_settle(kvm, acc); /* flush the zapped leaf before mapping smaller */
@@ -887,7 +887,7 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 		s2_pte_t new;
 		struct s2_page pg;
 
-	again:
+again:
 		if (fmt_is_present(c, old, level)) {
 			if (level == 1 || fmt_is_leaf(c, old, level)) {
 				if (!acc_used) {
@@ -940,9 +940,10 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 			if (!S2_FN(set_fresh)(kvm, ptep, &old, new))
 				goto again;
 			/* Counted on the vcpu: no shared atomic per fault. */
-			__atomic_store_n(&vcpu->stat.leaves[level],
-					 __atomic_load_n(&vcpu->stat.leaves[level], __ATOMIC_RELAXED) + 1,
-					 __ATOMIC_RELAXED);
+			__atomic_store_n(
+				&vcpu->stat.leaves[level],
+				__atomic_load_n(&vcpu->stat.leaves[level], __ATOMIC_RELAXED) + 1,
+				__ATOMIC_RELAXED);
 			f->installed_level = level;
 			f->made_writable = fmt_is_writable(c, new, level);
 			ret = RET_PF_FIXED;

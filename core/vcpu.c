@@ -156,8 +156,8 @@ void kvm_vcpu_exit_guest(struct kvm_vcpu *vcpu)
 
 enum kvm_vcpu_mode kvm_vcpu_mode(const struct kvm_vcpu *vcpu)
 {
-	return vcpu ? (enum kvm_vcpu_mode)__atomic_load_n(&vcpu->mode, __ATOMIC_ACQUIRE)
-		    : OUTSIDE_GUEST_MODE;
+	return vcpu ? (enum kvm_vcpu_mode)__atomic_load_n(&vcpu->mode, __ATOMIC_ACQUIRE) :
+		      OUTSIDE_GUEST_MODE;
 }
 
 int kvm_mmu_topup_memory_cache(struct kvm_vcpu *vcpu)

@@ -180,7 +180,6 @@ static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte
 }
 #endif
 
-
 /*
  * Break-before-make (arm64): a format whose architecture forbids changing a
  * valid entry's output address or size in one write defines FMT_NEEDS_BBM 1
@@ -192,8 +191,8 @@ static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte
  */
 #ifndef FMT_NEEDS_BBM
 #define FMT_NEEDS_BBM 0
-static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_env *env,
-				   hpa_t pa, uint64_t size)
+static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_env *env, hpa_t pa,
+				   uint64_t size)
 {
 	(void)c;
 	(void)env;

@@ -59,8 +59,8 @@ uint64_t s2_attrs_lookup(const struct kvm *kvm, gfn_t gfn)
  * differ from @attrs. Returns the first non-zero result of @fn.
  */
 static long s2_attrs_for_each_change(const struct s2_mem_attrs *a, gfn_t start, gfn_t end,
-				     uint64_t attrs,
-				     long (*fn)(void *arg, gfn_t s, gfn_t e), void *arg)
+				     uint64_t attrs, long (*fn)(void *arg, gfn_t s, gfn_t e),
+				     void *arg)
 {
 	unsigned i = a ? s2_attrs_find(a, start) : 0;
 	gfn_t g = start;

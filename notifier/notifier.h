@@ -58,13 +58,13 @@ enum s2_mn_action_id {
 
 struct s2_mn_action {
 	const char *name;
-	s2_gfn_handler_t handler;      /* per overlapping memslot; NULL: none */
+	s2_gfn_handler_t handler;	 /* per overlapping memslot; NULL: none */
 	int (*on_lock)(struct kvm *kvm); /* first thing under the lock; may refuse */
 	enum s2_mn_lock lock;
-	bool flush_on_ret;  /* a handler result > 0 owes a flush of its range */
-	bool by_gfn;        /* the range is gfns (attributes), not hvas */
-	bool always_lock;   /* lock (and on_lock) even if no memslot overlaps */
-	bool stop_on_ret;   /* stop at the first handler result > 0 */
+	bool flush_on_ret; /* a handler result > 0 owes a flush of its range */
+	bool by_gfn;	   /* the range is gfns (attributes), not hvas */
+	bool always_lock;  /* lock (and on_lock) even if no memslot overlaps */
+	bool stop_on_ret;  /* stop at the first handler result > 0 */
 };
 
 extern const struct s2_mn_action s2_mn_actions[S2_MN_NR];

@@ -128,8 +128,7 @@ long kvm_age_gfn(struct kvm *kvm, const struct kvm_gfn_range *range, struct s2_c
 	return r;
 }
 
-long kvm_test_age_gfn(struct kvm *kvm, const struct kvm_gfn_range *range,
-		      struct s2_change_acc *acc)
+long kvm_test_age_gfn(struct kvm *kvm, const struct kvm_gfn_range *range, struct s2_change_acc *acc)
 {
 	struct s2_range_op op = {
 		.kind = S2_RANGE_TEST_AGE, .start = range->start, .end = range->end, .acc = acc
@@ -284,8 +283,7 @@ static int s2_mn_check(struct kvm *kvm, uint64_t start, uint64_t end)
 	return 0;
 }
 
-int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t end,
-					    bool may_block)
+int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t end, bool may_block)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);
@@ -296,8 +294,7 @@ int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t 
 	return r < 0 ? r : 0;
 }
 
-int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end,
-					  bool may_block)
+int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end, bool may_block)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);

@@ -127,10 +127,12 @@ static void test_vm_on_pool(void **state)
 		skip();
 	p.env = &fs.env;
 	assert_int_equal(kvm_create_vm(&p, &kvm), 0);
-	assert_true(kvm_mmu_root_hpa(kvm) >= FAKE_PA && kvm_mmu_root_hpa(kvm) < FAKE_PA + POOL_BYTES);
+	assert_true(kvm_mmu_root_hpa(kvm) >= FAKE_PA &&
+		    kvm_mmu_root_hpa(kvm) < FAKE_PA + POOL_BYTES);
 	assert_int_equal(kvm_vcpu_create(kvm, 0, &vcpu), 0);
-	struct kvm_memory_slot s = { .id = 0, .base_gfn = 0x1000, .npages = 0x1000,
-				     .userspace_addr = 0x200000000ull };
+	struct kvm_memory_slot s = {
+		.id = 0, .base_gfn = 0x1000, .npages = 0x1000, .userspace_addr = 0x200000000ull
+	};
 	assert_int_equal(kvm_set_memslot(kvm, &s), 0);
 	for (gfn_t g = 0x1000; g < 0x2000; g += 0x11)
 		assert_int_equal(kvm_tdp_page_fault(vcpu, g << 12, S2_ACC_READ) >= 0, 1);

@@ -51,11 +51,10 @@ static const unsigned flag_sets[] = {
 	S2_FMTF_XNX,
 	S2_FMTF_FWB,
 	S2_FMTF_LPA2,
-	S2_FMTF_AD | S2_FMTF_HD | S2_FMTF_XNX | S2_FMTF_FWB | S2_FMTF_LPA2 |
-		S2_FMTF_VMID16,
+	S2_FMTF_AD | S2_FMTF_HD | S2_FMTF_XNX | S2_FMTF_FWB | S2_FMTF_LPA2 | S2_FMTF_VMID16,
 };
 
-static const unsigned memtypes[] = { S2_MT_WB, S2_MT_UC, S2_MT_WC, S2_MT_WT,
+static const unsigned memtypes[] = { S2_MT_WB, S2_MT_UC,     S2_MT_WC, S2_MT_WT,
 				     S2_MT_WP, S2_MT_DEVICE, S2_MT_NR };
 
 static unsigned gshift(unsigned granule)
@@ -65,8 +64,9 @@ static unsigned gshift(unsigned granule)
 
 static struct s2_fmt_cfg make_cfg(unsigned granule, unsigned gpa_bits, unsigned flags)
 {
-	struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2, .gpa_bits = gpa_bits,
-				   .granule = granule, .fmt_flags = flags };
+	struct kvm_vm_params p = {
+		.fmt = S2_FMT_ARM64_S2, .gpa_bits = gpa_bits, .granule = granule, .fmt_flags = flags
+	};
 	struct s2_fmt_cfg c;
 
 	memset(&c, 0xa5, sizeof(c));
@@ -90,7 +90,8 @@ static uint64_t vtcr_of(const struct s2_fmt_cfg *c)
 	uint64_t v = 0;
 
 	assert_int_equal(s2_arm64_make_vtcr(1u << c->page_shift, c->gpa_bits, c->levels,
-					    out_bits(c->flags), c->flags, &v), 0);
+					    out_bits(c->flags), c->flags, &v),
+			 0);
 	return v;
 }
 
@@ -98,8 +99,9 @@ static uint64_t vttbr_of(const struct s2_fmt_cfg *c, const void *root)
 {
 	uint64_t v = 0;
 
-	assert_int_equal(s2_arm64_make_vttbr((hpa_t)(uintptr_t)root, c->vmid,
-					     c->flags & S2_FMTF_VMID16, &v), 0);
+	assert_int_equal(
+		s2_arm64_make_vttbr((hpa_t)(uintptr_t)root, c->vmid, c->flags & S2_FMTF_VMID16, &v),
+		0);
 	return v;
 }
 
@@ -167,8 +169,8 @@ static uint64_t *slot_at(const struct s2_fmt_cfg *c, struct tables *t, gpa_t gpa
 /* S2_PROT_* a leaf made with @prot reads back as. */
 static unsigned expect_prot(unsigned flags, unsigned prot)
 {
-	unsigned e = prot & (S2_PROT_R | S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE |
-			     S2_PROT_ACCESSED);
+	unsigned e = prot &
+		     (S2_PROT_R | S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE | S2_PROT_ACCESSED);
 
 	if (prot & S2_PROT_W) {
 		e |= S2_PROT_W;
@@ -244,8 +246,8 @@ static uint64_t manual_oa(unsigned ps, unsigned flags, uint64_t pte)
 }
 
 /* Raw bits of every leaf, against the Arm ARM's bit numbers. */
-static void check_leaf_bits(const struct s2_fmt_cfg *c, int level, uint64_t pte,
-			    unsigned prot, unsigned mt, hpa_t hpa)
+static void check_leaf_bits(const struct s2_fmt_cfg *c, int level, uint64_t pte, unsigned prot,
+			    unsigned mt, hpa_t hpa)
 {
 	unsigned flags = c->flags, ps = c->page_shift;
 	bool w = prot & S2_PROT_W;
@@ -284,9 +286,8 @@ static const struct {
 	unsigned granule, lo, hi;
 	int hw_start;
 } start_table[] = {
-	{ 4096, 32, 34, 2 },  { 4096, 35, 43, 1 },  { 4096, 44, 52, 0 },
-	{ 16384, 32, 40, 2 }, { 16384, 41, 51, 1 }, { 16384, 52, 52, 0 },
-	{ 65536, 32, 46, 2 }, { 65536, 47, 52, 1 },
+	{ 4096, 32, 34, 2 },  { 4096, 35, 43, 1 },  { 4096, 44, 52, 0 },  { 16384, 32, 40, 2 },
+	{ 16384, 41, 51, 1 }, { 16384, 52, 52, 0 }, { 65536, 32, 46, 2 }, { 65536, 47, 52, 1 },
 };
 
 static int expected_hw_start(unsigned granule, unsigned ipa)
@@ -360,9 +361,9 @@ static void test_start_level_and_root(void **state)
 				next = zalloc_aligned(&t, gran);
 				e = &t.root[(1ull << c.root_bits) - 1];
 				*e = fmt_make_table(&c, (int)levels, (hpa_t)(uintptr_t)next);
-				assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0,
-								(1ull << ipa) - 1, &x),
-						 REF_FAULT_NOT_PRESENT);
+				assert_int_equal(
+					ref_arm64_walk(vtcr, vttbr, 0, (1ull << ipa) - 1, &x),
+					REF_FAULT_NOT_PRESENT);
 				assert_int_equal(x.level, (int)levels - 1);
 				assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, 1ull << ipa, &x),
 						 REF_FAULT_ADDR);
@@ -378,25 +379,25 @@ static void test_start_level_examples(void **state)
 	struct s2_fmt_cfg c;
 
 	(void)state;
-	c = make_cfg(4096, 40, 0);   /* hw level 1, 2 concatenated tables */
+	c = make_cfg(4096, 40, 0); /* hw level 1, 2 concatenated tables */
 	assert_int_equal(c.levels, 3);
 	assert_int_equal(s2_root_bytes(&c), 8192);
-	c = make_cfg(0, 48, 0);      /* granule 0 means 4K */
+	c = make_cfg(0, 48, 0); /* granule 0 means 4K */
 	assert_int_equal(c.levels, 4);
 	assert_int_equal(s2_root_bytes(&c), 4096);
 	c = make_cfg(4096, 52, S2_FMTF_LPA2); /* hw 0 with 16 tables, not hw -1 */
 	assert_int_equal(c.levels, 4);
 	assert_int_equal(s2_root_bytes(&c), 16 * 4096);
-	c = make_cfg(16384, 48, 0);  /* hw 1, 2 tables */
+	c = make_cfg(16384, 48, 0); /* hw 1, 2 tables */
 	assert_int_equal(c.levels, 3);
 	assert_int_equal(s2_root_bytes(&c), 2 * 16384);
 	c = make_cfg(16384, 52, S2_FMTF_LPA2); /* hw 0, 32 entries */
 	assert_int_equal(c.levels, 4);
 	assert_int_equal(s2_root_bytes(&c), 256);
-	c = make_cfg(65536, 48, 0);  /* hw 1, 64 entries */
+	c = make_cfg(65536, 48, 0); /* hw 1, 64 entries */
 	assert_int_equal(c.levels, 3);
 	assert_int_equal(s2_root_bytes(&c), 512);
-	c = make_cfg(65536, 32, 0);  /* two levels minimum: hw 2, 8 entries */
+	c = make_cfg(65536, 32, 0); /* two levels minimum: hw 2, 8 entries */
 	assert_int_equal(c.levels, 2);
 	assert_int_equal(s2_root_bytes(&c), 64);
 	c = make_cfg(65536, 52, S2_FMTF_LPA2); /* hw 1, 1024 entries */
@@ -411,21 +412,30 @@ static void test_cfg_bad_input(void **state)
 		unsigned granule, bits, flags;
 		uint32_t vmid;
 	} bad[] = {
-		{ 8192, 40, 0, 0 },   { 4096, 31, 0, 0 },   { 4096, 49, 0, 0 },
-		{ 4096, 53, S2_FMTF_LPA2, 0 },           { 65536, 52, 0, 0 },
-		{ 16384, 50, 0, 0 },  { 4096, 40, S2_FMTF_MBEC, 0 },
-		{ 4096, 40, S2_FMTF_SUPPRESS_VE, 0 },    { 4096, 40, S2_FMTF_PBMT, 0 },
-		{ 4096, 40, 1u << 20, 0 },               { 4096, 40, S2_FMTF_HD, 0 },
-		{ 4096, 40, 0, 256 },                    { 4096, 40, S2_FMTF_VMID16, 65536 },
+		{ 8192, 40, 0, 0 },
+		{ 4096, 31, 0, 0 },
+		{ 4096, 49, 0, 0 },
+		{ 4096, 53, S2_FMTF_LPA2, 0 },
+		{ 65536, 52, 0, 0 },
+		{ 16384, 50, 0, 0 },
+		{ 4096, 40, S2_FMTF_MBEC, 0 },
+		{ 4096, 40, S2_FMTF_SUPPRESS_VE, 0 },
+		{ 4096, 40, S2_FMTF_PBMT, 0 },
+		{ 4096, 40, 1u << 20, 0 },
+		{ 4096, 40, S2_FMTF_HD, 0 },
+		{ 4096, 40, 0, 256 },
+		{ 4096, 40, S2_FMTF_VMID16, 65536 },
 	};
 	struct kvm_vm_params ok = { .fmt = S2_FMT_ARM64_S2, .gpa_bits = 40 };
 	struct s2_fmt_cfg c;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2, .granule = bad[i].granule,
+		struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2,
+					   .granule = bad[i].granule,
 					   .gpa_bits = bad[i].bits,
-					   .fmt_flags = bad[i].flags, .vmid = bad[i].vmid };
+					   .fmt_flags = bad[i].flags,
+					   .vmid = bad[i].vmid };
 
 		assert_int_equal(fmt_init_cfg(&c, &p), -EINVAL);
 	}
@@ -481,32 +491,56 @@ static void test_leaf_round_trip_and_walk(void **state)
 				vttbr = vttbr_of(&c, t.root);
 				for (size_t o = 0; o < 3; o++) {
 					for (unsigned prot = 0; prot <= S2_PROT_ALL; prot++) {
-						for (size_t m = 0; m < sizeof(memtypes) / sizeof(memtypes[0]); m++) {
-							unsigned mt = memtypes[m], ep = expect_prot(flags, prot);
+						for (size_t m = 0;
+						     m < sizeof(memtypes) / sizeof(memtypes[0]);
+						     m++) {
+							unsigned mt = memtypes[m],
+								 ep = expect_prot(flags, prot);
 							struct ref_xlate x;
-							s2_pte_t pte = fmt_make_leaf(&c, l, outs[o], prot, mt);
+							s2_pte_t pte = fmt_make_leaf(&c, l, outs[o],
+										     prot, mt);
 
-							check_leaf_bits(&c, l, pte, prot, mt, outs[o]);
+							check_leaf_bits(&c, l, pte, prot, mt,
+									outs[o]);
 							assert_true(fmt_is_present(&c, pte, l));
 							assert_true(fmt_is_leaf(&c, pte, l));
 							assert_false(fmt_is_frozen(pte));
 							assert_false(fmt_is_mmio(&c, pte));
-							assert_int_equal(fmt_leaf_hpa(&c, pte, l), outs[o]);
-							assert_int_equal(fmt_leaf_prot(&c, pte, l), ep);
-							assert_int_equal(fmt_leaf_memtype(&c, pte, l),
-									 expect_memtype(flags, mt));
+							assert_int_equal(fmt_leaf_hpa(&c, pte, l),
+									 outs[o]);
+							assert_int_equal(fmt_leaf_prot(&c, pte, l),
+									 ep);
+							assert_int_equal(
+								fmt_leaf_memtype(&c, pte, l),
+								expect_memtype(flags, mt));
 							/* Same leaf, re-protected, equals a fresh one. */
-							assert_int_equal(fmt_leaf_set_prot(&c, fmt_make_leaf(&c, l, outs[o], prot ^ 0xff, mt), l, prot), pte);
+							assert_int_equal(
+								fmt_leaf_set_prot(
+									&c,
+									fmt_make_leaf(
+										&c, l, outs[o],
+										prot ^ 0xff, mt),
+									l, prot),
+								pte);
 
 							*e = pte;
-							assert_int_equal(ref_arm64_walk(vtcr, vttbr, walk_ctl(flags), gpa + 0x123, &x), 0);
+							assert_int_equal(
+								ref_arm64_walk(vtcr, vttbr,
+									       walk_ctl(flags),
+									       gpa + 0x123, &x),
+								0);
 							assert_int_equal(x.level, l);
 							assert_int_equal(x.size, size);
-							assert_int_equal(x.hpa, outs[o] + ((gpa + 0x123) & (size - 1)));
+							assert_int_equal(x.hpa,
+									 outs[o] + ((gpa + 0x123) &
+										    (size - 1)));
 							assert_int_equal(x.perm, ep & S2_PROT_RWX);
-							assert_int_equal(x.memtype, expect_memtype(flags, mt));
-							assert_int_equal(x.accessed, !!(ep & S2_PROT_ACCESSED));
-							assert_int_equal(x.dirty, !!(ep & S2_PROT_DIRTY));
+							assert_int_equal(x.memtype,
+									 expect_memtype(flags, mt));
+							assert_int_equal(x.accessed,
+									 !!(ep & S2_PROT_ACCESSED));
+							assert_int_equal(x.dirty,
+									 !!(ep & S2_PROT_DIRTY));
 						}
 					}
 				}
@@ -544,11 +578,15 @@ static void test_table_entries(void **state)
 					/* No attribute bits at all (stage-2 tables have none). */
 					attr_bits = pte & ~3ull;
 					if ((flags & S2_FMTF_LPA2) && ps != 16)
-						attr_bits &= ~(0x0003ffffffffffffull & ~((1ull << ps) - 1)) & ~(3ull << 8);
+						attr_bits &= ~(0x0003ffffffffffffull &
+							       ~((1ull << ps) - 1)) &
+							     ~(3ull << 8);
 					else if ((flags & S2_FMTF_LPA2) && ps == 16)
-						attr_bits &= ~0x0000ffffffff0000ull & ~(0xfull << 12);
+						attr_bits &=
+							~0x0000ffffffff0000ull & ~(0xfull << 12);
 					else
-						attr_bits &= ~(0x0000ffffffffffffull & ~((1ull << ps) - 1));
+						attr_bits &= ~(0x0000ffffffffffffull &
+							       ~((1ull << ps) - 1));
 					assert_int_equal(attr_bits, 0);
 				}
 			}
@@ -567,11 +605,11 @@ static void test_manual_examples(void **state)
 	c = make_cfg(4096, 40, 0);
 	assert_int_equal(fmt_make_leaf(&c, 1, 0x40100000, rwx, S2_MT_WB), 0x401007ffull);
 	/* Read-only, not executable: XN[1] (bit 54). */
-	assert_int_equal(fmt_make_leaf(&c, 1, 0x40100000, S2_PROT_R | S2_PROT_ACCESSED,
-				       S2_MT_WB), 0x4010077full | (1ull << 54));
+	assert_int_equal(fmt_make_leaf(&c, 1, 0x40100000, S2_PROT_R | S2_PROT_ACCESSED, S2_MT_WB),
+			 0x4010077full | (1ull << 54));
 	/* 2 MiB block, device-nGnRE, RW: 0b01 and MemAttr 0b0001. */
-	assert_int_equal(fmt_make_leaf(&c, 2, 0x40200000, S2_PROT_R | S2_PROT_W |
-				       S2_PROT_ACCESSED, S2_MT_DEVICE),
+	assert_int_equal(fmt_make_leaf(&c, 2, 0x40200000, S2_PROT_R | S2_PROT_W | S2_PROT_ACCESSED,
+				       S2_MT_DEVICE),
 			 0x40200000ull | 0x1 | (0x1 << 2) | 0xc0 | 0x300 | 0x400 | (1ull << 54));
 	/* Normal non-cacheable is 0b0101. */
 	assert_int_equal((fmt_make_leaf(&c, 1, 0, 0, S2_MT_WC) >> 2) & 0xf, 0x5);
@@ -620,10 +658,13 @@ static void test_block_levels(void **state)
 		bool ok;   /* the format allows a block there */
 		bool hw;   /* the architecture does (CPU with PAMax 52) */
 	} cases[] = {
-		{ 4096, 0, 1, false, false },  { 4096, 0, 2, true, true },
-		{ 4096, 0, 3, true, true },    { 4096, 0, 4, false, false },
+		{ 4096, 0, 1, false, false },
+		{ 4096, 0, 2, true, true },
+		{ 4096, 0, 3, true, true },
+		{ 4096, 0, 4, false, false },
 		{ 4096, S2_FMTF_LPA2, 4, true, true },
-		{ 16384, 0, 2, true, true },   { 16384, 0, 3, false, false },
+		{ 16384, 0, 2, true, true },
+		{ 16384, 0, 3, false, false },
 		{ 16384, S2_FMTF_LPA2, 3, true, true },
 		{ 16384, S2_FMTF_LPA2, 4, false, false },
 		{ 65536, 0, 2, true, true },
@@ -783,27 +824,64 @@ static bool manual_valid(unsigned granule, int hw, unsigned ipa, bool lpa)
 	switch (granule) {
 	case 4096:
 		switch (hw) {
-		case -1: if (!lpa) return false; lo = 49; hi = 52; break;
-		case 0: lo = 40; hi = 52; break;
-		case 1: lo = 31; hi = 43; break;
-		case 2: lo = 22; hi = 34; break;
+		case -1:
+			if (!lpa)
+				return false;
+			lo = 49;
+			hi = 52;
+			break;
+		case 0:
+			lo = 40;
+			hi = 52;
+			break;
+		case 1:
+			lo = 31;
+			hi = 43;
+			break;
+		case 2:
+			lo = 22;
+			hi = 34;
+			break;
 		default: return false;
 		}
 		break;
 	case 16384:
 		switch (hw) {
-		case 0: if (!lpa) return false; lo = 48; hi = 52; break;
-		case 1: lo = 37; hi = 51; break;
-		case 2: lo = 26; hi = 40; break;
-		case 3: lo = 15; hi = 29; break;
+		case 0:
+			if (!lpa)
+				return false;
+			lo = 48;
+			hi = 52;
+			break;
+		case 1:
+			lo = 37;
+			hi = 51;
+			break;
+		case 2:
+			lo = 26;
+			hi = 40;
+			break;
+		case 3:
+			lo = 15;
+			hi = 29;
+			break;
 		default: return false;
 		}
 		break;
 	default:
 		switch (hw) {
-		case 1: lo = 43; hi = 59; break;
-		case 2: lo = 30; hi = 46; break;
-		case 3: lo = 17; hi = 33; break;
+		case 1:
+			lo = 43;
+			hi = 59;
+			break;
+		case 2:
+			lo = 30;
+			hi = 46;
+			break;
+		case 3:
+			lo = 17;
+			hi = 33;
+			break;
 		default: return false;
 		}
 		break;
@@ -820,9 +898,8 @@ static bool manual_valid(unsigned granule, int hw, unsigned ipa, bool lpa)
 static void test_vtcr_fields(void **state)
 {
 	void *root = aligned_alloc(1 << 20, 1 << 20);
-	const uint64_t known = 0x3f | (3 << 6) | (0xfff << 8) | (7 << 16) | (1 << 19) |
-			       (1 << 21) | (1 << 22) | (1ull << 31) | (1ull << 32) |
-			       (1ull << 33);
+	const uint64_t known = 0x3f | (3 << 6) | (0xfff << 8) | (7 << 16) | (1 << 19) | (1 << 21) |
+			       (1 << 22) | (1ull << 31) | (1ull << 32) | (1ull << 33);
 
 	(void)state;
 	assert_non_null(root);
@@ -841,7 +918,8 @@ static void test_vtcr_fields(void **state)
 						    manual_valid(gran, hw, ipa, lpa);
 					uint64_t v = 0x5555;
 					struct ref_xlate x;
-					int r = s2_arm64_make_vtcr(gran, ipa, levels, pa, flags, &v);
+					int r = s2_arm64_make_vtcr(gran, ipa, levels, pa, flags,
+								   &v);
 
 					if (!want) {
 						assert_int_equal(r, -EINVAL);
@@ -852,19 +930,23 @@ static void test_vtcr_fields(void **state)
 					assert_int_equal(v & 0x3f, 64 - ipa);
 					assert_int_equal((v >> 6) & 3, manual_sl0(gran, hw));
 					assert_int_equal(!!(v & (1ull << 33)), hw == -1);
-					assert_int_equal((v >> 8) & 3, 1);   /* IRGN0 WBWA */
-					assert_int_equal((v >> 10) & 3, 1);  /* ORGN0 WBWA */
-					assert_int_equal((v >> 12) & 3, 3);  /* SH0 inner */
-					assert_int_equal((v >> 14) & 3,
-							 gran == 4096 ? 0 : gran == 65536 ? 1 : 2);
+					assert_int_equal((v >> 8) & 3, 1);  /* IRGN0 WBWA */
+					assert_int_equal((v >> 10) & 3, 1); /* ORGN0 WBWA */
+					assert_int_equal((v >> 12) & 3, 3); /* SH0 inner */
+					assert_int_equal((v >> 14) & 3, gran == 4096  ? 0 :
+									gran == 65536 ? 1 :
+											2);
 					assert_int_equal((v >> 16) & 7, lpa ? 6 : 5);
 					assert_true(v & (1ull << 31));
-					assert_int_equal(!!(v & (1ull << 32)), lpa && gran != 65536);
-					assert_int_equal(v & ((1 << 19) | (1 << 21) | (1 << 22)), 0);
+					assert_int_equal(!!(v & (1ull << 32)),
+							 lpa && gran != 65536);
+					assert_int_equal(v & ((1 << 19) | (1 << 21) | (1 << 22)),
+							 0);
 					assert_int_equal(v & ~known, 0);
-					assert_int_not_equal(ref_arm64_walk(v, (uint64_t)(uintptr_t)root,
-									    0, 0, &x),
-							     REF_FAULT_MISCONFIG);
+					assert_int_not_equal(
+						ref_arm64_walk(v, (uint64_t)(uintptr_t)root, 0, 0,
+							       &x),
+						REF_FAULT_MISCONFIG);
 					assert_int_equal(x.level, (int)levels);
 				}
 			}
@@ -947,10 +1029,14 @@ static void test_vttbr(void **state)
 static void check_vm(unsigned granule, unsigned gpa_bits, unsigned flags, uint32_t vmid)
 {
 	struct s2_hosted h;
-	struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2, .gpa_bits = gpa_bits,
-				   .granule = granule, .fmt_flags = flags, .vmid = vmid };
-	struct kvm_memory_slot slot = { .id = 1, .base_gfn = 0x100000, .npages = 4096,
-					.userspace_addr = 0x7f0000000000ull };
+	struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2,
+				   .gpa_bits = gpa_bits,
+				   .granule = granule,
+				   .fmt_flags = flags,
+				   .vmid = vmid };
+	struct kvm_memory_slot slot = {
+		.id = 1, .base_gfn = 0x100000, .npages = 4096, .userspace_addr = 0x7f0000000000ull
+	};
 	struct kvm *kvm;
 	struct kvm_vcpu *vcpu;
 	struct ref_xlate x;
@@ -1012,9 +1098,14 @@ static void test_vm_small_root(void **state)
 /* The builders refuse a VM of another format and NULL. */
 static void test_vm_registers_bad(void **state)
 {
-	static const struct { enum s2_fmt_id fmt; unsigned bits; } others[] = {
-		{ S2_FMT_X86_EPT, 48 }, { S2_FMT_RISCV_G, 41 },
-		{ S2_FMT_X86_NPT, 48 }, { S2_FMT_FAKE, 48 },
+	static const struct {
+		enum s2_fmt_id fmt;
+		unsigned bits;
+	} others[] = {
+		{ S2_FMT_X86_EPT, 48 },
+		{ S2_FMT_RISCV_G, 41 },
+		{ S2_FMT_X86_NPT, 48 },
+		{ S2_FMT_FAKE, 48 },
 	};
 	uint64_t v = 0x1234;
 
@@ -1078,18 +1169,18 @@ static void test_walker_catches_bad_entries(void **state)
 
 	*e = 0x1000 | 3 | leaf_attrs;
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, gpa, &x), 0);
-	*e = 0x1000 | 1 | leaf_attrs;            /* 0b01 at hw level 3 */
+	*e = 0x1000 | 1 | leaf_attrs; /* 0b01 at hw level 3 */
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, gpa, &x), REF_FAULT_RESERVED);
 	*e = 0x1000 | 3 | (leaf_attrs & ~(0xfull << 2)) | (0x4 << 2); /* inner 00 */
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, gpa, &x), REF_FAULT_MISCONFIG);
 	*e = 0x1000 | 3 | (leaf_attrs & ~0x300ull) | 0x100; /* SH 0b01 */
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, gpa, &x), REF_FAULT_MISCONFIG);
-	*e = (1ull << 48) | 3 | leaf_attrs;      /* bit 48: RES0 without DS */
+	*e = (1ull << 48) | 3 | leaf_attrs; /* bit 48: RES0 without DS */
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, gpa, &x), REF_FAULT_RESERVED);
 	*e = 0x1000 | 3 | leaf_attrs | (1ull << 54);
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, 0, gpa, &x), 0);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_W);
-	*e = 0x1000 | 3 | leaf_attrs | (1ull << 53);  /* PXN with XNX: EL0 only */
+	*e = 0x1000 | 3 | leaf_attrs | (1ull << 53); /* PXN with XNX: EL0 only */
 	assert_int_equal(ref_arm64_walk(vtcr, vttbr, REF_A64_XNX, gpa, &x), 0);
 	assert_int_equal(x.perm, S2_PROT_R | S2_PROT_W | S2_PROT_XU);
 	*e = 0x1000 | 3 | (leaf_attrs & ~0x80ull) | (1ull << 51); /* DBM, no HD */
@@ -1189,7 +1280,8 @@ static void test_flush_hooks(void **state)
 {
 	struct s2_fmt_cfg c = make_cfg(4096, 48, 0);
 	struct flush_log lg = { 0 };
-	struct s2_env_ops ops = { .tlb_flush_vm = hook_vm, .tlb_flush_range = hook_range,
+	struct s2_env_ops ops = { .tlb_flush_vm = hook_vm,
+				  .tlb_flush_range = hook_range,
 				  .dcache_clean_inval = hook_dc };
 	struct s2_env env = { .ops = &ops, .ctx = &lg };
 	struct kvm *k = (struct kvm *)(uintptr_t)0x1234;

@@ -43,8 +43,7 @@ int main(void)
 
 static struct s2_fmt_cfg cfg_for(unsigned gpa_bits, unsigned flags)
 {
-	struct kvm_vm_params p = { .fmt = S2_FMT_FAKE, .gpa_bits = gpa_bits,
-				   .fmt_flags = flags };
+	struct kvm_vm_params p = { .fmt = S2_FMT_FAKE, .gpa_bits = gpa_bits, .fmt_flags = flags };
 	struct s2_fmt_cfg c;
 
 	memset(&c, 0, sizeof(c));
@@ -65,8 +64,14 @@ static uint64_t max_hpa(int level)
 /* Memory types the format must carry unchanged (it has no hardware to map
  * them to), with and without ignore-PAT. */
 static const unsigned memtypes[] = {
-	S2_MT_WB, S2_MT_UC, S2_MT_WC, S2_MT_WT, S2_MT_WP, S2_MT_DEVICE,
-	S2_MT_WB | S2_MT_IGNORE_PAT, S2_MT_DEVICE | S2_MT_IGNORE_PAT,
+	S2_MT_WB,
+	S2_MT_UC,
+	S2_MT_WC,
+	S2_MT_WT,
+	S2_MT_WP,
+	S2_MT_DEVICE,
+	S2_MT_WB | S2_MT_IGNORE_PAT,
+	S2_MT_DEVICE | S2_MT_IGNORE_PAT,
 };
 #define NMT (sizeof(memtypes) / sizeof(memtypes[0]))
 
@@ -132,8 +137,8 @@ static void test_leaf_roundtrip(void **state)
 		for (int hi = 0; hi < 2; hi++) {
 			for (size_t mi = 0; mi < NMT; mi++) {
 				for (unsigned prot = 0; prot <= S2_PROT_ALL; prot++) {
-					s2_pte_t pte = fmt_make_leaf(&c, l, hpas[hi], prot,
-								     memtypes[mi]);
+					s2_pte_t pte =
+						fmt_make_leaf(&c, l, hpas[hi], prot, memtypes[mi]);
 
 					assert_true(fmt_is_present(&c, pte, l));
 					assert_true(fmt_is_leaf(&c, pte, l));
@@ -141,7 +146,8 @@ static void test_leaf_roundtrip(void **state)
 					assert_false(fmt_is_mmio(&c, pte));
 					assert_int_equal(fmt_leaf_hpa(&c, pte, l), hpas[hi]);
 					assert_int_equal(fmt_leaf_prot(&c, pte, l), prot);
-					assert_int_equal(fmt_leaf_memtype(&c, pte, l), memtypes[mi]);
+					assert_int_equal(fmt_leaf_memtype(&c, pte, l),
+							 memtypes[mi]);
 					assert_int_equal(fmt_is_writable(&c, pte, l),
 							 !!(prot & S2_PROT_W));
 					assert_int_equal(fmt_is_young(&c, pte, l),
@@ -177,10 +183,10 @@ static void test_table_roundtrip(void **state)
 		}
 	}
 	/* The root level holds no leaves, whatever its leaf bit says. */
-	assert_true(fmt_is_present(&c, fake_low((1u << FAKE_P_P) | (1u << FAKE_P_LEAF) |
-						FAKE_MARKERS, 4), 4));
-	assert_false(fmt_is_leaf(&c, fake_low((1u << FAKE_P_P) | (1u << FAKE_P_LEAF) |
-					      FAKE_MARKERS, 4), 4));
+	assert_true(fmt_is_present(
+		&c, fake_low((1u << FAKE_P_P) | (1u << FAKE_P_LEAF) | FAKE_MARKERS, 4), 4));
+	assert_false(fmt_is_leaf(
+		&c, fake_low((1u << FAKE_P_P) | (1u << FAKE_P_LEAF) | FAKE_MARKERS, 4), 4));
 }
 
 /* fmt_leaf_set_prot keeps address and memory type for every change. */
@@ -233,7 +239,8 @@ static void test_leaf_wrong_level(void **state)
 						fail_msg("leaf made at %d prot %#x present at %d",
 							 l, prot, m);
 					assert_int_not_equal(fmt_leaf_hpa(&c, pte, m), hpa_set[hi]);
-					assert_int_not_equal(fmt_table_hpa(&c, pte, m), hpa_set[hi]);
+					assert_int_not_equal(fmt_table_hpa(&c, pte, m),
+							     hpa_set[hi]);
 				}
 			}
 		}
@@ -330,8 +337,8 @@ static uint64_t *new_table(void)
 }
 
 /* Walk with the format at the correct level of every entry. */
-static bool walk(const struct s2_fmt_cfg *c, const uint64_t *root, uint64_t gpa,
-		 uint64_t *hpa, int *level)
+static bool walk(const struct s2_fmt_cfg *c, const uint64_t *root, uint64_t gpa, uint64_t *hpa,
+		 int *level)
 {
 	const uint64_t *t = root;
 
@@ -474,7 +481,9 @@ static void vm_destroy(struct vm *vm)
  */
 static void test_core_faults(void **state)
 {
-	struct kvm_memory_slot slot = { .id = 1, .base_gfn = 0x40000, .npages = 0x100000,
+	struct kvm_memory_slot slot = { .id = 1,
+					.base_gfn = 0x40000,
+					.npages = 0x100000,
 					.userspace_addr = 0x7f0000000000ull };
 	struct vm vm;
 	static const int host_levels[] = { 1, 2, 3 };
@@ -487,8 +496,7 @@ static void test_core_faults(void **state)
 		vm_create(&vm, &slot);
 		vm.h.host_level = host_levels[i];
 		assert_int_equal(kvm_tdp_page_fault(vm.vcpu, gpa, S2_ACC_WRITE), RET_PF_FIXED);
-		assert_int_equal(kvm_tdp_page_fault(vm.vcpu, gpa, S2_ACC_WRITE),
-				 RET_PF_SPURIOUS);
+		assert_int_equal(kvm_tdp_page_fault(vm.vcpu, gpa, S2_ACC_WRITE), RET_PF_SPURIOUS);
 		assert_int_equal(kvm_mmu_lookup(vm.kvm, gpa, &m), 0);
 		assert_true(m.present);
 		assert_int_equal(m.level, host_levels[i]);
@@ -501,8 +509,9 @@ static void test_core_faults(void **state)
 /* Zapping a small range goes through the format's precise ranged flush. */
 static void test_core_ranged_flush(void **state)
 {
-	struct kvm_memory_slot slot = { .id = 1, .base_gfn = 0x40000, .npages = 512,
-					.userspace_addr = 0x7f0000000000ull };
+	struct kvm_memory_slot slot = {
+		.id = 1, .base_gfn = 0x40000, .npages = 512, .userspace_addr = 0x7f0000000000ull
+	};
 	struct vm vm;
 	struct kvm_mmu_stats st;
 
@@ -510,8 +519,9 @@ static void test_core_ranged_flush(void **state)
 	vm_create(&vm, &slot);
 	vm.h.host_level = 1;
 	for (gfn_t g = 0; g < 8; g++)
-		assert_int_equal(kvm_tdp_page_fault(vm.vcpu, gfn_to_gpa(slot.base_gfn + g),
-						    S2_ACC_READ), RET_PF_FIXED);
+		assert_int_equal(
+			kvm_tdp_page_fault(vm.vcpu, gfn_to_gpa(slot.base_gfn + g), S2_ACC_READ),
+			RET_PF_FIXED);
 	assert_int_equal(kvm_zap_gfn_range(vm.kvm, slot.base_gfn + 2, slot.base_gfn + 4), 2);
 	assert_int_equal(kvm_get_stats(vm.kvm, &st), 0);
 	assert_true(vm.h.hw_flush_range >= 1);

@@ -46,7 +46,8 @@ int main(void)
 
 static struct s2_fmt_cfg cfg_for(unsigned gpa_bits, unsigned flags)
 {
-	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT, .gpa_bits = gpa_bits,
+	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT,
+				   .gpa_bits = gpa_bits,
 				   .fmt_flags = flags };
 	struct s2_fmt_cfg c;
 	int r;
@@ -88,8 +89,7 @@ struct path {
 	int levels;
 };
 
-static void path_build(struct path *pt, const struct s2_fmt_cfg *c, uint64_t gpa,
-		       int leaf_level)
+static void path_build(struct path *pt, const struct s2_fmt_cfg *c, uint64_t gpa, int leaf_level)
 {
 	memset(pt, 0, sizeof(*pt));
 	pt->levels = c->levels;
@@ -231,9 +231,9 @@ static void test_init_cfg_widths(void **state)
 static void test_init_cfg_bad_input(void **state)
 {
 	static const unsigned bad_bits[] = { 0, 12, 31, 58, 64, 1000 };
-	static const unsigned bad_flags[] = { S2_FMTF_FWB, S2_FMTF_HD, S2_FMTF_XNX,
-					      S2_FMTF_LPA2, S2_FMTF_PBMT,
-					      S2_FMTF_VMID16, 1u << 31 };
+	static const unsigned bad_flags[] = { S2_FMTF_FWB,  S2_FMTF_HD,	  S2_FMTF_XNX,
+					      S2_FMTF_LPA2, S2_FMTF_PBMT, S2_FMTF_VMID16,
+					      1u << 31 };
 	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT, .gpa_bits = 48 };
 	struct s2_fmt_cfg c;
 
@@ -294,14 +294,15 @@ static void check_leaves(unsigned gpa_bits)
 						s2_pte_t pte = fmt_make_leaf(&c, level, hpa, prot,
 									     S2_MT_WB);
 						unsigned hw = expected_hw(prot, flags);
-						bool present = hw & (S2_PROT_R | S2_PROT_X |
-								     S2_PROT_XU);
+						bool present =
+							hw & (S2_PROT_R | S2_PROT_X | S2_PROT_XU);
 						struct ref_xlate x;
 						uint64_t off = (gpas[gi] + 0x123) & (size - 1);
 
 						*pt.leaf_slot = pte;
 						ref_ept_walk(eptp,
-							     (flags & S2_FMTF_MBEC) ? REF_EPT_MBEC : 0,
+							     (flags & S2_FMTF_MBEC) ? REF_EPT_MBEC :
+										      0,
 							     gpas[gi] + 0x123, &x);
 
 						/* Raw bits the SDM prescribes. */
@@ -317,15 +318,18 @@ static void check_leaves(unsigned gpa_bits)
 							assert_int_equal(pte & (3ull << 8), 0);
 
 						if (!present) {
-							assert_false(fmt_is_present(&c, pte, level));
+							assert_false(
+								fmt_is_present(&c, pte, level));
 							assert_false(fmt_is_leaf(&c, pte, level));
-							assert_int_equal(x.fault, REF_FAULT_NOT_PRESENT);
+							assert_int_equal(x.fault,
+									 REF_FAULT_NOT_PRESENT);
 							continue;
 						}
 						if (x.fault)
-							fail_msg("flags %#x level %d prot %#x: walker %s at %d",
-								 flags, level, prot,
-								 ref_fault_name(x.fault), x.level);
+							fail_msg(
+								"flags %#x level %d prot %#x: walker %s at %d",
+								flags, level, prot,
+								ref_fault_name(x.fault), x.level);
 						assert_true(fmt_is_present(&c, pte, level));
 						assert_true(fmt_is_leaf(&c, pte, level));
 						assert_false(fmt_is_frozen(pte));
@@ -335,10 +339,11 @@ static void check_leaves(unsigned gpa_bits)
 								 S2_MT_WB);
 						if (fmt_leaf_prot(&c, pte, level) !=
 						    expected_prot(prot, flags))
-							fail_msg("flags %#x level %d prot %#x: got %#x want %#x",
-								 flags, level, prot,
-								 fmt_leaf_prot(&c, pte, level),
-								 expected_prot(prot, flags));
+							fail_msg(
+								"flags %#x level %d prot %#x: got %#x want %#x",
+								flags, level, prot,
+								fmt_leaf_prot(&c, pte, level),
+								expected_prot(prot, flags));
 
 						assert_int_equal(x.level, level);
 						assert_int_equal(x.size, size);
@@ -355,10 +360,12 @@ static void check_leaves(unsigned gpa_bits)
 						/* Helpers agree with the decode. */
 						assert_int_equal(fmt_is_writable(&c, pte, level),
 								 !!(hw & S2_PROT_W));
-						assert_int_equal(fmt_is_host_writable(&c, pte, level),
-								 !!(prot & S2_PROT_HOST_WRITABLE));
-						assert_int_equal(fmt_is_mmu_writable(&c, pte, level),
-								 !!(prot & S2_PROT_MMU_WRITABLE));
+						assert_int_equal(
+							fmt_is_host_writable(&c, pte, level),
+							!!(prot & S2_PROT_HOST_WRITABLE));
+						assert_int_equal(
+							fmt_is_mmu_writable(&c, pte, level),
+							!!(prot & S2_PROT_MMU_WRITABLE));
 					}
 				}
 				path_free(&pt);
@@ -400,8 +407,7 @@ static void test_leaf_set_prot(void **state)
 							     S2_MT_WT | S2_MT_IGNORE_PAT);
 
 				for (unsigned to = 0; to <= S2_PROT_ALL; to++) {
-					s2_pte_t want = fmt_make_leaf(&c, level, max_hpa(level),
-								      to,
+					s2_pte_t want = fmt_make_leaf(&c, level, max_hpa(level), to,
 								      S2_MT_WT | S2_MT_IGNORE_PAT);
 
 					assert_int_equal(fmt_leaf_set_prot(&c, pte, level, to),
@@ -482,8 +488,7 @@ static void test_table_entries(void **state)
 				assert_int_equal(pte & ~0xfffull, addrs[ai]);
 				/* Bit 7 makes a leaf only at levels 2 and 3; at 4 and 5
 				 * it is reserved, and no level-4 entry maps memory. */
-				assert_int_equal(fmt_is_leaf(&c, pte | EPT_PS, level),
-						 level <= 3);
+				assert_int_equal(fmt_is_leaf(&c, pte | EPT_PS, level), level <= 3);
 			}
 		}
 	}
@@ -572,8 +577,7 @@ static void test_mmio(void **state)
 
 		path_build(&pt, &c, 0, level);
 		*pt.leaf_slot = fmt_make_mmio(&c, 0x42);
-		assert_int_equal(ref_ept_walk(eptp_of(&pt, false), 0, 0, &x),
-				 REF_FAULT_MISCONFIG);
+		assert_int_equal(ref_ept_walk(eptp_of(&pt, false), 0, 0, &x), REF_FAULT_MISCONFIG);
 		assert_int_equal(x.level, level);
 		path_free(&pt);
 	}
@@ -687,8 +691,9 @@ static void test_walker_misconfig(void **state)
 	*pt.leaf_slot = (fmt_make_leaf(&c, 2, 0x200000, S2_PROT_R, S2_MT_WB) & ~7ull) | EPT_W;
 	assert_int_equal(ref_ept_walk(eptp, 0, 0, &x), REF_FAULT_MISCONFIG);
 	for (unsigned emt = 2; emt <= 7; emt += (emt == 3 ? 4 : 1)) {
-		*pt.leaf_slot = (fmt_make_leaf(&c, 2, 0x200000, S2_PROT_R, S2_MT_WB) &
-				 ~EPT_MT_MASK) | ((uint64_t)emt << 3);
+		*pt.leaf_slot =
+			(fmt_make_leaf(&c, 2, 0x200000, S2_PROT_R, S2_MT_WB) & ~EPT_MT_MASK) |
+			((uint64_t)emt << 3);
 		assert_int_equal(ref_ept_walk(eptp, 0, 0, &x), REF_FAULT_MISCONFIG);
 	}
 	/* An unaligned 2 MiB leaf sets reserved bits 20:12. */
@@ -729,8 +734,8 @@ static void test_walk_mixed_tree(void **state)
 	l2[1] = fmt_make_leaf(&c, 2, 0x200000ull * 9, S2_PROT_R | S2_PROT_W, S2_MT_UC);
 	l1[5] = fmt_make_leaf(&c, 1, 0x77000, S2_PROT_R | S2_PROT_ACCESSED | S2_PROT_DIRTY,
 			      S2_MT_WB);
-	assert_int_equal(s2_ept_make_eptp((uint64_t)(uintptr_t)l4, S2_EPTP_MT_WB, 4, true,
-					  &eptp), 0);
+	assert_int_equal(s2_ept_make_eptp((uint64_t)(uintptr_t)l4, S2_EPTP_MT_WB, 4, true, &eptp),
+			 0);
 
 	assert_int_equal(ref_ept_walk(eptp, 0, 0x5abc, &x), 0);
 	assert_int_equal(x.hpa, 0x77abc);
@@ -767,8 +772,9 @@ static void test_eptp_fields(void **state)
 		for (unsigned levels = 4; levels <= 5; levels++) {
 			for (int ad = 0; ad <= 1; ad++) {
 				for (unsigned mt = 0; mt <= 6; mt += 6) {
-					assert_int_equal(s2_ept_make_eptp(roots[ri], mt, levels, ad,
-									  &eptp), 0);
+					assert_int_equal(
+						s2_ept_make_eptp(roots[ri], mt, levels, ad, &eptp),
+						0);
 					assert_int_equal(eptp & 7, mt);
 					assert_int_equal((eptp >> 3) & 7, levels - 1);
 					assert_int_equal((eptp >> 6) & 1, (unsigned)ad);
@@ -820,8 +826,9 @@ static void test_eptp_walkable(void **state)
 
 	(void)state;
 	for (unsigned levels = 4; levels <= 5; levels++) {
-		assert_int_equal(s2_ept_make_eptp((uint64_t)(uintptr_t)root, S2_EPTP_MT_WB,
-						  levels, true, &eptp), 0);
+		assert_int_equal(s2_ept_make_eptp((uint64_t)(uintptr_t)root, S2_EPTP_MT_WB, levels,
+						  true, &eptp),
+				 0);
 		assert_int_equal(ref_ept_walk(eptp, 0, 0, &x), REF_FAULT_NOT_PRESENT);
 		assert_int_equal(x.level, (int)levels);
 	}
@@ -836,10 +843,12 @@ static void test_eptp_walkable(void **state)
 static void check_vm_eptp(unsigned gpa_bits, unsigned flags)
 {
 	struct s2_hosted h;
-	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT, .gpa_bits = gpa_bits,
+	struct kvm_vm_params p = { .fmt = S2_FMT_X86_EPT,
+				   .gpa_bits = gpa_bits,
 				   .fmt_flags = flags };
-	struct kvm_memory_slot slot = { .id = 1, .base_gfn = 0x100000, .npages = 1024,
-					.userspace_addr = 0x7f0000000000ull };
+	struct kvm_memory_slot slot = {
+		.id = 1, .base_gfn = 0x100000, .npages = 1024, .userspace_addr = 0x7f0000000000ull
+	};
 	struct kvm *kvm;
 	struct kvm_vcpu *vcpu;
 	struct ref_xlate x;
@@ -864,8 +873,7 @@ static void check_vm_eptp(unsigned gpa_bits, unsigned flags)
 	assert_int_equal(ref_ept_walk(eptp, 0, gpa, &x), REF_FAULT_NOT_PRESENT);
 	r = kvm_tdp_page_fault(vcpu, gpa, S2_ACC_WRITE);
 	assert_int_equal(r, RET_PF_FIXED);
-	assert_int_equal(ref_ept_walk(eptp, (flags & S2_FMTF_MBEC) ? REF_EPT_MBEC : 0, gpa,
-				      &x), 0);
+	assert_int_equal(ref_ept_walk(eptp, (flags & S2_FMTF_MBEC) ? REF_EPT_MBEC : 0, gpa, &x), 0);
 	assert_int_equal(x.hpa, slot.userspace_addr + 0x3456);
 	assert_true(x.perm & S2_PROT_W);
 	assert_true(x.perm & S2_PROT_R);
@@ -890,9 +898,14 @@ static void test_vm_eptp(void **state)
 /* A VM of another format has no EPTP. */
 static void test_vm_eptp_other_format(void **state)
 {
-	static const struct { enum s2_fmt_id fmt; unsigned bits; } others[] = {
-		{ S2_FMT_ARM64_S2, 40 }, { S2_FMT_RISCV_G, 41 },
-		{ S2_FMT_X86_NPT, 48 }, { S2_FMT_FAKE, 48 },
+	static const struct {
+		enum s2_fmt_id fmt;
+		unsigned bits;
+	} others[] = {
+		{ S2_FMT_ARM64_S2, 40 },
+		{ S2_FMT_RISCV_G, 41 },
+		{ S2_FMT_X86_NPT, 48 },
+		{ S2_FMT_FAKE, 48 },
 	};
 	int tried = 0;
 

@@ -21,7 +21,7 @@
 
 #define MB (1ull << 20)
 #define HVA_BASE 0x7f0000000000ull /* 1 GiB aligned */
-#define HOST_PAGES (16 * 512)      /* the remappable window: 32 MiB */
+#define HOST_PAGES (16 * 512)	   /* the remappable window: 32 MiB */
 #define FAR_HVA 0x100000000000ull  /* backs no memslot */
 
 static const unsigned RX = S2_PROT_R | S2_PROT_X;
@@ -33,10 +33,10 @@ static const enum s2_fmt_id FMTS[] = { S2_FMT_X86_EPT, S2_FMT_ARM64_S2, S2_FMT_R
 /* ---- the remappable host ---- */
 
 static struct host {
-	uint8_t gen[HOST_PAGES];      /* pfn = hva >> 12 ^ gen << 24 */
-	uint8_t gone[HOST_PAGES];     /* no backing: gfn_to_pfn fails */
+	uint8_t gen[HOST_PAGES];	 /* pfn = hva >> 12 ^ gen << 24 */
+	uint8_t gone[HOST_PAGES];	 /* no backing: gfn_to_pfn fails */
 	uint8_t split[HOST_PAGES / 512]; /* 2 MiB block mapped with 4 KiB pages */
-	int level;                    /* host level where not split */
+	int level;			 /* host level where not split */
 } H;
 
 static kvm_pfn_t host_pfn(hva_t hva)
@@ -95,8 +95,8 @@ static void vm_init(enum s2_fmt_id fmt, unsigned fmt_flags_off)
 	T.h.ops.gfn_to_pfn = host_gfn_to_pfn;
 }
 
-#define FOR_EACH_FMT(f)                                                                            \
-	for (size_t f##_i = 0; f##_i < sizeof(FMTS) / sizeof(FMTS[0]); f##_i++)                   \
+#define FOR_EACH_FMT(f)                                                         \
+	for (size_t f##_i = 0; f##_i < sizeof(FMTS) / sizeof(FMTS[0]); f##_i++) \
 		for (enum s2_fmt_id f = FMTS[f##_i]; f && s2_fmt_supported(f); f = 0)
 
 static int fault(gfn_t gfn, unsigned acc)
@@ -111,8 +111,9 @@ static hva_t slot_hva(const struct kvm_memory_slot *s, gfn_t gfn)
 
 static struct kvm_memory_slot add_slot(unsigned id, gfn_t gfn, uint64_t npages, hva_t hva)
 {
-	struct kvm_memory_slot s = { .id = id, .base_gfn = gfn, .npages = npages,
-				     .userspace_addr = hva };
+	struct kvm_memory_slot s = {
+		.id = id, .base_gfn = gfn, .npages = npages, .userspace_addr = hva
+	};
 
 	assert_int_equal(kvm_set_memslot(T.kvm, &s), 0);
 	return s;
@@ -163,7 +164,8 @@ static int end(hva_t s, hva_t e)
 static void test_invalidate_protocol(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 512, HVA_BASE);
 		fault_all(&s, 0x1000, 0x1010);
@@ -203,17 +205,17 @@ static void test_invalidate_protocol(void **state)
 
 /* What the pfn hook does while a fault is between its lookup and install. */
 enum hook_mode {
-	HOOK_START_END,  /* a whole invalidation (with remap) of the fault's hva */
+	HOOK_START_END,	 /* a whole invalidation (with remap) of the fault's hva */
 	HOOK_START_ONLY, /* start and remap; _end comes after the fault */
 	HOOK_OTHER_SLOT, /* a whole invalidation of another memslot's hva */
-	HOOK_NO_SLOT,    /* a whole invalidation of hva no memslot maps */
-	HOOK_ATTRS,      /* a private/shared conversion of the fault's gfn */
+	HOOK_NO_SLOT,	 /* a whole invalidation of hva no memslot maps */
+	HOOK_ATTRS,	 /* a private/shared conversion of the fault's gfn */
 };
 
 static struct hook_ctl {
 	enum hook_mode mode;
-	hva_t s, e;  /* the range it invalidates */
-	gfn_t gfn;   /* for HOOK_ATTRS */
+	hva_t s, e; /* the range it invalidates */
+	gfn_t gfn;  /* for HOOK_ATTRS */
 	int runs;
 } HK;
 
@@ -255,7 +257,8 @@ static void test_interleave_lookup_and_install(void **state)
 	};
 
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			vm_init(fmt, 0);
 			struct kvm_memory_slot s = add_slot(0, 0x1000, 512, HVA_BASE);
@@ -312,7 +315,8 @@ static void test_interleave_lookup_and_install(void **state)
 static void test_interleave_huge_leaf_spans_invalidated_page(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		H.level = 2;
 		struct kvm_memory_slot s = add_slot(0, 0x200, 512, HVA_BASE);
@@ -345,7 +349,8 @@ static void test_interleave_huge_leaf_spans_invalidated_page(void **state)
 static void test_range_over_several_memslots(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot a = add_slot(0, 0x1000, 64, HVA_BASE);
 		struct kvm_memory_slot b = add_slot(1, 0x3000, 64, HVA_BASE + 64 * 4096);
@@ -381,7 +386,8 @@ static void test_range_over_several_memslots(void **state)
 static void test_partial_overlaps(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 16, HVA_BASE + 16 * 4096);
 		fault_all(&s, 0x1000, 0x1010);
@@ -414,7 +420,8 @@ static void test_partial_overlaps(void **state)
 static void test_aliased_memslots(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot a = add_slot(0, 0x1000, 32, HVA_BASE);
 		struct kvm_memory_slot b = add_slot(1, 0x5000, 32, HVA_BASE);
@@ -457,7 +464,8 @@ static void test_aliased_memslots(void **state)
 static void test_ranges_that_change_nothing(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 64, HVA_BASE);
 		add_slot(1, 0x4000, 64, HVA_BASE + MB);
@@ -466,8 +474,8 @@ static void test_ranges_that_change_nothing(void **state)
 		uint64_t f0 = flushes(), hw0 = hw_flushes();
 		const hva_t ranges[][2] = {
 			{ slot_hva(&s, 0x1004), slot_hva(&s, 0x1004) }, /* empty */
-			{ FAR_HVA, FAR_HVA + 64 * MB },                 /* no memslot */
-			{ HVA_BASE + MB, HVA_BASE + MB + 64 * 4096 },   /* nothing mapped */
+			{ FAR_HVA, FAR_HVA + 64 * MB },			/* no memslot */
+			{ HVA_BASE + MB, HVA_BASE + MB + 64 * 4096 },	/* nothing mapped */
 		};
 
 		for (size_t i = 0; i < 3; i++) {
@@ -477,11 +485,13 @@ static void test_ranges_that_change_nothing(void **state)
 			assert_int_equal(fault(0x1000, S2_ACC_READ), RET_PF_SPURIOUS);
 			assert_int_equal(end(ranges[i][0], ranges[i][1]), 0);
 			assert_int_equal(kvm_mmu_invalidate_in_progress(T.kvm), 0);
-			assert_int_equal(kvm_mmu_notifier_clear_young(T.kvm, ranges[i][0], ranges[i][1]), 0);
+			assert_int_equal(
+				kvm_mmu_notifier_clear_young(T.kvm, ranges[i][0], ranges[i][1]), 0);
 			assert_int_equal(kvm_mmu_notifier_clear_flush_young(T.kvm, ranges[i][0],
 									    ranges[i][1]),
 					 0);
-			assert_int_equal(kvm_mmu_notifier_test_young(T.kvm, ranges[i][0], ranges[i][1]), 0);
+			assert_int_equal(
+				kvm_mmu_notifier_test_young(T.kvm, ranges[i][0], ranges[i][1]), 0);
 			assert_true(h == t_tables_hash(T.kvm));
 			assert_int_equal(flushes(), f0);
 			assert_int_equal(hw_flushes(), hw0);
@@ -501,7 +511,8 @@ static void test_ranges_that_change_nothing(void **state)
 static void test_huge_leaf_partly_covered(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		H.level = 2;
 		struct kvm_memory_slot s = add_slot(0, 0x200, 1024, HVA_BASE);
@@ -543,7 +554,8 @@ static void test_huge_leaf_partly_covered(void **state)
 static void test_nested_invalidations(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 64, HVA_BASE);
 		uint64_t seq = kvm_mmu_invalidate_seq(T.kvm);
@@ -573,7 +585,8 @@ static void test_nested_invalidations(void **state)
 static void test_memslot_added_during_invalidation(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		uint64_t seq = kvm_mmu_invalidate_seq(T.kvm);
 
@@ -614,7 +627,8 @@ static void test_bad_input(void **state)
 	assert_int_equal(kvm_mmu_invalidate_in_progress(NULL), 0);
 	assert_int_equal(kvm_mmu_invalidate_seq(NULL), 0);
 
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 64, HVA_BASE);
 		fault_all(&s, 0x1000, 0x1010);
@@ -643,7 +657,8 @@ static void test_bad_input(void **state)
 							   KVM_MEMORY_ATTRIBUTE_PRIVATE),
 				 -EINVAL);
 		assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, 0x1000, 0x1001, 1), -EINVAL);
-		assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, 0x1000, 0x1001, 1ull << 63), -EINVAL);
+		assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, 0x1000, 0x1001, 1ull << 63),
+				 -EINVAL);
 		assert_true(h == t_tables_hash(T.kvm));
 		assert_int_equal(flushes(), f0);
 		assert_int_equal(kvm_mmu_invalidate_seq(T.kvm), seq);
@@ -674,7 +689,8 @@ static void test_bad_input(void **state)
 static void test_unmap_outside_invalidation_refused(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 64, HVA_BASE);
 		fault_all(&s, 0x1000, 0x1010);
@@ -736,13 +752,14 @@ static bool ref_young(gfn_t g)
 static void test_aging_with_accessed_bits(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		H.level = 2;
 		struct kvm_memory_slot s = add_slot(0, 0x200, 1024, HVA_BASE);
 		struct kvm_memory_slot t = add_slot(1, 0x2000, 64, HVA_BASE + 4 * MB + 4096);
 		assert_int_equal(fault(0x200, S2_ACC_READ), RET_PF_FIXED); /* 2 MiB */
-		fault_all(&t, 0x2000, 0x2010);                             /* 4 KiB */
+		fault_all(&t, 0x2000, 0x2010);				   /* 4 KiB */
 		hva_t all_s = s.userspace_addr, all_e = slot_hva(&t, 0x2040);
 		uint64_t f0 = flushes(), hw0 = hw_flushes(), lookups;
 
@@ -770,7 +787,8 @@ static void test_aging_with_accessed_bits(void **state)
 		assert_int_equal(kvm_mmu_notifier_test_young(T.kvm, slot_hva(&t, 0x2005),
 							     slot_hva(&t, 0x2006)),
 				 1);
-		assert_int_equal(kvm_mmu_notifier_test_young(T.kvm, all_s, slot_hva(&t, 0x2005)), 0);
+		assert_int_equal(kvm_mmu_notifier_test_young(T.kvm, all_s, slot_hva(&t, 0x2005)),
+				 0);
 		assert_int_equal(kvm_mmu_notifier_clear_flush_young(T.kvm, all_s, all_e), 1);
 		assert_int_equal(flushes(), f0 + 1);
 		assert_true(hw_flushes() <= hw0 + 1);
@@ -790,7 +808,8 @@ static void test_aging_with_accessed_bits(void **state)
 static void test_test_young_stops_at_first(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot a = add_slot(0, 0x1000, 16, HVA_BASE);
 		struct kvm_memory_slot b = add_slot(1, 0x3000, 16, HVA_BASE + 16 * 4096);
@@ -800,11 +819,11 @@ static void test_test_young_stops_at_first(void **state)
 		struct kvm_gfn_range r = { .slot = a, .start = 0x1000, .end = 0x1010 };
 
 		assert_int_equal(kvm_test_age_gfn(T.kvm, &r, NULL), 1);
-		assert_int_equal(s2_mn_run(T.kvm, S2_MN_TEST_YOUNG, HVA_BASE, HVA_BASE + 32 * 4096, none,
-					   false),
+		assert_int_equal(s2_mn_run(T.kvm, S2_MN_TEST_YOUNG, HVA_BASE, HVA_BASE + 32 * 4096,
+					   none, false),
 				 1);
-		assert_int_equal(s2_mn_run(T.kvm, S2_MN_CLEAR_YOUNG, HVA_BASE, HVA_BASE + 32 * 4096, none,
-					   false),
+		assert_int_equal(s2_mn_run(T.kvm, S2_MN_CLEAR_YOUNG, HVA_BASE, HVA_BASE + 32 * 4096,
+					   none, false),
 				 16);
 		t_vm_fini(&T);
 	}
@@ -909,9 +928,8 @@ static void test_access_tracking(void **state)
 	/* A table left holding only tracked leaves is not empty. */
 	struct kvm_memory_slot u = add_slot(2, 0x3000, 2, HVA_BASE + 6 * MB);
 	fault_all(&u, 0x3000, 0x3002);
-	assert_int_equal(kvm_mmu_notifier_clear_young(T.kvm, u.userspace_addr,
-						      slot_hva(&u, 0x3002)),
-			 2);
+	assert_int_equal(
+		kvm_mmu_notifier_clear_young(T.kvm, u.userspace_addr, slot_hva(&u, 0x3002)), 2);
 	assert_int_equal(fault(0x3000, S2_ACC_READ), RET_PF_FIXED);
 	assert_int_equal(start(u.userspace_addr, slot_hva(&u, 0x3001)), 0);
 	assert_int_equal(end(u.userspace_addr, slot_hva(&u, 0x3001)), 0);
@@ -944,8 +962,9 @@ static void test_access_tracking_and_write_protection(void **state)
 	assert_int_equal(kvm_mmu_notifier_clear_young(T.kvm, HVA_BASE, HVA_BASE + MB), 2);
 	uint64_t f0 = flushes();
 	struct s2_change_acc acc;
-	struct s2_range_op op = { .kind = S2_RANGE_WRPROTECT, .start = 0x1000, .end = 0x1002,
-				  .acc = &acc };
+	struct s2_range_op op = {
+		.kind = S2_RANGE_WRPROTECT, .start = 0x1000, .end = 0x1002, .acc = &acc
+	};
 
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(T.kvm);
@@ -976,7 +995,8 @@ static void test_access_tracking_and_write_protection(void **state)
 static void test_mem_attributes(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 64, HVA_BASE);
 		fault_all(&s, 0x1000, 0x1010);
@@ -1042,7 +1062,8 @@ static void test_mem_attributes_model(void **state)
 	uint64_t rnd = 0x243f6a8885a308d3ull;
 
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		for (int it = 0; it < 400; it++) {
 			rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
@@ -1063,7 +1084,8 @@ static void test_mem_attributes_model(void **state)
 				if (kvm_get_memory_attributes(T.kvm, g) != model[g])
 					fail_msg("it %d gfn %llu: %llu, want %llu", it,
 						 (unsigned long long)g,
-						 (unsigned long long)kvm_get_memory_attributes(T.kvm, g),
+						 (unsigned long long)kvm_get_memory_attributes(
+							 T.kvm, g),
 						 (unsigned long long)model[g]);
 		}
 		memset(model, 0, sizeof(model));
@@ -1075,7 +1097,8 @@ static void test_mem_attributes_model(void **state)
 static void test_mem_attributes_enomem(void **state)
 {
 	(void)state;
-	FOR_EACH_FMT(fmt) {
+	FOR_EACH_FMT(fmt)
+	{
 		vm_init(fmt, 0);
 		struct kvm_memory_slot s = add_slot(0, 0x1000, 16, HVA_BASE);
 		fault_all(&s, 0x1000, 0x1004);

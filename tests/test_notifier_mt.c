@@ -32,8 +32,8 @@ static const enum s2_fmt_id FMTS[] = { S2_FMT_X86_EPT, S2_FMT_ARM64_S2, S2_FMT_R
 				       S2_FMT_X86_NPT };
 
 static struct tvm T;
-static uint32_t gen[NPAGES];   /* pfn = hva >> 12 ^ (gen & 0xff) << 24 */
-static int host_level;         /* 1, or 2: the host maps 2 MiB blocks */
+static uint32_t gen[NPAGES]; /* pfn = hva >> 12 ^ (gen & 0xff) << 24 */
+static int host_level;	     /* 1, or 2: the host maps 2 MiB blocks */
 static int stop;
 static uint64_t nfaults; /* faults done, so the host lets vcpus run between moves */
 static char failure[256];
@@ -195,7 +195,8 @@ static void *attr_thread(void *arg)
 		if (kvm_vm_set_mem_attributes(T.kvm, a, b, v))
 			fail_once("set_mem_attributes failed", a, 0, 0);
 		else if (kvm_get_memory_attributes(T.kvm, a) != v)
-			fail_once("attributes read back", a, kvm_get_memory_attributes(T.kvm, a), v);
+			fail_once("attributes read back", a, kvm_get_memory_attributes(T.kvm, a),
+				  v);
 		sched_yield();
 	}
 	return NULL;
@@ -241,7 +242,8 @@ static void run_one(enum s2_fmt_id fmt, unsigned flags_off, int level, uint64_t 
 	pthread_join(at, NULL);
 	pthread_join(tt, NULL);
 	if (failed)
-		fail_msg("[%s flags-off %#x level %d] %s", s2_fmt_name(fmt), flags_off, level, failure);
+		fail_msg("[%s flags-off %#x level %d] %s", s2_fmt_name(fmt), flags_off, level,
+			 failure);
 
 	/* Quiescent: every mapping is current, per the reference walker. */
 	for (uint64_t pg = 0; pg < NPAGES; pg++) {
@@ -250,7 +252,8 @@ static void run_one(enum s2_fmt_id fmt, unsigned flags_off, int level, uint64_t 
 
 		if (ref_walk_kvm(T.kvm, gpa, &x) == 0 && x.hpa >> 12 != host_pfn(pg))
 			fail_msg("[%s] gfn %#llx maps pfn %#llx, host has %#llx", s2_fmt_name(fmt),
-				 (unsigned long long)(BASE_GFN + pg), (unsigned long long)(x.hpa >> 12),
+				 (unsigned long long)(BASE_GFN + pg),
+				 (unsigned long long)(x.hpa >> 12),
 				 (unsigned long long)host_pfn(pg));
 	}
 	struct kvm_mmu_stats st = t_stats(T.kvm);
@@ -262,8 +265,8 @@ static void run_one(enum s2_fmt_id fmt, unsigned flags_off, int level, uint64_t 
 		       (unsigned long long)st.faults_fixed, (unsigned long long)st.faults_retry,
 		       (unsigned long long)(st.flushes + st.flushes_range));
 
-	assert_int_equal(kvm_mmu_for_each_leaf(T.kvm, BASE_GFN, BASE_GFN + NPAGES, count_leaf, &mapped),
-			 0);
+	assert_int_equal(
+		kvm_mmu_for_each_leaf(T.kvm, BASE_GFN, BASE_GFN + NPAGES, count_leaf, &mapped), 0);
 	assert_true(st.cur_leaves[1] + 512 * st.cur_leaves[2] >= mapped);
 	assert_int_equal(kvm_mmu_invalidate_in_progress(T.kvm), 0);
 	/* Leaf counters survived the races: a zap of everything empties them. */

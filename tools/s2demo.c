@@ -25,7 +25,10 @@ static int print_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
 	if (!(*left)--)
 		return 1;
 	printf("  gpa %#014" PRIx64 " -> hpa %#014" PRIx64 "  %s  %c%c%c  pte %#018" PRIx64 "\n",
-	       gfn << 12, m->hpa, m->level == 1 ? "4K" : m->level == 2 ? "2M" : "1G",
+	       gfn << 12, m->hpa,
+	       m->level == 1 ? "4K" :
+	       m->level == 2 ? "2M" :
+			       "1G",
 	       (m->prot & S2_PROT_R) ? 'r' : '-', (m->prot & S2_PROT_W) ? 'w' : '-',
 	       (m->prot & S2_PROT_X) ? 'x' : '-', m->pte);
 	return 0;
@@ -70,11 +73,13 @@ int main(void)
 	if (r)
 		return die("kvm_vcpu_create", r);
 	/* 16 MiB at 1 GiB, 2 MiB-congruent: 2 MiB leaves. */
-	struct kvm_memory_slot big = { .id = 0, .base_gfn = 0x40000, .npages = 4096,
-				       .userspace_addr = 0x7f0000000000ull };
+	struct kvm_memory_slot big = {
+		.id = 0, .base_gfn = 0x40000, .npages = 4096, .userspace_addr = 0x7f0000000000ull
+	};
 	/* 8 MiB at 3 GiB whose hva is off by 4 KiB: only 4 KiB leaves fit. */
-	struct kvm_memory_slot small = { .id = 1, .base_gfn = 0xc0000, .npages = 2048,
-					 .userspace_addr = 0x7f1000001000ull };
+	struct kvm_memory_slot small = {
+		.id = 1, .base_gfn = 0xc0000, .npages = 2048, .userspace_addr = 0x7f1000001000ull
+	};
 	if ((r = kvm_set_memslot(kvm, &big)) || (r = kvm_set_memslot(kvm, &small)))
 		return die("kvm_set_memslot", r);
 	printf("s2mmu demo: %s, %u-level, root at %#" PRIx64, s2_fmt_name(p.fmt),

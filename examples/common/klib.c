@@ -120,9 +120,7 @@ static int kformat(struct kout *o, const char *fmt, va_list ap)
 			fmt++;
 		}
 		switch (*fmt) {
-		case 'c':
-			kout_c(o, (char)va_arg(ap, int));
-			break;
+		case 'c': kout_c(o, (char)va_arg(ap, int)); break;
 		case 's': {
 			const char *s = va_arg(ap, const char *);
 			int n = 0;
@@ -137,16 +135,18 @@ static int kformat(struct kout *o, const char *fmt, va_list ap)
 		}
 		case 'd':
 		case 'i':
-			d = longs >= 2 ? va_arg(ap, long long) : longs ? va_arg(ap, long) : va_arg(ap, int);
-			kout_num(o, d < 0 ? 0ull - (unsigned long long)d : (unsigned long long)d, 10, 0,
-				 width, pad, left, d < 0);
+			d = longs >= 2 ? va_arg(ap, long long) :
+			    longs      ? va_arg(ap, long) :
+					 va_arg(ap, int);
+			kout_num(o, d < 0 ? 0ull - (unsigned long long)d : (unsigned long long)d,
+				 10, 0, width, pad, left, d < 0);
 			break;
 		case 'u':
 		case 'x':
 		case 'X':
-			u = longs >= 2 ? va_arg(ap, unsigned long long)
-			    : longs    ? va_arg(ap, unsigned long)
-				       : va_arg(ap, unsigned int);
+			u = longs >= 2 ? va_arg(ap, unsigned long long) :
+			    longs      ? va_arg(ap, unsigned long) :
+					 va_arg(ap, unsigned int);
 			kout_num(o, u, *fmt == 'u' ? 10 : 16, *fmt == 'X', width, pad, left, 0);
 			break;
 		case 'p':
@@ -154,9 +154,7 @@ static int kformat(struct kout *o, const char *fmt, va_list ap)
 			kout_c(o, 'x');
 			kout_num(o, (uintptr_t)va_arg(ap, void *), 16, 0, 0, ' ', 0, 0);
 			break;
-		case '%':
-			kout_c(o, '%');
-			break;
+		case '%': kout_c(o, '%'); break;
 		default:
 			kout_c(o, '%');
 			if (*fmt)

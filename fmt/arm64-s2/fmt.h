@@ -63,7 +63,7 @@
 
 /* Hardware bits of a stage-2 descriptor. */
 #define A64_VALID (1ull << 0)
-#define A64_TYPE (1ull << 1)        /* table / page; clear = block */
+#define A64_TYPE (1ull << 1) /* table / page; clear = block */
 #define A64_TYPE_MASK (A64_VALID | A64_TYPE)
 #define A64_DESC_BLOCK A64_VALID
 #define A64_DESC_TABLE (A64_VALID | A64_TYPE)
@@ -77,9 +77,9 @@
 #define A64_SH_IS (3ull << A64_SH_SHIFT) /* inner shareable */
 #define A64_AF (1ull << 10)
 #define A64_RES0_11 (1ull << 11)
-#define A64_OA_HI64K_SHIFT 12        /* 64K + LPA: OA[51:48] in bits 15:12 */
+#define A64_OA_HI64K_SHIFT 12 /* 64K + LPA: OA[51:48] in bits 15:12 */
 #define A64_OA_HI64K_MASK (0xfull << A64_OA_HI64K_SHIFT)
-#define A64_OA_HILPA2_SHIFT 8        /* LPA2: OA[51:50] in bits 9:8 */
+#define A64_OA_HILPA2_SHIFT 8		    /* LPA2: OA[51:50] in bits 9:8 */
 #define A64_ADDR_BITS 0x0003fffffffff000ull /* bits 49:12, every address form */
 #define A64_DBM (1ull << 51)
 #define A64_CONT (1ull << 52)
@@ -90,9 +90,9 @@
 
 /* XN[1:0] (FEAT_XNX): who may execute. Without FEAT_XNX only XN[1] exists. */
 #define A64_XN_NONE 0ull /* EL1 and EL0 may execute */
-#define A64_XN_PXN 1ull  /* EL0 only */
-#define A64_XN_ALL 2ull  /* nobody */
-#define A64_XN_UXN 3ull  /* EL1 only */
+#define A64_XN_PXN 1ull	 /* EL0 only */
+#define A64_XN_ALL 2ull	 /* nobody */
+#define A64_XN_UXN 3ull	 /* EL1 only */
 
 /* MemAttr[3:0] without FEAT_S2FWB (combined with stage 1, the weaker wins). */
 #define A64_MA_DEV_nGnRnE 0x0u
@@ -115,10 +115,10 @@
 #define A64_SW_MMU_WRITABLE (1ull << 56)
 #define A64_SW_BITS (A64_SW_HOST_WRITABLE | A64_SW_MMU_WRITABLE)
 
-#define A64_HW_BITS                                                            \
-	(A64_TYPE_MASK | A64_MEMATTR_MASK | A64_S2AP_R | A64_S2AP_W |          \
-	 A64_SH_MASK | A64_AF | A64_RES0_11 | A64_ADDR_BITS | A64_DBM |        \
-	 A64_CONT | A64_XN_MASK | A64_PBHA_MASK | A64_BIT63)
+#define A64_HW_BITS                                                                          \
+	(A64_TYPE_MASK | A64_MEMATTR_MASK | A64_S2AP_R | A64_S2AP_W | A64_SH_MASK | A64_AF | \
+	 A64_RES0_11 | A64_ADDR_BITS | A64_DBM | A64_CONT | A64_XN_MASK | A64_PBHA_MASK |    \
+	 A64_BIT63)
 
 #define A64_LOW_MASK 0xfffull
 
@@ -139,8 +139,7 @@
 /* Levels (our numbering) where a block may sit, kept in cfg->fmt_private. */
 #define A64_BLOCK_LEVELS_MASK 0x1eu
 
-_Static_assert((A64_SW_BITS & A64_HW_BITS) == 0,
-	       "arm64 software bits overlap hardware bits");
+_Static_assert((A64_SW_BITS & A64_HW_BITS) == 0, "arm64 software bits overlap hardware bits");
 _Static_assert((A64_TYPE_MASK & ~A64_LOW_MASK) == 0,
 	       "the present test must look only at bits 0..11");
 _Static_assert((FMT_FROZEN & ~A64_LOW_MASK) == 0 && (FMT_FROZEN & A64_VALID) == 0,
@@ -152,9 +151,8 @@ _Static_assert(A64_MMIO_LOW != FMT_FROZEN && A64_MMIO_LOW != 0 && FMT_FROZEN != 
 _Static_assert(((A64_MMIO_GFN_MASK << 12) & (A64_SW_BITS | ~0x000ffffffffff000ull)) == 0,
 	       "the MMIO gfn must stay in bits 51:12");
 
-#define A64_FMTF_ALL                                                           \
-	(S2_FMTF_AD | S2_FMTF_HD | S2_FMTF_FWB | S2_FMTF_XNX | S2_FMTF_LPA2 |  \
-	 S2_FMTF_VMID16)
+#define A64_FMTF_ALL \
+	(S2_FMTF_AD | S2_FMTF_HD | S2_FMTF_FWB | S2_FMTF_XNX | S2_FMTF_LPA2 | S2_FMTF_VMID16)
 
 /*
  * Levels walked for an @ipa_bits IPA on a 2^@page_shift granule, by the rule
@@ -173,8 +171,7 @@ static inline unsigned a64_s2_levels(unsigned page_shift, unsigned ipa_bits)
  * hw level 2 always; hw level 1 on 4K, or with LPA2/LPA on 16K/64K; hw level
  * 0 on 4K with LPA2. Limited to the levels the walk has.
  */
-static inline unsigned a64_block_levels(unsigned page_shift, unsigned flags,
-					unsigned levels)
+static inline unsigned a64_block_levels(unsigned page_shift, unsigned flags, unsigned levels)
 {
 	bool lpa = flags & S2_FMTF_LPA2;
 	unsigned mask = 1u << 2;
@@ -250,8 +247,7 @@ static inline uint64_t a64_addr_to_desc(const struct s2_fmt_cfg *c, uint64_t pa)
 	if (c->page_shift == 16)
 		return (pa & 0x0000ffffffffffffull & low) |
 		       (((pa >> 48) & 0xf) << A64_OA_HI64K_SHIFT);
-	return (pa & 0x0003ffffffffffffull & low) |
-	       (((pa >> 50) & 0x3) << A64_OA_HILPA2_SHIFT);
+	return (pa & 0x0003ffffffffffffull & low) | (((pa >> 50) & 0x3) << A64_OA_HILPA2_SHIFT);
 }
 
 static inline uint64_t a64_desc_to_addr(const struct s2_fmt_cfg *c, s2_pte_t pte)
@@ -263,8 +259,7 @@ static inline uint64_t a64_desc_to_addr(const struct s2_fmt_cfg *c, s2_pte_t pte
 	if (c->page_shift == 16)
 		return (pte & 0x0000ffffffffffffull & low) |
 		       (((pte >> A64_OA_HI64K_SHIFT) & 0xf) << 48);
-	return (pte & 0x0003ffffffffffffull & low) |
-	       (((pte >> A64_OA_HILPA2_SHIFT) & 0x3) << 50);
+	return (pte & 0x0003ffffffffffffull & low) | (((pte >> A64_OA_HILPA2_SHIFT) & 0x3) << 50);
 }
 
 /* With LPA2 on 4K/16K, SH comes from VTCR_EL2.SH0 and bits 9:8 are address. */
@@ -344,16 +339,15 @@ static inline uint64_t a64_encode_prot(const struct s2_fmt_cfg *c, unsigned prot
 }
 
 /* Bits a64_encode_prot() owns; fmt_leaf_set_prot() replaces exactly these. */
-#define A64_PROT_BITS                                                          \
-	(A64_S2AP_R | A64_S2AP_W | A64_DBM | A64_AF | A64_XN_MASK | A64_SW_BITS)
+#define A64_PROT_BITS (A64_S2AP_R | A64_S2AP_W | A64_DBM | A64_AF | A64_XN_MASK | A64_SW_BITS)
 
 /* Always inlined: at -O2 gcc kept it out of line, a call on every fault. */
 static inline __attribute__((always_inline)) s2_pte_t
 fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa, unsigned prot, unsigned memtype)
 {
 	s2_pte_t pte = a64_addr_to_desc(c, hpa & a64_level_mask(c, l)) |
-		       (l == 1 ? A64_DESC_PAGE : A64_DESC_BLOCK) |
-		       a64_encode_memattr(c, memtype) | a64_encode_prot(c, prot);
+		       (l == 1 ? A64_DESC_PAGE : A64_DESC_BLOCK) | a64_encode_memattr(c, memtype) |
+		       a64_encode_prot(c, prot);
 
 	if (a64_sh_in_desc(c))
 		pte |= A64_SH_IS;
@@ -458,8 +452,8 @@ static inline unsigned fmt_leaf_memtype(const struct s2_fmt_cfg *c, s2_pte_t pte
 }
 
 /* Same leaf with new S2_PROT_*: address, MemAttr, SH and type are kept. */
-static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte,
-					 int l, unsigned prot)
+static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte, int l,
+					 unsigned prot)
 {
 	(void)l;
 	return (pte & ~A64_PROT_BITS) | a64_encode_prot(c, prot);
@@ -549,8 +543,7 @@ static inline uint64_t a64_vttbr(hpa_t root, uint32_t vmid, bool vmid16)
  */
 static inline uint64_t a64_enter_vmid(const struct s2_fmt_cfg *c, struct kvm *kvm)
 {
-	uint64_t cur, want = a64_vttbr(kvm_mmu_root_hpa(kvm), c->vmid,
-				       c->flags & S2_FMTF_VMID16);
+	uint64_t cur, want = a64_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16);
 
 	__asm__ volatile("mrs %0, vttbr_el2" : "=r"(cur));
 	if (cur != want)
@@ -558,19 +551,17 @@ static inline uint64_t a64_enter_vmid(const struct s2_fmt_cfg *c, struct kvm *kv
 	return cur;
 }
 
-static inline void a64_exit_vmid(const struct s2_fmt_cfg *c, struct kvm *kvm,
-				 uint64_t saved)
+static inline void a64_exit_vmid(const struct s2_fmt_cfg *c, struct kvm *kvm, uint64_t saved)
 {
-	uint64_t want = a64_vttbr(kvm_mmu_root_hpa(kvm), c->vmid,
-				  c->flags & S2_FMTF_VMID16);
+	uint64_t want = a64_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16);
 
 	if (saved != want)
 		__asm__ volatile("msr vttbr_el2, %0\n\tisb" : : "r"(saved) : "memory");
 }
 
 /* Everything of this VMID, stage 1 and stage 2 (TLBI VMALLS12E1IS). */
-static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
-				    const struct s2_env *env, struct kvm *kvm)
+static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				    struct kvm *kvm)
 {
 	uint64_t saved;
 
@@ -579,7 +570,10 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
 	__asm__ volatile("dsb ishst\n\t"
 			 "tlbi vmalls12e1is\n\t"
 			 "dsb ish\n\t"
-			 "isb" : : : "memory");
+			 "isb"
+			 :
+			 :
+			 : "memory");
 	a64_exit_vmid(c, kvm, saved);
 }
 
@@ -590,9 +584,8 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
  * cannot be found by IPA.
  */
 #define FMT_HAS_TLB_FLUSH_RANGE 1
-static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c,
-				       const struct s2_env *env, struct kvm *kvm,
-				       gpa_t gpa, uint64_t size)
+static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				       struct kvm *kvm, gpa_t gpa, uint64_t size)
 {
 	uint64_t page = 1ull << c->page_shift;
 	uint64_t start = gpa & ~(page - 1), end = gpa + size, saved;
@@ -607,11 +600,16 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c,
 	__asm__ volatile("dsb ishst" : : : "memory");
 	for (; start < end; start += page)
 		__asm__ volatile("tlbi ipas2e1is, %0"
-				 : : "r"((start >> 12) & 0xffffffffffull) : "memory");
+				 :
+				 : "r"((start >> 12) & 0xffffffffffull)
+				 : "memory");
 	__asm__ volatile("dsb ish\n\t"
 			 "tlbi vmalle1is\n\t"
 			 "dsb ish\n\t"
-			 "isb" : : : "memory");
+			 "isb"
+			 :
+			 :
+			 : "memory");
 	a64_exit_vmid(c, kvm, saved);
 }
 
@@ -620,8 +618,7 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c,
  * (DC CIVAC over the smallest data cache line CTR_EL0.DminLine reports), so
  * a guest running with its caches off sees what the host wrote.
  */
-static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa,
-					  uint64_t size)
+static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa, uint64_t size)
 {
 	uint64_t ctr, line;
 	uintptr_t va, end;
@@ -644,8 +641,8 @@ static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa,
  * remote or emulated CPU, does the real work there). A missing ranged hook
  * falls back to the whole-VM hook.
  */
-static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
-				    const struct s2_env *env, struct kvm *kvm)
+static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				    struct kvm *kvm)
 {
 	(void)c;
 	if (env && env->ops->tlb_flush_vm)
@@ -653,9 +650,8 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
 }
 
 #define FMT_HAS_TLB_FLUSH_RANGE 1
-static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c,
-				       const struct s2_env *env, struct kvm *kvm,
-				       gpa_t gpa, uint64_t size)
+static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				       struct kvm *kvm, gpa_t gpa, uint64_t size)
 {
 	if (size == 0 || !env)
 		return;
@@ -665,8 +661,7 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c,
 		fmt_tlb_flush_vm(c, env, kvm);
 }
 
-static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa,
-					  uint64_t size)
+static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa, uint64_t size)
 {
 	if (env && env->ops->dcache_clean_inval)
 		env->ops->dcache_clean_inval(env->ctx, pa, size);
@@ -682,9 +677,8 @@ static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa,
  * A64_TLBI_MAX_PAGES).
  */
 #define FMT_NEEDS_BBM 1
-static inline void fmt_bbm_invalidate_ipa(const struct s2_fmt_cfg *c,
-					  const struct s2_env *env, struct kvm *kvm,
-					  gpa_t gpa, int level)
+static inline void fmt_bbm_invalidate_ipa(const struct s2_fmt_cfg *c, const struct s2_env *env,
+					  struct kvm *kvm, gpa_t gpa, int level)
 {
 	uint64_t size = 1ull << s2_level_shift(c, level);
 
@@ -697,8 +691,8 @@ static inline void fmt_bbm_invalidate_ipa(const struct s2_fmt_cfg *c,
  * non-cacheable) reads what the host wrote. FEAT_S2FWB forces write-back
  * and makes this unnecessary.
  */
-static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_env *env,
-				   hpa_t pa, uint64_t size)
+static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_env *env, hpa_t pa,
+				   uint64_t size)
 {
 	if (c->flags & S2_FMTF_FWB)
 		return;

@@ -48,8 +48,8 @@ static int a64_sl_code(unsigned ps, int hw, bool ds, uint64_t *sl)
 	return 0;
 }
 
-int s2_arm64_make_vtcr(unsigned granule, unsigned ipa_bits, unsigned levels,
-		       unsigned pa_bits, unsigned flags, uint64_t *out)
+int s2_arm64_make_vtcr(unsigned granule, unsigned ipa_bits, unsigned levels, unsigned pa_bits,
+		       unsigned flags, uint64_t *out)
 {
 	unsigned ps, stride, min_ia, max_ia;
 	bool lpa = flags & S2_FMTF_LPA2;
@@ -60,9 +60,18 @@ int s2_arm64_make_vtcr(unsigned granule, unsigned ipa_bits, unsigned levels,
 		return -EINVAL;
 	switch (granule) {
 	case 0:
-	case 4096: ps = 12; tg = S2_VTCR_TG0_4K; break;
-	case 16384: ps = 14; tg = S2_VTCR_TG0_16K; break;
-	case 65536: ps = 16; tg = S2_VTCR_TG0_64K; break;
+	case 4096:
+		ps = 12;
+		tg = S2_VTCR_TG0_4K;
+		break;
+	case 16384:
+		ps = 14;
+		tg = S2_VTCR_TG0_16K;
+		break;
+	case 65536:
+		ps = 16;
+		tg = S2_VTCR_TG0_64K;
+		break;
 	default: return -EINVAL;
 	}
 	if (flags & ~(unsigned)A64_FMTF_ALL)
@@ -86,8 +95,7 @@ int s2_arm64_make_vtcr(unsigned granule, unsigned ipa_bits, unsigned levels,
 		return -EINVAL;
 
 	v = (uint64_t)(64 - ipa_bits) | sl | S2_VTCR_IRGN0_WBWA | S2_VTCR_ORGN0_WBWA |
-	    S2_VTCR_SH0_INNER | tg | ((uint64_t)ps_code << S2_VTCR_PS_SHIFT) |
-	    S2_VTCR_RES1;
+	    S2_VTCR_SH0_INNER | tg | ((uint64_t)ps_code << S2_VTCR_PS_SHIFT) | S2_VTCR_RES1;
 	if (flags & S2_FMTF_VMID16)
 		v |= S2_VTCR_VS;
 	if (flags & S2_FMTF_AD)
@@ -121,8 +129,8 @@ int kvm_arm64_vtcr(const struct kvm *kvm, unsigned pa_bits, uint64_t *out)
 	c = kvm_fmt_cfg(kvm);
 	if (!c)
 		return -EINVAL;
-	return s2_arm64_make_vtcr(1u << c->page_shift, c->gpa_bits, c->levels,
-				  pa_bits, c->flags, out);
+	return s2_arm64_make_vtcr(1u << c->page_shift, c->gpa_bits, c->levels, pa_bits, c->flags,
+				  out);
 }
 
 int kvm_arm64_vttbr(const struct kvm *kvm, uint64_t *out)
@@ -134,6 +142,5 @@ int kvm_arm64_vttbr(const struct kvm *kvm, uint64_t *out)
 	c = kvm_fmt_cfg(kvm);
 	if (!c)
 		return -EINVAL;
-	return s2_arm64_make_vttbr(kvm_mmu_root_hpa(kvm), c->vmid,
-				   c->flags & S2_FMTF_VMID16, out);
+	return s2_arm64_make_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16, out);
 }

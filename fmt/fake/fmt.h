@@ -67,17 +67,16 @@
 
 /* The rotation of level l, and rotating a 12-bit pattern. */
 #define FAKE_ROT(l) ((3u * (unsigned)(l)) % 12u)
-#define FAKE_ROL12(v, r)                                                       \
-	((((v) << (r)) | ((v) >> ((12u - (r)) % 12u))) & 0xfffu)
+#define FAKE_ROL12(v, r) ((((v) << (r)) | ((v) >> ((12u - (r)) % 12u))) & 0xfffu)
 #define FAKE_ROR12(v, r) FAKE_ROL12((v), (12u - (r)) % 12u)
 
 /* Present test at level l on raw bits: Z clear, P set, after un-rotating. */
-#define FAKE_PRESENT_AT(v, l)                                                  \
-	((FAKE_ROR12((unsigned)((v) & FAKE_LOW_MASK), FAKE_ROT(l)) &           \
+#define FAKE_PRESENT_AT(v, l)                                      \
+	((FAKE_ROR12((unsigned)((v)&FAKE_LOW_MASK), FAKE_ROT(l)) & \
 	  ((1u << FAKE_P_Z) | (1u << FAKE_P_P))) == (1u << FAKE_P_P))
 
 /* High field of a leaf: memtype 2:0, ignore-PAT 3, host-W 4, MMU-W 5. */
-#define FAKE_HI_SHIFT(l) (52u + 2u * ((unsigned)(l) - 1u))
+#define FAKE_HI_SHIFT(l) (52u + 2u * ((unsigned)(l)-1u))
 #define FAKE_HI_MT 0x7ull
 #define FAKE_HI_IPAT 0x8ull
 #define FAKE_HI_HOSTW 0x10ull
@@ -94,20 +93,16 @@
 #define FAKE_MMIO_LOW (FAKE_ALL_Z | 0x400ull)
 #define FAKE_MMIO_GFN_MASK ((1ull << 40) - 1)
 
-_Static_assert(FAKE_ROT(1) == 3 && FAKE_ROT(2) == 6 && FAKE_ROT(3) == 9 &&
-		       FAKE_ROT(4) == 0,
+_Static_assert(FAKE_ROT(1) == 3 && FAKE_ROT(2) == 6 && FAKE_ROT(3) == 9 && FAKE_ROT(4) == 0,
 	       "fake rotations");
-_Static_assert(FAKE_ROR12(FAKE_ROL12(0xabcu, 9u), 9u) == 0xabcu &&
-		       FAKE_ROL12(0x801u, 3u) == 0x00cu,
+_Static_assert(FAKE_ROR12(FAKE_ROL12(0xabcu, 9u), 9u) == 0xabcu && FAKE_ROL12(0x801u, 3u) == 0x00cu,
 	       "fake 12-bit rotation");
-_Static_assert((FMT_FROZEN & ~FAKE_LOW_MASK) == 0,
-	       "FMT_FROZEN must have bits 12 and up clear");
+_Static_assert((FMT_FROZEN & ~FAKE_LOW_MASK) == 0, "FMT_FROZEN must have bits 12 and up clear");
 _Static_assert(!FAKE_PRESENT_AT(FMT_FROZEN, 1) && !FAKE_PRESENT_AT(FMT_FROZEN, 2) &&
 		       !FAKE_PRESENT_AT(FMT_FROZEN, 3) && !FAKE_PRESENT_AT(FMT_FROZEN, 4),
 	       "FMT_FROZEN must be present at no level");
 _Static_assert(!FAKE_PRESENT_AT(FAKE_MMIO_LOW, 1) && !FAKE_PRESENT_AT(FAKE_MMIO_LOW, 2) &&
-		       !FAKE_PRESENT_AT(FAKE_MMIO_LOW, 3) &&
-		       !FAKE_PRESENT_AT(FAKE_MMIO_LOW, 4),
+		       !FAKE_PRESENT_AT(FAKE_MMIO_LOW, 3) && !FAKE_PRESENT_AT(FAKE_MMIO_LOW, 4),
 	       "the MMIO value must be present at no level");
 _Static_assert(FAKE_MMIO_LOW != FMT_FROZEN, "MMIO and frozen must differ in bits 0..11");
 /* The markers are what keeps an entry from being present at another level. */
@@ -188,11 +183,11 @@ static inline uint64_t fake_hi(unsigned prot, unsigned memtype)
 	return hi;
 }
 
-static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa,
-				     unsigned prot, unsigned memtype)
+static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa, unsigned prot,
+				     unsigned memtype)
 {
-	unsigned pat = (1u << FAKE_P_P) | (1u << FAKE_P_LEAF) | FAKE_MARKERS |
-		       fake_prot_pattern(prot);
+	unsigned pat =
+		(1u << FAKE_P_P) | (1u << FAKE_P_LEAF) | FAKE_MARKERS | fake_prot_pattern(prot);
 
 	(void)c;
 	return fake_low(pat, l) | ((hpa ^ fake_addr_key(l)) & FAKE_ADDR_MASK) |
@@ -202,8 +197,8 @@ static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hp
 /* Tables grant everything; LEAF is 0. */
 static inline s2_pte_t fmt_make_table(const struct s2_fmt_cfg *c, int l, hpa_t table)
 {
-	unsigned pat = (1u << FAKE_P_P) | FAKE_MARKERS | (1u << FAKE_P_R) |
-		       (1u << FAKE_P_W) | (1u << FAKE_P_X) | (1u << FAKE_P_XU);
+	unsigned pat = (1u << FAKE_P_P) | FAKE_MARKERS | (1u << FAKE_P_R) | (1u << FAKE_P_W) |
+		       (1u << FAKE_P_X) | (1u << FAKE_P_XU);
 
 	(void)c;
 	return fake_low(pat, l) | ((table ^ fake_addr_key(l)) & FAKE_ADDR_MASK);

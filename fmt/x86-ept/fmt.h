@@ -58,10 +58,9 @@
 #define EPT_SVE (1ull << 63)
 
 /* Every bit hardware interprets under some VM-execution control. */
-#define EPT_HW_BITS                                                            \
-	(EPT_R | EPT_W | EPT_X | EPT_MT_MASK | EPT_IPAT | EPT_PS | EPT_A |     \
-	 EPT_D | EPT_XU | EPT_ADDR_MASK | EPT_VGP | EPT_PW | EPT_SSS |          \
-	 EPT_SPP | EPT_SVE)
+#define EPT_HW_BITS                                                                         \
+	(EPT_R | EPT_W | EPT_X | EPT_MT_MASK | EPT_IPAT | EPT_PS | EPT_A | EPT_D | EPT_XU | \
+	 EPT_ADDR_MASK | EPT_VGP | EPT_PW | EPT_SSS | EPT_SPP | EPT_SVE)
 
 /* EPT memory types (SDM "EPT and memory typing"). 2, 3 and 7 are reserved. */
 #define EPT_MT_UC 0u
@@ -108,12 +107,10 @@
 #define EPT_PRESENT_MASK (EPT_R | EPT_W | EPT_X)
 #define EPT_USABLE(v, pm) (((v) & (pm)) != 0 && ((v) & (EPT_R | EPT_W)) != EPT_W)
 
-_Static_assert((EPT_SW_BITS & EPT_HW_BITS) == 0,
-	       "EPT software bits overlap hardware bits");
+_Static_assert((EPT_SW_BITS & EPT_HW_BITS) == 0, "EPT software bits overlap hardware bits");
 _Static_assert((EPT_PRESENT_MASK_MBEC & ~EPT_LOW_MASK) == 0,
 	       "EPT present test must look only at bits 0..11");
-_Static_assert((FMT_FROZEN & ~EPT_LOW_MASK) == 0,
-	       "FMT_FROZEN must have bits 12 and up clear");
+_Static_assert((FMT_FROZEN & ~EPT_LOW_MASK) == 0, "FMT_FROZEN must have bits 12 and up clear");
 _Static_assert(!EPT_USABLE(FMT_FROZEN, EPT_PRESENT_MASK_MBEC) &&
 		       (FMT_FROZEN & EPT_PRESENT_MASK_MBEC) == 0,
 	       "FMT_FROZEN must be non-present to software and hardware");
@@ -121,8 +118,7 @@ _Static_assert(!EPT_USABLE(EPT_MMIO_LOW, EPT_PRESENT_MASK_MBEC),
 	       "the MMIO value must never be present");
 _Static_assert((EPT_MMIO_LOW & (EPT_R | EPT_W)) == EPT_W,
 	       "the MMIO value must be an EPT misconfiguration (W without R)");
-_Static_assert((EPT_MMIO_LOW & ~EPT_LOW_MASK) == 0 &&
-		       (EPT_MMIO_LOW & EPT_LOW_MASK) != FMT_FROZEN,
+_Static_assert((EPT_MMIO_LOW & ~EPT_LOW_MASK) == 0 && (EPT_MMIO_LOW & EPT_LOW_MASK) != FMT_FROZEN,
 	       "MMIO and frozen values must be told apart by bits 0..11");
 _Static_assert(((EPT_MMIO_GFN_MASK << 12) & (EPT_SW_BITS | EPT_SVE)) == 0,
 	       "the MMIO gfn must not reach the software bits");
@@ -226,14 +222,13 @@ static inline uint64_t ept_encode_prot(const struct s2_fmt_cfg *c, unsigned prot
 }
 
 /* Bits ept_encode_prot() owns; fmt_leaf_set_prot() replaces exactly these. */
-#define EPT_PROT_BITS                                                          \
-	(EPT_R | EPT_W | EPT_X | EPT_XU | EPT_A | EPT_D | EPT_SW_BITS)
+#define EPT_PROT_BITS (EPT_R | EPT_W | EPT_X | EPT_XU | EPT_A | EPT_D | EPT_SW_BITS)
 
-static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa,
-				     unsigned prot, unsigned memtype)
+static inline s2_pte_t fmt_make_leaf(const struct s2_fmt_cfg *c, int l, hpa_t hpa, unsigned prot,
+				     unsigned memtype)
 {
-	s2_pte_t pte = (hpa & EPT_ADDR_MASK) | ept_encode_prot(c, prot) |
-		       ept_encode_memtype(memtype);
+	s2_pte_t pte =
+		(hpa & EPT_ADDR_MASK) | ept_encode_prot(c, prot) | ept_encode_memtype(memtype);
 
 	if (l == 2 || l == 3)
 		pte |= EPT_PS;
@@ -262,8 +257,7 @@ static inline bool fmt_is_present(const struct s2_fmt_cfg *c, s2_pte_t pte, int 
 /* Page size is a leaf marker only at levels 2 and 3; level 1 always maps. */
 static inline bool fmt_is_leaf(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {
-	return fmt_is_present(c, pte, l) &&
-	       (l == 1 || ((l == 2 || l == 3) && (pte & EPT_PS)));
+	return fmt_is_present(c, pte, l) && (l == 1 || ((l == 2 || l == 3) && (pte & EPT_PS)));
 }
 
 static inline hpa_t fmt_leaf_hpa(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
@@ -338,8 +332,8 @@ static inline unsigned fmt_leaf_memtype(const struct s2_fmt_cfg *c, s2_pte_t pte
  * suppress-#VE are kept. Granting nothing (no R/X/XU) makes the entry
  * non-present; that is the caller's choice to make.
  */
-static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte,
-					 int l, unsigned prot)
+static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pte, int l,
+					 unsigned prot)
 {
 	(void)l;
 	return (pte & ~EPT_PROT_BITS) | ept_encode_prot(c, prot);
@@ -367,8 +361,8 @@ static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
  * to broadcast: every vcpu runs INVEPT when it handles KVM_REQ_TLB_FLUSH,
  * which the core's flush raises. Hence no ranged flush either.
  */
-static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c,
-				    const struct s2_env *env, struct kvm *kvm)
+static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_env *env,
+				    struct kvm *kvm)
 {
 	(void)c;
 	(void)env;
@@ -426,8 +420,7 @@ static inline s2_pte_t fmt_mk_access_tracked(const struct s2_fmt_cfg *c, s2_pte_
 	return (pte & ~(EPT_R | EPT_W | EPT_X | EPT_XU)) | saved;
 }
 
-static inline s2_pte_t fmt_restore_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte,
-						  int l)
+static inline s2_pte_t fmt_restore_access_tracked(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {
 	s2_pte_t v = pte & ~EPT_AT_SAVED;
 

@@ -9,8 +9,7 @@
 #include "s2mmu/kvm.h"
 #include "s2mmu/mmu.h"
 
-int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad,
-		     uint64_t *eptp)
+int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad, uint64_t *eptp)
 {
 	if (!eptp)
 		return -EINVAL;
@@ -40,8 +39,7 @@ int kvm_x86_ept_eptp(const struct kvm *kvm, uint64_t *eptp)
 
 unsigned s2_ept_violation_access(uint64_t qual)
 {
-	const uint64_t user = S2_EPT_QUAL_GLA_VALID | S2_EPT_QUAL_GLA_XLATE |
-			      S2_EPT_QUAL_USER;
+	const uint64_t user = S2_EPT_QUAL_GLA_VALID | S2_EPT_QUAL_GLA_XLATE | S2_EPT_QUAL_USER;
 	unsigned acc = 0;
 
 	if (qual & S2_EPT_QUAL_READ)

@@ -16,30 +16,30 @@
 struct kvm;
 
 /* VTCR_EL2 fields. */
-#define S2_VTCR_T0SZ_MASK 0x3full          /* 64 - IPA bits */
-#define S2_VTCR_SL0_SHIFT 6                /* start level, per granule */
+#define S2_VTCR_T0SZ_MASK 0x3full /* 64 - IPA bits */
+#define S2_VTCR_SL0_SHIFT 6	  /* start level, per granule */
 #define S2_VTCR_SL0_MASK (0x3ull << 6)
-#define S2_VTCR_IRGN0_WBWA (1ull << 8)     /* walks: inner write-back */
-#define S2_VTCR_ORGN0_WBWA (1ull << 10)    /* walks: outer write-back */
-#define S2_VTCR_SH0_INNER (3ull << 12)     /* walks: inner shareable */
+#define S2_VTCR_IRGN0_WBWA (1ull << 8)	/* walks: inner write-back */
+#define S2_VTCR_ORGN0_WBWA (1ull << 10) /* walks: outer write-back */
+#define S2_VTCR_SH0_INNER (3ull << 12)	/* walks: inner shareable */
 #define S2_VTCR_TG0_SHIFT 14
 #define S2_VTCR_TG0_MASK (0x3ull << 14)
 #define S2_VTCR_TG0_4K (0ull << 14)
 #define S2_VTCR_TG0_64K (1ull << 14)
 #define S2_VTCR_TG0_16K (2ull << 14)
-#define S2_VTCR_PS_SHIFT 16                /* physical address size */
+#define S2_VTCR_PS_SHIFT 16 /* physical address size */
 #define S2_VTCR_PS_MASK (0x7ull << 16)
-#define S2_VTCR_VS (1ull << 19)            /* 16-bit VMID */
-#define S2_VTCR_HA (1ull << 21)            /* hardware access flag */
-#define S2_VTCR_HD (1ull << 22)            /* hardware dirty state (DBM) */
+#define S2_VTCR_VS (1ull << 19) /* 16-bit VMID */
+#define S2_VTCR_HA (1ull << 21) /* hardware access flag */
+#define S2_VTCR_HD (1ull << 22) /* hardware dirty state (DBM) */
 #define S2_VTCR_RES1 (1ull << 31)
-#define S2_VTCR_DS (1ull << 32)            /* FEAT_LPA2 52-bit, 4K/16K */
-#define S2_VTCR_SL2 (1ull << 33)           /* with SL0 = 0: start at -1 */
+#define S2_VTCR_DS (1ull << 32)	 /* FEAT_LPA2 52-bit, 4K/16K */
+#define S2_VTCR_SL2 (1ull << 33) /* with SL0 = 0: start at -1 */
 
 /* VTTBR_EL2 fields. */
 #define S2_VTTBR_CNP (1ull << 0)
 #define S2_VTTBR_BADDR_MASK 0x0000fffffffffffeull /* BADDR[47:1] */
-#define S2_VTTBR_BADDR_HI_SHIFT 2          /* BADDR[51:48] in bits 5:2 */
+#define S2_VTTBR_BADDR_HI_SHIFT 2		  /* BADDR[51:48] in bits 5:2 */
 #define S2_VTTBR_VMID_SHIFT 48
 
 /*
@@ -59,8 +59,8 @@ struct kvm;
  * 52 without LPA2, a start level the granule lacks or that does not fit
  * @ipa_bits); *@out is untouched on error.
  */
-int s2_arm64_make_vtcr(unsigned granule, unsigned ipa_bits, unsigned levels,
-		       unsigned pa_bits, unsigned flags, uint64_t *out);
+int s2_arm64_make_vtcr(unsigned granule, unsigned ipa_bits, unsigned levels, unsigned pa_bits,
+		       unsigned flags, uint64_t *out);
 
 /*
  * Build VTTBR_EL2 for the root table at @root (64-byte aligned, below 2^52;

@@ -19,13 +19,13 @@
 #define S2_POOL_CLASSES 11 /* 64 B .. 64 KiB, powers of two */
 
 struct s2_page_pool {
-	uint8_t *base;      /* va of the region */
-	hpa_t base_pa;      /* pa of the region */
+	uint8_t *base; /* va of the region */
+	hpa_t base_pa; /* pa of the region */
 	size_t size;
-	size_t used;        /* bump pointer (bytes from base) */
+	size_t used;		     /* bump pointer (bytes from base) */
 	void *free[S2_POOL_CLASSES]; /* per-class free lists */
 	uint32_t lock;
-	size_t in_use;      /* bytes handed out and not yet freed */
+	size_t in_use; /* bytes handed out and not yet freed */
 	size_t high_water;
 };
 

@@ -20,8 +20,8 @@ struct s2_hosted {
 	struct s2_env_ops ops; /* the hooks env points at */
 
 	/* Simulated host memory (default gfn_to_pfn). */
-	int host_level;        /* largest level the host maps (default 3) */
-	bool host_readonly;    /* host mappings are read-only */
+	int host_level;	    /* largest level the host maps (default 3) */
+	bool host_readonly; /* host mappings are read-only */
 
 	/* Fault injection: alloc_table/zalloc fail after this many more
 	 * successful calls (< 0: never). */
@@ -32,8 +32,8 @@ struct s2_hosted {
 	uint64_t table_allocs, table_frees; /* table pages, 4 KiB units */
 	uint64_t meta_allocs, meta_frees;
 	uint64_t kicks, hw_flush_vm, hw_flush_range, pfn_lookups, logs;
-	uint64_t dcache_cleans;         /* dcache_clean_inval calls */
-	hpa_t last_clean_pa;            /* and the last one's range */
+	uint64_t dcache_cleans; /* dcache_clean_inval calls */
+	hpa_t last_clean_pa;	/* and the last one's range */
 	uint64_t last_clean_size;
 	char last_log[256];
 	/* Optional callback run inside gfn_to_pfn after the lookup (tests use

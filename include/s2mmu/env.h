@@ -18,11 +18,11 @@ struct kvm_memory_slot;
 
 /* What the host says about the page backing a gfn (KVM's kvm_follow_pfn). */
 struct s2_pfn_info {
-	kvm_pfn_t pfn;     /* 4 KiB host frame backing the gfn */
-	bool writable;     /* the host mapping allows guest writes */
-	int host_level;    /* largest leaf level the host mapping allows
+	kvm_pfn_t pfn;	  /* 4 KiB host frame backing the gfn */
+	bool writable;	  /* the host mapping allows guest writes */
+	int host_level;	  /* largest leaf level the host mapping allows
 			      (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB on 4K granule) */
-	unsigned memtype;  /* S2_MT_* (with S2_MT_IGNORE_PAT), usually S2_MT_WB */
+	unsigned memtype; /* S2_MT_* (with S2_MT_IGNORE_PAT), usually S2_MT_WB */
 };
 
 enum s2_log_level { S2_LOG_ERR = 0, S2_LOG_WARN, S2_LOG_INFO, S2_LOG_DEBUG };
@@ -70,15 +70,14 @@ struct s2_env_ops {
 	 * negative errno (-EFAULT: no backing) which the fault returns as is.
 	 * Called without mmu_lock; may sleep.
 	 */
-	int (*gfn_to_pfn)(void *ctx, const struct kvm_memory_slot *slot,
-			  gfn_t gfn, bool write, struct s2_pfn_info *out);
+	int (*gfn_to_pfn)(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
+			  struct s2_pfn_info *out);
 	/* Drop the reference gfn_to_pfn took. Optional. */
 	void (*release_pfn)(void *ctx, kvm_pfn_t pfn, bool dirty);
 
 	/* Hardware TLB and cache hooks a format may call (optional). */
 	void (*tlb_flush_vm)(void *ctx, struct kvm *kvm);
-	void (*tlb_flush_range)(void *ctx, struct kvm *kvm, gpa_t gpa,
-				uint64_t size);
+	void (*tlb_flush_range)(void *ctx, struct kvm *kvm, gpa_t gpa, uint64_t size);
 	void (*dcache_clean_inval)(void *ctx, hpa_t pa, uint64_t size);
 	void (*icache_inval)(void *ctx, hpa_t pa, uint64_t size);
 
@@ -88,7 +87,7 @@ struct s2_env_ops {
 
 struct s2_env {
 	const struct s2_env_ops *ops;
-	void *ctx;          /* handed back to every hook */
+	void *ctx;	     /* handed back to every hook */
 	int64_t virt_offset; /* va = pa + virt_offset when phys_to_virt is NULL */
 };
 

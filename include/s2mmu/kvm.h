@@ -14,28 +14,28 @@ struct kvm;
 
 /* Format options, S2_FMTF_*: each format accepts the ones it implements. */
 enum {
-	S2_FMTF_AD = 1u << 0,       /* hardware accessed/dirty (EPTP[6], VTCR.HA,
+	S2_FMTF_AD = 1u << 0,	       /* hardware accessed/dirty (EPTP[6], VTCR.HA,
 				       Svadu, NPT always) */
-	S2_FMTF_MBEC = 1u << 1,     /* EPT: mode-based execute control */
+	S2_FMTF_MBEC = 1u << 1,	       /* EPT: mode-based execute control */
 	S2_FMTF_SUPPRESS_VE = 1u << 2, /* EPT: set suppress-#VE in every entry */
-	S2_FMTF_FWB = 1u << 3,      /* arm64: FEAT_S2FWB */
-	S2_FMTF_HD = 1u << 4,       /* arm64: hardware dirty state (DBM) */
-	S2_FMTF_XNX = 1u << 5,      /* arm64: FEAT_XNX (PX/UX split) */
-	S2_FMTF_LPA2 = 1u << 6,     /* arm64: 52-bit with FEAT_LPA2 */
-	S2_FMTF_PBMT = 1u << 7,     /* RISC-V: Svpbmt memory types */
-	S2_FMTF_VMID16 = 1u << 8,   /* arm64: 16-bit VMID */
+	S2_FMTF_FWB = 1u << 3,	       /* arm64: FEAT_S2FWB */
+	S2_FMTF_HD = 1u << 4,	       /* arm64: hardware dirty state (DBM) */
+	S2_FMTF_XNX = 1u << 5,	       /* arm64: FEAT_XNX (PX/UX split) */
+	S2_FMTF_LPA2 = 1u << 6,	       /* arm64: 52-bit with FEAT_LPA2 */
+	S2_FMTF_PBMT = 1u << 7,	       /* RISC-V: Svpbmt memory types */
+	S2_FMTF_VMID16 = 1u << 8,      /* arm64: 16-bit VMID */
 };
 
 /* Parameters of kvm_create_vm(). Zero-initialise, then fill. */
 struct kvm_vm_params {
-	enum s2_fmt_id fmt;  /* which format (must be built in) */
-	unsigned gpa_bits;   /* guest-physical width; selects the walk length
+	enum s2_fmt_id fmt;	  /* which format (must be built in) */
+	unsigned gpa_bits;	  /* guest-physical width; selects the walk length
 				(EPT: 48 -> 4 levels, 57 -> 5 levels) */
-	unsigned granule;    /* arm64 only: 4096, 16384 or 65536 (0 = 4096) */
-	unsigned fmt_flags;  /* S2_FMTF_* */
-	unsigned max_leaf_level; /* 0 = the build's largest leaf (Kconfig) */
-	unsigned max_vcpus;  /* 0 = 64 */
-	uint32_t vmid;       /* VMID/ASID recorded in the register values */
+	unsigned granule;	  /* arm64 only: 4096, 16384 or 65536 (0 = 4096) */
+	unsigned fmt_flags;	  /* S2_FMTF_* */
+	unsigned max_leaf_level;  /* 0 = the build's largest leaf (Kconfig) */
+	unsigned max_vcpus;	  /* 0 = 64 */
+	uint32_t vmid;		  /* VMID/ASID recorded in the register values */
 	const struct s2_env *env; /* the host; kept by pointer, must outlive kvm */
 };
 
@@ -73,19 +73,19 @@ bool kvm_is_bugged(const struct kvm *kvm);
 /* Counters. Snapshot with kvm_get_stats(); all are monotonic except those
  * named "cur_". */
 struct kvm_mmu_stats {
-	uint64_t faults;          /* kvm_tdp_page_fault calls that reached the MMU */
-	uint64_t faults_fixed;    /* faults that installed or upgraded a leaf */
-	uint64_t faults_spurious; /* faults that found the mapping present */
-	uint64_t faults_retry;    /* faults that lost a race and must re-enter */
-	uint64_t exits_mmio;      /* faults on a gpa with no memslot */
-	uint64_t exits_ro_write;  /* writes to a read-only memslot */
-	uint64_t flushes;         /* kvm_flush_remote_tlbs (full) */
-	uint64_t flushes_range;   /* precise ranged flushes by the format */
-	uint64_t zapped_leaves;   /* leaves made non-present */
+	uint64_t faults;			/* kvm_tdp_page_fault calls that reached the MMU */
+	uint64_t faults_fixed;			/* faults that installed or upgraded a leaf */
+	uint64_t faults_spurious;		/* faults that found the mapping present */
+	uint64_t faults_retry;			/* faults that lost a race and must re-enter */
+	uint64_t exits_mmio;			/* faults on a gpa with no memslot */
+	uint64_t exits_ro_write;		/* writes to a read-only memslot */
+	uint64_t flushes;			/* kvm_flush_remote_tlbs (full) */
+	uint64_t flushes_range;			/* precise ranged flushes by the format */
+	uint64_t zapped_leaves;			/* leaves made non-present */
 	uint64_t cur_leaves[S2_MAX_LEVELS + 1]; /* present leaves per level */
-	uint64_t cur_table_pages; /* table pages linked or awaiting free
+	uint64_t cur_table_pages;		/* table pages linked or awaiting free
 				     (root excluded); 4 KiB units */
-	uint64_t refused_changes; /* rule violations refused (bugs) */
+	uint64_t refused_changes;		/* rule violations refused (bugs) */
 };
 int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out);
 

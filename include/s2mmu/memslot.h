@@ -12,17 +12,17 @@ struct kvm;
 
 enum {
 	KVM_MEM_LOG_DIRTY_PAGES = 1u << 0, /* dirty logging (see dirty.h) */
-	KVM_MEM_READONLY = 1u << 1,        /* guest writes exit to the embedder */
+	KVM_MEM_READONLY = 1u << 1,	   /* guest writes exit to the embedder */
 };
 #define KVM_MEM_FLAGS_VALID (KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)
 
 /* A memslot as the library reports it (a copy; never a live pointer). */
 struct kvm_memory_slot {
-	unsigned id;        /* the embedder's slot id, unique per VM */
+	unsigned id; /* the embedder's slot id, unique per VM */
 	gfn_t base_gfn;
 	uint64_t npages;
 	hva_t userspace_addr; /* page aligned */
-	unsigned flags;     /* KVM_MEM_* */
+	unsigned flags;	      /* KVM_MEM_* */
 };
 
 /*

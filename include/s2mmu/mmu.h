@@ -20,11 +20,11 @@ enum {
 
 /* Non-negative results of a fault (KVM's RET_PF_*). Errors are -errno. */
 enum kvm_pf_ret {
-	RET_PF_FIXED = 0,    /* a leaf was installed or upgraded: re-enter */
-	RET_PF_SPURIOUS = 1, /* the mapping was already there: re-enter */
-	RET_PF_RETRY = 2,    /* lost a race with an invalidation: re-enter */
+	RET_PF_FIXED = 0,	 /* a leaf was installed or upgraded: re-enter */
+	RET_PF_SPURIOUS = 1,	 /* the mapping was already there: re-enter */
+	RET_PF_RETRY = 2,	 /* lost a race with an invalidation: re-enter */
 	RET_PF_EMULATE_MMIO = 3, /* no memslot: emulate the access */
-	RET_PF_RO_WRITE = 4,     /* write to a read-only memslot: exit */
+	RET_PF_RO_WRITE = 4,	 /* write to a read-only memslot: exit */
 };
 
 /*
@@ -53,12 +53,12 @@ long kvm_mmu_zap_all(struct kvm *kvm);
 /* What the tables hold for one gpa, decoded through the format. */
 struct s2_mapping {
 	bool present;
-	int level;        /* level of the leaf (1 = 4 KiB) */
-	hpa_t hpa;        /* translation of the gpa asked about */
-	uint64_t size;    /* bytes the leaf covers */
-	unsigned prot;    /* S2_PROT_* including software and A/D state */
+	int level;	  /* level of the leaf (1 = 4 KiB) */
+	hpa_t hpa;	  /* translation of the gpa asked about */
+	uint64_t size;	  /* bytes the leaf covers */
+	unsigned prot;	  /* S2_PROT_* including software and A/D state */
 	unsigned memtype; /* S2_MT_* */
-	s2_pte_t pte;     /* raw entry */
+	s2_pte_t pte;	  /* raw entry */
 };
 
 /*
@@ -73,7 +73,7 @@ int kvm_mmu_lookup(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out);
  * Stops early and returns @fn's value when it is non-zero. Returns 0, -EINVAL.
  */
 typedef int (*s2_leaf_fn)(void *arg, gfn_t gfn, const struct s2_mapping *m);
-int kvm_mmu_for_each_leaf(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end,
-			  s2_leaf_fn fn, void *arg);
+int kvm_mmu_for_each_leaf(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end, s2_leaf_fn fn,
+			  void *arg);
 
 #endif

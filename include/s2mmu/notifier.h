@@ -69,8 +69,7 @@ int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t 
  * @start > @end, or no invalidation in progress: an end without a start is
  * reported once through the log and changes nothing), -EIO.
  */
-int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end,
-					  bool may_block);
+int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end, bool may_block);
 
 /*
  * Page reclaim: clear Accessed on every leaf backing hva [@start, @end) and

@@ -14,7 +14,7 @@ enum {
 	S2_PROT_XU = 1u << 3, /* user-mode execute, where the format splits it */
 	/* Software state, kept in bits hardware ignores. */
 	S2_PROT_HOST_WRITABLE = 1u << 4, /* the host mapping allows writes */
-	S2_PROT_MMU_WRITABLE = 1u << 5,  /* the MMU may make the leaf writable
+	S2_PROT_MMU_WRITABLE = 1u << 5,	 /* the MMU may make the leaf writable
 					    without asking the host */
 	/* Hardware-maintained state; a format without A/D ignores them. */
 	S2_PROT_ACCESSED = 1u << 6,

@@ -25,8 +25,14 @@ typedef uint64_t s2_pte_t;
 #define S2_GFN_SHIFT 12
 #define S2_GFN_SIZE (1ull << S2_GFN_SHIFT)
 
-static inline gfn_t gpa_to_gfn(gpa_t gpa) { return gpa >> S2_GFN_SHIFT; }
-static inline gpa_t gfn_to_gpa(gfn_t gfn) { return gfn << S2_GFN_SHIFT; }
+static inline gfn_t gpa_to_gfn(gpa_t gpa)
+{
+	return gpa >> S2_GFN_SHIFT;
+}
+static inline gpa_t gfn_to_gpa(gfn_t gfn)
+{
+	return gfn << S2_GFN_SHIFT;
+}
 
 /* Most levels any format walks (x86 5-level EPT/NPT, arm64 LPA2 from level -1). */
 #define S2_MAX_LEVELS 5

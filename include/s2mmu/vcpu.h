@@ -14,10 +14,10 @@ struct kvm_vcpu;
 
 /* Request bits (KVM_REQ_*). A flush raises TLB_FLUSH on every vcpu. */
 enum {
-	KVM_REQ_TLB_FLUSH = 0,         /* flush all of this VM's translations */
+	KVM_REQ_TLB_FLUSH = 0,	       /* flush all of this VM's translations */
 	KVM_REQ_TLB_FLUSH_CURRENT = 1, /* flush the current root only */
 	KVM_REQ_TLB_FLUSH_GUEST = 2,   /* flush guest (stage-1) translations */
-	KVM_REQ_MMU_RELOAD = 3,        /* reload the root pointer */
+	KVM_REQ_MMU_RELOAD = 3,	       /* reload the root pointer */
 	KVM_REQ_FREE_OBSOLETE_ROOTS = 4,
 	KVM_REQ_DIRTY_RING_SOFT_FULL = 5,
 	KVM_REQ_NR = 6,

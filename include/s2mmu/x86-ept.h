@@ -13,13 +13,13 @@
 struct kvm;
 
 /* EPTP fields. */
-#define S2_EPTP_MT_UC 0u             /* bits 2:0: paging-structure memory type */
+#define S2_EPTP_MT_UC 0u /* bits 2:0: paging-structure memory type */
 #define S2_EPTP_MT_WB 6u
 #define S2_EPTP_MT_MASK 0x7ull
-#define S2_EPTP_WALK_SHIFT 3         /* bits 5:3: walk length minus 1 */
+#define S2_EPTP_WALK_SHIFT 3 /* bits 5:3: walk length minus 1 */
 #define S2_EPTP_WALK_MASK (0x7ull << 3)
-#define S2_EPTP_AD (1ull << 6)       /* accessed/dirty flags enabled */
-#define S2_EPTP_SSS (1ull << 7)      /* supervisor shadow-stack control */
+#define S2_EPTP_AD (1ull << 6)			/* accessed/dirty flags enabled */
+#define S2_EPTP_SSS (1ull << 7)			/* supervisor shadow-stack control */
 #define S2_EPTP_ROOT_MASK 0x000ffffffffff000ull /* bits 51:12 */
 
 /*
@@ -30,8 +30,7 @@ struct kvm;
  * other memory type or level count, @root not 4 KiB aligned or above bit 51)
  * with *@eptp untouched.
  */
-int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad,
-		     uint64_t *eptp);
+int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad, uint64_t *eptp);
 
 /*
  * The EPTP of @kvm's root: write-back paging structures, the VM's walk
@@ -41,13 +40,15 @@ int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad,
 int kvm_x86_ept_eptp(const struct kvm *kvm, uint64_t *eptp);
 
 /* EPT-violation exit qualification bits this library reads. */
-#define S2_EPT_QUAL_READ (1ull << 0)   /* the access was a data read */
-#define S2_EPT_QUAL_WRITE (1ull << 1)  /* a data write */
-#define S2_EPT_QUAL_FETCH (1ull << 2)  /* an instruction fetch */
+#define S2_EPT_QUAL_READ (1ull << 0)	  /* the access was a data read */
+#define S2_EPT_QUAL_WRITE (1ull << 1)	  /* a data write */
+#define S2_EPT_QUAL_FETCH (1ull << 2)	  /* an instruction fetch */
 #define S2_EPT_QUAL_GLA_VALID (1ull << 7) /* guest linear address valid */
-#define S2_EPT_QUAL_GLA_XLATE (1ull << 8) /* access to the translated page
+#define S2_EPT_QUAL_GLA_XLATE \
+	(1ull << 8) /* access to the translated page
 					     (not to a guest paging entry) */
-#define S2_EPT_QUAL_USER (1ull << 9)   /* advanced information: the linear
+#define S2_EPT_QUAL_USER \
+	(1ull << 9) /* advanced information: the linear
 					  address is user-mode (guest U/S) */
 
 /*

@@ -79,13 +79,13 @@ static void test_second_fault_is_noop(void **state)
 
 struct level_case {
 	const char *what;
-	gfn_t base;          /* slot base gfn */
+	gfn_t base; /* slot base gfn */
 	uint64_t npages;
-	hva_t hva;           /* slot hva */
+	hva_t hva; /* slot hva */
 	int host_level;
-	unsigned max_leaf;   /* kvm_vm_params.max_leaf_level (0 = build's) */
+	unsigned max_leaf; /* kvm_vm_params.max_leaf_level (0 = build's) */
 	gfn_t fault_gfn;
-	int want;            /* leaf level expected */
+	int want; /* leaf level expected */
 };
 
 /* The leaf size chosen: the largest level whose block lies in the memslot,
@@ -105,7 +105,8 @@ static void test_leaf_level_choice(void **state)
 		{ "slot of 1G+2M: 2M tail", 0x40000, 0x40200, HVA_BASE, 3, 0, 0x80001, 2 },
 		{ "tail past last 2M block", 0x40000, 0x40210, HVA_BASE, 3, 0, 0x80205, 1 },
 		{ "slot starts mid-2M", 0x40100, 0x1000, HVA_BASE + MB, 3, 0, 0x40150, 1 },
-		{ "slot starts mid-2M, next block", 0x40100, 0x1000, HVA_BASE + MB, 3, 0, 0x40250, 2 },
+		{ "slot starts mid-2M, next block", 0x40100, 0x1000, HVA_BASE + MB, 3, 0, 0x40250,
+		  2 },
 	};
 
 	(void)state;
@@ -131,8 +132,8 @@ static void test_leaf_level_choice(void **state)
 		/* The whole block translates consistently. */
 		gfn_t blk = c->fault_gfn & ~((size >> 12) - 1);
 		t_assert_maps(T.kvm, blk << 12, c->hva + ((blk - c->base) << 12), c->want, RWX);
-		t_assert_maps(T.kvm, (blk << 12) + size - 8, c->hva + ((blk - c->base) << 12) + size - 8,
-			      c->want, RWX);
+		t_assert_maps(T.kvm, (blk << 12) + size - 8,
+			      c->hva + ((blk - c->base) << 12) + size - 8, c->want, RWX);
 		assert_int_equal(t_stats(T.kvm).cur_leaves[c->want], 1);
 		t_vm_fini(&T);
 	}
@@ -145,9 +146,9 @@ static void test_zap_part_of_huge_leaf(void **state)
 {
 	(void)state;
 	t_slot(&T, 0, 0x40000, 0x40000 + 0x400, HVA_BASE, 0);
-	assert_int_equal(fault(0x40000ull << 12, S2_ACC_READ), RET_PF_FIXED);       /* 1G */
-	assert_int_equal(fault(0x80000ull << 12, S2_ACC_READ), RET_PF_FIXED);       /* 2M */
-	assert_int_equal(fault(0x80200ull << 12, S2_ACC_READ), RET_PF_FIXED);       /* 2M */
+	assert_int_equal(fault(0x40000ull << 12, S2_ACC_READ), RET_PF_FIXED); /* 1G */
+	assert_int_equal(fault(0x80000ull << 12, S2_ACC_READ), RET_PF_FIXED); /* 2M */
+	assert_int_equal(fault(0x80200ull << 12, S2_ACC_READ), RET_PF_FIXED); /* 2M */
 	struct kvm_mmu_stats s0 = t_stats(T.kvm);
 	assert_int_equal(s0.cur_leaves[3], 1);
 	assert_int_equal(s0.cur_leaves[2], 2);
@@ -500,8 +501,9 @@ static void test_create_and_slots_enomem(void **state)
 		assert_int_equal(s2_hosted_pages_in_use(&h), 0);
 		assert_int_equal(s2_hosted_meta_in_use(&h), 0);
 	}
-	struct kvm_memory_slot s = { .id = 3, .base_gfn = 0x40000, .npages = 16,
-				     .userspace_addr = HVA_BASE };
+	struct kvm_memory_slot s = {
+		.id = 3, .base_gfn = 0x40000, .npages = 16, .userspace_addr = HVA_BASE
+	};
 	T.h.fail_alloc_after = 0;
 	assert_int_equal(kvm_set_memslot(T.kvm, &s), -ENOMEM);
 	T.h.fail_alloc_after = -1;
@@ -557,8 +559,9 @@ static void test_bad_input(void **state)
 	assert_null(kvm);
 
 	/* Memslots */
-	struct kvm_memory_slot ok = { .id = 9, .base_gfn = 0x80000, .npages = 16,
-				      .userspace_addr = HVA_BASE };
+	struct kvm_memory_slot ok = {
+		.id = 9, .base_gfn = 0x80000, .npages = 16, .userspace_addr = HVA_BASE
+	};
 	assert_int_equal(kvm_set_memslot(NULL, &ok), -EINVAL);
 	assert_int_equal(kvm_set_memslot(T.kvm, NULL), -EINVAL);
 	s = ok;
@@ -650,7 +653,8 @@ static void test_memslot_lookup_many(void **state)
 	for (unsigned i = 0; i < 100; i++) {
 		unsigned k = i * 37 % 100;
 
-		t_slot(&T, i, 0x100000 + (gfn_t)k * 0x1000, 0x800, HVA_BASE + (hva_t)k * 16 * MB, 0);
+		t_slot(&T, i, 0x100000 + (gfn_t)k * 0x1000, 0x800, HVA_BASE + (hva_t)k * 16 * MB,
+		       0);
 	}
 	for (unsigned k = 0; k < 100; k++) {
 		gfn_t base = 0x100000 + (gfn_t)k * 0x1000;
@@ -703,8 +707,9 @@ static void test_debug_catches_unlocked_writes(void **state)
 	t_slot(&T, 0, 0x40000, 0x200, HVA_BASE, 0);
 	assert_int_equal(fault(0x40000ull << 12, S2_ACC_READ), RET_PF_FIXED);
 	uint64_t h = t_tables_hash(T.kvm);
-	struct s2_range_op op = { .kind = S2_RANGE_ZAP, .start = 0x40000, .end = 0x40200,
-				  .acc = &acc };
+	struct s2_range_op op = {
+		.kind = S2_RANGE_ZAP, .start = 0x40000, .end = 0x40200, .acc = &acc
+	};
 	s2_acc_init(&acc);
 	s2_mmu_read_lock(T.kvm); /* the read side is not enough for a zap */
 	assert_int_equal(s2_range(T.kvm, &op), -EIO);
@@ -734,7 +739,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memslot_lookup_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fresh_leaf_cache_maintenance, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_debug_catches_unlocked_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debug_catches_unlocked_writes, setup,
+						teardown),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {

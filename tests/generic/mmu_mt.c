@@ -136,8 +136,9 @@ static void test_different_gfns(void **state)
 	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
 	t_slot(&T, 0, base, NPAGES, hva, 0);
 	pthread_barrier_init(&bar, NULL, 3);
-	struct worker a = { .vcpu = T.vcpu, .start = &bar, .base = base, .first = 0, .step = 2,
-			    .rounds = 1 };
+	struct worker a = {
+		.vcpu = T.vcpu, .start = &bar, .base = base, .first = 0, .step = 2, .rounds = 1
+	};
 	struct worker b = a;
 	b.vcpu = v1;
 	b.first = 1;

@@ -45,9 +45,7 @@ struct kvm_vm_params t_default_params(enum s2_fmt_id fmt)
 		p.gpa_bits = 48;
 		p.fmt_flags = S2_FMTF_AD;
 		break;
-	default:
-		p.gpa_bits = 48;
-		break;
+	default: p.gpa_bits = 48; break;
 	}
 	return p;
 }
@@ -76,8 +74,9 @@ void t_vm_fini(struct tvm *t)
 
 void t_slot(struct tvm *t, unsigned id, gfn_t gfn, uint64_t npages, hva_t hva, unsigned flags)
 {
-	struct kvm_memory_slot s = { .id = id, .base_gfn = gfn, .npages = npages,
-				     .userspace_addr = hva, .flags = flags };
+	struct kvm_memory_slot s = {
+		.id = id, .base_gfn = gfn, .npages = npages, .userspace_addr = hva, .flags = flags
+	};
 
 	assert_int_equal(kvm_set_memslot(t->kvm, &s), 0);
 }
@@ -98,10 +97,11 @@ int ref_walk_kvm(struct kvm *kvm, gpa_t gpa, struct ref_xlate *out)
 	case S2_FMT_ARM64_S2:
 		assert_int_equal(kvm_arm64_vtcr(kvm, 48, &r0), 0);
 		assert_int_equal(kvm_arm64_vttbr(kvm, &r1), 0);
-		return ref_arm64_walk(r0, r1,
-				      ((kvm_fmt_cfg(kvm)->flags & S2_FMTF_FWB) ? REF_A64_FWB : 0) |
-					      ((kvm_fmt_cfg(kvm)->flags & S2_FMTF_XNX) ? REF_A64_XNX : 0),
-				      gpa, out);
+		return ref_arm64_walk(
+			r0, r1,
+			((kvm_fmt_cfg(kvm)->flags & S2_FMTF_FWB) ? REF_A64_FWB : 0) |
+				((kvm_fmt_cfg(kvm)->flags & S2_FMTF_XNX) ? REF_A64_XNX : 0),
+			gpa, out);
 #endif
 #if S2_ENABLED(CONFIG_S2_FMT_RISCV_G)
 	case S2_FMT_RISCV_G:
@@ -126,8 +126,9 @@ void t_assert_maps(struct kvm *kvm, gpa_t gpa, hpa_t hpa, int level, unsigned pe
 
 	ref_walk_kvm(kvm, gpa, &x);
 	if (x.fault)
-		fail_msg("[%s] gpa %#llx: reference walk fault %s at level %d", s2_fmt_name(kvm_fmt(kvm)),
-			 (unsigned long long)gpa, ref_fault_name(x.fault), x.level);
+		fail_msg("[%s] gpa %#llx: reference walk fault %s at level %d",
+			 s2_fmt_name(kvm_fmt(kvm)), (unsigned long long)gpa,
+			 ref_fault_name(x.fault), x.level);
 	if (x.hpa != hpa || x.level != level || (x.perm & perm) != perm)
 		fail_msg("[%s] gpa %#llx: walker says hpa %#llx level %d perm %#x, want hpa %#llx "
 			 "level %d perm >= %#x",
@@ -141,8 +142,9 @@ void t_assert_unmapped(struct kvm *kvm, gpa_t gpa)
 	struct ref_xlate x;
 
 	if (!ref_walk_kvm(kvm, gpa, &x))
-		fail_msg("[%s] gpa %#llx: still maps to %#llx (level %d)", s2_fmt_name(kvm_fmt(kvm)),
-			 (unsigned long long)gpa, (unsigned long long)x.hpa, x.level);
+		fail_msg("[%s] gpa %#llx: still maps to %#llx (level %d)",
+			 s2_fmt_name(kvm_fmt(kvm)), (unsigned long long)gpa,
+			 (unsigned long long)x.hpa, x.level);
 	assert_int_equal(x.fault, REF_FAULT_NOT_PRESENT);
 }
 
@@ -178,9 +180,9 @@ uint64_t t_tables_hash(struct kvm *kvm)
 		h = t_mix(h, root[i]);
 	/* Through the format's iterator directly: this must work on a bugged
 	 * VM too, to show that it was left unchanged. */
-	assert_int_equal(kvm->ops->for_each_leaf(kvm, 0, 1ull << (kvm_gpa_bits(kvm) - 12),
-						 t_hash_leaf, &h),
-			 0);
+	assert_int_equal(
+		kvm->ops->for_each_leaf(kvm, 0, 1ull << (kvm_gpa_bits(kvm) - 12), t_hash_leaf, &h),
+		0);
 	return h;
 }
 
@@ -196,4 +198,3 @@ const char *__tsan_default_suppressions(void)
 	return "called_from_lib:liburcu-bp.so\n"
 	       "called_from_lib:liburcu-common.so\n";
 }
-

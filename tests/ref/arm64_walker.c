@@ -12,7 +12,7 @@
 #include "arm64_walker.h"
 
 /* VTCR_EL2 */
-#define VTCR_T0SZ(v) ((int)((v) & 0x3f))
+#define VTCR_T0SZ(v) ((int)((v)&0x3f))
 #define VTCR_SL0(v) ((unsigned)(((v) >> 6) & 0x3))
 #define VTCR_TG0(v) ((unsigned)(((v) >> 14) & 0x3))
 #define VTCR_PS(v) ((unsigned)(((v) >> 16) & 0x7))
@@ -23,12 +23,12 @@
 
 /* What the walk needs to know, from VTCR_EL2 alone. */
 struct s2params {
-	int gbits;    /* log2 granule */
-	int stride;   /* gbits - 3 */
-	bool ds;      /* 52-bit descriptors on 4K/16K (VTCR.DS) */
-	int oa_bits;  /* effective output address size */
-	int ia_bits;  /* 64 - T0SZ */
-	int start;    /* hardware start level, -1..3 */
+	int gbits;   /* log2 granule */
+	int stride;  /* gbits - 3 */
+	bool ds;     /* 52-bit descriptors on 4K/16K (VTCR.DS) */
+	int oa_bits; /* effective output address size */
+	int ia_bits; /* 64 - T0SZ */
+	int start;   /* hardware start level, -1..3 */
 	bool ha, hd;
 };
 
@@ -143,8 +143,7 @@ static uint64_t desc_address(const struct s2params *p, uint64_t desc)
 	uint64_t low = (1ull << p->gbits) - 1, addr;
 
 	if (p->ds) {
-		addr = (desc & 0x0003ffffffffffffull & ~low) |
-		       (((desc >> 8) & 0x3) << 50);
+		addr = (desc & 0x0003ffffffffffffull & ~low) | (((desc >> 8) & 0x3) << 50);
 	} else {
 		if (desc & (0x3ull << 48))
 			return ~0ull;
@@ -168,10 +167,10 @@ static int decode_memattr(unsigned ma, bool fwb, unsigned *mt)
 			return 0;
 		}
 		switch (ma & 3) {
-		case 1: *mt = S2_MT_WC; return 0;  /* non-cacheable */
-		case 2: *mt = S2_MT_WB; return 0;  /* forced write-back */
-		case 3: *mt = S2_MT_WT; return 0;  /* stage 1 decides */
-		default: return -1;                /* reserved */
+		case 1: *mt = S2_MT_WC; return 0; /* non-cacheable */
+		case 2: *mt = S2_MT_WB; return 0; /* forced write-back */
+		case 3: *mt = S2_MT_WT; return 0; /* stage 1 decides */
+		default: return -1;		  /* reserved */
 		}
 	}
 	/* MemAttr[3:2] outer: 00 device, 01 NC, 10 WT, 11 WB; [1:0] inner. */
@@ -198,14 +197,13 @@ static unsigned decode_exec(uint64_t desc, bool xnx)
 		return (xn & 2) ? 0 : S2_PROT_X | S2_PROT_XU;
 	switch (xn) {
 	case 0: return S2_PROT_X | S2_PROT_XU;
-	case 1: return S2_PROT_XU;    /* not at EL1 */
-	case 3: return S2_PROT_X;     /* not at EL0 */
+	case 1: return S2_PROT_XU; /* not at EL1 */
+	case 3: return S2_PROT_X;  /* not at EL0 */
 	default: return 0;
 	}
 }
 
-int ref_arm64_walk(uint64_t vtcr, uint64_t vttbr, unsigned ctl, uint64_t ipa,
-		   struct ref_xlate *out)
+int ref_arm64_walk(uint64_t vtcr, uint64_t vttbr, unsigned ctl, uint64_t ipa, struct ref_xlate *out)
 {
 	struct s2params p;
 	uint64_t table, root_bytes;

@@ -122,8 +122,8 @@ int ref_ept_walk(uint64_t eptp, unsigned ctl, uint64_t gpa, struct ref_xlate *ou
 		out->level = level;
 		out->size = 1ull << shift;
 		out->hpa = (e & BITS(51, shift)) | (gpa & (out->size - 1));
-		out->perm = (r ? S2_PROT_R : 0) | (w ? S2_PROT_W : 0) |
-			    (x ? S2_PROT_X : 0) | (xu ? S2_PROT_XU : 0);
+		out->perm = (r ? S2_PROT_R : 0) | (w ? S2_PROT_W : 0) | (x ? S2_PROT_X : 0) |
+			    (xu ? S2_PROT_XU : 0);
 		/* Bits 8 and 9 are the CPU's only when the EPTP enables A/D. */
 		out->accessed = ad && (e & BIT(8));
 		out->dirty = ad && (e & BIT(9));

@@ -26,23 +26,23 @@ enum {
 	REF_FAULT_NOT_PRESENT = 1, /* an entry on the walk is not present */
 	REF_FAULT_MISCONFIG = 2,   /* an encoding the manual forbids (e.g. EPT
 				      W without R, reserved memory type) */
-	REF_FAULT_RESERVED = 3,    /* a reserved bit is set */
-	REF_FAULT_ADDR = 4,        /* the gpa is beyond the configured width */
+	REF_FAULT_RESERVED = 3,	   /* a reserved bit is set */
+	REF_FAULT_ADDR = 4,	   /* the gpa is beyond the configured width */
 };
 
 /* What a hardware walk of one gpa yields. */
 struct ref_xlate {
-	int fault;        /* 0 or REF_FAULT_* */
-	uint64_t hpa;     /* translation of the gpa (offset within the leaf added) */
-	int level;        /* level of the leaf or of the faulting entry:
+	int fault;	  /* 0 or REF_FAULT_* */
+	uint64_t hpa;	  /* translation of the gpa (offset within the leaf added) */
+	int level;	  /* level of the leaf or of the faulting entry:
 			     1 = smallest leaf (4 KiB on 4K granule), 2 = 2 MiB,
 			     3 = 1 GiB, 4 = 512 GiB, ... */
-	uint64_t size;    /* bytes the leaf maps */
-	unsigned perm;    /* S2_PROT_R/W/X/XU the walk grants (the AND of every
+	uint64_t size;	  /* bytes the leaf maps */
+	unsigned perm;	  /* S2_PROT_R/W/X/XU the walk grants (the AND of every
 			     level where the architecture restricts at tables) */
 	unsigned memtype; /* S2_MT_*, with S2_MT_IGNORE_PAT where it applies */
-	bool accessed;    /* accessed flag of the leaf (where the format has it) */
-	bool dirty;       /* dirty flag of the leaf */
+	bool accessed;	  /* accessed flag of the leaf (where the format has it) */
+	bool dirty;	  /* dirty flag of the leaf */
 };
 
 /* Short name of a fault code for failure messages. */
