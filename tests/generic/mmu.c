@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/kvm_internal.h"
+#include "s2mmu/dirty.h"
 #include "tests/lib/testlib.h"
 
 #ifndef TEST_FMT
@@ -695,6 +696,83 @@ static void test_fresh_leaf_cache_maintenance(void **state)
 	assert_int_equal(T.h.dcache_cleans, 0);
 }
 
+/*
+ * Break-before-make (arm64, rules 5 and 7): when dirty logging splits a 2 MiB
+ * leaf into a table and collapse later turns the table back into the leaf,
+ * the first TLB invalidation runs while the entry is invalid (the reference
+ * walker finds nothing there), and the collapsed leaf's memory is cleaned
+ * before it is mapped. Other formats replace the entry in one step (both
+ * mappings name the same pfns) and flush afterwards, while it translates.
+ */
+static struct {
+	gpa_t gpa;
+	unsigned flushes;   /* TLB steps that covered gpa */
+	bool first_invalid; /* the first of them found the entry invalid */
+} bbm;
+
+static void bbm_record(void)
+{
+	struct ref_xlate x;
+	bool invalid = ref_walk_kvm(T.kvm, bbm.gpa, &x) != 0;
+
+	if (!bbm.flushes++)
+		bbm.first_invalid = invalid;
+}
+
+static void bbm_flush_vm(void *ctx, struct kvm *kvm)
+{
+	(void)ctx;
+	(void)kvm;
+	bbm_record();
+}
+
+static void bbm_flush_range(void *ctx, struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	(void)ctx;
+	(void)kvm;
+	if (bbm.gpa >= gpa && bbm.gpa < gpa + size)
+		bbm_record();
+}
+
+static void test_split_and_collapse_break_before_make(void **state)
+{
+	const gpa_t gpa = (0x40000ull << 12) + 0x3000;
+
+	(void)state;
+	if (!S2_ENABLED(CONFIG_S2_EAGER_SPLIT))
+		skip();
+	t_slot(&T, 0, 0x40000, 0x200, HVA_BASE, 0);
+	assert_int_equal(fault(gpa, S2_ACC_WRITE), RET_PF_FIXED);
+	t_assert_maps(T.kvm, gpa, HVA_BASE + 0x3000, 2, RWX);
+	bbm.gpa = gpa;
+	T.h.ops.tlb_flush_vm = bbm_flush_vm;
+	T.h.ops.tlb_flush_range = bbm_flush_range;
+
+	/* The split's flush comes first; the enable's own flush may follow. */
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	t_assert_maps(T.kvm, gpa, HVA_BASE + 0x3000, 1, S2_PROT_R);
+	if (TEST_FMT == S2_FMT_ARM64_S2)
+		assert_true(bbm.flushes >= 1 && bbm.first_invalid);
+	else /* x86 has no hardware hook (vcpus flush on request) */
+		assert_false(bbm.flushes && bbm.first_invalid);
+
+	bbm.flushes = 0;
+	uint64_t cleans = T.h.dcache_cleans;
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, 0), 0);
+	t_assert_maps(T.kvm, gpa, HVA_BASE + 0x3000, 2, S2_PROT_R);
+	if (TEST_FMT == S2_FMT_ARM64_S2)
+		assert_true(bbm.flushes >= 1 && bbm.first_invalid);
+	else /* x86 has no hardware hook (vcpus flush on request) */
+		assert_false(bbm.flushes && bbm.first_invalid);
+	if (TEST_FMT == S2_FMT_ARM64_S2) {
+		assert_true(T.h.dcache_cleans > cleans);
+		assert_int_equal(T.h.last_clean_pa, HVA_BASE);
+		assert_int_equal(T.h.last_clean_size, 0x200000);
+	} else {
+		assert_int_equal(T.h.dcache_cleans, 0);
+	}
+}
+
 /* Debug builds catch an entry written without mmu_lock held as needed: the
  * VM is bugged instead of the tables being corrupted quietly. */
 static void test_debug_catches_unlocked_writes(void **state)
@@ -739,6 +817,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memslot_lookup_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fresh_leaf_cache_maintenance, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_and_collapse_break_before_make, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_debug_catches_unlocked_writes, setup,
 						teardown),
 	};
