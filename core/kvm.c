@@ -280,7 +280,7 @@ int kvm_format_stats(const struct kvm *kvm, char *buf, size_t len)
 	p = s2_put_str(p, end, " ro_write=");
 	p = s2_put_dec(p, end, s.exits_ro_write);
 	p = s2_put_str(p, end, " leaves:");
-	for (unsigned l = 1; l <= kvm->cfg.levels; l++) {
+	for (unsigned l = 1; l <= kvm->cfg.max_leaf_level; l++) {
 		p = s2_put_str(p, end, " ");
 		p = s2_put_str(p, end, lvl[l]);
 		p = s2_put_str(p, end, "=");
