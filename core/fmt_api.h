@@ -132,10 +132,7 @@ struct s2_fmt_ops {
 	/* Raw-entry helpers for tests and tools (not on hot paths). */
 	s2_pte_t (*make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, unsigned prot,
 			      unsigned memtype);
-	bool (*is_present)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
-	bool (*is_leaf)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
 	unsigned (*leaf_prot)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
-	hpa_t (*leaf_hpa)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
 };
 
 /* The runtime descriptor of @kvm's tables (for register builders). */

@@ -997,21 +997,9 @@ static s2_pte_t S2_FN(raw_make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_
 {
 	return fmt_make_leaf(c, level, hpa, prot, memtype);
 }
-static bool S2_FN(raw_is_present)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
-{
-	return fmt_is_present(c, pte, level);
-}
-static bool S2_FN(raw_is_leaf)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
-{
-	return S2_FN(is_leaf_at)(c, pte, level);
-}
 static unsigned S2_FN(raw_leaf_prot)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
 {
 	return fmt_leaf_prot(c, pte, level);
-}
-static hpa_t S2_FN(raw_leaf_hpa)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
-{
-	return fmt_leaf_hpa(c, pte, level);
 }
 
 const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
@@ -1027,8 +1015,5 @@ const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
 	.tlb_flush_range = S2_FN(tlb_flush_range),
 #endif
 	.make_leaf = S2_FN(raw_make_leaf),
-	.is_present = S2_FN(raw_is_present),
-	.is_leaf = S2_FN(raw_is_leaf),
 	.leaf_prot = S2_FN(raw_leaf_prot),
-	.leaf_hpa = S2_FN(raw_leaf_hpa),
 };

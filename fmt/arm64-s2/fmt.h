@@ -669,21 +669,12 @@ static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa, ui
 #endif
 
 /*
- * Break-before-make, TLB step: after the level-@level entry covering @gpa
- * was made invalid (frozen), drop every TLB entry it may have produced. The
- * old entry may have been a block or a table, so the whole range the entry
- * covers is invalidated: one TLBI for a page, one per granule page of a
- * block or table (or the whole VMID when that is more than
- * A64_TLBI_MAX_PAGES).
+ * Break-before-make: a valid entry changes output address or size only
+ * through invalid (rule 7). The core freezes it, flushes its range through
+ * kvm_flush_remote_tlbs_range() (this format's TLBI by IPA; the VMID for a
+ * table), cleans the new leaf's memory (below), then publishes.
  */
 #define FMT_NEEDS_BBM 1
-static inline void fmt_bbm_invalidate_ipa(const struct s2_fmt_cfg *c, const struct s2_env *env,
-					  struct kvm *kvm, gpa_t gpa, int level)
-{
-	uint64_t size = 1ull << s2_level_shift(c, level);
-
-	fmt_tlb_flush_range(c, env, kvm, gpa & ~(size - 1), size);
-}
 
 /*
  * Break-before-make, cache step: before memory at @pa is mapped, clean it to
