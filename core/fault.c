@@ -192,7 +192,7 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 
 	leaf_pages = 1ull << (s2_level_shift(&kvm->cfg, f.level) - S2_GFN_SHIFT);
 
-	s2_mmu_read_lock(kvm);
+	s2_mmu_read_lock_vcpu(vcpu);
 	if (s2_invalidate_retry(kvm, seq, f.gfn & ~(leaf_pages - 1),
 				(f.gfn & ~(leaf_pages - 1)) + leaf_pages) ||
 	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
@@ -204,7 +204,7 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 		if (r == RET_PF_FIXED && f.made_writable && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES))
 			s2_dirty_mark_fault(vcpu, f.gfn);
 	}
-	s2_read_unlock(&kvm->mmu_lock);
+	s2_mmu_read_unlock_vcpu(vcpu);
 
 	switch (r) {
 	case RET_PF_FIXED: s2_stat_inc(&vcpu->stat.fixed); break;

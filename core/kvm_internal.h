@@ -64,6 +64,7 @@ struct kvm_vcpu {
 	uint32_t mode;	   /* enum kvm_vcpu_mode */
 	uint64_t requests; /* bit per KVM_REQ_* */
 	void *priv;
+	uint32_t mmu_reading; /* this vcpu holds the read side of mmu_lock */
 	struct s2_mmu_cache cache;
 	struct s2_vcpu_stats stat;
 	/* The memslot of the last fault, by value, with the generation it was
@@ -203,10 +204,41 @@ static inline void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc)
 /* After mmu_lock is dropped: free the tables @acc unlinked, after RCU. */
 void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc);
 
-/* mmu_lock with its settle step, so no path can drop the lock owing a flush. */
+/*
+ * mmu_lock with its settle step, so no path can drop the lock owing a flush.
+ * A vcpu's faults take the read side through their own flag (lock.h); a
+ * writer waits for those flags after it holds the shared word.
+ */
 static inline void s2_mmu_write_lock(struct kvm *kvm)
 {
 	s2_write_lock(&kvm->mmu_lock, kvm->env);
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (v)
+			s2_rwlock_wait_local(&v->mmu_reading, kvm->env);
+	}
+}
+static inline void s2_mmu_read_lock_vcpu(struct kvm_vcpu *vcpu)
+{
+	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env);
+}
+static inline void s2_mmu_read_unlock_vcpu(struct kvm_vcpu *vcpu)
+{
+	s2_read_unlock_local(&vcpu->mmu_reading);
+}
+/* Debug checks: is mmu_lock held in any mode by anyone? */
+static inline bool s2_mmu_lock_held(const struct kvm *kvm)
+{
+	if (__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_RELAXED))
+		return true;
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (v && __atomic_load_n(&v->mmu_reading, __ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
 }
 static inline void s2_mmu_write_unlock(struct kvm *kvm, struct s2_change_acc *acc)
 {

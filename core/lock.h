@@ -53,13 +53,13 @@ static inline void s2_write_lock(struct s2_rwlock *l, const struct s2_env *env)
 		uint32_t x = __atomic_load_n(&l->v, __ATOMIC_RELAXED);
 
 		if ((x == 0 || x == S2_RW_PENDING) &&
-		    __atomic_compare_exchange_n(&l->v, &x, S2_RW_WRITER, false, __ATOMIC_ACQUIRE,
+		    __atomic_compare_exchange_n(&l->v, &x, S2_RW_WRITER, false, __ATOMIC_SEQ_CST,
 						__ATOMIC_RELAXED))
 			return;
 		/* Another writer's acquisition consumed the pending bit: raise it
 		 * again so new readers keep backing off. */
 		if (!(x & S2_RW_PENDING))
-			__atomic_fetch_or(&l->v, S2_RW_PENDING, __ATOMIC_RELAXED);
+			__atomic_fetch_or(&l->v, S2_RW_PENDING, __ATOMIC_SEQ_CST);
 		s2_relax(env);
 	}
 }
@@ -72,6 +72,40 @@ static inline void s2_write_unlock(struct s2_rwlock *l)
 static inline bool s2_rwlock_is_write_locked(const struct s2_rwlock *l)
 {
 	return __atomic_load_n(&l->v, __ATOMIC_RELAXED) & S2_RW_WRITER;
+}
+
+/*
+ * A reader's own flag: the read side for one thread that reads often (a
+ * vcpu's faults), as in a per-CPU reader-writer semaphore. Taking it is one
+ * store and one load, both sequentially consistent, on a cache line no one
+ * else writes; the writer, after raising its bit on the shared word, waits
+ * for every such flag to drop (s2_rwlock_wait_local). Either the reader's
+ * load sees the writer's bit and it backs off, or the writer's later load
+ * sees the reader's flag and waits: the stores and loads are in one total
+ * order. Not nestable with the shared read side while a writer waits.
+ */
+static inline void s2_read_lock_local(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env)
+{
+	for (;;) {
+		__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+		if (!(__atomic_load_n(&l->v, __ATOMIC_SEQ_CST) & (S2_RW_WRITER | S2_RW_PENDING)))
+			return;
+		__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
+			s2_relax(env);
+	}
+}
+
+static inline void s2_read_unlock_local(uint32_t *flag)
+{
+	__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+}
+
+/* For a writer holding @l: wait until the reader of @flag is out. */
+static inline void s2_rwlock_wait_local(const uint32_t *flag, const struct s2_env *env)
+{
+	while (__atomic_load_n(flag, __ATOMIC_SEQ_CST))
+		s2_relax(env);
 }
 
 static inline void s2_spin_lock(struct s2_spinlock *l, const struct s2_env *env)

@@ -145,8 +145,7 @@ static inline S2_MUST_CHECK int S2_FN(set_atomic)(struct kvm *kvm, struct s2_cha
 						  s2_pte_t *ptep, s2_pte_t *old, s2_pte_t new,
 						  gfn_t gfn, int level)
 {
-	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
-	    s2_unlikely(!__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_RELAXED))) {
+	if (S2_ENABLED(CONFIG_S2_DEBUG) && s2_unlikely(!s2_mmu_lock_held(kvm))) {
 		kvm_bug(kvm, "entry written with set_atomic without mmu_lock held, gfn", gfn);
 		return -EIO;
 	}

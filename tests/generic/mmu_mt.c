@@ -5,8 +5,10 @@
  * against zaps under the write side. Also built with ThreadSanitizer.
  */
 #include <pthread.h>
+#include <time.h>
 #include <string.h>
 
+#include "core/kvm_internal.h"
 #include "tests/lib/testlib.h"
 
 #ifndef TEST_FMT
@@ -204,12 +206,83 @@ static void test_faults_race_zaps(void **state)
 	assert_int_equal(t_stats(T.kvm).cur_leaves[1], NPAGES);
 }
 
+/* ---- mmu_lock exclusion, deterministically ---- */
+
+struct excl {
+	struct kvm_vcpu *vcpu;
+	gfn_t gfn;
+	int done; /* the blocked side finished (atomic) */
+	int ret;
+};
+
+static void *zap_thread(void *arg)
+{
+	struct excl *x = arg;
+
+	x->ret = (int)kvm_zap_gfn_range(T.kvm, x->gfn, x->gfn + 1);
+	__atomic_store_n(&x->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *fault_thread(void *arg)
+{
+	struct excl *x = arg;
+
+	x->ret = kvm_tdp_page_fault(x->vcpu, x->gfn << 12, S2_ACC_READ);
+	__atomic_store_n(&x->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { 0, (long)ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A vcpu holding the read side of mmu_lock (its own flag) holds off a zap,
+ * which runs as soon as the vcpu lets go; and a zap holding the write side
+ * holds off a vcpu's fault. */
+static void test_mmu_lock_excludes(void **state)
+{
+	struct excl x = { .vcpu = T.vcpu, .gfn = 0x40000 };
+	struct s2_change_acc acc;
+	pthread_t t;
+
+	(void)state;
+	t_slot(&T, 0, 0x40000, 16, HVA_BASE + 4096, 0);
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, 0x40000ull << 12, S2_ACC_READ), RET_PF_FIXED);
+
+	s2_mmu_read_lock_vcpu(T.vcpu);
+	assert_int_equal(pthread_create(&t, NULL, zap_thread, &x), 0);
+	sleep_ms(150);
+	assert_int_equal(__atomic_load_n(&x.done, __ATOMIC_SEQ_CST), 0);
+	t_assert_maps(T.kvm, 0x40000ull << 12, HVA_BASE + 4096, 1, S2_PROT_R);
+	s2_mmu_read_unlock_vcpu(T.vcpu);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(x.ret, 1);
+	t_assert_unmapped(T.kvm, 0x40000ull << 12);
+
+	x.done = 0;
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(T.kvm);
+	assert_int_equal(pthread_create(&t, NULL, fault_thread, &x), 0);
+	sleep_ms(150);
+	assert_int_equal(__atomic_load_n(&x.done, __ATOMIC_SEQ_CST), 0);
+	t_assert_unmapped(T.kvm, 0x40000ull << 12);
+	s2_mmu_write_unlock(T.kvm, &acc);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(x.ret, RET_PF_FIXED);
+	t_assert_maps(T.kvm, 0x40000ull << 12, HVA_BASE + 4096, 1, S2_PROT_R);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_same_gfns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_different_gfns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_race_zaps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmu_lock_excludes, setup, teardown),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {
