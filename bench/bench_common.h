@@ -25,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "s2mmu/env-hosted.h"
+#include "s2mmu/s2mmu.h"
+
 /* Nanoseconds from CLOCK_MONOTONIC. */
 static inline uint64_t bench_now_ns(void)
 {
@@ -192,6 +195,65 @@ static inline bool bench_print_table_row(const struct bench_row *r)
 	else
 		printf("%7s\n", "-");
 	return ok;
+}
+
+/* ---- the limits and the library, as every benchmark sets them up ---- */
+
+/*
+ * The locked-sweep limit: @pages entries, each (pfn of @first_pa + i) | @bits,
+ * swept with one atomic exchange each. The least a zap that must see the A/D
+ * bits hardware may set concurrently does.
+ */
+static inline void bench_xchg_sweep(struct bench_samples *s, uint64_t *e, uint64_t pages,
+				    uint64_t first_pa, uint64_t bits)
+{
+	uint64_t sum = 0, t0, t1;
+
+	for (uint64_t i = 0; i < pages; i++)
+		e[i] = (((first_pa >> 12) + i) << 12) | bits;
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < pages; i++)
+		sum += !!(__atomic_exchange_n(&e[i], 0, __ATOMIC_ACQ_REL) & bits);
+	t1 = bench_now_ns();
+	bench_keep(sum);
+	bench_add(s, t1 - t0, pages);
+}
+
+/*
+ * A quiet hosted VM of @fmt (48-bit gpa) with one vcpu, leaves up to
+ * @max_leaf. Returns 0 or the failing call's errno, with nothing left behind.
+ */
+static inline int bench_vm_create(struct s2_hosted *h, enum s2_fmt_id fmt, unsigned fmt_flags,
+				  unsigned max_leaf, struct kvm **kvm, struct kvm_vcpu **vcpu)
+{
+	struct kvm_vm_params p = { .fmt = fmt,
+				   .gpa_bits = 48,
+				   .fmt_flags = fmt_flags,
+				   .max_leaf_level = max_leaf,
+				   .max_vcpus = 1,
+				   .env = &h->env };
+	int r;
+
+	s2_hosted_init(h);
+	h->quiet = true;
+	r = kvm_create_vm(&p, kvm);
+	if (r)
+		return r;
+	r = kvm_vcpu_create(*kvm, 0, vcpu);
+	if (r)
+		kvm_destroy_vm(*kvm);
+	return r;
+}
+
+/* Memslot @id: @pages 4 KiB pages at @base_gfn, backed from @hva. */
+static inline int bench_vm_slot(struct kvm *kvm, unsigned id, gfn_t base_gfn, uint64_t pages,
+				hva_t hva)
+{
+	struct kvm_memory_slot slot = {
+		.id = id, .base_gfn = base_gfn, .npages = pages, .userspace_addr = hva
+	};
+
+	return kvm_set_memslot(kvm, &slot);
 }
 
 #endif

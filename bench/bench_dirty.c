@@ -93,20 +93,6 @@ static void die(const char *fmt, const char *what, long got)
 
 #define LEAF_BITS 0x7ull
 
-static void measure_locked_sweep(struct bench_samples *s, uint64_t *entries)
-{
-	uint64_t sum = 0, t0, t1;
-
-	for (uint64_t i = 0; i < pages; i++)
-		entries[i] = ((HVA_BASE >> 12) + i) << 12 | LEAF_BITS;
-	t0 = bench_now_ns();
-	for (uint64_t i = 0; i < pages; i++)
-		sum += __atomic_exchange_n(&entries[i], 0, __ATOMIC_ACQ_REL) & LEAF_BITS;
-	t1 = bench_now_ns();
-	bench_keep(sum);
-	bench_add(s, t1 - t0, pages);
-}
-
 static void measure_naive_split(struct bench_samples *s, uint64_t *parent)
 {
 	uint64_t blocks = pages / 512, t0, t1;
@@ -164,29 +150,15 @@ static void measure_bitmap_copy(struct bench_samples *s, uint64_t *dst, const ui
 static int vm_init(struct vm *v, const struct fmt_bench *b, unsigned fmt_flags, int max_leaf,
 		   unsigned caps)
 {
-	struct kvm_vm_params p = { .fmt = b->id,
-				   .gpa_bits = 48,
-				   .max_leaf_level = max_leaf,
-				   .max_vcpus = 1,
-				   .fmt_flags = fmt_flags };
-	struct kvm_memory_slot slot = {
-		.id = SLOT, .base_gfn = BASE_GFN, .npages = pages, .userspace_addr = HVA_BASE
-	};
 	uint64_t step = max_leaf == 2 ? 512 : 1;
-	int r;
+	int r = bench_vm_create(&v->h, b->id, fmt_flags, (unsigned)max_leaf, &v->kvm, &v->vcpu);
 
-	s2_hosted_init(&v->h);
-	v->h.quiet = true;
-	v->h.host_level = max_leaf;
-	p.env = &v->h.env;
-	r = kvm_create_vm(&p, &v->kvm);
 	if (r)
 		return r;
-	r = kvm_vcpu_create(v->kvm, 0, &v->vcpu);
+	v->h.host_level = max_leaf;
+	r = kvm_dirty_log_set_caps(v->kvm, caps);
 	if (!r)
-		r = kvm_dirty_log_set_caps(v->kvm, caps);
-	if (!r)
-		r = kvm_set_memslot(v->kvm, &slot);
+		r = bench_vm_slot(v->kvm, SLOT, BASE_GFN, pages, HVA_BASE);
 	for (uint64_t g = 0; !r && g < pages; g += step)
 		if (kvm_tdp_page_fault(v->vcpu, gfn_to_gpa(BASE_GFN + g), S2_ACC_WRITE) !=
 		    RET_PF_FIXED)
@@ -329,7 +301,7 @@ int main(void)
 	fflush(stdout);
 	for (unsigned rep = 0; rep < reps; rep++) {
 		for (unsigned i = 0; i < nr; i++) {
-			measure_locked_sweep(&lim[0], entries);
+			bench_xchg_sweep(&lim[0], entries, pages, HVA_BASE, LEAF_BITS);
 			measure_small(&fb[i], bm, ones);
 			measure_naive_split(&lim[1], entries);
 			measure_huge(&fb[i]);

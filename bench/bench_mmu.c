@@ -174,46 +174,15 @@ static void measure_naive_walk(struct bench_chunks *c, uint64_t pages)
 	naive_free(root, NAIVE_LEVELS);
 }
 
-static void measure_locked_sweep(struct bench_samples *s, uint64_t *entries, uint64_t pages)
-{
-	uint64_t sum = 0, t0, t1;
-
-	for (uint64_t i = 0; i < pages; i++) /* present leaves, as before a zap */
-		entries[i] = ((HVA_BASE >> 12) + i) << 12 | NAIVE_PRESENT;
-	t0 = bench_now_ns();
-	for (uint64_t i = 0; i < pages; i++)
-		sum += __atomic_exchange_n(&entries[i], 0, __ATOMIC_ACQ_REL) & NAIVE_PRESENT;
-	t1 = bench_now_ns();
-	bench_keep(sum);
-	bench_add(s, t1 - t0, pages);
-}
-
 /* ------------------------------------------------------------------------ */
 /* The library                                                               */
 /* ------------------------------------------------------------------------ */
 
 static int fmt_setup(struct fmt_bench *b, uint64_t pages)
 {
-	struct kvm_vm_params p = { .fmt = b->id,
-				   .gpa_bits = 48,
-				   .fmt_flags = b->fmt_flags,
-				   .max_leaf_level = 1,
-				   .max_vcpus = 1 };
-	struct kvm_memory_slot slot = {
-		.id = 0, .base_gfn = BASE_GFN, .npages = pages, .userspace_addr = HVA_BASE
-	};
-	int r;
+	int r = bench_vm_create(&b->h, b->id, b->fmt_flags, 1, &b->kvm, &b->vcpu);
 
-	s2_hosted_init(&b->h);
-	b->h.quiet = true;
-	p.env = &b->h.env;
-	r = kvm_create_vm(&p, &b->kvm);
-	if (r)
-		return r;
-	r = kvm_vcpu_create(b->kvm, 0, &b->vcpu);
-	if (!r)
-		r = kvm_set_memslot(b->kvm, &slot);
-	if (r)
+	if (!r && (r = bench_vm_slot(b->kvm, 0, BASE_GFN, pages, HVA_BASE)))
 		kvm_destroy_vm(b->kvm);
 	return r;
 }
@@ -329,7 +298,7 @@ int main(void)
 			measure_populate(&fb[i], pages);
 			measure_zap(&fb[i], pages);
 			if (do_zap)
-				measure_locked_sweep(&sweep, entries, pages);
+				bench_xchg_sweep(&sweep, entries, pages, HVA_BASE, NAIVE_PRESENT);
 		}
 	}
 

@@ -86,19 +86,6 @@ static void fill(uint64_t *e, uint64_t pages, uint64_t extra)
 		e[i] = (((HVA_BASE >> 12) + i) << 12) | ENTRY_PRESENT | extra;
 }
 
-static void measure_xchg_sweep(struct bench_samples *s, uint64_t *e, uint64_t pages)
-{
-	uint64_t sum = 0, t0;
-
-	fill(e, pages, ENTRY_A);
-	t0 = bench_now_ns();
-	for (uint64_t i = 0; i < pages; i++)
-		sum += __atomic_exchange_n(&e[i], 0, __ATOMIC_ACQ_REL) & ENTRY_PRESENT;
-	t0 = bench_now_ns() - t0;
-	bench_keep(sum);
-	bench_add(s, t0, pages);
-}
-
 static void measure_and_sweep(struct bench_samples *s, uint64_t *e, uint64_t pages)
 {
 	uint64_t sum = 0, t0;
@@ -130,26 +117,9 @@ static void measure_plain_scan(struct bench_samples *s, uint64_t *e, uint64_t pa
 
 static int fmt_setup(struct fmt_bench *b, uint64_t pages)
 {
-	struct kvm_vm_params p = { .fmt = b->id,
-				   .gpa_bits = 48,
-				   .fmt_flags = b->fmt_flags,
-				   .max_leaf_level = 1,
-				   .max_vcpus = 1 };
-	struct kvm_memory_slot slot = {
-		.id = 0, .base_gfn = BASE_GFN, .npages = pages, .userspace_addr = HVA_BASE
-	};
-	int r;
+	int r = bench_vm_create(&b->h, b->id, b->fmt_flags, 1, &b->kvm, &b->vcpu);
 
-	s2_hosted_init(&b->h);
-	b->h.quiet = true;
-	p.env = &b->h.env;
-	r = kvm_create_vm(&p, &b->kvm);
-	if (r)
-		return r;
-	r = kvm_vcpu_create(b->kvm, 0, &b->vcpu);
-	if (!r)
-		r = kvm_set_memslot(b->kvm, &slot);
-	if (r)
+	if (!r && (r = bench_vm_slot(b->kvm, 0, BASE_GFN, pages, HVA_BASE)))
 		kvm_destroy_vm(b->kvm);
 	return r;
 }
@@ -259,7 +229,7 @@ int main(void)
 	for (unsigned rep = 0; rep < reps; rep++) {
 		for (unsigned i = 0; i < nr; i++) {
 			measure(&fb[i], pages);
-			measure_xchg_sweep(&xchg, entries, pages);
+			bench_xchg_sweep(&xchg, entries, pages, HVA_BASE, ENTRY_PRESENT | ENTRY_A);
 			measure_and_sweep(&and, entries, pages);
 			measure_plain_scan(&scan, entries, pages);
 		}
