@@ -41,9 +41,10 @@
  *       12 and up are zero, and fmt_is_frozen() looks only at bits 0..11, so
  *       FMT_FROZEN | table_hpa is frozen too: the core links unlinked tables
  *       through their first entry that way while they wait for RCU.
- *   bool fmt_is_frozen(s2_pte_t pte)
+ *   (fmt_is_frozen(pte) is derived by fmt/defaults.h)
  *   s2_pte_t fmt_make_mmio(c, gfn_t gfn)         the MMIO special value
- *   bool fmt_is_mmio(c, s2_pte_t pte)
+ *   FMT_MMIO_LOW                                 its low 12 bits (fmt_is_mmio()
+ *       is derived from it)
  *   void fmt_tlb_flush_vm(c, const struct s2_env *env, struct kvm *kvm)
  *       hardware invalidation of the whole VM where the architecture
  *       broadcasts it (arm64 TLBI VMALLS12E1IS, RISC-V HFENCE.GVMA vmid);

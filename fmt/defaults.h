@@ -54,6 +54,26 @@ static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte
 }
 #endif
 
+/*
+ * The special values are told apart by their low 12 bits only (the format
+ * contract), so FMT_FROZEN | table address is still frozen and an MMIO value
+ * carries its gfn above them: FMT_FROZEN and FMT_MMIO_LOW are all a format
+ * needs to give.
+ */
+#ifndef FMT_HAS_IS_FROZEN
+static inline bool fmt_is_frozen(s2_pte_t pte)
+{
+	return (pte & 0xfffull) == FMT_FROZEN;
+}
+#endif
+#ifndef FMT_HAS_IS_MMIO
+static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
+{
+	(void)c;
+	return (pte & 0xfffull) == FMT_MMIO_LOW;
+}
+#endif
+
 #ifndef FMT_HAS_IS_YOUNG
 static inline bool fmt_is_young(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {

@@ -459,21 +459,10 @@ static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pt
 	return (pte & ~A64_PROT_BITS) | a64_encode_prot(c, prot);
 }
 
-static inline bool fmt_is_frozen(s2_pte_t pte)
-{
-	return (pte & A64_LOW_MASK) == FMT_FROZEN;
-}
-
 static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gfn)
 {
 	(void)c;
 	return ((gfn & A64_MMIO_GFN_MASK) << 12) | A64_MMIO_LOW;
-}
-
-static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
-{
-	(void)c;
-	return (pte & A64_LOW_MASK) == A64_MMIO_LOW;
 }
 
 /* Faster forms of the derived helpers. */
@@ -689,6 +678,9 @@ static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_e
 		return;
 	a64_dcache_clean_inval(env, pa, size);
 }
+
+/* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
+#define FMT_MMIO_LOW A64_MMIO_LOW
 
 #include "fmt/defaults.h"
 

@@ -261,21 +261,10 @@ static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pt
 	return fmt_make_leaf(c, l, fmt_leaf_hpa(c, pte, l), prot, fmt_leaf_memtype(c, pte, l));
 }
 
-static inline bool fmt_is_frozen(s2_pte_t pte)
-{
-	return (pte & FAKE_LOW_MASK) == FMT_FROZEN;
-}
-
 static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gfn)
 {
 	(void)c;
 	return ((gfn & FAKE_MMIO_GFN_MASK) << 12) | FAKE_MMIO_LOW;
-}
-
-static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
-{
-	(void)c;
-	return (pte & FAKE_LOW_MASK) == FAKE_MMIO_LOW;
 }
 
 /*
@@ -299,6 +288,9 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct 
 	if (env && env->ops && env->ops->tlb_flush_range)
 		env->ops->tlb_flush_range(env->ctx, kvm, gpa, size);
 }
+
+/* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
+#define FMT_MMIO_LOW FAKE_MMIO_LOW
 
 #include "fmt/defaults.h"
 

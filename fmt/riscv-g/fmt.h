@@ -321,21 +321,10 @@ static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pt
 	return (pte & ~RVG_PROT_BITS) | rvg_encode_prot(c, prot);
 }
 
-static inline bool fmt_is_frozen(s2_pte_t pte)
-{
-	return (pte & RVG_LOW_MASK) == FMT_FROZEN;
-}
-
 static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gfn)
 {
 	(void)c;
 	return ((gfn & RVG_MMIO_GFN_MASK) << 12) | RVG_MMIO_LOW;
-}
-
-static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
-{
-	(void)c;
-	return (pte & RVG_LOW_MASK) == RVG_MMIO_LOW;
 }
 
 /*
@@ -419,6 +408,9 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct 
 #define FMT_W_BIT RVG_W
 #define FMT_MMU_WRITABLE_BIT RVG_SW_MMU_WRITABLE
 #define FMT_HOST_WRITABLE_BIT RVG_SW_HOST_WRITABLE
+
+/* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
+#define FMT_MMIO_LOW RVG_MMIO_LOW
 
 #include "fmt/defaults.h"
 

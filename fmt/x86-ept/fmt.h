@@ -339,21 +339,10 @@ static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pt
 	return (pte & ~EPT_PROT_BITS) | ept_encode_prot(c, prot);
 }
 
-static inline bool fmt_is_frozen(s2_pte_t pte)
-{
-	return (pte & EPT_LOW_MASK) == FMT_FROZEN;
-}
-
 static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gfn)
 {
 	(void)c;
 	return ((gfn & EPT_MMIO_GFN_MASK) << 12) | EPT_MMIO_LOW;
-}
-
-static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
-{
-	(void)c;
-	return (pte & EPT_LOW_MASK) == EPT_MMIO_LOW;
 }
 
 /*
@@ -440,6 +429,9 @@ static inline s2_pte_t fmt_restore_access_tracked(const struct s2_fmt_cfg *c, s2
 #define FMT_W_BIT EPT_W
 #define FMT_MMU_WRITABLE_BIT EPT_SW_MMU_WRITABLE
 #define FMT_HOST_WRITABLE_BIT EPT_SW_HOST_WRITABLE
+
+/* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
+#define FMT_MMIO_LOW EPT_MMIO_LOW
 
 #include "fmt/defaults.h"
 

@@ -293,21 +293,10 @@ static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pt
 	return (pte & ~NPT_PROT_BITS) | npt_encode_prot(prot);
 }
 
-static inline bool fmt_is_frozen(s2_pte_t pte)
-{
-	return (pte & NPT_LOW_MASK) == FMT_FROZEN;
-}
-
 static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gfn)
 {
 	(void)c;
 	return ((gfn & NPT_MMIO_GFN_MASK) << 12) | NPT_MMIO_LOW;
-}
-
-static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
-{
-	(void)c;
-	return (pte & NPT_LOW_MASK) == NPT_MMIO_LOW;
 }
 
 /*
@@ -332,6 +321,9 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_
 #define FMT_W_BIT NPT_RW
 #define FMT_MMU_WRITABLE_BIT NPT_SW_MMU_WRITABLE
 #define FMT_HOST_WRITABLE_BIT NPT_SW_HOST_WRITABLE
+
+/* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
+#define FMT_MMIO_LOW NPT_MMIO_LOW
 
 #include "fmt/defaults.h"
 
