@@ -108,7 +108,70 @@ static int s2_fault_slot(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_memory_slo
 	return r;
 }
 
-int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
+/*
+ * After a full fault installed a 4 KiB leaf: keep what it learnt for the fast
+ * path (struct s2_fault_cache) when the host promised its block and every
+ * other gfn of the block would also get a 4 KiB leaf from the full path (the
+ * level cap is 1, or the block is not congruent at 2 MiB). Runs with
+ * mmu_lock still held, so tables_gen is the one the table pointer belongs to.
+ */
+static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot,
+				const struct s2_pfn_info *pi, const struct s2_fault *f,
+				uint64_t seq, uint64_t gen)
+{
+	const struct kvm *kvm = vcpu->kvm;
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	struct s2_fault_cache *fc = &vcpu->fc;
+	uint64_t per_table = 1ull << c->bits_per_level;
+	int host_level = pi->host_level < 1 ? 1 : pi->host_level;
+	int cap = kvm->max_leaf_level < host_level ? kvm->max_leaf_level : host_level;
+	uint64_t hva, blk, off;
+
+	if (!pi->block_stable || f->installed_level != 1 || !f->ptep ||
+	    s2_level_shift(c, 1) != S2_GFN_SHIFT || (slot->flags & KVM_MEM_LOG_DIRTY_PAGES))
+		return;
+	if (cap > 1 &&
+	    !((((slot->userspace_addr >> S2_GFN_SHIFT) ^ slot->base_gfn) | (pi->pfn ^ f->gfn)) &
+	      (per_table - 1)))
+		return; /* other gfns of the block may get a huge leaf */
+	if (host_level > (int)c->levels)
+		host_level = (int)c->levels;
+	hva = slot->userspace_addr + gfn_to_gpa(f->gfn - slot->base_gfn);
+	blk = 1ull << s2_level_shift(c, host_level);
+	off = (hva & (blk - 1)) >> S2_GFN_SHIFT;
+	fc->lo = f->gfn - off;
+	fc->hi = fc->lo + (blk >> S2_GFN_SHIFT);
+	if (fc->lo < slot->base_gfn || fc->lo > f->gfn) /* clipped, or wrapped */
+		fc->lo = slot->base_gfn;
+	if (fc->hi > slot->base_gfn + slot->npages || fc->hi <= f->gfn)
+		fc->hi = slot->base_gfn + slot->npages;
+	fc->hpa_lo = gfn_to_gpa(pi->pfn - (f->gfn - fc->lo));
+	/* Every format encodes the output address as one field, so inside
+	 * an aligned host block the leaf of page k is leaf_lo + k * step;
+	 * checked at both ends, and the block is not cached otherwise. */
+	fc->leaf_lo = kvm->ops->make_leaf(c, 1, fc->hpa_lo, f->prot, f->memtype);
+	fc->step = kvm->ops->make_leaf(c, 1, fc->hpa_lo + (1ull << S2_GFN_SHIFT), f->prot,
+				       f->memtype) -
+		   fc->leaf_lo;
+	if (kvm->ops->make_leaf(c, 1, gfn_to_gpa(pi->pfn), f->prot, f->memtype) !=
+		    fc->leaf_lo + (f->gfn - fc->lo) * fc->step ||
+	    kvm->ops->make_leaf(c, 1, fc->hpa_lo + gfn_to_gpa(fc->hi - 1 - fc->lo), f->prot,
+				f->memtype) != fc->leaf_lo + (fc->hi - 1 - fc->lo) * fc->step) {
+		fc->hi = fc->lo;
+		return;
+	}
+	fc->access = f->access;
+	fc->seq = seq;
+	fc->slot_gen = gen;
+	fc->tbl = f->ptep - (f->gfn & (per_table - 1));
+	fc->tbl_mask = ~(per_table - 1);
+	fc->tbl_gfn = f->gfn & fc->tbl_mask;
+	fc->tbl_gen = __atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED);
+}
+
+/* The full fault: everything the fast path does not cover. */
+static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t gpa,
+						   unsigned access)
 {
 	const struct s2_env *env;
 	struct kvm_memory_slot slot;
@@ -119,12 +182,8 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	bool write;
 	int r;
 
-	if (!vcpu)
-		return -EINVAL;
 	kvm = vcpu->kvm;
 	env = kvm->env;
-	if (s2_kvm_dead(kvm))
-		return -EIO;
 	if (!(access & (S2_ACC_READ | S2_ACC_WRITE | S2_ACC_EXEC)) || (access & ~S2_ACC_VALID))
 		return -EINVAL;
 	if (gpa_to_gfn(gpa) >> (kvm->cfg.gpa_bits - S2_GFN_SHIFT))
@@ -200,6 +259,8 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	else if (!__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED) ||
 		 !(r = s2_write_track_fault(kvm, &f, write))) {
 		r = kvm->ops->map(kvm, vcpu, &f);
+		if (r == RET_PF_FIXED)
+			s2_fault_cache_fill(vcpu, &slot, &pi, &f, seq, gen);
 		/* A leaf made writable in a logging slot: record the page. */
 		if (r == RET_PF_FIXED && f.made_writable && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES))
 			s2_dirty_mark_fault(vcpu, f.gfn);
@@ -216,6 +277,65 @@ release:
 	if (env->ops->release_pfn)
 		env->ops->release_pfn(env->ctx, pi.pfn, write && r == RET_PF_FIXED);
 	return r;
+}
+
+/*
+ * The fault fast path: a fault on a gfn that the vcpu's last full fault
+ * already resolved (same host block, same access, a 4 KiB leaf) whose
+ * level-1 table it still holds. Under the read side of mmu_lock, every
+ * generation the cached parts depend on is re-checked (struct
+ * s2_fault_cache); then the leaf goes in with one compare-and-exchange over
+ * an empty entry, which rules 1 and 2 allow with nothing owed (as the full
+ * path's set_fresh). Anything else (another table, a present or special
+ * entry, a moved generation, write tracking) returns -EAGAIN and the full
+ * path decides exactly as it would have without the cache. No format code:
+ * the leaf is leaf_lo + k * step (s2_fault_cache_fill checked that).
+ */
+static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct s2_fault_cache *fc = &vcpu->fc;
+	s2_pte_t old = 0, new;
+	int r = -EAGAIN;
+
+	if (gfn - fc->lo >= fc->hi - fc->lo || access != fc->access ||
+	    (gfn & fc->tbl_mask) != fc->tbl_gfn)
+		return -EAGAIN;
+	new = fc->leaf_lo + (gfn - fc->lo) * fc->step;
+	s2_mmu_read_lock_vcpu(vcpu);
+	if (s2_unlikely(__atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED) != fc->tbl_gen ||
+			__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != fc->slot_gen ||
+			s2_invalidate_retry(kvm, fc->seq, gfn, gfn + 1) ||
+			__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))) {
+		fc->hi = fc->lo; /* a generation moved: ask the host again */
+		goto out;
+	}
+	if (!__atomic_compare_exchange_n(&fc->tbl[gfn & ~fc->tbl_mask], &old, new, false,
+					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		goto out;
+	__atomic_store_n(&vcpu->stat.leaves[1],
+			 __atomic_load_n(&vcpu->stat.leaves[1], __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
+	r = RET_PF_FIXED;
+out:
+	s2_mmu_read_unlock_vcpu(vcpu);
+	return r;
+}
+
+int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
+{
+	if (!vcpu)
+		return -EINVAL;
+	if (s2_kvm_dead(vcpu->kvm))
+		return -EIO;
+	/* A gfn the last full fault resolved: the cache's checks include
+	 * the full path's (its access and range were validated then). */
+	if (s2_likely(s2_fault_fast(vcpu, gpa_to_gfn(gpa), access) == RET_PF_FIXED)) {
+		s2_stat_inc(&vcpu->stat.faults);
+		s2_stat_inc(&vcpu->stat.fixed);
+		return RET_PF_FIXED;
+	}
+	return s2_fault_full(vcpu, gpa, access);
 }
 
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)

@@ -58,6 +58,30 @@ struct s2_vcpu_stats {
 /* Dirty logging and write tracking (core/dirty.c). */
 #include "core/dirty_internal.h"
 
+/*
+ * The fault fast path (core/fault.c, S2_FN(fault_fast) in core/mmu_tmpl.h):
+ * what the vcpu's last full fault learnt, kept so that the next fault in the
+ * same host block and the same leaf table takes one lock, one load and one
+ * compare-and-exchange. Each part carries the generation that invalidates it:
+ * the host answer mmu_invalidate_seq (it holds until an invalidation of its
+ * block begins or ends), the memslot memslots_gen, the table pointer
+ * tables_gen (bumped whenever a table is unlinked). Only for 4 KiB leaves
+ * and only in slots without dirty logging; lo == hi when empty.
+ */
+struct s2_fault_cache {
+	gfn_t lo, hi;	  /* gfns the host answer covers, inside the slot */
+	hpa_t hpa_lo;	  /* backing of gfn lo */
+	unsigned access;  /* the S2_ACC_* the answer was taken for */
+	s2_pte_t leaf_lo; /* the 4 KiB leaf for gfn lo, */
+	s2_pte_t step;	  /* and what one page more adds to it */
+	uint64_t seq;	  /* mmu_invalidate_seq before the host was asked */
+	uint64_t slot_gen;
+	s2_pte_t *tbl;	/* the level-1 table that maps tbl_gfn, or NULL */
+	gfn_t tbl_gfn;	/* first gfn that table maps */
+	gfn_t tbl_mask; /* ~(entries per table - 1) */
+	uint64_t tbl_gen;
+};
+
 struct kvm_vcpu {
 	struct kvm *kvm;
 	unsigned id;
@@ -72,6 +96,7 @@ struct kvm_vcpu {
 	uint64_t slot_cache_gen;
 	struct kvm_memory_slot slot_cache;
 	struct s2_dirty_ring *dirty_ring; /* NULL without dirty rings */
+	struct s2_fault_cache fc;
 };
 
 struct kvm {
@@ -82,12 +107,14 @@ struct kvm {
 	s2_pte_t *root;
 	uint8_t max_leaf_level; /* cfg clamped by Kconfig and params */
 	bool p2v_linear;	/* env has no phys_to_virt: va = pa + p2v_offset */
+	bool light_read;	/* env has membarrier: vcpus' read side is fence-free */
 	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
 	struct s2_spinlock slots_lock; /* serialises memslot updates */
 	struct s2_memslots *memslots;  /* RCU-published */
 	uint64_t memslots_gen;	       /* bumped before a slot update zaps */
+	uint64_t tables_gen;	       /* bumped when a table is unlinked */
 
 	/* Invalidation protocol (notifier/): faults retry against these. */
 	uint64_t mmu_invalidate_seq;
@@ -212,6 +239,10 @@ void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc);
 static inline void s2_mmu_write_lock(struct kvm *kvm)
 {
 	s2_write_lock(&kvm->mmu_lock, kvm->env);
+	/* A vcpu that read the lock free set its flag before the barrier
+	 * (we see it below) or reads the lock after it (and sees us). */
+	if (kvm->light_read)
+		kvm->env->ops->membarrier(kvm->env->ctx);
 	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
@@ -221,7 +252,8 @@ static inline void s2_mmu_write_lock(struct kvm *kvm)
 }
 static inline void s2_mmu_read_lock_vcpu(struct kvm_vcpu *vcpu)
 {
-	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env);
+	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env,
+			   vcpu->kvm->light_read);
 }
 static inline void s2_mmu_read_unlock_vcpu(struct kvm_vcpu *vcpu)
 {
@@ -301,7 +333,16 @@ struct s2_fault {
 	int installed_level; /* out: level of the leaf installed/found */
 	bool made_writable;  /* out: a leaf became writable (dirty logging
 				records the page) */
+	s2_pte_t *ptep;	     /* out: where a fresh leaf was installed */
 };
+
+/* A table is about to be unlinked (mmu_lock held for write): cached
+ * pointers to tables (struct s2_fault_cache) stop being used. */
+static inline void s2_tables_unlinking(struct kvm *kvm)
+{
+	__atomic_store_n(&kvm->tables_gen, __atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
+}
 
 /* Fetch a zeroed table page from @vcpu's cache (NULL when empty). */
 static inline bool s2_cache_pop(struct kvm_vcpu *vcpu, struct s2_page *pg)

@@ -84,12 +84,25 @@ static inline bool s2_rwlock_is_write_locked(const struct s2_rwlock *l)
  * sees the reader's flag and waits: the stores and loads are in one total
  * order. Not nestable with the shared read side while a writer waits.
  */
-static inline void s2_read_lock_local(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env)
+static inline void s2_read_lock_local(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env,
+				      bool light)
 {
 	for (;;) {
-		__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
-		if (!(__atomic_load_n(&l->v, __ATOMIC_SEQ_CST) & (S2_RW_WRITER | S2_RW_PENDING)))
-			return;
+		if (light) {
+			/* The writer's env->membarrier() stands for the full
+			 * barrier between this store and load (s2_mmu_write_lock):
+			 * here they only must not be reordered by the compiler. */
+			__atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			if (!(__atomic_load_n(&l->v, __ATOMIC_ACQUIRE) &
+			      (S2_RW_WRITER | S2_RW_PENDING)))
+				return;
+		} else {
+			__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+			if (!(__atomic_load_n(&l->v, __ATOMIC_SEQ_CST) &
+			      (S2_RW_WRITER | S2_RW_PENDING)))
+				return;
+		}
 		__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
 		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
 			s2_relax(env);

@@ -458,6 +458,7 @@ static inline long S2_FN(unlink_table)(struct kvm *kvm, struct s2_range_op *op, 
 	hpa_t pa = fmt_table_hpa(c, v->old, v->level);
 	s2_pte_t replaced;
 
+	s2_tables_unlinking(kvm);
 	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr), v->level,
 			      &replaced))
 		return -EIO;
@@ -945,6 +946,10 @@ again:
 				__ATOMIC_RELAXED);
 			f->installed_level = level;
 			f->made_writable = fmt_is_writable(c, new, level);
+			/* For the fault fast path, unless a fresh leaf owes more
+			 * than its compare-and-exchange. */
+			if (!FMT_NEEDS_BBM || !fmt_leaf_needs_clean(c))
+				f->ptep = ptep;
 			ret = RET_PF_FIXED;
 			break;
 		}

@@ -204,13 +204,19 @@ static inline bool fmt_is_host_writable(const struct s2_fmt_cfg *c, s2_pte_t pte
  * Break-before-make (arm64): a format whose architecture forbids changing a
  * valid entry's output address or size in one write defines FMT_NEEDS_BBM 1
  * and fmt_cache_clean() (clean newly mapped memory to the point of coherency,
- * unless the VM's attributes make that unnecessary). The core then freezes,
- * flushes through the one flush entry point, cleans and publishes
- * (core/mmu_tmpl.h set_bbm()), and cleans before installing a fresh leaf.
- * Everyone else gets a no-op.
+ * unless the VM's attributes make that unnecessary, which
+ * fmt_leaf_needs_clean() says). The core then freezes, flushes through the
+ * one flush entry point, cleans and publishes (core/mmu_tmpl.h set_bbm()),
+ * and cleans before installing a fresh leaf (which keeps such leaves off the
+ * fault fast path, core/fault.c). Everyone else gets a no-op.
  */
 #ifndef FMT_NEEDS_BBM
 #define FMT_NEEDS_BBM 0
+static inline bool fmt_leaf_needs_clean(const struct s2_fmt_cfg *c)
+{
+	(void)c;
+	return false;
+}
 static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_env *env, hpa_t pa,
 				   uint64_t size)
 {

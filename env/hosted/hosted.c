@@ -3,7 +3,10 @@
 #include "s2mmu/env-hosted.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +184,16 @@ static void h_relax(void *ctx)
 	sched_yield();
 }
 
+/* Every thread of this process that is running executes a full barrier
+ * (registered in s2_hosted_init; without registration the hook is unset). */
+static void h_membarrier(void *ctx)
+{
+	(void)ctx;
+	/* Registered, so it cannot fail short of a kernel bug. */
+	while (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
+		sched_yield();
+}
+
 static void h_kick(void *ctx, struct kvm_vcpu *vcpu)
 {
 	(void)vcpu;
@@ -205,6 +218,9 @@ static int h_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn
 	out->writable = !h->host_readonly;
 	out->host_level = h->host_level;
 	out->memtype = 0;
+	/* The simulated host maps every block congruently (pfn = hva >> 12)
+	 * and changes only with an invalidation, which tests issue. */
+	out->block_stable = !h->no_block_reuse && !h->pfn_hook;
 	if (h->pfn_hook)
 		h->pfn_hook(h, slot, gfn);
 	return 0;
@@ -265,6 +281,10 @@ void s2_hosted_init(struct s2_hosted *h)
 		.dcache_clean_inval = h_dcache_clean_inval,
 		.log = h_log,
 	};
+	/* The fence-free read side of mmu_lock, where the kernel offers the
+	 * barrier (Linux 4.14 and later; a seccomp filter may refuse it). */
+	if (!syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0))
+		h->ops.membarrier = h_membarrier;
 	h->env.ops = &h->ops;
 	h->env.ctx = h;
 	h->host_level = 3;

@@ -671,10 +671,15 @@ static inline void a64_dcache_clean_inval(const struct s2_env *env, hpa_t pa, ui
  * non-cacheable) reads what the host wrote. FEAT_S2FWB forces write-back
  * and makes this unnecessary.
  */
+static inline bool fmt_leaf_needs_clean(const struct s2_fmt_cfg *c)
+{
+	return !(c->flags & S2_FMTF_FWB);
+}
+
 static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_env *env, hpa_t pa,
 				   uint64_t size)
 {
-	if (c->flags & S2_FMTF_FWB)
+	if (!fmt_leaf_needs_clean(c))
 		return;
 	a64_dcache_clean_inval(env, pa, size);
 }

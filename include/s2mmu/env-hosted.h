@@ -22,6 +22,9 @@ struct s2_hosted {
 	/* Simulated host memory (default gfn_to_pfn). */
 	int host_level;	    /* largest level the host maps (default 3) */
 	bool host_readonly; /* host mappings are read-only */
+	/* Answer gfn_to_pfn without block_stable, so that every fault asks
+	 * (also the case while pfn_hook is set). */
+	bool no_block_reuse;
 
 	/* Fault injection: alloc_table/zalloc fail after this many more
 	 * successful calls (< 0: never). */

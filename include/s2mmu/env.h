@@ -23,6 +23,18 @@ struct s2_pfn_info {
 	int host_level;	  /* largest leaf level the host mapping allows
 			      (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB on 4K granule) */
 	unsigned memtype; /* S2_MT_* (with S2_MT_IGNORE_PAT), usually S2_MT_WB */
+	/*
+	 * Optional promise (default false): the whole aligned block of
+	 * host_level's size around the hva is one host mapping, with pfns
+	 * contiguous from the one above, this writability and this memtype,
+	 * and it stays so until an MMU-notifier invalidation covering it
+	 * begins. The core may then answer later faults on other gfns of the
+	 * block from this answer, without calling gfn_to_pfn or release_pfn
+	 * for them, as long as mmu_invalidate_seq has not moved (the fault
+	 * fast path, docs/embedding.md). Leave it false when every fault must
+	 * take and drop its own page reference or mark its page dirty.
+	 */
+	bool block_stable;
 };
 
 enum s2_log_level { S2_LOG_ERR = 0, S2_LOG_WARN, S2_LOG_INFO, S2_LOG_DEBUG };
@@ -59,6 +71,17 @@ struct s2_env_ops {
 
 	/* Spin-wait body of the core's locks (pause, sched_yield, wfe). */
 	void (*relax)(void *ctx);
+	/*
+	 * Optional: return only after every thread that may run a vcpu's
+	 * faults has executed a full memory barrier (Linux's
+	 * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), or an IPI to each CPU
+	 * that runs them). With it a vcpu takes the read side of mmu_lock with
+	 * a plain store and load, and writers of mmu_lock (zaps, memslot
+	 * updates, invalidations: the rare side) call this once each; without
+	 * it the vcpu's store is a full barrier. Called with mmu_lock held
+	 * for write; must not sleep for long.
+	 */
+	void (*membarrier)(void *ctx);
 
 	/* Make @vcpu, which is in guest mode, exit (an IPI). Optional. */
 	void (*kick)(void *ctx, struct kvm_vcpu *vcpu);
