@@ -302,7 +302,10 @@ static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsi
 	    (gfn & fc->tbl_mask) != fc->tbl_gfn)
 		return -EAGAIN;
 	new = fc->leaf_lo + (gfn - fc->lo) * fc->step;
-	s2_mmu_read_lock_vcpu(vcpu);
+	/* A writer holds or wants mmu_lock: the full path waits for it. No
+	 * call on this path, so the compiler keeps it free of spills. */
+	if (!s2_read_trylock_local(&kvm->mmu_lock, &vcpu->mmu_reading, kvm->light_read))
+		return -EAGAIN;
 	if (s2_unlikely(__atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED) != fc->tbl_gen ||
 			__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != fc->slot_gen ||
 			s2_invalidate_retry(kvm, fc->seq, gfn, gfn + 1) ||
@@ -313,9 +316,7 @@ static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsi
 	if (!__atomic_compare_exchange_n(&fc->tbl[gfn & ~fc->tbl_mask], &old, new, false,
 					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		goto out;
-	__atomic_store_n(&vcpu->stat.leaves[1],
-			 __atomic_load_n(&vcpu->stat.leaves[1], __ATOMIC_RELAXED) + 1,
-			 __ATOMIC_RELAXED);
+	s2_stat_inc(&vcpu->stat.fast);
 	r = RET_PF_FIXED;
 out:
 	s2_mmu_read_unlock_vcpu(vcpu);
@@ -330,11 +331,8 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 		return -EIO;
 	/* A gfn the last full fault resolved: the cache's checks include
 	 * the full path's (its access and range were validated then). */
-	if (s2_likely(s2_fault_fast(vcpu, gpa_to_gfn(gpa), access) == RET_PF_FIXED)) {
-		s2_stat_inc(&vcpu->stat.faults);
-		s2_stat_inc(&vcpu->stat.fixed);
+	if (s2_likely(s2_fault_fast(vcpu, gpa_to_gfn(gpa), access) == RET_PF_FIXED))
 		return RET_PF_FIXED;
-	}
 	return s2_fault_full(vcpu, gpa, access);
 }
 

@@ -225,8 +225,12 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 
 		if (!v)
 			continue;
-		out->faults += s2_ld(&v->stat.faults);
-		out->faults_fixed += s2_ld(&v->stat.fixed);
+		uint64_t fast = s2_ld(&v->stat.fast);
+
+		out->faults += s2_ld(&v->stat.faults) + fast;
+		out->faults_fixed += s2_ld(&v->stat.fixed) + fast;
+		out->faults_fast += fast;
+		leaves[1] += (int64_t)fast;
 		out->faults_spurious += s2_ld(&v->stat.spurious);
 		out->faults_retry += s2_ld(&v->stat.retry);
 		out->exits_mmio += s2_ld(&v->stat.mmio);
@@ -274,6 +278,8 @@ int kvm_format_stats(const struct kvm *kvm, char *buf, size_t len)
 	p = s2_put_dec(p, end, s.faults);
 	p = s2_put_str(p, end, " fixed=");
 	p = s2_put_dec(p, end, s.faults_fixed);
+	p = s2_put_str(p, end, " fast=");
+	p = s2_put_dec(p, end, s.faults_fast);
 	p = s2_put_str(p, end, " spurious=");
 	p = s2_put_dec(p, end, s.faults_spurious);
 	p = s2_put_str(p, end, " mmio=");

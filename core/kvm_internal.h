@@ -52,6 +52,8 @@ struct s2_mmu_cache {
  * kvm_get_stats may read them concurrently). */
 struct s2_vcpu_stats {
 	uint64_t faults, fixed, spurious, retry, mmio, ro_write;
+	uint64_t fast;			   /* fast-path faults: each also a fault, fixed, and a
+			  4 KiB leaf (kvm_get_stats adds them in) */
 	int64_t leaves[S2_MAX_LEVELS + 1]; /* leaves this vcpu installed, net */
 };
 

@@ -84,29 +84,42 @@ static inline bool s2_rwlock_is_write_locked(const struct s2_rwlock *l)
  * sees the reader's flag and waits: the stores and loads are in one total
  * order. Not nestable with the shared read side while a writer waits.
  */
+/* One attempt: true when the read side is held. */
+static inline bool s2_read_trylock_local(struct s2_rwlock *l, uint32_t *flag, bool light)
+{
+	if (light) {
+		/* The writer's env->membarrier() stands for the full barrier
+		 * between this store and load (s2_mmu_write_lock): here they
+		 * only must not be reordered by the compiler. */
+		__atomic_store_n(flag, 1, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (!(__atomic_load_n(&l->v, __ATOMIC_ACQUIRE) & (S2_RW_WRITER | S2_RW_PENDING)))
+			return true;
+	} else {
+		__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+		if (!(__atomic_load_n(&l->v, __ATOMIC_SEQ_CST) & (S2_RW_WRITER | S2_RW_PENDING)))
+			return true;
+	}
+	__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+	return false;
+}
+
+/* Out of line, so the uncontended caller keeps a small frame. */
+static __attribute__((noinline, cold)) void
+s2_read_lock_local_slow(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env, bool light)
+{
+	do {
+		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
+			s2_relax(env);
+	} while (!s2_read_trylock_local(l, flag, light));
+}
+
 static inline void s2_read_lock_local(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env,
 				      bool light)
 {
-	for (;;) {
-		if (light) {
-			/* The writer's env->membarrier() stands for the full
-			 * barrier between this store and load (s2_mmu_write_lock):
-			 * here they only must not be reordered by the compiler. */
-			__atomic_store_n(flag, 1, __ATOMIC_RELAXED);
-			__atomic_signal_fence(__ATOMIC_SEQ_CST);
-			if (!(__atomic_load_n(&l->v, __ATOMIC_ACQUIRE) &
-			      (S2_RW_WRITER | S2_RW_PENDING)))
-				return;
-		} else {
-			__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
-			if (!(__atomic_load_n(&l->v, __ATOMIC_SEQ_CST) &
-			      (S2_RW_WRITER | S2_RW_PENDING)))
-				return;
-		}
-		__atomic_store_n(flag, 0, __ATOMIC_RELEASE);
-		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
-			s2_relax(env);
-	}
+	if (s2_read_trylock_local(l, flag, light))
+		return;
+	s2_read_lock_local_slow(l, flag, env, light);
 }
 
 static inline void s2_read_unlock_local(uint32_t *flag)

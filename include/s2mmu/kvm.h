@@ -77,6 +77,8 @@ struct kvm_mmu_stats {
 	uint64_t faults_fixed;			/* faults that installed or upgraded a leaf */
 	uint64_t faults_spurious;		/* faults that found the mapping present */
 	uint64_t faults_retry;			/* faults that lost a race and must re-enter */
+	uint64_t faults_fast;			/* of faults_fixed, those the fast path installed
+				   (docs/embedding.md) */
 	uint64_t exits_mmio;			/* faults on a gpa with no memslot */
 	uint64_t exits_ro_write;		/* writes to a read-only memslot */
 	uint64_t flushes;			/* kvm_flush_remote_tlbs (full) */
