@@ -124,27 +124,35 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	struct s2_fault_cache *fc = &vcpu->fc;
 	uint64_t per_table = 1ull << c->bits_per_level;
 	int host_level = pi->host_level < 1 ? 1 : pi->host_level;
-	int cap = kvm->max_leaf_level < host_level ? kvm->max_leaf_level : host_level;
+	gfn_t tbl_gfn = f->gfn & ~(per_table - 1);
 	uint64_t hva, blk, off;
 
 	if (!pi->block_stable || f->installed_level != 1 || !f->ptep ||
 	    s2_level_shift(c, 1) != S2_GFN_SHIFT || (slot->flags & KVM_MEM_LOG_DIRTY_PAGES))
 		return;
-	if (cap > 1 &&
-	    !((((slot->userspace_addr >> S2_GFN_SHIFT) ^ slot->base_gfn) | (pi->pfn ^ f->gfn)) &
-	      (per_table - 1)))
-		return; /* other gfns of the block may get a huge leaf */
 	if (host_level > (int)c->levels)
 		host_level = (int)c->levels;
 	hva = slot->userspace_addr + gfn_to_gpa(f->gfn - slot->base_gfn);
 	blk = 1ull << s2_level_shift(c, host_level);
 	off = (hva & (blk - 1)) >> S2_GFN_SHIFT;
+	/*
+	 * The range is the host block, clipped to the slot and to the span of
+	 * the level-1 table. Inside one table span every gfn shares every
+	 * block of level 2 and up with f->gfn, so the full path would pick the
+	 * same level for each (slot bounds and congruence are per block) and,
+	 * as for f->gfn, end in this table with a 4 KiB leaf while the table
+	 * stays linked (tables_gen).
+	 */
 	fc->lo = f->gfn - off;
 	fc->hi = fc->lo + (blk >> S2_GFN_SHIFT);
 	if (fc->lo < slot->base_gfn || fc->lo > f->gfn) /* clipped, or wrapped */
 		fc->lo = slot->base_gfn;
 	if (fc->hi > slot->base_gfn + slot->npages || fc->hi <= f->gfn)
 		fc->hi = slot->base_gfn + slot->npages;
+	if (fc->lo < tbl_gfn)
+		fc->lo = tbl_gfn;
+	if (fc->hi - tbl_gfn > per_table)
+		fc->hi = tbl_gfn + per_table;
 	fc->hpa_lo = gfn_to_gpa(pi->pfn - (f->gfn - fc->lo));
 	/* Every format encodes the output address as one field, so inside
 	 * an aligned host block the leaf of page k is leaf_lo + k * step;
@@ -164,8 +172,7 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	fc->seq = seq;
 	fc->slot_gen = gen;
 	fc->tbl = f->ptep - (f->gfn & (per_table - 1));
-	fc->tbl_mask = ~(per_table - 1);
-	fc->tbl_gfn = f->gfn & fc->tbl_mask;
+	fc->tbl_gfn = tbl_gfn;
 	fc->tbl_gen = __atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED);
 }
 
@@ -298,8 +305,8 @@ static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsi
 	s2_pte_t old = 0, new;
 	int r = -EAGAIN;
 
-	if (gfn - fc->lo >= fc->hi - fc->lo || access != fc->access ||
-	    (gfn & fc->tbl_mask) != fc->tbl_gfn)
+	/* [lo, hi) lies inside the cached table's span (the fill clips it). */
+	if (gfn - fc->lo >= fc->hi - fc->lo || access != fc->access)
 		return -EAGAIN;
 	new = fc->leaf_lo + (gfn - fc->lo) * fc->step;
 	/* A writer holds or wants mmu_lock: the full path waits for it. No
@@ -313,7 +320,7 @@ static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsi
 		fc->hi = fc->lo; /* a generation moved: ask the host again */
 		goto out;
 	}
-	if (!__atomic_compare_exchange_n(&fc->tbl[gfn & ~fc->tbl_mask], &old, new, false,
+	if (!__atomic_compare_exchange_n(&fc->tbl[gfn - fc->tbl_gfn], &old, new, false,
 					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		goto out;
 	s2_stat_inc(&vcpu->stat.fast);

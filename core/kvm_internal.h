@@ -68,7 +68,8 @@ struct s2_vcpu_stats {
  * the host answer mmu_invalidate_seq (it holds until an invalidation of its
  * block begins or ends), the memslot memslots_gen, the table pointer
  * tables_gen (bumped whenever a table is unlinked). Only for 4 KiB leaves
- * and only in slots without dirty logging; lo == hi when empty.
+ * and only in slots without dirty logging; lo == hi when empty, and
+ * [lo, hi) never leaves the span of the cached table.
  */
 struct s2_fault_cache {
 	gfn_t lo, hi;	  /* gfns the host answer covers, inside the slot */
@@ -78,9 +79,8 @@ struct s2_fault_cache {
 	s2_pte_t step;	  /* and what one page more adds to it */
 	uint64_t seq;	  /* mmu_invalidate_seq before the host was asked */
 	uint64_t slot_gen;
-	s2_pte_t *tbl;	/* the level-1 table that maps tbl_gfn, or NULL */
-	gfn_t tbl_gfn;	/* first gfn that table maps */
-	gfn_t tbl_mask; /* ~(entries per table - 1) */
+	s2_pte_t *tbl; /* the level-1 table that maps tbl_gfn, or NULL */
+	gfn_t tbl_gfn; /* first gfn that table maps */
 	uint64_t tbl_gen;
 };
 
