@@ -41,10 +41,9 @@
  * their tables take (~16 MiB for 1M pages: an aligned 4 KiB block costs
  * glibc up to 8 KiB), some 4000 page faults per run that on a VM cost more
  * than the walk itself (naive_walk_2t measured 5-9 ns/page with them, 2.2-3
- * without). main() raises M_TRIM_THRESHOLD, and one untimed round of both
- * naive walks fills the arenas first, so limit and library alike install
- * into memory the process already has. (bench_mmu leaves trimming on; its
- * rows include such page faults now and then.)
+ * without). bench_common.h raises M_TRIM_THRESHOLD for every benchmark, and
+ * one untimed round of both naive walks fills the arenas first, so limit and
+ * library alike install into memory the process already has.
  *
  * Runs are interleaved: each of BENCH_REPS (default 5) repetitions measures,
  * for every format in turn, the naive walk, populate_full, the reference
@@ -57,7 +56,6 @@
  * profiling), BENCH_STRICT=1 (exit 1 when a target is missed).
  */
 #include <inttypes.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -467,10 +465,6 @@ int main(void)
 	bool ok = true;
 
 	chunk_pages = (uint64_t)bench_env_long("BENCH_CHUNK", 4096);
-#ifdef M_TRIM_THRESHOLD
-	/* Keep freed tables in the arenas (see the top comment). */
-	mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
 	if (reps > BENCH_MAX_SAMPLES)
 		reps = BENCH_MAX_SAMPLES;
 	if (pages < 2) {

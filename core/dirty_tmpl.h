@@ -44,8 +44,15 @@ static void S2_FN(split_fill)(struct kvm *kvm, s2_pte_t *t, int cl, hpa_t hpa, u
 	const uint64_t csize = 1ull << s2_level_shift(c, cl);
 
 	if (cl == 1) {
-		for (unsigned i = 0; i < n; i++)
-			t[i] = fmt_make_leaf(c, 1, hpa + i * csize, prot, mt);
+		s2_pte_t l0, step;
+
+		if (S2_FN(leaf_run)(c, 1, hpa, csize, n, prot, mt, &l0, &step)) {
+			for (unsigned i = 0; i < n; i++)
+				t[i] = l0 + i * step;
+		} else {
+			for (unsigned i = 0; i < n; i++)
+				t[i] = fmt_make_leaf(c, 1, hpa + i * csize, prot, mt);
+		}
 		return;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -508,7 +515,7 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	const unsigned adw = S2_PROT_W | S2_PROT_ACCESSED | S2_PROT_DIRTY;
 	gfn_t gfn = gpa_to_gfn(v->addr);
 	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
-	s2_pte_t old = v->old, e0, ign, ref, and_raw = ~0ull, or_raw = 0, *t, new;
+	s2_pte_t old = v->old, e0, ign, ref, step, and_raw = ~0ull, or_raw = 0, *t, new;
 	const struct s2_collapse_blk *b;
 	unsigned base, mt, prot = 0;
 	hpa_t hpa0;
@@ -539,13 +546,24 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	/* Raw bits that W, Accessed and Dirty may change; all else must match. */
 	ref = fmt_make_leaf(c, cl, hpa0, base, mt);
 	ign = fmt_make_leaf(c, cl, hpa0, base | adw, mt) ^ ref;
-	for (unsigned i = 0; i < n; i++) {
-		s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+	if (S2_FN(leaf_run)(c, cl, hpa0, csize, n, base, mt, &e0, &step)) {
+		for (unsigned i = 0; i < n; i++) {
+			s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
 
-		if ((e ^ fmt_make_leaf(c, cl, hpa0 + i * csize, base, mt)) & ~ign)
-			return 0;
-		and_raw &= e;
-		or_raw |= e;
+			if ((e ^ (e0 + i * step)) & ~ign)
+				return 0;
+			and_raw &= e;
+			or_raw |= e;
+		}
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+
+			if ((e ^ fmt_make_leaf(c, cl, hpa0 + i * csize, base, mt)) & ~ign)
+				return 0;
+			and_raw &= e;
+			or_raw |= e;
+		}
 	}
 	if (fmt_is_writable(c, (ref & ~ign) | (and_raw & ign), cl))
 		prot |= S2_PROT_W;

@@ -54,6 +54,28 @@ static inline bool S2_FN(is_leaf_at)(const struct s2_fmt_cfg *c, s2_pte_t pte, i
 }
 
 /*
+ * A run of @n leaves at @level mapping @hpa, @hpa + @size, ... with the same
+ * attributes: the format contract puts the output address in one field, so
+ * inside a naturally aligned block leaf i is *@first + i * *@step, and
+ * loops that build or compare whole tables add instead of encoding each
+ * entry. Checked against the encoder at the far end of the run; false when
+ * it disagrees, and the caller encodes every leaf.
+ */
+static inline bool S2_FN(leaf_run)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, uint64_t size,
+				   unsigned n, unsigned prot, unsigned mt, s2_pte_t *first,
+				   s2_pte_t *step)
+{
+	s2_pte_t l0 = fmt_make_leaf(c, level, hpa, prot, mt);
+	s2_pte_t st = fmt_make_leaf(c, level, hpa + size, prot, mt) - l0;
+
+	if (fmt_make_leaf(c, level, hpa + (n - 1) * size, prot, mt) != l0 + (s2_pte_t)(n - 1) * st)
+		return false;
+	*first = l0;
+	*step = st;
+	return true;
+}
+
+/*
  * Rule 1: a present leaf never becomes a present leaf of another output
  * address in one step; that needs zap, flush, install. Everything else is a
  * legal single step (permission and A/D changes, zaps, leaf <-> table with
