@@ -572,7 +572,7 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	if ((prot & S2_PROT_W) && fmt_is_dirty(c, (ref & ~ign) | (or_raw & ign), cl))
 		prot |= S2_PROT_DIRTY;
 	new = fmt_make_leaf(c, level, hpa0, base | prot, mt);
-	s2_tables_unlinking(kvm);
+	s2_zap_gen_bump(kvm);
 	r = S2_FN(set_bbm)(kvm, op->acc, v->ptep, &old, new, gfn, level);
 	if (r)
 		return r == -EBUSY ? 0 : r;

@@ -110,10 +110,9 @@ static int s2_fault_slot(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_memory_slo
 
 /*
  * After a full fault installed a 4 KiB leaf: keep what it learnt for the fast
- * path (struct s2_fault_cache) when the host promised its block and every
- * other gfn of the block would also get a 4 KiB leaf from the full path (the
- * level cap is 1, or the block is not congruent at 2 MiB). Runs with
- * mmu_lock still held, so tables_gen is the one the table pointer belongs to.
+ * path (struct s2_fault_cache) when the host promised its block (the range
+ * kept is where the full path would do the same, see below). Runs with
+ * mmu_lock still held, so zap_gen is the one the table pointer belongs to.
  */
 static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot,
 				const struct s2_pfn_info *pi, const struct s2_fault *f,
@@ -141,7 +140,7 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	 * block of level 2 and up with f->gfn, so the full path would pick the
 	 * same level for each (slot bounds and congruence are per block) and,
 	 * as for f->gfn, end in this table with a 4 KiB leaf while the table
-	 * stays linked (tables_gen).
+	 * stays linked (zap_gen).
 	 */
 	fc->lo = f->gfn - off;
 	fc->hi = fc->lo + (blk >> S2_GFN_SHIFT);
@@ -173,7 +172,7 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	fc->slot_gen = gen;
 	fc->tbl = f->ptep - (f->gfn & (per_table - 1));
 	fc->tbl_gfn = tbl_gfn;
-	fc->tbl_gen = __atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED);
+	fc->tbl_gen = __atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED);
 }
 
 /* The full fault: everything the fast path does not cover. */
@@ -266,7 +265,10 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 	else if (!__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED) ||
 		 !(r = s2_write_track_fault(kvm, &f, write))) {
 		r = kvm->ops->map(kvm, vcpu, &f);
-		if (r == RET_PF_FIXED)
+		/* Not while gfns are write-tracked: f.prot may have lost W
+		 * for this gfn only. */
+		if (r == RET_PF_FIXED &&
+		    !__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))
 			s2_fault_cache_fill(vcpu, &slot, &pi, &f, seq, gen);
 		/* A leaf made writable in a logging slot: record the page. */
 		if (r == RET_PF_FIXED && f.made_writable && (slot.flags & KVM_MEM_LOG_DIRTY_PAGES))
@@ -313,7 +315,7 @@ static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsi
 	 * call on this path, so the compiler keeps it free of spills. */
 	if (!s2_read_trylock_local(&kvm->mmu_lock, &vcpu->mmu_reading, kvm->light_read))
 		return -EAGAIN;
-	if (s2_unlikely(__atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED) != fc->tbl_gen ||
+	if (s2_unlikely(__atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED) != fc->tbl_gen ||
 			__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != fc->slot_gen ||
 			s2_invalidate_retry(kvm, fc->seq, gfn, gfn + 1) ||
 			__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))) {

@@ -67,7 +67,9 @@ struct s2_vcpu_stats {
  * compare-and-exchange. Each part carries the generation that invalidates it:
  * the host answer mmu_invalidate_seq (it holds until an invalidation of its
  * block begins or ends), the memslot memslots_gen, the table pointer
- * tables_gen (bumped whenever a table is unlinked). Only for 4 KiB leaves
+ * zap_gen (bumped by every zap and every unlink of a table, so a zap also
+ * makes the next fault ask the host again, as KVM's zap-to-recompute
+ * memtype and permissions expects). Only for 4 KiB leaves
  * and only in slots without dirty logging; lo == hi when empty, and
  * [lo, hi) never leaves the span of the cached table.
  */
@@ -116,7 +118,7 @@ struct kvm {
 	struct s2_spinlock slots_lock; /* serialises memslot updates */
 	struct s2_memslots *memslots;  /* RCU-published */
 	uint64_t memslots_gen;	       /* bumped before a slot update zaps */
-	uint64_t tables_gen;	       /* bumped when a table is unlinked */
+	uint64_t zap_gen;	       /* bumped by zaps and table unlinks */
 
 	/* Invalidation protocol (notifier/): faults retry against these. */
 	uint64_t mmu_invalidate_seq;
@@ -338,11 +340,12 @@ struct s2_fault {
 	s2_pte_t *ptep;	     /* out: where a fresh leaf was installed */
 };
 
-/* A table is about to be unlinked (mmu_lock held for write): cached
- * pointers to tables (struct s2_fault_cache) stop being used. */
-static inline void s2_tables_unlinking(struct kvm *kvm)
+/* A zap, or a table about to be unlinked (mmu_lock held for write): what
+ * vcpus cached for the fault fast path (struct s2_fault_cache) stops being
+ * used, the table pointers and the host's answers alike. */
+static inline void s2_zap_gen_bump(struct kvm *kvm)
 {
-	__atomic_store_n(&kvm->tables_gen, __atomic_load_n(&kvm->tables_gen, __ATOMIC_RELAXED) + 1,
+	__atomic_store_n(&kvm->zap_gen, __atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED) + 1,
 			 __ATOMIC_RELAXED);
 }
 

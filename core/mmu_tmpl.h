@@ -480,7 +480,7 @@ static inline long S2_FN(unlink_table)(struct kvm *kvm, struct s2_range_op *op, 
 	hpa_t pa = fmt_table_hpa(c, v->old, v->level);
 	s2_pte_t replaced;
 
-	s2_tables_unlinking(kvm);
+	s2_zap_gen_bump(kvm);
 	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr), v->level,
 			      &replaced))
 		return -EIO;

@@ -219,8 +219,8 @@ static void test_no_block_stable_asks_every_fault(void **state)
  * 3. The cached leaf table is unlinked and freed (zap of its 2 MiB and a
  * grace period; later a slot delete and re-add): the next fault in the
  * block installs into the live tables.
- * Catches: s2_fault_fast not comparing tables_gen, or unlink_table
- * (core/mmu_tmpl.h) not calling s2_tables_unlinking(): the leaf goes into
+ * Catches: s2_fault_fast not comparing zap_gen, or unlink_table
+ * (core/mmu_tmpl.h) not calling s2_zap_gen_bump(): the leaf goes into
  * the freed table (walker: A + 1 unmapped; ASan: heap-use-after-free).
  */
 static void test_table_freed_under_cache(void **state)
@@ -424,6 +424,49 @@ static void test_write_tracking(void **state)
 	assert_int_equal(kvm_write_track_remove_gfn(T.kvm, A + 3), 0);
 	FIXED(A + 3, W);
 	maps(A + 3, HPA(A + 3), RW);
+}
+
+/*
+ * 8b. A read fault on a write-tracked gfn keeps no answer for the block:
+ * once tracking ends, the block's other gfns map as the full path maps them
+ * (writable), not with the tracked gfn's cut permissions.
+ * Catches: s2_fault_full filling the cache while write_track is set.
+ */
+static void test_write_tracked_fault_fills_nothing(void **state)
+{
+	(void)state;
+	vm(1);
+	t_slot(&T, 0, G0, 0x400, HVA_BASE, 0);
+	assert_int_equal(kvm_write_track_add_gfn(T.kvm, A + 1), 0);
+	FIXED(A + 1, R);
+	assert_false(walk(A + 1).perm & S2_PROT_W);
+	assert_int_equal(kvm_write_track_remove_gfn(T.kvm, A + 1), 0);
+	FIXED(A + 2, R);
+	maps(A + 2, HPA(A + 2), RWX);
+	fast_fault(A + 3, R); /* and that full fault filled it */
+	maps(A + 3, HPA(A + 3), RWX);
+}
+
+/*
+ * 8c. A zap that leaves the cached table linked still ends the cached host
+ * answer: the next fault in the block asks the host again (an embedder
+ * zaps a range to have its memory type or permissions recomputed).
+ * Catches: s2_zap_range_locked not bumping zap_gen (the refault would take
+ * the fast path with the old answer and no host lookup).
+ */
+static void test_zap_asks_host_again(void **state)
+{
+	(void)state;
+	filled();
+	uint64_t lookups = T.h.pfn_lookups, fast = t_stats(T.kvm).faults_fast;
+
+	assert_int_equal(kvm_zap_gfn_range(T.kvm, A + 5, A + 6), 1);
+	maps(A, HPA(A), RWX); /* the table stays */
+	FIXED(A + 5, R);
+	assert_int_equal(T.h.pfn_lookups, lookups + 1);
+	assert_int_equal(t_stats(T.kvm).faults_fast, fast);
+	maps(A + 5, HPA(A + 5), RWX);
+	fast_fault(A + 6, R);
 }
 
 /*
@@ -678,6 +721,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_cache_clipped, teardown),
 		cmocka_unit_test_teardown(test_access_key, teardown),
 		cmocka_unit_test_teardown(test_write_tracking, teardown),
+		cmocka_unit_test_teardown(test_write_tracked_fault_fills_nothing, teardown),
+		cmocka_unit_test_teardown(test_zap_asks_host_again, teardown),
 		cmocka_unit_test_teardown(test_present_entry_is_spurious, teardown),
 		cmocka_unit_test_teardown(test_leaf_linear_in_block, teardown),
 		cmocka_unit_test_teardown(test_fill_checks_block_ends, teardown),
