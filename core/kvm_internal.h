@@ -101,7 +101,8 @@ struct kvm_vcpu {
 	struct kvm_memory_slot slot_cache;
 	struct s2_dirty_ring *dirty_ring; /* NULL without dirty rings */
 	struct s2_fault_cache fc;
-};
+	void *alloc_base; /* what zalloc returned (the vcpu is aligned in it) */
+} __attribute__((aligned(64)));
 
 struct kvm {
 	const struct s2_fmt_ops *ops;

@@ -10,6 +10,25 @@
  */
 #include "core/kvm_internal.h"
 
+/*
+ * A vcpu on cache lines of its own: its faults write its read flag of
+ * mmu_lock and its counters on every fault and read its fault cache, so no
+ * other vcpu's fields may share those lines (zalloc only promises the
+ * alignment of malloc).
+ */
+static struct kvm_vcpu *s2_vcpu_alloc(const struct s2_env *env)
+{
+	const uintptr_t line = _Alignof(struct kvm_vcpu);
+	void *base = env->ops->zalloc(env->ctx, sizeof(struct kvm_vcpu) + line);
+	struct kvm_vcpu *vcpu;
+
+	if (!base)
+		return NULL;
+	vcpu = (struct kvm_vcpu *)(((uintptr_t)base + line - 1) & ~(line - 1));
+	vcpu->alloc_base = base;
+	return vcpu;
+}
+
 int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 {
 	const struct s2_env *env;
@@ -25,20 +44,20 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 	if (id >= kvm->max_vcpus)
 		return -EINVAL;
 	env = kvm->env;
-	vcpu = env->ops->zalloc(env->ctx, sizeof(*vcpu));
+	vcpu = s2_vcpu_alloc(env);
 	if (!vcpu)
 		return -ENOMEM;
 	vcpu->kvm = kvm;
 	vcpu->id = id;
 	if (s2_dirty_vcpu_init(vcpu)) {
-		env->ops->free(env->ctx, vcpu);
+		env->ops->free(env->ctx, vcpu->alloc_base);
 		return -ENOMEM;
 	}
 	s2_spin_lock(&kvm->vcpus_lock, env);
 	if (kvm->vcpus[id]) {
 		s2_spin_unlock(&kvm->vcpus_lock);
 		s2_dirty_vcpu_free(vcpu);
-		env->ops->free(env->ctx, vcpu);
+		env->ops->free(env->ctx, vcpu->alloc_base);
 		return -EEXIST;
 	}
 	__atomic_store_n(&kvm->vcpus[id], vcpu, __ATOMIC_RELEASE);
@@ -58,7 +77,7 @@ void s2_vcpu_free(struct kvm_vcpu *vcpu)
 	while (s2_cache_pop(vcpu, &pg))
 		env->ops->free_table(env->ctx, pg.va, pg.pa, bytes);
 	s2_dirty_vcpu_free(vcpu);
-	env->ops->free(env->ctx, vcpu);
+	env->ops->free(env->ctx, vcpu->alloc_base);
 }
 
 unsigned kvm_vcpu_id(const struct kvm_vcpu *vcpu)
