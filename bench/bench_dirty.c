@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "bench/bench_common.h"
+#include "bench/bench_walk.h"
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/s2mmu.h"
 
@@ -52,18 +53,6 @@
 #define BASE_GFN 0x100000ull	   /* 4 GiB, 1 GiB aligned */
 #define HVA_BASE 0x7f0000000000ull /* simulated host memory */
 #define SLOT 0
-
-static const struct {
-	enum s2_fmt_id id;
-	unsigned fmt_flags;
-} all_fmts[] = {
-	{ S2_FMT_X86_EPT, 0 },
-	/* FEAT_S2FWB, as on hosts since Armv8.4: no cache clean per leaf. */
-	{ S2_FMT_ARM64_S2, S2_FMTF_FWB },
-	{ S2_FMT_RISCV_G, 0 },
-	{ S2_FMT_X86_NPT, 0 },
-};
-#define NR_FMTS (sizeof(all_fmts) / sizeof(all_fmts[0]))
 
 enum { OP_WRPROTECT, OP_SPLIT, OP_COLLAPSE, OP_CLEAR_DENSE, OP_CLEAR_SPARSE, OP_GET, NR_OPS };
 
@@ -254,7 +243,7 @@ int main(void)
 	const char *only_fmt = getenv("BENCH_FMT");
 	bool strict = bench_env_long("BENCH_STRICT", 0) == 1;
 	struct bench_samples lim[4] = { 0 };
-	static struct fmt_bench fb[NR_FMTS];
+	static struct fmt_bench fb[BENCH_NR_FMTS];
 	uint64_t *entries, *bm, *bm2, *ones;
 	unsigned nr = 0;
 	bool ok = true;
@@ -264,19 +253,19 @@ int main(void)
 		pages = 512;
 	if (reps > BENCH_MAX_SAMPLES)
 		reps = BENCH_MAX_SAMPLES;
-	for (unsigned i = 0; i < NR_FMTS; i++) {
+	for (unsigned i = 0; i < BENCH_NR_FMTS; i++) {
 		struct fmt_bench *b = &fb[nr];
 
-		if (!s2_fmt_supported(all_fmts[i].id))
+		if (!s2_fmt_supported(bench_fmts[i].id))
 			continue;
-		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(all_fmts[i].id)))
+		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(bench_fmts[i].id)))
 			continue;
 		memset(b, 0, sizeof(*b));
-		b->id = all_fmts[i].id;
+		b->id = bench_fmts[i].id;
 		b->name = s2_fmt_name(b->id);
-		if (vm_init(&b->small, b, all_fmts[i].fmt_flags, 1,
+		if (vm_init(&b->small, b, bench_fmts[i].fmt_flags, 1,
 			    KVM_DIRTY_LOG_WRPROTECT | KVM_DIRTY_LOG_MANUAL_PROTECT) ||
-		    vm_init(&b->huge, b, all_fmts[i].fmt_flags, 2, KVM_DIRTY_LOG_WRPROTECT))
+		    vm_init(&b->huge, b, bench_fmts[i].fmt_flags, 2, KVM_DIRTY_LOG_WRPROTECT))
 			die(b->name, "setup failed", 0);
 		nr++;
 	}
@@ -310,7 +299,7 @@ int main(void)
 		}
 	}
 
-	struct bench_row rows[NR_OPS * NR_FMTS];
+	struct bench_row rows[NR_OPS * BENCH_NR_FMTS];
 	unsigned nrows = 0;
 
 	for (unsigned op = 0; op < NR_OPS; op++)

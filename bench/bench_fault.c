@@ -65,6 +65,7 @@
 #include <string.h>
 
 #include "bench/bench_common.h"
+#include "bench/bench_walk.h"
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/s2mmu.h"
 
@@ -72,18 +73,6 @@
 
 #define BASE_GFN 0x100000ull	   /* the memslot starts at 4 GiB */
 #define HVA_BASE 0x7f0000000000ull /* simulated host memory */
-
-/* bench_mmu's formats and flags (arm64 with FEAT_S2FWB; bench_mmu.c says why). */
-static const struct {
-	enum s2_fmt_id id;
-	unsigned fmt_flags;
-} all_fmts[] = {
-	{ S2_FMT_X86_EPT, 0 },
-	{ S2_FMT_ARM64_S2, S2_FMTF_FWB },
-	{ S2_FMT_RISCV_G, 0 },
-	{ S2_FMT_X86_NPT, 0 },
-};
-#define NR_FMTS (sizeof(all_fmts) / sizeof(all_fmts[0]))
 
 /* One hosted VM with its vcpus. */
 struct vm {
@@ -114,99 +103,6 @@ static unsigned nr_chunks(uint64_t pages)
 /* ------------------------------------------------------------------------ */
 /* The limits                                                                */
 /* ------------------------------------------------------------------------ */
-
-/*
- * The naive walk: a copy of bench_mmu.c's, which must stay identical to it
- * (naive_table, naive_next, naive_populate, naive_free), so that this file's
- * naive_walk is the limit bench_mmu reports under the same name.
- */
-#define NAIVE_LEVELS 4
-#define NAIVE_ENTRIES 512
-#define NAIVE_TABLE (NAIVE_ENTRIES * sizeof(uint64_t))
-#define NAIVE_PRESENT 0x7ull
-
-static uint64_t *naive_table(void)
-{
-	uint64_t *t = aligned_alloc(NAIVE_TABLE, NAIVE_TABLE);
-
-	if (!t) {
-		perror("bench_fault: aligned_alloc");
-		exit(2);
-	}
-	memset(t, 0, NAIVE_TABLE);
-	return t;
-}
-
-static uint64_t *naive_next(uint64_t e)
-{
-	return (uint64_t *)(uintptr_t)(e & ~0xfffull);
-}
-
-/* Install a 4 KiB leaf for each of @n gfns from @gfn0, each walked from the
- * root. Returns the leaves installed. */
-static uint64_t naive_populate(uint64_t *root, uint64_t gfn0, uint64_t n, uint64_t pfn0)
-{
-	uint64_t installed = 0;
-
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gfn = gfn0 + i, *t = root, old = 0;
-
-		for (int level = NAIVE_LEVELS; level > 1; level--) {
-			uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (NAIVE_ENTRIES - 1)];
-			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
-
-			if (!v) {
-				uint64_t *nt = naive_table();
-				uint64_t nv = (uint64_t)(uintptr_t)nt | NAIVE_PRESENT;
-
-				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
-								__ATOMIC_ACQUIRE))
-					v = nv;
-				else
-					free(nt);
-			}
-			t = naive_next(v);
-		}
-		installed += __atomic_compare_exchange_n(&t[gfn & (NAIVE_ENTRIES - 1)], &old,
-							 ((pfn0 + i) << 12) | NAIVE_PRESENT, false,
-							 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-	}
-	return installed;
-}
-
-static void naive_free(uint64_t *t, int level)
-{
-	if (level > 1)
-		for (unsigned i = 0; i < NAIVE_ENTRIES; i++)
-			if (t[i])
-				naive_free(naive_next(t[i]), level - 1);
-	free(t);
-}
-/* (end of the copy) */
-
-static void measure_naive_walk(struct bench_chunks *c, uint64_t pages)
-{
-	uint64_t *root = naive_table();
-	uint64_t got = 0, total = 0;
-
-	for (unsigned k = 0; k < c->n; k++) {
-		uint64_t first = k * chunk_pages;
-		uint64_t n = pages - first < chunk_pages ? pages - first : chunk_pages;
-		uint64_t t0 = bench_now_ns();
-
-		got += naive_populate(root, BASE_GFN + first, n, (HVA_BASE >> 12) + first);
-		t0 = bench_now_ns() - t0;
-		bench_chunks_note(c, k, t0);
-		total += t0;
-	}
-	if (got != pages) {
-		fprintf(stderr, "bench_fault: naive walk installed %" PRIu64 " of %" PRIu64 "\n",
-			got, pages);
-		exit(2);
-	}
-	bench_add(&c->runs, total, pages);
-	naive_free(root, NAIVE_LEVELS);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Two threads started together                                             */
@@ -246,7 +142,8 @@ static void *naive_half(void *arg)
 
 	start_together(w->ready);
 	w->t0 = bench_now_ns();
-	w->done = naive_populate(w->root, BASE_GFN + w->first, w->n, (HVA_BASE >> 12) + w->first);
+	w->done = bench_naive_populate(w->root, BASE_GFN + w->first, w->n,
+				       (HVA_BASE >> 12) + w->first);
 	w->t1 = bench_now_ns();
 	return NULL;
 }
@@ -292,7 +189,7 @@ static uint64_t run_2t(void *(*fn)(void *), struct half w[2], uint64_t pages, ui
 
 static void measure_naive_walk_2t(struct bench_samples *s, uint64_t pages)
 {
-	struct half w[2] = { { .root = naive_table() }, { 0 } };
+	struct half w[2] = { { .root = bench_naive_table() }, { 0 } };
 	uint64_t got, ns;
 
 	w[1].root = w[0].root;
@@ -304,7 +201,7 @@ static void measure_naive_walk_2t(struct bench_samples *s, uint64_t pages)
 		exit(2);
 	}
 	bench_add(s, ns, pages);
-	naive_free(w[0].root, NAIVE_LEVELS);
+	bench_naive_free(w[0].root, BENCH_NAIVE_LEVELS);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -471,22 +368,22 @@ int main(void)
 		fprintf(stderr, "bench_fault: BENCH_PAGES must be at least 2\n");
 		return 2;
 	}
-	fb = calloc(NR_FMTS, sizeof(*fb));
+	fb = calloc(BENCH_NR_FMTS, sizeof(*fb));
 	if (!fb) {
 		perror("bench_fault: calloc");
 		return 2;
 	}
 	bench_chunks_init(&walk, nr_chunks(pages));
-	for (unsigned i = 0; i < NR_FMTS; i++) {
+	for (unsigned i = 0; i < BENCH_NR_FMTS; i++) {
 		struct fmt_bench *b = &fb[nr];
 		int r;
 
-		if (!s2_fmt_supported(all_fmts[i].id))
+		if (!s2_fmt_supported(bench_fmts[i].id))
 			continue;
-		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(all_fmts[i].id)))
+		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(bench_fmts[i].id)))
 			continue;
-		b->id = all_fmts[i].id;
-		b->fmt_flags = all_fmts[i].fmt_flags;
+		b->id = bench_fmts[i].id;
+		b->fmt_flags = bench_fmts[i].fmt_flags;
 		b->name = s2_fmt_name(b->id);
 		bench_chunks_init(&b->populate_full, nr_chunks(pages));
 		bench_chunks_init(&b->populate_fast, nr_chunks(pages));
@@ -515,14 +412,15 @@ int main(void)
 		struct bench_samples s = { 0 };
 
 		bench_chunks_init(&c, nr_chunks(pages));
-		measure_naive_walk(&c, pages);
+		bench_naive_walk(&c, pages, chunk_pages, BASE_GFN, HVA_BASE >> 12);
 		measure_naive_walk_2t(&s, pages);
 		bench_chunks_free(&c);
 	}
 	for (unsigned rep = 0; rep < reps; rep++) {
 		for (unsigned i = 0; i < nr; i++) {
 			if (do_full) {
-				measure_naive_walk(&walk, pages);
+				bench_naive_walk(&walk, pages, chunk_pages, BASE_GFN,
+						 HVA_BASE >> 12);
 				measure_populate_full(&fb[i], pages);
 			}
 			measure_populate_fast(&fb[i], pages);
@@ -533,7 +431,7 @@ int main(void)
 		}
 	}
 
-	struct bench_row rows[2 * NR_FMTS];
+	struct bench_row rows[2 * BENCH_NR_FMTS];
 	unsigned nrows = 0;
 
 	for (unsigned i = 0; i < nr; i++) {

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "bench/bench_common.h"
+#include "bench/bench_walk.h"
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/s2mmu.h"
 
@@ -46,23 +47,6 @@
 
 #define BASE_GFN 0x100000ull	   /* the memslot starts at 4 GiB */
 #define HVA_BASE 0x7f0000000000ull /* simulated host memory */
-
-/*
- * Every format, each at its 4-level configuration with a 48-bit gpa. arm64
- * runs with FEAT_S2FWB, as hosts since Armv8.4 do: without it every new leaf
- * owes a data-cache clean of the page it maps (an architectural cost of the
- * hardware, not of the format layer; hosted, it is a counter bump).
- */
-static const struct {
-	enum s2_fmt_id id;
-	unsigned fmt_flags;
-} all_fmts[] = {
-	{ S2_FMT_X86_EPT, 0 },
-	{ S2_FMT_ARM64_S2, S2_FMTF_FWB },
-	{ S2_FMT_RISCV_G, 0 },
-	{ S2_FMT_X86_NPT, 0 },
-};
-#define NR_FMTS (sizeof(all_fmts) / sizeof(all_fmts[0]))
 
 struct fmt_bench {
 	enum s2_fmt_id id;
@@ -86,93 +70,6 @@ static unsigned nr_chunks(uint64_t pages)
 /* ------------------------------------------------------------------------ */
 /* The limits                                                                */
 /* ------------------------------------------------------------------------ */
-
-#define NAIVE_LEVELS 4
-#define NAIVE_ENTRIES 512
-#define NAIVE_TABLE (NAIVE_ENTRIES * sizeof(uint64_t))
-#define NAIVE_PRESENT 0x7ull
-
-static uint64_t *naive_table(void)
-{
-	uint64_t *t = aligned_alloc(NAIVE_TABLE, NAIVE_TABLE);
-
-	if (!t) {
-		perror("bench_mmu: aligned_alloc");
-		exit(2);
-	}
-	memset(t, 0, NAIVE_TABLE);
-	return t;
-}
-
-static uint64_t *naive_next(uint64_t e)
-{
-	return (uint64_t *)(uintptr_t)(e & ~0xfffull);
-}
-
-/* Install a 4 KiB leaf for each of @n gfns from @gfn0, each walked from the
- * root. Returns the leaves installed. */
-static uint64_t naive_populate(uint64_t *root, uint64_t gfn0, uint64_t n, uint64_t pfn0)
-{
-	uint64_t installed = 0;
-
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gfn = gfn0 + i, *t = root, old = 0;
-
-		for (int level = NAIVE_LEVELS; level > 1; level--) {
-			uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (NAIVE_ENTRIES - 1)];
-			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
-
-			if (!v) {
-				uint64_t *nt = naive_table();
-				uint64_t nv = (uint64_t)(uintptr_t)nt | NAIVE_PRESENT;
-
-				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
-								__ATOMIC_ACQUIRE))
-					v = nv;
-				else
-					free(nt);
-			}
-			t = naive_next(v);
-		}
-		installed += __atomic_compare_exchange_n(&t[gfn & (NAIVE_ENTRIES - 1)], &old,
-							 ((pfn0 + i) << 12) | NAIVE_PRESENT, false,
-							 __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-	}
-	return installed;
-}
-
-static void naive_free(uint64_t *t, int level)
-{
-	if (level > 1)
-		for (unsigned i = 0; i < NAIVE_ENTRIES; i++)
-			if (t[i])
-				naive_free(naive_next(t[i]), level - 1);
-	free(t);
-}
-
-static void measure_naive_walk(struct bench_chunks *c, uint64_t pages)
-{
-	uint64_t *root = naive_table();
-	uint64_t got = 0, total = 0;
-
-	for (unsigned k = 0; k < c->n; k++) {
-		uint64_t first = k * chunk_pages;
-		uint64_t n = pages - first < chunk_pages ? pages - first : chunk_pages;
-		uint64_t t0 = bench_now_ns();
-
-		got += naive_populate(root, BASE_GFN + first, n, (HVA_BASE >> 12) + first);
-		t0 = bench_now_ns() - t0;
-		bench_chunks_note(c, k, t0);
-		total += t0;
-	}
-	if (got != pages) {
-		fprintf(stderr, "bench_mmu: naive walk installed %" PRIu64 " of %" PRIu64 "\n", got,
-			pages);
-		exit(2);
-	}
-	bench_add(&c->runs, total, pages);
-	naive_free(root, NAIVE_LEVELS);
-}
 
 /* ------------------------------------------------------------------------ */
 /* The library                                                               */
@@ -245,7 +142,7 @@ int main(void)
 	bool do_populate = !ops || !*ops || strstr(ops, "populate");
 	bool do_zap = !ops || !*ops || strstr(ops, "zap");
 	bool strict = bench_env_long("BENCH_STRICT", 0) == 1;
-	struct fmt_bench fb[NR_FMTS];
+	struct fmt_bench fb[BENCH_NR_FMTS];
 	struct bench_chunks walk;
 	struct bench_samples sweep = { 0 };
 	unsigned nr = 0;
@@ -256,17 +153,17 @@ int main(void)
 	if (reps > BENCH_MAX_SAMPLES)
 		reps = BENCH_MAX_SAMPLES;
 	bench_chunks_init(&walk, nr_chunks(pages));
-	for (unsigned i = 0; i < NR_FMTS; i++) {
+	for (unsigned i = 0; i < BENCH_NR_FMTS; i++) {
 		struct fmt_bench *b = &fb[nr];
 		int r;
 
-		if (!s2_fmt_supported(all_fmts[i].id))
+		if (!s2_fmt_supported(bench_fmts[i].id))
 			continue;
-		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(all_fmts[i].id)))
+		if (only_fmt && *only_fmt && strcmp(only_fmt, s2_fmt_name(bench_fmts[i].id)))
 			continue;
 		memset(b, 0, sizeof(*b));
-		b->id = all_fmts[i].id;
-		b->fmt_flags = all_fmts[i].fmt_flags;
+		b->id = bench_fmts[i].id;
+		b->fmt_flags = bench_fmts[i].fmt_flags;
 		b->name = s2_fmt_name(b->id);
 		bench_chunks_init(&b->populate, nr_chunks(pages));
 		r = fmt_setup(b, pages);
@@ -294,15 +191,17 @@ int main(void)
 	for (unsigned rep = 0; rep < reps; rep++) {
 		for (unsigned i = 0; i < nr; i++) {
 			if (do_populate)
-				measure_naive_walk(&walk, pages);
+				bench_naive_walk(&walk, pages, chunk_pages, BASE_GFN,
+						 HVA_BASE >> 12);
 			measure_populate(&fb[i], pages);
 			measure_zap(&fb[i], pages);
 			if (do_zap)
-				bench_xchg_sweep(&sweep, entries, pages, HVA_BASE, NAIVE_PRESENT);
+				bench_xchg_sweep(&sweep, entries, pages, HVA_BASE,
+						 BENCH_NAIVE_PRESENT);
 		}
 	}
 
-	struct bench_row rows[2 * NR_FMTS];
+	struct bench_row rows[2 * BENCH_NR_FMTS];
 	unsigned nrows = 0;
 
 	for (unsigned i = 0; i < nr; i++) {

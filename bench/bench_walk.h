@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What bench_mmu and bench_fault (and bench_dirty's format list) share: the
+ * formats every populate-style benchmark measures, and the naive walk that
+ * is their limit, one copy so that every row named naive_walk times the
+ * same code.
+ */
+#ifndef S2MMU_BENCH_WALK_H
+#define S2MMU_BENCH_WALK_H
+
+#include "bench/bench_common.h"
+
+/*
+ * Every format, each at its 4-level configuration with a 48-bit gpa. arm64
+ * runs with FEAT_S2FWB, as hosts since Armv8.4 do: without it every new leaf
+ * owes a data-cache clean of the page it maps (an architectural cost of the
+ * hardware, not of the format layer; hosted, it is a counter bump).
+ */
+static const struct bench_fmt {
+	enum s2_fmt_id id;
+	unsigned fmt_flags;
+} bench_fmts[] = {
+	{ S2_FMT_X86_EPT, 0 },
+	{ S2_FMT_ARM64_S2, S2_FMTF_FWB },
+	{ S2_FMT_RISCV_G, 0 },
+	{ S2_FMT_X86_NPT, 0 },
+};
+#define BENCH_NR_FMTS (sizeof(bench_fmts) / sizeof(bench_fmts[0]))
+
+/*
+ * The naive walk: per page, a 4-level walk from the root of a radix tree,
+ * installing missing 512-entry tables (aligned_alloc + memset, as the hosted
+ * environment allocates) and the leaf with compare-and-exchange. The least
+ * any correct lock-free install does.
+ */
+#define BENCH_NAIVE_LEVELS 4
+#define BENCH_NAIVE_ENTRIES 512
+#define BENCH_NAIVE_TABLE (BENCH_NAIVE_ENTRIES * sizeof(uint64_t))
+#define BENCH_NAIVE_PRESENT 0x7ull
+
+static inline uint64_t *bench_naive_table(void)
+{
+	uint64_t *t = aligned_alloc(BENCH_NAIVE_TABLE, BENCH_NAIVE_TABLE);
+
+	if (!t) {
+		perror("bench: aligned_alloc");
+		exit(2);
+	}
+	memset(t, 0, BENCH_NAIVE_TABLE);
+	return t;
+}
+
+static inline uint64_t *bench_naive_next(uint64_t e)
+{
+	return (uint64_t *)(uintptr_t)(e & ~0xfffull);
+}
+
+/* Install a 4 KiB leaf for each of @n gfns from @gfn0, each walked from the
+ * root. Returns the leaves installed. */
+static inline uint64_t bench_naive_populate(uint64_t *root, uint64_t gfn0, uint64_t n,
+					    uint64_t pfn0)
+{
+	uint64_t installed = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t gfn = gfn0 + i, *t = root, old = 0;
+
+		for (int level = BENCH_NAIVE_LEVELS; level > 1; level--) {
+			uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
+			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+
+			if (!v) {
+				uint64_t *nt = bench_naive_table();
+				uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
+
+				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
+								__ATOMIC_ACQUIRE))
+					v = nv;
+				else
+					free(nt);
+			}
+			t = bench_naive_next(v);
+		}
+		installed += __atomic_compare_exchange_n(&t[gfn & (BENCH_NAIVE_ENTRIES - 1)], &old,
+							 ((pfn0 + i) << 12) | BENCH_NAIVE_PRESENT,
+							 false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
+	return installed;
+}
+
+static inline void bench_naive_free(uint64_t *t, int level)
+{
+	if (level > 1)
+		for (unsigned i = 0; i < BENCH_NAIVE_ENTRIES; i++)
+			if (t[i])
+				bench_naive_free(bench_naive_next(t[i]), level - 1);
+	free(t);
+}
+
+/* Time the naive walk over @pages gfns from @gfn0 (pfns from @pfn0) in
+ * chunks of @chunk pages into a fresh tree (@c's chunks), and free it. */
+static inline void bench_naive_walk(struct bench_chunks *c, uint64_t pages, uint64_t chunk,
+				    uint64_t gfn0, uint64_t pfn0)
+{
+	uint64_t *root = bench_naive_table();
+	uint64_t got = 0, total = 0;
+
+	for (unsigned k = 0; k < c->n; k++) {
+		uint64_t first = k * chunk;
+		uint64_t n = pages - first < chunk ? pages - first : chunk;
+		uint64_t t0 = bench_now_ns();
+
+		got += bench_naive_populate(root, gfn0 + first, n, pfn0 + first);
+		t0 = bench_now_ns() - t0;
+		bench_chunks_note(c, k, t0);
+		total += t0;
+	}
+	if (got != pages) {
+		fprintf(stderr, "bench: naive walk installed %" PRIu64 " of %" PRIu64 "\n", got,
+			pages);
+		exit(2);
+	}
+	bench_add(&c->runs, total, pages);
+	bench_naive_free(root, BENCH_NAIVE_LEVELS);
+}
+
+#endif
