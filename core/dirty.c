@@ -8,7 +8,12 @@
  * from outside the fault path (flag changes, get, clear, ring reset, caps),
  * then mmu_lock is taken for write around entry changes. Ring consumers
  * (harvest, reset) also hold kvm->dirty.lock; the ring's producer is its
- * vcpu's thread. Write-tracking updates hold kvm->dirty.track_lock.
+ * vcpu's thread. Write-tracking updates hold kvm->dirty.track_lock. All are
+ * spinlocks: no hook that may sleep (gfn_to_pfn, table and metadata
+ * allocation and freeing, synchronize_rcu) is called under one. A slot's
+ * start (split, protect) and stop (collapse) run after the memslot update
+ * published it and dropped the slots lock, and check under mmu_lock that
+ * the slot is still what they work on.
  *
  * Recording a write never needs mmu_lock for write: a fault records under
  * the read side, anything else under RCU only. Bitmaps are looked up from
@@ -55,6 +60,19 @@ static void s2_dstat_add(uint64_t *ctr, uint64_t v)
 static const struct s2_memslots *s2_slots(const struct kvm *kvm)
 {
 	return __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Drop mmu_lock held for write, settling the flush @acc owes first, as
+ * s2_mmu_write_unlock() does, but keep the tables it unlinked: freeing them
+ * waits for a grace period (or allocates for call_rcu), which must not
+ * happen under the slots lock (a spinlock). s2_acc_free_tables() frees them
+ * once that is dropped.
+ */
+static void s2_mmu_write_unlock_keep_tables(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	s2_acc_settle(kvm, acc);
+	s2_write_unlock(&kvm->mmu_lock);
 }
 
 /* Bits set in @w, without a libgcc call where the ISA lacks an instruction. */
@@ -614,9 +632,10 @@ long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
 	if (!manual && any && r >= 0)
 		r = s2_protect_masks(kvm, s->base_gfn, bitmap, d->nwords, hw, &rp.cur, &acc);
 	s2_reap_settle(kvm, &rp, &acc);
-	s2_mmu_write_unlock(kvm, &acc);
+	s2_mmu_write_unlock_keep_tables(kvm, &acc);
 out:
 	s2_spin_unlock(&kvm->slots_lock);
+	s2_acc_free_tables(kvm, &acc);
 	return r < 0 ? r : any != 0;
 }
 
@@ -672,11 +691,12 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 					     &rp.cur, &acc);
 	}
 	s2_reap_settle(kvm, &rp, &acc);
-	s2_mmu_write_unlock(kvm, &acc);
+	s2_mmu_write_unlock_keep_tables(kvm, &acc);
 	if (r >= 0)
 		r = (long)rp.pages;
 out:
 	s2_spin_unlock(&kvm->slots_lock);
+	s2_acc_free_tables(kvm, &acc);
 	return r;
 }
 
@@ -778,9 +798,10 @@ long kvm_dirty_ring_reset(struct kvm *kvm)
 	/* Ring entries reaped: one flush (rp counts the pages; total the
 	 * entries, which may name pages of slots gone since). */
 	s2_reap_settle(kvm, &rp, &acc);
-	s2_mmu_write_unlock(kvm, &acc);
+	s2_mmu_write_unlock_keep_tables(kvm, &acc);
 	s2_spin_unlock(&kvm->dirty.lock);
 	s2_spin_unlock(&kvm->slots_lock);
+	s2_acc_free_tables(kvm, &acc);
 	return r < 0 ? r : total;
 }
 
@@ -861,56 +882,121 @@ static bool s2_has_huge_leaves(const struct kvm *kvm)
 }
 
 /*
- * Start logging slot @s: eagerly split its huge leaves (CONFIG_S2_EAGER_SPLIT;
- * the table pages are allocated before mmu_lock is taken, and if that fails
- * huge leaves are only write-protected), then protect every leaf. The flush
- * owed by splits and by the pre-log state being reaped is one settle.
+ * Slot @id as the published set has it now, if it logs: its range. Under
+ * mmu_lock held for write; the set is read under RCU, since the updates
+ * that replace it do not take mmu_lock.
+ */
+static bool s2_slot_logs_now(struct kvm *kvm, unsigned id, gfn_t *start, gfn_t *end)
+{
+	const struct s2_memslots *ms;
+	bool logs = false;
+	int i;
+
+	s2_rcu_lock(kvm);
+	ms = s2_slots(kvm);
+	i = s2_slot_index(ms, id);
+	if (i >= 0 && ms->dirty[i]) {
+		*start = ms->slots[i].base_gfn;
+		*end = ms->slots[i].base_gfn + ms->slots[i].npages;
+		logs = true;
+	}
+	s2_rcu_unlock(kvm);
+	return logs;
+}
+
+#define S2_ENABLE_PASSES 8
+
+/*
+ * Start logging slot @s, published with its bitmap (faults record from
+ * then on): eagerly split its huge leaves (CONFIG_S2_EAGER_SPLIT), then
+ * protect every leaf. The flush owed by splits and by the pre-log state
+ * being reaped is one settle.
+ *
+ * Runs with no lock held between passes: the table pages for the split are
+ * counted and allocated before mmu_lock is taken (if that fails huge leaves
+ * are only write-protected). Other memslot updates may come in meanwhile,
+ * so each pass looks the slot up again under mmu_lock and works on the slot
+ * as it is then: one that no longer logs is left alone (whoever stopped or
+ * deleted it collapses or zaps it), one that moved is protected where it is.
+ * Updates that come after the look-up wait for mmu_lock to zap, collapse
+ * or protect, and a fault that resolved the slot before its publication
+ * retries on the generation, so every leaf of the slot is protected, or
+ * was made writable by a fault that recorded its page, when this returns.
  */
 static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
 {
 	struct s2_page_stack ps = { 0 };
-	bool hw = kvm_dirty_log_hw(kvm);
 	bool split = S2_ENABLED(CONFIG_S2_EAGER_SPLIT) && kvm->max_leaf_level > 1 &&
 		     s2_has_huge_leaves(kvm);
-	gfn_t end = s->base_gfn + s->npages;
+	gfn_t start = s->base_gfn, end = s->base_gfn + s->npages;
 
-	for (int pass = 0; pass < 8; pass++) {
+	for (int pass = 0; pass < S2_ENABLE_PASSES; pass++) {
+		/* The last pass only protects, so it never stops short. */
 		struct s2_enable_arg a = {
-			.hw = hw,
 			.memo.hw_writes = -1,
-			.split_on = split,
-			.split = { .pages = &ps, .clear_prot = hw ? S2_PROT_DIRTY : S2_PROT_W },
+			.split_on = split && pass < S2_ENABLE_PASSES - 1,
+			.split = { .pages = &ps },
 		};
 		struct s2_change_acc acc;
-		struct s2_range_op op = {
-			.kind = S2_RANGE_DIRTY_ENABLE,
-			.start = s->base_gfn,
-			.end = end,
-			.acc = &acc,
-			.arg = &a,
-		};
+		struct s2_range_op op = { .kind = S2_RANGE_DIRTY_ENABLE, .acc = &acc, .arg = &a };
+		bool logs;
 
-		if (a.split_on && s2_pages_topup(kvm, &ps, s2_split_count(kvm, s->base_gfn, end)))
+		if (a.split_on && s2_pages_topup(kvm, &ps, s2_split_count(kvm, start, end)))
 			a.split_on = false;
 		s2_acc_init(&acc);
 		s2_mmu_write_lock(kvm);
-		(void)s2_range(kvm, &op);
+		logs = s2_slot_logs_now(kvm, s->id, &start, &end);
+		if (logs) {
+			/* Caps change only while no slot logs, so they are
+			 * those the slot logs with. */
+			a.hw = kvm_dirty_log_hw(kvm);
+			a.split.clear_prot = a.hw ? S2_PROT_DIRTY : S2_PROT_W;
+			op.start = start;
+			op.end = end;
+			(void)s2_range(kvm, &op);
+		}
 		s2_mmu_write_unlock(kvm, &acc);
 		s2_dstat_add(&kvm->dirty.stat.split_leaves, (uint64_t)a.split.split);
-		if (!a.split.short_of_pages)
+		if (!logs || !a.split.short_of_pages)
 			break;
 	}
 	s2_pages_release(kvm, &ps);
 }
 
 /*
- * Stop logging slot @s: collapse its tables back into the largest leaves
- * the backing allows, in place. What the backing allows is asked of the host
- * once per level-2 block before mmu_lock is taken (gfn_to_pfn may sleep);
- * an invalidation since then cancels the collapse (the leaves stay as they
+ * Whether slot @s, published at memslots generation @gen without logging,
+ * is still the VM's slot @s->id as it was (mmu_lock held for write). Any
+ * later update that unmaps it, or starts logging on it, waits for mmu_lock
+ * to zap or split after the collapse.
+ */
+static bool s2_slot_unchanged(struct kvm *kvm, const struct kvm_memory_slot *s, uint64_t gen)
+{
+	const struct s2_memslots *ms;
+	const struct kvm_memory_slot *o;
+	bool same;
+	int i;
+
+	if (__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) == gen)
+		return true;
+	s2_rcu_lock(kvm);
+	ms = s2_slots(kvm);
+	i = s2_slot_index(ms, s->id);
+	o = i >= 0 ? &ms->slots[i] : NULL;
+	same = o && !ms->dirty[i] && o->base_gfn == s->base_gfn && o->npages == s->npages &&
+	       o->userspace_addr == s->userspace_addr && o->flags == s->flags;
+	s2_rcu_unlock(kvm);
+	return same;
+}
+
+/*
+ * Stop logging slot @s, published at memslots generation @gen: collapse its
+ * tables back into the largest leaves the backing allows, in place. What the
+ * backing allows is asked of the host once per level-2 block with no lock
+ * held (gfn_to_pfn may sleep); a memslot update of the slot or an
+ * invalidation since then cancels the collapse (the leaves stay as they
  * are, which is correct, only smaller).
  */
-static void s2_dirty_collapse(struct kvm *kvm, const struct kvm_memory_slot *s)
+static void s2_dirty_collapse(struct kvm *kvm, const struct kvm_memory_slot *s, uint64_t gen)
 {
 	const struct s2_env *env = kvm->env;
 	const struct s2_fmt_cfg *c = &kvm->cfg;
@@ -967,33 +1053,54 @@ static void s2_dirty_collapse(struct kvm *kvm, const struct kvm_memory_slot *s)
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(kvm);
 	a.wt = kvm->dirty.write_track;
-	if (!s2_invalidate_retry(kvm, seq, first, last))
+	if (s2_slot_unchanged(kvm, s, gen) && !s2_invalidate_retry(kvm, seq, first, last))
 		(void)s2_range(kvm, &op);
 	s2_mmu_write_unlock(kvm, &acc);
 	s2_dstat_add(&kvm->dirty.stat.collapsed, (uint64_t)a.collapsed);
 	env->ops->free(env->ctx, blk);
 }
 
-void s2_dirty_slot_flags_changed(struct kvm *kvm, const struct kvm_memory_slot *prev,
-				 const struct kvm_memory_slot *upd)
+int s2_dirty_slot_published(struct kvm *kvm, const struct kvm_memory_slot *prev,
+			    const struct kvm_memory_slot *upd)
 {
 	bool was = prev->flags & KVM_MEM_LOG_DIRTY_PAGES;
 	bool is = upd->flags & KVM_MEM_LOG_DIRTY_PAGES;
 
-	if (!was && is)
+	/*
+	 * Another update's start may still be protecting the slot after the
+	 * lock it published under was dropped: an update that keeps it
+	 * logging protects it too, so that it also returns with every leaf
+	 * protected (the passes are idempotent). Until a start is done, the
+	 * count stays up; its drop is ordered after its last pass.
+	 */
+	if (is && (!was || __atomic_load_n(&kvm->dirty.starting, __ATOMIC_ACQUIRE))) {
+		__atomic_fetch_add(&kvm->dirty.starting, 1, __ATOMIC_RELAXED);
+		return S2_DIRTY_START;
+	}
+	return was && !is ? S2_DIRTY_STOP : 0;
+}
+
+void s2_dirty_slot_flags_changed(struct kvm *kvm, const struct kvm_memory_slot *upd, int change,
+				 uint64_t gen)
+{
+	if (change == S2_DIRTY_START) {
 		s2_dirty_start(kvm, upd);
-	else if (was && !is)
-		s2_dirty_collapse(kvm, upd);
+		__atomic_fetch_sub(&kvm->dirty.starting, 1, __ATOMIC_RELEASE);
+	} else if (change == S2_DIRTY_STOP) {
+		s2_dirty_collapse(kvm, upd, gen);
+	}
 }
 
 /* ---- write tracking ---- */
 
 /*
  * Publish @nw (may be NULL) as the tracked set under mmu_lock held for
- * write, write-protect [@wp_gfn, +1) if @protect, then free the old set
- * after readers (faults under mmu_lock or RCU) are done with it.
+ * write, and write-protect [@wp_gfn, +1) if @protect (track_lock held).
+ * Returns the old set, which the caller frees after readers (faults under
+ * mmu_lock or RCU) are done with it, once track_lock is dropped.
  */
-static void s2_wt_publish(struct kvm *kvm, struct s2_write_track *nw, bool protect, gfn_t wp_gfn)
+static struct s2_write_track *s2_wt_publish(struct kvm *kvm, struct s2_write_track *nw,
+					    bool protect, gfn_t wp_gfn)
 {
 	struct s2_write_track *old = kvm->dirty.write_track;
 	struct s2_change_acc acc;
@@ -1005,29 +1112,28 @@ static void s2_wt_publish(struct kvm *kvm, struct s2_write_track *nw, bool prote
 	s2_mmu_write_lock(kvm);
 	__atomic_store_n(&kvm->dirty.write_track, nw, __ATOMIC_RELEASE);
 	/* Losing MMU-writable owes a flush even if W was already clear: the
-	 * change handler records it and the unlock issues it. */
+	 * change handler records it and the unlock issues it. Protecting
+	 * unlinks no table, so there is nothing to free after the lock. */
 	if (protect)
 		(void)s2_range(kvm, &op);
-	s2_mmu_write_unlock(kvm, &acc);
-	if (old) {
-		kvm->env->ops->synchronize_rcu(kvm->env->ctx);
-		kvm->env->ops->free(kvm->env->ctx, old);
-	}
+	s2_mmu_write_unlock_keep_tables(kvm, &acc);
+	return old;
 }
 
-/* A copy of @wt (may be NULL) with @gfn inserted (add) or removed. */
-static struct s2_write_track *s2_wt_copy(struct kvm *kvm, const struct s2_write_track *wt,
-					 gfn_t gfn, bool add)
+/* Room for @nr tracked gfns (no lock held; NULL: -ENOMEM). */
+static struct s2_write_track *s2_wt_alloc(struct kvm *kvm, unsigned nr)
+{
+	return kvm->env->ops->zalloc(kvm->env->ctx, sizeof(struct s2_write_track) +
+							    nr * sizeof(struct s2_wt_entry));
+}
+
+/* Fill @nw (room for the result) with @wt (may be NULL) with @gfn inserted
+ * (add) or removed. */
+static void s2_wt_fill(struct s2_write_track *nw, const struct s2_write_track *wt, gfn_t gfn,
+		       bool add)
 {
 	unsigned nr = wt ? wt->nr : 0, at = wt ? s2_wt_lower_bound(wt, gfn) : 0, j = 0;
-	unsigned nnr = add ? nr + 1 : nr - 1;
-	struct s2_write_track *nw;
 
-	if (!nnr)
-		return NULL;
-	nw = kvm->env->ops->zalloc(kvm->env->ctx, sizeof(*nw) + nnr * sizeof(nw->e[0]));
-	if (!nw)
-		return NULL;
 	for (unsigned i = 0; i < nr; i++) {
 		if (i == at && add)
 			nw->e[j++] = (struct s2_wt_entry){ gfn, 1 };
@@ -1038,69 +1144,86 @@ static struct s2_write_track *s2_wt_copy(struct kvm *kvm, const struct s2_write_
 	if (at == nr && add)
 		nw->e[j++] = (struct s2_wt_entry){ gfn, 1 };
 	nw->nr = j;
-	return nw;
+}
+
+/*
+ * Add (@add) or remove a tracking of @gfn. The new set is allocated with no
+ * lock held and filled under track_lock from the set current then (a
+ * concurrent update that grew it makes the allocation too small: allocate
+ * again); the old set is freed after a grace period, once the lock is
+ * dropped.
+ */
+static int s2_write_track_update(struct kvm *kvm, gfn_t gfn, bool add)
+{
+	const struct s2_env *env = kvm->env;
+	struct s2_write_track *wt, *nw = NULL, *old = NULL;
+	unsigned cap = 0;
+	int r = 0;
+
+	for (;;) {
+		unsigned i, nnr;
+
+		s2_spin_lock(&kvm->dirty.track_lock, env);
+		wt = kvm->dirty.write_track;
+		i = wt ? s2_wt_lower_bound(wt, gfn) : 0;
+		if (add && wt && i < wt->nr && wt->e[i].gfn == gfn) {
+			/* Already protected; faults only test membership. */
+			__atomic_fetch_add(&wt->e[i].count, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		if (!add && (!wt || i >= wt->nr || wt->e[i].gfn != gfn)) {
+			r = -ENOENT;
+			break;
+		}
+		if (!add && __atomic_load_n(&wt->e[i].count, __ATOMIC_RELAXED) > 1) {
+			__atomic_fetch_sub(&wt->e[i].count, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		nnr = add ? (wt ? wt->nr : 0) + 1 : wt->nr - 1;
+		if (!nnr || (nw && cap >= nnr)) {
+			if (nnr)
+				s2_wt_fill(nw, wt, gfn, add);
+			/* Removing: the leaf stays read-only; the next write
+			 * fault maps it writable. */
+			old = s2_wt_publish(kvm, nnr ? nw : NULL, add, gfn);
+			if (nnr)
+				nw = NULL;
+			break;
+		}
+		s2_spin_unlock(&kvm->dirty.track_lock);
+		if (nw)
+			env->ops->free(env->ctx, nw);
+		cap = nnr;
+		nw = s2_wt_alloc(kvm, cap);
+		if (!nw)
+			return -ENOMEM;
+	}
+	s2_spin_unlock(&kvm->dirty.track_lock);
+	if (nw)
+		env->ops->free(env->ctx, nw);
+	if (old) {
+		env->ops->synchronize_rcu(env->ctx);
+		env->ops->free(env->ctx, old);
+	}
+	return r;
 }
 
 int kvm_write_track_add_gfn(struct kvm *kvm, gfn_t gfn)
 {
-	struct s2_write_track *wt, *nw;
-	unsigned i;
-	int r = 0;
-
 	if (!kvm || gfn >= s2_gfn_limit(kvm))
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	s2_spin_lock(&kvm->dirty.track_lock, kvm->env);
-	wt = kvm->dirty.write_track;
-	i = wt ? s2_wt_lower_bound(wt, gfn) : 0;
-	if (wt && i < wt->nr && wt->e[i].gfn == gfn) {
-		/* Already protected; faults only test membership. */
-		__atomic_fetch_add(&wt->e[i].count, 1, __ATOMIC_RELAXED);
-		goto out;
-	}
-	nw = s2_wt_copy(kvm, wt, gfn, true);
-	if (!nw) {
-		r = -ENOMEM;
-		goto out;
-	}
-	s2_wt_publish(kvm, nw, true, gfn);
-out:
-	s2_spin_unlock(&kvm->dirty.track_lock);
-	return r;
+	return s2_write_track_update(kvm, gfn, true);
 }
 
 int kvm_write_track_remove_gfn(struct kvm *kvm, gfn_t gfn)
 {
-	struct s2_write_track *wt, *nw;
-	unsigned i;
-	int r = 0;
-
 	if (!kvm || gfn >= s2_gfn_limit(kvm))
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	s2_spin_lock(&kvm->dirty.track_lock, kvm->env);
-	wt = kvm->dirty.write_track;
-	i = wt ? s2_wt_lower_bound(wt, gfn) : 0;
-	if (!wt || i >= wt->nr || wt->e[i].gfn != gfn) {
-		r = -ENOENT;
-		goto out;
-	}
-	if (__atomic_load_n(&wt->e[i].count, __ATOMIC_RELAXED) > 1) {
-		__atomic_fetch_sub(&wt->e[i].count, 1, __ATOMIC_RELAXED);
-		goto out;
-	}
-	nw = s2_wt_copy(kvm, wt, gfn, false);
-	if (!nw && wt->nr > 1) {
-		r = -ENOMEM;
-		goto out;
-	}
-	/* The leaf stays read-only; the next write fault maps it writable. */
-	s2_wt_publish(kvm, nw, false, gfn);
-out:
-	s2_spin_unlock(&kvm->dirty.track_lock);
-	return r;
+	return s2_write_track_update(kvm, gfn, false);
 }
 
 bool kvm_gfn_is_write_tracked(struct kvm *kvm, gfn_t gfn)

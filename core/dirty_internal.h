@@ -65,6 +65,7 @@ struct s2_dirty_vm {
 	struct s2_spinlock track_lock; /* write-track updates */
 	struct s2_write_track *write_track;
 	uint32_t fast_write;	     /* a slot logged: write faults try the fast path */
+	uint32_t starting;	     /* slots starting to log, not yet all protected */
 	struct kvm_dirty_stats stat; /* atomics */
 };
 
@@ -163,15 +164,23 @@ struct s2_collapse_arg {
 
 /* ---- hooks the rest of core/ calls (core/dirty.c) ---- */
 
-/* Memslots: a logging slot's bitmap (-ENOMEM: NULL). */
+/* Memslots: a logging slot's bitmap (-ENOMEM: NULL). No lock may be held. */
 struct s2_slot_dirty *s2_dirty_slot_alloc(struct kvm *kvm, const struct kvm_memory_slot *slot);
 void s2_dirty_slot_free(struct kvm *kvm, struct s2_slot_dirty *d);
 /*
- * After a flags change of a slot was published: start (split, protect) or
- * stop (collapse) logging. Called with the slots lock held.
+ * A slot changes from @prev to @upd (same id). s2_dirty_slot_published(),
+ * with the slots lock held as the change is published, says what logging
+ * needs done: S2_DIRTY_START (split, protect), S2_DIRTY_STOP (collapse) or
+ * 0. s2_dirty_slot_flags_changed() does it once the slots lock is dropped,
+ * with no lock held (it allocates table pages, asks the host for pfns); @gen
+ * is the memslots_gen the change was published with.
  */
-void s2_dirty_slot_flags_changed(struct kvm *kvm, const struct kvm_memory_slot *prev,
-				 const struct kvm_memory_slot *upd);
+#define S2_DIRTY_START 1
+#define S2_DIRTY_STOP 2
+int s2_dirty_slot_published(struct kvm *kvm, const struct kvm_memory_slot *prev,
+			    const struct kvm_memory_slot *upd);
+void s2_dirty_slot_flags_changed(struct kvm *kvm, const struct kvm_memory_slot *upd, int change,
+				 uint64_t gen);
 
 /* vcpus: the ring (0 or -ENOMEM) and its release. */
 int s2_dirty_vcpu_init(struct kvm_vcpu *vcpu);

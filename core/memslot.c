@@ -6,6 +6,14 @@
  * memslots_gen before it zaps: a fault that resolved its slot from the old
  * set sees the new generation under mmu_lock and retries, and one that got
  * the lock earlier installed before the zap, which removes it.
+ *
+ * slots_lock is a spinlock, so it is held only for what never sleeps:
+ * checking an update against the current set, filling and publishing the
+ * new one, and zapping what the update unmaps (so the update is one step
+ * for every other update). The environment hooks that may sleep run with no
+ * lock held: the new array and a bitmap are allocated before (the check is
+ * redone under the lock that publishes), and the zap's tables, dirty
+ * logging's split or collapse, the grace period and the frees come after.
  */
 #include "core/kvm_internal.h"
 
@@ -57,26 +65,73 @@ static bool s2_overlaps(const struct kvm_memory_slot *a, const struct kvm_memory
 	return a->base_gfn < b->base_gfn + b->npages && b->base_gfn < a->base_gfn + a->npages;
 }
 
+static const struct kvm_memory_slot *s2_find_id(const struct s2_memslots *ms, unsigned id)
+{
+	for (unsigned i = 0; i < ms->nr; i++)
+		if (ms->slots[i].id == id)
+			return &ms->slots[i];
+	return NULL;
+}
+
+/* The dirty bitmap of slot @s of @ms (NULL: it does not log). */
+static struct s2_slot_dirty *s2_dirty_of(const struct s2_memslots *ms,
+					 const struct kvm_memory_slot *s)
+{
+	return ms->dirty[s - ms->slots];
+}
+
 /*
- * Build the set @old minus slot @drop_id (if any) plus @add (if non-NULL,
- * with the dirty bitmap @add_dirty), sorted. The other slots keep their
- * bitmaps. Returns NULL on -ENOMEM.
+ * One memslot update. The plan is made under slots_lock against the current
+ * set; the memory it needs is allocated with no lock held, and the plan is
+ * made again under the lock that publishes it (another update may have come
+ * in between), until what was allocated fits. What the publication leaves
+ * behind is freed after the lock is dropped.
  */
-static struct s2_memslots *s2_memslots_build(struct kvm *kvm, const struct s2_memslots *old,
-					     int drop_id, const struct kvm_memory_slot *add,
-					     struct s2_slot_dirty *add_dirty)
+struct s2_slot_update {
+	/* The plan. */
+	int drop_id;		     /* slot leaving the set (-1: none) */
+	bool add;		     /* upd joins the set */
+	struct kvm_memory_slot prev; /* drop_id as it was */
+	struct kvm_memory_slot upd;  /* what joins */
+	struct s2_slot_dirty *dirty; /* upd's bitmap, kept from prev (or NULL) */
+	bool new_dirty;		     /* upd logs and needs a fresh bitmap */
+	struct s2_slot_dirty *gone;  /* prev's bitmap when upd does not keep it */
+	bool zap;		     /* unmap prev's range on publication */
+	unsigned nr;		     /* slots in the new set */
+	/* What publishing leaves for after slots_lock. */
+	struct s2_memslots *old;  /* the replaced set */
+	struct s2_change_acc acc; /* the zap's unlinked tables */
+	uint64_t gen;		  /* memslots_gen of the new set */
+	int dirty_change;	  /* S2_DIRTY_START / S2_DIRTY_STOP / 0 */
+};
+
+typedef int (*s2_slot_plan_fn)(struct kvm *kvm, const struct s2_memslots *cur,
+			       struct s2_slot_update *u);
+
+/* Room for @cap slots, zeroed (NULL: -ENOMEM). No lock may be held. */
+static struct s2_memslots *s2_memslots_alloc(struct kvm *kvm, unsigned cap)
 {
 	const struct s2_env *env = kvm->env;
-	unsigned n = old->nr + (add ? 1 : 0);
 	struct s2_memslots *ms;
+
+	ms = env->ops->zalloc(env->ctx,
+			      sizeof(*ms) + cap * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0])));
+	if (ms)
+		ms->dirty = (struct s2_slot_dirty **)&ms->slots[cap];
+	return ms;
+}
+
+/*
+ * Fill @ms (room for the result) with the set @old minus slot @drop_id (if
+ * any) plus @add (if non-NULL, with the dirty bitmap @add_dirty), sorted.
+ * The other slots keep their bitmaps.
+ */
+static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *old, int drop_id,
+			     const struct kvm_memory_slot *add, struct s2_slot_dirty *add_dirty)
+{
 	unsigned j = 0;
 	bool placed = !add;
 
-	ms = env->ops->zalloc(env->ctx,
-			      sizeof(*ms) + n * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0])));
-	if (!ms)
-		return NULL;
-	ms->dirty = (struct s2_slot_dirty **)&ms->slots[n];
 	for (unsigned i = 0; i < old->nr; i++) {
 		const struct kvm_memory_slot *s = &old->slots[i];
 
@@ -96,54 +151,136 @@ static struct s2_memslots *s2_memslots_build(struct kvm *kvm, const struct s2_me
 	}
 	ms->nr = j;
 	ms->generation = old->generation + 1;
-	return ms;
-}
-
-static const struct kvm_memory_slot *s2_find_id(const struct s2_memslots *ms, unsigned id)
-{
-	for (unsigned i = 0; i < ms->nr; i++)
-		if (ms->slots[i].id == id)
-			return &ms->slots[i];
-	return NULL;
-}
-
-/* The dirty bitmap of slot @s of @ms (NULL: it does not log). */
-static struct s2_slot_dirty *s2_dirty_of(const struct s2_memslots *ms,
-					 const struct kvm_memory_slot *s)
-{
-	return ms->dirty[s - ms->slots];
 }
 
 /*
- * Publish @ms in place of the current set; when @zap is set, first bump the
- * generation and zap [zap->base_gfn, +npages) with a flush. Then wait for
- * readers and free the old set. Called with slots_lock held.
+ * Drop mmu_lock held for write, settling what @acc owes (the flush) first,
+ * as s2_mmu_write_unlock() does, but keep the tables @acc unlinked: freeing
+ * them waits for a grace period (or allocates for call_rcu), which must not
+ * happen under slots_lock. s2_acc_free_tables() frees them later.
  */
-static void s2_memslots_commit(struct kvm *kvm, struct s2_memslots *ms,
-			       const struct kvm_memory_slot *zap)
+static void s2_mmu_write_unlock_keep_tables(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	s2_acc_settle(kvm, acc);
+	s2_write_unlock(&kvm->mmu_lock);
+}
+
+/*
+ * Publish @ms in place of the current set (slots_lock held); when the update
+ * zaps, bump the generation first and zap prev's range with a flush, so no
+ * later update can place a slot over mappings of the old one. Nothing here
+ * sleeps: the replaced set and the zap's tables wait in @u.
+ */
+static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct s2_slot_update *u)
+{
+	u->old = kvm->memslots;
+	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
+	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
+	if (u->zap) {
+		s2_mmu_write_lock(kvm);
+		(void)s2_zap_range_locked(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages,
+					  &u->acc);
+		s2_mmu_write_unlock_keep_tables(kvm, &u->acc);
+	}
+}
+
+/*
+ * Run the update @plan describes. Under slots_lock: plan, and, once the
+ * allocations fit the plan, publish and zap (the update is atomic to every
+ * other holder of the lock). With no lock held: the allocations before, and
+ * after the publication the freeing of the zap's tables, dirty logging's
+ * start or stop, the grace period and the frees.
+ */
+static int s2_memslots_update(struct kvm *kvm, s2_slot_plan_fn plan, struct s2_slot_update *u)
 {
 	const struct s2_env *env = kvm->env;
-	struct s2_memslots *old = kvm->memslots;
+	struct s2_slot_dirty *fresh = NULL;
+	struct s2_memslots *ms = NULL;
+	unsigned cap = 0;
+	int r;
 
-	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
-	__atomic_fetch_add(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
-	if (zap) {
-		struct s2_change_acc acc;
-
-		s2_acc_init(&acc);
-		s2_mmu_write_lock(kvm);
-		(void)s2_zap_range_locked(kvm, zap->base_gfn, zap->base_gfn + zap->npages, &acc);
-		s2_mmu_write_unlock(kvm, &acc);
+	s2_acc_init(&u->acc);
+	for (;;) {
+		s2_spin_lock(&kvm->slots_lock, env);
+		r = plan(kvm, kvm->memslots, u);
+		if (r)
+			goto unlock;
+		if ((!u->new_dirty || (fresh && fresh->npages == u->upd.npages)) && ms &&
+		    cap >= u->nr)
+			break;
+		s2_spin_unlock(&kvm->slots_lock);
+		/* Allocate what the plan needs, then plan again under the lock. */
+		if (u->new_dirty && (!fresh || fresh->npages != u->upd.npages)) {
+			s2_dirty_slot_free(kvm, fresh);
+			fresh = s2_dirty_slot_alloc(kvm, &u->upd);
+			if (!fresh) {
+				r = -ENOMEM;
+				goto out;
+			}
+		}
+		if (!ms || cap < u->nr) {
+			if (ms)
+				env->ops->free(env->ctx, ms);
+			cap = u->nr;
+			ms = s2_memslots_alloc(kvm, cap);
+			if (!ms) {
+				r = -ENOMEM;
+				goto out;
+			}
+		}
 	}
+	if (u->new_dirty) {
+		u->dirty = fresh;
+		fresh = NULL;
+	}
+	s2_memslots_fill(ms, kvm->memslots, u->drop_id, u->add ? &u->upd : NULL, u->dirty);
+	if (u->add && u->drop_id >= 0)
+		u->dirty_change = s2_dirty_slot_published(kvm, &u->prev, &u->upd);
+	s2_memslots_publish(kvm, ms, u);
+	ms = NULL;
+unlock:
+	s2_spin_unlock(&kvm->slots_lock);
+	if (r)
+		goto out;
+	s2_acc_free_tables(kvm, &u->acc);
+	if (u->add && (u->drop_id < 0 || u->upd.base_gfn != u->prev.base_gfn))
+		s2_notifier_slot_added(kvm, &u->upd);
+	/* Published: start logging (split, protect) or stop it (collapse). */
+	if (u->dirty_change)
+		s2_dirty_slot_flags_changed(kvm, &u->upd, u->dirty_change, u->gen);
+	/* After the grace period nobody uses the old set or the bitmap. */
 	env->ops->synchronize_rcu(env->ctx);
-	env->ops->free(env->ctx, old);
+	env->ops->free(env->ctx, u->old);
+	s2_dirty_slot_free(kvm, u->gone);
+out:
+	s2_dirty_slot_free(kvm, fresh);
+	if (ms)
+		env->ops->free(env->ctx, ms);
+	return r;
+}
+
+/* kvm_set_memslot's plan: add u->upd. */
+static int s2_plan_add(struct kvm *kvm, const struct s2_memslots *cur, struct s2_slot_update *u)
+{
+	(void)kvm;
+	if (cur->nr >= CONFIG_S2_MAX_MEMSLOTS)
+		return -ENOSPC;
+	if (s2_find_id(cur, u->upd.id))
+		return -EINVAL;
+	for (unsigned i = 0; i < cur->nr; i++)
+		if (s2_overlaps(&cur->slots[i], &u->upd))
+			return -EINVAL;
+	u->drop_id = -1;
+	u->add = true;
+	u->new_dirty = u->upd.flags & KVM_MEM_LOG_DIRTY_PAGES;
+	u->nr = cur->nr + 1;
+	return 0;
 }
 
 int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 {
-	struct s2_memslots *old, *ms;
-	struct s2_slot_dirty *d = NULL;
-	int r = 0;
+	struct s2_slot_update u = { 0 };
+	int r;
 
 	if (!kvm || !slot)
 		return -EINVAL;
@@ -152,142 +289,100 @@ int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 	r = s2_slot_valid(kvm, slot);
 	if (r)
 		return r;
-	s2_spin_lock(&kvm->slots_lock, kvm->env);
-	old = kvm->memslots;
-	if (old->nr >= CONFIG_S2_MAX_MEMSLOTS) {
-		r = -ENOSPC;
-		goto out;
-	}
-	if (s2_find_id(old, slot->id)) {
-		r = -EINVAL;
-		goto out;
-	}
-	for (unsigned i = 0; i < old->nr; i++) {
-		if (s2_overlaps(&old->slots[i], slot)) {
-			r = -EINVAL;
-			goto out;
-		}
-	}
-	if (slot->flags & KVM_MEM_LOG_DIRTY_PAGES) {
-		d = s2_dirty_slot_alloc(kvm, slot);
-		if (!d) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	ms = s2_memslots_build(kvm, old, -1, slot, d);
-	if (!ms) {
-		s2_dirty_slot_free(kvm, d);
-		r = -ENOMEM;
-		goto out;
-	}
-	s2_memslots_commit(kvm, ms, NULL);
-	s2_notifier_slot_added(kvm, slot);
-out:
-	s2_spin_unlock(&kvm->slots_lock);
-	return r;
+	u.upd = *slot;
+	return s2_memslots_update(kvm, s2_plan_add, &u);
+}
+
+/* kvm_delete_memslot's plan: drop slot u->prev.id and zap what it mapped. */
+static int s2_plan_delete(struct kvm *kvm, const struct s2_memslots *cur, struct s2_slot_update *u)
+{
+	const struct kvm_memory_slot *s = s2_find_id(cur, u->prev.id);
+
+	(void)kvm;
+	if (!s)
+		return -ENOENT;
+	u->prev = *s;
+	u->drop_id = (int)s->id;
+	u->add = false;
+	u->gone = s2_dirty_of(cur, s);
+	u->zap = true;
+	u->nr = cur->nr - 1;
+	return 0;
 }
 
 int kvm_delete_memslot(struct kvm *kvm, unsigned id)
 {
-	const struct kvm_memory_slot *s;
-	struct kvm_memory_slot gone;
-	struct s2_slot_dirty *gone_dirty;
-	struct s2_memslots *ms;
-	int r = 0;
+	struct s2_slot_update u = { .prev.id = id };
 
 	if (!kvm)
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	s2_spin_lock(&kvm->slots_lock, kvm->env);
-	s = s2_find_id(kvm->memslots, id);
-	if (!s) {
-		r = -ENOENT;
-		goto out;
-	}
-	gone = *s;
-	gone_dirty = s2_dirty_of(kvm->memslots, s);
-	ms = s2_memslots_build(kvm, kvm->memslots, (int)id, NULL, NULL);
-	if (!ms) {
-		r = -ENOMEM;
-		goto out;
-	}
-	s2_memslots_commit(kvm, ms, &gone);
-	/* After the commit's grace period nobody records into it. */
-	s2_dirty_slot_free(kvm, gone_dirty);
-out:
-	s2_spin_unlock(&kvm->slots_lock);
-	return r;
+	return s2_memslots_update(kvm, s2_plan_delete, &u);
 }
 
-/* Give slot @id a new base and/or flags, zapping what it mapped when it moves
- * or becomes read-only. */
+/* What kvm_move_memslot / kvm_set_memslot_flags change. */
+struct s2_replace {
+	struct s2_slot_update u; /* first: the plan gets &u */
+	unsigned id;
+	gfn_t base;
+	bool set_base;
+	unsigned flags;
+	bool set_flags;
+};
+
+/* Their plan: give slot @id a new base and/or flags, zapping what it
+ * mapped when it moves or becomes read-only. */
+static int s2_plan_replace(struct kvm *kvm, const struct s2_memslots *cur, struct s2_slot_update *u)
+{
+	const struct s2_replace *rp = (const struct s2_replace *)u;
+	const struct kvm_memory_slot *s = s2_find_id(cur, rp->id);
+	struct s2_slot_dirty *prev_dirty;
+	int r;
+
+	if (!s)
+		return -ENOENT;
+	u->prev = u->upd = *s;
+	if (rp->set_base)
+		u->upd.base_gfn = rp->base;
+	if (rp->set_flags)
+		u->upd.flags = rp->flags;
+	r = s2_slot_valid(kvm, &u->upd);
+	if (r)
+		return r;
+	for (unsigned i = 0; i < cur->nr; i++) {
+		const struct kvm_memory_slot *o = &cur->slots[i];
+
+		if (o->id != rp->id && s2_overlaps(o, &u->upd))
+			return -EINVAL;
+	}
+	/* A slot that keeps logging keeps its bitmap (moves included). */
+	prev_dirty = s2_dirty_of(cur, s);
+	u->dirty = (u->upd.flags & KVM_MEM_LOG_DIRTY_PAGES) ? prev_dirty : NULL;
+	u->new_dirty = (u->upd.flags & KVM_MEM_LOG_DIRTY_PAGES) && !prev_dirty;
+	u->gone = u->dirty == prev_dirty ? NULL : prev_dirty;
+	u->drop_id = (int)rp->id;
+	u->add = true;
+	/* Moving unmaps the old range; becoming read-only unmaps writable
+	 * leaves (they fault back read-only). */
+	u->zap = u->upd.base_gfn != u->prev.base_gfn ||
+		 ((u->upd.flags & KVM_MEM_READONLY) && !(u->prev.flags & KVM_MEM_READONLY));
+	u->nr = cur->nr;
+	return 0;
+}
+
 static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set_base,
 			      unsigned flags, bool set_flags)
 {
-	const struct kvm_memory_slot *s;
-	struct kvm_memory_slot upd, prev;
-	struct s2_slot_dirty *prev_dirty, *d;
-	struct s2_memslots *ms;
-	bool zap;
-	int r;
+	struct s2_replace rp = {
+		.id = id, .base = base, .set_base = set_base, .flags = flags, .set_flags = set_flags
+	};
 
 	if (!kvm)
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	s2_spin_lock(&kvm->slots_lock, kvm->env);
-	s = s2_find_id(kvm->memslots, id);
-	if (!s) {
-		r = -ENOENT;
-		goto out;
-	}
-	prev = upd = *s;
-	if (set_base)
-		upd.base_gfn = base;
-	if (set_flags)
-		upd.flags = flags;
-	r = s2_slot_valid(kvm, &upd);
-	if (r)
-		goto out;
-	for (unsigned i = 0; i < kvm->memslots->nr; i++) {
-		const struct kvm_memory_slot *o = &kvm->memslots->slots[i];
-
-		if (o->id != id && s2_overlaps(o, &upd)) {
-			r = -EINVAL;
-			goto out;
-		}
-	}
-	/* A slot that keeps logging keeps its bitmap (moves included). */
-	prev_dirty = d = s2_dirty_of(kvm->memslots, s);
-	if (!(upd.flags & KVM_MEM_LOG_DIRTY_PAGES))
-		d = NULL;
-	else if (!d && !(d = s2_dirty_slot_alloc(kvm, &upd))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	ms = s2_memslots_build(kvm, kvm->memslots, (int)id, &upd, d);
-	if (!ms) {
-		if (d != prev_dirty)
-			s2_dirty_slot_free(kvm, d);
-		r = -ENOMEM;
-		goto out;
-	}
-	/* Moving unmaps the old range; becoming read-only unmaps writable
-	 * leaves (they fault back read-only). */
-	zap = (set_base && upd.base_gfn != prev.base_gfn) ||
-	      ((upd.flags & KVM_MEM_READONLY) && !(prev.flags & KVM_MEM_READONLY));
-	s2_memslots_commit(kvm, ms, zap ? &prev : NULL);
-	if (upd.base_gfn != prev.base_gfn)
-		s2_notifier_slot_added(kvm, &upd);
-	/* Published: start logging (protect, split) or stop it (collapse). */
-	s2_dirty_slot_flags_changed(kvm, &prev, &upd);
-	if (prev_dirty != d)
-		s2_dirty_slot_free(kvm, prev_dirty);
-out:
-	s2_spin_unlock(&kvm->slots_lock);
-	return r;
+	return s2_memslots_update(kvm, s2_plan_replace, &rp.u);
 }
 
 int kvm_move_memslot(struct kvm *kvm, unsigned id, gfn_t new_base_gfn)
