@@ -110,19 +110,20 @@ static void s2_attrs_push(struct s2_mem_attrs *a, gfn_t start, gfn_t end, uint64
 		a->r[a->nr++] = (struct s2_attr_range){ start, end, attrs };
 }
 
-/* The array @old with [start, end) set to @attrs (NULL on -ENOMEM). At most
- * one old range is split in two, so old->nr + 2 entries always suffice. */
-static struct s2_mem_attrs *s2_attrs_build(struct kvm *kvm, const struct s2_mem_attrs *old,
-					   gfn_t start, gfn_t end, uint64_t attrs)
+/* Room for the array @old with one range set: at most one old range is
+ * split in two, so old->nr + 2 entries always suffice. */
+static unsigned s2_attrs_need(const struct s2_mem_attrs *old)
 {
-	const struct s2_env *env = kvm->env;
-	unsigned n = (old ? old->nr : 0) + 2;
-	struct s2_mem_attrs *a;
+	return (old ? old->nr : 0) + 2;
+}
+
+/* Fill @a (zeroed, room for s2_attrs_need(@old)) with @old and [start, end)
+ * set to @attrs. */
+static void s2_attrs_build(struct s2_mem_attrs *a, const struct s2_mem_attrs *old, gfn_t start,
+			   gfn_t end, uint64_t attrs)
+{
 	bool placed = false;
 
-	a = env->ops->zalloc(env->ctx, sizeof(*a) + n * sizeof(a->r[0]));
-	if (!a)
-		return NULL;
 	for (unsigned i = 0; old && i < old->nr; i++) {
 		const struct s2_attr_range *o = &old->r[i];
 
@@ -139,7 +140,6 @@ static struct s2_mem_attrs *s2_attrs_build(struct kvm *kvm, const struct s2_mem_
 	}
 	if (!placed)
 		s2_attrs_push(a, start, end, attrs);
-	return a;
 }
 
 struct s2_attr_zap {
@@ -195,6 +195,8 @@ int kvm_vm_set_mem_attributes(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t 
 	union kvm_mmu_notifier_arg arg = { .attributes = attrs };
 	const struct s2_env *env;
 	struct s2_mem_attrs *old, *new;
+	struct s2_change_acc pre, post;
+	unsigned cap;
 	long r;
 
 	if (!kvm)
@@ -205,23 +207,45 @@ int kvm_vm_set_mem_attributes(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t 
 	if (r)
 		return (int)r;
 	env = kvm->env;
-	s2_spin_lock(&kvm->slots_lock, env);
-	old = kvm->mem_attrs;
-	if (!s2_attrs_for_each_change(old, start, end, attrs, s2_attrs_count_change, NULL)) {
+	/*
+	 * Nothing that may sleep under slots_lock (a spinlock): the new array
+	 * is allocated with the lock dropped, for the size the current one
+	 * needs, and built under the lock from whatever array is current then
+	 * (another update in between only means allocating again if it grew).
+	 */
+	new = NULL;
+	cap = 0;
+	for (;;) {
+		s2_spin_lock(&kvm->slots_lock, env);
+		old = kvm->mem_attrs;
+		if (!s2_attrs_for_each_change(old, start, end, attrs, s2_attrs_count_change,
+					      NULL)) {
+			s2_spin_unlock(&kvm->slots_lock);
+			if (new)
+				env->ops->free(env->ctx, new);
+			return 0; /* nothing to convert */
+		}
+		if (s2_attrs_need(old) <= cap)
+			break;
+		cap = s2_attrs_need(old);
 		s2_spin_unlock(&kvm->slots_lock);
-		return 0; /* nothing to convert */
+		if (new)
+			env->ops->free(env->ctx, new);
+		new = env->ops->zalloc(env->ctx, sizeof(*new) + cap * sizeof(new->r[0]));
+		if (!new)
+			return -ENOMEM;
 	}
-	new = s2_attrs_build(kvm, old, start, end, attrs);
-	if (!new) {
-		s2_spin_unlock(&kvm->slots_lock);
-		return -ENOMEM;
-	}
-	r = s2_mn_run(kvm, S2_MN_ATTR_PRE, start, end, arg, true);
+	s2_attrs_build(new, old, start, end, attrs);
+	s2_acc_init(&pre);
+	s2_acc_init(&post);
+	r = s2_mn_run_defer(kvm, S2_MN_ATTR_PRE, start, end, arg, true, &pre);
 	if (r >= 0)
 		__atomic_store_n(&kvm->mem_attrs, new, __ATOMIC_RELEASE);
 	/* Ends the invalidation either way, so in_progress stays balanced. */
-	(void)s2_mn_run(kvm, S2_MN_ATTR_POST, start, end, arg, true);
+	(void)s2_mn_run_defer(kvm, S2_MN_ATTR_POST, start, end, arg, true, &post);
 	s2_spin_unlock(&kvm->slots_lock);
+	s2_acc_free_tables(kvm, &pre);
+	s2_acc_free_tables(kvm, &post);
 	if (r < 0) {
 		env->ops->free(env->ctx, new);
 		return (int)r;

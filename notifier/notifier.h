@@ -75,6 +75,11 @@ extern const struct s2_mn_action s2_mn_actions[S2_MN_NR];
  */
 long s2_mn_run(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, uint64_t end,
 	       union kvm_mmu_notifier_arg arg, bool may_block);
+/* The same, for a caller that holds a spinlock: the tables it unlinked are
+ * handed over in @defer (free_head, free_nr; @defer initialised with
+ * s2_acc_init) for s2_acc_free_tables() once the spinlock is dropped. */
+long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, uint64_t end,
+		     union kvm_mmu_notifier_arg arg, bool may_block, struct s2_change_acc *defer);
 
 /* Widen the in-progress range by gfns [start, end) (mmu_lock for write). */
 void s2_mn_invalidate_range_add(struct kvm *kvm, gfn_t start, gfn_t end);

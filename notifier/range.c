@@ -223,6 +223,12 @@ static void s2_mn_unlock(struct kvm *kvm, enum s2_mn_lock mode)
 long s2_mn_run(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, uint64_t end,
 	       union kvm_mmu_notifier_arg arg, bool may_block)
 {
+	return s2_mn_run_defer(kvm, id, start, end, arg, may_block, NULL);
+}
+
+long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, uint64_t end,
+		     union kvm_mmu_notifier_arg arg, bool may_block, struct s2_change_acc *defer)
+{
 	const struct s2_mn_action *a = &s2_mn_actions[id];
 	const struct s2_memslots *ms;
 	struct s2_change_acc acc;
@@ -267,7 +273,12 @@ long s2_mn_run(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, uint64_
 	s2_mn_rcu_read_unlock(kvm);
 	if (locked) {
 		s2_mn_unlock(kvm, held);
-		s2_acc_free_tables(kvm, &acc); /* may wait for a grace period */
+		if (defer) { /* the caller holds a spinlock: it frees them later */
+			defer->free_head = acc.free_head;
+			defer->free_nr = acc.free_nr;
+		} else {
+			s2_acc_free_tables(kvm, &acc); /* may wait for a grace period */
+		}
 	}
 	return r < 0 ? r : total;
 }

@@ -348,6 +348,37 @@ static void test_updates_sleep_unlocked(void **state)
 	assert_int_equal(kvm_nr_memslots(T.kvm), 0);
 }
 
+/* Private/shared conversion (kvm_vm_set_mem_attributes, serialised by
+ * slots_lock): the new attribute array is allocated, and the tables the
+ * conversion's zap unlinks are freed, with no lock held. */
+static void test_mem_attributes_sleep_unlocked(void **state)
+{
+	(void)state;
+	if (!vm_wrapped(MODE_WP))
+		return;
+	T.h.host_level = 1; /* 4 KiB leaves: the zap unlinks their tables */
+	t_slot(&T, 0, BASE, NPAGES, HVA_BASE, 0);
+	for (gfn_t g = BASE; g < BASE + NPAGES; g++)
+		assert_int_equal(fault(g, S2_ACC_WRITE), RET_PF_FIXED);
+	counts_reset();
+	assert_int_equal(
+		kvm_vm_set_mem_attributes(T.kvm, BASE, BASE + NPAGES, KVM_MEMORY_ATTRIBUTE_PRIVATE),
+		0);
+	/* A hole in the middle: the array grows by a range. */
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, BASE + 0x100, BASE + 0x180, 0), 0);
+	assert_no_sleep_under_lock("memory attributes");
+	assert_true(calls[H_ZALLOC] >= 2);
+	assert_true(calls[H_CALL_RCU] + calls[H_SYNC_RCU] > 0);
+	assert_int_equal(kvm_get_memory_attributes(T.kvm, BASE), KVM_MEMORY_ATTRIBUTE_PRIVATE);
+	assert_int_equal(kvm_get_memory_attributes(T.kvm, BASE + 0x100), 0);
+	assert_int_equal(kvm_get_memory_attributes(T.kvm, BASE + 0x180),
+			 KVM_MEMORY_ATTRIBUTE_PRIVATE);
+	t_assert_unmapped(T.kvm, BASE << 12);
+	t_assert_unmapped(T.kvm, (BASE + NPAGES - 1) << 12);
+	s2_hosted_quiesce(&T.h);
+	assert_int_equal(t_stats(T.kvm).cur_table_pages, 0);
+}
+
 /* ---- the same updates from several threads ---- */
 
 /*
@@ -528,6 +559,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_start_stop_logging_sleeps_unlocked, teardown),
 		cmocka_unit_test_teardown(test_updates_sleep_unlocked, teardown),
+		cmocka_unit_test_teardown(test_mem_attributes_sleep_unlocked, teardown),
 		cmocka_unit_test_teardown(test_concurrent_updates, teardown),
 	};
 
