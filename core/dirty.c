@@ -62,19 +62,6 @@ static const struct s2_memslots *s2_slots(const struct kvm *kvm)
 	return __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
 }
 
-/*
- * Drop mmu_lock held for write, settling the flush @acc owes first, as
- * s2_mmu_write_unlock() does, but keep the tables it unlinked: freeing them
- * waits for a grace period (or allocates for call_rcu), which must not
- * happen under the slots lock (a spinlock). s2_acc_free_tables() frees them
- * once that is dropped.
- */
-static void s2_mmu_write_unlock_keep_tables(struct kvm *kvm, struct s2_change_acc *acc)
-{
-	s2_acc_settle(kvm, acc);
-	s2_write_unlock(&kvm->mmu_lock);
-}
-
 /* Bits set in @w, without a libgcc call where the ISA lacks an instruction. */
 static inline unsigned s2_popcount(uint64_t w)
 {

@@ -520,7 +520,9 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	const unsigned adw = S2_PROT_W | S2_PROT_ACCESSED | S2_PROT_DIRTY;
 	gfn_t gfn = gpa_to_gfn(v->addr);
 	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
-	s2_pte_t old = v->old, e0, ign, ref, step, and_raw = ~0ull, or_raw = 0, *t, new;
+	s2_pte_t old = v->old, e0, ign, ref, step = 0, diff = 0, and_raw = ~0ull, or_raw = 0, *t,
+		 new;
+	bool run;
 	const struct s2_collapse_blk *b;
 	unsigned base, mt, prot = 0;
 	hpa_t hpa0;
@@ -557,31 +559,19 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	/* Raw bits that W, Accessed and Dirty may change; all else must match. */
 	ref = fmt_make_leaf(c, cl, hpa0, base, mt);
 	ign = fmt_make_leaf(c, cl, hpa0, base | adw, mt) ^ ref;
-	if (S2_FN(leaf_run)(c, cl, hpa0, csize, n, base, mt, &e0, &step)) {
-		/* Branch-free over the table: one difference accumulated,
-		 * tested once (a table that fails is rare and costs the same
-		 * scan). */
-		s2_pte_t diff = 0;
+	/* One difference accumulated over the table and tested once (a table
+	 * that fails is rare and costs the same scan); the expected leaves
+	 * by addition, or encoded one by one where the format disagrees. */
+	run = S2_FN(leaf_run)(c, cl, hpa0, csize, n, base, mt, &e0, &step);
+	for (unsigned i = 0; i < n; i++, e0 += step) {
+		s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
 
-		for (unsigned i = 0; i < n; i++, e0 += step) {
-			s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
-
-			diff |= e ^ e0;
-			and_raw &= e;
-			or_raw |= e;
-		}
-		if (diff & ~ign)
-			return 0;
-	} else {
-		for (unsigned i = 0; i < n; i++) {
-			s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
-
-			if ((e ^ fmt_make_leaf(c, cl, hpa0 + i * csize, base, mt)) & ~ign)
-				return 0;
-			and_raw &= e;
-			or_raw |= e;
-		}
+		diff |= e ^ (run ? e0 : fmt_make_leaf(c, cl, hpa0 + i * csize, base, mt));
+		and_raw &= e;
+		or_raw |= e;
 	}
+	if (diff & ~ign)
+		return 0;
 	if (fmt_is_writable(c, (ref & ~ign) | (and_raw & ign), cl))
 		prot |= S2_PROT_W;
 	if (fmt_is_young(c, (ref & ~ign) | (or_raw & ign), cl))
@@ -589,7 +579,6 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	if ((prot & S2_PROT_W) && fmt_is_dirty(c, (ref & ~ign) | (or_raw & ign), cl))
 		prot |= S2_PROT_DIRTY;
 	new = fmt_make_leaf(c, level, hpa0, base | prot, mt);
-	s2_zap_gen_bump(kvm);
 	r = S2_FN(set_bbm)(kvm, op->acc, v->ptep, &old, new, gfn, level);
 	if (r)
 		return r == -EBUSY ? 0 : r;

@@ -153,17 +153,10 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	if (fc->hi - tbl_gfn > per_table)
 		fc->hi = tbl_gfn + per_table;
 	fc->hpa_lo = gfn_to_gpa(pi->pfn - (f->gfn - fc->lo));
-	/* Every format encodes the output address as one field, so inside
-	 * an aligned host block the leaf of page k is leaf_lo + k * step;
-	 * checked at both ends, and the block is not cached otherwise. */
-	fc->leaf_lo = kvm->ops->make_leaf(c, 1, fc->hpa_lo, f->prot, f->memtype);
-	fc->step = kvm->ops->make_leaf(c, 1, fc->hpa_lo + (1ull << S2_GFN_SHIFT), f->prot,
-				       f->memtype) -
-		   fc->leaf_lo;
-	if (kvm->ops->make_leaf(c, 1, gfn_to_gpa(pi->pfn), f->prot, f->memtype) !=
-		    fc->leaf_lo + (f->gfn - fc->lo) * fc->step ||
-	    kvm->ops->make_leaf(c, 1, fc->hpa_lo + gfn_to_gpa(fc->hi - 1 - fc->lo), f->prot,
-				f->memtype) != fc->leaf_lo + (fc->hi - 1 - fc->lo) * fc->step) {
+	/* The leaf of page k is leaf_lo + k * step (the format contract's one
+	 * address field, checked at the far end); not cached otherwise. */
+	if (!kvm->ops->leaf_run(c, 1, fc->hpa_lo, 1ull << S2_GFN_SHIFT, (unsigned)(fc->hi - fc->lo),
+				f->prot, f->memtype, &fc->leaf_lo, &fc->step)) {
 		fc->hi = fc->lo;
 		return;
 	}

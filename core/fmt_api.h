@@ -134,6 +134,9 @@ struct s2_fmt_ops {
 	s2_pte_t (*make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, unsigned prot,
 			      unsigned memtype);
 	unsigned (*leaf_prot)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
+	/* A run of leaves as first + i * step (core/mmu_tmpl.h S2_FN(leaf_run)). */
+	bool (*leaf_run)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, uint64_t size,
+			 unsigned n, unsigned prot, unsigned mt, s2_pte_t *first, s2_pte_t *step);
 };
 
 /* The runtime descriptor of @kvm's tables (for register builders). */

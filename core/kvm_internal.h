@@ -277,10 +277,20 @@ static inline bool s2_mmu_lock_held(const struct kvm *kvm)
 	}
 	return false;
 }
-static inline void s2_mmu_write_unlock(struct kvm *kvm, struct s2_change_acc *acc)
+/*
+ * Drop mmu_lock held for write, settling what @acc owes (the flush) first,
+ * but keep the tables @acc unlinked: freeing them waits for a grace period
+ * (or allocates for call_rcu), which must not happen under a spinlock such
+ * as slots_lock. s2_acc_free_tables() frees them once that is dropped.
+ */
+static inline void s2_mmu_write_unlock_keep_tables(struct kvm *kvm, struct s2_change_acc *acc)
 {
 	s2_acc_settle(kvm, acc);
 	s2_write_unlock(&kvm->mmu_lock);
+}
+static inline void s2_mmu_write_unlock(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	s2_mmu_write_unlock_keep_tables(kvm, acc);
 	s2_acc_free_tables(kvm, acc);
 }
 static inline void s2_mmu_read_lock(struct kvm *kvm)
@@ -341,9 +351,10 @@ struct s2_fault {
 	s2_pte_t *ptep;	     /* out: where a fresh leaf was installed */
 };
 
-/* A zap, or a table about to be unlinked (mmu_lock held for write): what
- * vcpus cached for the fault fast path (struct s2_fault_cache) stops being
- * used, the table pointers and the host's answers alike. */
+/* A zap or a collapse (mmu_lock held for write; S2_FN(range) calls it once
+ * per such call): what vcpus cached for the fault fast path (struct
+ * s2_fault_cache) stops being used, the table pointers and the host's
+ * answers alike. */
 static inline void s2_zap_gen_bump(struct kvm *kvm)
 {
 	__atomic_store_n(&kvm->zap_gen, __atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED) + 1,

@@ -154,18 +154,6 @@ static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *o
 }
 
 /*
- * Drop mmu_lock held for write, settling what @acc owes (the flush) first,
- * as s2_mmu_write_unlock() does, but keep the tables @acc unlinked: freeing
- * them waits for a grace period (or allocates for call_rcu), which must not
- * happen under slots_lock. s2_acc_free_tables() frees them later.
- */
-static void s2_mmu_write_unlock_keep_tables(struct kvm *kvm, struct s2_change_acc *acc)
-{
-	s2_acc_settle(kvm, acc);
-	s2_write_unlock(&kvm->mmu_lock);
-}
-
-/*
  * Publish @ms in place of the current set (slots_lock held); when the update
  * zaps, bump the generation first and zap prev's range with a flush, so no
  * later update can place a slot over mappings of the old one. Nothing here

@@ -101,7 +101,6 @@ long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_chan
 {
 	struct s2_range_op op = { .kind = S2_RANGE_ZAP, .start = start, .end = end, .acc = acc };
 
-	s2_zap_gen_bump(kvm);
 	return s2_range(kvm, &op);
 }
 

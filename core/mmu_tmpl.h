@@ -480,7 +480,6 @@ static inline long S2_FN(unlink_table)(struct kvm *kvm, struct s2_range_op *op, 
 	hpa_t pa = fmt_table_hpa(c, v->old, v->level);
 	s2_pte_t replaced;
 
-	s2_zap_gen_bump(kvm);
 	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr), v->level,
 			      &replaced))
 		return -EIO;
@@ -696,6 +695,10 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 	long r;
 
 	op->result = 0;
+	/* The only kinds that zap or unlink tables (under the write side):
+	 * once per call, what vcpus cached for the fault fast path ends. */
+	if (op->kind == S2_RANGE_ZAP || op->kind == S2_RANGE_COLLAPSE)
+		s2_zap_gen_bump(kvm);
 	switch (op->kind) {
 	case S2_RANGE_ZAP:
 		r = S2_FN(walk)(kvm, op, s, e,
@@ -1041,5 +1044,6 @@ const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
 	.tlb_flush_range = S2_FN(tlb_flush_range),
 #endif
 	.make_leaf = S2_FN(raw_make_leaf),
+	.leaf_run = S2_FN(leaf_run),
 	.leaf_prot = S2_FN(raw_leaf_prot),
 };

@@ -219,9 +219,9 @@ static void test_no_block_stable_asks_every_fault(void **state)
  * 3. The cached leaf table is unlinked and freed (zap of its 2 MiB and a
  * grace period; later a slot delete and re-add): the next fault in the
  * block installs into the live tables.
- * Catches: s2_fault_fast not comparing zap_gen, or unlink_table
- * (core/mmu_tmpl.h) not calling s2_zap_gen_bump(): the leaf goes into
- * the freed table (walker: A + 1 unmapped; ASan: heap-use-after-free).
+ * Catches: s2_fault_fast not comparing zap_gen, or S2_FN(range)
+ * (core/mmu_tmpl.h) not calling s2_zap_gen_bump() for zaps: the leaf goes
+ * into the freed table (walker: A + 1 unmapped; ASan: heap-use-after-free).
  */
 static void test_table_freed_under_cache(void **state)
 {
