@@ -130,6 +130,14 @@ struct s2_fmt_ops {
 	int (*for_each_leaf)(struct kvm *kvm, gfn_t start, gfn_t end, s2_leaf_fn fn, void *arg);
 	void (*tlb_flush_vm)(struct kvm *kvm);
 	void (*tlb_flush_range)(struct kvm *kvm, gpa_t gpa, uint64_t size);
+	/*
+	 * The format's own TLB instructions reach every CPU by architecture
+	 * (arm64 TLBI ...IS with DSB ISH), so a flush through tlb_flush_vm or
+	 * tlb_flush_range is complete when it returns, whatever the env
+	 * provides. RISC-V HFENCE.GVMA and x86 INVEPT / the VMCB TLB control
+	 * act on one CPU only (FMT_TLB_BROADCAST, default 0).
+	 */
+	bool tlb_broadcast;
 	/* Raw-entry helpers for tests and tools (not on hot paths). */
 	s2_pte_t (*make_leaf)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, unsigned prot,
 			      unsigned memtype);

@@ -129,6 +129,9 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 	kvm->max_leaf_level = (uint8_t)max_leaf;
 	kvm->p2v_linear = !env->ops->phys_to_virt;
 	kvm->light_read = env->ops->membarrier != NULL;
+	kvm->tlb_complete =
+		ops->tlb_broadcast || (env->ops->tlb_hooks_broadcast &&
+				       (env->ops->tlb_flush_range || env->ops->tlb_flush_vm));
 	kvm->p2v_offset = (uint64_t)env->virt_offset;
 	kvm->max_vcpus = p->max_vcpus ? p->max_vcpus : 64;
 	kvm->vcpus = env->ops->zalloc(env->ctx, sizeof(*kvm->vcpus) * kvm->max_vcpus);

@@ -89,7 +89,9 @@ struct s2_fault_cache {
 struct kvm_vcpu {
 	struct kvm *kvm;
 	unsigned id;
-	uint32_t mode;	   /* enum kvm_vcpu_mode */
+	/* enum kvm_vcpu_mode in bits 0-1, the number of guest exits above
+	 * (flush/request.c): one word, so a flusher reads both at once. */
+	uint64_t guest_state;
 	uint64_t requests; /* bit per KVM_REQ_* */
 	void *priv;
 	uint32_t mmu_reading; /* this vcpu holds the read side of mmu_lock */
@@ -111,6 +113,8 @@ struct kvm {
 	hpa_t root_pa;
 	s2_pte_t *root;
 	uint8_t max_leaf_level; /* cfg clamped by Kconfig and params */
+	bool tlb_complete;	/* a hardware flush reaches every CPU: ranged
+				   flushes raise no requests (flush/flush.c) */
 	bool p2v_linear;	/* env has no phys_to_virt: va = pa + p2v_offset */
 	bool light_read;	/* env has membarrier: vcpus' read side is fence-free */
 	uint64_t p2v_offset;

@@ -1043,6 +1043,7 @@ const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
 #if FMT_HAS_TLB_FLUSH_RANGE
 	.tlb_flush_range = S2_FN(tlb_flush_range),
 #endif
+	.tlb_broadcast = FMT_TLB_BROADCAST,
 	.make_leaf = S2_FN(raw_make_leaf),
 	.leaf_run = S2_FN(leaf_run),
 	.leaf_prot = S2_FN(raw_leaf_prot),

@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * vcpus: requests, the guest-mode handshake and the memory cache.
- *
- * The handshake (as in KVM): the vcpu publishes IN_GUEST_MODE, then (full
- * barrier) re-checks its requests before entering; a requester sets the bit,
- * then (full barrier) moves IN_GUEST_MODE to EXITING_GUEST_MODE and kicks.
- * Either the vcpu sees the request before entry, or the requester sees the
- * vcpu in guest mode and kicks it: a request is never left unseen in guest.
+ * vcpus: creation, the embedder's pointer and the memory cache. Requests and
+ * the guest-mode handshake are flush/'s (flush/request.c).
  */
 #include "core/kvm_internal.h"
 
@@ -99,84 +94,6 @@ void kvm_vcpu_set_private(struct kvm_vcpu *vcpu, void *p)
 void *kvm_vcpu_private(const struct kvm_vcpu *vcpu)
 {
 	return vcpu ? vcpu->priv : NULL;
-}
-
-/* Set the bit; kick when the vcpu was in guest mode. Returns true if kicked. */
-static bool s2_request_and_kick(struct kvm_vcpu *vcpu, unsigned req)
-{
-	uint32_t mode = IN_GUEST_MODE;
-	const struct s2_env *env = vcpu->kvm->env;
-
-	__atomic_fetch_or(&vcpu->requests, 1ull << req, __ATOMIC_SEQ_CST);
-	if (!__atomic_compare_exchange_n(&vcpu->mode, &mode, EXITING_GUEST_MODE, false,
-					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-		return false;
-	if (env->ops->kick)
-		env->ops->kick(env->ctx, vcpu);
-	return true;
-}
-
-void kvm_make_request(struct kvm_vcpu *vcpu, unsigned req)
-{
-	if (!vcpu || req >= KVM_REQ_NR)
-		return;
-	s2_request_and_kick(vcpu, req);
-}
-
-unsigned kvm_make_all_cpus_request(struct kvm *kvm, unsigned req)
-{
-	unsigned kicked = 0;
-
-	if (!kvm || req >= KVM_REQ_NR)
-		return 0;
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
-		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
-
-		if (v && s2_request_and_kick(v, req))
-			kicked++;
-	}
-	return kicked;
-}
-
-bool kvm_check_request(struct kvm_vcpu *vcpu, unsigned req)
-{
-	uint64_t bit;
-
-	if (!vcpu || req >= KVM_REQ_NR)
-		return false;
-	bit = 1ull << req;
-	if (!(__atomic_load_n(&vcpu->requests, __ATOMIC_ACQUIRE) & bit))
-		return false;
-	return __atomic_fetch_and(&vcpu->requests, ~bit, __ATOMIC_ACQ_REL) & bit;
-}
-
-bool kvm_request_pending(const struct kvm_vcpu *vcpu)
-{
-	return vcpu && __atomic_load_n(&vcpu->requests, __ATOMIC_ACQUIRE);
-}
-
-bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
-{
-	if (!vcpu)
-		return false;
-	__atomic_store_n(&vcpu->mode, IN_GUEST_MODE, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&vcpu->requests, __ATOMIC_SEQ_CST)) {
-		__atomic_store_n(&vcpu->mode, OUTSIDE_GUEST_MODE, __ATOMIC_SEQ_CST);
-		return false;
-	}
-	return true;
-}
-
-void kvm_vcpu_exit_guest(struct kvm_vcpu *vcpu)
-{
-	if (vcpu)
-		__atomic_store_n(&vcpu->mode, OUTSIDE_GUEST_MODE, __ATOMIC_RELEASE);
-}
-
-enum kvm_vcpu_mode kvm_vcpu_mode(const struct kvm_vcpu *vcpu)
-{
-	return vcpu ? (enum kvm_vcpu_mode)__atomic_load_n(&vcpu->mode, __ATOMIC_ACQUIRE) :
-		      OUTSIDE_GUEST_MODE;
 }
 
 int kvm_mmu_topup_memory_cache(struct kvm_vcpu *vcpu)

@@ -3,13 +3,17 @@
  * The one TLB-flush entry point. Every zap and protect path reaches these
  * through s2_acc_settle() before it drops mmu_lock.
  *
- * A full flush runs the format's hardware hook (a broadcast TLBI or HFENCE
- * where the architecture has one; nothing on x86, where INVEPT and the VMCB
- * TLB control act on one CPU only) and then raises KVM_REQ_TLB_FLUSH on every
- * vcpu, kicking those in guest mode, so each flushes locally before it next
- * enters the guest. A ranged flush is precise only when the format has a
- * ranged hardware hook, which is broadcast by construction; otherwise it is
- * a full flush.
+ * A full flush runs the format's hardware hook (a broadcast TLBI where the
+ * architecture has one; HFENCE.GVMA or INVEPT on this CPU and the env's hooks
+ * elsewhere), then raises KVM_REQ_TLB_FLUSH on every vcpu, kicks those in
+ * guest mode and waits until each has left it (flush/request.c): when it
+ * returns, no vcpu runs the guest on a translation from before, and each
+ * flushes its own CPU before it enters again.
+ *
+ * A ranged flush runs the format's ranged hook. When that hook reaches every
+ * CPU by itself (kvm->tlb_complete: arm64 TLBI IPAS2E1IS, or env hooks the
+ * embedder declares broadcast) that is all; otherwise it is as strong as the
+ * full flush: the same requests, kicks and wait follow the local part.
  */
 #include "core/kvm_internal.h"
 
@@ -34,6 +38,8 @@ void kvm_flush_remote_tlbs_range(struct kvm *kvm, gfn_t gfn, uint64_t nr_pages)
 		return;
 	}
 	kvm->ops->tlb_flush_range(kvm, gfn_to_gpa(gfn), nr_pages << S2_GFN_SHIFT);
+	if (!kvm->tlb_complete)
+		kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH);
 	__atomic_fetch_add(&kvm->stat_flushes_range, 1, __ATOMIC_RELAXED);
 }
 

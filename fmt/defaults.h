@@ -9,6 +9,12 @@
 
 #include "s2mmu/prot.h"
 
+/* The format's TLB instructions are broadcast by architecture (core/fmt_api.h
+ * struct s2_fmt_ops tlb_broadcast); most act on the calling CPU only. */
+#ifndef FMT_TLB_BROADCAST
+#define FMT_TLB_BROADCAST 0
+#endif
+
 /*
  * Formats whose hardware-writable bit and software bits are one bit each, at
  * every level, say so with FMT_W_BIT, FMT_MMU_WRITABLE_BIT and

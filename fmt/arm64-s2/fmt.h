@@ -522,6 +522,9 @@ static inline uint64_t a64_vttbr(hpa_t root, uint32_t vmid, bool vmid16)
 }
 
 #if defined(__aarch64__) && S2_ENABLED(CONFIG_S2_ENV_FREESTANDING)
+/* TLBI ...IS with DSB ISH completes on every CPU of the inner shareable
+ * domain before the DSB does: the core's flush needs no vcpu requests. */
+#define FMT_TLB_BROADCAST 1
 /*
  * The real instructions. TLBI by IPA and VMALLS12E1IS act on the VMID in
  * the current VTTBR_EL2, so the VM's VTTBR is loaded around them when the

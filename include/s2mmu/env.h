@@ -69,7 +69,12 @@ struct s2_env_ops {
 	void (*rcu_read_lock)(void *ctx);
 	void (*rcu_read_unlock)(void *ctx);
 
-	/* Spin-wait body of the core's locks (pause, sched_yield, wfe). */
+	/*
+	 * Spin-wait body of the core's locks (pause, sched_yield, wfe), and of
+	 * a flush waiting for kicked vcpus to leave guest mode: an embedder
+	 * whose CPUs must answer IPIs while they spin (so that a CPU waiting
+	 * here cannot block another's exit) services them in this hook.
+	 */
 	void (*relax)(void *ctx);
 	/*
 	 * Optional: return only after every thread that may run a vcpu's
@@ -98,9 +103,20 @@ struct s2_env_ops {
 	/* Drop the reference gfn_to_pfn took. Optional. */
 	void (*release_pfn)(void *ctx, kvm_pfn_t pfn, bool dirty);
 
-	/* Hardware TLB and cache hooks a format may call (optional). */
+	/*
+	 * Hardware TLB and cache hooks a format may call (optional). The
+	 * TLB hooks are taken to act on the calling CPU only (x86 INVEPT,
+	 * RISC-V HFENCE.GVMA), so every flush also raises KVM_REQ_TLB_FLUSH
+	 * on each vcpu, kicks those in guest mode and waits for them to exit
+	 * (docs/embedding.md). Set tlb_hooks_broadcast when they reach every
+	 * CPU that runs this VM's vcpus and return only once each has dropped
+	 * the translations (an SBI remote HFENCE.GVMA that waits, IPIs that
+	 * are acknowledged): ranged flushes then skip the requests and kicks.
+	 * arm64's own TLBI ...IS is broadcast without it.
+	 */
 	void (*tlb_flush_vm)(void *ctx, struct kvm *kvm);
 	void (*tlb_flush_range)(void *ctx, struct kvm *kvm, gpa_t gpa, uint64_t size);
+	bool tlb_hooks_broadcast;
 	void (*dcache_clean_inval)(void *ctx, hpa_t pa, uint64_t size);
 	void (*icache_inval)(void *ctx, hpa_t pa, uint64_t size);
 

@@ -813,8 +813,8 @@ static void flush_seen(void)
 static void kick_hook(void *ctx, struct kvm_vcpu *vcpu)
 {
 	(void)ctx;
-	(void)vcpu;
 	flush_seen();
+	kvm_vcpu_exit_guest(vcpu); /* the IPI's exit: the flush waits for it */
 }
 static void tlb_vm_hook(void *ctx, struct kvm *kvm)
 {

@@ -5,6 +5,7 @@
  * against zaps under the write side. Also built with ThreadSanitizer.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <string.h>
 
@@ -276,6 +277,77 @@ static void test_mmu_lock_excludes(void **state)
 	t_assert_maps(T.kvm, 0x40000ull << 12, HVA_BASE + 4096, 1, S2_PROT_R);
 }
 
+/*
+ * A flush returns only after every vcpu that was in guest mode has left it
+ * (hole 2 of issue 10). The vcpu thread sees its kick late, marks that it
+ * stopped using its TLB, then exits; the zap must not return before. Both
+ * ways in: IN_GUEST (this flush kicks) and EXITING (an earlier request's
+ * kick is still on its way, and this flush finds the vcpu already moved to
+ * EXITING). Fails when the requester waits for nobody, or only for vcpus
+ * whose kick it sent itself.
+ */
+struct late_vcpu {
+	struct kvm_vcpu *vcpu;
+	int kicked;  /* set by the env's kick */
+	int stopped; /* the vcpu no longer uses its old translations */
+	int entered;
+};
+
+static struct late_vcpu *late;
+
+static void late_kick(void *ctx, struct kvm_vcpu *vcpu)
+{
+	(void)ctx;
+	(void)vcpu;
+	__atomic_store_n(&late->kicked, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *late_vcpu_thread(void *arg)
+{
+	struct late_vcpu *l = arg;
+
+	while (!kvm_vcpu_enter_guest(l->vcpu))
+		kvm_check_request(l->vcpu, KVM_REQ_TLB_FLUSH);
+	__atomic_store_n(&l->entered, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&l->kicked, __ATOMIC_SEQ_CST))
+		sched_yield();
+	sleep_ms(100); /* the IPI takes its time */
+	__atomic_store_n(&l->stopped, 1, __ATOMIC_SEQ_CST);
+	kvm_vcpu_exit_guest(l->vcpu);
+	return NULL;
+}
+
+static void test_flush_waits_for_guest_exit(void **state)
+{
+	struct late_vcpu l = { 0 };
+	pthread_t t;
+
+	(void)state;
+	late = &l;
+	T.h.ops.kick = late_kick;
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &l.vcpu), 0);
+	t_slot(&T, 0, 0x40000, 16, HVA_BASE + 4096, 0);
+	for (int way = 0; way < 2; way++) {
+		l.kicked = l.stopped = l.entered = 0;
+		assert_int_equal(kvm_tdp_page_fault(T.vcpu, 0x40000ull << 12, S2_ACC_READ),
+				 RET_PF_FIXED);
+		assert_int_equal(pthread_create(&t, NULL, late_vcpu_thread, &l), 0);
+		while (!__atomic_load_n(&l.entered, __ATOMIC_SEQ_CST))
+			sched_yield();
+		if (way == 1) {
+			/* A request that does not wait moves it to EXITING. */
+			kvm_make_request(l.vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+			assert_int_equal(kvm_vcpu_mode(l.vcpu), EXITING_GUEST_MODE);
+		}
+		assert_int_equal(kvm_zap_gfn_range(T.kvm, 0x40000, 0x40010), 1);
+		assert_int_equal(__atomic_load_n(&l.stopped, __ATOMIC_SEQ_CST), 1);
+		assert_int_equal(kvm_vcpu_mode(l.vcpu), OUTSIDE_GUEST_MODE);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_true(kvm_check_request(l.vcpu, KVM_REQ_TLB_FLUSH));
+		kvm_check_request(l.vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +355,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_different_gfns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_race_zaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmu_lock_excludes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_waits_for_guest_exit, setup, teardown),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {

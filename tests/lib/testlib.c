@@ -50,6 +50,19 @@ struct kvm_vm_params t_default_params(enum s2_fmt_id fmt)
 	return p;
 }
 
+static void t_kick_exit(void *ctx, struct kvm_vcpu *vcpu)
+{
+	struct s2_hosted *h = ctx;
+
+	__atomic_fetch_add(&h->kicks, 1, __ATOMIC_RELAXED);
+	kvm_vcpu_exit_guest(vcpu);
+}
+
+void t_kick_exits(struct tvm *t)
+{
+	t->h.ops.kick = t_kick_exit;
+}
+
 void t_vm_init(struct tvm *t, enum s2_fmt_id fmt, const struct kvm_vm_params *pp)
 {
 	struct kvm_vm_params p = pp ? *pp : t_default_params(fmt);

@@ -31,6 +31,13 @@ struct tvm {
 struct kvm_vm_params t_default_params(enum s2_fmt_id fmt);
 /* Create a VM (and vcpu 0) of @fmt with @p (NULL: defaults) into @t. */
 void t_vm_init(struct tvm *t, enum s2_fmt_id fmt, const struct kvm_vm_params *p);
+/*
+ * Make the env's kick end guest mode at once (kvm_vcpu_exit_guest), as an
+ * IPI forcing a VM exit would, still counted in t->h.kicks: for tests that
+ * put a vcpu in guest mode and flush from the same thread, where a flush
+ * would otherwise wait for that vcpu's exit forever.
+ */
+void t_kick_exits(struct tvm *t);
 /* Destroy it and assert that every table page and metadata block is back. */
 void t_vm_fini(struct tvm *t);
 
