@@ -47,10 +47,24 @@ static struct s2_hosted *H(void *ctx)
 	return ctx;
 }
 
+/* Count-based injection: the fail_alloc_nth-th counted call fails. */
+static bool h_nth_fails(struct s2_hosted *h)
+{
+	uint64_t k = __atomic_add_fetch(&h->alloc_calls, 1, __ATOMIC_RELAXED);
+	long nth = __atomic_load_n(&h->fail_alloc_nth, __ATOMIC_RELAXED);
+
+	if (nth <= 0 || k < (uint64_t)nth || (k > (uint64_t)nth && !h->fail_alloc_persist))
+		return false;
+	__atomic_fetch_add(&h->alloc_failed, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
 static bool h_may_alloc(struct s2_hosted *h)
 {
 	long left = __atomic_load_n(&h->fail_alloc_after, __ATOMIC_RELAXED);
 
+	if (h_nth_fails(h))
+		return false;
 	if (left < 0)
 		return true;
 	if (left == 0)
@@ -129,16 +143,20 @@ struct h_rcu_cb {
 	struct rcu_head head;
 	void (*fn)(void *arg);
 	void *arg;
+	struct s2_hosted *h;
 };
 
 static void h_rcu_trampoline(struct rcu_head *head)
 {
 	struct h_rcu_cb *cb = caa_container_of(head, struct h_rcu_cb, head);
 
+	struct s2_hosted *h = cb->h;
+
 	h_tsan_acquire(cb);
 	h_tsan_acquire(&h_reader_token);
 	cb->fn(cb->arg);
 	free(cb);
+	__atomic_fetch_add(&h->rcu_done, 1, __ATOMIC_RELEASE);
 	h_tsan_release(&h_barrier_token);
 }
 
@@ -153,6 +171,8 @@ static int h_call_rcu(void *ctx, void (*fn)(void *arg), void *arg)
 		return -ENOMEM;
 	cb->fn = fn;
 	cb->arg = arg;
+	cb->h = H(ctx);
+	__atomic_fetch_add(&cb->h->rcu_queued, 1, __ATOMIC_RELAXED);
 	h_tsan_release(cb);
 	urcu_bp_call_rcu(&cb->head, h_rcu_trampoline);
 	return 0;
@@ -301,6 +321,27 @@ uint64_t s2_hosted_meta_in_use(const struct s2_hosted *h)
 {
 	return __atomic_load_n(&h->meta_allocs, __ATOMIC_RELAXED) -
 	       __atomic_load_n(&h->meta_frees, __ATOMIC_RELAXED);
+}
+
+uint64_t s2_hosted_rcu_pending(const struct s2_hosted *h)
+{
+	/* Done first: a callback counted done was counted queued before. */
+	uint64_t done = __atomic_load_n(&h->rcu_done, __ATOMIC_ACQUIRE);
+
+	return __atomic_load_n(&h->rcu_queued, __ATOMIC_RELAXED) - done;
+}
+
+uint64_t s2_hosted_allocs_in_use(const struct s2_hosted *h)
+{
+	return s2_hosted_pages_in_use(h) + s2_hosted_meta_in_use(h) + s2_hosted_rcu_pending(h);
+}
+
+void s2_hosted_fail_nth(struct s2_hosted *h, long nth, bool persist)
+{
+	h->fail_alloc_persist = persist;
+	__atomic_store_n(&h->alloc_calls, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->alloc_failed, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->fail_alloc_nth, nth > 0 ? nth : 0, __ATOMIC_RELAXED);
 }
 
 void s2_hosted_quiesce(struct s2_hosted *h)
