@@ -391,9 +391,14 @@ const struct kvm_memory_slot *s2_memslots_find(const struct s2_memslots *ms, gfn
 int s2_memslot_snapshot(const struct kvm *kvm, gfn_t gfn, struct kvm_memory_slot *out,
 			uint64_t *gen);
 
-/* notifier/: a memslot now covers new gfns; while an invalidation is in
- * progress they join its range (called after the slot is published). */
-void s2_notifier_slot_added(struct kvm *kvm, const struct kvm_memory_slot *slot);
+/*
+ * notifier/: a memslot is about to cover new gfns; while an invalidation is
+ * in progress they join its range (and are zapped into @acc). Called with
+ * mmu_lock held for write *before* the slot is published, so that no fault
+ * can find the slot while its gfns are outside the in-progress range.
+ */
+void s2_notifier_slot_adding(struct kvm *kvm, const struct kvm_memory_slot *slot,
+			     struct s2_change_acc *acc);
 /* notifier/: free what it keeps per VM (kvm_destroy_vm). */
 void s2_notifier_destroy(struct kvm *kvm);
 

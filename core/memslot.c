@@ -161,15 +161,25 @@ static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *o
  */
 static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct s2_slot_update *u)
 {
+	bool adds = u->add && (u->drop_id < 0 || u->upd.base_gfn != u->prev.base_gfn);
+
+	/*
+	 * New gfns join an invalidation in progress before the slot can be
+	 * found: invalidate_range_start reads the slots under the write side
+	 * too, so it either sees the new set or has raised in_progress by now.
+	 */
+	if (adds || u->zap)
+		s2_mmu_write_lock(kvm);
+	if (adds)
+		s2_notifier_slot_adding(kvm, &u->upd, &u->acc);
 	u->old = kvm->memslots;
 	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
 	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
-	if (u->zap) {
-		s2_mmu_write_lock(kvm);
+	if (u->zap)
 		(void)s2_zap_range_locked(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages,
 					  &u->acc);
+	if (adds || u->zap)
 		s2_mmu_write_unlock_keep_tables(kvm, &u->acc);
-	}
 }
 
 /*
@@ -231,8 +241,6 @@ unlock:
 	if (r)
 		goto out;
 	s2_acc_free_tables(kvm, &u->acc);
-	if (u->add && (u->drop_id < 0 || u->upd.base_gfn != u->prev.base_gfn))
-		s2_notifier_slot_added(kvm, &u->upd);
 	/* Published: start logging (split, protect) or stop it (collapse). */
 	if (u->dirty_change)
 		s2_dirty_slot_flags_changed(kvm, &u->upd, u->dirty_change, u->gen);

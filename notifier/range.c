@@ -355,21 +355,18 @@ uint64_t kvm_mmu_invalidate_seq(const struct kvm *kvm)
 }
 
 /*
- * A memslot was added (or moved) while an invalidation may be running: the
- * running invalidations did not see it, yet its hva may be one they cover.
- * Its gfns join the in-progress range, and what faults installed between
- * the slot's publication and now is zapped. Under mmu_lock this cannot
- * interleave with a start: one that runs later sees the slot itself.
+ * A memslot is being added (or moved) while an invalidation may be running:
+ * the running invalidations did not see it, yet its hva may be one they
+ * cover. Its gfns join the in-progress range before the slot is published
+ * (mmu_lock held for write, as start holds it: a start that runs later sees
+ * the slot itself). The zap clears what an earlier slot may have left at
+ * those gfns while the host changes the memory behind them.
  */
-void s2_notifier_slot_added(struct kvm *kvm, const struct kvm_memory_slot *slot)
+void s2_notifier_slot_adding(struct kvm *kvm, const struct kvm_memory_slot *slot,
+			     struct s2_change_acc *acc)
 {
-	struct s2_change_acc acc;
-
-	s2_acc_init(&acc);
-	s2_mmu_write_lock(kvm);
-	if (kvm->mmu_invalidate_in_progress) {
-		s2_mn_invalidate_range_add(kvm, slot->base_gfn, slot->base_gfn + slot->npages);
-		(void)s2_zap_range_locked(kvm, slot->base_gfn, slot->base_gfn + slot->npages, &acc);
-	}
-	s2_mmu_write_unlock(kvm, &acc);
+	if (!kvm->mmu_invalidate_in_progress)
+		return;
+	s2_mn_invalidate_range_add(kvm, slot->base_gfn, slot->base_gfn + slot->npages);
+	(void)s2_zap_range_locked(kvm, slot->base_gfn, slot->base_gfn + slot->npages, acc);
 }

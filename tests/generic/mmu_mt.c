@@ -348,6 +348,66 @@ static void test_flush_waits_for_guest_exit(void **state)
 	}
 }
 
+/*
+ * A memslot added while an invalidation is in progress is covered by it
+ * from the moment a fault can find the slot (hole 3 of issue 10): the host
+ * may be changing the slot's hva range, so no fault may install a pfn from
+ * it until the invalidation ends. One thread adds and deletes the slot
+ * inside start/end over its whole hva range, another faults on it all the
+ * while: every fault must retry (or find no slot), never map. Fails when
+ * the slot is published before the in-progress range is widened.
+ */
+struct added_race {
+	struct kvm_vcpu *vcpu;
+	int stop;
+	uint64_t fixed, tries;
+};
+
+static void *added_fault_thread(void *arg)
+{
+	struct added_race *a = arg;
+
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+		for (gfn_t g = 0; g < 4; g++) {
+			int r = kvm_tdp_page_fault(a->vcpu, (0x80000ull + g) << 12, S2_ACC_READ);
+
+			a->tries++;
+			if (r == RET_PF_FIXED || r == RET_PF_SPURIOUS)
+				a->fixed++;
+		}
+	}
+	return NULL;
+}
+
+static void test_slot_added_during_invalidation(void **state)
+{
+	struct added_race a = { 0 };
+	const hva_t hva = HVA_BASE + 0x100000;
+	struct kvm_memory_slot s = {
+		.id = 7, .base_gfn = 0x80000, .npages = 4, .userspace_addr = hva
+	};
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &a.vcpu), 0);
+	assert_int_equal(pthread_create(&t, NULL, added_fault_thread, &a), 0);
+	for (int i = 0; i < 10000; i++) {
+		assert_int_equal(
+			kvm_mmu_notifier_invalidate_range_start(T.kvm, hva, hva + 0x4000, false),
+			0);
+		assert_int_equal(kvm_set_memslot(T.kvm, &s), 0);
+		for (int k = 0; k < 16 && !(i & 1); k++)
+			sched_yield(); /* let the faults find the slot */
+		assert_int_equal(kvm_delete_memslot(T.kvm, s.id), 0);
+		assert_int_equal(
+			kvm_mmu_notifier_invalidate_range_end(T.kvm, hva, hva + 0x4000, false), 0);
+	}
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(a.tries > 0);
+	assert_int_equal(a.fixed, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +416,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_faults_race_zaps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmu_lock_excludes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_waits_for_guest_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_added_during_invalidation, setup,
+						teardown),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {
