@@ -172,6 +172,9 @@ test-mt-bins := $(filter $(O)/tests/test_%_mt $(addprefix $(O)/tests/,$(TESTS_MT
 	$(foreach f,$(GENERIC_FMTS),$(foreach s,$(filter %_mt.c,$(generic-srcs)),$(O)/tests/$(call generic-name,$(s),$(f))))
 test-mt-bins := $(sort $(test-mt-bins))
 
+# The s2mmu tool (tools/s2mmu/) and its tests (tests/cli/).
+include mk/tools.mk
+
 # ---------------------------------------------------------------------------
 # Build rules
 

@@ -1,0 +1,926 @@
+// SPDX-License-Identifier: MIT
+/*
+ * s2mmu replay: run a trace of library calls on the hosted library, then
+ * print the statistics, optionally dump the tables and save them as a memory
+ * image, and check the final tables against the reference walkers of
+ * tests/ref and against this tool's own walk of the image.
+ *
+ * The trace format (docs/tools.md) is one call a line, "verb key=value ...",
+ * optionally ending in "=> RESULT" (the return value the call must give; a
+ * number or -ENAME). '#' starts a comment. The first call is `vm`. Verbs not
+ * known to this version (TDX, range mapping when they land) are errors that
+ * name the line, so an old tool never half-replays a newer trace.
+ *
+ * Table pages come from one arena mapped by the tool (pa == va, as the
+ * hosted environment and the reference walkers assume), so the arena is a
+ * physical-memory image of every table, ready for `s2mmu dump`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "s2mmu-tool.h"
+
+#include "s2mmu/config.h"
+#include "s2mmu/env-hosted.h"
+#include "s2mmu/errno.h"
+#include "s2mmu/s2mmu.h"
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+#include "s2mmu/x86-ept.h"
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+#include "s2mmu/x86-npt.h"
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
+#include "s2mmu/arm64-s2.h"
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_RISCV_G)
+#include "s2mmu/riscv-g.h"
+#endif
+
+#include "tests/ref/arm64_walker.h"
+#include "tests/ref/ept_walker.h"
+#include "tests/ref/npt_walker.h"
+#include "tests/ref/riscv_walker.h"
+
+static const char replay_help[] =
+	"usage: s2mmu replay [--dump] [--image-out FILE] [--no-check] [--arena MIB] [--json]\n"
+	"                    TRACE\n"
+	"\n"
+	"Replays TRACE (a file, or - for stdin), one library call a line, on the hosted\n"
+	"library, then prints the statistics, with --dump the mappings (as s2mmu dump\n"
+	"would), and checks every leaf of the final tables against the reference walker\n"
+	"of its format (tests/ref) and against this tool's own walk of the tables.\n"
+	"\n"
+	"  --dump            print the final mappings\n"
+	"  --image-out FILE  save the table arena as a raw image; the summary prints the\n"
+	"                    root and image base for s2mmu dump\n"
+	"  --no-check        skip the reference check\n"
+	"  --arena MIB       size of the table arena (default 256, reserved lazily)\n"
+	"  --json            one JSON document\n"
+	"\n"
+	"Trace lines (docs/tools.md has the whole format):\n"
+	"  vm fmt=F [gpa_bits=N] [flags=ad,...] [granule=N] [max_leaf=N] [vcpus=N] [vmid=N]\n"
+	"  host [level=N] [readonly=0|1] [block_reuse=0|1]\n"
+	"  memslot id=N gfn=G npages=N hva=H [flags=log,ro]   memslot_delete id=N\n"
+	"  memslot_move id=N gfn=G   memslot_flags id=N flags=...\n"
+	"  fault [vcpu=N] gpa=A access=rwxu   zap gfn=G end=G   zap_all\n"
+	"  invalidate_start hva=H end=H   invalidate_end hva=H end=H\n"
+	"  clear_flush_young|clear_young|test_young hva=H end=H\n"
+	"  dirty_caps caps=manual,wrprotect,pml   get_dirty_log slot=N\n"
+	"  clear_dirty_log slot=N first=N num=N [mask=M]   mark_dirty gfn=G\n"
+	"  attributes gfn=G end=G attrs=private|0   write_track_add|write_track_remove gfn=G\n"
+	"  ... => RESULT   the call must return RESULT (a number or -EINVAL style)\n"
+	"\n"
+	"exit status: 0 replayed and checked, 1 an expectation or the check failed,\n"
+	"2 trace syntax error, 3 I/O error, 4 a call failed without an expectation.\n";
+
+/* ---- the table arena ---- */
+
+#define ARENA_CLASSES 9 /* 4 KiB .. 1 MiB */
+
+static struct {
+	uint8_t *base;
+	size_t size, used;
+	void *free[ARENA_CLASSES];
+	pthread_mutex_t lock;
+} arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int size_class(size_t bytes)
+{
+	for (int c = 0; c < ARENA_CLASSES; c++)
+		if (bytes == (size_t)4096 << c)
+			return c;
+	return -1;
+}
+
+static void *arena_alloc(void *ctx, size_t bytes, hpa_t *pa)
+{
+	int c = size_class(bytes);
+	uint8_t *p = NULL;
+
+	(void)ctx;
+	if (c < 0)
+		return NULL;
+	pthread_mutex_lock(&arena.lock);
+	if (arena.free[c]) {
+		p = arena.free[c];
+		memcpy(&arena.free[c], p, sizeof(void *));
+	} else {
+		size_t at = (arena.used + bytes - 1) & ~(bytes - 1);
+
+		if (at + bytes <= arena.size) {
+			p = arena.base + at;
+			arena.used = at + bytes;
+		}
+	}
+	pthread_mutex_unlock(&arena.lock);
+	if (!p)
+		return NULL;
+	memset(p, 0, bytes);
+	*pa = (hpa_t)(uintptr_t)p;
+	return p;
+}
+
+static void arena_free(void *ctx, void *va, hpa_t pa, size_t bytes)
+{
+	int c = size_class(bytes);
+
+	(void)ctx;
+	(void)pa;
+	if (c < 0)
+		return;
+	/* Freed pages read as zero in a later image, not as stale tables. */
+	memset(va, 0, bytes);
+	pthread_mutex_lock(&arena.lock);
+	memcpy(va, &arena.free[c], sizeof(void *));
+	arena.free[c] = va;
+	pthread_mutex_unlock(&arena.lock);
+}
+
+static bool arena_init(size_t mib)
+{
+	size_t align = 1u << 20, len = (mib << 20) + align;
+	uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return false;
+	arena.base = (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+	arena.size = mib << 20;
+	return true;
+}
+
+/* ---- trace parsing ---- */
+
+struct line {
+	unsigned no;
+	char *verb;
+	unsigned nargs;
+	char *key[16], *val[16];
+	bool has_expect;
+	long long expect;
+	const char *file;
+};
+
+static int syntax(const struct line *l, const char *fmt, const char *a)
+{
+	fprintf(stderr, "%s:%u: ", l->file, l->no);
+	fprintf(stderr, fmt, a);
+	fputc('\n', stderr);
+	return EXIT_USAGE;
+}
+
+static const struct {
+	const char *name;
+	int v;
+} errnos[] = {
+	{ "EPERM", EPERM },   { "ENOENT", ENOENT },   { "EIO", EIO },	    { "E2BIG", E2BIG },
+	{ "ENOMEM", ENOMEM }, { "EFAULT", EFAULT },   { "EBUSY", EBUSY },   { "EEXIST", EEXIST },
+	{ "EINVAL", EINVAL }, { "ENOSPC", ENOSPC },   { "ERANGE", ERANGE }, { "EAGAIN", EAGAIN },
+	{ "ENOSYS", ENOSYS }, { "ENOTSUP", ENOTSUP },
+};
+
+static bool parse_result(const char *s, long long *out)
+{
+	uint64_t v;
+
+	if (s[0] == '-' && s[1] == 'E') {
+		for (size_t i = 0; i < sizeof(errnos) / sizeof(errnos[0]); i++)
+			if (!strcmp(s + 1, errnos[i].name)) {
+				*out = -errnos[i].v;
+				return true;
+			}
+		return false;
+	}
+	if (s[0] == '-') {
+		if (!parse_u64(s + 1, &v))
+			return false;
+		*out = -(long long)v;
+		return true;
+	}
+	if (!parse_u64(s, &v))
+		return false;
+	*out = (long long)v;
+	return true;
+}
+
+/* Split @buf into a line; returns 0, EXIT_USAGE, or -1 for a blank line. */
+static int split(char *buf, struct line *l)
+{
+	char *s = buf, *tok;
+
+	l->verb = NULL;
+	l->nargs = 0;
+	l->has_expect = false;
+	if ((tok = strchr(s, '#')))
+		*tok = 0;
+	while ((tok = strsep(&s, " \t\r\n"))) {
+		if (!*tok)
+			continue;
+		if (!l->verb) {
+			l->verb = tok;
+			continue;
+		}
+		if (!strcmp(tok, "=>")) {
+			while ((tok = strsep(&s, " \t\r\n")) && !*tok)
+				;
+			if (!tok || !parse_result(tok, &l->expect))
+				return syntax(l, "'=>' needs a result (a number or -ENAME)%s", "");
+			l->has_expect = true;
+			while ((tok = strsep(&s, " \t\r\n")))
+				if (*tok)
+					return syntax(l, "'%s' after the result", tok);
+			break;
+		}
+		if (l->nargs == 16)
+			return syntax(l, "too many arguments%s", "");
+		l->key[l->nargs] = tok;
+		tok = strchr(tok, '=');
+		if (!tok)
+			return syntax(l, "'%s' is not key=value", l->key[l->nargs]);
+		*tok = 0;
+		l->val[l->nargs++] = tok + 1;
+	}
+	return l->verb ? 0 : -1;
+}
+
+/* Argument lookup: every key given must be used exactly by the verb. */
+static const char *arg(struct line *l, const char *key)
+{
+	for (unsigned i = 0; i < l->nargs; i++)
+		if (l->key[i] && !strcmp(l->key[i], key)) {
+			const char *v = l->val[i];
+
+			l->key[i] = NULL; /* consumed */
+			return v;
+		}
+	return NULL;
+}
+
+struct parse_err {
+	const char *key, *val; /* what was wrong */
+	bool missing;
+};
+
+static uint64_t num(struct line *l, const char *key, uint64_t dflt, bool required,
+		    struct parse_err *pe)
+{
+	const char *v = arg(l, key);
+	uint64_t n;
+
+	if (!v) {
+		if (required && !pe->key) {
+			pe->key = key;
+			pe->missing = true;
+		}
+		return dflt;
+	}
+	if (!parse_u64(v, &n)) {
+		if (!pe->key) {
+			pe->key = key;
+			pe->val = v;
+		}
+		return dflt;
+	}
+	return n;
+}
+
+/* "a,b,c" against @names (bit i = names[i]); NULL-terminated. */
+static unsigned names(struct line *l, const char *key, const char *const *nm, const unsigned *bits,
+		      struct parse_err *pe)
+{
+	const char *v = arg(l, key), *s;
+	unsigned out = 0;
+
+	if (!v)
+		return 0;
+	for (s = v; *s;) {
+		size_t n = strcspn(s, ",|");
+		unsigned i;
+
+		for (i = 0; nm[i]; i++)
+			if (strlen(nm[i]) == n && !strncmp(s, nm[i], n))
+				break;
+		if (n && !nm[i]) {
+			if (!pe->key) {
+				pe->key = key;
+				pe->val = v;
+			}
+			return 0;
+		}
+		if (n)
+			out |= bits[i];
+		s += n;
+		if (*s)
+			s++;
+	}
+	return out;
+}
+
+/* ---- replay ---- */
+
+#define MAX_VCPUS 64
+
+struct replay {
+	struct s2_hosted h;
+	struct s2_env_ops ops;
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu[MAX_VCPUS];
+	unsigned nr_vcpus;
+	unsigned fmt_flags;
+	uint64_t lines, calls, failed_expect, failed_calls;
+	struct kvm_vm_params p;
+};
+
+static const char *const fmtf_names[] = { "ad",	 "mbec", "sve",	 "fwb",	   "hd",
+					  "xnx", "lpa2", "pbmt", "vmid16", NULL };
+static const unsigned fmtf_bits[] = { S2_FMTF_AD,   S2_FMTF_MBEC, S2_FMTF_SUPPRESS_VE,
+				      S2_FMTF_FWB,  S2_FMTF_HD,	  S2_FMTF_XNX,
+				      S2_FMTF_LPA2, S2_FMTF_PBMT, S2_FMTF_VMID16 };
+static const char *const slotf_names[] = { "log", "ro", NULL };
+static const unsigned slotf_bits[] = { KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY };
+static const char *const caps_names[] = { "manual", "wrprotect", "pml", NULL };
+static const unsigned caps_bits[] = { KVM_DIRTY_LOG_MANUAL_PROTECT, KVM_DIRTY_LOG_WRPROTECT,
+				      KVM_DIRTY_LOG_PML };
+static const char *const acc_names[] = {
+	"r", "w", "x", "u", "read", "write", "exec", "user", NULL
+};
+static const unsigned acc_bits[] = { S2_ACC_READ, S2_ACC_WRITE, S2_ACC_EXEC, S2_ACC_USER,
+				     S2_ACC_READ, S2_ACC_WRITE, S2_ACC_EXEC, S2_ACC_USER };
+
+/* Access "rw" without commas means each letter. */
+static unsigned access_arg(struct line *l, struct parse_err *pe)
+{
+	const char *v = NULL;
+	unsigned out = 0;
+
+	for (unsigned i = 0; i < l->nargs; i++)
+		if (l->key[i] && !strcmp(l->key[i], "access"))
+			v = l->val[i];
+	if (v && !strchr(v, ',') && strlen(v) <= 4 && strspn(v, "rwxu") == strlen(v)) {
+		arg(l, "access");
+		for (const char *s = v; *s; s++)
+			out |= *s == 'r' ? S2_ACC_READ :
+			       *s == 'w' ? S2_ACC_WRITE :
+			       *s == 'x' ? S2_ACC_EXEC :
+					   S2_ACC_USER;
+		return out;
+	}
+	return names(l, "access", acc_names, acc_bits, pe);
+}
+
+static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
+{
+	const char *f = arg(l, "fmt");
+	uint64_t vcpus;
+
+	if (r->kvm)
+		return syntax(l, "a second 'vm' line%s", "");
+	memset(&r->p, 0, sizeof(r->p));
+	r->p.fmt = f ? tool_fmt_by_name(f) : 0;
+	if (!f)
+		return syntax(l, "vm needs fmt=%s", "");
+	if (!r->p.fmt && strcmp(f, "fake"))
+		return syntax(l, "unknown format '%s'", f);
+	if (!strcmp(f, "fake"))
+		r->p.fmt = S2_FMT_FAKE;
+	r->p.gpa_bits = (unsigned)num(l, "gpa_bits", 48, false, pe);
+	r->p.fmt_flags = r->fmt_flags = names(l, "flags", fmtf_names, fmtf_bits, pe);
+	r->p.granule = (unsigned)num(l, "granule", 0, false, pe);
+	r->p.max_leaf_level = (unsigned)num(l, "max_leaf", 0, false, pe);
+	r->p.vmid = (uint32_t)num(l, "vmid", 0, false, pe);
+	vcpus = num(l, "vcpus", 1, false, pe);
+	if (vcpus < 1 || vcpus > MAX_VCPUS)
+		return syntax(l, "vcpus must be 1..64%s", "");
+	r->p.max_vcpus = (unsigned)vcpus;
+	r->p.env = &r->h.env;
+	if (pe->key)
+		return 0;
+	*ret = kvm_create_vm(&r->p, &r->kvm);
+	if (*ret)
+		return 0;
+	for (unsigned i = 0; i < vcpus; i++) {
+		int e = kvm_vcpu_create(r->kvm, i, &r->vcpu[i]);
+
+		if (e) {
+			*ret = e;
+			return 0;
+		}
+	}
+	r->nr_vcpus = (unsigned)vcpus;
+	return 0;
+}
+
+/* One call; *ret gets its result. Returns EXIT_USAGE on a syntax error. */
+static int call(struct replay *r, struct line *l, long long *ret)
+{
+	struct parse_err pe = { 0 };
+	const char *v = l->verb;
+	struct kvm *kvm = r->kvm;
+	int rc = 0;
+
+	*ret = 0;
+	if (!strcmp(v, "vm")) {
+		rc = do_vm(r, l, &pe, ret);
+		goto out;
+	}
+	if (!strcmp(v, "host")) {
+		if (kvm)
+			return syntax(l, "'host' must come before 'vm'%s", "");
+		r->h.host_level = (int)num(l, "level", (uint64_t)r->h.host_level, false, &pe);
+		r->h.host_readonly = num(l, "readonly", 0, false, &pe);
+		r->h.no_block_reuse = !num(l, "block_reuse", 1, false, &pe);
+		goto out;
+	}
+	if (!kvm) {
+		if (!strncmp(v, "tdx", 3) || !strcmp(v, "map_range"))
+			return syntax(l, "'%s' is not supported by this version of s2mmu", v);
+		return syntax(l, "'%s' before the 'vm' line (or vm creation failed)", v);
+	}
+	if (!strcmp(v, "memslot")) {
+		struct kvm_memory_slot s = {
+			.id = (unsigned)num(l, "id", 0, true, &pe),
+			.base_gfn = num(l, "gfn", 0, true, &pe),
+			.npages = num(l, "npages", 0, true, &pe),
+			.userspace_addr = num(l, "hva", 0, true, &pe),
+			.flags = names(l, "flags", slotf_names, slotf_bits, &pe),
+		};
+		if (!pe.key)
+			*ret = kvm_set_memslot(kvm, &s);
+	} else if (!strcmp(v, "memslot_delete")) {
+		unsigned id = (unsigned)num(l, "id", 0, true, &pe);
+
+		if (!pe.key)
+			*ret = kvm_delete_memslot(kvm, id);
+	} else if (!strcmp(v, "memslot_move")) {
+		unsigned id = (unsigned)num(l, "id", 0, true, &pe);
+		gfn_t g = num(l, "gfn", 0, true, &pe);
+
+		if (!pe.key)
+			*ret = kvm_move_memslot(kvm, id, g);
+	} else if (!strcmp(v, "memslot_flags")) {
+		unsigned id = (unsigned)num(l, "id", 0, true, &pe);
+		unsigned f = names(l, "flags", slotf_names, slotf_bits, &pe);
+
+		if (!pe.key)
+			*ret = kvm_set_memslot_flags(kvm, id, f);
+	} else if (!strcmp(v, "fault")) {
+		uint64_t vc = num(l, "vcpu", 0, false, &pe);
+		gpa_t gpa = num(l, "gpa", 0, true, &pe);
+		unsigned acc = access_arg(l, &pe);
+
+		if (!pe.key && vc >= r->nr_vcpus)
+			return syntax(l, "no such vcpu%s", "");
+		if (!pe.key)
+			*ret = kvm_tdp_page_fault(r->vcpu[vc], gpa, acc);
+	} else if (!strcmp(v, "zap")) {
+		gfn_t s = num(l, "gfn", 0, true, &pe), e = num(l, "end", 0, true, &pe);
+
+		if (!pe.key)
+			*ret = kvm_zap_gfn_range(kvm, s, e);
+	} else if (!strcmp(v, "zap_all")) {
+		*ret = kvm_mmu_zap_all(kvm);
+	} else if (!strcmp(v, "invalidate_start") || !strcmp(v, "invalidate_end") ||
+		   !strcmp(v, "clear_flush_young") || !strcmp(v, "clear_young") ||
+		   !strcmp(v, "test_young")) {
+		hva_t s = num(l, "hva", 0, true, &pe), e = num(l, "end", 0, true, &pe);
+		bool block = num(l, "may_block", 1, false, &pe);
+
+		if (pe.key)
+			goto out;
+		if (!strcmp(v, "invalidate_start"))
+			*ret = kvm_mmu_notifier_invalidate_range_start(kvm, s, e, block);
+		else if (!strcmp(v, "invalidate_end"))
+			*ret = kvm_mmu_notifier_invalidate_range_end(kvm, s, e, block);
+		else if (!strcmp(v, "clear_flush_young"))
+			*ret = kvm_mmu_notifier_clear_flush_young(kvm, s, e);
+		else if (!strcmp(v, "clear_young"))
+			*ret = kvm_mmu_notifier_clear_young(kvm, s, e);
+		else
+			*ret = kvm_mmu_notifier_test_young(kvm, s, e);
+	} else if (!strcmp(v, "dirty_caps")) {
+		unsigned c = names(l, "caps", caps_names, caps_bits, &pe);
+
+		if (!pe.key)
+			*ret = kvm_dirty_log_set_caps(kvm, c);
+	} else if (!strcmp(v, "get_dirty_log")) {
+		unsigned id = (unsigned)num(l, "slot", 0, true, &pe);
+		struct kvm_memory_slot s;
+		uint64_t *bm;
+
+		if (pe.key)
+			goto out;
+		if (kvm_id_to_memslot(kvm, id, &s)) {
+			*ret = -ENOENT;
+			goto out;
+		}
+		bm = calloc((size_t)(s.npages + 63) / 64 + 1, sizeof(*bm));
+		if (!bm)
+			abort();
+		*ret = kvm_get_dirty_log(kvm, id, bm);
+		free(bm);
+	} else if (!strcmp(v, "clear_dirty_log")) {
+		unsigned id = (unsigned)num(l, "slot", 0, true, &pe);
+		uint64_t first = num(l, "first", 0, true, &pe), n = num(l, "num", 0, true, &pe);
+		uint64_t mask = num(l, "mask", ~0ull, false, &pe);
+
+		if (!pe.key && n > 64)
+			return syntax(l, "clear_dirty_log takes at most num=64 (one mask word)%s",
+				      "");
+		if (!pe.key)
+			*ret = kvm_clear_dirty_log(kvm, id, first, n, &mask);
+	} else if (!strcmp(v, "mark_dirty")) {
+		gfn_t g = num(l, "gfn", 0, true, &pe);
+
+		if (!pe.key)
+			*ret = kvm_mark_page_dirty(kvm, g);
+	} else if (!strcmp(v, "attributes")) {
+		static const char *const an[] = { "private", "0", "none", NULL };
+		static const unsigned ab[] = { 1, 0, 0 };
+		gfn_t s = num(l, "gfn", 0, true, &pe), e = num(l, "end", 0, true, &pe);
+		unsigned a = names(l, "attrs", an, ab, &pe);
+
+		if (!pe.key)
+			*ret = kvm_vm_set_mem_attributes(kvm, s, e,
+							 a ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
+	} else if (!strcmp(v, "write_track_add") || !strcmp(v, "write_track_remove")) {
+		gfn_t g = num(l, "gfn", 0, true, &pe);
+
+		if (!pe.key)
+			*ret = v[12] == 'a' ? kvm_write_track_add_gfn(kvm, g) :
+					      kvm_write_track_remove_gfn(kvm, g);
+	} else if (!strncmp(v, "tdx", 3) || !strcmp(v, "map_range")) {
+		return syntax(l, "'%s' is not supported by this version of s2mmu", v);
+	} else {
+		return syntax(l, "unknown call '%s'", v);
+	}
+out:
+	if (rc)
+		return rc;
+	if (pe.key)
+		return pe.missing ? syntax(l, "missing %s=", pe.key) :
+				    syntax(l, "bad value for '%s'", pe.key);
+	for (unsigned i = 0; i < l->nargs; i++)
+		if (l->key[i])
+			return syntax(l, "unknown argument '%s'", l->key[i]);
+	return 0;
+}
+
+/* ---- the check ---- */
+
+struct check {
+	struct replay *r;
+	uint64_t regs[2];
+	uint64_t leaves, mismatches, bytes;
+	struct out *o;
+};
+
+static int ref_walk(struct check *c, uint64_t gpa, struct ref_xlate *x)
+{
+	unsigned f = c->r->fmt_flags;
+
+	memset(x, 0, sizeof(*x));
+	switch (c->r->p.fmt) {
+	case S2_FMT_X86_EPT:
+		return ref_ept_walk(c->regs[0], f & S2_FMTF_MBEC ? REF_EPT_MBEC : 0, gpa, x);
+	case S2_FMT_X86_NPT:
+		return ref_npt_walk(c->regs[0], kvm_mmu_levels(c->r->kvm) == 5, gpa, x);
+	case S2_FMT_ARM64_S2:
+		return ref_arm64_walk(c->regs[0], c->regs[1],
+				      (f & S2_FMTF_FWB ? REF_A64_FWB : 0) |
+					      (f & S2_FMTF_XNX ? REF_A64_XNX : 0),
+				      gpa, x);
+	case S2_FMT_RISCV_G:
+		return ref_riscv_walk(c->regs[0], f & S2_FMTF_PBMT ? REF_RISCV_SVPBMT : 0, gpa, x);
+	default: return -1;
+	}
+	return -1;
+}
+
+static void mismatch(struct check *c, gfn_t gfn, const char *what, uint64_t want, uint64_t got)
+{
+	if (c->mismatches++ < 20)
+		fprintf(stderr,
+			"s2mmu replay: check: gpa %#" PRIx64 ": %s: library %#" PRIx64
+			", reference walker %#" PRIx64 "\n",
+			gfn << 12, what, want, got);
+}
+
+static int check_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
+{
+	struct check *c = arg;
+	/* The first and the last byte of the leaf. */
+	uint64_t gpa[2] = { gfn << 12, (gfn << 12) + m->size - 1 };
+
+	c->leaves++;
+	c->bytes += m->size;
+	for (int i = 0; i < 2; i++) {
+		struct ref_xlate x;
+
+		if (ref_walk(c, gpa[i], &x)) {
+			mismatch(c, gfn, "reference walk faults", 0, (uint64_t)x.fault);
+			return 0;
+		}
+		if (x.hpa != m->hpa + (gpa[i] - (gfn << 12)))
+			mismatch(c, gfn, "hpa", m->hpa, x.hpa - (gpa[i] - (gfn << 12)));
+		if (x.level != m->level)
+			mismatch(c, gfn, "level", (uint64_t)m->level, (uint64_t)x.level);
+		if ((x.perm & (S2_PROT_R | S2_PROT_W)) != (m->prot & (S2_PROT_R | S2_PROT_W)))
+			mismatch(c, gfn, "read/write permission", m->prot & 3, x.perm & 3);
+	}
+	return 0;
+}
+
+static int register_values(struct replay *r, uint64_t regs[2], struct geom *g)
+{
+	struct kvm *kvm = r->kvm;
+	int e = -EINVAL;
+
+	memset(g, 0, sizeof(*g));
+	g->fmt = r->p.fmt;
+	g->levels = kvm_mmu_levels(kvm);
+	g->gpa_bits = kvm_gpa_bits(kvm);
+	g->root = kvm_mmu_root_hpa(kvm);
+	g->flags = (r->fmt_flags & S2_FMTF_AD ? TF_AD : 0) |
+		   (r->fmt_flags & S2_FMTF_MBEC ? TF_MBEC : 0) |
+		   (r->fmt_flags & S2_FMTF_SUPPRESS_VE ? TF_SVE : 0) |
+		   (r->fmt_flags & S2_FMTF_FWB ? TF_FWB : 0) |
+		   (r->fmt_flags & S2_FMTF_HD ? TF_HD : 0) |
+		   (r->fmt_flags & S2_FMTF_XNX ? TF_XNX : 0) |
+		   (r->fmt_flags & S2_FMTF_LPA2 ? TF_LPA2 : 0) |
+		   (r->fmt_flags & S2_FMTF_PBMT ? TF_PBMT : 0);
+	g->page_shift = r->p.granule == 16384 ? 14 : r->p.granule == 65536 ? 16 : 12;
+	switch (r->p.fmt) {
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+	case S2_FMT_X86_EPT: e = kvm_x86_ept_eptp(kvm, &regs[0]); break;
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+	case S2_FMT_X86_NPT: e = kvm_x86_npt_ncr3(kvm, &regs[0]); break;
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
+	case S2_FMT_ARM64_S2:
+		e = kvm_arm64_vtcr(kvm, 52, &regs[0]);
+		if (!e)
+			e = kvm_arm64_vttbr(kvm, &regs[1]);
+		break;
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_RISCV_G)
+	case S2_FMT_RISCV_G: e = kvm_riscv_hgatp(kvm, &regs[0]); break;
+#endif
+	default: break; /* the fake format has no registers */
+	}
+	if (!e && geom_init(g))
+		e = -EINVAL;
+	return e;
+}
+
+/* This tool's walk of the arena must find the leaves the library reports. */
+struct own {
+	uint64_t leaves, bytes, problems;
+};
+
+static void own_run(void *arg, const struct walk_run *run)
+{
+	struct own *w = arg;
+
+	w->leaves += run->leaves;
+	w->bytes += run->bytes;
+}
+
+static void own_problem(void *arg, uint64_t gpa, unsigned level, uint64_t pa, const char *what)
+{
+	struct own *w = arg;
+
+	w->problems++;
+	fprintf(stderr, "s2mmu replay: check: gpa %#" PRIx64 " level %u (pa %#" PRIx64 "): %s\n",
+		gpa, level, pa, what);
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dump", no_argument, NULL, 'd' },
+		{ "image-out", required_argument, NULL, 'o' },
+		{ "no-check", no_argument, NULL, 'n' },
+		{ "arena", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false, dump = false, check = true;
+	const char *image_out = NULL, *file;
+	uint64_t arena_mib = 256;
+	static struct replay r;
+	struct line l = { 0 };
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *in;
+	struct out o;
+	int c, rc = EXIT_OK;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dump = true; break;
+		case 'o': image_out = optarg; break;
+		case 'n': check = false; break;
+		case 'a':
+			if (!parse_u64(optarg, &arena_mib) || !arena_mib ||
+			    arena_mib > (1u << 20)) {
+				usage_error("replay", "bad arena size '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'j': json = true; break;
+		case 'h': fputs(replay_help, stdout); return EXIT_OK;
+		default:
+			usage_error("replay", "unknown option '%s'", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_error("replay", "one TRACE file is needed");
+		return EXIT_USAGE;
+	}
+	file = argv[optind];
+	in = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!in) {
+		fprintf(stderr, "s2mmu replay: cannot read %s: %m\n", file);
+		return EXIT_IO;
+	}
+	if (!arena_init((size_t)arena_mib)) {
+		fprintf(stderr, "s2mmu replay: cannot map a %" PRIu64 " MiB arena\n", arena_mib);
+		return EXIT_IO;
+	}
+	s2_hosted_init(&r.h);
+	r.h.quiet = true;
+	r.ops = *r.h.env.ops;
+	r.ops.alloc_table = arena_alloc;
+	r.ops.free_table = arena_free;
+	r.ops.phys_to_virt = NULL;
+	r.h.env.ops = &r.ops;
+	r.h.env.virt_offset = 0;
+	l.file = file;
+
+	while (getline(&buf, &cap, in) > 0) {
+		long long ret;
+		int s;
+
+		l.no++;
+		progress("replay: lines", l.no, 0);
+		s = split(buf, &l);
+		if (s < 0)
+			continue;
+		if (s || (s = call(&r, &l, &ret))) {
+			rc = s;
+			break;
+		}
+		r.calls++;
+		if (l.has_expect && ret != l.expect) {
+			r.failed_expect++;
+			fprintf(stderr, "%s:%u: %s returned %lld, the trace expects %lld\n", file,
+				l.no, l.verb, ret, l.expect);
+		} else if (!l.has_expect && ret < 0) {
+			r.failed_calls++;
+			fprintf(stderr, "%s:%u: %s failed: %lld\n", file, l.no, l.verb, ret);
+		}
+		if (!r.kvm && !strcmp(l.verb, "vm") && !l.has_expect) {
+			rc = EXIT_LIBRARY;
+			break;
+		}
+	}
+	progress_end();
+	free(buf);
+	if (in != stdin)
+		fclose(in);
+	if (rc == EXIT_OK && !r.kvm) {
+		fprintf(stderr, "%s: no VM was created (the first call must be 'vm')\n", file);
+		rc = EXIT_USAGE;
+	}
+	if (rc != EXIT_OK && rc != EXIT_LIBRARY)
+		goto done;
+
+	out_init(&o, stdout, json);
+	out_obj(&o, NULL);
+	out_str(&o, "trace", file);
+	out_num(&o, "calls", r.calls);
+	out_num(&o, "failed_expectations", r.failed_expect);
+	out_num(&o, "failed_calls", r.failed_calls);
+	if (r.kvm) {
+		struct kvm_mmu_stats st;
+		struct kvm_dirty_stats ds;
+		char line[512];
+		uint64_t regs[2] = { 0, 0 };
+		struct geom g;
+		struct image img = { .data = arena.base,
+				     .size = arena.used,
+				     .base = (uint64_t)(uintptr_t)arena.base };
+
+		if (kvm_get_stats(r.kvm, &st) || kvm_get_dirty_stats(r.kvm, &ds)) {
+			fprintf(stderr, "s2mmu replay: the VM is bugged\n");
+			rc = EXIT_FOUND;
+		}
+		kvm_format_stats(r.kvm, line, sizeof(line));
+		out_str(&o, "fmt", s2_fmt_name(kvm_fmt(r.kvm)));
+		out_hex(&o, "root", kvm_mmu_root_hpa(r.kvm));
+		out_hex(&o, "image_base", img.base);
+		out_hex(&o, "image_size", img.size);
+		out_obj(&o, "stats");
+		out_num(&o, "faults", st.faults);
+		out_num(&o, "faults_fixed", st.faults_fixed);
+		out_num(&o, "faults_spurious", st.faults_spurious);
+		out_num(&o, "faults_retry", st.faults_retry);
+		out_num(&o, "exits_mmio", st.exits_mmio);
+		out_num(&o, "exits_ro_write", st.exits_ro_write);
+		out_num(&o, "flushes", st.flushes);
+		out_num(&o, "zapped_leaves", st.zapped_leaves);
+		out_num(&o, "cur_table_pages", st.cur_table_pages);
+		out_num(&o, "dirty_marked", ds.marked);
+		out_num(&o, "dirty_reaped", ds.reaped);
+		out_end_obj(&o);
+		if (!json) {
+			printf("replayed %" PRIu64 " calls from %s: %" PRIu64
+			       " failed expectations, %" PRIu64 " failed calls\n",
+			       r.calls, file, r.failed_expect, r.failed_calls);
+			printf("%s, root %#" PRIx64 "; image base %#" PRIx64 " size %#" PRIx64 "\n",
+			       s2_fmt_name(kvm_fmt(r.kvm)), kvm_mmu_root_hpa(r.kvm), img.base,
+			       img.size);
+			printf("stats: %s\n", line);
+		}
+		if (register_values(&r, regs, &g)) {
+			fprintf(stderr, "s2mmu replay: no register values for this VM\n");
+			rc = EXIT_FOUND;
+		} else {
+			if (dump) {
+				if (o.json) {
+					out_arr(&o, "dump");
+					dump_image(&o, &g, &img, 0, ~0ull, "(arena)");
+					out_end_arr(&o);
+				} else {
+					dump_image(&o, &g, &img, 0, ~0ull, "(arena)");
+				}
+			}
+			if (check) {
+				struct check ck = { .r = &r,
+						    .regs = { regs[0], regs[1] },
+						    .o = &o };
+				struct own own = { 0 };
+				struct walk_ops ops = { .run = own_run,
+							.problem = own_problem,
+							.arg = &own };
+				struct walk_stats ws;
+
+				kvm_mmu_for_each_leaf(r.kvm, 0, 1ull << (kvm_gpa_bits(r.kvm) - 12),
+						      check_leaf, &ck);
+				walk_image(&g, &img, 0, ~0ull, &ops, &ws);
+				if (own.leaves != ck.leaves || own.bytes != ck.bytes) {
+					fprintf(stderr,
+						"s2mmu replay: check: the library lists %" PRIu64
+						" leaves (%#" PRIx64
+						" bytes), the image walk %" PRIu64 " (%#" PRIx64
+						")\n",
+						ck.leaves, ck.bytes, own.leaves, own.bytes);
+					ck.mismatches++;
+				}
+				ck.mismatches += own.problems;
+				out_obj(&o, "check");
+				out_num(&o, "leaves", ck.leaves);
+				out_hex(&o, "bytes", ck.bytes);
+				out_num(&o, "mismatches", ck.mismatches);
+				out_end_obj(&o);
+				if (!json)
+					printf("check: %" PRIu64 " leaves (%#" PRIx64
+					       " bytes) against the reference walker and the image "
+					       "walk: %" PRIu64 " mismatches\n",
+					       ck.leaves, ck.bytes, ck.mismatches);
+				if (ck.mismatches)
+					rc = EXIT_FOUND;
+			}
+		}
+		if (image_out) {
+			FILE *f = fopen(image_out, "wb");
+
+			if (!f || fwrite(arena.base, 1, arena.used, f) != arena.used || fclose(f)) {
+				fprintf(stderr, "s2mmu replay: cannot write %s: %m\n", image_out);
+				rc = EXIT_IO;
+			}
+		}
+	}
+	out_end_obj(&o);
+	if (r.failed_expect && rc == EXIT_OK)
+		rc = EXIT_FOUND;
+	if (r.failed_calls && rc == EXIT_OK)
+		rc = EXIT_LIBRARY;
+done:
+	if (r.kvm) {
+		kvm_destroy_vm(r.kvm);
+		s2_hosted_quiesce(&r.h);
+	}
+	return rc;
+}
