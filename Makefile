@@ -143,7 +143,7 @@ fmt-enabled := $(foreach f,$(fmt-dirs-all),$(if $(filter y,$($(call fmt-sym,$(f)
 GENERIC_FMTS ?= $(filter-out fake,$(fmt-enabled))
 
 env-dir := env/$(if $(filter y,$(CONFIG_S2_ENV_FREESTANDING)),freestanding,hosted)
-lib-srcs := $(sort $(wildcard core/*.c flush/*.c notifier/*.c $(env-dir)/*.c \
+lib-srcs := $(sort $(wildcard core/*.c flush/*.c notifier/*.c decode/*.c $(env-dir)/*.c \
 	      $(addsuffix /*.c,$(addprefix fmt/,$(fmt-enabled)))))
 lib-objs := $(lib-srcs:%.c=$(O)/%.o)
 lib := $(O)/libs2mmu.a
@@ -302,10 +302,11 @@ uninstall:
 include $(sort $(wildcard examples/*.mk))
 
 include mk/top.mk
+include mk/decode.mk
 
 clean:
 	$(call msg,CLEAN,$(O))
-	$(Q)rm -rf $(addprefix $(O)/,core flush notifier env fmt tools tests bench test-logs \
+	$(Q)rm -rf $(addprefix $(O)/,core flush notifier decode env fmt tools tests bench test-logs \
 		libs2mmu.a s2mmu.pc include/config/build-flags)
 
 # Removes $(O) with its configuration, and build/ (every build directory of
