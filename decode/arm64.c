@@ -5,7 +5,7 @@
  * encoding index (C4.1.4). Accepted: the load/store register classes
  * (unsigned immediate, unscaled and unprivileged immediate, pre/post-index,
  * register offset), load/store pair (offset, pre/post-index, no-allocate) and
- * the exclusive and ordered class of Armv8.0 plus LDLAR/STLLR. CONSTRAINED
+ * the exclusive and ordered class of Armv8.0. CONSTRAINED
  * UNPREDICTABLE encodings (writeback onto the transfer register, a load pair
  * into one register, a status register that overlaps, should-be-one fields
  * that are not) are refused.
@@ -166,8 +166,8 @@ static int ldst_excl(uint32_t insn, struct s2_insn *d)
 	unsigned rt2 = BITS(insn, 14, 10), rn = BITS(insn, 9, 5), rt = BITS(insn, 4, 0);
 	bool pair = !o2 && o1, store_excl = !o2 && !load;
 
-	if (o2 && o1)
-		return -ENOTSUP; /* CAS */
+	if (o2 && (o1 || !o0))
+		return -ENOTSUP; /* CAS; LDLAR/STLLR (LORegions, Armv8.1) */
 	if (pair && size < 2)
 		return -ENOTSUP; /* CASP */
 	/* Should-be-one fields: Rs except in a store exclusive, Rt2 except in a pair. */
@@ -184,7 +184,7 @@ static int ldst_excl(uint32_t insn, struct s2_insn *d)
 	}
 	if (!o2)
 		d->flags |= S2_INSN_EXCL;
-	if (o2 || o0) /* LDAR, STLR, LDLAR, STLLR; LDAXR, STLXR */
+	if (o0) /* LDAR, STLR, LDAXR, STLXR */
 		d->flags |= load ? S2_INSN_ACQUIRE : S2_INSN_RELEASE;
 	if (store_excl) {
 		d->status = (uint8_t)rs;
@@ -204,7 +204,7 @@ int s2_decode_arm64(uint32_t insn, uint64_t pc, struct s2_insn *out)
 	if (!out)
 		return -EINVAL;
 	s2_dec_init(&d);
-	if (BITS(insn, 29, 27) == 7) /* load/store register (not literal) */
+	if (BITS(insn, 29, 27) == 7 && !BITS(insn, 25, 25)) /* load/store register */
 		r = ldst_reg(insn, &d);
 	else if (BITS(insn, 29, 27) == 5 && !BITS(insn, 25, 25))
 		r = ldst_pair(insn, &d);
