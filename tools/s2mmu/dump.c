@@ -82,7 +82,7 @@ static void on_run(void *arg, const struct walk_run *r)
 		return;
 	}
 	fprintf(o->f,
-		"gpa %#014" PRIx64 "-%#014" PRIx64 " -> hpa %#014" PRIx64 "-%#014" PRIx64
+		"gpa 0x%012" PRIx64 "-0x%012" PRIx64 " -> hpa 0x%012" PRIx64 "-0x%012" PRIx64
 		"  %4s x%-6" PRIu64 " %s %-3s%s%s%s%s\n",
 		r->gpa, r->gpa + r->bytes, r->hpa, r->hpa + r->bytes, sz, r->leaves, prot, r->mt,
 		r->prot & S2_PROT_ACCESSED ? " A" : "", r->prot & S2_PROT_DIRTY ? " D" : "",
@@ -153,7 +153,7 @@ static void print_notes(struct out *o, const char *name, const struct notes *ns,
 		return;
 	}
 	for (unsigned i = 0; i < ns->count; i++)
-		fprintf(o->f, "%s gpa %#014" PRIx64 " level %u %s %#" PRIx64 ": %s\n",
+		fprintf(o->f, "%s gpa 0x%012" PRIx64 " level %u %s %#" PRIx64 ": %s\n",
 			pa ? "!" : "*", ns->n[i].gpa, ns->n[i].level, pa ? "at pa" : "value",
 			ns->n[i].pa, ns->n[i].what);
 	if (ns->dropped)

@@ -260,7 +260,7 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 			ADD("frozen", 11, 0, "0x9a0: the library's frozen value");
 			ADD("chain", 51, 12, "next unlinked table %#llx (0: none)",
 			    (unsigned long long)e->addr);
-		} else if (!xu && saved && !(v & 0x3f8)) {
+		} else if (!xu && saved) {
 			e->kind = ENT_NOLEAF;
 			e->addr = v & GENMASK(51, 12);
 			e->size = geom_level_size(g, L);
@@ -309,7 +309,8 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 		if (mt == 2 || mt == 3 || mt == 7)
 			PROBLEM("misconfiguration: reserved memory type %u", mt);
 		ADD("IPAT", 6, 6, "ignore guest PAT: %s", yes(v & BIT(6)));
-		ADD("PS", 7, 7, L == 1 ? "ignored at level 1" : "page size: %s leaf", yes(ps));
+		ADD("PS", 7, 7, L == 1 ? "ignored at level 1" : "page size: %s (a large leaf)",
+		    yes(ps));
 		ADD("A", 8, 8, ad ? "accessed: %s" : "accessed: %s (A/D off: CPU never writes it)",
 		    yes(v & BIT(8)));
 		ADD("D", 9, 9, ad ? "dirty: %s" : "dirty: %s (A/D off: CPU never writes it)",

@@ -575,6 +575,7 @@ out:
 
 struct check {
 	struct replay *r;
+	const struct geom *g;
 	uint64_t regs[2];
 	uint64_t leaves, mismatches, bytes;
 	struct out *o;
@@ -617,8 +618,18 @@ static int check_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
 	/* The first and the last byte of the leaf. */
 	uint64_t gpa[2] = { gfn << 12, (gfn << 12) + m->size - 1 };
 
+	struct entry e;
+	unsigned mask =
+		S2_PROT_R | S2_PROT_W | S2_PROT_X | S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE;
+
 	c->leaves++;
 	c->bytes += m->size;
+	/* This tool's decoder must read the raw entry as the library does. */
+	entry_decode(c->g, m->pte, (unsigned)m->level, &e);
+	if (e.kind != ENT_LEAF)
+		mismatch(c, gfn, "decoder: not a leaf", (uint64_t)ENT_LEAF, (uint64_t)e.kind);
+	else if (e.addr != m->hpa || e.size != m->size || (e.prot & mask) != (m->prot & mask))
+		mismatch(c, gfn, "decoder: address, size or permissions", m->pte, e.addr);
 	for (int i = 0; i < 2; i++) {
 		struct ref_xlate x;
 
@@ -664,7 +675,7 @@ static int register_values(struct replay *r, uint64_t regs[2], struct geom *g)
 #endif
 #if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
 	case S2_FMT_ARM64_S2:
-		e = kvm_arm64_vtcr(kvm, 52, &regs[0]);
+		e = kvm_arm64_vtcr(kvm, 48, &regs[0]);
 		if (!e)
 			e = kvm_arm64_vttbr(kvm, &regs[1]);
 		break;
@@ -867,9 +878,9 @@ int cmd_replay(int argc, char **argv)
 				}
 			}
 			if (check) {
-				struct check ck = { .r = &r,
-						    .regs = { regs[0], regs[1] },
-						    .o = &o };
+				struct check ck = {
+					.r = &r, .g = &g, .regs = { regs[0], regs[1] }, .o = &o
+				};
 				struct own own = { 0 };
 				struct walk_ops ops = { .run = own_run,
 							.problem = own_problem,
