@@ -31,8 +31,8 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
-#include "decode.h"
 #include "layout.h"
+#include "s2mmu/decode.h"
 #include "s2mmu/env-freestanding.h"
 #include "s2mmu/notifier.h"
 #include "s2mmu/riscv-g.h"
@@ -326,11 +326,13 @@ static int guest_read16(gpa_t gpa, uint16_t *out)
 	return 0;
 }
 
-static int fetch_decode(struct rv_mmio_insn *d, uint32_t *raw)
+/* The faulting load/store, through the library's decoder: from htinst when
+ * the hart gave one, else from guest memory at pc. */
+static int fetch_decode(struct s2_insn *d, uint32_t *raw)
 {
 	uint16_t lo, hi = 0;
 
-	if (regs.htinst && rv_decode_htinst(regs.htinst, d) == 0) {
+	if (regs.htinst && s2_decode_riscv_htinst(regs.htinst, regs.pc, d) == 0) {
 		*raw = (uint32_t)regs.htinst;
 		return 0;
 	}
@@ -339,7 +341,25 @@ static int fetch_decode(struct rv_mmio_insn *d, uint32_t *raw)
 	if ((lo & 3) == 3 && guest_read16(regs.pc + 2, &hi))
 		return -1;
 	*raw = lo | (uint32_t)hi << 16;
-	return rv_decode_mmio(*raw, d);
+	if (s2_decode_riscv(*raw, regs.pc, d))
+		return -1;
+	/* The guest has no FP state here (built without F/D). */
+	return (d->flags & S2_INSN_FP) ? -1 : 0;
+}
+
+/* The library's complete helper on the guest's registers: a load's rd
+ * (extended, never x0), a store's value, the pc. */
+static void complete(const struct s2_insn *d, uint64_t *val)
+{
+	struct s2_riscv_regs r = { .pc = regs.pc };
+
+	for (unsigned i = 0; i < 32; i++)
+		r.x[i] = regs.x[i];
+	if (s2_riscv_complete(d, &r, val))
+		finish(EXIT_TRAP);
+	for (unsigned i = 1; i < 32; i++)
+		regs.x[i] = r.x[i];
+	regs.pc = r.pc;
 }
 
 /* ---- emulated devices ---------------------------------------------------- */
@@ -408,45 +428,29 @@ static int dev_write(gpa_t gpa, unsigned width, uint64_t val)
 	return -1;
 }
 
-static uint64_t extend(uint64_t v, unsigned width, bool sign)
-{
-	unsigned bits = width * 8;
-
-	if (bits == 64)
-		return v;
-	v &= (1ull << bits) - 1;
-	if (sign && (v >> (bits - 1)))
-		v |= ~0ull << bits;
-	return v;
-}
-
 /* Emulate the load/store at the guest's pc against a device at @gpa. */
 static void emulate_mmio(gpa_t gpa)
 {
-	struct rv_mmio_insn d;
+	struct s2_insn d;
 	uint32_t raw = 0;
-	uint64_t v;
+	uint64_t v = 0;
 
 	if (fetch_decode(&d, &raw)) {
 		hlog("hyp: cannot decode insn 0x%x at 0x%lx for MMIO at 0x%lx\n", raw, regs.pc,
 		     gpa);
 		finish(EXIT_TRAP);
 	}
-	if (d.store) {
+	if (d.dir == S2_DIR_STORE) {
 		st.mmio_store++;
-		v = d.reg ? regs.x[d.reg] : 0;
-		if (d.width < 8)
-			v &= (1ull << (d.width * 8)) - 1;
-		if (dev_write(gpa, d.width, v))
+		complete(&d, &v);
+		if (dev_write(gpa, d.size, v))
 			goto unknown;
 	} else {
 		st.mmio_load++;
-		if (dev_read(gpa, d.width, &v))
+		if (dev_read(gpa, d.size, &v))
 			goto unknown;
-		if (d.reg)
-			regs.x[d.reg] = extend(v, d.width, d.sign);
+		complete(&d, &v);
 	}
-	regs.pc += d.len;
 	return;
 unknown:
 	hlog("hyp: guest access to unknown gpa 0x%lx (insn 0x%x at 0x%lx)\n", gpa, raw, regs.pc);
@@ -456,17 +460,17 @@ unknown:
 /* The guest wrote to the read-only slot: drop the write, as a ROM would. */
 static void drop_ro_write(gpa_t gpa)
 {
-	struct rv_mmio_insn d;
+	struct s2_insn d;
 	uint32_t raw = 0;
 
-	if (fetch_decode(&d, &raw) || !d.store) {
+	if (fetch_decode(&d, &raw) || d.dir != S2_DIR_STORE) {
 		hlog("hyp: cannot decode the store at 0x%lx\n", regs.pc);
 		finish(EXIT_TRAP);
 	}
 	st.ro_write++;
 	hlog("hyp: RET_PF_RO_WRITE: %u-byte write of 0x%lx to read-only gpa 0x%lx dropped\n",
-	     d.width, d.reg ? regs.x[d.reg] : 0, gpa);
-	regs.pc += d.len;
+	     d.size, d.reg ? regs.x[d.reg] : 0, gpa);
+	regs.pc = d.next_pc;
 }
 
 /* ---- exits ---------------------------------------------------------------- */
