@@ -176,6 +176,9 @@ struct s2_slot_dirty *s2_dirty_slot_alloc(struct kvm *kvm, const struct kvm_memo
 	/* From now on write faults may find write-protected, MMU-writable
 	 * leaves: let them try the fast path. */
 	__atomic_store_n(&kvm->dirty.fast_write, 1, __ATOMIC_RELAXED);
+	/* Caps change only while no slot logs: these are the slot's. */
+	if (kvm_dirty_log_hw(kvm) && !(s2_caps(kvm) & KVM_DIRTY_LOG_PML))
+		__atomic_store_n(&kvm->dirty.hw_scan, 1, __ATOMIC_RELAXED);
 	return d;
 }
 
@@ -413,6 +416,39 @@ long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned 
 	return done;
 }
 
+void s2_dirty_record_removed(struct kvm *kvm, gfn_t gfn, uint64_t pages)
+{
+	const struct s2_memslots *ms;
+	gfn_t end = gfn + pages;
+	unsigned lo = 0, hi;
+
+	s2_rcu_lock(kvm);
+	ms = s2_slots(kvm);
+	/* The first slot that ends after gfn (slots are sorted, disjoint). */
+	hi = ms->nr;
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (ms->slots[mid].base_gfn + ms->slots[mid].npages <= gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (unsigned i = lo; i < ms->nr && ms->slots[i].base_gfn < end; i++) {
+		const struct kvm_memory_slot *s = &ms->slots[i];
+		struct s2_slot_dirty *d = ms->dirty[i];
+		gfn_t a = gfn > s->base_gfn ? gfn : s->base_gfn;
+		gfn_t b = end < s->base_gfn + s->npages ? end : s->base_gfn + s->npages;
+
+		if (!d)
+			continue;
+		for (gfn_t g = a; g < b; g++)
+			s2_bit_set(d->bits, g - s->base_gfn);
+		s2_dstat_add(&kvm->dirty.stat.removed_dirty, b - a);
+	}
+	s2_rcu_unlock(kvm);
+}
+
 /* ---- the fault path ---- */
 
 int s2_dirty_fast_write(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
@@ -587,6 +623,7 @@ long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
 	manual = caps & KVM_DIRTY_LOG_MANUAL_PROTECT;
 	scan = hw && !(caps & KVM_DIRTY_LOG_PML);
 	s2_acc_init(&acc);
+	acc.reaped = true; /* the dirty state it clears is what it collects */
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	r = s2_logging_slot(kvm, slot_id, &s, &d);
 	if (r)
@@ -644,6 +681,7 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 		return -EINVAL;
 	hw = kvm_dirty_log_hw(kvm);
 	s2_acc_init(&acc);
+	acc.reaped = true; /* the dirty state it clears is what it collects */
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	r = s2_logging_slot(kvm, slot_id, &s, &d);
 	if (r)
@@ -761,6 +799,7 @@ long kvm_dirty_ring_reset(struct kvm *kvm)
 		return -EINVAL;
 	hw = kvm_dirty_log_hw(kvm);
 	s2_acc_init(&acc);
+	acc.reaped = true; /* the dirty state it clears is what it collects */
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	s2_spin_lock(&kvm->dirty.lock, kvm->env);
 	s2_mmu_write_lock(kvm);
@@ -938,6 +977,7 @@ static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
 			 * those the slot logs with. */
 			a.hw = kvm_dirty_log_hw(kvm);
 			a.split.clear_prot = a.hw ? S2_PROT_DIRTY : S2_PROT_W;
+			acc.reaped = true; /* dirty state from before logging */
 			op.start = start;
 			op.end = end;
 			(void)s2_range(kvm, &op);

@@ -64,8 +64,13 @@ struct s2_dirty_vm {
 	struct s2_spinlock lock;       /* ring consumers (harvest, reset) */
 	struct s2_spinlock track_lock; /* write-track updates */
 	struct s2_write_track *write_track;
-	uint32_t fast_write;	     /* a slot logged: write faults try the fast path */
-	uint32_t starting;	     /* slots starting to log, not yet all protected */
+	uint32_t fast_write; /* a slot logged: write faults try the fast path */
+	uint32_t starting;   /* slots starting to log, not yet all protected */
+	/* A slot logged with hardware dirty state and no PML (sticky): the
+	 * leaves' dirty bits are then the only record of a write until the
+	 * next harvest, so the change handler records a dirty leaf it
+	 * removes (s2_dirty_record_removed). */
+	uint32_t hw_scan;
 	struct kvm_dirty_stats stat; /* atomics */
 };
 
@@ -181,6 +186,13 @@ int s2_dirty_slot_published(struct kvm *kvm, const struct kvm_memory_slot *prev,
 			    const struct kvm_memory_slot *upd);
 void s2_dirty_slot_flags_changed(struct kvm *kvm, const struct kvm_memory_slot *upd, int change,
 				 uint64_t gen);
+
+/*
+ * The change handler removed (zapped, split, cleaned) a leaf that held
+ * hardware dirty state for [@gfn, @gfn + @pages), not yet harvested: record
+ * those pages in the log of every logging slot they belong to. mmu_lock held.
+ */
+void s2_dirty_record_removed(struct kvm *kvm, gfn_t gfn, uint64_t pages);
 
 /* vcpus: the ring (0 or -ENOMEM) and its release. */
 int s2_dirty_vcpu_init(struct kvm_vcpu *vcpu);

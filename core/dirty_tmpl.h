@@ -186,6 +186,7 @@ static bool S2_FN(owes_nothing)(struct kvm *kvm, s2_pte_t old, s2_pte_t new, gfn
 	    !S2_FN(change_allowed)(&kvm->cfg, old, new, level))
 		return false;
 	s2_acc_init(&t);
+	t.reaped = true; /* a check: it records nothing */
 	S2_FN(account_change)(kvm, &t, gfn, old, new, level);
 	for (int l = 1; l <= S2_MAX_LEVELS; l++)
 		if (t.leaves[l])

@@ -199,6 +199,10 @@ struct s2_change_acc {
 	int64_t table_pages;
 	hpa_t free_head; /* unlinked tables, linked through their entry 0 */
 	uint64_t free_nr;
+	/* The hardware dirty state this operation clears was collected by
+	 * it (a dirty-log harvest) or does not count (logging starts): the
+	 * change handler does not record it (s2_dirty_record_removed). */
+	bool reaped;
 };
 
 static inline void s2_acc_init(struct s2_change_acc *acc)
@@ -214,6 +218,7 @@ static inline void s2_acc_init(struct s2_change_acc *acc)
 	acc->table_pages = 0;
 	acc->free_head = 0;
 	acc->free_nr = 0;
+	acc->reaped = false;
 }
 
 static inline void s2_acc_need_flush(struct s2_change_acc *acc, gfn_t start, gfn_t end)

@@ -155,8 +155,9 @@ static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *o
 
 /*
  * Publish @ms in place of the current set (slots_lock held); when the update
- * zaps, bump the generation first and zap prev's range with a flush, so no
- * later update can place a slot over mappings of the old one. Nothing here
+ * zaps, zap prev's range with a flush and bump the generation in the same
+ * hold of mmu_lock, so no later update can place a slot over mappings of the
+ * old one and no fault installs from the old one after. Nothing here
  * sleeps: the replaced set and the zap's tables wait in @u.
  */
 static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct s2_slot_update *u)
@@ -172,12 +173,16 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 		s2_mmu_write_lock(kvm);
 	if (adds)
 		s2_notifier_slot_adding(kvm, &u->upd, &u->acc);
-	u->old = kvm->memslots;
-	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
-	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
+	/* The zap runs while the old set is still the published one, so the
+	 * dirty pages of leaves it removes are found in the slot's bitmap at
+	 * their old gfns (a move keeps the bitmap). No fault can come between
+	 * the zap and the publication: both are under the write side. */
 	if (u->zap)
 		(void)s2_zap_range_locked(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages,
 					  &u->acc);
+	u->old = kvm->memslots;
+	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
+	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
 	if (adds || u->zap)
 		s2_mmu_write_unlock_keep_tables(kvm, &u->acc);
 }

@@ -95,6 +95,40 @@ static inline bool S2_FN(change_allowed)(const struct s2_fmt_cfg *c, s2_pte_t ol
 }
 
 /*
+ * Hardware dirty state must not vanish with its leaf (hole 5 of issue 10):
+ * where a slot logs through the leaves' dirty bits (no PML), a leaf that
+ * holds D and is zapped, split or cleaned outside a harvest carries the only
+ * record of a write since the last one. True when @old holds such state and
+ * @new (a leaf at the same place, or anything else) does not keep it; the
+ * caller then records the leaf's pages. Costs one load per change in VMs
+ * that never logged so.
+ */
+static S2_ALWAYS_INLINE bool S2_FN(dirty_lost)(struct kvm *kvm, const struct s2_change_acc *acc,
+					       s2_pte_t old, s2_pte_t new, int level)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+
+	if (s2_likely(!__atomic_load_n(&kvm->dirty.hw_scan, __ATOMIC_RELAXED)) || acc->reaped)
+		return false;
+	if (fmt_is_access_tracked(c, old, level))
+		old = fmt_restore_access_tracked(c, old, level);
+	if (!S2_FN(is_leaf_at)(c, old, level) || !fmt_is_dirty(c, old, level))
+		return false;
+	if (fmt_is_access_tracked(c, new, level))
+		new = fmt_restore_access_tracked(c, new, level);
+	return !S2_FN(is_leaf_at)(c, new, level) || !fmt_is_dirty(c, new, level);
+}
+
+static inline void S2_FN(record_if_dirty_lost)(struct kvm *kvm, const struct s2_change_acc *acc,
+					       gfn_t gfn, s2_pte_t old, s2_pte_t new, int level)
+{
+	uint64_t pages = 1ull << (s2_level_shift(&kvm->cfg, level) - S2_GFN_SHIFT);
+
+	if (s2_unlikely(S2_FN(dirty_lost)(kvm, acc, old, new, level)))
+		s2_dirty_record_removed(kvm, gfn & ~(pages - 1), pages);
+}
+
+/*
  * Rule 2, and the bookkeeping: record what the change of the entry at
  * (@gfn, @level) from @old to @new owes. A zap of anything present owes a
  * flush of the range the entry covered; losing MMU-writable owes one even
@@ -120,6 +154,7 @@ static inline void S2_FN(account_change)(struct kvm *kvm, struct s2_change_acc *
 	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
 	gfn_t base = gfn & ~(pages - 1);
 
+	S2_FN(record_if_dirty_lost)(kvm, acc, gfn, old, new, level);
 	if (was_leaf != is_leaf || (was_leaf && !is_present)) {
 		if (was_leaf)
 			acc->leaves[level]--;
@@ -238,7 +273,8 @@ static inline int S2_FN(zap_locked)(struct kvm *kvm, struct s2_change_acc *acc, 
 		kvm_bug(kvm, "leaf zapped without mmu_lock held for write, gfn", gfn);
 		return -EIO;
 	}
-	__atomic_exchange_n(ptep, 0, __ATOMIC_ACQ_REL);
+	S2_FN(record_if_dirty_lost)
+	(kvm, acc, gfn, __atomic_exchange_n(ptep, 0, __ATOMIC_ACQ_REL), 0, level);
 	acc->leaves[level]--;
 	acc->zapped++;
 	s2_acc_need_flush(acc, base, base + pages);
@@ -268,7 +304,9 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 
 		if (!fmt_is_present(c, e, 1) && !fmt_is_access_tracked(c, e, 1))
 			continue;
-		(void)__atomic_exchange_n(&t[i], 0, __ATOMIC_ACQ_REL);
+		e = __atomic_exchange_n(&t[i], 0, __ATOMIC_ACQ_REL);
+		S2_FN(record_if_dirty_lost)
+		(kvm, acc, gfn + ((gfn_t)i << (c->page_shift - S2_GFN_SHIFT)), e, 0, 1);
 		zapped++;
 	}
 	if (zapped) {
@@ -317,6 +355,7 @@ static inline S2_MUST_CHECK int S2_FN(set_bbm)(struct kvm *kvm, struct s2_change
 	__atomic_store_n(ptep, new, __ATOMIC_RELEASE);
 	/* Count the change; its flush has been issued already. */
 	s2_acc_init(&done);
+	done.reaped = acc->reaped;
 	S2_FN(account_change)(kvm, &done, gfn, *old, new, level);
 	for (int l = 1; l <= S2_MAX_LEVELS; l++)
 		acc->leaves[l] += done.leaves[l];

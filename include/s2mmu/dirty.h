@@ -202,6 +202,9 @@ struct kvm_dirty_stats {
 	uint64_t split_leaves;	       /* huge leaves split */
 	uint64_t collapsed;	       /* tables collapsed into huge leaves */
 	uint64_t write_tracked_faults; /* RET_PF_WRITE_TRACKED returned */
+	uint64_t removed_dirty;	       /* pages recorded because a leaf holding
+					  unharvested hardware dirty state was
+					  zapped, split or cleaned */
 };
 int kvm_get_dirty_stats(const struct kvm *kvm, struct kvm_dirty_stats *out);
 

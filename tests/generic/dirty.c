@@ -796,6 +796,68 @@ static void test_pml_and_scan(void **state)
 	assert_false(walk(0x40000 + 33).dirty);
 }
 
+/*
+ * Hardware dirty state is never lost with its leaf (hole 5 of issue 10).
+ * With dirty bits and no PML, after a harvest a leaf stays writable with D
+ * clear; the guest writes, the CPU sets D and records nothing else. Every
+ * way of removing that leaf before the next harvest (a zap, a notifier
+ * unmap, zap-all, a memslot move, write tracking, which clears W and on
+ * arm64 with DBM the dirty state with it) must move the page into the log:
+ * the next kvm_get_dirty_log reports it. Fails when the change handler
+ * drops the removed leaf's dirty state.
+ */
+enum removal { RM_ZAP, RM_NOTIFIER, RM_ZAP_ALL, RM_MOVE, RM_TRACK, RM_NR };
+
+static void test_hw_dirty_survives_removal(void **state)
+{
+	static const char *const names[RM_NR] = { "zap", "notifier", "zap-all", "move", "track" };
+
+	(void)state;
+	for (enum removal rm = RM_ZAP; rm < RM_NR; rm++) {
+		uint64_t bm[1] = { 0 };
+		gfn_t base = 0x40000, g = base + 21;
+		bool newly;
+
+		if (!vm_mode(MODE_HW, 0))
+			return;
+		t_slot(&T, 0, base, 64, HVA_4K, KVM_MEM_LOG_DIRTY_PAGES);
+		gwrite(g);
+		get_log(0, bm); /* harvested: the leaf stays writable, D clear */
+		assert_false(walk(g).dirty);
+		assert_true(walk(g).perm & S2_PROT_W);
+		assert_true(sim_write(T.kvm, g << 12, &newly)); /* D set, nothing else */
+		assert_true(newly);
+		switch (rm) {
+		case RM_ZAP: assert_int_equal(kvm_zap_gfn_range(T.kvm, g, g + 1), 1); break;
+		case RM_NOTIFIER: {
+			hva_t h = HVA_4K + ((g - base) << 12);
+
+			assert_int_equal(
+				kvm_mmu_notifier_invalidate_range_start(T.kvm, h, h + 4096, false),
+				0);
+			assert_int_equal(
+				kvm_mmu_notifier_invalidate_range_end(T.kvm, h, h + 4096, false),
+				0);
+			break;
+		}
+		case RM_ZAP_ALL: assert_true(kvm_mmu_zap_all(T.kvm) >= 1); break;
+		case RM_MOVE: assert_int_equal(kvm_move_memslot(T.kvm, 0, base + 0x1000), 0); break;
+		case RM_TRACK: assert_int_equal(kvm_write_track_add_gfn(T.kvm, g), 0); break;
+		default: break;
+		}
+		if (rm != RM_TRACK && rm != RM_MOVE)
+			t_assert_unmapped(T.kvm, g << 12);
+		memset(bm, 0, sizeof(bm));
+		if (get_log(0, bm) != 1 || bm[0] != 1ull << 21)
+			fail_msg("[%s] %s: the write before it is not in the log (%#llx)",
+				 TEST_FMT_NAME, names[rm], (unsigned long long)bm[0]);
+		assert_true(dstats().removed_dirty >= 1 || rm == RM_TRACK);
+		if (rm == RM_TRACK)
+			assert_int_equal(kvm_write_track_remove_gfn(T.kvm, g), 0);
+		t_vm_fini(&T);
+	}
+}
+
 /* ---- write tracking ---- */
 
 /*
@@ -1090,6 +1152,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_ring_soft_full_full_reset, teardown),
 		cmocka_unit_test_teardown(test_ring_bitmap_and_coalescing, teardown),
 		cmocka_unit_test_teardown(test_pml_and_scan, teardown),
+		cmocka_unit_test_teardown(test_hw_dirty_survives_removal, teardown),
 		cmocka_unit_test_teardown(test_write_tracking, teardown),
 		cmocka_unit_test_teardown(test_reap_flushes_under_lock, teardown),
 		cmocka_unit_test_teardown(test_bitmap_lifecycle, teardown),
