@@ -7,7 +7,9 @@
  * by kvm_tdp_page_fault() from the abort's IPA (HPFAR_EL2 for the page,
  * FAR_EL2 for the offset). A gpa with no memslot is an emulated device (a
  * PL011 subset and the test's control registers), decoded from the data
- * abort syndrome (ISV, SAS, SSE, SRT, SF, WnR). A write to the read-only
+ * abort syndrome (ISV, SAS, SSE, SRT, SF, WnR), or, when ISV = 0
+ * (writeback and pair forms), from the instruction through the library's
+ * decoder (s2_decode_arm64, s2_arm64_complete). A write to the read-only
  * memslot comes back as RET_PF_RO_WRITE and is dropped, as a ROM would. When
  * the guest asks for it, the EL2 physical timer's interrupt zaps a range it
  * is reading in a loop; its next access there must abort again, which only
@@ -36,6 +38,7 @@
 #include "../common/klib.h"
 #include "layout.h"
 #include "s2mmu/arm64-s2.h"
+#include "s2mmu/decode.h"
 #include "s2mmu/env-freestanding.h"
 #include "s2mmu/notifier.h"
 #include "s2mmu/s2mmu.h"
@@ -239,6 +242,7 @@ static struct {
 	unsigned dabt[4], iabt[4]; /* by fault class: other, translation, AF, permission */
 	unsigned fixed, spurious, retry;
 	unsigned mmio_load, mmio_store, mmio_uart, mmio_ctl;
+	unsigned mmio_isv0; /* completed through the library's decoder */
 	unsigned ro_write;
 	unsigned irq_timer;
 	unsigned req_flush;
@@ -337,6 +341,112 @@ static int dev_write(gpa_t gpa, uint64_t val)
 	return -1;
 }
 
+/* Read guest memory the way the vcpu fetched it (the guest runs with its
+ * MMU off, so pc is an IPA): through stage 2, else the memslot. */
+static int guest_read32(gpa_t gpa, uint32_t *out)
+{
+	struct s2_mapping m;
+	struct kvm_memory_slot slot;
+	uint64_t hpa;
+
+	if (kvm_mmu_lookup(kvm, gpa, &m) == 0 && m.present) {
+		hpa = m.hpa;
+	} else {
+		if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
+			return -1;
+		hpa = slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
+	}
+	*out = *(volatile uint32_t *)(uintptr_t)hpa;
+	return 0;
+}
+
+/* The scratch registers take any access width; the rest are 64-bit. */
+static uint8_t scratch[CTL_SCRATCH_SIZE];
+
+static int dev_elem(gpa_t gpa, unsigned size, bool write, uint64_t *val)
+{
+	uint64_t off = gpa - (G_CTL + CTL_SCRATCH);
+
+	if (gpa >= G_CTL + CTL_SCRATCH && off + size <= CTL_SCRATCH_SIZE && size <= 8) {
+		st.mmio_ctl++;
+		if (!write)
+			*val = 0;
+		for (unsigned i = 0; i < size; i++) {
+			if (write)
+				scratch[off + i] = (uint8_t)(*val >> (8 * i));
+			else
+				*val |= (uint64_t)scratch[off + i] << (8 * i);
+		}
+		return 0;
+	}
+	return write ? dev_write(gpa, *val) : dev_read(gpa, val);
+}
+
+/*
+ * ISV = 0: decode the instruction at pc, check that its address is the
+ * faulting one, do each element's device access and let the library apply
+ * the result (registers, base writeback, pc).
+ */
+static void emulate_isv0(uint64_t esr, gpa_t gpa)
+{
+	static struct s2_arm64_regs r;
+	struct s2_insn d;
+	uint32_t insn = 0;
+	uint64_t val[4] = { 0 }, addr, idx;
+	int ret;
+
+	if (guest_read32(regs.pc, &insn) || (ret = s2_decode_arm64(insn, regs.pc, &d)) ||
+	    (d.flags & S2_INSN_FP) || d.base == 31) {
+		kprintf("hyp: MMIO at gpa 0x%lx, ISV = 0 (ESR 0x%lx): cannot emulate insn 0x%08x "
+			"at pc 0x%lx\n",
+			gpa, esr, insn, regs.pc);
+		finish(EXIT_TRAP);
+	}
+	addr = regs.x[d.base] + ((d.flags & S2_INSN_POST) ? 0 : (uint64_t)d.disp);
+	if (d.index != S2_REG_NONE) {
+		idx = d.index == 31 ? 0 : regs.x[d.index];
+		if (d.extend == S2_EXT_UXTW)
+			idx = (uint32_t)idx;
+		else if (d.extend == S2_EXT_SXTW)
+			idx = (uint64_t)(int64_t)(int32_t)idx;
+		addr += idx << d.scale;
+	}
+	if (addr >> 12 != gpa >> 12 || addr + (uint64_t)d.size * d.count - 1 < gpa) {
+		kprintf("hyp: decoded address 0x%lx does not cover the fault at 0x%lx\n", addr,
+			gpa);
+		finish(EXIT_CHECK);
+	}
+	for (unsigned i = 0; i < 31; i++)
+		r.x[i] = regs.x[i];
+	r.pc = regs.pc;
+	if (d.dir == S2_DIR_LOAD) {
+		for (unsigned k = 0; k < d.count; k++)
+			if (dev_elem(addr + k * d.size, d.size, false, &val[k]))
+				goto unknown;
+		ret = s2_arm64_complete(&d, &r, val);
+	} else {
+		ret = s2_arm64_complete(&d, &r, val);
+		for (unsigned k = 0; k < d.count && !ret; k++)
+			if (dev_elem(addr + k * d.size, d.size, true, &val[k]))
+				goto unknown;
+	}
+	if (ret)
+		lib_fail("s2_arm64_complete", ret);
+	for (unsigned i = 0; i < 31; i++)
+		regs.x[i] = r.x[i];
+	regs.pc = r.pc;
+	if (d.dir == S2_DIR_LOAD)
+		st.mmio_load++;
+	else
+		st.mmio_store++;
+	st.mmio_isv0++;
+	return;
+unknown:
+	kprintf("hyp: guest access to unknown gpa 0x%lx (insn 0x%08x, pc 0x%lx)\n", addr, insn,
+		regs.pc);
+	finish(EXIT_TRAP);
+}
+
 /* Emulate the single load or store the syndrome describes (ISV = 1). */
 static void emulate_mmio(uint64_t esr, gpa_t gpa)
 {
@@ -344,20 +454,19 @@ static void emulate_mmio(uint64_t esr, gpa_t gpa)
 	uint64_t v;
 
 	if (!(esr & ESR_ISV)) {
-		kprintf("hyp: MMIO at gpa 0x%lx without a valid syndrome (ESR 0x%lx, pc 0x%lx)\n",
-			gpa, esr, regs.pc);
-		finish(EXIT_TRAP);
+		emulate_isv0(esr, gpa);
+		return;
 	}
 	if (esr & ESR_WNR) {
 		st.mmio_store++;
 		v = srt == 31 ? 0 : regs.x[srt];
 		if (width < 8)
 			v &= (1ull << (width * 8)) - 1;
-		if (dev_write(gpa, v))
+		if (dev_elem(gpa, width, true, &v))
 			goto unknown;
 	} else {
 		st.mmio_load++;
-		if (dev_read(gpa, &v))
+		if (dev_elem(gpa, width, false, &v))
 			goto unknown;
 		if (width < 8) {
 			v &= (1ull << (width * 8)) - 1;
@@ -685,10 +794,10 @@ static int report(void)
 	kprintf("hyp: exits: data aborts translation=%u access-flag=%u permission=%u, "
 		"instruction aborts translation=%u access-flag=%u permission=%u\n",
 		st.dabt[1], st.dabt[2], st.dabt[3], st.iabt[1], st.iabt[2], st.iabt[3]);
-	kprintf("hyp: exits: fixed=%u spurious=%u retry=%u, mmio load=%u store=%u (uart=%u "
+	kprintf("hyp: exits: fixed=%u spurious=%u retry=%u, mmio load=%u store=%u (isv0=%u uart=%u "
 		"ctl=%u), ro_write=%u, timer irq=%u\n",
-		st.fixed, st.spurious, st.retry, st.mmio_load, st.mmio_store, st.mmio_uart,
-		st.mmio_ctl, st.ro_write, st.irq_timer);
+		st.fixed, st.spurious, st.retry, st.mmio_load, st.mmio_store, st.mmio_isv0,
+		st.mmio_uart, st.mmio_ctl, st.ro_write, st.irq_timer);
 	kprintf("hyp: stats: %s\n", buf);
 	kprintf("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.max_leaves[1],
 		st.max_leaves[2], st.max_leaves[3]);
@@ -720,6 +829,8 @@ static int report(void)
 	      "read-only write exit (RET_PF_RO_WRITE)");
 	CHECK(st.mmio_load > 0 && st.mmio_store > 0 && s.exits_mmio == st.mmio_load + st.mmio_store,
 	      EXIT_CHECK, "MMIO exits decoded from the syndrome");
+	/* isv0_forms(): str post, stp, ldp post, ldr pre, ldpsw. */
+	CHECK(st.mmio_isv0 == 5, EXIT_CHECK, "MMIO exits with ISV = 0 completed by the decoder");
 	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && st.zap_flushes == 1, EXIT_CHECK,
 	      "notifier zap while running: leaves gone, one flush");
 	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");

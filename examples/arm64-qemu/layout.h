@@ -32,6 +32,8 @@
 #define CTL_PHASE 0x18	      /* write: the guest's phase number (logged) */
 #define CTL_MAGIC 0x20	      /* read: MAGIC, for sign/zero-extension checks */
 #define CTL_AGE 0x28	      /* write 1: clear_flush_young G_AGE; 2: test_young */
+#define CTL_SCRATCH 0x40      /* 32 bytes of device memory for the ISV = 0 forms */
+#define CTL_SCRATCH_SIZE 32
 #define MAGIC U64(0x000000008badf00d)
 
 /* Slot 0: code, data, stack and an 8 MiB pattern; 2 MiB blocks. */

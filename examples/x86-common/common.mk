@@ -42,7 +42,7 @@ HOST_CFLAGS := -std=c11 -O2 -g $(WARN) $(BARE) -m64 -mno-red-zone -ffunction-sec
 	-DBREAK_FLUSH=$(if $(filter 1,$(BREAK_FLUSH)),1,0)
 GUEST_CFLAGS := -std=c11 -O2 $(WARN) $(BARE) -m32 $(GUEST_DEFS)
 
-HV_SRCS := $(X86C)/start.S $(X86C)/hv.c $(X86C)/decode.c $(X86C)/smp.c $(SRCTREE)/examples/common/klib.c \
+HV_SRCS := $(X86C)/start.S $(X86C)/hv.c $(X86C)/smp.c $(SRCTREE)/examples/common/klib.c \
 	$(X86C)/guest_blob.S $(VENDOR_SRCS)
 HV_OBJS := $(foreach s,$(HV_SRCS),$(B)/obj/$(notdir $(basename $(s))).o)
 
