@@ -285,7 +285,7 @@ install: lib $(pc)
 	$(Q)install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/s2mmu/generated
 	$(Q)install -m 644 $(lib) $(DESTDIR)$(LIBDIR)/
-	$(Q)install -m 644 include/s2mmu/*.h $(DESTDIR)$(INCLUDEDIR)/s2mmu/
+	$(Q)install -m 644 $(install-headers) $(DESTDIR)$(INCLUDEDIR)/s2mmu/
 	$(Q)install -m 644 $(autoheader) $(DESTDIR)$(INCLUDEDIR)/s2mmu/generated/autoconf.h
 	$(Q)install -m 644 $(pc) $(DESTDIR)$(PKGCONFIGDIR)/s2mmu.pc
 

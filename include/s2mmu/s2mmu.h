@@ -3,6 +3,7 @@
 #ifndef S2MMU_S2MMU_H
 #define S2MMU_S2MMU_H
 #include "s2mmu/types.h"
+#include "s2mmu/errno.h"
 #include "s2mmu/prot.h"
 #include "s2mmu/env.h"
 #include "s2mmu/kvm.h"
