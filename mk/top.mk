@@ -102,6 +102,7 @@ help:
 	@echo '  bench                bench/*.c, all formats, -O2 -DNDEBUG, in $(BENCH_O)'
 	@echo '  run                  build the default configuration and run $(RUN_GOAL)'
 	@echo '  conformance          examples/*/run.sh'
+	@echo '  decode-diff          the decoder against capstone/objdump, DECODE_DIFF_N per part (docs/mmio.md)'
 	@echo '  format-check format  clang-format (check / rewrite)'
 	@echo '  install-deps         scripts/install-deps.sh'
 	@echo 'Variables: O=dir V=1 CC= CROSS_COMPILE= CFLAGS= EXTRA_CFLAGS= SANITIZE= WERROR=0 JOBS='
