@@ -12,9 +12,12 @@
 #                        cross-compiled -ffreestanding, archived, and checked
 #                        for undefined symbols (scripts/check-freestanding.sh)
 #   7. make conformance  (examples/*/run.sh once they exist)
+#   fuzz                 build/check-fuzz: tests/fuzz with clang's libFuzzer,
+#                        ASan and UBSan, FUZZ_SECONDS (default 20) from the
+#                        corpus in tests/fuzz/corpus (mk/fuzz.mk)
 # The last line is "N passed, N failed"; the exit status is 1 if N failed > 0.
 # Environment: MAKE, JOBS (parallel build jobs, default nproc), V=1,
-# CHECK_SKIP="asan tsan freestanding conformance format" to leave steps out.
+# CHECK_SKIP="asan tsan fuzz freestanding conformance format" to leave steps out.
 set -u
 cd "$(dirname "$0")/.."
 make=${MAKE:-make}
@@ -96,6 +99,13 @@ if ! skip tsan; then
 	export TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan_opts}
 	build_and_test tsan build/check-tsan allformats_defconfig "lib tests-mt" test-mt-bins \
 		SANITIZE=thread
+fi
+
+# A brief libFuzzer run over the corpus in the tree (mk/fuzz.mk; `make fuzz`
+# runs longer). Built with clang in build/check-fuzz.
+if ! skip fuzz; then
+	phase "fuzz (build/check-fuzz, ${FUZZ_SECONDS:-20}s)"
+	step "fuzz" m FUZZ_O=build/check-fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" fuzz
 fi
 
 if ! skip freestanding; then

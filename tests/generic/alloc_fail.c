@@ -368,8 +368,9 @@ static uint64_t cache_pages(struct kvm *kvm)
 {
 	uint64_t n = 0;
 
-	for (unsigned i = 0; i < kvm->nr_vcpus; i++)
-		n += kvm->vcpus[i]->cache.nr;
+	for (unsigned i = 0; i < kvm->max_vcpus; i++)
+		if (kvm->vcpus[i])
+			n += kvm->vcpus[i]->cache.nr;
 	return n * (s2_table_bytes(&kvm->cfg) >> 12);
 }
 
@@ -406,8 +407,12 @@ static struct af_state snapshot(struct af *a)
 
 		s.dirty = mix(s.dirty, d ? hash_bytes(d->npages, d->bits, d->nwords * 8) : 1);
 	}
-	for (unsigned i = 0; i < kvm->nr_vcpus; i++) {
-		const struct s2_dirty_ring *r = kvm->vcpus[i]->dirty_ring;
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		const struct s2_dirty_ring *r;
+
+		if (!kvm->vcpus[i])
+			continue;
+		r = kvm->vcpus[i]->dirty_ring;
 
 		s.reqs = mix(s.reqs, kvm->vcpus[i]->requests);
 		if (r)
