@@ -28,6 +28,7 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 {
 	const struct s2_env *env;
 	struct kvm_vcpu *vcpu;
+	int r;
 
 	if (!out)
 		return -EINVAL;
@@ -49,11 +50,18 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 		return -ENOMEM;
 	}
 	s2_spin_lock(&kvm->vcpus_lock, env);
-	if (kvm->vcpus[id]) {
+	r = kvm->vcpus[id] ? -EEXIST : 0;
+	if (!r && env->ops->rcu_single_cpu && kvm->nr_vcpus)
+		r = -ENOTSUP;
+	if (r) {
 		s2_spin_unlock(&kvm->vcpus_lock);
+		if (r == -ENOTSUP)
+			s2_log(kvm, S2_LOG_ERR,
+			       "a second vcpu needs SMP-safe RCU (s2_freestanding_smp()); vcpu",
+			       id);
 		s2_dirty_vcpu_free(vcpu);
 		env->ops->free(env->ctx, vcpu->alloc_base);
-		return -EEXIST;
+		return r;
 	}
 	__atomic_store_n(&kvm->vcpus[id], vcpu, __ATOMIC_RELEASE);
 	kvm->nr_vcpus++;

@@ -154,6 +154,7 @@ void s2_freestanding_init(struct s2_freestanding *f, struct s2_page_pool *pool)
 	f->ops.zalloc = f_zalloc;
 	f->ops.free = f_free;
 	f->ops.synchronize_rcu = f_synchronize_rcu;
+	f->ops.rcu_single_cpu = true;
 	/* Tables all come from the pool: a constant offset, no hook call. */
 	f->env.virt_offset = (int64_t)((uintptr_t)pool->base - (uintptr_t)pool->base_pa);
 	f->env.ops = &f->ops;

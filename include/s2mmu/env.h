@@ -64,6 +64,13 @@ struct s2_env_ops {
 	 * lock held. read_lock/read_unlock (optional) bracket lockless walks.
 	 */
 	void (*synchronize_rcu)(void *ctx);
+	/*
+	 * synchronize_rcu only works when one CPU runs all of the VM's vcpus
+	 * and library calls (env/freestanding's default no-op): the library
+	 * then refuses a second vcpu (-ENOTSUP) rather than let another
+	 * CPU read a memslot array or bitmap freed under it.
+	 */
+	bool rcu_single_cpu;
 	int (*call_rcu)(void *ctx, void (*fn)(void *arg), void *arg);
 	void (*rcu_barrier)(void *ctx); /* wait for queued call_rcu callbacks */
 	void (*rcu_read_lock)(void *ctx);

@@ -32,7 +32,8 @@ enum kvm_vcpu_mode {
 
 /*
  * Create vcpu @id (< max_vcpus, unique). Returns 0 and *@out, or -EINVAL,
- * -EEXIST, -ENOMEM, -EIO. The vcpu is destroyed with the VM.
+ * -EEXIST, -ENOMEM, -EIO, or -ENOTSUP for a second vcpu when the env's
+ * RCU is single-CPU (rcu_single_cpu). The vcpu is destroyed with the VM.
  */
 int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out) S2_MUST_CHECK;
 unsigned kvm_vcpu_id(const struct kvm_vcpu *vcpu);
