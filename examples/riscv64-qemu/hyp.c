@@ -23,6 +23,15 @@
  * image leaves out both that and the format's own HFENCE.GVMA, and the check
  * fails.
  *
+ * Both harts call into the library, so the environment runs the freestanding
+ * quiescent-state RCU (s2_freestanding_smp(), CPU index from the hart id):
+ * the vcpu hart is offline while the guest runs and reports a quiescent
+ * state at the top of its loop; the host hart is online only while it
+ * works (zap, kick) and offline while it waits or idles. The TLB hooks are
+ * an SBI remote HFENCE.GVMA that OpenSBI completes on the other hart before
+ * it returns, so they are declared broadcast (tlb_hooks_broadcast): a
+ * ranged flush then needs no request or kick; a full flush still kicks.
+ *
  * The run ends with the verdict in QEMU's exit status through sifive_test:
  * 0 pass, 1 the guest saw wrong data, 2 the zap check failed, 3 another
  * check failed, 4 an unexpected trap, 5 a library call failed.
@@ -185,6 +194,14 @@ static struct s2_freestanding fs;
 static uint64_t vcpu_hart, host_hart; /* hart ids */
 #define VM_VMID 1
 
+/* The RCU's CPUs: index 0 the vcpu hart, 1 the host hart. */
+#define NCPUS 2
+#define CPU_VCPU 0
+#define CPU_HOST 1
+#define MAX_HARTS 8
+static struct s2_fs_cpu rcu_cpus[NCPUS];
+static int cpu_of_hart[MAX_HARTS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+
 static struct {
 	unsigned hook_flush_vm, hook_flush_range, kicks, kicks_seen, rfence_errors;
 } hw;
@@ -261,6 +278,19 @@ static void env_log(void *ctx, enum s2_log_level level, const char *msg)
 	hlog("s2mmu[%d]: %s\n", (int)level, msg);
 }
 
+/* The RCU's this_cpu: the calling hart's index (hyp_main fills the map). */
+static unsigned env_this_cpu(void *ctx)
+{
+	uint64_t h = hart_self();
+
+	(void)ctx;
+	if (h >= MAX_HARTS || cpu_of_hart[h] < 0) {
+		hlog("hyp: library call on hart %lu, unknown to the RCU\n", h);
+		finish(EXIT_TRAP);
+	}
+	return (unsigned)cpu_of_hart[h];
+}
+
 /* ---- the VM --------------------------------------------------------------- */
 
 static struct kvm *kvm;
@@ -275,7 +305,10 @@ static struct {
 	unsigned req_flush;
 	unsigned zap_armed, zap_started, zaps; /* written by the other hart: atomics */
 	unsigned kick_armed, kick_flushes;
+	enum kvm_vcpu_mode kick_mode_after; /* right after the flush: never EXITING */
 	unsigned zap_leaves, zap_flushes, zap_refaults;
+	unsigned zap_kicks;   /* kicks during the zap's ranged flush: 0 */
+	uint64_t gp_scratch;  /* grace periods for the scratch slot */
 	long age_cleared;     /* clear_flush_young: young leaves found */
 	int age_right_after;  /* test_young right after: 0 expected */
 	int age_after_access; /* test_young after the guest's read: 1 */
@@ -492,6 +525,27 @@ static void stats(struct kvm_mmu_stats *s)
 }
 
 /*
+ * A memslot appears and goes again on the host hart while the guest runs on
+ * the other (the guest never touches it). Each change frees the memslot
+ * array it replaced after synchronize_rcu, which must find the vcpu hart
+ * offline (in the guest) or past a quiescent state: a hart that never
+ * reported one would hang here, and a no-op grace period is not counted.
+ */
+static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags);
+
+static void scratch_slot(void)
+{
+	uint64_t gp = __atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED);
+	int r;
+
+	add_slot(4, G_SCRATCH, G_SCRATCH_SIZE, H_SCRATCH, 0);
+	r = kvm_delete_memslot(kvm, 4);
+	if (r)
+		lib_fail("kvm_delete_memslot", r);
+	st.gp_scratch = __atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED) - gp;
+}
+
+/*
  * The host hart: its memory manager is about to move the page behind G_ZAP
  * (as migration or swap would). The notifier's invalidate_range_start zaps
  * every leaf backing the hva range (the whole 2 MiB leaf) and flushes once
@@ -507,6 +561,8 @@ static void host_zap(void)
 	uint64_t pc = regs.pc;
 	int r;
 
+	unsigned kicks = __atomic_load_n(&hw.kicks, __ATOMIC_RELAXED);
+
 	stats(&a);
 	/* From here on, a fault on the page proves its translation was dropped
 	 * (while the invalidation is in progress it returns RET_PF_RETRY). */
@@ -519,8 +575,10 @@ static void host_zap(void)
 	if (r)
 		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
 	stats(&b);
+	st.zap_kicks = __atomic_load_n(&hw.kicks, __ATOMIC_RELAXED) - kicks;
 	st.zap_leaves = (unsigned)(b.zapped_leaves - a.zapped_leaves);
 	st.zap_flushes = (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+	scratch_slot();
 	__atomic_store_n(&st.zaps, 1, __ATOMIC_RELEASE);
 	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = MAILBOX_ZAPPED;
 	hlog("hyp: hart %lu: invalidated hva [0x%lx, 0x%lx) (gpa 0x%llx) while the guest ran on "
@@ -539,12 +597,17 @@ static void host_kick(void)
 {
 	uint64_t t = csr_read(time);
 
-	while (kvm_vcpu_mode(vcpu) != IN_GUEST_MODE)
+	while (kvm_vcpu_mode(vcpu) != IN_GUEST_MODE) {
+		s2_fs_rcu_quiescent(&fs, CPU_HOST);
 		if (csr_read(time) - t > 10 * ZAP_DELAY) {
 			hlog("hyp: hart %lu: the vcpu never entered guest mode\n", hart_self());
 			finish(EXIT_CHECK);
 		}
+	}
 	kvm_flush_remote_tlbs(kvm);
+	/* It returned once the kicked vcpu had left guest mode: outside now,
+	 * or back in after the request, not still on its way out. */
+	st.kick_mode_after = kvm_vcpu_mode(vcpu);
 	__atomic_store_n(&st.kick_flushes, 1, __ATOMIC_RELEASE);
 	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = MAILBOX_KICKED;
 	hlog("hyp: hart %lu: kvm_flush_remote_tlbs() with the vcpu in guest mode: %u kick(s)\n",
@@ -558,16 +621,22 @@ void host_main(void)
 {
 	uint64_t t;
 
+	/* It starts offline (s2_freestanding_smp) and is online only while
+	 * it calls into the library: a waiting hart holds no grace period. */
 	hlog("hyp: hart %lu up: host memory manager\n", hart_self());
 	while (!__atomic_load_n(&st.zap_armed, __ATOMIC_ACQUIRE))
 		;
 	t = csr_read(time);
 	while (csr_read(time) - t < ZAP_DELAY)
 		;
+	s2_fs_rcu_online(&fs, CPU_HOST);
 	host_zap();
+	s2_fs_rcu_offline(&fs, CPU_HOST);
 	while (!__atomic_load_n(&st.kick_armed, __ATOMIC_ACQUIRE))
 		;
+	s2_fs_rcu_online(&fs, CPU_HOST);
 	host_kick();
+	s2_fs_rcu_offline(&fs, CPU_HOST);
 	for (;;)
 		__asm__ volatile("wfi");
 }
@@ -694,9 +763,23 @@ static void setup(void)
 
 	s2_pool_init(&pool, (void *)(uintptr_t)H_POOL, H_POOL, H_POOL_SIZE);
 	s2_freestanding_init(&fs, &pool);
+	/* Both harts call into the library: quiescent-state RCU. */
+	r = s2_freestanding_smp(&fs, rcu_cpus, NCPUS, env_this_cpu);
+	if (r)
+		lib_fail("s2_freestanding_smp", r);
+	s2_fs_rcu_online(&fs, CPU_VCPU);
 	fs.ops.gfn_to_pfn = env_gfn_to_pfn;
 	fs.ops.tlb_flush_vm = env_tlb_flush_vm;
 	fs.ops.tlb_flush_range = env_tlb_flush_range;
+	/*
+	 * HFENCE.GVMA on this hart (the format) and the SBI remote fence on
+	 * the other, which OpenSBI runs there and waits for: every hart that
+	 * may run the vcpu has dropped the translations when the hooks
+	 * return, so a ranged flush needs no request, kick or wait. (The
+	 * break-flush image declares the same with hooks that skip the remote
+	 * fence: the zap check must then see the stale translation.)
+	 */
+	fs.ops.tlb_hooks_broadcast = true;
 	fs.ops.kick = env_kick;
 	fs.ops.log = env_log;
 	p.env = &fs.env;
@@ -736,6 +819,8 @@ static void setup(void)
 static void run(void)
 {
 	while (!st.done) {
+		/* No library call in progress: a quiescent state. */
+		s2_fs_rcu_quiescent(&fs, CPU_VCPU);
 		/*
 		 * KVM_REQ_TLB_FLUSH: the flush that raised it already ran
 		 * HFENCE.GVMA on its own hart and, through the env hook, on
@@ -748,8 +833,12 @@ static void run(void)
 		csr_set(sstatus, SSTATUS_SPP);
 		if (!kvm_vcpu_enter_guest(vcpu))
 			continue;
+		/* The guest makes no library call: grace periods go on. */
+		s2_fs_rcu_offline(&fs, CPU_VCPU);
 		rv_run_guest(&regs);
+		/* First thing after the exit: a flush may be waiting for it. */
 		kvm_vcpu_exit_guest(vcpu);
+		s2_fs_rcu_online(&fs, CPU_VCPU);
 		handle_exit();
 	}
 }
@@ -782,9 +871,13 @@ static int report(void)
 	     "",
 #endif
 	     hw.hook_flush_vm, hw.hook_flush_range, hw.rfence_errors, st.req_flush, hw.kicks);
-	hlog("hyp: zap: %u zaps, %u leaves zapped, %u flushes, %u faults in the range "
+	hlog("hyp: zap: %u zaps, %u leaves zapped, %u flushes (%u kicks), %u faults in the range "
 	     "afterwards\n",
-	     st.zaps, st.zap_leaves, st.zap_flushes, st.zap_refaults);
+	     st.zaps, st.zap_leaves, st.zap_flushes, st.zap_kicks, st.zap_refaults);
+	hlog("hyp: RCU (quiescent-state, %u harts): %lu grace periods (synchronize_rcu), %lu of "
+	     "them for the scratch memslot's add and delete\n",
+	     NCPUS, (unsigned long)__atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED),
+	     (unsigned long)st.gp_scratch);
 
 #define CHECK(cond, c, what)                                                \
 	do {                                                                \
@@ -805,12 +898,17 @@ static int report(void)
 	      EXIT_CHECK, "MMIO exits decoded and emulated");
 	CHECK(st.zaps == 1 && st.zap_leaves >= 1 && st.zap_flushes == 1, EXIT_CHECK,
 	      "notifier zap while running: leaves gone, one flush");
+	/* The ranged flush relies on the broadcast hooks: no kick. */
+	CHECK(st.zap_kicks == 0, EXIT_CHECK, "zap's ranged flush: broadcast hooks, no kick");
 	CHECK(st.zap_refaults >= 1, EXIT_ZAP, "guest faulted again in the zapped range");
 	CHECK(st.age_cleared == 1 && st.age_right_after == 0 && st.age_after_access == 1,
 	      EXIT_CHECK, "aging: young, old when cleared, young again");
 	CHECK(st.kick_flushes == 1 && hw.kicks == 1 && hw.kicks_seen >= 1 && st.req_flush >= 1,
 	      EXIT_CHECK, "kick: remote flush made the running vcpu exit");
+	CHECK(st.kick_mode_after != EXITING_GUEST_MODE, EXIT_CHECK,
+	      "kick: flush returned once the vcpu left the guest");
 	CHECK(hw.rfence_errors == 0, EXIT_CHECK, "SBI remote HFENCE.GVMA accepted");
+	CHECK(st.gp_scratch >= 2, EXIT_CHECK, "a grace period per memslot change on two harts");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK
 
@@ -833,6 +931,8 @@ void hyp_main(uint64_t hartid)
 
 	vcpu_hart = hartid;
 	host_hart = hartid ^ 1; /* -smp 2: harts 0 and 1 */
+	cpu_of_hart[vcpu_hart] = CPU_VCPU;
+	cpu_of_hart[host_hart] = CPU_HOST;
 	hlog("hyp: s2mmu riscv64 example, HS-mode on hart %lu, hstatus 0x%lx\n", hartid,
 	     csr_read(0x600));
 	setup();

@@ -13,10 +13,17 @@
  * sets the VM up and then plays the host's memory manager. On the guest's
  * request, while the guest keeps running, it invalidates the hva range behind
  * a guest range through the notifier entry points, moves the page behind it
- * and flushes; the library's flush kicks the vcpu out of guest mode (an IPI)
- * and the vcpu flushes its TLB before it re-enters. The faults that follow in
- * that range are counted: only a flush that reached the running CPU's TLB
- * makes them happen.
+ * and flushes; the library's flush kicks the vcpu out of guest mode (an IPI),
+ * waits until it has left it, and the vcpu flushes its TLB before it
+ * re-enters. The faults that follow in that range are counted: only a flush
+ * that reached the running CPU's TLB makes them happen.
+ *
+ * Both CPUs call into the library, so the environment runs the freestanding
+ * quiescent-state RCU (s2_freestanding_smp(), CPU index from the local APIC
+ * id): each CPU comes online before its first library call, reports a
+ * quiescent state at the top of its loop, and is offline while it runs the
+ * guest (the vcpu's CPU) or sleeps in HLT (the boot CPU). With the
+ * single-CPU default the library would refuse the second (probe) vcpu.
  *
  * Host memory is identity-mapped (hva == hpa) except for the page the zap
  * moves, so hva_to_hpa() is the host's whole page table.
@@ -36,6 +43,12 @@ extern uint64_t host_gdt[];
 
 static struct s2_page_pool pool;
 static struct s2_freestanding fs;
+/* The RCU's per-CPU state: index 0 the boot CPU, 1 the vcpu's CPU. */
+#define HV_NCPUS 2
+static struct s2_fs_cpu rcu_cpus[HV_NCPUS];
+/* Local APIC id -> CPU index, filled by each CPU before it comes online. */
+static uint8_t cpu_of_apic[256];
+static uint8_t cpu_known[256];
 static struct kvm *kvm;
 static struct kvm_vcpu *vcpu;
 /* A second vcpu the boot CPU faults with, to watch the invalidation protocol. */
@@ -68,6 +81,13 @@ static struct {
 	gpa_t zap_start, zap_end;
 	uint64_t zap_refaults, zap_leaves;
 	bool zap_retry_inside, zap_while_in_guest;
+	/* vcpu mode right after each flush returned (never EXITING). */
+	enum kvm_vcpu_mode mode_after_zap, mode_after_flush;
+	/* Grace periods (synchronize_rcu) in the whole run and in the scratch
+	 * memslot's add and delete during the zap (each frees the memslot
+	 * array it replaced once the grace period is over). */
+	uint64_t gp_scratch;
+	bool scratch_vcpu_online;
 } st;
 
 static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "kick",
@@ -145,6 +165,40 @@ static void hv_relax(void *ctx)
 {
 	(void)ctx;
 	__asm__ volatile("pause");
+}
+
+/* ---- RCU: which CPU is this, and its quiescent states ---- */
+
+static void cpu_register(uint32_t apic_id, unsigned cpu)
+{
+	cpu_of_apic[apic_id & 0xff] = (uint8_t)cpu;
+	__atomic_store_n(&cpu_known[apic_id & 0xff], 1, __ATOMIC_RELEASE);
+}
+
+/* The env's this_cpu: the calling CPU's index, from its local APIC id. */
+static unsigned hv_this_cpu(void *ctx)
+{
+	uint32_t id = lapic_id() & 0xff;
+
+	(void)ctx;
+	if (!__atomic_load_n(&cpu_known[id], __ATOMIC_ACQUIRE))
+		fail("library call from a CPU the RCU does not know; APIC id", (long)id);
+	return cpu_of_apic[id];
+}
+
+static unsigned self(void)
+{
+	return hv_this_cpu(NULL);
+}
+
+void hv_rcu_offline(void)
+{
+	s2_fs_rcu_offline(&fs, self());
+}
+
+void hv_rcu_online(void)
+{
+	s2_fs_rcu_online(&fs, self());
 }
 
 /* ---- guest memory ---- */
@@ -323,6 +377,33 @@ static void fill32(uint64_t dst, uint32_t v, uint64_t bytes)
 }
 
 /*
+ * A memslot appears and goes again while the guest runs on the other CPU
+ * (a device's memory plugged and unplugged; the guest never touches it).
+ * Each change publishes a new memslot array and frees the old one only
+ * after synchronize_rcu, which here must see the vcpu's CPU offline (in
+ * guest mode) or past a quiescent state: a CPU that never reported one
+ * would hang this, and a no-op grace period would not be counted.
+ */
+static void scratch_slot(void)
+{
+	struct kvm_memory_slot s = { .id = 4,
+				     .base_gfn = SCRATCH_GPA >> 12,
+				     .npages = SCRATCH_SIZE >> 12,
+				     .userspace_addr = SCRATCH_HPA };
+	uint64_t gp = __atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED);
+	int r;
+
+	st.scratch_vcpu_online = __atomic_load_n(&rcu_cpus[1].online, __ATOMIC_RELAXED);
+	r = kvm_set_memslot(kvm, &s);
+	if (r)
+		fail("kvm_set_memslot (scratch)", r);
+	r = kvm_delete_memslot(kvm, s.id);
+	if (r)
+		fail("kvm_set_memslot (scratch delete)", r);
+	st.gp_scratch = __atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED) - gp;
+}
+
+/*
  * What a host memory manager does when it moves a page a VM uses: it
  * invalidates the host-virtual range first (the library zaps every gfn it
  * backs and flushes, kicking the vcpu that runs on the other CPU), moves the
@@ -345,8 +426,11 @@ static void zap_and_migrate(void)
 	for (unsigned i = 0; i < 100000000 &&
 			     (kvm_vcpu_mode(vcpu) != IN_GUEST_MODE ||
 			      *(volatile uint32_t *)gpa_to_host(ZAP_ROUNDS_GPA) < ZAP_AFTER_ROUNDS);
-	     i++)
+	     i++) {
+		/* No library call in progress here: let grace periods pass. */
+		s2_fs_rcu_quiescent(&fs, 0);
 		__asm__ volatile("pause");
+	}
 	kvm_get_stats(kvm, &before);
 	st.zap_start = ZAP_GPA;
 	st.zap_end = ZAP_GPA + ZAP_BYTES;
@@ -358,6 +442,13 @@ static void zap_and_migrate(void)
 						    false);
 	if (r < 0)
 		fail("invalidate_range_start", r);
+	/*
+	 * Its flush kicked the vcpu and returned only once the vcpu had left
+	 * guest mode: the vcpu is outside it now, or already back in after
+	 * handling the request, never still EXITING (on its way out, maybe
+	 * still using the old translation).
+	 */
+	st.mode_after_zap = kvm_vcpu_mode(vcpu);
 	/* Inside the invalidation a fault on the range must back off. */
 	st.zap_retry_inside = kvm_tdp_page_fault(probe_vcpu, ZAP_GPA, S2_ACC_READ) == RET_PF_RETRY;
 	copy64(MIGRATE_HPA, migrate_hva, MIGRATE_BYTES);
@@ -373,6 +464,7 @@ static void zap_and_migrate(void)
 	 * and is what the issue names. It only raises the same request again.
 	 */
 	kvm_flush_remote_tlbs(kvm);
+	st.mode_after_flush = kvm_vcpu_mode(vcpu);
 	kvm_get_stats(kvm, &after);
 	st.zap_leaves = after.zapped_leaves - before.zapped_leaves;
 	kprintf("hv[cpu %u]: zapped hva [0x%llx, 0x%llx) (gpa [0x%llx, 0x%llx)) through the "
@@ -383,6 +475,7 @@ static void zap_and_migrate(void)
 		(unsigned long long)((ZAP_GPA & ~(uint64_t)(MIGRATE_BYTES - 1)) + MIGRATE_BYTES),
 		st.zap_while_in_guest ? "was in guest mode" : "was not in guest mode", MIGRATE_HPA,
 		(unsigned long long)st.zap_leaves);
+	scratch_slot();
 	/* Now tell the guest: it must see the range fault again from here. */
 	*(volatile uint32_t *)gpa_to_host(ZAP_FLAG_GPA) = 1;
 }
@@ -450,6 +543,11 @@ static void report_and_finish(void)
 		(unsigned long long)ipi_isr_count);
 	kprintf("page pool: %zu KiB in use, high water %zu KiB\n", pool.in_use >> 10,
 		pool.high_water >> 10);
+	kprintf("RCU (quiescent-state, %u CPUs): %llu grace periods (synchronize_rcu), %llu of "
+		"them for the scratch memslot's add and delete (vcpu CPU %s then)\n",
+		HV_NCPUS, (unsigned long long)__atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED),
+		(unsigned long long)st.gp_scratch,
+		st.scratch_vcpu_online ? "online" : "offline: in guest mode");
 
 	kprintf("checks:\n");
 	for (unsigned t = 1; t < T_NR; t++) {
@@ -494,6 +592,12 @@ static void report_and_finish(void)
 	pass &= check(st.zap_while_in_guest && st.kicks > 0,
 		      "the zap came from the other CPU while the vcpu was in guest mode, which the "
 		      "library's flush kicked out");
+	pass &= check(st.mode_after_zap != EXITING_GUEST_MODE &&
+			      st.mode_after_flush != EXITING_GUEST_MODE,
+		      "each flush returned only after the kicked vcpu had left guest mode");
+	pass &= check(
+		st.gp_scratch >= 2,
+		"a grace period per memslot change on two CPUs (scratch slot added, deleted)");
 	pass &= check(st.zap_retry_inside,
 		      "a fault between invalidate_range_start and _end returned RET_PF_RETRY");
 	pass &= check(!kvm_is_bugged(kvm) && !s.refused_changes, "library not bugged");
@@ -550,6 +654,11 @@ static void setup_vm(void)
 
 	s2_pool_init(&pool, (void *)(uintptr_t)HOST_POOL_HPA, HOST_POOL_HPA, HOST_POOL_SIZE);
 	s2_freestanding_init(&fs, &pool);
+	/* Two CPUs call into the library: quiescent-state RCU on both. */
+	r = s2_freestanding_smp(&fs, rcu_cpus, HV_NCPUS, hv_this_cpu);
+	if (r)
+		fail("s2_freestanding_smp", r);
+	s2_fs_rcu_online(&fs, 0);
 	fs.ops.gfn_to_pfn = hv_gfn_to_pfn;
 	fs.ops.log = hv_log;
 	fs.ops.relax = hv_relax;
@@ -601,11 +710,20 @@ void ap_main(void)
 	load_host_tss(1);
 	smp_init_ap();
 	ap_apic_id = lapic_id();
+	cpu_register(ap_apic_id, 1);
+	/* Before its first library call (the set-up reads the root). */
+	s2_fs_rcu_online(&fs, 1);
 	__atomic_store_n(&smp_ap_running, 1, __ATOMIC_RELEASE);
 	if (hv_arch.cpu_init() || hv_arch.setup(kvm, GUEST_BOOT_GPA, GUEST_STACK_TOP))
 		fail("VMX/SVM set-up on the vcpu's CPU", 0);
 	kprintf("hv[cpu %u]: entering the guest\n", ap_apic_id);
 	for (;;) {
+		/*
+		 * No library call in progress: a quiescent state. hv_arch.run
+		 * goes offline right before the VM entry and back online
+		 * right after kvm_vcpu_exit_guest().
+		 */
+		s2_fs_rcu_quiescent(&fs, 1);
 		if (hv_arch.run(vcpu, &e))
 			fail("VM entry", 0);
 		st.exits[e.kind]++;
@@ -637,12 +755,17 @@ void hv_main(void)
 	load_host_tss(0);
 	smp_init_bsp();
 	bsp_apic_id = lapic_id();
+	cpu_register(bsp_apic_id, 0);
 	setup_vm();
 	if (smp_start_ap())
 		fail("the second CPU did not start", 0);
 	for (;;) {
+		s2_fs_rcu_quiescent(&fs, 0);
+		/* Asleep, it makes no library call: grace periods go on. */
+		s2_fs_rcu_offline(&fs, 0);
 		while (!__atomic_load_n(&zap_requested, __ATOMIC_ACQUIRE))
 			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		s2_fs_rcu_online(&fs, 0);
 		zap_requested = 0;
 		zap_and_migrate();
 	}

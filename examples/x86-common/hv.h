@@ -61,6 +61,16 @@ struct hv_arch {
 
 extern const struct hv_arch hv_arch;
 
+/*
+ * The calling CPU leaves the library's RCU (hv.c: s2_fs_rcu_offline) and
+ * rejoins it: the vendor part calls the first right before the VM entry,
+ * after kvm_vcpu_enter_guest(), and the second right after the exit's
+ * kvm_vcpu_exit_guest(). A running guest makes no library call, so a grace
+ * period does not wait for its CPU.
+ */
+void hv_rcu_offline(void);
+void hv_rcu_online(void);
+
 /* Console output of the hypervisor (bochs: port 0xe9; QEMU: COM1). */
 void hv_console_init(void);
 /* End the run: @pass true prints RESULT: PASS; never returns. */

@@ -74,6 +74,14 @@
  * with MIGRATE_POISON: a guest that still reads through a stale translation
  * sees the poison.
  */
+/*
+ * A memslot the host adds and deletes again during the zap, while the guest
+ * runs on the other CPU (the guest never touches it): each change frees the
+ * memslot array it replaced after a grace period, which the run counts.
+ */
+#define SCRATCH_GPA 0x05000000u
+#define SCRATCH_SIZE 0x00010000u
+#define SCRATCH_HPA 0x05000000u
 #define MIGRATE_BYTES 0x00200000u
 #define MIGRATE_HPA 0x04000000u
 #define MIGRATE_POISON 0xdeaddeadu

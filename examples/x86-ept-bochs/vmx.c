@@ -438,13 +438,17 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		handle_requests(vcpu);
 	while (!kvm_vcpu_enter_guest(vcpu));
 	n_entries++;
+	hv_rcu_offline();
 	if (vmx_enter(&gprs, launched)) {
 		kvm_vcpu_exit_guest(vcpu);
+		hv_rcu_online();
 		kprintf("vmx: VM entry failed, VM-instruction error %llu\n",
 			(unsigned long long)vmread(VM_INSN_ERROR));
 		return -1;
 	}
+	/* First thing after the exit: a flush may be waiting for it. */
 	kvm_vcpu_exit_guest(vcpu);
+	hv_rcu_online();
 	launched = true;
 
 	reason = vmread(EXIT_REASON);

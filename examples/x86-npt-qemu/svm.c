@@ -240,8 +240,11 @@ static int svm_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 	while (!kvm_vcpu_enter_guest(vcpu));
 	n_entries++;
 	V64(VMCB_RAX) = gprs.r[0];
+	hv_rcu_offline();
 	svm_enter(&gprs, (uint64_t)(uintptr_t)vmcb);
+	/* First thing after the exit: a flush may be waiting for it. */
 	kvm_vcpu_exit_guest(vcpu);
+	hv_rcu_online();
 	gprs.r[0] = V64(VMCB_RAX);
 	gprs.r[4] = V64(VMCB_RSP);
 	/* TLB_CONTROL acts at one VMRUN only. */
