@@ -28,6 +28,13 @@
  * point of coherency, which it does otherwise (DC CIVAC) because the guest
  * runs with its caches off.
  *
+ * One CPU (-smp 1) runs the vcpu and makes every library call, so the
+ * freestanding env's single-CPU RCU is correct here (synchronize_rcu has no
+ * other CPU to wait for) and stays: the library then refuses a second vcpu
+ * (-ENOTSUP), which the run checks. A hypervisor that calls the library
+ * from more CPUs switches to s2_freestanding_smp() (the riscv64 and x86
+ * examples).
+ *
  * The run ends with the verdict as QEMU's exit status through semihosting
  * SYS_EXIT: 0 pass, 1 the guest saw wrong data, 2 the zap check failed, 3
  * another check failed, 4 an unexpected exception, 5 a library call failed.
@@ -177,7 +184,17 @@ static struct s2_freestanding fs;
 
 static struct {
 	unsigned hook_flush_vm, hook_flush_range, kicks;
+	unsigned rcu_syncs; /* synchronize_rcu calls: grace periods */
 } hw;
+
+/* The single-CPU default's synchronize_rcu, counted. */
+static void (*fs_synchronize_rcu)(void *ctx);
+
+static void env_synchronize_rcu(void *ctx)
+{
+	hw.rcu_syncs++;
+	fs_synchronize_rcu(ctx);
+}
 
 static int env_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
 			  struct s2_pfn_info *out)
@@ -247,6 +264,8 @@ static struct {
 	unsigned irq_timer;
 	unsigned req_flush;
 	unsigned zaps, zap_leaves, zap_flushes, zap_refaults;
+	unsigned gp_scratch;	/* grace periods for the scratch slot */
+	int second_vcpu;	/* kvm_vcpu_create of a second vcpu */
 	long age_cleared;	/* clear_flush_young: young leaves found */
 	int age_right_after;	/* test_young right after: 0 expected */
 	int age_after_access;	/* test_young after the guest's read: 1 */
@@ -519,6 +538,26 @@ static void stats(struct kvm_mmu_stats *s)
 		lib_fail("kvm_get_stats", -1);
 }
 
+static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags);
+
+/*
+ * A memslot appears and goes again (a device's memory plugged and unplugged;
+ * the guest never touches it): each change frees the memslot array it
+ * replaced after synchronize_rcu, counted. One CPU: each grace period is
+ * over at once.
+ */
+static void scratch_slot(void)
+{
+	unsigned gp = hw.rcu_syncs;
+	int r;
+
+	add_slot(4, G_SCRATCH, G_SCRATCH_SIZE, H_SCRATCH, 0);
+	r = kvm_delete_memslot(kvm, 4);
+	if (r)
+		lib_fail("kvm_delete_memslot", r);
+	st.gp_scratch = hw.rcu_syncs - gp;
+}
+
 /*
  * The host is about to move the page behind G_ZAP (as migration or swap
  * would): the notifier's invalidate_range_start zaps every leaf backing its
@@ -541,6 +580,7 @@ static void zap_while_guest_runs(void)
 	if (r)
 		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
 	stats(&b);
+	scratch_slot();
 	st.zaps++;
 	st.zap_leaves += (unsigned)(b.zapped_leaves - a.zapped_leaves);
 	st.zap_flushes += (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
@@ -719,6 +759,9 @@ static void setup(void)
 	fs.ops.tlb_flush_range = env_tlb_flush_range;
 	fs.ops.kick = env_kick;
 	fs.ops.log = env_log;
+	/* Single-CPU RCU (the default, rcu_single_cpu), counted. */
+	fs_synchronize_rcu = fs.ops.synchronize_rcu;
+	fs.ops.synchronize_rcu = env_synchronize_rcu;
 	p.env = &fs.env;
 
 	r = kvm_create_vm(&p, &kvm);
@@ -727,6 +770,14 @@ static void setup(void)
 	r = kvm_vcpu_create(kvm, 0, &vcpu);
 	if (r)
 		lib_fail("kvm_vcpu_create", r);
+	{
+		/* With single-CPU RCU the library must refuse a second vcpu:
+		 * another CPU running it could use freed memslot arrays. */
+		struct kvm_vcpu *v2 = NULL;
+
+		kprintf("hyp: a second vcpu on single-CPU RCU (must be refused):\n");
+		st.second_vcpu = kvm_vcpu_create(kvm, 1, &v2);
+	}
 	add_slot(0, G_RAM, G_RAM_SIZE, H_RAM, 0);
 	add_slot(1, G_HUGE, G_HUGE_SIZE, H_HUGE, 0);
 	add_slot(2, G_SMALL, G_SMALL_SIZE, H_SMALL, 0);
@@ -808,6 +859,9 @@ static int report(void)
 	kprintf("hyp: zap: %u zaps, %u leaves zapped, %u flushes, %u faults in the range "
 		"afterwards\n",
 		st.zaps, st.zap_leaves, st.zap_flushes, st.zap_refaults);
+	kprintf("hyp: RCU (single-CPU default): %u grace periods (synchronize_rcu), %u of them for "
+		"the scratch memslot's add and delete; second vcpu: %d\n",
+		hw.rcu_syncs, st.gp_scratch, st.second_vcpu);
 
 #define CHECK(cond, c, what)                                                   \
 	do {                                                                   \
@@ -841,6 +895,9 @@ static int report(void)
 		      "aging: AF set by hardware (HA), no fault");
 	else
 		CHECK(st.age_af_faults == 1, EXIT_CHECK, "aging: one Access flag fault, fixed");
+	CHECK(st.gp_scratch >= 2, EXIT_CHECK, "a grace period per memslot change");
+	CHECK(st.second_vcpu == -ENOTSUP, EXIT_CHECK,
+	      "single-CPU RCU: a second vcpu refused (-ENOTSUP)");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK
 

@@ -73,6 +73,15 @@
 #define H_ROM U64(0x46800000)
 #define ROM_WORD(i) (U64(0x524f4d0000000000) | (unsigned long long)(i))
 
+/*
+ * Slot 4, host-only: added and deleted again during the zap (the guest never
+ * touches it); each change frees the memslot array it replaced after
+ * synchronize_rcu, which the run counts.
+ */
+#define G_SCRATCH U64(0x51000000)
+#define G_SCRATCH_SIZE (U64(64) << 10)
+#define H_SCRATCH U64(0x46900000)
+
 /* Host-only: the page pool for the stage-2 tables and metadata. */
 #define H_POOL U64(0x41000000)
 #define H_POOL_SIZE (U64(8) << 20)

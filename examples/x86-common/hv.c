@@ -60,7 +60,7 @@ static uint8_t host_tss[2][104] __attribute__((aligned(16)));
 
 /* Between the two CPUs. */
 static volatile uint32_t bsp_apic_id, ap_apic_id;
-static volatile uint32_t zap_requested;
+static volatile uint32_t zap_requested, zap_asked, zap_done;
 static volatile uint64_t kicks_sent;
 /* The host's one non-identity mapping: the migrated page, once moved. */
 static volatile uint32_t migrated;
@@ -478,6 +478,24 @@ static void zap_and_migrate(void)
 	scratch_slot();
 	/* Now tell the guest: it must see the range fault again from here. */
 	*(volatile uint32_t *)gpa_to_host(ZAP_FLAG_GPA) = 1;
+	__atomic_store_n(&zap_done, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * Before the report, on the vcpu's CPU: the boot CPU's zap is over (with
+ * BREAK_FLUSH its flush only returns once the guest, never kicked, gives up
+ * and exits by itself). This CPU waits offline: the boot CPU's memslot
+ * changes wait for a grace period, which a CPU spinning online without
+ * quiescent states would hold up for ever.
+ */
+static void wait_for_zap(void)
+{
+	if (!__atomic_load_n(&zap_asked, __ATOMIC_ACQUIRE))
+		return;
+	s2_fs_rcu_offline(&fs, 1);
+	for (unsigned i = 0; i < 100000000 && !__atomic_load_n(&zap_done, __ATOMIC_ACQUIRE); i++)
+		__asm__ volatile("pause");
+	s2_fs_rcu_online(&fs, 1);
 }
 
 /* ---- checks and report ---- */
@@ -522,6 +540,7 @@ static void report_and_finish(void)
 	char buf[512];
 	bool pass = true;
 
+	wait_for_zap();
 	kvm_get_stats(kvm, &s);
 	kvm_format_stats(kvm, buf, sizeof(buf));
 	kprintf("\n==== %s: summary ====\n", hv_arch.name);
@@ -620,6 +639,7 @@ static void handle_hypercall(const struct hv_exit *e)
 	case HC_ZAP_ARM:
 		if (a0 != ZAP_GPA || a1 != ZAP_BYTES)
 			fail("HC_ZAP_ARM: unexpected range", (long)a0);
+		__atomic_store_n(&zap_asked, 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&zap_requested, 1, __ATOMIC_RELEASE);
 		lapic_send_ipi(bsp_apic_id, WAKE_VECTOR);
 		break;
