@@ -7,6 +7,7 @@
 #include "fmt/arm64-s2/fmt.h"
 #include "s2mmu/errno.h"
 #include "s2mmu/kvm.h"
+#include "s2mmu/vmid.h"
 
 static int a64_ps_code(unsigned pa_bits)
 {
@@ -143,4 +144,20 @@ int kvm_arm64_vttbr(const struct kvm *kvm, uint64_t *out)
 	if (!c)
 		return -EINVAL;
 	return s2_arm64_make_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16, out);
+}
+
+int kvm_arm64_vttbr_vmid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *out)
+{
+	const struct s2_fmt_cfg *c;
+	bool vmid16;
+
+	if (!kvm || !v || !v->alloc || !v->id || !out || kvm_fmt(kvm) != S2_FMT_ARM64_S2)
+		return -EINVAL;
+	c = kvm_fmt_cfg(kvm);
+	if (!c)
+		return -EINVAL;
+	vmid16 = c->flags & S2_FMTF_VMID16;
+	if (v->alloc->bits > (vmid16 ? 16u : 8u))
+		return -EINVAL;
+	return s2_arm64_make_vttbr(kvm_mmu_root_hpa(kvm), s2_vmid_id(v), vmid16, out);
 }

@@ -4,6 +4,7 @@
 #include "s2mmu/errno.h"
 #include "s2mmu/kvm.h"
 #include "s2mmu/riscv-g.h"
+#include "s2mmu/vmid.h"
 
 int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid, uint64_t *out)
 {
@@ -36,4 +37,16 @@ int kvm_riscv_hgatp(const struct kvm *kvm, uint64_t *out)
 		return -EINVAL;
 	c = kvm_fmt_cfg(kvm);
 	return s2_riscv_make_hgatp(kvm_mmu_root_hpa(kvm), c->levels, c->vmid, out);
+}
+
+int kvm_riscv_hgatp_vmid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *out)
+{
+	const struct s2_fmt_cfg *c;
+
+	if (!kvm || !v || !v->alloc || !v->id || !out || kvm_fmt(kvm) != S2_FMT_RISCV_G)
+		return -EINVAL;
+	if ((1u << v->alloc->bits) - 1 > S2_HGATP_VMID_MAX)
+		return -EINVAL;
+	c = kvm_fmt_cfg(kvm);
+	return s2_riscv_make_hgatp(kvm_mmu_root_hpa(kvm), c->levels, s2_vmid_id(v), out);
 }

@@ -8,6 +8,7 @@
 #include "s2mmu/errno.h"
 #include "s2mmu/kvm.h"
 #include "s2mmu/mmu.h"
+#include "s2mmu/vmid.h"
 
 int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad, uint64_t *eptp)
 {
@@ -35,6 +36,22 @@ int kvm_x86_ept_eptp(const struct kvm *kvm, uint64_t *eptp)
 		return -EINVAL;
 	return s2_ept_make_eptp(kvm_mmu_root_hpa(kvm), S2_EPTP_MT_WB, c->levels,
 				c->flags & S2_FMTF_AD, eptp);
+}
+
+int kvm_x86_ept_eptp_vpid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *eptp,
+			  uint16_t *vpid)
+{
+	uint64_t e;
+	int r;
+
+	if (!v || !v->alloc || !v->id || !vpid || v->alloc->bits > 16 || v->alloc->first < 1)
+		return -EINVAL;
+	r = kvm_x86_ept_eptp(kvm, &e);
+	if (r)
+		return r;
+	*eptp = e;
+	*vpid = (uint16_t)s2_vmid_id(v);
+	return 0;
 }
 
 unsigned s2_ept_violation_access(uint64_t qual)

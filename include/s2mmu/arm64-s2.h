@@ -86,4 +86,14 @@ int kvm_arm64_vtcr(const struct kvm *kvm, unsigned pa_bits, uint64_t *out);
  */
 int kvm_arm64_vttbr(const struct kvm *kvm, uint64_t *out);
 
+struct s2_vmid;
+/*
+ * VTTBR_EL2 of @kvm with the VMID the allocator last gave @v
+ * (include/s2mmu/vmid.h; call s2_vmid_update() first, on the CPU about to
+ * enter) instead of kvm_vm_params.vmid. Returns 0 and *@out, or -EINVAL
+ * (NULL arguments, not an arm64 VM, @v never updated, an allocator wider
+ * than the VM's VMID: 8 bits, 16 with S2_FMTF_VMID16).
+ */
+int kvm_arm64_vttbr_vmid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *out);
+
 #endif

@@ -129,6 +129,19 @@ struct s2_env_ops {
 
 	/* One line of diagnostics, without a trailing newline. Optional. */
 	void (*log)(void *ctx, enum s2_log_level level, const char *msg);
+
+	/*
+	 * The id allocator's flushes (include/s2mmu/vmid.h; only an embedder
+	 * that uses it needs one of them). vmid_flush_local drops the guest
+	 * translations of every id from the TLB of the calling CPU, numbered
+	 * @cpu in the allocator (INVEPT and INVVPID all-context, HFENCE.GVMA
+	 * x0 x0, TLBI ALLE1). vmid_flush_all, when given, does that on every
+	 * CPU and returns when each has (TLBI ALLE1IS; DSB ISH); a rollover
+	 * then calls it once instead of leaving a local flush to each CPU.
+	 * Both are called with the allocator's lock held.
+	 */
+	void (*vmid_flush_local)(void *ctx, unsigned cpu);
+	void (*vmid_flush_all)(void *ctx);
 };
 
 struct s2_env {

@@ -40,4 +40,14 @@ int s2_riscv_make_hgatp(hpa_t root, unsigned mode_levels, uint32_t vmid, uint64_
  */
 int kvm_riscv_hgatp(const struct kvm *kvm, uint64_t *out);
 
+struct s2_vmid;
+/*
+ * hgatp of @kvm with the VMID the allocator last gave @v
+ * (include/s2mmu/vmid.h; call s2_vmid_update() first, on the hart about to
+ * enter; size the allocator to the VMIDLEN the embedder probed). Returns 0
+ * and *@out, or -EINVAL (NULL arguments, not a RISC-V VM, @v never updated,
+ * an allocator wider than 14 bits).
+ */
+int kvm_riscv_hgatp_vmid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *out);
+
 #endif

@@ -39,6 +39,19 @@ int s2_ept_make_eptp(hpa_t root, unsigned memtype, unsigned levels, bool ad, uin
  */
 int kvm_x86_ept_eptp(const struct kvm *kvm, uint64_t *eptp);
 
+struct s2_vmid;
+/*
+ * The EPTP of @kvm as kvm_x86_ept_eptp() builds it and, in *@vpid, the VPID
+ * the allocator last gave @v (include/s2mmu/vmid.h, 16 bits, created with
+ * first >= 1 so that VPID 0, the host's, is never handed out) for the VMCS
+ * VPID field. Call s2_vmid_update() first, on the CPU about to enter.
+ * Returns 0, or -EINVAL (NULL arguments, not an EPT VM, @v never updated,
+ * an allocator wider than 16 bits or one that hands out 0); nothing is
+ * written on error.
+ */
+int kvm_x86_ept_eptp_vpid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *eptp,
+			  uint16_t *vpid);
+
 /* EPT-violation exit qualification bits this library reads. */
 #define S2_EPT_QUAL_READ (1ull << 0)	  /* the access was a data read */
 #define S2_EPT_QUAL_WRITE (1ull << 1)	  /* a data write */
