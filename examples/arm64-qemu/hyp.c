@@ -895,6 +895,10 @@ static int report(void)
 		      "aging: AF set by hardware (HA), no fault");
 	else
 		CHECK(st.age_af_faults == 1, EXIT_CHECK, "aging: one Access flag fault, fixed");
+	/* Every flush here is ranged (zap, aging) and TLBI ...IS reaches
+	 * every CPU: the library raises no request and kicks nobody. */
+	CHECK(s.flushes == 0 && st.req_flush == 0 && hw.kicks == 0, EXIT_CHECK,
+	      "ranged flushes broadcast (TLBI IS): no request, no kick");
 	CHECK(st.gp_scratch >= 2, EXIT_CHECK, "a grace period per memslot change");
 	CHECK(st.second_vcpu == -ENOTSUP, EXIT_CHECK,
 	      "single-CPU RCU: a second vcpu refused (-ENOTSUP)");

@@ -10,10 +10,11 @@
 #   run.sh                 the normal run
 #   run.sh --break-flush   build with BREAK_FLUSH=1: the library's flush no
 #                          longer reaches the running vcpu (no kick IPI, no
-#                          TLB_CONTROL on KVM_REQ_TLB_FLUSH). The guest then keeps
-#                          reading the moved page through stale translations
-#                          and never faults again: exits 0 only when the run
-#                          fails on the zap checks and on nothing else.
+#                          TLB_CONTROL on KVM_REQ_TLB_FLUSH). The zap's flush then
+#                          waits for a vcpu that nothing makes exit; the run
+#                          ends when the guest gives up its loop or the boot
+#                          CPU has spun 5M times in that flush, and must fail
+#                          on the zap checks and on nothing else (exit 0 then).
 #
 # Environment: EXAMPLE_O=dir (build directory, default build/ here; not O,
 # which a calling top-level make may export for its own tree), TIMEOUT
