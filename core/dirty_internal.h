@@ -118,6 +118,7 @@ struct s2_enable_arg {
  * the lock), so consecutive masks descend once per leaf table.
  */
 struct s2_mask_cursor {
+	struct s2_root *root; /* the root tbl belongs to */
 	s2_pte_t *tbl;
 	gfn_t start, end;
 	int level;	 /* level of the entries of tbl */

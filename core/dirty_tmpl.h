@@ -207,13 +207,29 @@ static bool S2_FN(hw_writes_leaves)(const struct s2_fmt_cfg *c)
 }
 
 /*
+ * Whether hardware that maintains A/D has nothing left to write in @pte: it
+ * sets Accessed only where it is clear, and Dirty (or, on arm64 with DBM,
+ * the write permission) only on a write through a writable clean leaf. So a
+ * young leaf that is dirty or not writable is not written by hardware until
+ * software changes it, and under the write side of mmu_lock (no fault runs)
+ * a plain store replaces it without losing anything (KVM's "volatile bits"
+ * rule, the SDM's and the Arm ARM's A/D update conditions).
+ */
+static S2_ALWAYS_INLINE bool S2_FN(hw_quiet)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level)
+{
+	return fmt_is_young(c, pte, level) &&
+	       (fmt_is_dirty(c, pte, level) || !fmt_is_writable(c, pte, level));
+}
+
+/*
  * Protect the leaf at @ptep (mmu_lock held for write, so only hardware A/D
  * updates race with us). Bypasses set_locked() for speed: the change only
  * clears W or D, which rule 2 says owes nothing by itself; the caller
- * records the flush its reaping owes. Where hardware may set A/D meanwhile
- * an atomic AND keeps them; elsewhere nothing else writes the entry and a
- * plain store does (as KVM writes non-volatile sptes). Returns 1 if the
- * leaf changed, 0, or -EIO.
+ * records the flush its reaping owes. Where hardware may set A/D in this
+ * leaf meanwhile an atomic AND keeps them; elsewhere (no hardware A/D, or a
+ * leaf hardware has nothing to write in, hw_quiet()) nothing else writes
+ * the entry and a plain store does (as KVM writes non-volatile sptes).
+ * Returns 1 if the leaf changed, 0, or -EIO.
  */
 static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot_memo *m,
 						 s2_pte_t *ptep, s2_pte_t old, gfn_t gfn, int level,
@@ -232,7 +248,7 @@ static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot
 				gfn);
 			return -EIO;
 		}
-		if (!hw_writes) {
+		if (!hw_writes || S2_FN(hw_quiet)(c, old, level)) {
 			__atomic_store_n(ptep, new, __ATOMIC_RELAXED);
 			return 1;
 		}
@@ -294,7 +310,7 @@ static S2_ALWAYS_INLINE long S2_FN(enable_visit)(struct kvm *kvm, struct s2_rang
 static bool S2_FN(cursor_seek)(struct kvm *kvm, struct s2_mask_cursor *cur, gfn_t gfn)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	s2_pte_t *tbl = kvm->root;
+	s2_pte_t *tbl = cur->root->pt;
 
 	for (int level = c->levels; level >= 1; level--) {
 		unsigned shift = s2_level_shift(c, level);
@@ -377,6 +393,11 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 	if (s2_unlikely(cur->memo.hw_writes < 0))
 		cur->memo.hw_writes = S2_FN(hw_writes_leaves)(c);
 	hw_writes = cur->memo.hw_writes;
+	/* The cursor holds a table of one root: another root seeks afresh. */
+	if (cur->root != op->root) {
+		cur->root = op->root;
+		cur->tbl = NULL;
+	}
 	for (uint64_t w = 0; w < a->nmasks; w++) {
 		uint64_t m = a->masks[w];
 		gfn_t base = a->base + w * 64;

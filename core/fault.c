@@ -251,9 +251,12 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 	leaf_pages = 1ull << (s2_level_shift(&kvm->cfg, f.level) - S2_GFN_SHIFT);
 
 	s2_mmu_read_lock_vcpu(vcpu);
+	/* A root invalidated by a fast zap takes no new leaf: the vcpu has
+	 * MMU_RELOAD pending and reloads at its next entry. */
 	if (s2_invalidate_retry(kvm, seq, f.gfn & ~(leaf_pages - 1),
 				(f.gfn & ~(leaf_pages - 1)) + leaf_pages) ||
-	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
+	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen ||
+	    s2_unlikely(!s2_root_valid(vcpu->root)))
 		r = RET_PF_RETRY;
 	else if (!__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED) ||
 		 !(r = s2_write_track_fault(kvm, &f, write))) {

@@ -136,11 +136,7 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 	kvm->max_vcpus = p->max_vcpus ? p->max_vcpus : 64;
 	kvm->vcpus = env->ops->zalloc(env->ctx, sizeof(*kvm->vcpus) * kvm->max_vcpus);
 	kvm->memslots = env->ops->zalloc(env->ctx, sizeof(*kvm->memslots));
-	kvm->root = env->ops->alloc_table(env->ctx, s2_root_alloc_bytes(&cfg), &kvm->root_pa);
-	if (!kvm->vcpus || !kvm->memslots || !kvm->root) {
-		if (kvm->root)
-			env->ops->free_table(env->ctx, kvm->root, kvm->root_pa,
-					     s2_root_alloc_bytes(&cfg));
+	if (!kvm->vcpus || !kvm->memslots || s2_roots_init(kvm)) {
 		if (kvm->memslots)
 			env->ops->free(env->ctx, kvm->memslots);
 		if (kvm->vcpus)
@@ -157,22 +153,14 @@ void s2_vcpu_free(struct kvm_vcpu *vcpu);
 void kvm_destroy_vm(struct kvm *kvm)
 {
 	const struct s2_env *env;
-	struct s2_change_acc acc;
 
 	if (!kvm)
 		return;
 	env = kvm->env;
 	kvm->destroying = true;
-	s2_acc_init(&acc);
-	s2_mmu_write_lock(kvm);
-	struct s2_range_op op = {
-		.kind = S2_RANGE_ZAP,
-		.start = 0,
-		.end = 1ull << (kvm->cfg.gpa_bits - S2_GFN_SHIFT),
-		.acc = &acc,
-	};
-	(void)s2_range(kvm, &op);
-	s2_mmu_write_unlock(kvm, &acc);
+	/* Every root invalidated and torn down (vcpus are out of guest mode),
+	 * the vcpus' references dropped: the root pages go after RCU. */
+	s2_roots_destroy(kvm);
 	if (env->ops->rcu_barrier)
 		env->ops->rcu_barrier(env->ctx);
 	for (unsigned i = 0; i < kvm->max_vcpus; i++)
@@ -180,15 +168,10 @@ void kvm_destroy_vm(struct kvm *kvm)
 			s2_vcpu_free(kvm->vcpus[i]);
 	s2_notifier_destroy(kvm);
 	s2_dirty_destroy(kvm);
-	env->ops->free_table(env->ctx, kvm->root, kvm->root_pa, s2_root_alloc_bytes(&kvm->cfg));
+	env->ops->free(env->ctx, kvm->roots);
 	env->ops->free(env->ctx, kvm->memslots);
 	env->ops->free(env->ctx, kvm->vcpus);
 	env->ops->free(env->ctx, kvm);
-}
-
-hpa_t kvm_mmu_root_hpa(const struct kvm *kvm)
-{
-	return kvm ? kvm->root_pa : 0;
 }
 
 const struct s2_fmt_cfg *kvm_fmt_cfg(const struct kvm *kvm)
@@ -249,6 +232,16 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 	out->flushes_range = s2_ld(&kvm->stat_flushes_range);
 	out->zapped_leaves = s2_ld(&kvm->stat_zapped);
 	out->refused_changes = s2_ld(&kvm->stat_refused);
+	for (unsigned i = 0; i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE); i++) {
+		uint32_t st = __atomic_load_n(&kvm->roots[i].state, __ATOMIC_ACQUIRE);
+
+		out->cur_roots += st == S2_ROOT_VALID || st == S2_ROOT_INVALID;
+		out->cur_roots_valid += st == S2_ROOT_VALID;
+	}
+	out->roots_freed = s2_ld(&kvm->stat_roots_freed);
+	out->fast_zaps = s2_ld(&kvm->stat_fast_zaps);
+	out->yields = s2_ld(&kvm->stat_yields);
+	out->max_hold_leaves = s2_ld(&kvm->stat_max_hold);
 	int64_t tp = (int64_t)s2_ld((const uint64_t *)&kvm->stat_table_pages);
 	out->cur_table_pages = tp > 0 ? (uint64_t)tp : 0;
 	return 0;

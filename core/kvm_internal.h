@@ -23,19 +23,92 @@
 #define CONFIG_S2_MAX_MEMSLOTS 512
 #endif
 
+#ifndef CONFIG_S2_YIELD_BATCH
+#define CONFIG_S2_YIELD_BATCH 4096
+#endif
+
 #define S2_ALWAYS_INLINE inline __attribute__((always_inline))
 #define s2_likely(x) __builtin_expect(!!(x), 1)
 #define s2_unlikely(x) __builtin_expect(!!(x), 0)
 
-/* An immutable, sorted (by base_gfn) memslot array; replaced, never edited. */
+/*
+ * An immutable, sorted (by base_gfn) memslot array; replaced, never edited.
+ * Built with it, in the same allocation (core/memslot.c s2_memslots_fill),
+ * two indexes that keep lookups by id and by hva O(1) and O(log n) with the
+ * 509 memslots of a QEMU-style VM: by_hva[] lists the slots' indices sorted
+ * by userspace_addr, and hva_max[] is a max segment tree over their hva ends
+ * in that order (hva_leaves leaves, a power of two, at hva_max[hva_leaves +
+ * k]; node i is the larger of 2i and 2i + 1; unused leaves 0), so a search
+ * for the next slot that ends after an address skips whole subtrees; id_hash[]
+ * is an open-addressing table (linear probing, id_mask + 1 entries, at least
+ * twice the capacity) of index + 1, 0 for empty. The empty set of a new VM
+ * has nr == 0 and no indexes.
+ */
 struct s2_memslots {
 	uint64_t generation;
 	unsigned nr;
+	unsigned id_mask;
+	unsigned hva_leaves;
 	/* Parallel to slots[] (in the same allocation): the bitmap of a
 	 * logging slot, or NULL. Copied along with the slots. */
 	struct s2_slot_dirty **dirty;
+	hva_t *hva_max;
+	uint16_t *by_hva;
+	uint16_t *id_hash;
 	struct kvm_memory_slot slots[];
 };
+
+/* The id table's hash: Fibonacci hashing, the top bits of id * 2^32/phi. */
+static inline unsigned s2_memslots_id_hash(unsigned id, unsigned mask)
+{
+	return (unsigned)(((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+}
+
+/* Index in ms->slots of the slot with @id, or -1. O(1). */
+static inline int s2_memslots_id_index(const struct s2_memslots *ms, unsigned id)
+{
+	if (!ms->nr)
+		return -1;
+	for (unsigned h = s2_memslots_id_hash(id, ms->id_mask);; h = (h + 1) & ms->id_mask) {
+		unsigned v = ms->id_hash[h];
+
+		if (!v)
+			return -1;
+		if (ms->slots[v - 1].id == id)
+			return (int)(v - 1);
+	}
+}
+
+/*
+ * The slots whose hva range overlaps [start, end), in hva order, each once:
+ * s2_memslots_hva_first() sets @it up and returns the first index in
+ * ms->slots (-1: none), s2_memslots_hva_next() the next. O(log n) per
+ * result.
+ */
+struct s2_memslots_hva_iter {
+	const struct s2_memslots *ms;
+	hva_t start, end;
+	unsigned pos; /* next position in by_hva[] to look from */
+};
+int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memslots *ms,
+			  hva_t start, hva_t end);
+int s2_memslots_hva_next(struct s2_memslots_hva_iter *it);
+
+/* Index of the first slot that ends after @gfn (ms->nr: none). O(log n). */
+static inline unsigned s2_memslots_gfn_lower(const struct s2_memslots *ms, gfn_t gfn)
+{
+	unsigned lo = 0, hi = ms->nr;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (ms->slots[mid].base_gfn + ms->slots[mid].npages <= gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
 
 /* Table pages a fault may need, allocated before mmu_lock is taken. */
 #define S2_CACHE_CAP 8
@@ -86,8 +159,43 @@ struct s2_fault_cache {
 	uint64_t tbl_gen;
 };
 
+/*
+ * A root (core/roots.c, docs/rules.md "Roots"). The slot's state moves
+ * FREE -> CLAIMED -> VALID when a root is made (under the shared side of
+ * mmu_lock: readers see it once VALID), VALID -> INVALID only under the write
+ * side, and INVALID -> FREE when the last reference goes (its pages are then
+ * freed after a grace period). Walkers under either side of mmu_lock only
+ * touch VALID roots, which cannot become invalid while they hold it.
+ */
+enum { S2_ROOT_FREE = 0, S2_ROOT_CLAIMED, S2_ROOT_VALID, S2_ROOT_INVALID };
+#define S2_ROOT_KINDS 2 /* direct, mirror (TDX, issue 12) */
+#define S2_ROLES (S2_ROOT_KINDS * KVM_ROOT_SPACES)
+
+struct s2_root {
+	s2_pte_t *pt;
+	hpa_t pa;
+	uint32_t state; /* S2_ROOT_* */
+	uint32_t refs;	/* vcpus on it or keeping it, the VM while it is current
+			   (handed to the teardown when it is invalidated) */
+	uint8_t role;	/* s2_role_idx(): kind and space */
+	uint8_t levels;
+	uint32_t teardown; /* invalidated, not yet emptied (claimed by the
+			      thread that tears it down) */
+};
+
+static inline unsigned s2_role_idx(struct kvm_root_role r)
+{
+	return (unsigned)r.kind * KVM_ROOT_SPACES + r.space;
+}
+
 struct kvm_vcpu {
 	struct kvm *kvm;
+	/* The root this vcpu runs on (a reference; never NULL after create),
+	 * and the one it ran on before, kept to switch back (a reference, or
+	 * NULL). Written only by the vcpu's thread. */
+	struct s2_root *root;
+	struct s2_root *prev_root;
+	bool loads_root; /* uses kvm_mmu_load / kvm_vcpu_entry_actions */
 	unsigned id;
 	/* enum kvm_vcpu_mode in bits 0-1, the number of guest exits above
 	 * (flush/request.c): one word, so a flusher reads both at once. */
@@ -110,13 +218,22 @@ struct kvm {
 	const struct s2_fmt_ops *ops;
 	struct s2_fmt_cfg cfg;
 	const struct s2_env *env;
-	hpa_t root_pa;
-	s2_pte_t *root;
-	uint8_t max_leaf_level; /* cfg clamped by Kconfig and params */
-	bool tlb_complete;	/* a hardware flush reaches every CPU: ranged
+	/* Roots: a slot array (capacity nr_roots, sized so every vcpu can
+	 * keep two and every role have a current and a dying one), the
+	 * slots ever used (roots_hi, so walks look at few), and the current
+	 * valid root of each role (NULL until a vcpu loads that role; direct
+	 * space 0 always has one). */
+	struct s2_root *roots;
+	unsigned nr_roots;
+	unsigned roots_hi;
+	struct s2_root *cur[S2_ROLES];
+	struct s2_spinlock roots_lock; /* two makers of one role's root */
+	unsigned yield_batch;	       /* CONFIG_S2_YIELD_BATCH; tests lower it */
+	uint8_t max_leaf_level;	       /* cfg clamped by Kconfig and params */
+	bool tlb_complete;	       /* a hardware flush reaches every CPU: ranged
 				   flushes raise no requests (flush/flush.c) */
-	bool p2v_linear;	/* env has no phys_to_virt: va = pa + p2v_offset */
-	bool light_read;	/* env has membarrier: vcpus' read side is fence-free */
+	bool p2v_linear;	       /* env has no phys_to_virt: va = pa + p2v_offset */
+	bool light_read;	       /* env has membarrier: vcpus' read side is fence-free */
 	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
@@ -150,6 +267,7 @@ struct kvm {
 	int64_t stat_leaves_removed[S2_MAX_LEVELS + 1]; /* subtracted from installs */
 	int64_t stat_table_pages;
 	uint64_t stat_faults_nonvcpu;
+	uint64_t stat_roots_freed, stat_fast_zaps, stat_yields, stat_max_hold;
 };
 
 /* ---- environment helpers ---- */
@@ -306,6 +424,10 @@ static inline void s2_mmu_read_lock(struct kvm *kvm)
 {
 	s2_read_lock(&kvm->mmu_lock, kvm->env);
 }
+static inline void s2_mmu_read_unlock_plain(struct kvm *kvm)
+{
+	s2_read_unlock(&kvm->mmu_lock);
+}
 static inline void s2_mmu_read_unlock(struct kvm *kvm, struct s2_change_acc *acc)
 {
 	s2_acc_settle(kvm, acc);
@@ -329,7 +451,17 @@ enum s2_range_kind {
 	S2_RANGE_FAST_WRITE,   /* a write fault's fast path: restore W */
 	S2_RANGE_SPLIT,	       /* huge leaves -> tables of 4 KiB leaves */
 	S2_RANGE_COLLAPSE,     /* tables of uniform leaves -> huge leaves */
+	S2_RANGE_TEARDOWN,     /* empty op->root, an invalid root nobody walks
+				  or runs on, under the read side; no flush */
 	S2_RANGE_NR
+};
+
+/* How an operation holds mmu_lock, so a long walk can yield it. */
+enum s2_hold {
+	S2_HOLD_NONE = 0, /* never yields (the caller holds a spinlock, or
+			     the walk is short) */
+	S2_HOLD_WRITE,	  /* s2_mmu_write_lock() */
+	S2_HOLD_READ,	  /* s2_mmu_read_lock() (the shared word) */
 };
 
 struct s2_range_op {
@@ -338,7 +470,23 @@ struct s2_range_op {
 	struct s2_change_acc *acc;
 	long result; /* leaves changed / young found */
 	void *arg;   /* the kind's own argument */
+	/* Lock breaking (docs/rules.md "Yielding"): with hold set, the walk
+	 * stops after yield_batch leaves when may_block or another side of
+	 * mmu_lock waits, settles what it owes, drops and retakes the lock
+	 * and resumes at the gfn it stopped at. */
+	enum s2_hold hold;
+	bool may_block;
+	/* Set by the range driver: the root walked now (a caller may preset
+	 * it to walk that root only, as the teardown does), leaves visited
+	 * in this hold, the budget, and where to resume after a yield. */
+	struct s2_root *root;
+	uint64_t visited;
+	uint64_t budget;
+	gpa_t resume;
 };
+
+/* A walk that stopped to yield mmu_lock (op->resume says where). */
+#define S2_WALK_YIELD 0x7ffffff0L
 
 /* Run @op's kind over its range. Caller holds mmu_lock as the kind needs. */
 static inline long s2_range(struct kvm *kvm, struct s2_range_op *op)
@@ -382,6 +530,51 @@ static inline void s2_cache_push(struct kvm_vcpu *vcpu, const struct s2_page *pg
 {
 	vcpu->cache.pages[vcpu->cache.nr++] = *pg;
 }
+
+/* ---- roots (core/roots.c) ---- */
+
+/* The current direct root of space 0: the one a legacy vcpu runs on and
+ * lookups and dumps read. Never NULL while the VM lives. */
+static inline struct s2_root *s2_root0(const struct kvm *kvm)
+{
+	return __atomic_load_n(&kvm->cur[0], __ATOMIC_ACQUIRE);
+}
+static inline bool s2_root_valid(const struct s2_root *r)
+{
+	return __atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == S2_ROOT_VALID;
+}
+/* Take a reference on the current root of @role for @vcpu's running root,
+ * making one if there is none (allocates; no lock held). */
+int s2_vcpu_root_init(struct kvm_vcpu *vcpu);
+/* Drop @vcpu's references (vcpu destruction). */
+void s2_vcpu_root_fini(struct kvm_vcpu *vcpu);
+/* flush/request.c, at entry: drop references on invalid roots; with
+ * @reload (or when the running root is invalid) switch to the current root
+ * of the vcpu's role and fill *@act (LOAD_ROOT). Returns 1 when *@act was
+ * filled, 0 when not, -ENOMEM, -EIO. */
+int s2_vcpu_reload(struct kvm_vcpu *vcpu, bool reload, struct kvm_entry_action *act);
+/* kvm_create_vm: the slot array and the first root. */
+int s2_roots_init(struct kvm *kvm);
+/* flush/request.c: raise @req (with its wait) on the vcpus @pick selects. */
+void s2_request_vcpus(struct kvm *kvm, unsigned req, bool (*pick)(const struct kvm_vcpu *v));
+/* Valid roots now (for the entry list's nr_roots). */
+unsigned s2_roots_valid(const struct kvm *kvm);
+/* Destroy: invalidate and tear down every root (vcpus out of guest). */
+void s2_roots_destroy(struct kvm *kvm);
+/* Free a list of pages linked through their entry 0 after a grace period. */
+void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes);
+/* Fold one hold's visited leaves into the statistic. */
+static inline void s2_hold_stat(struct kvm *kvm, uint64_t leaves)
+{
+	uint64_t m = __atomic_load_n(&kvm->stat_max_hold, __ATOMIC_RELAXED);
+
+	while (leaves > m && !__atomic_compare_exchange_n(&kvm->stat_max_hold, &m, leaves, false,
+							  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/* Take the write side and zap [start, end), yielding (core/mmu.c). */
+long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block);
 
 /* Zap [start, end) with mmu_lock held for write; flush owed goes to @acc. */
 long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_change_acc *acc);

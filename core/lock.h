@@ -17,6 +17,9 @@
 
 struct s2_rwlock {
 	uint32_t v;
+	/* Readers spinning for a writer to leave: a long write-side walk
+	 * yields to them at its batch (core/mmu_tmpl.h, range_yield). */
+	uint32_t waiting;
 };
 
 struct s2_spinlock {
@@ -37,8 +40,10 @@ static inline void s2_read_lock(struct s2_rwlock *l, const struct s2_env *env)
 		if (!(x & (S2_RW_WRITER | S2_RW_PENDING)))
 			return;
 		__atomic_fetch_sub(&l->v, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&l->waiting, 1, __ATOMIC_RELAXED);
 		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
 			s2_relax(env);
+		__atomic_fetch_sub(&l->waiting, 1, __ATOMIC_RELAXED);
 	}
 }
 
@@ -108,10 +113,12 @@ static inline bool s2_read_trylock_local(struct s2_rwlock *l, uint32_t *flag, bo
 static __attribute__((noinline, cold)) void
 s2_read_lock_local_slow(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env, bool light)
 {
+	__atomic_fetch_add(&l->waiting, 1, __ATOMIC_RELAXED);
 	do {
 		while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) & (S2_RW_WRITER | S2_RW_PENDING))
 			s2_relax(env);
 	} while (!s2_read_trylock_local(l, flag, light));
+	__atomic_fetch_sub(&l->waiting, 1, __ATOMIC_RELAXED);
 }
 
 static inline void s2_read_lock_local(struct s2_rwlock *l, uint32_t *flag, const struct s2_env *env,

@@ -66,27 +66,30 @@ static void s2_free_batch_cb(void *arg)
 	env->ops->free(env->ctx, b);
 }
 
-void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
+void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes)
 {
 	const struct s2_env *env = kvm->env;
-	size_t bytes = (size_t)s2_table_bytes(&kvm->cfg);
 	struct s2_free_batch *b;
 
-	if (!acc->free_head)
-		return;
 	if (env->ops->call_rcu) {
 		b = env->ops->zalloc(env->ctx, sizeof(*b));
 		if (b) {
-			*b = (struct s2_free_batch){ env, acc->free_head, bytes };
+			*b = (struct s2_free_batch){ env, head, bytes };
 			if (!env->ops->call_rcu(env->ctx, s2_free_batch_cb, b))
-				goto queued;
+				return;
 			env->ops->free(env->ctx, b);
 		}
 	}
 	/* No call_rcu, or no memory for the batch: wait here instead. */
 	env->ops->synchronize_rcu(env->ctx);
-	s2_free_list(env, acc->free_head, bytes);
-queued:
+	s2_free_list(env, head, bytes);
+}
+
+void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	if (!acc->free_head)
+		return;
+	s2_free_pages_rcu(kvm, acc->free_head, (size_t)s2_table_bytes(&kvm->cfg));
 	acc->free_head = 0;
 	acc->free_nr = 0;
 }
@@ -106,27 +109,52 @@ long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_chan
 
 long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
 {
-	struct s2_change_acc acc;
-	long r;
-
 	if (!kvm)
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
 	if (gfn_start >= gfn_end || gfn_end > s2_gfn_limit(kvm))
 		return -EINVAL;
+	return s2_zap_yielding(kvm, gfn_start, gfn_end, false);
+}
+
+/*
+ * Zap [start, end) of every valid root under the write side, yielding
+ * mmu_lock every yield_batch leaves when another side waits, or always when
+ * @may_block (docs/rules.md, "Yielding").
+ */
+long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block)
+{
+	struct s2_change_acc acc;
+	struct s2_range_op op = { .kind = S2_RANGE_ZAP,
+				  .start = start,
+				  .end = end,
+				  .acc = &acc,
+				  .hold = S2_HOLD_WRITE,
+				  .may_block = may_block };
+	long r;
+
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(kvm);
-	r = s2_zap_range_locked(kvm, gfn_start, gfn_end, &acc);
+	r = s2_range(kvm, &op);
 	s2_mmu_write_unlock(kvm, &acc);
 	return r;
 }
 
 long kvm_mmu_zap_all(struct kvm *kvm)
 {
+	int r;
+
 	if (!kvm)
 		return -EINVAL;
-	return kvm_zap_gfn_range(kvm, 0, s2_gfn_limit(kvm));
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	/* Fast when every vcpu reloads its root at entry; otherwise (or out
+	 * of memory for the fresh roots) in place, yielding as it goes. */
+	r = kvm_mmu_zap_all_fast(kvm);
+	if (r != -ENOTSUP && r != -ENOMEM)
+		return r;
+	return s2_zap_yielding(kvm, 0, s2_gfn_limit(kvm), true);
 }
 
 int kvm_mmu_lookup(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out)

@@ -411,7 +411,7 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 		mask[l] = (1ull << s2_level_bits(c, l)) - 1;
 	}
 	sh[top + 1] = 64;
-	tbl[top] = kvm->root;
+	tbl[top] = op->root->pt;
 	for (;;) {
 		unsigned shift = sh[level];
 		s2_pte_t *ptep = &tbl[level][(addr >> shift) & mask[level]];
@@ -431,6 +431,16 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 
 			for (; ptep < last; ptep++, span += 1ull << shift) {
 				old = S2_FN(pte_load)(ptep);
+				/* Lock breaking: at most op->budget leaves per
+				 * hold; the driver decides whether to yield. */
+				if (op->budget && (fmt_is_present(c, old, 1) ||
+						   fmt_is_access_tracked(c, old, 1))) {
+					if (op->visited >= op->budget) {
+						op->resume = span;
+						return S2_WALK_YIELD;
+					}
+					op->visited++;
+				}
 				if (fmt_is_present(c, old, 1)) {
 					if (what & S2_VISIT_LEAF) {
 						struct s2_visit v = { ptep, old, span, 1,
@@ -472,12 +482,27 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 			} else if (what & S2_VISIT_LEAF) {
 				struct s2_visit v = { ptep, old, span, level, S2_VISIT_LEAF };
 
+				if (op->budget) {
+					if (op->visited >= op->budget) {
+						op->resume = span;
+						return S2_WALK_YIELD;
+					}
+					op->visited++;
+				}
 				r = fn(kvm, op, &v);
 				if (r)
 					return r;
 			}
 		} else if ((what & S2_VISIT_TRACKED) && fmt_is_access_tracked(c, old, level)) {
 			struct s2_visit v = { ptep, old, span, level, S2_VISIT_TRACKED };
+
+			if (op->budget) {
+				if (op->visited >= op->budget) {
+					op->resume = span;
+					return S2_WALK_YIELD;
+				}
+				op->visited++;
+			}
 
 			r = fn(kvm, op, &v);
 			if (r)
@@ -562,6 +587,15 @@ static S2_ALWAYS_INLINE long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_o
 		if (v->level != 2 || v->addr < gfn_to_gpa(op->start) ||
 		    v->addr + span > gfn_to_gpa(op->end))
 			return 0;
+		/* The sweep counts as a table's worth of leaves; past the
+		 * budget the walk goes leaf by leaf (and yields on time). */
+		if (op->budget) {
+			uint64_t n = 1ull << c->bits_per_level;
+
+			if (op->visited + n > op->budget)
+				return 0;
+			op->visited += n;
+		}
 		op->result += (long)S2_FN(zap_table_locked)(
 			kvm, op->acc, S2_FN(table_va)(kvm, v->old, 2), gpa_to_gfn(v->addr));
 		return S2_FN(unlink_table)(kvm, op, v);
@@ -584,6 +618,44 @@ static S2_ALWAYS_INLINE long S2_FN(zap_visit)(struct kvm *kvm, struct s2_range_o
 	if (!covered && !S2_FN(table_empty)(kvm, v->old, v->level))
 		return 0;
 	return S2_FN(unlink_table)(kvm, op, v);
+}
+
+/* ---- teardown of an obsolete root ---- */
+
+/*
+ * Empty an invalid root (S2_RANGE_TEARDOWN, the read side of mmu_lock): no
+ * fault installs into it (faults check the root under mmu_lock and retry),
+ * no walker visits it (they skip invalid roots) and no vcpu runs on it (each
+ * reloaded, and flushes the root it loads). So its entries are cleared with
+ * plain exchanges that owe no flush; leaves are counted as removed, and
+ * hardware dirty state they hold is recorded first, as a zap would.
+ */
+static long S2_FN(teardown_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	struct s2_change_acc *acc = op->acc;
+	s2_pte_t old;
+
+	if (v->what == S2_VISIT_LEAF || v->what == S2_VISIT_TRACKED) {
+		old = __atomic_exchange_n(v->ptep, 0, __ATOMIC_ACQ_REL);
+		S2_FN(record_if_dirty_lost)(kvm, acc, gpa_to_gfn(v->addr), old, 0, v->level);
+		acc->leaves[v->level]--;
+		acc->zapped++;
+		op->result++;
+		return 0;
+	}
+	if (v->what != S2_VISIT_TABLE_POST || !fmt_is_present(c, v->old, v->level) ||
+	    fmt_is_leaf(c, v->old, v->level))
+		return 0;
+	/* Every child went before we came back up: unlink and queue it. */
+	s2_pte_t *child = S2_FN(table_va)(kvm, v->old, v->level);
+
+	__atomic_store_n(v->ptep, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&child[0], FMT_FROZEN | acc->free_head, __ATOMIC_RELEASE);
+	acc->free_head = fmt_table_hpa(c, v->old, v->level);
+	acc->free_nr++;
+	acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);
+	return 0;
 }
 
 /* ---- write-protect ---- */
@@ -727,23 +799,23 @@ static long S2_FN(mkyoung_visit)(struct kvm *kvm, struct s2_range_op *op, struct
 /* Dirty logging's kinds: split, collapse, protect, fast write. */
 #include "core/dirty_tmpl.h"
 
-static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
+/* One pass of op->kind over [s, e) of op->root (it may stop to yield). */
+static long S2_FN(range_pass)(struct kvm *kvm, struct s2_range_op *op, gpa_t s, gpa_t e)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	gpa_t s = gfn_to_gpa(op->start), e = gfn_to_gpa(op->end);
 	long r;
 
-	op->result = 0;
-	/* The only kinds that zap or unlink tables (under the write side):
-	 * once per call, what vcpus cached for the fault fast path ends. */
-	if (op->kind == S2_RANGE_ZAP || op->kind == S2_RANGE_COLLAPSE)
-		s2_zap_gen_bump(kvm);
 	switch (op->kind) {
 	case S2_RANGE_ZAP:
 		r = S2_FN(walk)(kvm, op, s, e,
 				S2_VISIT_LEAF | S2_VISIT_TRACKED | S2_VISIT_TABLE_PRE |
 					S2_VISIT_TABLE_POST,
 				S2_FN(zap_visit));
+		break;
+	case S2_RANGE_TEARDOWN:
+		r = S2_FN(walk)(kvm, op, s, e,
+				S2_VISIT_LEAF | S2_VISIT_TRACKED | S2_VISIT_TABLE_POST,
+				S2_FN(teardown_visit));
 		break;
 	case S2_RANGE_WRPROTECT:
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(wrprotect_visit));
@@ -756,6 +828,7 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 	case S2_RANGE_TEST_AGE: {
 		s2_pte_t amask[S2_MAX_LEVELS + 1] = { 0 };
 		s2_pte_t any = 0;
+		void *arg = op->arg;
 
 		for (int l = 1; l <= c->max_leaf_level; l++)
 			any |= amask[l] = fmt_accessed_mask(c, l);
@@ -766,7 +839,7 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_track_visit));
 		else
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_report_visit));
-		op->arg = NULL;
+		op->arg = arg;
 		break;
 	}
 	case S2_RANGE_MKYOUNG:
@@ -774,6 +847,106 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 				S2_FN(mkyoung_visit));
 		break;
 	default: r = S2_FN(dirty_range)(kvm, op, s, e); break;
+	}
+	return r;
+}
+
+/*
+ * Lock breaking: the pass stopped after op->budget leaves. Yield when the
+ * call may block or the other side of mmu_lock waits (a writer's pending
+ * bit; a reader spinning on the lock): settle what is owed (rule 2: the
+ * flush before the lock is dropped), drop and retake the lock. Unlinked
+ * tables stay queued in op->acc for the caller's unlock (it may hold a
+ * spinlock under which they cannot be freed). Returns true when it yielded.
+ */
+static bool S2_FN(range_yield)(struct kvm *kvm, struct s2_range_op *op)
+{
+	uint32_t v = __atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_RELAXED);
+	bool waiter = op->hold == S2_HOLD_WRITE ?
+			      __atomic_load_n(&kvm->mmu_lock.waiting, __ATOMIC_RELAXED) != 0 :
+			      (v & S2_RW_PENDING) != 0;
+
+	if (!op->may_block && !waiter)
+		return false;
+	s2_acc_settle(kvm, op->acc);
+	if (op->hold == S2_HOLD_WRITE) {
+		s2_write_unlock(&kvm->mmu_lock);
+		s2_relax(kvm->env);
+		s2_mmu_write_lock(kvm);
+	} else {
+		s2_read_unlock(&kvm->mmu_lock);
+		s2_relax(kvm->env);
+		s2_mmu_read_lock(kvm);
+	}
+	__atomic_fetch_add(&kvm->stat_yields, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* op->kind over [op->start, op->end) of op->root, yielding as allowed. */
+static long S2_FN(range_root)(struct kvm *kvm, struct s2_range_op *op)
+{
+	gfn_t start = op->start;
+	uint64_t hold = 0; /* leaves visited since the lock was taken */
+	long r;
+
+	op->budget = op->hold != S2_HOLD_NONE ? kvm->yield_batch : 0;
+	for (;;) {
+		op->visited = 0;
+		r = S2_FN(range_pass)(kvm, op, gfn_to_gpa(op->start), gfn_to_gpa(op->end));
+		hold += op->visited;
+		if (r != S2_WALK_YIELD)
+			break;
+		/* Resume where the pass stopped: tables before it were dealt
+		 * with, and those it is inside are checked as partly covered. */
+		op->start = gpa_to_gfn(op->resume);
+		if (!S2_FN(range_yield)(kvm, op))
+			continue;
+		if (op->budget)
+			s2_hold_stat(kvm, hold);
+		hold = 0;
+		/* Faults may have cached tables of this root meanwhile. */
+		if (op->kind == S2_RANGE_ZAP || op->kind == S2_RANGE_COLLAPSE)
+			s2_zap_gen_bump(kvm);
+		/* The root went while the lock was dropped (a fast zap): its
+		 * teardown owns it now; nothing of it is ours to finish. */
+		if (op->kind != S2_RANGE_TEARDOWN && !s2_root_valid(op->root)) {
+			r = 0;
+			break;
+		}
+	}
+	if (op->budget)
+		s2_hold_stat(kvm, hold);
+	op->start = start;
+	op->budget = 0;
+	return r;
+}
+
+/*
+ * Run op->kind over every valid root (or over op->root alone when the
+ * caller set it). Every root gets the same change, so roots of different
+ * spaces keep agreeing; counts add up over the roots.
+ */
+static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
+{
+	long r = 0;
+
+	op->result = 0;
+	/* The only kinds that zap or unlink tables (under the write side):
+	 * once per call, what vcpus cached for the fault fast path ends. */
+	if (op->kind == S2_RANGE_ZAP || op->kind == S2_RANGE_COLLAPSE)
+		s2_zap_gen_bump(kvm);
+	if (op->root) {
+		r = S2_FN(range_root)(kvm, op);
+	} else {
+		for (unsigned i = 0; i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE); i++) {
+			if (!s2_root_valid(&kvm->roots[i]))
+				continue;
+			op->root = &kvm->roots[i];
+			r = S2_FN(range_root)(kvm, op);
+			if (r)
+				break; /* an error, or TEST_AGE found a young leaf */
+		}
+		op->root = NULL;
 	}
 	if (r < 0)
 		return r;
@@ -799,7 +972,7 @@ static void S2_FN(decode)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level, g
 static int S2_FN(lookup)(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	s2_pte_t *tbl = kvm->root;
+	s2_pte_t *tbl = s2_root0(kvm)->pt;
 
 	*out = (struct s2_mapping){ 0 };
 	for (int level = c->levels; level >= 1; level--) {
@@ -834,7 +1007,7 @@ static long S2_FN(each_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2
 static int S2_FN(for_each_leaf)(struct kvm *kvm, gfn_t start, gfn_t end, s2_leaf_fn fn, void *arg)
 {
 	struct S2_FN(each_arg) a = { fn, arg };
-	struct s2_range_op op = { .start = start, .end = end, .arg = &a };
+	struct s2_range_op op = { .start = start, .end = end, .arg = &a, .root = s2_root0(kvm) };
 
 	return (int)S2_FN(walk)(kvm, &op, gfn_to_gpa(start), gfn_to_gpa(end), S2_VISIT_LEAF,
 				S2_FN(each_visit));
@@ -931,7 +1104,7 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	gpa_t gpa = gfn_to_gpa(f->gfn);
-	s2_pte_t *tbl = kvm->root;
+	s2_pte_t *tbl = vcpu->root->pt;
 	/* The common fault only installs, and counts its leaf and tables
 	 * itself: the full accounting (acc) is set up only on the rare paths
 	 * that need it, not zeroed and settled on every fault. */

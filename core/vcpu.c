@@ -49,6 +49,13 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 		env->ops->free(env->ctx, vcpu->alloc_base);
 		return -ENOMEM;
 	}
+	/* A reference on the VM's current root: a vcpu that never loads
+	 * one (kvm_mmu_load) runs on it. */
+	if (s2_vcpu_root_init(vcpu)) {
+		s2_dirty_vcpu_free(vcpu);
+		env->ops->free(env->ctx, vcpu->alloc_base);
+		return -ENOMEM;
+	}
 	s2_spin_lock(&kvm->vcpus_lock, env);
 	r = kvm->vcpus[id] ? -EEXIST : 0;
 	if (!r && env->ops->rcu_single_cpu && kvm->nr_vcpus)
@@ -59,6 +66,7 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 			s2_log(kvm, S2_LOG_ERR,
 			       "a second vcpu needs SMP-safe RCU (s2_freestanding_smp()); vcpu",
 			       id);
+		s2_vcpu_root_fini(vcpu);
 		s2_dirty_vcpu_free(vcpu);
 		env->ops->free(env->ctx, vcpu->alloc_base);
 		return r;
@@ -79,6 +87,7 @@ void s2_vcpu_free(struct kvm_vcpu *vcpu)
 
 	while (s2_cache_pop(vcpu, &pg))
 		env->ops->free_table(env->ctx, pg.va, pg.pa, bytes);
+	s2_vcpu_root_fini(vcpu);
 	s2_dirty_vcpu_free(vcpu);
 	env->ops->free(env->ctx, vcpu->alloc_base);
 }

@@ -115,6 +115,74 @@ unsigned kvm_make_all_cpus_request(struct kvm *kvm, unsigned req)
 	return kicked;
 }
 
+void s2_request_vcpus(struct kvm *kvm, unsigned req, bool (*pick)(const struct kvm_vcpu *v))
+{
+	struct s2_req_waiter w = { 0 };
+	bool wait = (S2_REQ_WAIT_MASK >> req) & 1;
+
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
+
+		if (v && pick(v))
+			s2_request_and_kick(v, req, wait ? &w : NULL);
+	}
+	s2_req_wait_all(kvm, &w);
+}
+
+/* Requests the entry call consumes; the others stay for the embedder. */
+#define S2_REQ_ENTRY_MASK                                                    \
+	((1ull << KVM_REQ_TLB_FLUSH) | (1ull << KVM_REQ_TLB_FLUSH_CURRENT) | \
+	 (1ull << KVM_REQ_TLB_FLUSH_GUEST) | (1ull << KVM_REQ_MMU_RELOAD) |  \
+	 (1ull << KVM_REQ_FREE_OBSOLETE_ROOTS))
+
+static void s2_entry_push(struct kvm_entry_actions *out, enum kvm_entry_action_kind kind)
+{
+	out->a[out->nr++] = (struct kvm_entry_action){ .kind = kind };
+}
+
+/*
+ * The order: the root first (a flush of "the current root" means the one
+ * about to run, and INVEPT single-context names it by its EPTP); then one
+ * stage-2 flush, ALL when any root must be flushed (it covers CURRENT, and
+ * the flush every load owes); the guest's stage-1 flush last, so nothing
+ * refills it from stale stage-2 translations after it.
+ */
+int kvm_vcpu_entry_actions(struct kvm_vcpu *vcpu, struct kvm_entry_actions *out)
+{
+	struct kvm_entry_action load = { 0 };
+	uint64_t req;
+	bool flush_all, flush_cur;
+	int r;
+
+	if (!vcpu || !out)
+		return -EINVAL;
+	out->nr = 0;
+	if (s2_kvm_dead(vcpu->kvm))
+		return -EIO;
+	/* Take the bits first: a request raised after this is seen by the
+	 * entry handshake (kvm_vcpu_enter_guest) and gets its own round. */
+	req = __atomic_fetch_and(&vcpu->requests, ~S2_REQ_ENTRY_MASK, __ATOMIC_ACQ_REL) &
+	      S2_REQ_ENTRY_MASK;
+	r = s2_vcpu_reload(vcpu, (req >> KVM_REQ_MMU_RELOAD) & 1, &load);
+	if (r < 0) {
+		/* Nothing done: the requests stay pending for a retry. */
+		__atomic_fetch_or(&vcpu->requests, req, __ATOMIC_ACQ_REL);
+		return r;
+	}
+	flush_all = (req >> KVM_REQ_TLB_FLUSH) & 1;
+	flush_cur = r == 1 || ((req >> KVM_REQ_TLB_FLUSH_CURRENT) & 1);
+	if (r == 1)
+		out->a[out->nr++] = load;
+	if (flush_all)
+		s2_entry_push(out, KVM_ENTRY_FLUSH_ALL);
+	else if (flush_cur)
+		s2_entry_push(out, KVM_ENTRY_FLUSH_CURRENT);
+	if ((req >> KVM_REQ_TLB_FLUSH_GUEST) & 1)
+		s2_entry_push(out, KVM_ENTRY_FLUSH_GUEST);
+	out->nr_roots = s2_roots_valid(vcpu->kvm);
+	return 0;
+}
+
 bool kvm_check_request(struct kvm_vcpu *vcpu, unsigned req)
 {
 	uint64_t bit;

@@ -53,7 +53,9 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out) S2_MUST_CHECK
  */
 void kvm_destroy_vm(struct kvm *kvm);
 
-/* Physical address of the root table (what EPTP/VTTBR/hgatp/nCR3 point at). */
+/* Physical address of the VM's current direct root of space 0 (what
+ * EPTP/VTTBR/hgatp/nCR3 point at for a vcpu that never called kvm_mmu_load).
+ * It changes with a fast zap. */
 hpa_t kvm_mmu_root_hpa(const struct kvm *kvm);
 /* Format, gpa width and walk length of @kvm. */
 enum s2_fmt_id kvm_fmt(const struct kvm *kvm);
@@ -88,6 +90,13 @@ struct kvm_mmu_stats {
 	uint64_t cur_table_pages;		/* table pages linked or awaiting free
 				     (root excluded); 4 KiB units */
 	uint64_t refused_changes;		/* rule violations refused (bugs) */
+	uint64_t cur_roots;			/* roots allocated (valid or not yet freed) */
+	uint64_t cur_roots_valid;		/* of those, valid */
+	uint64_t roots_freed;			/* roots whose pages went back */
+	uint64_t fast_zaps;			/* kvm_mmu_zap_all_fast calls that ran */
+	uint64_t yields;			/* mmu_lock dropped inside a long walk */
+	uint64_t max_hold_leaves;		/* most leaves one hold of mmu_lock visited
+				   in a walk that may yield (<= the batch) */
 };
 int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out);
 

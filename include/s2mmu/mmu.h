@@ -47,8 +47,68 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
  */
 long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end);
 
-/* Zap everything (KVM's kvm_mmu_zap_all). Returns leaves zapped or -EIO. */
+/*
+ * Zap everything (KVM's kvm_mmu_zap_all). When every vcpu loads its root
+ * through kvm_mmu_load() / kvm_vcpu_entry_actions(), this is the fast zap
+ * below and returns 0; otherwise every leaf is zapped in place (yielding
+ * mmu_lock every CONFIG_S2_YIELD_BATCH leaves) and the count is returned.
+ * -EIO on a bugged VM.
+ */
 long kvm_mmu_zap_all(struct kvm *kvm);
+
+/*
+ * Roots (docs/rules.md, "Roots"). A VM holds a set of roots, each with a
+ * role, a level count, a reference count and an invalid flag. A vcpu runs on
+ * one root and holds a reference on it; the VM holds one on the current
+ * root of each role. A root's pages are freed only when it is invalid, its
+ * last reference is gone and a grace period has passed.
+ *
+ * Roles: the kind (direct; mirror is reserved for TDX private memory, issue
+ * 12) and an address space (KVM_ROOT_SPACES of them, KVM's SMM bit is the
+ * model): roots of different spaces over the same memslots live at once,
+ * each filled by the faults of the vcpus that run on it, and every zap,
+ * protection, aging or dirty-log operation changes all of them alike.
+ */
+enum kvm_root_kind {
+	KVM_ROOT_DIRECT = 0,
+	KVM_ROOT_MIRROR = 1, /* TDX private memory: not built (-ENOTSUP) */
+};
+#define KVM_ROOT_SPACES 2
+struct kvm_root_role {
+	uint8_t kind;  /* enum kvm_root_kind */
+	uint8_t space; /* < KVM_ROOT_SPACES */
+};
+
+/*
+ * Make @vcpu run on the current valid root of @role, creating it (under the
+ * shared side of mmu_lock; its page is allocated before) if there is none,
+ * and store in *@reg the register value to load (EPTP, VTTBR, hgatp, nCR3).
+ * The vcpu keeps its previous root as a reference it may switch back to.
+ * The caller loads *@reg and flushes it (KVM_ENTRY_FLUSH_CURRENT) before
+ * entry; kvm_vcpu_entry_actions() does this call itself when a request
+ * needs it. Returns 0, -EINVAL (bad role), -ENOTSUP (mirror), -ENOMEM, -EIO.
+ */
+int kvm_mmu_load(struct kvm_vcpu *vcpu, struct kvm_root_role role, uint64_t *reg) S2_MUST_CHECK;
+/* The root @vcpu runs on (0 for NULL). */
+hpa_t kvm_vcpu_root_hpa(const struct kvm_vcpu *vcpu);
+/* Role of the root @vcpu runs on. */
+struct kvm_root_role kvm_vcpu_root_role(const struct kvm_vcpu *vcpu);
+
+/*
+ * Fast zap (KVM's kvm_mmu_zap_all_fast): under the write side of mmu_lock,
+ * mark every root invalid and give each role a fresh empty current root (its
+ * page allocated before the lock), in O(1) per root; raise MMU_RELOAD on
+ * every vcpu running on an invalidated root (FREE_OBSOLETE_ROOTS on one that
+ * only keeps one) and wait until none is in guest mode on it; then tear the
+ * obsolete roots down under the shared side of mmu_lock, yielding every
+ * CONFIG_S2_YIELD_BATCH leaves, so no vcpu waits for the teardown. No flush
+ * is owed: no vcpu can enter on an invalid root, and every load of a root
+ * flushes it on its CPU. Unmapped (and unreachable) when it returns.
+ * Returns 0, -ENOMEM (nothing changed), -ENOTSUP (a vcpu does not load its
+ * root through kvm_mmu_load / kvm_vcpu_entry_actions and would not reload),
+ * -EINVAL, -EIO.
+ */
+int kvm_mmu_zap_all_fast(struct kvm *kvm) S2_MUST_CHECK;
 
 /* What the tables hold for one gpa, decoded through the format. */
 struct s2_mapping {

@@ -13,4 +13,5 @@
 #include "s2mmu/flush.h"
 #include "s2mmu/notifier.h"
 #include "s2mmu/dirty.h"
+#include "s2mmu/x86-cr.h"
 #endif

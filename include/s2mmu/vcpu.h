@@ -12,12 +12,31 @@
 struct kvm;
 struct kvm_vcpu;
 
-/* Request bits (KVM_REQ_*). A flush raises TLB_FLUSH on every vcpu. */
+/*
+ * Request bits (KVM_REQ_*): what a vcpu owes before its next guest entry
+ * (docs/rules.md, "Requests"). kvm_vcpu_entry_actions() turns them into the
+ * ordered list of what to do; the instruction per architecture is in the
+ * table there.
+ *
+ * TLB_FLUSH          every stage-2 and combined translation of this VM, of
+ *                    every root, on this CPU.
+ * TLB_FLUSH_CURRENT  the translations of the root the vcpu runs on only.
+ * TLB_FLUSH_GUEST    the guest's own stage-1 translations (x86 INVVPID,
+ *                    RISC-V HFENCE.VVMA, arm64 TLBI VMALLE1 for the VMID);
+ *                    raised by the embedder (s2_x86_cr_update()), never by a
+ *                    change of the stage-2 tables.
+ * MMU_RELOAD         the root the vcpu runs on was invalidated (a fast zap):
+ *                    load the current valid root before entry. Not a flush;
+ *                    the flush a load needs is listed with the load.
+ * FREE_OBSOLETE_ROOTS  the vcpu keeps a reference on an invalid root it does
+ *                    not run on (its previous root): drop it so the root's
+ *                    pages can go. No action for the embedder.
+ */
 enum {
-	KVM_REQ_TLB_FLUSH = 0,	       /* flush all of this VM's translations */
-	KVM_REQ_TLB_FLUSH_CURRENT = 1, /* flush the current root only */
-	KVM_REQ_TLB_FLUSH_GUEST = 2,   /* flush guest (stage-1) translations */
-	KVM_REQ_MMU_RELOAD = 3,	       /* reload the root pointer */
+	KVM_REQ_TLB_FLUSH = 0,
+	KVM_REQ_TLB_FLUSH_CURRENT = 1,
+	KVM_REQ_TLB_FLUSH_GUEST = 2,
+	KVM_REQ_MMU_RELOAD = 3,
 	KVM_REQ_FREE_OBSOLETE_ROOTS = 4,
 	KVM_REQ_DIRTY_RING_SOFT_FULL = 5,
 	KVM_REQ_NR = 6,
@@ -61,6 +80,55 @@ bool kvm_request_pending(const struct kvm_vcpu *vcpu);
 bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu);
 void kvm_vcpu_exit_guest(struct kvm_vcpu *vcpu);
 enum kvm_vcpu_mode kvm_vcpu_mode(const struct kvm_vcpu *vcpu);
+
+/* One step before guest entry, in the order kvm_vcpu_entry_actions() lists. */
+enum kvm_entry_action_kind {
+	/* Load .reg (EPTP / VTTBR / hgatp / nCR3 for the root at .hpa). */
+	KVM_ENTRY_LOAD_ROOT = 1,
+	/* Flush the loaded root's translations on this CPU (x86 EPT: INVEPT
+	 * single-context with the loaded EPTP; NPT: TLB_CONTROL flush of the
+	 * ASID; arm64: TLBI VMALLS12E1 with the VMID; RISC-V: HFENCE.GVMA
+	 * with the VMID). */
+	KVM_ENTRY_FLUSH_CURRENT,
+	/* Flush every root of this VM on this CPU (x86 EPT: INVEPT
+	 * all-context when .nr_roots > 1, else single-context; the VMID- or
+	 * ASID-scoped forms elsewhere, which cover every root already). */
+	KVM_ENTRY_FLUSH_ALL,
+	/* Flush the guest's stage-1 translations (x86: INVVPID
+	 * single-context; arm64: TLBI VMALLE1 for the VMID; RISC-V:
+	 * HFENCE.VVMA for the VMID). */
+	KVM_ENTRY_FLUSH_GUEST,
+};
+
+struct kvm_entry_action {
+	enum kvm_entry_action_kind kind;
+	uint64_t reg; /* LOAD_ROOT: the register value */
+	hpa_t hpa;    /* LOAD_ROOT: the root it points at */
+};
+
+#define KVM_ENTRY_MAX_ACTIONS 4
+struct kvm_entry_actions {
+	unsigned nr;
+	struct kvm_entry_action a[KVM_ENTRY_MAX_ACTIONS];
+	unsigned nr_roots; /* valid roots of the VM when the list was made */
+};
+
+/*
+ * Turn @vcpu's pending requests into the ordered list of what to do before
+ * entry, and clear them: FREE_OBSOLETE_ROOTS drops references (no action);
+ * a reload (MMU_RELOAD, or a first entry) gives LOAD_ROOT and, after it,
+ * FLUSH_CURRENT (the root's pages may have been a root before, and on
+ * VMID- or ASID-tagged TLBs the old root's translations share the tag);
+ * TLB_FLUSH gives FLUSH_ALL, which covers FLUSH_CURRENT; TLB_FLUSH_GUEST
+ * gives FLUSH_GUEST, last. DIRTY_RING_SOFT_FULL stays pending for the
+ * embedder. Call it with interrupts off right before
+ * kvm_vcpu_enter_guest(), do the actions in order, and call it again when
+ * the entry is refused. A vcpu that enters on another physical CPU than at
+ * its previous entry owes FLUSH_CURRENT there (the embedder knows this).
+ * Returns 0, -EINVAL, -ENOMEM (no root could be made; nothing changed,
+ * the requests stay pending), -EIO.
+ */
+int kvm_vcpu_entry_actions(struct kvm_vcpu *vcpu, struct kvm_entry_actions *out) S2_MUST_CHECK;
 
 /*
  * Fill @vcpu's memory cache with the table pages one fault may need, without
