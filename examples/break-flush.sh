@@ -13,7 +13,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 rc=0
 for t in arm64-qemu riscv64-qemu; do
 	echo "== $t --break-flush (must fail its zap check)"
-	if bash "$here/$t/run.sh" --break-flush; then
+	# One build directory per target under $EXAMPLE_O when it is set.
+	if EXAMPLE_O=${EXAMPLE_O:+$EXAMPLE_O/$t} bash "$here/$t/run.sh" --break-flush; then
 		echo "$t: the missing flush was seen"
 	else
 		echo "$t: the zap check did not fail without the flush" >&2

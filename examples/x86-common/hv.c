@@ -168,7 +168,7 @@ static void hv_kick(void *ctx, struct kvm_vcpu *v)
  * CPU's relax then ends the run after this many spins in that flush, with
  * the zap check failed, as it is.
  */
-#define BREAK_FLUSH_SPINS 5000000u
+#define BREAK_FLUSH_SPINS 1000000u
 static volatile uint32_t zap_in_flush;
 static uint32_t zap_flush_spins;
 
