@@ -81,10 +81,7 @@ static struct s2_slot_dirty *s2_slot_dirty_of(const struct s2_memslots *ms,
 /* Index of slot @id in @ms, or -1. */
 static int s2_slot_index(const struct s2_memslots *ms, unsigned id)
 {
-	for (unsigned i = 0; i < ms->nr; i++)
-		if (ms->slots[i].id == id)
-			return (int)i;
-	return -1;
+	return s2_memslots_id_index(ms, id); /* O(1): the set's id table */
 }
 
 /*

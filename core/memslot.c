@@ -67,10 +67,81 @@ static bool s2_overlaps(const struct kvm_memory_slot *a, const struct kvm_memory
 
 static const struct kvm_memory_slot *s2_find_id(const struct s2_memslots *ms, unsigned id)
 {
-	for (unsigned i = 0; i < ms->nr; i++)
-		if (ms->slots[i].id == id)
-			return &ms->slots[i];
-	return NULL;
+	int i = s2_memslots_id_index(ms, id);
+
+	return i < 0 ? NULL : &ms->slots[i];
+}
+
+/* Whether @s overlaps a slot of @ms other than the one with id @skip_id
+ * (-1: none to skip). O(log n): the slots are sorted and disjoint, so only
+ * the first two that end after @s's start can begin before its end. */
+static bool s2_overlaps_any(const struct s2_memslots *ms, const struct kvm_memory_slot *s,
+			    long skip_id)
+{
+	for (unsigned i = s2_memslots_gfn_lower(ms, s->base_gfn), n = 0; i < ms->nr && n < 2;
+	     i++, n++) {
+		if (skip_id >= 0 && ms->slots[i].id == (unsigned)skip_id)
+			continue;
+		return s2_overlaps(&ms->slots[i], s);
+	}
+	return false;
+}
+
+static hva_t s2_hva_end(const struct kvm_memory_slot *s)
+{
+	return s->userspace_addr + (s->npages << S2_GFN_SHIFT);
+}
+
+/*
+ * The first position >= @pos in by_hva[] whose slot ends after @start
+ * (ms->hva_leaves: none): up from the leaf past every subtree whose largest
+ * end is not after @start, then down to the leftmost leaf that is.
+ */
+static unsigned s2_hva_next_after(const struct s2_memslots *ms, unsigned pos, hva_t start)
+{
+	const hva_t *t = ms->hva_max;
+	unsigned i = pos + ms->hva_leaves;
+
+	if (pos >= ms->nr)
+		return ms->hva_leaves;
+	while (t[i] <= start) {
+		while (i & 1) /* a right child: its parent's range is done */
+			i >>= 1;
+		if (!i)
+			return ms->hva_leaves;
+		i++;
+	}
+	while (i < ms->hva_leaves) {
+		i *= 2;
+		if (t[i] <= start)
+			i++;
+	}
+	return i - ms->hva_leaves;
+}
+
+int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memslots *ms,
+			  hva_t start, hva_t end)
+{
+	it->ms = ms;
+	it->start = start;
+	it->end = end;
+	it->pos = 0;
+	return s2_memslots_hva_next(it);
+}
+
+/* Positions come in hva order, so the first slot that starts at or after
+ * end ends the search. */
+int s2_memslots_hva_next(struct s2_memslots_hva_iter *it)
+{
+	const struct s2_memslots *ms = it->ms;
+	unsigned k = s2_hva_next_after(ms, it->pos, it->start);
+
+	if (k >= ms->nr || ms->slots[ms->by_hva[k]].userspace_addr >= it->end) {
+		it->pos = ms->nr;
+		return -1;
+	}
+	it->pos = k + 1;
+	return ms->by_hva[k];
 }
 
 /* The dirty bitmap of slot @s of @ms (NULL: it does not log). */
@@ -114,43 +185,105 @@ static struct s2_memslots *s2_memslots_alloc(struct kvm *kvm, unsigned cap)
 	const struct s2_env *env = kvm->env;
 	struct s2_memslots *ms;
 
-	ms = env->ops->zalloc(env->ctx,
-			      sizeof(*ms) + cap * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0])));
-	if (ms)
+	unsigned leaves = 1, hcap = 4;
+	size_t bytes;
+
+	while (leaves < cap)
+		leaves <<= 1;
+	while (hcap < 2 * cap)
+		hcap <<= 1;
+	bytes = sizeof(*ms) + cap * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0]));
+	bytes += 2 * leaves * sizeof(ms->hva_max[0]);
+	bytes += cap * sizeof(ms->by_hva[0]) + hcap * sizeof(ms->id_hash[0]);
+	ms = env->ops->zalloc(env->ctx, bytes);
+	if (ms) {
 		ms->dirty = (struct s2_slot_dirty **)&ms->slots[cap];
+		ms->hva_max = (hva_t *)&ms->dirty[cap];
+		ms->by_hva = (uint16_t *)&ms->hva_max[2 * leaves];
+		ms->id_hash = &ms->by_hva[cap];
+		ms->hva_leaves = leaves;
+		ms->id_mask = hcap - 1;
+	}
 	return ms;
 }
 
 /*
- * Fill @ms (room for the result) with the set @old minus slot @drop_id (if
- * any) plus @add (if non-NULL, with the dirty bitmap @add_dirty), sorted.
- * The other slots keep their bitmaps.
+ * Fill @ms (fresh, zeroed, room for the result) with the set @old minus slot
+ * @drop_id (if any) plus @add (if non-NULL, with the dirty bitmap
+ * @add_dirty), sorted, and build its indexes. The other slots keep their
+ * bitmaps. O(n), and the hva order is merged from @old's, not sorted again.
  */
 static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *old, int drop_id,
 			     const struct kvm_memory_slot *add, struct s2_slot_dirty *add_dirty)
 {
-	unsigned j = 0;
+	int di = drop_id >= 0 ? s2_memslots_id_index(old, (unsigned)drop_id) : -1;
+	unsigned d = di >= 0 ? (unsigned)di : old->nr, a = ~0u, j, n = old->nr - (di >= 0);
+	/* The kept slots, as two runs of @old, land at [0, n) of the new set
+	 * with a hole at a for @add: a is the number of kept slots at or
+	 * below add's base_gfn. */
+	const unsigned run[2][2] = { { 0, d }, { d + 1, old->nr } };
+
+	if (add) {
+		a = s2_memslots_gfn_lower(old, add->base_gfn); /* kept ones end before add */
+		a -= d < a;
+		ms->slots[a] = *add;
+		ms->dirty[a] = add_dirty;
+	}
+	for (unsigned r = 0, at = 0; r < 2; r++) {
+		unsigned lo = run[r][0], hi = run[r][1] > old->nr ? old->nr : run[r][1];
+
+		while (lo < hi) {
+			unsigned len = hi - lo, to = at;
+
+			if (at < a && at + len > a)
+				len = a - at; /* up to the hole */
+			to += at >= a;
+			for (unsigned k = 0; k < len; k++) {
+				ms->slots[to + k] = old->slots[lo + k];
+				ms->dirty[to + k] = old->dirty[lo + k];
+			}
+			lo += len;
+			at += len;
+		}
+	}
+	ms->nr = n + !!add;
+	ms->generation = old->generation + 1;
+
+	/* hva order: @old's, renumbered (old index i moved down past the
+	 * dropped slot d and up past the added one at a), with @add merged in
+	 * before the first slot that starts after it. */
 	bool placed = !add;
 
-	for (unsigned i = 0; i < old->nr; i++) {
-		const struct kvm_memory_slot *s = &old->slots[i];
+	j = 0;
+	for (unsigned k = 0; k < old->nr; k++) {
+		unsigned i = old->by_hva[k], to;
 
-		if (drop_id >= 0 && s->id == (unsigned)drop_id)
+		if (i == d)
 			continue;
-		if (!placed && add->base_gfn < s->base_gfn) {
-			ms->dirty[j] = add_dirty;
-			ms->slots[j++] = *add;
+		to = i - (i > d);
+		to += to >= a;
+		if (!placed && add->userspace_addr < ms->slots[to].userspace_addr) {
+			ms->by_hva[j++] = (uint16_t)a;
 			placed = true;
 		}
-		ms->dirty[j] = old->dirty[i];
-		ms->slots[j++] = *s;
+		ms->by_hva[j++] = (uint16_t)to;
 	}
-	if (!placed) {
-		ms->dirty[j] = add_dirty;
-		ms->slots[j++] = *add;
+	if (!placed)
+		ms->by_hva[j++] = (uint16_t)a;
+	for (unsigned k = 0; k < ms->nr; k++)
+		ms->hva_max[ms->hva_leaves + k] = s2_hva_end(&ms->slots[ms->by_hva[k]]);
+	for (unsigned i = ms->hva_leaves - 1; i; i--) {
+		hva_t l = ms->hva_max[2 * i], r = ms->hva_max[2 * i + 1];
+
+		ms->hva_max[i] = l > r ? l : r;
 	}
-	ms->nr = j;
-	ms->generation = old->generation + 1;
+	for (unsigned i = 0; i < ms->nr; i++) {
+		unsigned h = s2_memslots_id_hash(ms->slots[i].id, ms->id_mask);
+
+		while (ms->id_hash[h])
+			h = (h + 1) & ms->id_mask;
+		ms->id_hash[h] = (uint16_t)(i + 1);
+	}
 }
 
 /*
@@ -266,11 +399,8 @@ static int s2_plan_add(struct kvm *kvm, const struct s2_memslots *cur, struct s2
 	(void)kvm;
 	if (cur->nr >= CONFIG_S2_MAX_MEMSLOTS)
 		return -ENOSPC;
-	if (s2_find_id(cur, u->upd.id))
+	if (s2_find_id(cur, u->upd.id) || s2_overlaps_any(cur, &u->upd, -1))
 		return -EINVAL;
-	for (unsigned i = 0; i < cur->nr; i++)
-		if (s2_overlaps(&cur->slots[i], &u->upd))
-			return -EINVAL;
 	u->drop_id = -1;
 	u->add = true;
 	u->new_dirty = u->upd.flags & KVM_MEM_LOG_DIRTY_PAGES;
@@ -351,12 +481,8 @@ static int s2_plan_replace(struct kvm *kvm, const struct s2_memslots *cur, struc
 	r = s2_slot_valid(kvm, &u->upd);
 	if (r)
 		return r;
-	for (unsigned i = 0; i < cur->nr; i++) {
-		const struct kvm_memory_slot *o = &cur->slots[i];
-
-		if (o->id != rp->id && s2_overlaps(o, &u->upd))
-			return -EINVAL;
-	}
+	if (s2_overlaps_any(cur, &u->upd, rp->id))
+		return -EINVAL;
 	/* A slot that keeps logging keeps its bitmap (moves included). */
 	prev_dirty = s2_dirty_of(cur, s);
 	u->dirty = (u->upd.flags & KVM_MEM_LOG_DIRTY_PAGES) ? prev_dirty : NULL;

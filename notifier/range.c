@@ -76,12 +76,13 @@ static bool s2_mn_slot_live(struct kvm *kvm, const struct kvm_memory_slot *slot)
 {
 	const struct s2_memslots *ms;
 	bool live = false;
+	int i;
 
 	s2_mn_rcu_read_lock(kvm);
 	ms = __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
-	for (unsigned i = 0; i < ms->nr && !live; i++)
-		live = ms->slots[i].id == slot->id && ms->slots[i].base_gfn == slot->base_gfn &&
-		       ms->slots[i].npages == slot->npages;
+	i = s2_memslots_id_index(ms, slot->id);
+	live = i >= 0 && ms->slots[i].base_gfn == slot->base_gfn &&
+	       ms->slots[i].npages == slot->npages;
 	s2_mn_rcu_read_unlock(kvm);
 	return live;
 }
@@ -201,6 +202,47 @@ static bool s2_mn_overlap(const struct kvm_memory_slot *slot, uint64_t start, ui
 	return true;
 }
 
+/*
+ * The slots a range overlaps, found through the set's indexes (O(log n)
+ * each), never by a scan of every slot: gfn ranges in gfn order from the
+ * first slot that ends after start, hva ranges in hva order (slots may
+ * share hvas). Returns an index in ms->slots, or -1 after the last.
+ */
+struct s2_mn_slot_iter {
+	const struct s2_memslots *ms;
+	bool by_gfn;
+	unsigned gi;
+	gfn_t end;
+	struct s2_memslots_hva_iter hva;
+};
+
+static int s2_mn_slot_gfn(struct s2_mn_slot_iter *it)
+{
+	const struct s2_memslots *ms = it->ms;
+
+	return it->gi < ms->nr && ms->slots[it->gi].base_gfn < it->end ? (int)it->gi : -1;
+}
+
+static int s2_mn_slot_first(struct s2_mn_slot_iter *it, const struct s2_memslots *ms, bool by_gfn,
+			    uint64_t start, uint64_t end)
+{
+	it->ms = ms;
+	it->by_gfn = by_gfn;
+	if (!by_gfn)
+		return s2_memslots_hva_first(&it->hva, ms, start, end);
+	it->gi = s2_memslots_gfn_lower(ms, start);
+	it->end = end;
+	return s2_mn_slot_gfn(it);
+}
+
+static int s2_mn_slot_next(struct s2_mn_slot_iter *it)
+{
+	if (!it->by_gfn)
+		return s2_memslots_hva_next(&it->hva);
+	it->gi++;
+	return s2_mn_slot_gfn(it);
+}
+
 static enum s2_mn_lock s2_mn_lock(struct kvm *kvm, enum s2_mn_lock mode)
 {
 	if (mode == S2_MN_LOCK_NONE && !kvm->env->ops->rcu_read_lock)
@@ -231,6 +273,7 @@ long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, u
 {
 	const struct s2_mn_action *a = &s2_mn_actions[id];
 	const struct s2_memslots *ms;
+	struct s2_mn_slot_iter it;
 	struct s2_change_acc acc;
 	enum s2_mn_lock held = S2_MN_LOCK_NONE;
 	bool locked = false;
@@ -246,7 +289,8 @@ long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, u
 			r = a->on_lock(kvm);
 	}
 	ms = __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
-	for (unsigned i = 0; !r && a->handler && i < ms->nr; i++) {
+	for (int i = a->handler ? s2_mn_slot_first(&it, ms, a->by_gfn, start, end) : -1;
+	     !r && i >= 0; i = s2_mn_slot_next(&it)) {
 		struct kvm_gfn_range range = { .arg = arg, .may_block = may_block };
 
 		if (!s2_mn_overlap(&ms->slots[i], start, end, a->by_gfn, &range.start, &range.end))

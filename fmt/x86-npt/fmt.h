@@ -316,6 +316,27 @@ static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_
 
 #define FMT_HAS_TLB_FLUSH_RANGE 0
 
+/*
+ * The CPU always keeps A and D in nested entries, so every dirty-log
+ * protection and every aging asks whether a leaf is young and dirty (is
+ * hardware done writing it?): one bit each, at every level, tested directly
+ * rather than through fmt_leaf_prot().
+ */
+#define FMT_HAS_IS_YOUNG
+static inline bool fmt_is_young(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte & NPT_A;
+}
+#define FMT_HAS_IS_DIRTY
+static inline bool fmt_is_dirty(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
+{
+	(void)c;
+	(void)l;
+	return pte & NPT_D;
+}
+
 /* One bit each at every level: fmt/defaults.h derives the fast tests. */
 #define FMT_WRPROTECT_CLEARS_W_BIT
 #define FMT_W_BIT NPT_RW
