@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Roots under concurrency, per format (also built with ThreadSanitizer):
+ * vcpu threads run the embedder's loop (entry actions, enter, exit, fault)
+ * while the main thread fast-zaps, and a second thread zaps ranges. The
+ * reference counts survive the race: no vcpu is in guest mode on a root
+ * whose page went back, every old root is freed once every vcpu has
+ * reloaded, and every page returns (t_vm_fini).
+ *
+ * Mutations run (each made this test fail; then restored):
+ *  - core/roots.c: kvm_mmu_zap_all_fast tearing the old roots down before
+ *    it raises MMU_RELOAD (the in-guest check below: a vcpu still in guest
+ *    mode on a root being torn down);
+ *  - core/roots.c: s2_vcpu_switch not dropping the extra reference when
+ *    the current root is the one it runs on (roots_freed, pages leaked).
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+#include "core/kvm_internal.h"
+#include "tests/lib/testlib.h"
+
+#ifndef TEST_FMT
+#error "build with -DTEST_FMT=S2_FMT_..."
+#endif
+
+#define HVA_BASE (0x7f0000000000ull)
+#define SLOT_GFN 0x100000ull
+#define NPAGES 1024
+#define NVCPUS 3
+#define ZAPS 20
+
+static struct tvm T;
+
+static int setup(void **state)
+{
+	(void)state;
+	t_vm_init(&T, TEST_FMT, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	t_vm_fini(&T);
+	return 0;
+}
+
+struct vcpu_thread {
+	struct kvm_vcpu *vcpu;
+	const bool *stop;
+	unsigned entries, loads, faults_fixed, retries, bad;
+};
+
+static void *vcpu_loop(void *arg)
+{
+	struct vcpu_thread *t = arg;
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (kvm_vcpu_id(t->vcpu) + 1);
+
+	while (!__atomic_load_n(t->stop, __ATOMIC_ACQUIRE)) {
+		struct kvm_entry_actions a;
+
+		if (kvm_vcpu_entry_actions(t->vcpu, &a)) {
+			t->bad++;
+			continue;
+		}
+		for (unsigned i = 0; i < a.nr; i++)
+			t->loads += a.a[i].kind == KVM_ENTRY_LOAD_ROOT;
+		if (!kvm_vcpu_enter_guest(t->vcpu))
+			continue;
+		/*
+		 * In guest mode ("running" a while): the root this vcpu runs
+		 * on keeps its page (a reference), and its tables are not
+		 * torn down; an invalidated root's teardown waits until the
+		 * vcpu has left guest mode (it is still marked for teardown).
+		 */
+		const struct s2_root *r = __atomic_load_n(&t->vcpu->root, __ATOMIC_ACQUIRE);
+
+		for (unsigned k = 0; k < 8; k++) {
+			uint32_t st = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
+
+			if (st != S2_ROOT_VALID &&
+			    (st != S2_ROOT_INVALID ||
+			     !__atomic_load_n(&r->teardown, __ATOMIC_ACQUIRE)))
+				t->bad++;
+			if (!__atomic_load_n(&r->refs, __ATOMIC_ACQUIRE))
+				t->bad++;
+			sched_yield();
+		}
+		t->entries++;
+		kvm_vcpu_exit_guest(t->vcpu);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		int ret = kvm_tdp_page_fault(t->vcpu, (SLOT_GFN + (seed >> 33) % NPAGES) << 12,
+					     S2_ACC_READ | S2_ACC_WRITE);
+		if (ret == RET_PF_FIXED)
+			t->faults_fixed++;
+		else if (ret == RET_PF_RETRY)
+			t->retries++;
+		else if (ret != RET_PF_SPURIOUS)
+			t->bad++;
+	}
+	return NULL;
+}
+
+struct zapper {
+	const bool *stop;
+	unsigned zaps;
+};
+
+static void *range_zapper(void *arg)
+{
+	struct zapper *z = arg;
+
+	while (!__atomic_load_n(z->stop, __ATOMIC_ACQUIRE)) {
+		if (kvm_zap_gfn_range(T.kvm, SLOT_GFN + 100, SLOT_GFN + 700) < 0)
+			break;
+		z->zaps++;
+		sched_yield();
+	}
+	return NULL;
+}
+
+/* vcpus racing fast zaps and ranged zaps: refcounts hold, old roots go. */
+static void test_vcpus_race_fast_zap(void **state)
+{
+	struct vcpu_thread vt[NVCPUS] = { 0 };
+	pthread_t th[NVCPUS], zt;
+	struct zapper z = { 0 };
+	bool stop = false;
+
+	(void)state;
+	T.h.host_level = 1;
+	t_slot(&T, 0, SLOT_GFN, NPAGES, HVA_BASE, 0);
+	T.kvm->yield_batch = 512;
+	vt[0].vcpu = T.vcpu;
+	for (unsigned i = 1; i < NVCPUS; i++)
+		assert_int_equal(kvm_vcpu_create(T.kvm, i, &vt[i].vcpu), 0);
+	/* Every vcpu loads through the library before the first fast zap. */
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct kvm_entry_actions a;
+
+		assert_int_equal(kvm_vcpu_entry_actions(vt[i].vcpu, &a), 0);
+		vt[i].stop = &stop;
+	}
+	z.stop = &stop;
+	for (unsigned i = 0; i < NVCPUS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, vcpu_loop, &vt[i]), 0);
+	assert_int_equal(pthread_create(&zt, NULL, range_zapper, &z), 0);
+	for (unsigned n = 0; n < ZAPS; n++) {
+		for (unsigned k = 0; k < 50; k++)
+			sched_yield();
+		assert_int_equal(kvm_mmu_zap_all_fast(T.kvm), 0);
+	}
+	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < NVCPUS; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(zt, NULL);
+	/* One more entry each: no vcpu stays on an obsolete root. */
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct kvm_entry_actions a;
+
+		assert_int_equal(kvm_vcpu_entry_actions(vt[i].vcpu, &a), 0);
+		assert_int_equal(kvm_vcpu_root_hpa(vt[i].vcpu), kvm_mmu_root_hpa(T.kvm));
+		assert_int_equal(vt[i].bad, 0);
+		assert_true(vt[i].entries > 0);
+	}
+	struct kvm_mmu_stats s = t_stats(T.kvm);
+	assert_int_equal(s.fast_zaps, ZAPS);
+	assert_int_equal(s.roots_freed, ZAPS);
+	assert_int_equal(s.cur_roots, 1);
+	assert_false(kvm_is_bugged(T.kvm));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_vcpus_race_fast_zap, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name(s2_fmt_name(TEST_FMT), tests, NULL, NULL);
+}
