@@ -121,9 +121,9 @@ struct kvm_entry_actions {
  * VMID- or ASID-tagged TLBs the old root's translations share the tag);
  * TLB_FLUSH gives FLUSH_ALL, which covers FLUSH_CURRENT; TLB_FLUSH_GUEST
  * gives FLUSH_GUEST, last. DIRTY_RING_SOFT_FULL stays pending for the
- * embedder. Call it with interrupts off right before
- * kvm_vcpu_enter_guest(), do the actions in order, and call it again when
- * the entry is refused. A vcpu that enters on another physical CPU than at
+ * embedder. Call it before kvm_vcpu_enter_guest() (it may allocate a root,
+ * so before interrupts are disabled for the entry), do the actions in
+ * order, and call it again when the entry is refused. A vcpu that enters on another physical CPU than at
  * its previous entry owes FLUSH_CURRENT there (the embedder knows this).
  * Returns 0, -EINVAL, -ENOMEM (no root could be made; nothing changed,
  * the requests stay pending), -EIO.
