@@ -696,21 +696,55 @@ static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, stru
 
 /* ---- age ---- */
 
+/* Whether hardware has nothing left to write in a leaf (core/dirty_tmpl.h). */
+static S2_ALWAYS_INLINE bool S2_FN(hw_quiet)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
+
 /*
- * Clear Accessed, or test it (formats with an Accessed bit). op->arg holds
- * the Accessed bits per level (fmt_accessed_mask()), so testing and clearing
- * are a mask, not a decode of the leaf.
+ * What aging works from, per walk: the Accessed bits per level
+ * (fmt_accessed_mask()), and for the write side the bits hardware may still
+ * set in a young leaf: Dirty and write permission per level (derived like
+ * the Accessed mask; d is 0 where hardware keeps no dirty state), so that
+ * hw_quiet() is a mask test, not a decode of every leaf.
+ */
+struct s2_age_masks {
+	s2_pte_t a[S2_MAX_LEVELS + 1];
+	s2_pte_t d[S2_MAX_LEVELS + 1];
+	s2_pte_t w[S2_MAX_LEVELS + 1];
+	bool plain; /* write side: plain stores where hardware cannot write */
+	bool hw_ad; /* hardware sets A/D (S2_FMTF_AD) */
+};
+
+/* hw_quiet() of a young @old, from the masks. */
+static S2_ALWAYS_INLINE bool S2_FN(age_quiet)(const struct s2_age_masks *m, s2_pte_t old, int level)
+{
+	return !m->hw_ad || !m->d[level] || (old & m->d[level]) || !(old & m->w[level]);
+}
+
+/*
+ * Clear Accessed, or test it (formats with an Accessed bit), as masks.
+ *
+ * Under the read side of mmu_lock faults may change a leaf at any time, so
+ * each young leaf is cleared by compare-and-exchange. Under the write side
+ * (kvm_age_gfn() on large ranges: m->plain) only hardware writes entries: a
+ * leaf it has nothing left to write in (hw_quiet(): no hardware A/D, or
+ * young and dirty or not writable) takes a plain store, and one that is
+ * writable and clean an atomic AND, which keeps a Dirty flag hardware sets
+ * meanwhile (docs/rules.md "Aging").
  */
 static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op,
 					      struct s2_visit *v)
 {
-	const s2_pte_t a = ((const s2_pte_t *)op->arg)[v->level];
+	const struct s2_age_masks *m = op->arg;
+	const s2_pte_t a = m->a[v->level];
 	s2_pte_t old = v->old;
 
 	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
 	    s2_unlikely(!(old & a) != !fmt_is_young(&kvm->cfg, old, v->level) ||
-			((old & a) && (old & ~a) != fmt_mkold(&kvm->cfg, old, v->level)))) {
-		kvm_bug(kvm, "Accessed is not the bits fmt_accessed_mask() says, gfn",
+			((old & a) && (old & ~a) != fmt_mkold(&kvm->cfg, old, v->level)) ||
+			((old & a) && m->hw_ad &&
+			 S2_FN(age_quiet)(m, old, v->level) !=
+				 S2_FN(hw_quiet)(&kvm->cfg, old, v->level)))) {
+		kvm_bug(kvm, "Accessed, Dirty or W is not the bits aging derived, gfn",
 			gpa_to_gfn(v->addr));
 		return -EIO;
 	}
@@ -719,6 +753,13 @@ static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_o
 	op->result++;
 	if (op->kind == S2_RANGE_TEST_AGE)
 		return 1;
+	if (m->plain) {
+		if (S2_FN(age_quiet)(m, old, v->level))
+			__atomic_store_n(v->ptep, old & ~a, __ATOMIC_RELAXED);
+		else
+			__atomic_fetch_and(v->ptep, ~a, __ATOMIC_RELAXED);
+		return 0;
+	}
 	/* Clearing Accessed is the one change that never flushes. A lost race
 	 * (hardware setting A/D, a fault) retries on the fresh value; one that
 	 * stopped being a young leaf (frozen, say) is left alone. */
@@ -731,18 +772,25 @@ static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_o
 
 /*
  * No Accessed bit, access tracking: every present leaf counts as young and
- * becomes access-tracked (not present to hardware, restorable). Runs under
- * the read side of mmu_lock against faults. Same pfn, and still a leaf to
- * the change handler, which would record nothing: a bare compare-and-exchange
- * does.
+ * becomes access-tracked (not present to hardware, restorable). Same pfn,
+ * and still a leaf to the change handler, which would record nothing: a
+ * bare compare-and-exchange does under the read side of mmu_lock, against
+ * faults; under the write side a plain store (hardware that keeps no
+ * Accessed bit writes nothing in the entry).
  */
 static S2_ALWAYS_INLINE long S2_FN(age_track_visit)(struct kvm *kvm, struct s2_range_op *op,
 						    struct s2_visit *v)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const struct s2_age_masks *m = op->arg;
 	s2_pte_t old = v->old;
 
 	op->result++;
+	if (m->plain) {
+		__atomic_store_n(v->ptep, fmt_mk_access_tracked(c, old, v->level),
+				 __ATOMIC_RELAXED);
+		return 0;
+	}
 	while (!__atomic_compare_exchange_n(v->ptep, &old, fmt_mk_access_tracked(c, old, v->level),
 					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		if (!S2_FN(is_leaf_at)(c, old, v->level))
@@ -826,13 +874,23 @@ static long S2_FN(range_pass)(struct kvm *kvm, struct s2_range_op *op, gpa_t s, 
 		break;
 	case S2_RANGE_AGE:
 	case S2_RANGE_TEST_AGE: {
-		s2_pte_t amask[S2_MAX_LEVELS + 1] = { 0 };
+		/* AGE's own argument: a bool *, true when the caller holds the
+		 * write side and wants plain stores (NULL: read side). */
+		const bool *plain = op->arg;
+		struct s2_age_masks m = { .plain = plain && *plain && op->kind == S2_RANGE_AGE,
+					  .hw_ad = c->flags & S2_FMTF_AD };
 		s2_pte_t any = 0;
 		void *arg = op->arg;
 
-		for (int l = 1; l <= c->max_leaf_level; l++)
-			any |= amask[l] = fmt_accessed_mask(c, l);
-		op->arg = amask;
+		for (int l = 1; l <= c->max_leaf_level; l++) {
+			const unsigned rw = S2_PROT_R | S2_PROT_W | S2_PROT_ACCESSED;
+			s2_pte_t with_w = fmt_make_leaf(c, l, 0, rw, S2_MT_WB);
+
+			any |= m.a[l] = fmt_accessed_mask(c, l);
+			m.d[l] = fmt_make_leaf(c, l, 0, rw | S2_PROT_DIRTY, S2_MT_WB) ^ with_w;
+			m.w[l] = with_w ^ fmt_make_leaf(c, l, 0, rw & ~S2_PROT_W, S2_MT_WB);
+		}
+		op->arg = &m;
 		if (any)
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
 		else if (op->kind == S2_RANGE_AGE && fmt_can_access_track(c))
@@ -869,13 +927,21 @@ static bool S2_FN(range_yield)(struct kvm *kvm, struct s2_range_op *op)
 	if (!op->may_block && !waiter)
 		return false;
 	s2_acc_settle(kvm, op->acc);
+	/* Let the waiters in before taking the lock again (they count
+	 * themselves out once they hold it); bounded, so a waiter that
+	 * never comes cannot stall the walk. */
 	if (op->hold == S2_HOLD_WRITE) {
 		s2_write_unlock(&kvm->mmu_lock);
-		s2_relax(kvm->env);
+		for (unsigned i = 0;
+		     i < 64 && __atomic_load_n(&kvm->mmu_lock.waiting, __ATOMIC_ACQUIRE); i++)
+			s2_relax(kvm->env);
 		s2_mmu_write_lock(kvm);
 	} else {
 		s2_read_unlock(&kvm->mmu_lock);
-		s2_relax(kvm->env);
+		for (unsigned i = 0; i < 64 && (__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_ACQUIRE) &
+						S2_RW_PENDING);
+		     i++)
+			s2_relax(kvm->env);
 		s2_mmu_read_lock(kvm);
 	}
 	__atomic_fetch_add(&kvm->stat_yields, 1, __ATOMIC_RELAXED);
