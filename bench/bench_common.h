@@ -235,6 +235,33 @@ static inline void bench_xchg_sweep(struct bench_samples *s, uint64_t *e, uint64
 }
 
 /*
+ * The plain-sweep limit: the same entries, each read and, where it holds
+ * any of @clear, written back without them, one entry at a time with plain
+ * (volatile: not vectorised, as a walker that hardware may race with reads
+ * and writes each entry once) loads and stores. The least an operation
+ * that may use plain stores does to every entry (aging under the write
+ * side, write-protection for dirty logging).
+ */
+static inline void bench_plain_rmw_sweep(struct bench_samples *s, uint64_t *e, uint64_t pages,
+					 uint64_t first_pa, uint64_t bits, uint64_t clear)
+{
+	volatile uint64_t *v = e;
+	uint64_t t0, t1;
+
+	for (uint64_t i = 0; i < pages; i++)
+		e[i] = (((first_pa >> 12) + i) << 12) | bits;
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < pages; i++) {
+		uint64_t x = v[i];
+
+		if (x & clear)
+			v[i] = x & ~clear;
+	}
+	t1 = bench_now_ns();
+	bench_add(s, t1 - t0, pages);
+}
+
+/*
  * A quiet hosted VM of @fmt (48-bit gpa) with one vcpu, leaves up to
  * @max_leaf. Returns 0 or the failing call's errno, with nothing left behind.
  */

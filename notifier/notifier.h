@@ -65,7 +65,15 @@ struct s2_mn_action {
 	bool by_gfn;	   /* the range is gfns (attributes), not hvas */
 	bool always_lock;  /* lock (and on_lock) even if no memslot overlaps */
 	bool stop_on_ret;  /* stop at the first handler result > 0 */
+	/* Take the write side instead of @lock for ranges of at least
+	 * S2_MN_LARGE_BYTES (aging: plain stores instead of an atomic per
+	 * leaf pay for the write side's cost past that size). */
+	bool write_if_large;
 };
+
+/* 2 MiB: the write side (its membarrier and the wait for vcpus' read
+ * flags) costs about what an atomic per leaf does over 512 leaves. */
+#define S2_MN_LARGE_BYTES (512ull << S2_GFN_SHIFT)
 
 extern const struct s2_mn_action s2_mn_actions[S2_MN_NR];
 

@@ -112,12 +112,46 @@ static long s2_mn_unmap(struct kvm *kvm, const struct kvm_gfn_range *range,
 	return kvm_unmap_gfn_range(kvm, range, acc);
 }
 
+/*
+ * Age under whichever side of mmu_lock the runner took (s2_mn_run: the
+ * write side for large ranges). Under the write side the age visitor clears
+ * with plain stores where hardware cannot write the leaf meanwhile, and the
+ * range goes in chunks of yield_batch pages: between chunks the lock is
+ * yielded to anyone waiting for it (faults), so they wait for one chunk,
+ * never for the whole range (docs/rules.md "Aging"). The chunks are gfn
+ * spans rather than the walker's leaf budget, which would count every leaf.
+ */
 long kvm_age_gfn(struct kvm *kvm, const struct kvm_gfn_range *range, struct s2_change_acc *acc)
 {
-	struct s2_range_op op = {
-		.kind = S2_RANGE_AGE, .start = range->start, .end = range->end, .acc = acc
-	};
-	long r = s2_range(kvm, &op);
+	bool plain = s2_rwlock_is_write_locked(&kvm->mmu_lock);
+	uint64_t chunk = plain ? kvm->yield_batch : range->end - range->start;
+	struct s2_range_op op = { .kind = S2_RANGE_AGE, .acc = acc, .arg = &plain };
+	long r = 0;
+
+	for (gfn_t g = range->start; g < range->end;) {
+		gfn_t next = range->end - g > chunk ? g + chunk : range->end;
+		long n;
+
+		op.start = g;
+		op.end = next;
+		n = s2_range(kvm, &op);
+		if (n < 0)
+			return n;
+		r += n;
+		g = next;
+		if (g < range->end && __atomic_load_n(&kvm->mmu_lock.waiting, __ATOMIC_RELAXED)) {
+			/* As the walker's lock breaking: nothing owed across the
+			 * drop (rule 2), and the waiters get in first (bounded). */
+			s2_acc_settle(kvm, acc);
+			s2_write_unlock(&kvm->mmu_lock);
+			for (unsigned i = 0;
+			     i < 64 && __atomic_load_n(&kvm->mmu_lock.waiting, __ATOMIC_ACQUIRE);
+			     i++)
+				s2_relax(kvm->env);
+			s2_mmu_write_lock(kvm);
+			__atomic_fetch_add(&kvm->stat_yields, 1, __ATOMIC_RELAXED);
+		}
+	}
 
 	/*
 	 * Where hardware does not set Accessed itself, the next access to
@@ -157,10 +191,12 @@ const struct s2_mn_action s2_mn_actions[S2_MN_NR] = {
 	[S2_MN_CLEAR_FLUSH_YOUNG] = { .name = "clear_flush_young",
 				      .handler = kvm_age_gfn,
 				      .lock = S2_MN_LOCK_READ,
+				      .write_if_large = true,
 				      .flush_on_ret = true },
 	[S2_MN_CLEAR_YOUNG] = { .name = "clear_young",
 				.handler = kvm_age_gfn,
-				.lock = S2_MN_LOCK_READ },
+				.lock = S2_MN_LOCK_READ,
+				.write_if_large = true },
 	[S2_MN_TEST_YOUNG] = { .name = "test_young",
 			       .handler = kvm_test_age_gfn,
 			       .lock = S2_MN_LOCK_NONE,
@@ -275,15 +311,18 @@ long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, u
 	const struct s2_memslots *ms;
 	struct s2_mn_slot_iter it;
 	struct s2_change_acc acc;
-	enum s2_mn_lock held = S2_MN_LOCK_NONE;
+	enum s2_mn_lock held = S2_MN_LOCK_NONE, mode = a->lock;
 	bool locked = false;
 	long total = 0, r = 0;
+
+	if (a->write_if_large && end - start >= S2_MN_LARGE_BYTES)
+		mode = S2_MN_LOCK_WRITE;
 
 	s2_acc_init(&acc);
 	/* Memslots are read under RCU; the lock, when taken, nests inside. */
 	s2_mn_rcu_read_lock(kvm);
 	if (a->always_lock) {
-		held = s2_mn_lock(kvm, a->lock);
+		held = s2_mn_lock(kvm, mode);
 		locked = true;
 		if (a->on_lock)
 			r = a->on_lock(kvm);
@@ -297,7 +336,7 @@ long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, u
 			continue;
 		range.slot = ms->slots[i];
 		if (!locked) {
-			held = s2_mn_lock(kvm, a->lock);
+			held = s2_mn_lock(kvm, mode);
 			locked = true;
 			if (a->on_lock && (r = a->on_lock(kvm)))
 				break;
