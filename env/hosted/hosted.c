@@ -149,11 +149,12 @@ struct h_rcu_cb {
 static void h_rcu_trampoline(struct rcu_head *head)
 {
 	struct h_rcu_cb *cb = caa_container_of(head, struct h_rcu_cb, head);
+	struct s2_hosted *h;
 
-	struct s2_hosted *h = cb->h;
-
+	/* Acquire first: liburcu's hand-off of cb is invisible to TSan. */
 	h_tsan_acquire(cb);
 	h_tsan_acquire(&h_reader_token);
+	h = cb->h;
 	cb->fn(cb->arg);
 	free(cb);
 	__atomic_fetch_add(&h->rcu_done, 1, __ATOMIC_RELEASE);
