@@ -304,6 +304,7 @@ include $(sort $(wildcard examples/*.mk))
 include mk/top.mk
 include mk/fuzz.mk
 include mk/decode.mk
+include mk/tdx.mk
 
 clean:
 	$(call msg,CLEAN,$(O))

@@ -7,6 +7,7 @@
  * format's compiled map().
  */
 #include "core/kvm_internal.h"
+#include "s2mmu/notifier.h"
 
 #define S2_ACC_VALID (S2_ACC_READ | S2_ACC_WRITE | S2_ACC_EXEC | S2_ACC_USER)
 
@@ -39,6 +40,25 @@ static int s2_pick_level(const struct kvm *kvm, const struct kvm_memory_slot *sl
 		return level;
 	}
 	return 0;
+}
+
+/*
+ * Memory attributes: a leaf never covers gfns whose attributes differ from
+ * those of @gfn (KVM caps the level where a block mixes them), or a shared
+ * leaf would map private gfns. @attrs is @gfn's. Read before mmu_lock; a
+ * conversion of any gfn of the block runs as an invalidation of its range,
+ * which the leaf's retry check under mmu_lock sees. Returns the level.
+ */
+static int s2_attr_cap_level(struct kvm *kvm, gfn_t gfn, int level, uint64_t attrs)
+{
+	for (; level > 1; level--) {
+		uint64_t n = 1ull << (s2_level_shift(&kvm->cfg, level) - S2_GFN_SHIFT);
+		gfn_t base = gfn & ~(n - 1);
+
+		if (kvm_range_has_memory_attributes(kvm, base, base + n, attrs))
+			break;
+	}
+	return level;
 }
 
 static unsigned s2_fault_prot(const struct kvm_memory_slot *slot, const struct s2_pfn_info *pi,
@@ -152,6 +172,14 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 		fc->lo = tbl_gfn;
 	if (fc->hi - tbl_gfn > per_table)
 		fc->hi = tbl_gfn + per_table;
+	/* Not over gfns of other memory attributes: the fast path checks none. */
+	if (__atomic_load_n(&kvm->mem_attrs, __ATOMIC_ACQUIRE) &&
+	    !kvm_range_has_memory_attributes(
+		    (struct kvm *)kvm, fc->lo, fc->hi,
+		    kvm_get_memory_attributes((struct kvm *)kvm, f->gfn))) {
+		fc->lo = f->gfn;
+		fc->hi = f->gfn + 1;
+	}
 	fc->hpa_lo = gfn_to_gpa(pi->pfn - (f->gfn - fc->lo));
 	/* The leaf of page k is leaf_lo + k * step (the format contract's one
 	 * address field, checked at the far end); not cached otherwise. */
@@ -239,6 +267,9 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 	if (r)
 		return r < 0 ? r : -EFAULT;
 	f.level = s2_pick_level(kvm, &slot, f.gfn, &pi);
+	if (f.level > 1 && __atomic_load_n(&kvm->mem_attrs, __ATOMIC_ACQUIRE))
+		f.level = s2_attr_cap_level(kvm, f.gfn, f.level,
+					    kvm_get_memory_attributes(kvm, f.gfn));
 	if ((write && !pi.writable) || !f.level || (pi.pfn >> (kvm->cfg.pa_bits - S2_GFN_SHIFT))) {
 		/* The host cannot back this access as asked. */
 		r = -EFAULT;
