@@ -453,9 +453,14 @@ int s2_dirty_fast_write(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
 	struct kvm *kvm = vcpu->kvm;
 	struct s2_fast_arg a = { .access = access, .ret = -EAGAIN };
 	struct s2_change_acc acc;
-	struct s2_range_op op = {
-		.kind = S2_RANGE_FAST_WRITE, .start = gfn, .end = gfn + 1, .acc = &acc, .arg = &a
-	};
+	/* The faulting vcpu's root only: another root's leaf fixes nothing
+	 * for this vcpu (it would fault again and again). */
+	struct s2_range_op op = { .kind = S2_RANGE_FAST_WRITE,
+				  .start = gfn,
+				  .end = gfn + 1,
+				  .acc = &acc,
+				  .arg = &a,
+				  .root = vcpu->root };
 	const struct s2_memslots *ms;
 	const struct kvm_memory_slot *s;
 

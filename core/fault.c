@@ -86,12 +86,18 @@ static unsigned s2_fault_prot(const struct kvm_memory_slot *slot, const struct s
  * without asking the host for the pfn (the pfn is the one the leaf kept).
  * Returns 1 when that fixed the fault, 0 to take the full path, or -errno.
  */
-static long s2_fault_mkyoung(struct kvm *kvm, gfn_t gfn, unsigned access)
+static long s2_fault_mkyoung(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
 {
+	struct kvm *kvm = vcpu->kvm;
 	struct s2_change_acc acc;
-	struct s2_range_op op = {
-		.kind = S2_RANGE_MKYOUNG, .start = gfn, .end = gfn + 1, .acc = &acc, .arg = &access
-	};
+	/* The faulting vcpu's root only (another root's leaf fixes nothing
+	 * for this vcpu). */
+	struct s2_range_op op = { .kind = S2_RANGE_MKYOUNG,
+				  .start = gfn,
+				  .end = gfn + 1,
+				  .acc = &acc,
+				  .arg = &access,
+				  .root = vcpu->root };
 	long r;
 
 	s2_acc_init(&acc);
@@ -219,7 +225,7 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 	s2_stat_inc(&vcpu->stat.faults);
 
 	if (__atomic_load_n(&kvm->mmu_aged, __ATOMIC_RELAXED)) {
-		long y = s2_fault_mkyoung(kvm, gpa_to_gfn(gpa), access);
+		long y = s2_fault_mkyoung(vcpu, gpa_to_gfn(gpa), access);
 
 		if (y < 0)
 			return (int)y;

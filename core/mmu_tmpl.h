@@ -1002,7 +1002,11 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 	if (op->kind == S2_RANGE_ZAP || op->kind == S2_RANGE_COLLAPSE)
 		s2_zap_gen_bump(kvm);
 	if (op->root) {
-		r = S2_FN(range_root)(kvm, op);
+		/* One root: the teardown's (invalid), or a fault's vcpu root,
+		 * which a fast zap may have invalidated (the full fault then
+		 * retries): an invalid root is walked by its teardown only. */
+		if (op->kind == S2_RANGE_TEARDOWN || s2_root_valid(op->root))
+			r = S2_FN(range_root)(kvm, op);
 	} else {
 		for (unsigned i = 0; i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE); i++) {
 			if (!s2_root_valid(&kvm->roots[i]))

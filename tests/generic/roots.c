@@ -18,7 +18,9 @@
  *    (test_yield_bound_and_same_tables, test_teardown_yields: leaves left
  *    behind; resuming at the call's start instead is only slower);
  *  - core/mmu_tmpl.h, range: only the first valid root walked
- *    (test_two_spaces_agree: the second root keeps its leaves).
+ *    (test_two_spaces_agree: the second root keeps its leaves);
+ *  - core/dirty.c, s2_dirty_fast_write: every root walked instead of the
+ *    vcpu's (test_fault_fixes_own_root; found by tests/generic/tlb_model_mt.c).
  */
 #include <string.h>
 
@@ -264,6 +266,43 @@ static void test_two_spaces_agree(void **state)
 }
 
 /*
+ * A fault is fixed in the root its vcpu runs on: the fault fast paths after
+ * aging (restore Accessed) and under dirty logging (restore W) never count
+ * another root's leaf, or the vcpu would fault for ever.
+ */
+static void test_fault_fixes_own_root(void **state)
+{
+	struct kvm_root_role s1 = { KVM_ROOT_DIRECT, 1 };
+	struct kvm_entry_actions a;
+	struct kvm_vcpu *v1;
+	struct ref_xlate x;
+	uint64_t r0, r1;
+
+	(void)state;
+	T.h.host_level = 1;
+	t_slot(&T, 0, SLOT_GFN, 64, HVA_BASE, KVM_MEM_LOG_DIRTY_PAGES);
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
+	(void)entry(T.vcpu, &a);
+	r0 = load_reg(&a);
+	assert_int_equal(kvm_mmu_load(v1, s1, &r1), 0);
+	/* Logging: v1's read fault maps read-only in root 1; its write then
+	 * takes the dirty-log fast path there. */
+	assert_int_equal(kvm_tdp_page_fault(v1, SLOT_GFN << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(kvm_tdp_page_fault(v1, SLOT_GFN << 12, S2_ACC_WRITE), RET_PF_FIXED);
+	/* vcpu 0 writes the same page: it must be mapped in root 0. */
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, SLOT_GFN << 12, S2_ACC_WRITE), RET_PF_FIXED);
+	assert_int_equal(walk_reg(T.kvm, r0, SLOT_GFN << 12, &x), 0);
+	assert_int_equal(x.perm & S2_PROT_W, S2_PROT_W);
+	/* After aging, the same for a read of a page only root 1 maps. */
+	assert_int_equal(kvm_tdp_page_fault(v1, (SLOT_GFN + 1) << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_true(kvm_mmu_notifier_clear_young(T.kvm, HVA_BASE, HVA_BASE + 64 * 4096) > 0);
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, (SLOT_GFN + 1) << 12, S2_ACC_READ),
+			 RET_PF_FIXED);
+	assert_int_equal(walk_reg(T.kvm, r0, (SLOT_GFN + 1) << 12, &x), 0);
+	assert_int_equal(walk_reg(T.kvm, r1, (SLOT_GFN + 1) << 12, &x), 0);
+}
+
+/*
  * A fast zap: the vcpu on the old root retries its faults until it
  * reloads, no vcpu is left on an obsolete root after its next entry, and
  * every page of the old roots goes back (pages counted in the env).
@@ -441,6 +480,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_entry_every_combination, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_spaces_agree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_fixes_own_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_zap_frees_old_roots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_vcpu_zaps_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_yield_bound_and_same_tables, setup, teardown),
