@@ -297,10 +297,14 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 		r = RET_PF_RETRY;
 	else if (!__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED) ||
 		 !(r = s2_write_track_fault(kvm, &f, write))) {
+		/* A TD's direct root maps the gfn with the shared bit. */
+		f.gfn |= kvm->gfn_direct_bits;
 		r = kvm->ops->map(kvm, vcpu, &f);
+		f.gfn &= ~kvm->gfn_direct_bits;
 		/* Not while gfns are write-tracked: f.prot may have lost W
-		 * for this gfn only. */
-		if (r == RET_PF_FIXED &&
+		 * for this gfn only; and not for a TD (the fast path is off
+		 * for its faults, as in KVM). */
+		if (r == RET_PF_FIXED && !kvm->gfn_direct_bits &&
 		    !__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))
 			s2_fault_cache_fill(vcpu, &slot, &pi, &f, seq, gen);
 		/* A leaf made writable in a logging slot: record the page. */
@@ -371,6 +375,16 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 		return -EINVAL;
 	if (s2_kvm_dead(vcpu->kvm))
 		return -EIO;
+#if S2_ENABLED(CONFIG_S2_TDX)
+	/* A TD: private faults go to the mirror root; shared ones take the
+	 * full path with the shared bit stripped. */
+	if (s2_unlikely(vcpu->kvm->gfn_direct_bits)) {
+		gfn_t gfn;
+		int r = s2_tdx_fault(vcpu, gpa, access, &gfn);
+
+		return r == -EAGAIN ? s2_fault_full(vcpu, gfn_to_gpa(gfn), access) : r;
+	}
+#endif
 	/* A gfn the last full fault resolved: the cache's checks include
 	 * the full path's (its access and range were validated then). */
 	if (s2_likely(s2_fault_fast(vcpu, gpa_to_gfn(gpa), access) == RET_PF_FIXED))

@@ -160,6 +160,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	kvm->destroying = true;
 	/* Every root invalidated and torn down (vcpus are out of guest mode),
 	 * the vcpus' references dropped: the root pages go after RCU. */
+	s2_tdx_destroy(kvm); /* private memory first: the key goes before the S-EPT pages */
 	s2_roots_destroy(kvm);
 	if (env->ops->rcu_barrier)
 		env->ops->rcu_barrier(env->ctx);

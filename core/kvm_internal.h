@@ -250,6 +250,9 @@ struct kvm {
 	bool mmu_aged;		  /* aging cleared Accessed or tracked a leaf: faults
 				 first try S2_RANGE_MKYOUNG */
 	void *mem_attrs;	  /* notifier/: memory attributes, RCU-published */
+	struct s2_tdx *tdx;	  /* core/tdx.c: a TD's mirror root and hooks, or NULL */
+	gfn_t gfn_direct_bits;	  /* a TD's shared bit as a gfn: where the direct
+				     roots map memslot gfns (0 for other VMs) */
 	uint32_t notifier_warned; /* notifier/: misuse already reported */
 
 	unsigned max_vcpus;
@@ -488,11 +491,51 @@ struct s2_range_op {
 /* A walk that stopped to yield mmu_lock (op->resume says where). */
 #define S2_WALK_YIELD 0x7ffffff0L
 
-/* Run @op's kind over its range. Caller holds mmu_lock as the kind needs. */
+/*
+ * Run @op's kind over its range. Caller holds mmu_lock as the kind needs.
+ * A TD's direct roots map memslot gfns with the shared bit set, where the
+ * hardware walks them; a range given in memslot gfns is walked there (a
+ * caller that names its root walks that root's own gfns).
+ */
 static inline long s2_range(struct kvm *kvm, struct s2_range_op *op)
 {
-	return kvm->ops->range(kvm, op);
+	gfn_t bits = kvm->gfn_direct_bits;
+	long r;
+
+	if (s2_likely(!bits) || op->root)
+		return kvm->ops->range(kvm, op);
+	op->start |= bits;
+	op->end |= bits;
+	r = kvm->ops->range(kvm, op);
+	op->start &= ~bits;
+	op->end &= ~bits;
+	return r;
 }
+
+/* ---- TDX (core/tdx.c, docs/tdx.md) ---- */
+#if S2_ENABLED(CONFIG_S2_TDX)
+/* A TD's fault: private ones go to the mirror root (returns the result);
+ * shared ones return -EAGAIN with *@gfn the memslot gfn for the full path,
+ * or RET_PF_MEMORY_FAULT when the attribute disagrees. */
+int s2_tdx_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access, gfn_t *gfn);
+/* Remove the private mappings of [start, end) (write side of mmu_lock):
+ * memslot removal and conversions. Returns leaves removed or -errno. */
+long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end);
+/* kvm_destroy_vm: remove everything, release the key, reclaim S-EPT pages. */
+void s2_tdx_destroy(struct kvm *kvm);
+#else
+static inline long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	(void)kvm;
+	(void)start;
+	(void)end;
+	return 0;
+}
+static inline void s2_tdx_destroy(struct kvm *kvm)
+{
+	(void)kvm;
+}
+#endif
 
 /* The fault, after the format-neutral part has resolved everything. */
 struct s2_fault {

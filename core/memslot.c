@@ -49,6 +49,13 @@ static int s2_slot_valid(const struct kvm *kvm, const struct kvm_memory_slot *s)
 		return -EINVAL;
 	if ((s->flags & KVM_MEM_READONLY) && (s->flags & KVM_MEM_LOG_DIRTY_PAGES))
 		return -EINVAL; /* nothing to log: the guest cannot write */
+	/* A TD: memslots are given without the shared bit, and dirty
+	 * logging of its shared half is not built yet (docs/tdx.md). */
+	if (kvm->gfn_direct_bits && (s->base_gfn >= kvm->gfn_direct_bits ||
+				     s->npages > kvm->gfn_direct_bits - s->base_gfn))
+		return -EINVAL;
+	if (kvm->gfn_direct_bits && (s->flags & KVM_MEM_LOG_DIRTY_PAGES))
+		return -ENOTSUP;
 	if (s->userspace_addr & ((gran << S2_GFN_SHIFT) - 1))
 		return -EINVAL;
 	if ((s->base_gfn | s->npages) & (gran - 1))
@@ -310,9 +317,12 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 	 * dirty pages of leaves it removes are found in the slot's bitmap at
 	 * their old gfns (a move keeps the bitmap). No fault can come between
 	 * the zap and the publication: both are under the write side. */
-	if (u->zap)
+	if (u->zap) {
 		(void)s2_zap_range_locked(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages,
 					  &u->acc);
+		/* A TD's private mappings of the slot go too (docs/tdx.md). */
+		(void)s2_tdx_zap_private(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages);
+	}
 	u->old = kvm->memslots;
 	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
 	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);

@@ -156,6 +156,11 @@ static long s2_attr_zap_piece(void *arg, gfn_t s, gfn_t e)
 	if (r < 0)
 		return r;
 	z->zapped += r;
+	/* A TD: the private side of a converted range goes too. */
+	r = s2_tdx_zap_private(z->kvm, s, e);
+	if (r < 0)
+		return r;
+	z->zapped += r;
 	return 0;
 }
 
