@@ -1,0 +1,1644 @@
+// SPDX-License-Identifier: MIT
+/*
+ * arm64 Linux example hypervisor on s2mmu: Debian's unmodified arm64 kernel
+ * at EL1 under a thin EL2 hypervisor on QEMU virt (virtualization=on,
+ * gic-version=3), one vcpu per physical CPU, 2 CPUs.
+ *
+ * Stage 2 starts empty: every RAM page the guest touches is mapped by
+ * kvm_tdp_page_fault() from the abort's IPA. The GIC distributor, the
+ * redistributors' RD frames and the PL011 are device memslots (passed
+ * through, identity); the redistributors' SGI frames have no memslot, so the
+ * guest's accesses there exit and are forwarded, less the two interrupts the
+ * hypervisor keeps for itself (its timer, PPI 26, and its kick, SGI 15).
+ * Interrupts are routed to EL2 (HCR_EL2.IMO/FMO): the hypervisor acknowledges
+ * each (EOImode 1: priority drop only) and injects it through a GICv3 list
+ * register with HW = 1, so the guest's EOI deactivates the physical one; SGIs
+ * are deactivated here and injected without HW; the guest's ICC_SGI1R_EL1
+ * writes trap and are sent physically (the guest's MPIDRs are the real ones).
+ * PSCI is answered over HVC (and trapped SMC): CPU_ON starts the second vcpu
+ * on CPU 1, SYSTEM_OFF ends the run with the report.
+ *
+ * The host side, on CPU 0's EL2 timer (every TICK_MS while the guest runs):
+ *  - memory moves: guest RAM is backed by 2 MiB host blocks; one at a time,
+ *    invalidate_range_start over the block's hva, copy it to a free block,
+ *    poison the old one, repoint the hva, invalidate_range_end;
+ *  - a live migration through the dirty log: logging on, a full copy to
+ *    region B in chunks, rounds that copy what the bitmap (or the rings, or
+ *    the manual-protect bitmap) names while the guest writes, then both vcpus
+ *    stopped, the last dirty pages copied, region A compared with B
+ *    (must be exact), the memslot switched to B, A poisoned, vcpus resumed;
+ *  - a watchdog: no progress from the guest for WATCHDOG_S seconds is a
+ *    FAIL line and the run's end, not a hang.
+ * The guest's test init checksums what it writes while that goes on and
+ * reports through the control registers (G_CTL, busybox devmem).
+ *
+ * Both CPUs call the library, so RCU is the freestanding quiescent-state one
+ * (s2_freestanding_smp): each CPU is offline while its guest runs or while it
+ * waits, and reports a quiescent state at the top of its loop.
+ *
+ * QEMU's exit status (semihosting SYS_EXIT) is the verdict: enum exit_code.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/klib.h"
+#include "fdt.h"
+#include "layout.h"
+#include "s2mmu/arm64-s2.h"
+#include "s2mmu/dirty.h"
+#include "s2mmu/env-freestanding.h"
+#include "s2mmu/notifier.h"
+#include "s2mmu/s2mmu.h"
+
+enum exit_code {
+	EXIT_PASS = 0,
+	EXIT_GUEST = 1,	  /* the guest's checksums failed */
+	EXIT_HANG = 2,	  /* the watchdog: the guest stopped making progress */
+	EXIT_CHECK = 3,	  /* another check failed */
+	EXIT_TRAP = 4,	  /* an exit the hypervisor cannot handle */
+	EXIT_LIB = 5,	  /* a library call failed */
+	EXIT_MIGRATE = 6, /* region B differs from A at the switch */
+	EXIT_PANIC = 7,	  /* the guest reset itself (panic=-1) */
+};
+
+#define TICK_MS 10
+#define WATCHDOG_S 30
+#define MOVE_EVERY_MS 20
+#define MIG_CHUNK (U64(16) << 20) /* bytes of the first full copy per tick */
+#define MIG_MAX_ROUNDS 6	  /* rounds after the full copy, then stop */
+#define MIG_FEW_PAGES 64	  /* a round this small ends the pre-copy */
+#define RAM_SLOT 0
+#define RAM_PAGES (G_RAM_SIZE >> 12)
+#define RAM_BLOCKS (G_RAM_SIZE / MOVE_BLOCK)
+#define INTID_KICK 15	   /* SGI: make the CPU exit */
+#define INTID_HYP_TIMER 26 /* CNTHP */
+#define HYP_INTIDS ((1u << INTID_KICK) | (1u << INTID_HYP_TIMER))
+
+/* ---- hardware ------------------------------------------------------------ */
+
+#define sysreg_read(r)                                      \
+	__extension__({                                     \
+		uint64_t v_;                                \
+		__asm__ volatile("mrs %0, " #r : "=r"(v_)); \
+		v_;                                         \
+	})
+#define sysreg_write(r, v) __asm__ volatile("msr " #r ", %0" : : "r"((uint64_t)(v)) : "memory")
+#define isb() __asm__ volatile("isb" : : : "memory")
+
+/* GICv3 CPU interface and list registers by encoding (any assembler). */
+#define ICC_IAR1_EL1 S3_0_C12_C12_0
+#define ICC_EOIR1_EL1 S3_0_C12_C12_1
+#define ICC_DIR_EL1 S3_0_C12_C11_1
+#define ICC_SGI1R_EL1 S3_0_C12_C11_5
+#define ICC_PMR_EL1 S3_0_C4_C6_0
+#define ICC_CTLR_EL1 S3_0_C12_C12_4
+#define ICC_IGRPEN1_EL1 S3_0_C12_C12_7
+#define ICC_SRE_EL2 S3_4_C12_C9_5
+#define ICH_HCR_EL2 S3_4_C12_C11_0
+#define ICH_VTR_EL2 S3_4_C12_C11_1
+#define ICH_ELRSR_EL2 S3_4_C12_C11_5
+#define ICH_LR0_EL2 S3_4_C12_C12_0
+#define ICH_LR1_EL2 S3_4_C12_C12_1
+#define ICH_LR2_EL2 S3_4_C12_C12_2
+#define ICH_LR3_EL2 S3_4_C12_C12_3
+#define sysreg_read_s(r) sysreg_read(r)
+#define sysreg_write_s(r, v) sysreg_write(r, v)
+
+#define HCR_VM (1ull << 0)
+#define HCR_FMO (1ull << 3)
+#define HCR_IMO (1ull << 4)
+#define HCR_AMO (1ull << 5)
+#define HCR_TSC (1ull << 19)
+#define HCR_RW (1ull << 31)
+#define HCR_APK (1ull << 40)
+#define HCR_API (1ull << 41)
+#define HCR_FWB (1ull << 46)
+#define SPSR_EL1H_DAIF 0x3c5ull
+#define SCTLR_EL1_MMU_OFF 0x30d00800ull
+#define CPTR_EL2_NO_TRAPS 0x22ffull /* RES1 bits; TFP, TZ, TSM, TTA clear */
+
+#define ESR_EC(esr) (((esr) >> 26) & 0x3f)
+#define EC_HVC64 0x16
+#define EC_SMC64 0x17
+#define EC_SYSREG 0x18
+#define EC_IABT_LOW 0x20
+#define EC_DABT_LOW 0x24
+#define ESR_ISV (1ull << 24)
+#define ESR_SAS(esr) (((esr) >> 22) & 3)
+#define ESR_SSE (1ull << 21)
+#define ESR_SRT(esr) (((esr) >> 16) & 0x1f)
+#define ESR_SF (1ull << 15)
+#define ESR_S1PTW (1ull << 7)
+#define ESR_WNR (1ull << 6)
+#define ESR_FSC(esr) ((esr)&0x3f)
+#define FSC_CLASS(fsc) ((fsc)&0x3c)
+#define FSC_TRANSLATION 0x04
+#define FSC_ACCESS_FLAG 0x08
+#define FSC_PERMISSION 0x0c
+/* EC 0x18 ISS without Rt and direction: ICC_SGI1R_EL1. */
+#define ISS_SYSREG_MASK 0x3ffc1eull
+#define ISS_ICC_SGI1R 0x3a3016ull
+
+enum { REASON_SYNC = 0, REASON_IRQ = 1, REASON_FIQ = 2, REASON_SERROR = 3 };
+
+#define HOST_UART 0x09000000ul
+
+static inline void mmio_w32(uintptr_t a, uint32_t v)
+{
+	*(volatile uint32_t *)a = v;
+}
+
+static inline uint32_t mmio_r32(uintptr_t a)
+{
+	return *(volatile uint32_t *)a;
+}
+
+static unsigned this_cpu(void)
+{
+	return sysreg_read(mpidr_el1) & 0xff;
+}
+
+static uint64_t now_ticks(void)
+{
+	isb();
+	return sysreg_read(cntpct_el0);
+}
+
+static uint64_t ms_ticks(uint64_t ms)
+{
+	return sysreg_read(cntfrq_el0) * ms / 1000;
+}
+
+/* ---- console and the end of the run ------------------------------------- */
+
+static uint32_t print_lock;
+
+static void lock(uint32_t *l)
+{
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			__asm__ volatile("yield");
+}
+
+static void unlock(uint32_t *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+void klib_putc(char c)
+{
+	while (mmio_r32(HOST_UART + 0x18) & 0x20)
+		;
+	mmio_w32(HOST_UART, (uint8_t)c);
+}
+
+#define hlog(...)                     \
+	do {                          \
+		lock(&print_lock);    \
+		kprintf(__VA_ARGS__); \
+		unlock(&print_lock);  \
+	} while (0)
+
+static __attribute__((noreturn)) void finish(int code)
+{
+	static volatile uint64_t block[2];
+
+	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
+	block[0] = 0x20026;
+	block[1] = (uint64_t)code;
+	register uint64_t x0 __asm__("x0") = 0x18;
+	register uint64_t x1 __asm__("x1") = (uint64_t)(uintptr_t)block;
+
+	__asm__ volatile("hlt #0xf000" : "+r"(x0) : "r"(x1) : "memory");
+	for (;;)
+		__asm__ volatile("wfi");
+}
+
+static __attribute__((noreturn)) void fail(int code, const char *what)
+{
+	hlog("hyp: FAIL: %s\n", what);
+	finish(code);
+}
+
+void a64_hyp_trap(uint64_t vector);
+void a64_hyp_trap(uint64_t vector)
+{
+	kprintf("hyp: exception at EL2 on CPU %u: vector %lu ESR_EL2 0x%lx ELR_EL2 0x%lx "
+		"FAR_EL2 0x%lx\n",
+		this_cpu(), vector, sysreg_read(esr_el2), sysreg_read(elr_el2),
+		sysreg_read(far_el2));
+	finish(EXIT_TRAP);
+}
+
+/* ---- per-CPU state -------------------------------------------------------- */
+
+struct a64_regs {
+	uint64_t x[31];
+	uint64_t pc, pstate, reason;
+	uint64_t host[13];
+};
+_Static_assert(offsetof(struct a64_regs, pc) == 248, "start.S R_PC");
+_Static_assert(offsetof(struct a64_regs, pstate) == 256, "start.S R_PSTATE");
+_Static_assert(offsetof(struct a64_regs, reason) == 264, "start.S R_REASON");
+_Static_assert(offsetof(struct a64_regs, host) == 272, "start.S R_HOST");
+
+void a64_run_guest(struct a64_regs *regs);
+
+enum vcpu_state { VCPU_OFF = 0, VCPU_ON };
+
+struct pcpu {
+	struct a64_regs regs;
+	struct kvm_vcpu *vcpu;
+	unsigned id;
+	uint32_t state; /* enum vcpu_state */
+	uint32_t paused;
+	uint32_t irq_queue[16]; /* acknowledged, no free list register yet */
+	unsigned nq;
+	/* exits */
+	unsigned long exits, hvc, smc, sysreg, sgi_sent, irq_inj, irq_timer, irq_kick, spurious;
+	unsigned long dabt[4], iabt[4], fixed, fspur, retry, mmio_ctl, mmio_sgi, s1ptw;
+	unsigned long lr_full, flush_actions, loads;
+};
+
+static struct pcpu cpus[NR_CPUS];
+static unsigned nr_lrs;
+
+/* ---- the environment ----------------------------------------------------- */
+
+static struct s2_page_pool pool;
+static struct s2_freestanding fs;
+static struct s2_fs_cpu rcu_cpus[NR_CPUS];
+static struct kvm *kvm;
+static uint64_t info[INFO_WORDS];
+static unsigned granule = 4096;
+
+/* Region A's blocks: the host block behind each 2 MiB of the slot's hva. */
+static uint64_t blk_hpa[RAM_BLOCKS];
+static uint64_t spare[SPARE_BLOCKS];
+static unsigned nspare;
+
+static struct {
+	unsigned long kicks, rcu_syncs, hook_flush_vm, hook_flush_range;
+} hw;
+
+static unsigned env_this_cpu(void *ctx)
+{
+	(void)ctx;
+	return this_cpu();
+}
+
+static void (*fs_synchronize_rcu)(void *ctx);
+
+static void env_synchronize_rcu(void *ctx)
+{
+	__atomic_fetch_add(&hw.rcu_syncs, 1, __ATOMIC_RELAXED);
+	fs_synchronize_rcu(ctx);
+}
+
+/* Largest leaf level a 2 MiB block of backing allows for this granule. */
+static int move_block_level(void)
+{
+	return granule == 4096 ? 2 : 1;
+}
+
+static int env_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
+			  struct s2_pfn_info *out)
+{
+	hva_t hva = slot->userspace_addr + ((gfn - slot->base_gfn) << 12);
+	uint64_t hpa;
+
+	(void)ctx;
+	(void)write;
+	out->writable = true;
+	out->memtype = S2_MT_WB;
+	out->block_stable = true;
+	if (hva >= HVA_A && hva < HVA_A + G_RAM_SIZE) {
+		uint64_t off = hva - HVA_A;
+
+		hpa = __atomic_load_n(&blk_hpa[off / MOVE_BLOCK], __ATOMIC_ACQUIRE) +
+		      off % MOVE_BLOCK;
+		out->host_level = move_block_level();
+	} else if (hva >= HVA_B && hva < HVA_B + G_RAM_SIZE) {
+		hpa = hva; /* never moved */
+		out->host_level = 3;
+	} else if (hva < 0x40000000) {
+		hpa = hva; /* devices: identity */
+		out->host_level = 1;
+		out->memtype = S2_MT_DEVICE;
+	} else {
+		return -EFAULT;
+	}
+	out->pfn = hpa >> 12;
+	return 0;
+}
+
+/* Called only by the break-flush image's format instance: counted. */
+static void env_tlb_flush_vm(void *ctx, struct kvm *k)
+{
+	(void)ctx;
+	(void)k;
+	__atomic_fetch_add(&hw.hook_flush_vm, 1, __ATOMIC_RELAXED);
+}
+
+static void env_tlb_flush_range(void *ctx, struct kvm *k, gpa_t gpa, uint64_t size)
+{
+	(void)ctx;
+	(void)k;
+	(void)gpa;
+	(void)size;
+	__atomic_fetch_add(&hw.hook_flush_range, 1, __ATOMIC_RELAXED);
+}
+
+/* SGI 15 to @cpu's physical CPU (Aff0 = cpu, the other affinities 0). */
+static void send_kick(unsigned cpu)
+{
+	sysreg_write_s(ICC_SGI1R_EL1, ((uint64_t)INTID_KICK << 24) | (1ull << cpu));
+	isb();
+}
+
+static void env_kick(void *ctx, struct kvm_vcpu *vcpu)
+{
+	(void)ctx;
+	__atomic_fetch_add(&hw.kicks, 1, __ATOMIC_RELAXED);
+	send_kick(kvm_vcpu_id(vcpu));
+}
+
+static void env_relax(void *ctx)
+{
+	(void)ctx;
+	__asm__ volatile("yield");
+}
+
+static void env_log(void *ctx, enum s2_log_level level, const char *msg)
+{
+	(void)ctx;
+	hlog("s2mmu[%d]: %s\n", (int)level, msg);
+}
+
+static __attribute__((noreturn)) void lib_fail(const char *what, long r)
+{
+	hlog("hyp: %s failed: %ld\n", what, r);
+	finish(EXIT_LIB);
+}
+
+/* ---- the run's state ---------------------------------------------------- */
+
+enum mig_state { MIG_OFF, MIG_WAIT, MIG_FULL, MIG_ROUNDS, MIG_DONE };
+
+static struct {
+	uint32_t phase, verdict_set, verdict, rounds_seen;
+	uint64_t last_progress, next_move;
+	bool first_exit_seen, first_exit_ok;
+	unsigned cpu_on;
+	/* moves */
+	unsigned moves, moves_want, move_next;
+	unsigned long move_leaves, move_flushes;
+	/* migration */
+	enum mig_state mig;
+	uint64_t mig_full_off;
+	unsigned mig_rounds;
+	unsigned long mig_pages, mig_bytes_full, mig_last_round_pages, mig_final_pages;
+	long mig_mismatch; /* pages of A differing from B at the switch, -1 before */
+	bool mig_switched;
+	unsigned long mig_dropped;
+	uint64_t mig_stop_ticks;
+	uint32_t hyp_done;
+	uint64_t max_leaves[6];
+} st;
+
+static uint32_t pause_req; /* a CPU wants every other vcpu out of the guest */
+
+/* ---- GICv3 ---------------------------------------------------------------- */
+
+static void gic_cpu_init(unsigned cpu)
+{
+	uintptr_t rd = G_GICR + cpu * GICR_STRIDE, sgi = rd + 0x10000;
+
+	sysreg_write_s(ICC_SRE_EL2, 0xf); /* SRE, DFB, DIB, Enable (EL1 may use SRE) */
+	isb();
+	sysreg_write_s(ICC_PMR_EL1, 0xff);
+	sysreg_write_s(ICC_CTLR_EL1, 1u << 1); /* EOImode: EOIR drops priority only */
+	sysreg_write_s(ICC_IGRPEN1_EL1, 1);
+	sysreg_write_s(ICH_HCR_EL2, 1); /* En: the virtual CPU interface */
+	isb();
+	/* Wake the redistributor (GICR_WAKER.ProcessorSleep) and give the
+	 * hypervisor's two interrupts group 1, enabled. */
+	mmio_w32(rd + 0x14, mmio_r32(rd + 0x14) & ~2u);
+	while (mmio_r32(rd + 0x14) & 4u)
+		;
+	mmio_w32(sgi + 0x80, mmio_r32(sgi + 0x80) | HYP_INTIDS);
+	mmio_w32(sgi + 0x100, HYP_INTIDS);
+	nr_lrs = (sysreg_read_s(ICH_VTR_EL2) & 0x1f) + 1;
+	if (nr_lrs > 4)
+		nr_lrs = 4;
+}
+
+static void gicd_init(void)
+{
+	/* GICD_CTLR: ARE_NS | EnableGrp1NS; the guest sets it up again. */
+	mmio_w32(G_GICD, (1u << 4) | (1u << 1));
+}
+
+static uint64_t lr_read(unsigned n)
+{
+	switch (n) {
+	case 0: return sysreg_read_s(ICH_LR0_EL2);
+	case 1: return sysreg_read_s(ICH_LR1_EL2);
+	case 2: return sysreg_read_s(ICH_LR2_EL2);
+	default: return sysreg_read_s(ICH_LR3_EL2);
+	}
+}
+
+static void lr_write(unsigned n, uint64_t v)
+{
+	switch (n) {
+	case 0: sysreg_write_s(ICH_LR0_EL2, v); break;
+	case 1: sysreg_write_s(ICH_LR1_EL2, v); break;
+	case 2: sysreg_write_s(ICH_LR2_EL2, v); break;
+	default: sysreg_write_s(ICH_LR3_EL2, v); break;
+	}
+}
+
+#define LR_PENDING (1ull << 62)
+#define LR_HW (1ull << 61)
+#define LR_GROUP1 (1ull << 60)
+#define LR_PRIO(p) ((uint64_t)(p) << 48)
+
+/* Put @intid in a free list register; false when none is free. */
+static bool lr_inject(uint32_t intid)
+{
+	uint64_t elrsr = sysreg_read_s(ICH_ELRSR_EL2);
+	uint64_t v = LR_PENDING | LR_GROUP1 | LR_PRIO(0xa0) | intid;
+
+	/* An SGI already pending in a register: one delivery covers both. */
+	for (unsigned n = 0; n < nr_lrs; n++)
+		if (!(elrsr & (1u << n)) && (lr_read(n) & 0xffffffffu) == intid &&
+		    (lr_read(n) >> 62) == 1)
+			return true;
+	if (intid >= 16)
+		v |= LR_HW | ((uint64_t)intid << 32);
+	for (unsigned n = 0; n < nr_lrs; n++)
+		if (elrsr & (1u << n)) {
+			lr_write(n, v);
+			return true;
+		}
+	return false;
+}
+
+static void lr_flush_queue(struct pcpu *c)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < c->nq; i++)
+		if (!lr_inject(c->irq_queue[i]))
+			c->irq_queue[k++] = c->irq_queue[i];
+	c->nq = k;
+}
+
+static void tick(struct pcpu *c);
+
+static void irq_exit(struct pcpu *c)
+{
+	uint32_t iar = (uint32_t)sysreg_read_s(ICC_IAR1_EL1), intid = iar & 0xffffff;
+
+	if (intid >= 1020) {
+		c->spurious++;
+		return;
+	}
+	sysreg_write_s(ICC_EOIR1_EL1, iar); /* priority drop */
+	if (intid < 16 || intid == INTID_HYP_TIMER) {
+		/* SGIs and the hypervisor's timer are deactivated here. */
+		sysreg_write_s(ICC_DIR_EL1, iar);
+		isb();
+	}
+	if (intid == INTID_HYP_TIMER) {
+		c->irq_timer++;
+		sysreg_write(cnthp_ctl_el2, 0);
+		isb();
+		tick(c);
+		return;
+	}
+	if (intid == INTID_KICK) {
+		c->irq_kick++;
+		return;
+	}
+	c->irq_inj++;
+	if (!lr_inject(intid)) {
+		c->lr_full++;
+		if (c->nq < sizeof(c->irq_queue) / sizeof(c->irq_queue[0]))
+			c->irq_queue[c->nq++] = intid;
+		else
+			fail(EXIT_TRAP, "interrupt queue overflow");
+	}
+}
+
+static void timer_arm(uint64_t ms)
+{
+	sysreg_write(cnthp_tval_el2, ms_ticks(ms));
+	sysreg_write(cnthp_ctl_el2, 1);
+	isb();
+}
+
+/* ---- memslots, copies ---------------------------------------------------- */
+
+static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
+{
+	struct kvm_memory_slot s = { .id = id,
+				     .base_gfn = gpa_to_gfn(gpa),
+				     .npages = size >> 12,
+				     .userspace_addr = hva,
+				     .flags = flags };
+	int r = kvm_set_memslot(kvm, &s);
+
+	if (r)
+		lib_fail("kvm_set_memslot", r);
+}
+
+/* Host address of region A's byte at @off (through the block table). */
+static uint64_t a_hpa(uint64_t off)
+{
+	return blk_hpa[off / MOVE_BLOCK] + off % MOVE_BLOCK;
+}
+
+static void copy_words(uint64_t dst, uint64_t src, uint64_t bytes)
+{
+	volatile uint64_t *d = (volatile uint64_t *)(uintptr_t)dst;
+	const volatile uint64_t *s = (const volatile uint64_t *)(uintptr_t)src;
+
+	for (uint64_t i = 0; i < bytes / 8; i += 4) {
+		uint64_t a = s[i], b = s[i + 1], e = s[i + 2], f = s[i + 3];
+
+		d[i] = a;
+		d[i + 1] = b;
+		d[i + 2] = e;
+		d[i + 3] = f;
+	}
+}
+
+static bool same_words(uint64_t x, uint64_t y, uint64_t bytes)
+{
+	const volatile uint64_t *a = (const volatile uint64_t *)(uintptr_t)x;
+	const volatile uint64_t *b = (const volatile uint64_t *)(uintptr_t)y;
+	uint64_t diff = 0;
+
+	for (uint64_t i = 0; i < bytes / 8; i += 4)
+		diff |= (a[i] ^ b[i]) | (a[i + 1] ^ b[i + 1]) | (a[i + 2] ^ b[i + 2]) |
+			(a[i + 3] ^ b[i + 3]);
+	return diff == 0;
+}
+
+static void fill_words(uint64_t dst, uint64_t bytes, uint64_t v)
+{
+	volatile uint64_t *d = (volatile uint64_t *)(uintptr_t)dst;
+
+	for (uint64_t i = 0; i < bytes / 8; i++)
+		d[i] = v;
+}
+
+static void track_leaves(void)
+{
+	struct kvm_mmu_stats s;
+
+	if (kvm_get_stats(kvm, &s))
+		return;
+	for (int l = 1; l <= 5; l++)
+		if (s.cur_leaves[l] > st.max_leaves[l])
+			st.max_leaves[l] = s.cur_leaves[l];
+}
+
+/* ---- memory moves --------------------------------------------------------- */
+
+#define POISON U64(0xdeadbeefdeadbeef)
+
+/*
+ * Move block @b of region A to a spare host block, the way a host's
+ * migration or compaction would: the notifier zaps and flushes every leaf
+ * over the block's hva before anything is copied, the old block is poisoned
+ * (a guest still reading it through a stale TLB entry sees garbage, one
+ * still writing it loses the write), and only then does the hva point at
+ * the copy; faults in between retry until invalidate_range_end.
+ */
+static void move_block(unsigned b)
+{
+	hva_t hva = HVA_A + (uint64_t)b * MOVE_BLOCK;
+	uint64_t old = blk_hpa[b], new;
+	struct kvm_mmu_stats s0, s1;
+	int r;
+
+	if (!nspare)
+		fail(EXIT_CHECK, "no spare host block to move to");
+	new = spare[--nspare];
+	kvm_get_stats(kvm, &s0);
+	r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + MOVE_BLOCK, true);
+	if (r)
+		lib_fail("kvm_mmu_notifier_invalidate_range_start", r);
+	copy_words(new, old, MOVE_BLOCK);
+	fill_words(old, MOVE_BLOCK, POISON);
+	__atomic_store_n(&blk_hpa[b], new, __ATOMIC_RELEASE);
+	r = kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + MOVE_BLOCK, true);
+	if (r)
+		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
+	kvm_get_stats(kvm, &s1);
+	spare[nspare++] = old;
+	st.moves++;
+	st.move_leaves += s1.zapped_leaves - s0.zapped_leaves;
+	st.move_flushes += (s1.flushes + s1.flushes_range) - (s0.flushes + s0.flushes_range);
+}
+
+/* ---- pausing the other vcpus --------------------------------------------- */
+
+static void pause_others(unsigned self)
+{
+	__atomic_store_n(&pause_req, 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < NR_CPUS; i++) {
+		if (i == self)
+			continue;
+		send_kick(i);
+		while (!__atomic_load_n(&cpus[i].paused, __ATOMIC_ACQUIRE))
+			__asm__ volatile("yield");
+	}
+}
+
+static void resume_others(void)
+{
+	__atomic_store_n(&pause_req, 0, __ATOMIC_RELEASE);
+}
+
+/* Called by a CPU between guest entries or while it waits: offline. */
+static void park_if_asked(struct pcpu *c, bool online)
+{
+	if (!__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE))
+		return;
+	if (online)
+		s2_fs_rcu_offline(&fs, c->id);
+	__atomic_store_n(&c->paused, 1, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE))
+		__asm__ volatile("yield");
+	__atomic_store_n(&c->paused, 0, __ATOMIC_RELEASE);
+	if (online)
+		s2_fs_rcu_online(&fs, c->id);
+}
+
+/* ---- live migration through the dirty log -------------------------------- */
+
+static uint64_t dirty[RAM_PAGES / 64];
+static uint64_t dirty_tmp[RAM_PAGES / 64];
+static struct kvm_dirty_gfn ring_out[512];
+
+/* Collect the pages written since the last harvest into dirty[]. */
+static long harvest(void)
+{
+	long r, n = 0;
+
+	memset(dirty, 0, sizeof(dirty));
+	if (info[INFO_FLAGS] & RUNF_RING) {
+		for (unsigned i = 0; i < NR_CPUS; i++)
+			while ((r = kvm_dirty_ring_harvest(cpus[i].vcpu, ring_out,
+							   sizeof(ring_out) /
+								   sizeof(ring_out[0]))) > 0)
+				for (long k = 0; k < r; k++)
+					if (ring_out[k].slot == RAM_SLOT &&
+					    ring_out[k].offset < RAM_PAGES)
+						dirty[ring_out[k].offset / 64] |=
+							1ull << (ring_out[k].offset % 64);
+		r = kvm_dirty_ring_reset(kvm);
+		if (r < 0)
+			lib_fail("kvm_dirty_ring_reset", r);
+		/* Pushes a full ring sent to the bitmap. */
+		r = kvm_get_dirty_log(kvm, RAM_SLOT, dirty_tmp);
+		if (r < 0)
+			lib_fail("kvm_get_dirty_log", r);
+		for (unsigned i = 0; i < RAM_PAGES / 64; i++)
+			dirty[i] |= dirty_tmp[i];
+	} else {
+		r = kvm_get_dirty_log(kvm, RAM_SLOT, dirty);
+		if (r < 0)
+			lib_fail("kvm_get_dirty_log", r);
+		if (info[INFO_FLAGS] & RUNF_MANUAL) {
+			r = kvm_clear_dirty_log(kvm, RAM_SLOT, 0, RAM_PAGES, dirty);
+			if (r < 0)
+				lib_fail("kvm_clear_dirty_log", r);
+		}
+	}
+	for (unsigned i = 0; i < RAM_PAGES / 64; i++)
+		n += __builtin_popcountll(dirty[i]);
+	return n;
+}
+
+/*
+ * Copy the pages dirty[] names from A to B. The sabotaged build
+ * (DROP_DIRTY) skips the first one whose contents differ, once: the final
+ * comparison must then fail.
+ */
+static unsigned long copy_dirty(bool final)
+{
+	unsigned long n = 0;
+
+	for (uint64_t p = 0; p < RAM_PAGES; p++) {
+		if (!(dirty[p / 64] & (1ull << (p % 64))))
+			continue;
+#ifdef DROP_DIRTY
+		if (final && !st.mig_dropped &&
+		    !same_words(a_hpa(p << 12), HVA_B + (p << 12), 4096)) {
+			st.mig_dropped = 1;
+			hlog("hyp: DROP_DIRTY build: dirty gfn 0x%llx not copied\n",
+			     gpa_to_gfn(G_RAM) + p);
+			continue;
+		}
+#else
+		(void) final;
+#endif
+		copy_words(HVA_B + (p << 12), a_hpa(p << 12), 4096);
+		n++;
+	}
+	st.mig_pages += n;
+	return n;
+}
+
+static void mig_start(void)
+{
+	int r;
+
+	if (info[INFO_FLAGS] & RUNF_MANUAL) {
+		r = kvm_dirty_log_set_caps(kvm,
+					   kvm_dirty_log_caps(kvm) | KVM_DIRTY_LOG_MANUAL_PROTECT);
+		if (r)
+			lib_fail("kvm_dirty_log_set_caps", r);
+	}
+	r = kvm_set_memslot_flags(kvm, RAM_SLOT, KVM_MEM_LOG_DIRTY_PAGES);
+	if (r)
+		lib_fail("kvm_set_memslot_flags(LOG_DIRTY_PAGES)", r);
+	hlog("hyp: migration: dirty logging on (%s, %s), full copy to region B\n",
+	     (info[INFO_FLAGS] & RUNF_RING)   ? "rings" :
+	     (info[INFO_FLAGS] & RUNF_MANUAL) ? "bitmap, manual protect" :
+						"bitmap",
+	     kvm_dirty_log_hw(kvm) ? "hardware dirty state (DBM)" : "write protection");
+	st.mig = MIG_FULL;
+	st.mig_full_off = 0;
+}
+
+/* Vcpus stopped: the last pages, the comparison, the switch to B. */
+static void mig_finish(struct pcpu *c)
+{
+	uint64_t t0 = now_ticks();
+	long n;
+	int r;
+
+	pause_others(c->id);
+	n = harvest();
+	st.mig_final_pages = copy_dirty(true);
+	st.mig_mismatch = 0;
+	for (uint64_t off = 0; off < G_RAM_SIZE; off += 4096)
+		if (!same_words(a_hpa(off), HVA_B + off, 4096))
+			st.mig_mismatch++;
+	hlog("hyp: migration: vcpus stopped, final round %ld dirty pages, %lu copied; region A "
+	     "vs B: %ld pages differ\n",
+	     n, st.mig_final_pages, st.mig_mismatch);
+	if (st.mig_mismatch) {
+		resume_others();
+		fail(EXIT_MIGRATE, "migration: the copy differs from the source at the switch");
+	}
+	r = kvm_delete_memslot(kvm, RAM_SLOT);
+	if (r)
+		lib_fail("kvm_delete_memslot", r);
+	add_slot(RAM_SLOT, G_RAM, G_RAM_SIZE, HVA_B, 0);
+	for (unsigned b = 0; b < RAM_BLOCKS; b++)
+		fill_words(blk_hpa[b], MOVE_BLOCK, POISON);
+	st.mig_switched = true;
+	st.mig = MIG_DONE;
+	st.mig_stop_ticks = now_ticks() - t0;
+	__atomic_store_n(&st.hyp_done, 1, __ATOMIC_RELEASE);
+	hlog("hyp: migration: memslot switched to region B, region A poisoned; vcpus stopped "
+	     "%lu ms\n",
+	     (unsigned long)(st.mig_stop_ticks * 1000 / sysreg_read(cntfrq_el0)));
+	resume_others();
+}
+
+static void mig_step(struct pcpu *c)
+{
+	long n;
+
+	switch (st.mig) {
+	case MIG_WAIT: mig_start(); break;
+	case MIG_FULL: {
+		uint64_t end = st.mig_full_off + MIG_CHUNK;
+
+		for (; st.mig_full_off < end && st.mig_full_off < G_RAM_SIZE;
+		     st.mig_full_off += MOVE_BLOCK)
+			copy_words(HVA_B + st.mig_full_off, a_hpa(st.mig_full_off), MOVE_BLOCK);
+		st.mig_bytes_full = st.mig_full_off;
+		if (st.mig_full_off >= G_RAM_SIZE)
+			st.mig = MIG_ROUNDS;
+		break;
+	}
+	case MIG_ROUNDS:
+		n = harvest();
+		st.mig_last_round_pages = copy_dirty(false);
+		st.mig_rounds++;
+		hlog("hyp: migration: round %u: %ld dirty pages copied\n", st.mig_rounds, n);
+		if (st.mig_rounds >= MIG_MAX_ROUNDS || n < MIG_FEW_PAGES)
+			mig_finish(c);
+		break;
+	default: break;
+	}
+}
+
+/* ---- CPU 0's timer: moves, migration, watchdog ----------------------------- */
+
+static void tick(struct pcpu *c)
+{
+	uint64_t t = now_ticks();
+
+	if (!(info[INFO_FLAGS] & RUNF_INTERACTIVE) &&
+	    t - __atomic_load_n(&st.last_progress, __ATOMIC_ACQUIRE) >
+		    ms_ticks(WATCHDOG_S * 1000)) {
+		hlog("hyp: watchdog: no progress from the guest for %u s (phase %u, %u rounds, "
+		     "%u moves)\n",
+		     WATCHDOG_S, st.phase, st.rounds_seen, st.moves);
+		fail(EXIT_HANG, "watchdog: the guest is stuck");
+	}
+	if (st.phase >= 1 && st.moves < st.moves_want && t >= st.next_move) {
+		move_block(st.move_next);
+		st.move_next = (st.move_next + 7) % RAM_BLOCKS; /* every block, spread out */
+		st.next_move = t + ms_ticks(MOVE_EVERY_MS);
+	} else if (st.phase >= 1 && st.moves >= st.moves_want) {
+		if (st.mig == MIG_OFF)
+			__atomic_store_n(&st.hyp_done, 1, __ATOMIC_RELEASE);
+		else
+			mig_step(c);
+	}
+	timer_arm(TICK_MS);
+}
+
+/* ---- MMIO: the control registers and the SGI frames ---------------------- */
+
+static int ctl_access(struct pcpu *c, uint64_t off, bool write, uint64_t *val)
+{
+	c->mmio_ctl++;
+	if (!write) {
+		*val = off == CTL_HYP_DONE ? __atomic_load_n(&st.hyp_done, __ATOMIC_ACQUIRE) : 0;
+		return 0;
+	}
+	__atomic_store_n(&st.last_progress, now_ticks(), __ATOMIC_RELEASE);
+	switch (off) {
+	case CTL_PHASE:
+		st.phase = (uint32_t)*val;
+		hlog("hyp: guest phase %u on CPU %u\n", st.phase, c->id);
+		break;
+	case CTL_VERDICT:
+		st.verdict = (uint32_t)*val;
+		st.verdict_set = 1;
+		break;
+	case CTL_ROUND: st.rounds_seen++; break;
+	default: return -1;
+	}
+	return 0;
+}
+
+/*
+ * An SGI frame: forward the access to the physical one, keeping the
+ * hypervisor's interrupts enabled, group 1, not pending-cleared, not
+ * deactivated.
+ */
+static int sgi_frame_access(struct pcpu *c, uint64_t gpa, unsigned width, bool write, uint64_t *val)
+{
+	uint64_t off = (gpa - G_GICR) % GICR_STRIDE - 0x10000;
+
+	c->mmio_sgi++;
+	if (!write) {
+		if (width == 8)
+			*val = *(volatile uint64_t *)(uintptr_t)gpa;
+		else if (width == 4)
+			*val = *(volatile uint32_t *)(uintptr_t)gpa;
+		else if (width == 2)
+			*val = *(volatile uint16_t *)(uintptr_t)gpa;
+		else
+			*val = *(volatile uint8_t *)(uintptr_t)gpa;
+		return 0;
+	}
+	if (width == 4) {
+		uint32_t v = (uint32_t)*val;
+
+		if (off == 0x180 || off == 0x280 || off == 0x380 || off == 0xd00)
+			v &= ~HYP_INTIDS; /* ICENABLER0, ICPENDR0, ICACTIVER0, IGRPMODR0 */
+		else if (off == 0x80)
+			v |= HYP_INTIDS; /* IGROUPR0 */
+		*(volatile uint32_t *)(uintptr_t)gpa = v;
+	} else if (width == 8) {
+		*(volatile uint64_t *)(uintptr_t)gpa = *val;
+	} else if (width == 2) {
+		*(volatile uint16_t *)(uintptr_t)gpa = (uint16_t)*val;
+	} else {
+		*(volatile uint8_t *)(uintptr_t)gpa = (uint8_t)*val;
+	}
+	return 0;
+}
+
+static bool is_sgi_frame(uint64_t gpa)
+{
+	return gpa >= G_GICR && gpa < G_GICR + NR_CPUS * GICR_STRIDE &&
+	       (gpa - G_GICR) % GICR_STRIDE >= 0x10000;
+}
+
+static void emulate_mmio(struct pcpu *c, uint64_t esr, gpa_t gpa)
+{
+	unsigned width = 1u << ESR_SAS(esr), srt = ESR_SRT(esr);
+	bool write = esr & ESR_WNR;
+	uint64_t v = 0;
+	int r;
+
+	if (!(esr & ESR_ISV)) {
+		hlog("hyp: MMIO at gpa 0x%lx without a valid syndrome (ESR 0x%lx, pc 0x%lx)\n", gpa,
+		     esr, c->regs.pc);
+		finish(EXIT_TRAP);
+	}
+	if (write) {
+		v = srt == 31 ? 0 : c->regs.x[srt];
+		if (width < 8)
+			v &= (1ull << (width * 8)) - 1;
+	}
+	if (gpa >= G_CTL && gpa < G_CTL + 0x10)
+		r = ctl_access(c, gpa - G_CTL, write, &v);
+	else if (is_sgi_frame(gpa))
+		r = sgi_frame_access(c, gpa, width, write, &v);
+	else
+		r = -1;
+	if (r) {
+		hlog("hyp: guest %s of %u bytes at unknown gpa 0x%lx (pc 0x%lx)\n",
+		     write ? "write" : "read", width, gpa, c->regs.pc);
+		finish(EXIT_TRAP);
+	}
+	if (!write && srt != 31) {
+		if (width < 8) {
+			v &= (1ull << (width * 8)) - 1;
+			if ((esr & ESR_SSE) && (v >> (width * 8 - 1)))
+				v |= ~0ull << (width * 8);
+		}
+		if (!(esr & ESR_SF))
+			v &= 0xffffffffull;
+		c->regs.x[srt] = v;
+	}
+	c->regs.pc += 4;
+}
+
+/* ---- stage-2 aborts ------------------------------------------------------- */
+
+static void stage2_abort(struct pcpu *c, uint64_t esr)
+{
+	bool data = ESR_EC(esr) == EC_DABT_LOW;
+	unsigned fsc = ESR_FSC(esr), cls;
+	gpa_t gpa = ((sysreg_read(hpfar_el2) >> 4) << 12) | (sysreg_read(far_el2) & 0xfff);
+	unsigned access;
+	int r;
+
+	/* A stage-1 walk may set AF / DBM in the guest's tables: a write. */
+	if (esr & ESR_S1PTW) {
+		access = S2_ACC_READ | S2_ACC_WRITE;
+		c->s1ptw++;
+	} else {
+		access = !data ? S2_ACC_EXEC : (esr & ESR_WNR) ? S2_ACC_WRITE : S2_ACC_READ;
+	}
+	switch (FSC_CLASS(fsc)) {
+	case FSC_TRANSLATION: cls = 1; break;
+	case FSC_ACCESS_FLAG: cls = 2; break;
+	case FSC_PERMISSION: cls = 3; break;
+	default:
+		hlog("hyp: %s abort with FSC 0x%x at pc 0x%lx (ESR 0x%lx)\n",
+		     data ? "data" : "instruction", fsc, c->regs.pc, esr);
+		finish(EXIT_TRAP);
+	}
+	if (data)
+		c->dabt[cls]++;
+	else
+		c->iabt[cls]++;
+	if (!st.first_exit_seen) {
+		st.first_exit_seen = true;
+		st.first_exit_ok = !data && cls == 1 && gpa == G_KERNEL;
+		hlog("hyp: first exit: %s abort, FSC 0x%x, at IPA 0x%lx (empty stage 2)\n",
+		     data ? "data" : "instruction", fsc, gpa);
+	}
+	r = kvm_tdp_page_fault(c->vcpu, gpa, access);
+	switch (r) {
+	case RET_PF_FIXED:
+		c->fixed++;
+		if (c->id == 0)
+			track_leaves();
+		break;
+	case RET_PF_SPURIOUS: c->fspur++; break;
+	case RET_PF_RETRY: c->retry++; break;
+	case RET_PF_EMULATE_MMIO:
+		if (!data) {
+			hlog("hyp: guest fetch from gpa 0x%lx with no memslot\n", gpa);
+			finish(EXIT_TRAP);
+		}
+		emulate_mmio(c, esr, gpa);
+		break;
+	default: lib_fail("kvm_tdp_page_fault", r);
+	}
+}
+
+/* ---- PSCI ------------------------------------------------------------------ */
+
+#define PSCI_VERSION 0x84000000u
+#define PSCI_CPU_SUSPEND 0x84000001u
+#define PSCI_CPU_OFF 0x84000002u
+#define PSCI_CPU_ON 0x84000003u
+#define PSCI_AFFINITY_INFO 0x84000004u
+#define PSCI_MIGRATE_INFO_TYPE 0x84000006u
+#define PSCI_SYSTEM_OFF 0x84000008u
+#define PSCI_SYSTEM_RESET 0x84000009u
+#define PSCI_FEATURES 0x8400000au
+#define PSCI_64 0x40000000u
+#define PSCI_NOT_SUPPORTED (-1ll)
+#define PSCI_INVALID (-2ll)
+#define PSCI_ALREADY_ON (-4ll)
+
+static int report(struct pcpu *c);
+
+static bool psci_known(uint32_t fn)
+{
+	switch (fn & ~PSCI_64) {
+	case PSCI_VERSION:
+	case PSCI_CPU_OFF:
+	case PSCI_CPU_ON:
+	case PSCI_AFFINITY_INFO:
+	case PSCI_MIGRATE_INFO_TYPE:
+	case PSCI_SYSTEM_OFF:
+	case PSCI_SYSTEM_RESET:
+	case PSCI_FEATURES: return true;
+	default: return false;
+	}
+}
+
+static void psci(struct pcpu *c)
+{
+	uint32_t fn = (uint32_t)c->regs.x[0];
+	uint64_t target = c->regs.x[1];
+	int64_t ret = PSCI_NOT_SUPPORTED;
+	unsigned t;
+
+	switch (fn & ~PSCI_64) {
+	case PSCI_VERSION: ret = 0x10000; break;     /* 1.0 */
+	case PSCI_MIGRATE_INFO_TYPE: ret = 2; break; /* no trusted OS */
+	case PSCI_FEATURES: ret = psci_known((uint32_t)target) ? 0 : PSCI_NOT_SUPPORTED; break;
+	case PSCI_CPU_ON:
+		t = target & 0xff;
+		if ((target & ~0xffull) || t >= NR_CPUS) {
+			ret = PSCI_INVALID;
+		} else if (__atomic_load_n(&cpus[t].state, __ATOMIC_ACQUIRE) == VCPU_ON) {
+			ret = PSCI_ALREADY_ON;
+		} else {
+			struct a64_regs *r = &cpus[t].regs;
+
+			memset(r, 0, sizeof(*r));
+			r->pc = c->regs.x[2];
+			r->x[0] = c->regs.x[3];
+			r->pstate = SPSR_EL1H_DAIF;
+			st.cpu_on++;
+			__atomic_store_n(&cpus[t].state, VCPU_ON, __ATOMIC_RELEASE);
+			ret = 0;
+		}
+		break;
+	case PSCI_AFFINITY_INFO:
+		t = target & 0xff;
+		ret = t < NR_CPUS ?
+			      (__atomic_load_n(&cpus[t].state, __ATOMIC_ACQUIRE) == VCPU_ON ? 0 :
+											      1) :
+			      PSCI_INVALID;
+		break;
+	case PSCI_CPU_OFF: __atomic_store_n(&c->state, VCPU_OFF, __ATOMIC_RELEASE); return;
+	case PSCI_SYSTEM_OFF: finish(report(c));
+	case PSCI_SYSTEM_RESET:
+		hlog("hyp: guest asked for SYSTEM_RESET (a panic, with panic=-1)\n");
+		report(c);
+		finish(EXIT_PANIC);
+	default: break;
+	}
+	c->regs.x[0] = (uint64_t)ret;
+}
+
+/* ---- exits ------------------------------------------------------------------ */
+
+static void sysreg_trap(struct pcpu *c, uint64_t esr)
+{
+	unsigned rt = (esr >> 5) & 0x1f;
+	bool read = esr & 1;
+
+	c->sysreg++;
+	if ((esr & ISS_SYSREG_MASK) == ISS_ICC_SGI1R && !read) {
+		/* The guest's MPIDRs are the physical ones: send it as is. */
+		sysreg_write_s(ICC_SGI1R_EL1, rt == 31 ? 0 : c->regs.x[rt]);
+		isb();
+		c->sgi_sent++;
+	} else {
+		hlog("hyp: CPU %u: system register trap, ISS 0x%lx: RAZ/WI\n", c->id,
+		     esr & 0x1ffffff);
+		if (read && rt != 31)
+			c->regs.x[rt] = 0;
+	}
+	c->regs.pc += 4;
+}
+
+static void handle_exit(struct pcpu *c)
+{
+	uint64_t esr;
+
+	c->exits++;
+	if (c->regs.reason == REASON_IRQ) {
+		irq_exit(c);
+		return;
+	}
+	esr = sysreg_read(esr_el2);
+	if (c->regs.reason == REASON_SYNC) {
+		switch (ESR_EC(esr)) {
+		case EC_DABT_LOW:
+		case EC_IABT_LOW: stage2_abort(c, esr); return;
+		case EC_HVC64:
+			c->hvc++;
+			psci(c);
+			return;
+		case EC_SMC64:
+			c->smc++;
+			psci(c);
+			c->regs.pc += 4; /* a trapped SMC returns to itself */
+			return;
+		case EC_SYSREG: sysreg_trap(c, esr); return;
+		default: break;
+		}
+	}
+	hlog("hyp: CPU %u: unexpected guest exit: reason %lu ESR_EL2 0x%lx pc 0x%lx FAR_EL2 "
+	     "0x%lx\n",
+	     c->id, c->regs.reason, esr, c->regs.pc, sysreg_read(far_el2));
+	finish(EXIT_TRAP);
+}
+
+/* ---- per-CPU EL2 setup ------------------------------------------------------ */
+
+static uint64_t vtcr, hcr;
+
+static void el2_cpu_init(unsigned cpu)
+{
+	uint64_t isar1 = sysreg_read(id_aa64isar1_el1);
+
+	sysreg_write(vtcr_el2, vtcr);
+	sysreg_write(hcr_el2, hcr);
+	sysreg_write(cptr_el2, CPTR_EL2_NO_TRAPS);
+	sysreg_write(mdcr_el2, (sysreg_read(pmcr_el0) >> 11) & 0x1f); /* HPMN = N */
+	sysreg_write(hstr_el2, 0);
+	sysreg_write(cnthctl_el2, 3); /* EL1PCTEN | EL1PCEN */
+	sysreg_write(cntvoff_el2, 0);
+	sysreg_write(vpidr_el2, sysreg_read(midr_el1));
+	sysreg_write(vmpidr_el2, sysreg_read(mpidr_el1));
+	sysreg_write(sctlr_el1, SCTLR_EL1_MMU_OFF);
+	isb();
+	(void)isar1;
+	gic_cpu_init(cpu);
+	__asm__ volatile("dsb ishst\n\ttlbi vmalls12e1\n\tdsb nsh\n\tisb" : : : "memory");
+}
+
+/* PAuth (APA/API/GPA/GPI in ISAR1, APA3/GPA3 in ISAR2): don't trap its keys
+ * or instructions (HCR_EL2.API/APK). */
+static bool has_pauth(void)
+{
+	uint64_t isar1 = sysreg_read(id_aa64isar1_el1);
+	uint64_t isar2 = sysreg_read(S3_0_C0_C6_2);
+
+	return ((isar1 >> 4) & 0xff) || ((isar1 >> 24) & 0xff) || ((isar2 >> 8) & 0xff);
+}
+
+/* ---- the vcpu loop -------------------------------------------------------- */
+
+static void do_entry_actions(struct pcpu *c)
+{
+	struct kvm_entry_actions acts;
+	int r = kvm_vcpu_entry_actions(c->vcpu, &acts);
+
+	if (r)
+		lib_fail("kvm_vcpu_entry_actions", r);
+	for (unsigned i = 0; i < acts.nr; i++) {
+		switch (acts.a[i].kind) {
+		case KVM_ENTRY_LOAD_ROOT:
+			sysreg_write(vttbr_el2, acts.a[i].reg);
+			isb();
+			c->loads++;
+			break;
+		case KVM_ENTRY_FLUSH_CURRENT:
+		case KVM_ENTRY_FLUSH_ALL:
+			__asm__ volatile("dsb ishst\n\ttlbi vmalls12e1\n\tdsb nsh\n\tisb"
+					 :
+					 :
+					 : "memory");
+			c->flush_actions++;
+			break;
+		case KVM_ENTRY_FLUSH_GUEST:
+			__asm__ volatile("dsb ishst\n\ttlbi vmalle1\n\tdsb nsh\n\tisb"
+					 :
+					 :
+					 : "memory");
+			c->flush_actions++;
+			break;
+		}
+	}
+}
+
+/* Wait offline until the vcpu is switched on (PSCI CPU_ON by the other). */
+static void wait_for_on(struct pcpu *c)
+{
+	s2_fs_rcu_offline(&fs, c->id);
+	while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != VCPU_ON) {
+		park_if_asked(c, false);
+		__asm__ volatile("yield");
+	}
+	s2_fs_rcu_online(&fs, c->id);
+}
+
+static __attribute__((noreturn)) void vcpu_loop(struct pcpu *c)
+{
+	s2_fs_rcu_online(&fs, c->id);
+	for (;;) {
+		s2_fs_rcu_quiescent(&fs, c->id);
+		park_if_asked(c, true);
+		if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != VCPU_ON) {
+			wait_for_on(c);
+			continue;
+		}
+		if (kvm_dirty_ring_check_request(c->vcpu)) {
+			/* Soft-full ring: CPU 0 harvests now, CPU 1 waits for it. */
+			if (c->id == 0 && st.mig == MIG_ROUNDS) {
+				mig_step(c);
+			} else {
+				s2_fs_rcu_offline(&fs, c->id);
+				__asm__ volatile("yield");
+				s2_fs_rcu_online(&fs, c->id);
+			}
+			continue;
+		}
+		do_entry_actions(c);
+		lr_flush_queue(c);
+		if (!kvm_vcpu_enter_guest(c->vcpu))
+			continue;
+		s2_fs_rcu_offline(&fs, c->id);
+		a64_run_guest(&c->regs);
+		kvm_vcpu_exit_guest(c->vcpu);
+		s2_fs_rcu_online(&fs, c->id);
+		handle_exit(c);
+	}
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+/* ID_AA64MMFR0_EL1.PARange in bits. */
+static unsigned pa_range_bits(void)
+{
+	static const unsigned bits[] = { 32, 36, 40, 42, 44, 48, 52 };
+	unsigned r = sysreg_read(id_aa64mmfr0_el1) & 0xf;
+
+	return r < sizeof(bits) / sizeof(bits[0]) ? bits[r] : 48;
+}
+
+static size_t build_dtb(void)
+{
+	static struct fdt f;
+	uint32_t gic = 1, clk = 2;
+	char bootargs[160];
+
+	ksnprintf(bootargs, sizeof(bootargs), "console=ttyAMA0 panic=-1 rdinit=/init loglevel=%d%s",
+		  (info[INFO_FLAGS] & RUNF_INTERACTIVE) ? 7 : 4,
+		  (info[INFO_FLAGS] & RUNF_INTERACTIVE) ? " s2test=shell" : "");
+	fdt_begin(&f, (void *)(uintptr_t)a_hpa(G_DTB - G_RAM), DTB_MAX);
+	fdt_node(&f, "");
+	fdt_prop_u32(&f, "#address-cells", 2);
+	fdt_prop_u32(&f, "#size-cells", 2);
+	fdt_prop_str(&f, "compatible", "linux,dummy-virt");
+	fdt_prop_str(&f, "model", "s2mmu arm64-linux example");
+	fdt_prop_u32(&f, "interrupt-parent", gic);
+
+	fdt_node(&f, "chosen");
+	fdt_prop_str(&f, "bootargs", bootargs);
+	fdt_prop_str(&f, "stdout-path", "/pl011@9000000");
+	fdt_prop_u64(&f, "linux,initrd-start", G_INITRD);
+	fdt_prop_u64(&f, "linux,initrd-end", G_INITRD + info[INFO_INITRD_SIZE]);
+	fdt_end_node(&f);
+
+	fdt_node(&f, "memory@40000000");
+	fdt_prop_str(&f, "device_type", "memory");
+	{
+		uint32_t reg[4] = { 0, (uint32_t)G_RAM, 0, (uint32_t)G_RAM_SIZE };
+
+		fdt_prop_cells(&f, "reg", reg, 4);
+	}
+	fdt_end_node(&f);
+
+	fdt_node(&f, "cpus");
+	fdt_prop_u32(&f, "#address-cells", 1);
+	fdt_prop_u32(&f, "#size-cells", 0);
+	for (unsigned i = 0; i < NR_CPUS; i++) {
+		char name[16];
+
+		ksnprintf(name, sizeof(name), "cpu@%u", i);
+		fdt_node(&f, name);
+		fdt_prop_str(&f, "device_type", "cpu");
+		fdt_prop_str(&f, "compatible", "arm,armv8");
+		fdt_prop_u32(&f, "reg", i);
+		fdt_prop_str(&f, "enable-method", "psci");
+		fdt_end_node(&f);
+	}
+	fdt_end_node(&f);
+
+	fdt_node(&f, "psci");
+	fdt_prop(&f, "compatible", "arm,psci-1.0\0arm,psci-0.2", 25);
+	fdt_prop_str(&f, "method", "hvc");
+	fdt_end_node(&f);
+
+	fdt_node(&f, "timer");
+	{
+		/* PPIs: secure and non-secure physical, virtual, hypervisor. */
+		uint32_t irqs[12] = { 1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4 };
+
+		fdt_prop_str(&f, "compatible", "arm,armv8-timer");
+		fdt_prop_cells(&f, "interrupts", irqs, 12);
+		fdt_prop(&f, "always-on", NULL, 0);
+	}
+	fdt_end_node(&f);
+
+	fdt_node(&f, "intc@8000000");
+	{
+		uint32_t reg[8] = { 0, (uint32_t)G_GICD, 0, (uint32_t)GICD_SIZE,
+				    0, (uint32_t)G_GICR, 0, (uint32_t)(NR_CPUS * GICR_STRIDE) };
+
+		fdt_prop_str(&f, "compatible", "arm,gic-v3");
+		fdt_prop_u32(&f, "#interrupt-cells", 3);
+		fdt_prop(&f, "interrupt-controller", NULL, 0);
+		fdt_prop_u32(&f, "#redistributor-regions", 1);
+		fdt_prop_cells(&f, "reg", reg, 8);
+		fdt_prop_u32(&f, "phandle", gic);
+	}
+	fdt_end_node(&f);
+
+	fdt_node(&f, "apb-pclk");
+	fdt_prop_str(&f, "compatible", "fixed-clock");
+	fdt_prop_u32(&f, "#clock-cells", 0);
+	fdt_prop_u32(&f, "clock-frequency", 24000000);
+	fdt_prop_str(&f, "clock-output-names", "clk24mhz");
+	fdt_prop_u32(&f, "phandle", clk);
+	fdt_end_node(&f);
+
+	fdt_node(&f, "pl011@9000000");
+	{
+		uint32_t reg[4] = { 0, (uint32_t)G_UART, 0, 0x1000 };
+		uint32_t irq[3] = { 0, 1, 4 };
+		uint32_t clks[2] = { clk, clk };
+
+		fdt_prop(&f, "compatible", "arm,pl011\0arm,primecell", 24);
+		fdt_prop_cells(&f, "reg", reg, 4);
+		fdt_prop_cells(&f, "interrupts", irq, 3);
+		fdt_prop_cells(&f, "clocks", clks, 2);
+		fdt_prop(&f, "clock-names", "uartclk\0apb_pclk", 17);
+	}
+	fdt_end_node(&f);
+	fdt_end_node(&f);
+	return fdt_finish(&f);
+}
+
+static void secondary_start(void)
+{
+	extern char _secondary[], hyp_stack1_top[];
+	register uint64_t x0 __asm__("x0") = 0xc4000003; /* CPU_ON, SMC64 */
+	register uint64_t x1 __asm__("x1") = 1;		 /* MPIDR Aff0 = 1 */
+	register uint64_t x2 __asm__("x2") = (uint64_t)(uintptr_t)_secondary;
+	register uint64_t x3 __asm__("x3") = (uint64_t)(uintptr_t)hyp_stack1_top;
+
+	__asm__ volatile("smc #0" : "+r"(x0) : "r"(x1), "r"(x2), "r"(x3) : "memory");
+	if (x0)
+		lib_fail("PSCI CPU_ON of CPU 1 (QEMU's firmware)", (long)x0);
+}
+
+static uint32_t cpu1_ready;
+
+void hyp_secondary(void);
+void hyp_secondary(void)
+{
+	struct pcpu *c = &cpus[1];
+
+	el2_cpu_init(1);
+	__atomic_store_n(&cpu1_ready, 1, __ATOMIC_RELEASE);
+	vcpu_loop(c);
+}
+
+static void setup(void)
+{
+	struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2, .vmid = 1 };
+	unsigned pa_bits = pa_range_bits(), hafdbs = sysreg_read(id_aa64mmfr1_el1) & 0xf;
+	bool fwb = ((sysreg_read(id_aa64mmfr2_el1) >> 40) & 0xf) == 1;
+	uint64_t lpa2 = 0;
+	size_t dtb;
+	int r;
+
+	for (unsigned i = 0; i < INFO_WORDS; i++)
+		info[i] = ((volatile uint64_t *)(uintptr_t)H_INFO)[i];
+	granule = info[INFO_GRANULE] ? (unsigned)info[INFO_GRANULE] : 4096;
+	p.granule = granule;
+	p.gpa_bits = info[INFO_IPA_BITS] ? (unsigned)info[INFO_IPA_BITS] : 40;
+	if (p.gpa_bits > 48) {
+		/* 52 bits: FEAT_LPA2 (4K, 16K: TGran*_2 says so) or FEAT_LPA (64K). */
+		uint64_t mmfr0 = sysreg_read(id_aa64mmfr0_el1);
+
+		lpa2 = granule == 4096	? ((mmfr0 >> 40) & 0xf) == 3 :
+		       granule == 16384 ? ((mmfr0 >> 32) & 0xf) == 3 :
+					  pa_bits == 52;
+		if (!lpa2 || pa_bits < 52) {
+			hlog("hyp: 52-bit IPA with %u-byte granule: not offered by this CPU "
+			     "(PARange %u bits, ID_AA64MMFR0_EL1 0x%lx)\n",
+			     granule, pa_bits, mmfr0);
+			finish(EXIT_CHECK);
+		}
+		p.fmt_flags |= S2_FMTF_LPA2;
+	}
+	if (p.gpa_bits > pa_bits) {
+		hlog("hyp: a %u-bit IPA needs PARange >= %u bits (this CPU: %u)\n", p.gpa_bits,
+		     p.gpa_bits, pa_bits);
+		finish(EXIT_CHECK);
+	}
+	if (hafdbs >= 1)
+		p.fmt_flags |= S2_FMTF_AD;
+	if (hafdbs >= 2)
+		p.fmt_flags |= S2_FMTF_HD;
+	if (fwb)
+		p.fmt_flags |= S2_FMTF_FWB;
+
+	s2_pool_init(&pool, (void *)(uintptr_t)H_POOL, H_POOL, H_POOL_SIZE);
+	s2_freestanding_init(&fs, &pool);
+	fs.ops.gfn_to_pfn = env_gfn_to_pfn;
+	fs.ops.tlb_flush_vm = env_tlb_flush_vm;
+	fs.ops.tlb_flush_range = env_tlb_flush_range;
+	fs.ops.kick = env_kick;
+	fs.ops.relax = env_relax;
+	fs.ops.log = env_log;
+	r = s2_freestanding_smp(&fs, rcu_cpus, NR_CPUS, env_this_cpu);
+	if (r)
+		lib_fail("s2_freestanding_smp", r);
+	fs_synchronize_rcu = fs.ops.synchronize_rcu;
+	fs.ops.synchronize_rcu = env_synchronize_rcu;
+	p.env = &fs.env;
+	r = kvm_create_vm(&p, &kvm);
+	if (r)
+		lib_fail("kvm_create_vm", r);
+	if (info[INFO_FLAGS] & RUNF_WRPROTECT) {
+		r = kvm_dirty_log_set_caps(kvm, KVM_DIRTY_LOG_WRPROTECT);
+		if (r)
+			lib_fail("kvm_dirty_log_set_caps(WRPROTECT)", r);
+	}
+	if (info[INFO_FLAGS] & RUNF_RING) {
+		r = kvm_dirty_ring_enable(kvm, 4096, 512);
+		if (r)
+			lib_fail("kvm_dirty_ring_enable", r);
+	}
+	for (unsigned i = 0; i < NR_CPUS; i++) {
+		cpus[i].id = i;
+		r = kvm_vcpu_create(kvm, i, &cpus[i].vcpu);
+		if (r)
+			lib_fail("kvm_vcpu_create", r);
+	}
+
+	/* Guest RAM (region A, block table at identity) and the devices. */
+	for (unsigned b = 0; b < RAM_BLOCKS; b++)
+		blk_hpa[b] = H_RAM + (uint64_t)b * MOVE_BLOCK;
+	for (unsigned i = 0; i < SPARE_BLOCKS; i++)
+		spare[nspare++] = H_SPARE + (uint64_t)i * MOVE_BLOCK;
+	add_slot(RAM_SLOT, G_RAM, G_RAM_SIZE, HVA_A, 0);
+	add_slot(1, G_GICD, GICD_SIZE, G_GICD, 0);
+	for (unsigned i = 0; i < NR_CPUS; i++)
+		add_slot(2 + i, G_GICR + i * GICR_STRIDE, 0x10000, G_GICR + i * GICR_STRIDE, 0);
+	add_slot(2 + NR_CPUS, G_UART, 0x10000, G_UART, 0);
+
+	dtb = build_dtb();
+	if (!dtb)
+		fail(EXIT_CHECK, "device tree does not fit");
+	r = kvm_arm64_vtcr(kvm, pa_bits, &vtcr);
+	if (r)
+		lib_fail("kvm_arm64_vtcr", r);
+	hcr = HCR_RW | HCR_VM | HCR_IMO | HCR_FMO | HCR_AMO | HCR_TSC | (fwb ? HCR_FWB : 0) |
+	      (has_pauth() ? HCR_API | HCR_APK : 0);
+	el2_cpu_init(0);
+	gicd_init();
+	hlog("hyp: %s, granule %u, IPA %u bits, %u levels, PA %u bits, HAFDBS %u (%s), %s, "
+	     "dirty log by %s; VTCR_EL2 0x%lx HCR_EL2 0x%lx; DTB %lu bytes, initrd %lu bytes\n",
+	     s2_fmt_name(kvm_fmt(kvm)), granule, kvm_gpa_bits(kvm), kvm_mmu_levels(kvm), pa_bits,
+	     hafdbs,
+	     (p.fmt_flags & S2_FMTF_HD) ? "HA+HD" :
+	     (p.fmt_flags & S2_FMTF_AD) ? "HA" :
+					  "none",
+	     fwb ? "S2FWB" : "no S2FWB", kvm_dirty_log_hw(kvm) ? "DBM" : "write protection", vtcr,
+	     hcr, (unsigned long)dtb, (unsigned long)info[INFO_INITRD_SIZE]);
+
+	cpus[0].regs.pc = G_KERNEL;
+	cpus[0].regs.x[0] = G_DTB;
+	cpus[0].regs.pstate = SPSR_EL1H_DAIF;
+	cpus[0].state = VCPU_ON;
+	st.moves_want = (unsigned)info[INFO_MOVES];
+	st.mig = (info[INFO_FLAGS] & RUNF_MIGRATE) ? MIG_WAIT : MIG_OFF;
+	st.mig_mismatch = -1;
+	st.last_progress = now_ticks();
+	secondary_start();
+	while (!__atomic_load_n(&cpu1_ready, __ATOMIC_ACQUIRE))
+		__asm__ volatile("yield");
+	timer_arm(TICK_MS);
+}
+
+/* ---- the report ------------------------------------------------------------- */
+
+static int report(struct pcpu *c)
+{
+	struct kvm_mmu_stats s;
+	struct kvm_dirty_stats ds;
+	char buf[512];
+	int code = EXIT_PASS;
+	bool checks = !(info[INFO_FLAGS] & RUNF_INTERACTIVE);
+
+	pause_others(c->id);
+	if (kvm_get_stats(kvm, &s) || kvm_get_dirty_stats(kvm, &ds))
+		lib_fail("kvm_get_stats", -1);
+	track_leaves();
+	kvm_format_stats(kvm, buf, sizeof(buf));
+	hlog("hyp: guest powered off (PSCI SYSTEM_OFF on CPU %u)\n", c->id);
+	for (unsigned i = 0; i < NR_CPUS; i++) {
+		struct pcpu *p = &cpus[i];
+
+		hlog("hyp: CPU %u exits=%lu: aborts data translation=%lu access-flag=%lu "
+		     "permission=%lu, instruction translation=%lu permission=%lu (s1ptw=%lu); "
+		     "fixed=%lu spurious=%lu retry=%lu; mmio ctl=%lu sgi-frame=%lu; hvc=%lu smc=%lu "
+		     "sysreg=%lu (sgi sent=%lu); irqs injected=%lu timer=%lu kick=%lu spurious=%lu "
+		     "lr-full=%lu; root loads=%lu flush actions=%lu\n",
+		     i, p->exits, p->dabt[1], p->dabt[2], p->dabt[3], p->iabt[1], p->iabt[3],
+		     p->s1ptw, p->fixed, p->fspur, p->retry, p->mmio_ctl, p->mmio_sgi, p->hvc,
+		     p->smc, p->sysreg, p->sgi_sent, p->irq_inj, p->irq_timer, p->irq_kick,
+		     p->spurious, p->lr_full, p->loads, p->flush_actions);
+	}
+	hlog("hyp: leaves at most, per level: L1=%lu L2=%lu L3=%lu L4=%lu\n",
+	     (unsigned long)st.max_leaves[1], (unsigned long)st.max_leaves[2],
+	     (unsigned long)st.max_leaves[3], (unsigned long)st.max_leaves[4]);
+	hlog("hyp: flushes: full=%lu ranged=%lu; env TLB hooks called: vm=%lu range=%lu; "
+	     "kicks=%lu; grace periods=%lu\n",
+	     (unsigned long)s.flushes, (unsigned long)s.flushes_range, hw.hook_flush_vm,
+	     hw.hook_flush_range, hw.kicks, hw.rcu_syncs);
+	hlog("hyp: moves: %u of %u blocks of 2 MiB, %lu leaves zapped, %lu flushes\n", st.moves,
+	     st.moves_want, st.move_leaves, st.move_flushes);
+	hlog("hyp: migration: %s; full copy %lu MiB, %u rounds, %lu pages copied in rounds "
+	     "(last %lu), %lu in the final stop; pages differing at the switch %ld; dirty stats: "
+	     "marked=%lu reaped=%lu fast=%lu ring pushes=%lu overflows=%lu split=%lu "
+	     "collapsed=%lu\n",
+	     st.mig == MIG_OFF ? "off" :
+	     st.mig_switched   ? "switched to region B" :
+				 "unfinished",
+	     st.mig_bytes_full >> 20, st.mig_rounds, st.mig_pages - st.mig_final_pages,
+	     st.mig_last_round_pages, st.mig_final_pages, st.mig_mismatch, (unsigned long)ds.marked,
+	     (unsigned long)ds.reaped, (unsigned long)ds.fast_fixed, (unsigned long)ds.ring_pushes,
+	     (unsigned long)ds.ring_overflows, (unsigned long)ds.split_leaves,
+	     (unsigned long)ds.collapsed);
+	hlog("hyp: stats: %s\n", buf);
+
+#define CHECK(cond, c_, what)                                               \
+	do {                                                                \
+		bool ok_ = (cond);                                          \
+		hlog("hyp: check %-50s %s\n", what, ok_ ? "ok" : "FAILED"); \
+		if (!ok_ && code == EXIT_PASS)                              \
+			code = (c_);                                        \
+	} while (0)
+	if (checks) {
+		CHECK(st.first_exit_ok, EXIT_CHECK, "first exit: fetch at the kernel's entry");
+		CHECK(st.phase >= 1, EXIT_CHECK, "the test init ran");
+		CHECK(st.verdict_set && st.verdict == 0, EXIT_GUEST,
+		      "guest checksums held (MEMCHECK-OK)");
+		CHECK(st.cpu_on == 1 && cpus[1].exits > 0, EXIT_CHECK,
+		      "second vcpu started by PSCI CPU_ON and ran");
+		CHECK(st.moves == st.moves_want, EXIT_CHECK, "every requested move done");
+		if (st.moves_want)
+			CHECK(st.move_leaves >= 1 && st.move_flushes >= 1, EXIT_CHECK,
+			      "moves zapped leaves and flushed");
+		if (st.mig != MIG_OFF) {
+			CHECK(st.mig_switched && st.mig_mismatch == 0, EXIT_MIGRATE,
+			      "migration: region B exact at the switch");
+			CHECK(st.mig_rounds >= 1 && ds.reaped > 0, EXIT_CHECK,
+			      "migration: dirty rounds reaped pages");
+		}
+		CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
+	}
+#undef CHECK
+	kvm_destroy_vm(kvm);
+	hlog("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
+	     (unsigned long)pool.in_use, (unsigned long)pool.high_water);
+	if (pool.in_use && code == EXIT_PASS)
+		code = EXIT_CHECK;
+	return code;
+}
+
+void hyp_main(void);
+void hyp_main(void)
+{
+	hlog("hyp: s2mmu arm64-linux example, EL%lu, MIDR 0x%lx\n", sysreg_read(CurrentEL) >> 2,
+	     sysreg_read(midr_el1));
+	if ((sysreg_read(CurrentEL) >> 2) != 2)
+		fail(EXIT_TRAP, "not entered at EL2 (virtualization=on?)");
+	setup();
+	vcpu_loop(&cpus[0]);
+}
