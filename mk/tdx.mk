@@ -25,3 +25,13 @@ endif
 endif
 
 .PHONY: tdx-test
+
+# arm64- and RISC-V-only builds carry no TDX code (nm over their libraries).
+tdx-nm-check:
+	$(Q)$(MAKE) --no-print-directory O=$(O)-nm-arm64 arm64_defconfig >/dev/null
+	$(Q)$(MAKE) --no-print-directory O=$(O)-nm-arm64 -j2 lib >/dev/null
+	$(Q)$(MAKE) --no-print-directory O=$(O)-nm-riscv64 riscv64_defconfig >/dev/null
+	$(Q)$(MAKE) --no-print-directory O=$(O)-nm-riscv64 -j2 lib >/dev/null
+	$(Q)$(srctree)/tests/tdx/nm_check.sh $(O)-nm-arm64 $(O)-nm-riscv64
+
+.PHONY: tdx-nm-check
