@@ -140,7 +140,8 @@ static struct x86_gprs gprs;
 static uint64_t basic, ept_cap, eptp;
 static bool true_ctls, launched;
 static unsigned invept_type;
-static uint64_t n_invept, n_flush_requests, n_entries;
+static uint64_t n_invept, n_invvpid, n_flush_requests, n_entries, n_loads;
+
 static struct kvm *vm;
 
 /* ---- console: bochs's port 0xe9 hack ---- */
@@ -214,6 +215,26 @@ static void invept(unsigned type)
 		hv_finish(false);
 	}
 	n_invept++;
+}
+
+/* INVVPID single-context (type 1) for the guest's VPID: its own (stage-1)
+ * translations, KVM_ENTRY_FLUSH_GUEST. */
+static void invvpid_single(uint16_t vpid)
+{
+	struct {
+		uint64_t vpid, gla;
+	} desc = { vpid, 0 };
+	uint8_t bad;
+
+	__asm__ volatile("invvpid %1, %2; setna %0"
+			 : "=q"(bad)
+			 : "m"(desc), "r"((uint64_t)1)
+			 : "cc", "memory");
+	if (bad) {
+		kprintf("vmx: invvpid failed\n");
+		hv_finish(false);
+	}
+	n_invvpid++;
 }
 
 /* Allowed-0/allowed-1 settings of a control MSR applied to what we want. */
@@ -406,28 +427,40 @@ static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	return 0;
 }
 
-/* Act on the requests the library raised, before the next VM entry. */
+/*
+ * Act on the requests the library raised, before the next VM entry, in the
+ * order kvm_vcpu_entry_actions() lists: load the root, then INVEPT
+ * single-context for the current root (all-context only when the VM has
+ * several valid roots), then INVVPID for the guest's own translations.
+ */
 static void handle_requests(struct kvm_vcpu *vcpu)
 {
-	bool flush = false;
+	struct kvm_entry_actions acts;
 
-	if (kvm_check_request(vcpu, KVM_REQ_MMU_RELOAD)) {
-		if (kvm_x86_ept_eptp(vm, &eptp))
-			hv_finish(false);
-		vmwrite(EPT_POINTER, eptp);
-		flush = true;
+	if (kvm_vcpu_entry_actions(vcpu, &acts))
+		hv_finish(false);
+	for (unsigned i = 0; i < acts.nr; i++) {
+		switch (acts.a[i].kind) {
+		case KVM_ENTRY_LOAD_ROOT:
+			eptp = acts.a[i].reg;
+			vmwrite(EPT_POINTER, eptp);
+			n_loads++;
+			break;
+		case KVM_ENTRY_FLUSH_CURRENT:
+		case KVM_ENTRY_FLUSH_ALL:
+			n_flush_requests++;
+			if (!BREAK_FLUSH)
+				invept(acts.a[i].kind == KVM_ENTRY_FLUSH_ALL && acts.nr_roots > 1 ?
+					       INVEPT_ALL :
+					       invept_type);
+			break;
+		case KVM_ENTRY_FLUSH_GUEST:
+			if (!BREAK_FLUSH)
+				invvpid_single(1);
+			break;
+		}
 	}
-	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH);
-	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_CURRENT);
-	/* Guest (linear) translations live in the same combined entries here. */
-	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_GUEST);
-	(void)kvm_check_request(vcpu, KVM_REQ_FREE_OBSOLETE_ROOTS);
 	(void)kvm_check_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
-	if (flush) {
-		n_flush_requests++;
-		if (!BREAK_FLUSH)
-			invept(invept_type);
-	}
 }
 
 static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
@@ -496,11 +529,12 @@ static struct x86_gprs *vmx_gprs(void)
 
 static void vmx_print_flushes(void)
 {
-	kprintf("TLB: %llu flush requests handled before entry, %llu INVEPT (type %u)%s, %llu VM "
-		"entries\n",
+	kprintf("TLB: %llu flush requests handled before entry, %llu INVEPT (type %u), %llu "
+		"INVVPID%s, %llu VM entries, %llu root loads\n",
 		(unsigned long long)n_flush_requests, (unsigned long long)n_invept, invept_type,
+		(unsigned long long)n_invvpid,
 		BREAK_FLUSH ? " [BREAK_FLUSH: requests ignored]" : "",
-		(unsigned long long)n_entries);
+		(unsigned long long)n_entries, (unsigned long long)n_loads);
 }
 
 const struct hv_arch hv_arch = {
