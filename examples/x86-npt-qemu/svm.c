@@ -80,7 +80,7 @@ static uint8_t vmcb[4096] __attribute__((aligned(4096)));
 static uint8_t hsave[4096] __attribute__((aligned(4096)));
 static struct x86_gprs gprs;
 static uint8_t tlb_flush_type;
-static uint64_t n_tlb_control, n_flush_requests, n_entries;
+static uint64_t n_tlb_control, n_flush_requests, n_entries, n_loads;
 static struct kvm *vm;
 #define V8(o) (*(volatile uint8_t *)(vmcb + (o)))
 #define V16(o) (*(volatile uint16_t *)(vmcb + (o)))
@@ -204,23 +204,32 @@ static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	return 0;
 }
 
-/* Act on the requests the library raised, before the next VMRUN. */
+/*
+ * Act on the requests the library raised, before the next VMRUN, in the
+ * order kvm_vcpu_entry_actions() lists. NPT's TLB is tagged by ASID, not by
+ * the root: a root load writes nCR3 and the flush that follows it, like
+ * FLUSH_CURRENT and FLUSH_ALL, is TLB_CONTROL's flush of this guest's ASID
+ * (everything, where the CPU lacks FlushByAsid); FLUSH_GUEST, the guest's
+ * own translations, is the same ASID flush on SVM.
+ */
 static void handle_requests(struct kvm_vcpu *vcpu)
 {
+	struct kvm_entry_actions acts;
 	bool flush = false;
 
-	if (kvm_check_request(vcpu, KVM_REQ_MMU_RELOAD)) {
-		uint64_t ncr3;
-
-		if (kvm_x86_npt_ncr3(vm, &ncr3))
-			hv_finish(false);
-		V64(VMCB_NCR3) = ncr3;
-		flush = true;
+	if (kvm_vcpu_entry_actions(vcpu, &acts))
+		hv_finish(false);
+	for (unsigned i = 0; i < acts.nr; i++) {
+		switch (acts.a[i].kind) {
+		case KVM_ENTRY_LOAD_ROOT:
+			V64(VMCB_NCR3) = acts.a[i].reg;
+			n_loads++;
+			break;
+		case KVM_ENTRY_FLUSH_CURRENT:
+		case KVM_ENTRY_FLUSH_ALL:
+		case KVM_ENTRY_FLUSH_GUEST: flush = true; break;
+		}
 	}
-	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH);
-	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_CURRENT);
-	flush |= kvm_check_request(vcpu, KVM_REQ_TLB_FLUSH_GUEST);
-	(void)kvm_check_request(vcpu, KVM_REQ_FREE_OBSOLETE_ROOTS);
 	(void)kvm_check_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
 	if (flush) {
 		n_flush_requests++;
@@ -290,6 +299,7 @@ static void svm_print_flushes(void)
 		(unsigned long long)n_flush_requests, (unsigned long long)n_tlb_control,
 		tlb_flush_type, BREAK_FLUSH ? " [BREAK_FLUSH: requests ignored]" : "",
 		(unsigned long long)n_entries);
+	kprintf("roots: %llu loaded through kvm_vcpu_entry_actions\n", (unsigned long long)n_loads);
 }
 
 const struct hv_arch hv_arch = {
