@@ -257,6 +257,9 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 		if (r)
 			return r;
 	}
+	/* A fast zap took the root of a vcpu that never loads one itself. */
+	if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
+		return r;
 	/* Snapshot before the pfn is resolved; re-checked under mmu_lock. */
 	seq = __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
 	f = (struct s2_fault){ .gfn = gpa_to_gfn(gpa), .access = access };

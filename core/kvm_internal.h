@@ -600,6 +600,11 @@ int s2_vcpu_reload(struct kvm_vcpu *vcpu, bool reload, struct kvm_entry_action *
 int s2_roots_init(struct kvm *kvm);
 /* flush/request.c: raise @req (with its wait) on the vcpus @pick selects. */
 void s2_request_vcpus(struct kvm *kvm, unsigned req, bool (*pick)(const struct kvm_vcpu *v));
+/* A vcpu that does not load its root through the library (and never
+ * entered a guest) moves to the current root of its role when its own was
+ * invalidated: the fault path calls this before it takes mmu_lock. Returns
+ * 0, -ENOMEM. */
+int s2_vcpu_follow(struct kvm_vcpu *vcpu);
 /* Valid roots now (for the entry list's nr_roots). */
 unsigned s2_roots_valid(const struct kvm *kvm);
 /* Destroy: invalidate and tear down every root (vcpus out of guest). */

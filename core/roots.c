@@ -106,6 +106,8 @@ static int s2_root_page_alloc(const struct kvm *kvm, struct s2_page *pg)
 	const struct s2_env *env = kvm->env;
 
 	pg->va = env->ops->alloc_table(env->ctx, s2_root_bytes_of(kvm), &pg->pa);
+	if (pg->va && kvm->nonpresent)
+		s2_table_fill(pg->va, s2_root_bytes_of(kvm) / sizeof(s2_pte_t), kvm->nonpresent);
 	return pg->va ? 0 : -ENOMEM;
 }
 
@@ -285,6 +287,15 @@ int s2_vcpu_reload(struct kvm_vcpu *vcpu, bool reload, struct kvm_entry_action *
 	return r ? r : 1;
 }
 
+int s2_vcpu_follow(struct kvm_vcpu *vcpu)
+{
+	struct kvm_entry_action act;
+
+	if (__atomic_load_n(&vcpu->loads_root, __ATOMIC_RELAXED) || s2_root_valid(vcpu->root))
+		return 0;
+	return s2_vcpu_switch(vcpu, vcpu->root->role, &act);
+}
+
 int kvm_mmu_load(struct kvm_vcpu *vcpu, struct kvm_root_role role, uint64_t *reg)
 {
 	struct kvm_entry_action act;
@@ -401,7 +412,12 @@ int kvm_mmu_zap_all_fast(struct kvm *kvm)
 	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
-		if (v && !__atomic_load_n(&v->loads_root, __ATOMIC_RELAXED))
+		/* A vcpu that entered a guest without loading its root
+		 * through the library would not reload. One that never
+		 * entered (a vcpu used only to fault) follows at its next
+		 * fault (s2_vcpu_follow). */
+		if (v && !__atomic_load_n(&v->loads_root, __ATOMIC_RELAXED) &&
+		    __atomic_load_n(&v->guest_state, __ATOMIC_ACQUIRE))
 			r = -ENOTSUP;
 	}
 	for (unsigned role = 0; role < S2_ROLES && !r; role++) {

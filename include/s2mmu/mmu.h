@@ -52,9 +52,9 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
 long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end);
 
 /*
- * Zap everything (KVM's kvm_mmu_zap_all). When every vcpu loads its root
- * through kvm_mmu_load() / kvm_vcpu_entry_actions(), this is the fast zap
- * below and returns 0; otherwise every leaf is zapped in place (yielding
+ * Zap everything (KVM's kvm_mmu_zap_all). When every vcpu that entered a
+ * guest loads its root through kvm_mmu_load() / kvm_vcpu_entry_actions(),
+ * this is the fast zap below and returns 0; otherwise every leaf is zapped in place (yielding
  * mmu_lock every CONFIG_S2_YIELD_BATCH leaves) and the count is returned.
  * -EIO on a bugged VM.
  */
@@ -108,9 +108,10 @@ struct kvm_root_role kvm_vcpu_root_role(const struct kvm_vcpu *vcpu);
  * CONFIG_S2_YIELD_BATCH leaves, so no vcpu waits for the teardown. No flush
  * is owed: no vcpu can enter on an invalid root, and every load of a root
  * flushes it on its CPU. Unmapped (and unreachable) when it returns.
- * Returns 0, -ENOMEM (nothing changed), -ENOTSUP (a vcpu does not load its
- * root through kvm_mmu_load / kvm_vcpu_entry_actions and would not reload),
- * -EINVAL, -EIO.
+ * Returns 0, -ENOMEM (nothing changed), -ENOTSUP (a vcpu entered a guest
+ * without loading its root through kvm_mmu_load / kvm_vcpu_entry_actions
+ * and would not reload; a vcpu that never entered one moves to the new root
+ * at its next fault), -EINVAL, -EIO.
  */
 int kvm_mmu_zap_all_fast(struct kvm *kvm) S2_MUST_CHECK;
 

@@ -368,8 +368,9 @@ static void test_fast_zap_frees_old_roots(void **state)
 	assert_int_equal(x.hpa, HVA_BASE);
 }
 
-/* A vcpu that never loads its root through the library would not reload:
- * the fast zap refuses, and zap-all zaps in place instead. */
+/* A vcpu that entered a guest without loading its root through the
+ * library would not reload: the fast zap refuses, and zap-all zaps in place
+ * instead. */
 static void test_legacy_vcpu_zaps_in_place(void **state)
 {
 	hpa_t root = kvm_mmu_root_hpa(T.kvm);
@@ -378,11 +379,35 @@ static void test_legacy_vcpu_zaps_in_place(void **state)
 	t_slot(&T, 0, SLOT_GFN, 16, HVA_BASE, 0);
 	for (gfn_t g = SLOT_GFN; g < SLOT_GFN + 16; g++)
 		assert_int_equal(kvm_tdp_page_fault(T.vcpu, g << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_true(kvm_vcpu_enter_guest(T.vcpu));
+	kvm_vcpu_exit_guest(T.vcpu);
 	assert_int_equal(kvm_mmu_zap_all_fast(T.kvm), -ENOTSUP);
 	assert_int_equal(t_stats(T.kvm).cur_leaves[1], 16);
 	assert_int_equal(kvm_mmu_zap_all(T.kvm), 16);
 	assert_int_equal(kvm_mmu_root_hpa(T.kvm), root);
 	t_assert_unmapped(T.kvm, SLOT_GFN << 12);
+}
+
+/* A vcpu that never loads a root and never entered a guest (one an
+ * embedder only faults through) does not stop a fast zap: its next fault
+ * moves it to the new root. */
+static void test_fault_only_vcpu_follows(void **state)
+{
+	struct kvm_entry_actions a;
+	struct kvm_vcpu *v1;
+	hpa_t old;
+
+	(void)state;
+	t_slot(&T, 0, SLOT_GFN, 16, HVA_BASE, 0);
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
+	(void)entry(T.vcpu, &a);
+	assert_int_equal(kvm_tdp_page_fault(v1, SLOT_GFN << 12, S2_ACC_READ), RET_PF_FIXED);
+	old = kvm_vcpu_root_hpa(v1);
+	assert_int_equal(kvm_mmu_zap_all_fast(T.kvm), 0);
+	assert_int_equal(kvm_tdp_page_fault(v1, SLOT_GFN << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_not_equal(kvm_vcpu_root_hpa(v1), old);
+	assert_int_equal(kvm_vcpu_root_hpa(v1), kvm_mmu_root_hpa(T.kvm));
+	t_assert_maps(T.kvm, SLOT_GFN << 12, HVA_BASE, 1, S2_PROT_R);
 }
 
 struct leaf_sum {
@@ -483,6 +508,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_fixes_own_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_zap_frees_old_roots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_vcpu_zaps_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_only_vcpu_follows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_yield_bound_and_same_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teardown_yields, setup, teardown),
 	};
