@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Boot Debian's arm64 kernel under the arm64-linux example hypervisor in
+# qemu-system-aarch64 (virt, virtualization=on, gic-version=3, 2 CPUs) and
+# check what it reports. Exit 0 only if every boot did what it must.
+#
+#   run.sh                 the conformance matrix below: every boot moves
+#                          guest RAM through the notifier and live-migrates
+#                          it through the dirty log while the guest checksums
+#                          its memory; then the two sabotaged images must fail
+#   run.sh --break-flush   only the image without the format's TLBI: must FAIL
+#                          (checksums, panic or the watchdog; not a timeout)
+#   run.sh --drop-dirty    only the image that skips one dirty page: the
+#                          migration's comparison must FAIL (exit code 6)
+#   run.sh --one NAME      one boot of the matrix (names below)
+#   run.sh --interactive   boot to a shell on the console (no checks)
+# The kernel and busybox are fetched on first use (scripts/fetch-guest-arm64.sh,
+# cached in build/lx-arm64-guest); builds go to $EXAMPLE_O (default
+# build/lx-arm64). QEMU exit status = the hypervisor's verdict (hyp.c).
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+out=${EXAMPLE_O:-$top/build/lx-arm64}
+cache=${LX_ARM64_CACHE:-$top/build/lx-arm64-guest}
+tmo=${LX_ARM64_TIMEOUT:-150}
+
+for t in qemu-system-aarch64 aarch64-linux-gnu-gcc make apt-get dpkg-deb; do
+	command -v "$t" >/dev/null || {
+		echo "arm64-linux: $t is missing: run scripts/install-deps.sh" >&2
+		exit 1
+	}
+done
+LX_ARM64_CACHE=$cache "$top/scripts/fetch-guest-arm64.sh" || exit 1
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$here" O="$out" GUEST_CACHE="$cache" \
+	all sabotaged || exit 1
+
+# Run flags (layout.h RUNF_*).
+MIGRATE=1 RING=2 MANUAL=4 WRPROTECT=8 INTERACTIVE=16
+MOVES=24
+
+# boot NAME IMAGE CPU GRANULE IPA FLAGS MOVES: sets rc, log
+boot() {
+	local name=$1 img=$2 cpu=$3 gran=$4 ipa=$5 flags=$6 moves=$7 start ms
+	local sz
+	sz=$(stat -c %s "$out/initramfs.cpio")
+	log=$out/run-$name.log
+	start=$(date +%s%N)
+	local q=(qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu "$cpu" -smp 2 -m 1G
+		-nographic -semihosting -kernel "$img"
+		-device loader,file="$cache/Image",addr=0x44200000,force-raw=on
+		-device loader,file="$out/initramfs.cpio",addr=0x4a000000,force-raw=on
+		-device loader,addr=0x42000000,data="$sz",data-len=8
+		-device loader,addr=0x42000008,data="$flags",data-len=8
+		-device loader,addr=0x42000010,data="$gran",data-len=8
+		-device loader,addr=0x42000018,data="$ipa",data-len=8
+		-device loader,addr=0x42000020,data="$moves",data-len=8)
+	if [ $((flags & INTERACTIVE)) -ne 0 ]; then
+		"${q[@]}"
+		rc=$?
+		return
+	fi
+	timeout "$tmo" "${q[@]}" </dev/null >"$log" 2>&1
+	rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	echo "==== $name: -cpu $cpu, granule $gran, IPA $ipa bits, flags $flags, $moves moves"
+	grep -v '^\[' "$log" | grep -v '^hyp: check .* ok$'
+	echo "arm64-linux $name: qemu exit status $rc after $ms ms"
+}
+
+# name cpu granule ipa flags: every granule and IPA width QEMU 7.2 walks,
+# bitmap / ring / manual-protect rounds and write protection / DBM in turn
+# (cortex-a57 has no DBM and a 44-bit PARange; max has DBM and 52 bits).
+matrix="
+a57-4k-40 cortex-a57 4096 40 $((MIGRATE))
+a57-16k-40 cortex-a57 16384 40 $((MIGRATE | RING))
+a57-64k-40 cortex-a57 65536 40 $((MIGRATE | MANUAL))
+max-4k-48 max,pauth-impdef=on 4096 48 $((MIGRATE))
+max-16k-48 max,pauth-impdef=on 16384 48 $((MIGRATE | MANUAL))
+max-64k-48 max,pauth-impdef=on 65536 48 $((MIGRATE | RING | WRPROTECT))
+max-4k-52 max,pauth-impdef=on 4096 52 $((MIGRATE | MANUAL))
+max-16k-52 max,pauth-impdef=on 16384 52 $((MIGRATE))
+max-64k-52 max,pauth-impdef=on 65536 52 $((MIGRATE | RING))
+"
+
+fail=0 passed=0 skipped=""
+run_matrix() {
+	local want=${1:-}
+	while read -r name cpu gran ipa flags; do
+		[ -n "$name" ] || continue
+		[ -z "$want" ] || [ "$want" = "$name" ] || continue
+		boot "$name" "$out/hyp.elf" "$cpu" "$gran" "$ipa" "$flags" "$MOVES"
+		if [ "$rc" -eq 8 ]; then
+			skipped="$skipped $name"
+		elif [ "$rc" -eq 0 ] && grep -q '^MEMCHECK-OK' "$log" && grep -q '^hyp: PASS' "$log"; then
+			passed=$((passed + 1))
+		else
+			echo "arm64-linux $name: FAILED" >&2
+			fail=1
+		fi
+	done <<<"$matrix"
+}
+
+# The moves must fail without the format's TLBI: the guest keeps using the
+# old blocks through stale translations. Any FAIL the hypervisor reports
+# (checksums, a panic, the watchdog, an exception) counts; a timeout does not.
+break_flush() {
+	boot break-flush "$out/hyp-breakflush.elf" cortex-a57 4096 40 0 64
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q '^hyp: FAIL' "$log"; then
+		echo "arm64-linux: without TLBI the moves failed (exit code $rc), as they must"
+	else
+		echo "arm64-linux: the break-flush image did not fail its moves (exit $rc)" >&2
+		fail=1
+	fi
+}
+
+# One dirty page not copied: the comparison at the switch must see it.
+drop_dirty() {
+	boot drop-dirty "$out/hyp-dropdirty.elf" cortex-a57 4096 40 $((MIGRATE)) 0
+	if [ "$rc" -eq 6 ] && grep -q '^hyp: DROP_DIRTY build' "$log"; then
+		echo "arm64-linux: the dropped dirty page failed the migration check, as it must"
+	else
+		echo "arm64-linux: the drop-dirty image did not fail the migration check (exit $rc)" >&2
+		fail=1
+	fi
+}
+
+case "${1:-}" in
+"")
+	run_matrix
+	break_flush
+	drop_dirty
+	;;
+--one) run_matrix "${2:?--one NAME}" ;;
+--break-flush) break_flush ;;
+--drop-dirty) drop_dirty ;;
+--interactive)
+	boot interactive "$out/hyp.elf" cortex-a57 4096 40 $((INTERACTIVE)) 0
+	exit "$rc"
+	;;
+*)
+	echo "usage: $0 [--break-flush | --drop-dirty | --one NAME | --interactive]" >&2
+	exit 2
+	;;
+esac
+[ -z "$skipped" ] || echo "arm64-linux: not offered by this QEMU's CPU models (skipped):$skipped"
+[ "$fail" -ne 0 ] || [ "$passed" -eq 0 ] || echo "arm64-linux: all $passed boots of the matrix passed"
+exit "$fail"
