@@ -262,6 +262,35 @@ static inline void bench_plain_rmw_sweep(struct bench_samples *s, uint64_t *e, u
 }
 
 /*
+ * The plain-store limit of a zap: per entry a plain (volatile) load and,
+ * where it is present (@bits), a plain store of 0. The least a zap does
+ * where no exchange is needed: no hardware A/D, or leaves hardware has
+ * nothing left to write in (young and dirty), as KVM zaps non-volatile
+ * sptes.
+ */
+static inline void bench_plain_zap_sweep(struct bench_samples *s, uint64_t *e, uint64_t pages,
+					 uint64_t first_pa, uint64_t bits)
+{
+	volatile uint64_t *v = e;
+	uint64_t t0, t1, sum = 0;
+
+	for (uint64_t i = 0; i < pages; i++)
+		e[i] = (((first_pa >> 12) + i) << 12) | bits;
+	t0 = bench_now_ns();
+	for (uint64_t i = 0; i < pages; i++) {
+		uint64_t x = v[i];
+
+		if (x & bits) {
+			v[i] = 0;
+			sum++;
+		}
+	}
+	t1 = bench_now_ns();
+	bench_keep(sum);
+	bench_add(s, t1 - t0, pages);
+}
+
+/*
  * A quiet hosted VM of @fmt (48-bit gpa) with one vcpu, leaves up to
  * @max_leaf. Returns 0 or the failing call's errno, with nothing left behind.
  */

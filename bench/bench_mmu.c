@@ -16,9 +16,14 @@
  *            does.
  *  zap       kvm_zap_gfn_range over the whole populated range (the tables
  *            it unlinks are freed after a grace period, outside the timing).
- *    limit   locked_sweep: one atomic exchange per entry over an array of as
- *            many 8-byte entries. The least a zap that must see the A/D bits
- *            hardware may set concurrently does.
+ *    limit   plain_zap: per entry of an array of as many 8-byte entries a
+ *            plain load and a plain store of 0 (issue 16: the cheapest
+ *            honest zap of these leaves, target 1.3x). No exchange is
+ *            needed: the VMs here have no hardware A/D except NPT, whose
+ *            leaves are young and dirty (written), so hardware has nothing
+ *            left to write in them (docs/rules.md "Aging"); KVM zaps such
+ *            sptes with a plain store. The locked sweep (one atomic
+ *            exchange per entry) is printed below the table.
  *
  * Runs are interleaved: each of BENCH_REPS (default 7) repetitions measures
  * every format and both limits, so a noisy minute hurts all alike. A populate
@@ -42,7 +47,7 @@
 #include "s2mmu/s2mmu.h"
 
 #define POPULATE_TARGET 1.5 /* issue 2: at most 1.5x the naive walk */
-#define ZAP_TARGET 1.5	    /* issue 2: at most 1.5x the locked sweep */
+#define ZAP_TARGET 1.3	    /* issue 16: at most 1.3x the plain zap */
 #define VS_EPT_TARGET 1.10  /* issue 3: populate ratio within 10% of EPT's */
 
 #define BASE_GFN 0x100000ull	   /* the memslot starts at 4 GiB */
@@ -144,7 +149,7 @@ int main(void)
 	bool strict = bench_env_long("BENCH_STRICT", 0) == 1;
 	struct fmt_bench fb[BENCH_NR_FMTS];
 	struct bench_chunks walk;
-	struct bench_samples sweep = { 0 };
+	struct bench_samples sweep = { 0 }, plain = { 0 };
 	unsigned nr = 0;
 	uint64_t *entries;
 	bool ok = true;
@@ -195,9 +200,12 @@ int main(void)
 						 HVA_BASE >> 12);
 			measure_populate(&fb[i], pages);
 			measure_zap(&fb[i], pages);
-			if (do_zap)
+			if (do_zap) {
 				bench_xchg_sweep(&sweep, entries, pages, HVA_BASE,
 						 BENCH_NAIVE_PRESENT);
+				bench_plain_zap_sweep(&plain, entries, pages, HVA_BASE,
+						      BENCH_NAIVE_PRESENT);
+			}
 		}
 	}
 
@@ -222,9 +230,9 @@ int main(void)
 				.fmt = fb[i].name,
 				.ns = bench_best(&fb[i].zap),
 				.ns_median = bench_median(&fb[i].zap),
-				.limit = "locked_sweep",
-				.limit_ns = bench_best(&sweep),
-				.limit_median = bench_median(&sweep),
+				.limit = "plain_zap",
+				.limit_ns = bench_best(&plain),
+				.limit_median = bench_median(&plain),
 				.target = ZAP_TARGET,
 			};
 	}
@@ -252,6 +260,10 @@ int main(void)
 	printf("\n");
 	for (unsigned i = 0; i < nrows; i++)
 		bench_print_line(&rows[i]);
+	if (do_zap)
+		printf("bench_mmu: for comparison, locked_sweep (atomic exchange per entry) "
+		       "%.2f ns/page (median %.2f)\n",
+		       bench_best(&sweep), bench_median(&sweep));
 	printf("bench_mmu: %s\n", ok ? "every target met" : "some target MISSED");
 
 	for (unsigned i = 0; i < nr; i++) {
