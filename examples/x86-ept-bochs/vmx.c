@@ -141,6 +141,11 @@ static uint64_t basic, ept_cap, eptp;
 static bool true_ctls, launched;
 static unsigned invept_type;
 static uint64_t n_invept, n_invvpid, n_flush_requests, n_entries, n_loads;
+/* The fast zap this example makes while its guest runs (issue 11): at
+ * which VM entry, its result, and the EPTPs before and after the reload. */
+#define FAST_ZAP_AT 3
+static uint64_t fz_old_eptp, fz_new_eptp;
+static int fz_result = 1;
 
 static struct kvm *vm;
 
@@ -463,10 +468,25 @@ static void handle_requests(struct kvm_vcpu *vcpu)
 	(void)kvm_check_request(vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
 }
 
+/* A fast zap while the guest runs: every mapping goes at once, the vcpu
+ * loads the new root before its next entry, and the guest faults its
+ * memory back while it goes on with its checks. */
+static void fast_zap_now(struct kvm_vcpu *vcpu)
+{
+	fz_old_eptp = eptp;
+	fz_result = kvm_mmu_zap_all_fast(vm);
+	if (fz_result)
+		return;
+	handle_requests(vcpu); /* MMU_RELOAD: LOAD_ROOT, INVEPT */
+	fz_new_eptp = eptp;
+}
+
 static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 {
 	uint64_t reason;
 
+	if (n_entries == FAST_ZAP_AT)
+		fast_zap_now(vcpu);
 	do
 		handle_requests(vcpu);
 	while (!kvm_vcpu_enter_guest(vcpu));
@@ -529,6 +549,15 @@ static struct x86_gprs *vmx_gprs(void)
 
 static void vmx_print_flushes(void)
 {
+	bool fz_ok = !fz_result && fz_new_eptp && fz_new_eptp != fz_old_eptp;
+
+	kprintf("  [%s] fast zap at VM entry %u while the guest ran (result %d): root 0x%llx -> "
+		"0x%llx, loaded before the next entry\n",
+		fz_ok ? "ok" : "FAIL", FAST_ZAP_AT, fz_result,
+		(unsigned long long)(fz_old_eptp & ~0xfffull),
+		(unsigned long long)(fz_new_eptp & ~0xfffull));
+	if (!fz_ok)
+		hv_finish(false);
 	kprintf("TLB: %llu flush requests handled before entry, %llu INVEPT (type %u), %llu "
 		"INVVPID%s, %llu VM entries, %llu root loads\n",
 		(unsigned long long)n_flush_requests, (unsigned long long)n_invept, invept_type,
