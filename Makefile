@@ -302,6 +302,7 @@ uninstall:
 include $(sort $(wildcard examples/*.mk))
 
 include mk/top.mk
+include mk/bench-plot.mk
 include mk/fuzz.mk
 include mk/decode.mk
 include mk/tdx.mk

@@ -11,7 +11,7 @@
 
 config-goals := defconfig %_defconfig savedefconfig menuconfig nconfig olddefconfig oldconfig \
 	alldefconfig allnoconfig allyesconfig randconfig listnewconfig
-noconfig-goals := help clean distclean check bench run conformance format format-check install-deps \
+noconfig-goals := help clean distclean check bench bench-plot run conformance format format-check install-deps \
 	fuzz fuzz-build fuzz-merge
 
 goals := $(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))

@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh build      only what the host library, tests and the
 #                                      freestanding cross-compile check need
 #   scripts/install-deps.sh emu        only the emulators of `make conformance`
+#   scripts/install-deps.sh plot       gnuplot for `make bench-plot` (not in "all")
 set -eu
 
 build_pkgs="make gcc pkg-config kconfig-frontends-nox libcmocka-dev liburcu-dev
@@ -13,11 +14,14 @@ build_pkgs="make gcc pkg-config kconfig-frontends-nox libcmocka-dev liburcu-dev
             binutils-riscv64-linux-gnu"
 emu_pkgs="qemu-system-arm qemu-system-misc qemu-system-x86 bochs bochsbios vgabios"
 
+plot_pkgs="gnuplot-nox"
+
 case "${1:-all}" in
 build) want="$build_pkgs" ;;
+plot) want="$plot_pkgs" ;;
 emu) want="$emu_pkgs" ;;
 all) want="$build_pkgs $emu_pkgs" ;;
-*) echo "usage: $0 [build|emu|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|emu|plot|all]" >&2; exit 2 ;;
 esac
 
 missing=""
