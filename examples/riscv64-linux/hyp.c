@@ -698,7 +698,7 @@ static struct {
 	unsigned phase, moves, moves_during_workload, moves_after_mig;
 	unsigned next_move;
 	/* migration */
-	unsigned mig_rounds, mig_state;
+	unsigned mig_rounds, mig_state, mig_blk;
 	uint64_t mig_pages, mig_final_pages, mig_first_round_pages, mig_mismatch, mig_dropped;
 	uint64_t mig_t0, mig_t1, mig_downtime;
 	bool mig_done, mig_hw;
@@ -1127,7 +1127,8 @@ static void move_block(void)
 /* ---- live migration with the dirty log ------------------------------------- */
 
 static uint64_t bitmap[NPAGES / 64];
-enum { MIG_IDLE, MIG_ROUNDS, MIG_FINAL };
+enum { MIG_IDLE, MIG_COPY_ALL, MIG_ROUNDS, MIG_FINAL };
+#define MIG_STEP_BLOCKS 8 /* 16 MiB per step */
 #define MIG_MAX_ROUNDS 8
 #define MIG_DONE_PAGES 64 /* a round this small ends the pre-copy */
 
@@ -1204,14 +1205,23 @@ static void mig_start(void)
 	if (r)
 		lib_fail("kvm_set_memslot_flags(LOG_DIRTY)", r);
 	st.mig_hw = kvm_dirty_log_hw(kvm);
-	/* Round 0: everything, while the other vcpu runs. */
-	for (uint64_t i = 0; i < NBLK; i++)
-		copy64(blk_b[i], blk_a[i], BLK);
-	st.mig_pages = NPAGES;
-	hlog("hyp: migration: dirty logging on (%s%s), round 0 copied %llu pages\n",
+	track_leaves();
+	hlog("hyp: migration: dirty logging on (%s%s); round 0 copies all %llu pages\n",
 	     st.mig_hw ? "hardware dirty bits" : "G-stage write protection",
 	     opt.manual ? ", manual protect" : ", bitmap", NPAGES);
-	st.mig_state = MIG_ROUNDS;
+	st.mig_state = MIG_COPY_ALL;
+	st.mig_blk = 0;
+}
+
+/* Round 0, MIG_STEP_BLOCKS blocks per step while both vcpus run. */
+static void mig_copy_all(void)
+{
+	for (unsigned n = 0; n < MIG_STEP_BLOCKS && st.mig_blk < NBLK; n++, st.mig_blk++)
+		copy64(blk_b[st.mig_blk], blk_a[st.mig_blk], BLK);
+	if (st.mig_blk == NBLK) {
+		st.mig_pages = NPAGES;
+		st.mig_state = MIG_ROUNDS;
+	}
 }
 
 static void mig_final(void)
@@ -1250,17 +1260,18 @@ static void mig_final(void)
 	hlog("hyp: migration: stop-and-copy %llu pages%s, %llu pages differ, switched to the copy; "
 	     "downtime %llu us, %u rounds, %llu pages copied in all\n",
 	     (unsigned long long)n,
-#ifdef DROP_DIRTY_PAGE
-	     " (one dirty page dropped on purpose: DROP_DIRTY_PAGE)",
-#else
-	     "",
-#endif
+	     st.mig_dropped ? " (one stale dirty page dropped on purpose: DROP_DIRTY_PAGE)" : "",
 	     (unsigned long long)st.mig_mismatch, (unsigned long long)st.mig_downtime / 10,
 	     st.mig_rounds, (unsigned long long)st.mig_pages);
 	resume_others();
-	/* The source is no one's now: poison it (the guest runs meanwhile). */
-	for (uint64_t i = 0; i < NBLK; i++)
-		fill64(blk_a[i], POISON_OLD, BLK);
+	st.mig_blk = 0;
+}
+
+/* The source is no one's now: poison it, a few blocks per step. */
+static void mig_poison(void)
+{
+	for (unsigned n = 0; n < MIG_STEP_BLOCKS && st.mig_blk < NBLK; n++, st.mig_blk++)
+		fill64(blk_a[st.mig_blk], POISON_OLD, BLK);
 }
 
 static void mig_round(void)
@@ -1273,8 +1284,9 @@ static void mig_round(void)
 		st.mig_first_round_pages = n;
 	hlog("hyp: migration: round %u copied %llu dirty pages\n", st.mig_rounds,
 	     (unsigned long long)n);
+	/* The last round comes at the next step: the guest writes meanwhile. */
 	if (n <= MIG_DONE_PAGES || st.mig_rounds >= MIG_MAX_ROUNDS)
-		mig_final();
+		st.mig_state = MIG_FINAL;
 }
 
 /* The boot hart's timer tick, outside guest mode: moves, then migration,
@@ -1301,13 +1313,19 @@ static void tick_work(void)
 		}
 		if (st.mig_state == MIG_IDLE && !st.mig_done)
 			mig_start();
+		else if (st.mig_state == MIG_COPY_ALL)
+			mig_copy_all();
 		else if (st.mig_state == MIG_ROUNDS)
 			mig_round();
+		else if (st.mig_state == MIG_FINAL)
+			mig_final();
 		if (st.mig_done)
 			st.phase = PH_AFTER;
 		return;
 	default:
-		if (st.moves_after_mig < opt.moves && !st.memcheck_ok && !st.memcheck_fail)
+		if (st.mig_done && st.mig_blk < NBLK)
+			mig_poison();
+		else if (st.moves_after_mig < opt.moves && !st.memcheck_ok && !st.memcheck_fail)
 			move_block();
 		return;
 	}
@@ -1381,8 +1399,14 @@ static void handle_exit(struct vcpu *c)
 	if (cause == (SCAUSE_IRQ | IRQ_S_TIMER)) {
 		c->stip++;
 		watchdog();
-		if (hart_self() == boot_hart && c->stip % MOVE_TICKS == 0)
+		if (hart_self() == boot_hart && c->stip % MOVE_TICKS == 0) {
+			uint64_t t0 = csr_read(time);
+
 			tick_work();
+			/* The watchdog times the guest, not the hypervisor's
+			 * steps (the other vcpu may wait for this one). */
+			__atomic_fetch_add(&st.last_output, csr_read(time) - t0, __ATOMIC_RELAXED);
+		}
 		/* From now: a step's own time does not count against the
 		 * guest's (a bounded rate of moves). */
 		arm_timer();
@@ -1486,6 +1510,7 @@ static __attribute__((noreturn)) void shutdown(void)
 	if (kvm_get_stats(kvm, &s) || kvm_get_dirty_stats(kvm, &ds))
 		lib_fail("kvm_get_stats", -1);
 	kvm_format_stats(kvm, buf, sizeof(buf));
+	track_leaves();
 	for (unsigned h = 0; h < opt.smp; h++) {
 		struct vcpu *c = &vc[h];
 
