@@ -13,11 +13,26 @@ run-example-dir = $(firstword \
 	$(if $(CONFIG_S2_FMT_ARM64_S2),examples/arm64-qemu) \
 	$(if $(CONFIG_S2_FMT_RISCV_G),examples/riscv64-qemu))
 
+# `make run GUEST=linux`: Debian's unmodified Linux under the configured
+# architecture's Linux example, the console left interactive (x86 has none:
+# the first of arm64 and riscv64 the configuration builds is booted).
+run-linux-dir = $(firstword \
+	$(if $(CONFIG_S2_FMT_ARM64_S2),examples/arm64-linux) \
+	$(if $(CONFIG_S2_FMT_RISCV_G),examples/riscv64-linux))
+
+ifeq ($(GUEST),linux)
+run-example:
+	$(if $(run-linux-dir),,$(error make run GUEST=linux: the configuration in $(O) builds neither arm64 nor riscv64 (try: make O=build/run-arm64 arm64_defconfig && make run O=build/run-arm64 GUEST=linux)))
+	$(Q)$(srctree)/scripts/install-deps.sh emu
+	@echo "== make run GUEST=linux: $(run-linux-dir) (Debian's kernel, interactive console)"
+	$(Q)bash $(run-linux-dir)/run.sh --interactive
+else
 run-example:
 	$(if $(run-example-dir),,$(error make run: the configuration in $(O) builds no format with an example))
 	$(Q)$(srctree)/scripts/install-deps.sh emu
 	@echo "== make run: $(run-example-dir) (the configured format's example hypervisor)"
 	$(Q)bash $(run-example-dir)/run.sh
+endif
 
 # make conformance (part of make check): every example, plus the proof that
 # the zap check fails when the flush is compiled out.

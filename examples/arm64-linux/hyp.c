@@ -64,6 +64,7 @@ enum exit_code {
 
 #define TICK_MS 10
 #define WATCHDOG_S 20
+#define WATCHDOG_BOOT_S 120 /* until the test init first writes: the boot itself */
 #define MOVE_EVERY_MS 20
 #define MIG_CHUNK (U64(16) << 20) /* bytes of the first full copy per tick */
 #define MIG_MAX_ROUNDS 6	  /* rounds after the full copy, then stop */
@@ -264,6 +265,8 @@ struct pcpu {
 static struct pcpu cpus[NR_CPUS];
 static unsigned nr_lrs;
 
+static void fill_words(uint64_t dst, uint64_t bytes, uint64_t v);
+
 /* ---- the environment ----------------------------------------------------- */
 
 static struct s2_page_pool pool;
@@ -281,6 +284,43 @@ static unsigned nspare;
 static struct {
 	unsigned long kicks, rcu_syncs, hook_flush_vm, hook_flush_range;
 } hw;
+
+/*
+ * Tables larger than the pool's largest class (64 KiB): the 256 KiB root of
+ * a 16K-granule VM with a 40-bit IPA (16 concatenated tables), and the one a
+ * fast zap may make beside it. Slots of 256 KiB, aligned to it, above the
+ * pool; anything smaller goes to the pool.
+ */
+#define BIG_SLOT (U64(256) << 10)
+#define BIG_SLOTS 4
+#define H_BIG (H_POOL + H_POOL_SIZE)
+static uint32_t big_used[BIG_SLOTS];
+static void *(*pool_alloc_table)(void *ctx, size_t bytes, hpa_t *pa);
+static void (*pool_free_table)(void *ctx, void *va, hpa_t pa, size_t bytes);
+
+static void *env_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
+{
+	if (bytes <= 65536)
+		return pool_alloc_table(ctx, bytes, pa);
+	if (bytes > BIG_SLOT)
+		return NULL;
+	for (unsigned i = 0; i < BIG_SLOTS; i++)
+		if (!__atomic_exchange_n(&big_used[i], 1, __ATOMIC_ACQUIRE)) {
+			*pa = H_BIG + i * BIG_SLOT;
+			fill_words(*pa, bytes, 0);
+			return (void *)(uintptr_t)*pa;
+		}
+	return NULL;
+}
+
+static void env_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
+{
+	if (bytes <= 65536) {
+		pool_free_table(ctx, va, pa, bytes);
+		return;
+	}
+	__atomic_store_n(&big_used[(pa - H_BIG) / BIG_SLOT], 0, __ATOMIC_RELEASE);
+}
 
 static unsigned env_this_cpu(void *ctx)
 {
@@ -858,10 +898,10 @@ static void tick(struct pcpu *c)
 
 	if (!(info[INFO_FLAGS] & RUNF_INTERACTIVE) &&
 	    t - __atomic_load_n(&st.last_progress, __ATOMIC_ACQUIRE) >
-		    ms_ticks(WATCHDOG_S * 1000)) {
+		    ms_ticks((st.phase ? WATCHDOG_S : WATCHDOG_BOOT_S) * 1000)) {
 		hlog("hyp: watchdog: no progress from the guest for %u s (phase %u, %u rounds, "
 		     "%u moves)\n",
-		     WATCHDOG_S, st.phase, st.rounds_seen, st.moves);
+		     st.phase ? WATCHDOG_S : WATCHDOG_BOOT_S, st.phase, st.rounds_seen, st.moves);
 		fail(EXIT_HANG, "watchdog: the guest is stuck");
 	}
 	if (st.phase >= 1 && st.moves < st.moves_want && t >= st.next_move) {
@@ -1485,6 +1525,10 @@ static void setup(void)
 	s2_pool_init(&pool, (void *)(uintptr_t)H_POOL, H_POOL, H_POOL_SIZE);
 	s2_freestanding_init(&fs, &pool);
 	fs.ops.gfn_to_pfn = env_gfn_to_pfn;
+	pool_alloc_table = fs.ops.alloc_table;
+	pool_free_table = fs.ops.free_table;
+	fs.ops.alloc_table = env_alloc_table;
+	fs.ops.free_table = env_free_table;
 	fs.ops.tlb_flush_vm = env_tlb_flush_vm;
 	fs.ops.tlb_flush_range = env_tlb_flush_range;
 	fs.ops.kick = env_kick;
@@ -1505,7 +1549,7 @@ static void setup(void)
 			lib_fail("kvm_dirty_log_set_caps(WRPROTECT)", r);
 	}
 	if (info[INFO_FLAGS] & RUNF_RING) {
-		r = kvm_dirty_ring_enable(kvm, 4096, 512);
+		r = kvm_dirty_ring_enable(kvm, 2048, 256); /* 32 KiB a vcpu */
 		if (r)
 			lib_fail("kvm_dirty_ring_enable", r);
 	}
@@ -1530,7 +1574,8 @@ static void setup(void)
 	dtb = build_dtb();
 	if (!dtb)
 		fail(EXIT_CHECK, "device tree does not fit");
-	r = kvm_arm64_vtcr(kvm, pa_bits, &vtcr);
+	/* VTCR_EL2.PS: 52 only with LPA2 (the VM's flag), else at most 48. */
+	r = kvm_arm64_vtcr(kvm, lpa2 ? pa_bits : pa_bits > 48 ? 48 : pa_bits, &vtcr);
 	if (r)
 		lib_fail("kvm_arm64_vtcr", r);
 	hcr = HCR_RW | HCR_VM | HCR_IMO | HCR_FMO | HCR_AMO | HCR_TSC | (fwb ? HCR_FWB : 0) |

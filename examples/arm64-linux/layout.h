@@ -22,12 +22,12 @@
 #define H_POOL_SIZE (U64(16) << 20)
 
 /* Host: run parameters, 64-bit words written by run.sh (INFO_*). */
-#define H_INFO U64(0x42000000)
-#define INFO_INITRD_SIZE 0 /* bytes of the initramfs at G_INITRD */
-#define INFO_FLAGS 1	   /* RUNF_* */
-#define INFO_GRANULE 2	   /* stage-2 granule: 4096, 16384, 65536 */
-#define INFO_IPA_BITS 3	   /* 40, 48, 52 */
-#define INFO_MOVES 4	   /* blocks to move (0: none) */
+#define H_INFO U64(0x43000000) /* above the pool and the big tables (hyp.c H_BIG) */
+#define INFO_INITRD_SIZE 0     /* bytes of the initramfs at G_INITRD */
+#define INFO_FLAGS 1	       /* RUNF_* */
+#define INFO_GRANULE 2	       /* stage-2 granule: 4096, 16384, 65536 */
+#define INFO_IPA_BITS 3	       /* 40, 48, 52 */
+#define INFO_MOVES 4	       /* blocks to move (0: none) */
 #define INFO_WORDS 5
 #define RUNF_MIGRATE 0x1      /* live migration after the moves */
 #define RUNF_RING 0x2	      /* dirty rings (else the bitmap) */
