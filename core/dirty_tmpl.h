@@ -606,7 +606,8 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 		return r == -EBUSY ? 0 : r;
 	/* The old table waits for a grace period, linked through entry 0
 	 * (frozen, so a walker still inside it retries). */
-	__atomic_store_n(&t[0], FMT_FROZEN | op->acc->free_head, __ATOMIC_RELEASE);
+	__atomic_store_n(&t[0], FMT_FROZEN | fmt_nonpresent(c) | op->acc->free_head,
+			 __ATOMIC_RELEASE);
 	op->acc->free_head = fmt_table_hpa(c, old, level);
 	op->acc->free_nr++;
 	op->acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);

@@ -253,6 +253,9 @@ struct kvm {
 	struct s2_tdx *tdx;	  /* core/tdx.c: a TD's mirror root and hooks, or NULL */
 	gfn_t gfn_direct_bits;	  /* a TD's shared bit as a gfn: where the direct
 				     roots map memslot gfns (0 for other VMs) */
+	s2_pte_t nonpresent;	  /* what empty entries of the direct roots hold:
+				     fmt_nonpresent(&cfg), for the code outside
+				     the format templates (0 but for a TD) */
 	uint32_t notifier_warned; /* notifier/: misuse already reported */
 
 	unsigned max_vcpus;
@@ -559,6 +562,15 @@ static inline void s2_zap_gen_bump(struct kvm *kvm)
 {
 	__atomic_store_n(&kvm->zap_gen, __atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED) + 1,
 			 __ATOMIC_RELAXED);
+}
+
+/* Fill a fresh table of @n entries with the non-present value @np, before
+ * it is linked (environments hand out zeroed pages: only a TD's direct root
+ * needs this, docs/tdx.md). */
+static inline void s2_table_fill(s2_pte_t *t, uint64_t n, s2_pte_t np)
+{
+	for (uint64_t i = 0; i < n; i++)
+		__atomic_store_n(&t[i], np, __ATOMIC_RELAXED);
 }
 
 /* Fetch a zeroed table page from @vcpu's cache (NULL when empty). */

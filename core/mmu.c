@@ -50,7 +50,8 @@ static void s2_free_list(const struct s2_env *env, hpa_t head, size_t bytes)
 {
 	while (head) {
 		s2_pte_t *t = s2_env_p2v(env, head);
-		hpa_t next = t[0] & ~(hpa_t)0xfff;
+		/* Bit 63 is a TD's suppress-#VE (fmt_nonpresent()), no address. */
+		hpa_t next = t[0] & ~(hpa_t)0xfff & ~(1ull << 63);
 
 		env->ops->free_table(env->ctx, t, head, bytes);
 		head = next;

@@ -273,8 +273,10 @@ static inline int S2_FN(zap_locked)(struct kvm *kvm, struct s2_change_acc *acc, 
 		kvm_bug(kvm, "leaf zapped without mmu_lock held for write, gfn", gfn);
 		return -EIO;
 	}
+	const s2_pte_t np = fmt_nonpresent(&kvm->cfg);
+
 	S2_FN(record_if_dirty_lost)
-	(kvm, acc, gfn, __atomic_exchange_n(ptep, 0, __ATOMIC_ACQ_REL), 0, level);
+	(kvm, acc, gfn, __atomic_exchange_n(ptep, np, __ATOMIC_ACQ_REL), np, level);
 	acc->leaves[level]--;
 	acc->zapped++;
 	s2_acc_need_flush(acc, base, base + pages);
@@ -292,6 +294,7 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	const unsigned n = 1u << c->bits_per_level;
+	const s2_pte_t np = fmt_nonpresent(c);
 	uint64_t zapped = 0;
 
 	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
@@ -304,9 +307,9 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 
 		if (!fmt_is_present(c, e, 1) && !fmt_is_access_tracked(c, e, 1))
 			continue;
-		e = __atomic_exchange_n(&t[i], 0, __ATOMIC_ACQ_REL);
+		e = __atomic_exchange_n(&t[i], np, __ATOMIC_ACQ_REL);
 		S2_FN(record_if_dirty_lost)
-		(kvm, acc, gfn + ((gfn_t)i << (c->page_shift - S2_GFN_SHIFT)), e, 0, 1);
+		(kvm, acc, gfn + ((gfn_t)i << (c->page_shift - S2_GFN_SHIFT)), e, np, 1);
 		zapped++;
 	}
 	if (zapped) {
@@ -544,15 +547,16 @@ static inline long S2_FN(unlink_table)(struct kvm *kvm, struct s2_range_op *op, 
 	hpa_t pa = fmt_table_hpa(c, v->old, v->level);
 	s2_pte_t replaced;
 
-	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, 0, gpa_to_gfn(v->addr), v->level,
-			      &replaced))
+	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, fmt_nonpresent(c), gpa_to_gfn(v->addr),
+			      v->level, &replaced))
 		return -EIO;
 	/*
 	 * Link the table into the free list through its first entry, as a
 	 * frozen value: a walker that still holds a pointer to it (until the
 	 * grace period) sees a non-present, frozen entry and retries.
 	 */
-	__atomic_store_n(&child[0], FMT_FROZEN | op->acc->free_head, __ATOMIC_RELEASE);
+	__atomic_store_n(&child[0], FMT_FROZEN | fmt_nonpresent(c) | op->acc->free_head,
+			 __ATOMIC_RELEASE);
 	op->acc->free_head = pa;
 	op->acc->free_nr++;
 	op->acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);
@@ -637,8 +641,9 @@ static long S2_FN(teardown_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	s2_pte_t old;
 
 	if (v->what == S2_VISIT_LEAF || v->what == S2_VISIT_TRACKED) {
-		old = __atomic_exchange_n(v->ptep, 0, __ATOMIC_ACQ_REL);
-		S2_FN(record_if_dirty_lost)(kvm, acc, gpa_to_gfn(v->addr), old, 0, v->level);
+		old = __atomic_exchange_n(v->ptep, fmt_nonpresent(c), __ATOMIC_ACQ_REL);
+		S2_FN(record_if_dirty_lost)
+		(kvm, acc, gpa_to_gfn(v->addr), old, fmt_nonpresent(c), v->level);
 		acc->leaves[v->level]--;
 		acc->zapped++;
 		op->result++;
@@ -650,8 +655,9 @@ static long S2_FN(teardown_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	/* Every child went before we came back up: unlink and queue it. */
 	s2_pte_t *child = S2_FN(table_va)(kvm, v->old, v->level);
 
-	__atomic_store_n(v->ptep, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&child[0], FMT_FROZEN | acc->free_head, __ATOMIC_RELEASE);
+	__atomic_store_n(v->ptep, fmt_nonpresent(c), __ATOMIC_RELEASE);
+	__atomic_store_n(&child[0], FMT_FROZEN | fmt_nonpresent(c) | acc->free_head,
+			 __ATOMIC_RELEASE);
 	acc->free_head = fmt_table_hpa(c, v->old, v->level);
 	acc->free_nr++;
 	acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);
@@ -1141,7 +1147,7 @@ static int S2_FN(fix_existing)(struct kvm *kvm, struct s2_change_acc *acc, struc
 			return -EIO;
 		}
 		if (level > f->level)
-			new = 0;
+			new = fmt_nonpresent(c);
 		else
 			new = fmt_leaf_set_prot(c, old, level,
 						f->prot | (fmt_leaf_prot(c, old, level) &
@@ -1154,7 +1160,7 @@ static int S2_FN(fix_existing)(struct kvm *kvm, struct s2_change_acc *acc, struc
 		}
 		if (r)
 			return r;
-		if (new) {
+		if (new != fmt_nonpresent(c)) {
 			f->made_writable =
 				fmt_is_writable(c, new, level) && !fmt_is_writable(c, old, level);
 			return RET_PF_FIXED;
@@ -1265,6 +1271,8 @@ again:
 			ret = -EIO;
 			break;
 		}
+		if (fmt_nonpresent(c))
+			s2_table_fill(pg.va, 1ull << c->bits_per_level, fmt_nonpresent(c));
 		new = fmt_make_table(c, level, pg.pa);
 		if (!S2_FN(set_fresh)(kvm, ptep, &old, new)) {
 			s2_cache_push(vcpu, &pg);

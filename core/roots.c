@@ -106,6 +106,8 @@ static int s2_root_page_alloc(const struct kvm *kvm, struct s2_page *pg)
 	const struct s2_env *env = kvm->env;
 
 	pg->va = env->ops->alloc_table(env->ctx, s2_root_bytes_of(kvm), &pg->pa);
+	if (pg->va && kvm->nonpresent)
+		s2_table_fill(pg->va, s2_root_bytes_of(kvm) / sizeof(s2_pte_t), kvm->nonpresent);
 	return pg->va ? 0 : -ENOMEM;
 }
 

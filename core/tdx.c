@@ -485,6 +485,28 @@ void s2_tdx_destroy(struct kvm *kvm)
 
 /* ---- setup and inspection ---- */
 
+/*
+ * Suppress-#VE for the direct roots: a TD takes a #VE on an EPT violation
+ * of any entry whose bit 63 is clear, so from now on every leaf carries it
+ * (S2_FMTF_SUPPRESS_VE) and so does the non-present value
+ * (fmt_nonpresent(), KVM's SHADOW_NONPRESENT_VALUE): zaps write it and new
+ * tables are filled with it. The VM is fresh, so its current roots are
+ * empty and are refilled here. The mirror root keeps 0: no hardware walks
+ * it, and the module keeps suppress-#VE in the secure EPT itself.
+ */
+static void tdx_nonpresent_init(struct kvm *kvm)
+{
+	kvm->cfg.flags |= S2_FMTF_SUPPRESS_VE | EPT_CFG_TD_SVE;
+	kvm->nonpresent = fmt_nonpresent(&kvm->cfg);
+	for (unsigned i = 0; i < kvm->nr_roots; i++) {
+		struct s2_root *r = &kvm->roots[i];
+
+		if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == S2_ROOT_VALID)
+			s2_table_fill(r->pt, s2_root_alloc_bytes(&kvm->cfg) / sizeof(s2_pte_t),
+				      kvm->nonpresent);
+	}
+}
+
 int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p)
 {
 	const struct s2_tdx_ops *o = p ? p->ops : NULL;
@@ -513,6 +535,7 @@ int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p)
 	}
 	t->p = *p;
 	t->retries = p->busy_retries ? p->busy_retries : 16;
+	tdx_nonpresent_init(kvm);
 	__atomic_store_n(&kvm->tdx, t, __ATOMIC_RELEASE);
 	__atomic_store_n(&kvm->gfn_direct_bits, 1ull << (p->shared_bit - S2_GFN_SHIFT),
 			 __ATOMIC_RELEASE);

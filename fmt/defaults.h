@@ -80,6 +80,21 @@ static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
 }
 #endif
 
+/*
+ * The non-present value: what a zap writes and what fills a new table. 0
+ * unless the format says otherwise for a VM (EPT in a TD: bit 63,
+ * suppress-#VE, fmt/x86-ept/fmt.h). Whatever it is, it is not present, not
+ * frozen, not MMIO and not access-tracked, so every walker that asks
+ * fmt_is_present() and friends reads it as empty.
+ */
+#ifndef FMT_HAS_NONPRESENT
+static inline s2_pte_t fmt_nonpresent(const struct s2_fmt_cfg *c)
+{
+	(void)c;
+	return 0;
+}
+#endif
+
 #ifndef FMT_HAS_IS_YOUNG
 static inline bool fmt_is_young(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {

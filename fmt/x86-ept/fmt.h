@@ -130,6 +130,27 @@ _Static_assert(S2_PROT_R == EPT_R && S2_PROT_W == EPT_W && S2_PROT_X == EPT_X,
 
 #define EPT_FMTF_ALL (S2_FMTF_AD | S2_FMTF_MBEC | S2_FMTF_SUPPRESS_VE)
 
+/*
+ * A TD's non-present value (issue 12, docs/tdx.md): a TD takes a #VE, not an
+ * EPT violation, on any entry without suppress-#VE, so in a TD's direct root
+ * every non-present entry (zapped, or never written in a new table) carries
+ * bit 63, as KVM's SHADOW_NONPRESENT_VALUE. EPT_CFG_TD_SVE is a cfg->flags
+ * bit set by kvm_tdx_init() only (fmt_init_cfg() refuses it from an
+ * embedder); other VMs keep 0. Bit 31 of the flags becomes bit 63 with one
+ * shift.
+ */
+#define EPT_CFG_TD_SVE (1u << 31)
+#define FMT_HAS_NONPRESENT
+static inline s2_pte_t fmt_nonpresent(const struct s2_fmt_cfg *c)
+{
+	return (s2_pte_t)(c->flags & EPT_CFG_TD_SVE) << 32;
+}
+
+_Static_assert(((s2_pte_t)EPT_CFG_TD_SVE << 32) == EPT_SVE, "fix fmt_nonpresent()");
+_Static_assert((EPT_FMTF_ALL & EPT_CFG_TD_SVE) == 0, "EPT_CFG_TD_SVE is not an embedder's flag");
+_Static_assert(!EPT_USABLE(EPT_SVE, EPT_PRESENT_MASK_MBEC) && (EPT_SVE & EPT_LOW_MASK) == 0,
+	       "the TD non-present value must be non-present, neither frozen nor MMIO");
+
 static inline uint64_t fmt_present_mask(const struct s2_fmt_cfg *c)
 {
 	return EPT_PRESENT_MASK | (((uint64_t)c->flags & S2_FMTF_MBEC) << 9);

@@ -49,6 +49,14 @@ has '"kind":"mmio"'; has '"mmio_gfn":"0x40000"'
 # The frozen value 0x9a0, and chained to a table address.
 dj 0 --fmt ept 0x9a0 0x55000009a0
 has '"kind":"frozen"'; hasnt '"kind":"leaf"'
+# A TD's non-present value: bit 63 only (suppress #VE), empty and no problem;
+# bit 63 with a stray bit 40 is still reported (exit status 1).
+dj 0 --fmt ept 0x8000000000000000
+has '"kind":"empty"'; has 'suppress #VE'
+dj 1 --fmt ept 0x8000010000000000
+# The frozen value with bit 63 (a TD's unlinked table chain).
+dj 0 --fmt ept 0x80000055000009a0
+has '"kind":"frozen"'; has 'next unlinked table 0x5500000000'
 # Access tracking: bits 2:0 clear, saved R and X in 52 and 53.
 dj 0 --fmt ept 0x0030000012345030
 has '"kind":"non-present leaf"'

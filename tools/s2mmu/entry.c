@@ -254,6 +254,10 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 
 		if (!v) {
 			e->kind = ENT_EMPTY;
+		} else if (v == BIT(63)) {
+			/* A TD's direct root: KVM's SHADOW_NONPRESENT_VALUE. */
+			e->kind = ENT_EMPTY;
+			ADD("suppress-#VE", 63, 63, "a TD's non-present value: suppress #VE");
 		} else if ((v & 0xfff) == 0x9a0) {
 			e->kind = ENT_FROZEN;
 			e->addr = v & GENMASK(51, 12);
