@@ -1438,7 +1438,14 @@ static void hart_init(void)
 	csr_write(0x200, 0);		      /* vsstatus */
 	csr_set(sstatus, SSTATUS_FS_INITIAL); /* FP on in HS too, or the guest's FP traps */
 	csr_set(sie, SIE_SSIE | SIE_STIE);
-	arm_timer();
+	/*
+	 * Only the boot hart has a timer (the steps, the watchdog): the
+	 * other hart's guest then exits only when it must, so its TLB (which
+	 * QEMU flushes on every exit) keeps stale translations unless a
+	 * remote fence removes them, and the break-flush image can fail.
+	 */
+	if (hart_self() == boot_hart)
+		arm_timer();
 }
 
 static void vcpu_loop(unsigned self)
@@ -1573,6 +1580,11 @@ static __attribute__((noreturn)) void shutdown(void)
 		if (!ok_ && code == EXIT_PASS)                              \
 			code = (c);                                         \
 	} while (0)
+	/* First: a stale copy is the migration's failure even when the guest
+	 * then fails too (it runs on the copy). */
+	if (opt.mig != MIG_NONE)
+		CHECK(st.mig_done && st.mig_mismatch == 0, EXIT_MIG,
+		      "migration: both copies identical before the switch");
 	CHECK(st.first_exit_ok, EXIT_GUEST, "first exit: fetch fault at the Image's entry");
 	CHECK(st.booted && st.cpus_seen == opt.smp, EXIT_GUEST,
 	      "Linux ran the test init on every hart");
@@ -1586,8 +1598,6 @@ static __attribute__((noreturn)) void shutdown(void)
 	if (opt.mig != MIG_NONE) {
 		CHECK(st.mig_done && st.mig_rounds >= 2, EXIT_MIG,
 		      "migration: pre-copy rounds done");
-		CHECK(st.mig_done && st.mig_mismatch == 0, EXIT_MIG,
-		      "migration: both copies identical before the switch");
 		CHECK(st.rounds_after_mig >= 1, EXIT_MIG,
 		      "migration: the workload went on after the switch");
 		CHECK(st.mig_hw == (opt.mig == MIG_HW), EXIT_MIG,
