@@ -15,7 +15,8 @@
 #                       sabotaged ones
 #   run.sh --one ARGS   one boot with hypervisor options ARGS (hyp.c's
 #                       header: gpa_bits= mig= manual= moves= rounds= smp=)
-#   run.sh --shell      an interactive busybox shell (make run GUEST=linux)
+#   run.sh --shell      an interactive busybox shell (also --interactive:
+#                       make run GUEST=linux)
 # The first run fetches the guest (scripts/fetch-guest-riscv64.sh, cached
 # under build/lx-rv-guest; offline after that). Builds go to $EXAMPLE_O
 # (default build/lx-rv).
@@ -118,14 +119,14 @@ case "${1:-}" in
 	shift
 	pass one "$*"
 	;;
---shell)
+--shell | --interactive)
 	exec qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 512M -nographic -bios default \
 		-kernel "$out/hyp.elf" -append "initrd=$isz shell=1 mig=none moves=0 rounds=1" \
 		-device loader,file="$guest/Image",addr=0x84200000,force-raw=on \
 		-device loader,file="$initrd",addr=0x88000000,force-raw=on
 	;;
 *)
-	echo "usage: $0 [--long | --one OPTIONS | --shell]" >&2
+	echo "usage: $0 [--long | --one OPTIONS | --shell | --interactive]" >&2
 	exit 2
 	;;
 esac
