@@ -283,10 +283,18 @@ static inline int S2_FN(zap_locked)(struct kvm *kvm, struct s2_change_acc *acc, 
 	return 0;
 }
 
+/* Whether hardware has nothing left to write in a leaf (core/dirty_tmpl.h). */
+static S2_ALWAYS_INLINE bool S2_FN(hw_quiet)(const struct s2_fmt_cfg *c, s2_pte_t pte, int level);
+
 /*
  * zap_table_locked() is zap_locked() for every leaf of the level-1 table @t
  * (mapping from @gfn) at once, when a zap under the write side covers all of
- * it: the same exchanges and counts, and one flush owed for the table's span.
+ * it: the same counts, and one flush owed for the table's span. A leaf
+ * hardware may still write (young writable clean, or not young) is taken
+ * with an exchange, so A/D set until the flush are seen; one it has nothing
+ * left to write in (hw_quiet(), tested as masks derived once per table, as
+ * aging does; or any leaf without hardware A/D) with a plain store, as KVM
+ * writes non-volatile sptes (docs/rules.md "Aging" says why that is safe).
  * Returns the leaves zapped.
  */
 static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc,
@@ -295,6 +303,13 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	const unsigned n = 1u << c->bits_per_level;
 	const s2_pte_t np = fmt_nonpresent(c);
+	const unsigned ra = S2_PROT_R | S2_PROT_ACCESSED, rwa = ra | S2_PROT_W;
+	const bool hw = c->flags & S2_FMTF_AD;
+	const s2_pte_t qa = fmt_accessed_mask(c, 1);
+	const s2_pte_t qw =
+		fmt_make_leaf(c, 1, 0, rwa, S2_MT_WB) ^ fmt_make_leaf(c, 1, 0, ra, S2_MT_WB);
+	const s2_pte_t qd = fmt_make_leaf(c, 1, 0, rwa | S2_PROT_DIRTY, S2_MT_WB) ^
+			    fmt_make_leaf(c, 1, 0, rwa, S2_MT_WB);
 	uint64_t zapped = 0;
 
 	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
@@ -307,7 +322,18 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 
 		if (!fmt_is_present(c, e, 1) && !fmt_is_access_tracked(c, e, 1))
 			continue;
-		e = __atomic_exchange_n(&t[i], np, __ATOMIC_ACQ_REL);
+		if (!hw || ((e & qa) && (!qd || (e & qd) || !(e & qw)))) {
+			if (S2_ENABLED(CONFIG_S2_DEBUG) && hw &&
+			    s2_unlikely(!S2_FN(hw_quiet)(c, e, 1))) {
+				kvm_bug(kvm,
+					"zap: Accessed, Dirty or W is not the bits derived, gfn",
+					gfn + i);
+				return zapped;
+			}
+			__atomic_store_n(&t[i], np, __ATOMIC_RELAXED);
+		} else {
+			e = __atomic_exchange_n(&t[i], np, __ATOMIC_ACQ_REL);
+		}
 		S2_FN(record_if_dirty_lost)
 		(kvm, acc, gfn + ((gfn_t)i << (c->page_shift - S2_GFN_SHIFT)), e, np, 1);
 		zapped++;
