@@ -91,7 +91,7 @@ must_fail() {
 }
 
 common="rounds=${LX_RV_ROUNDS:-3} moves=${LX_RV_MOVES:-16}"
-breakopts="mig=none moves=64 rounds=4 wd=15"
+breakopts="mig=none moves=64 rounds=4 wd=30"
 case "${1:-}" in
 "")
 	# Each G-stage mode once (Sv57x4 in the drop-dirty boot, which boots,
