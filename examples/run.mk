@@ -14,15 +14,17 @@ run-example-dir = $(firstword \
 	$(if $(CONFIG_S2_FMT_RISCV_G),examples/riscv64-qemu))
 
 # `make run GUEST=linux`: Debian's unmodified Linux under the configured
-# architecture's Linux example, the console left interactive (x86 has none:
-# the first of arm64 and riscv64 the configuration builds is booted).
+# architecture's Linux example, the console left interactive (x86: the NPT
+# example under QEMU; the first of arm64, riscv64 and x86 NPT the
+# configuration builds is booted).
 run-linux-dir = $(firstword \
 	$(if $(CONFIG_S2_FMT_ARM64_S2),examples/arm64-linux) \
-	$(if $(CONFIG_S2_FMT_RISCV_G),examples/riscv64-linux))
+	$(if $(CONFIG_S2_FMT_RISCV_G),examples/riscv64-linux) \
+	$(if $(CONFIG_S2_FMT_X86_NPT),examples/x86-linux-npt))
 
 ifeq ($(GUEST),linux)
 run-example:
-	$(if $(run-linux-dir),,$(error make run GUEST=linux: the configuration in $(O) builds neither arm64 nor riscv64 (try: make O=build/run-arm64 arm64_defconfig && make run O=build/run-arm64 GUEST=linux)))
+	$(if $(run-linux-dir),,$(error make run GUEST=linux: the configuration in $(O) builds none of arm64, riscv64 and x86 NPT (try: make O=build/run-arm64 arm64_defconfig && make run O=build/run-arm64 GUEST=linux)))
 	$(Q)$(srctree)/scripts/install-deps.sh emu
 	@echo "== make run GUEST=linux: $(run-linux-dir) (Debian's kernel, interactive console)"
 	$(Q)bash $(run-linux-dir)/run.sh --interactive

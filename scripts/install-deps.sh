@@ -12,7 +12,7 @@ build_pkgs="make gcc pkg-config kconfig-frontends-nox libcmocka-dev liburcu-dev
             libcapstone-dev clang libclang-rt-14-dev clang-format
             gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu binutils-aarch64-linux-gnu
             binutils-riscv64-linux-gnu"
-emu_pkgs="qemu-system-arm qemu-system-misc qemu-system-x86 bochs bochsbios vgabios"
+emu_pkgs="qemu-system-arm qemu-system-misc qemu-system-x86 bochs bochsbios vgabios cpio"
 
 plot_pkgs="gnuplot-nox"
 
