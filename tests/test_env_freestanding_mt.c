@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/lib/testlib.h"
 /* Part of the freestanding build only; compiled in here. */
@@ -157,6 +158,50 @@ static void test_offline_cpu_not_waited_for(void **state)
 	assert_int_equal(s2_freestanding_smp(&fs, cpus, NCPUS, NULL), -EINVAL);
 }
 
+/*
+ * Two CPUs in synchronize_rcu at once, neither reporting otherwise: each is
+ * quiescent while it waits, so both return. Fails (after 20 s rather than
+ * hanging) when a waiting CPU does not report itself quiescent: each would
+ * wait for the other for ever.
+ */
+static int sync_done;
+static pthread_barrier_t sync_start;
+
+static void *syncer(void *arg)
+{
+	my_cpu = (unsigned)(uintptr_t)arg;
+	s2_fs_rcu_online(&fs, my_cpu);
+	pthread_barrier_wait(&sync_start); /* both online before either syncs */
+	for (int i = 0; i < 2000; i++)
+		fs.ops.synchronize_rcu(fs.env.ctx);
+	s2_fs_rcu_offline(&fs, my_cpu);
+	__atomic_fetch_add(&sync_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_concurrent_synchronize(void **state)
+{
+	pthread_t t[NCPUS];
+
+	(void)state;
+	assert_int_equal(s2_freestanding_smp(&fs, cpus, NCPUS, this_cpu), 0);
+	sync_done = 0;
+	assert_int_equal(pthread_barrier_init(&sync_start, NULL, NCPUS), 0);
+	for (unsigned i = 0; i < NCPUS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, syncer, (void *)(uintptr_t)i), 0);
+	for (int ms = 0; ms < 20000 && __atomic_load_n(&sync_done, __ATOMIC_ACQUIRE) < NCPUS;
+	     ms++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	if (__atomic_load_n(&sync_done, __ATOMIC_ACQUIRE) < NCPUS)
+		fail_msg("two CPUs in synchronize_rcu at once never returned");
+	for (unsigned i = 0; i < NCPUS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&sync_start);
+}
+
 /* ---- the library on it ---- */
 
 static int fs_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
@@ -284,6 +329,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grace_period_waits_for_readers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_offline_cpu_not_waited_for, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_synchronize, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_vcpu_needs_smp_rcu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_two_cpus, setup, teardown),
 	};

@@ -70,8 +70,15 @@ static void f_synchronize_rcu_smp(void *ctx)
 		if (i == self)
 			continue;
 		while (__atomic_load_n(&c->online, __ATOMIC_SEQ_CST) &&
-		       __atomic_load_n(&c->qs_seq, __ATOMIC_ACQUIRE) < seq)
+		       __atomic_load_n(&c->qs_seq, __ATOMIC_ACQUIRE) < seq) {
+			/*
+			 * This CPU holds no reference while it waits: say so,
+			 * or two CPUs synchronizing at once would each wait
+			 * for the other's report for ever.
+			 */
+			s2_fs_rcu_quiescent(f, self);
 			s2_fs_relax(f);
+		}
 	}
 	s2_fs_mb();
 }
