@@ -524,6 +524,8 @@ int s2_tdx_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access, gfn_t *gfn);
 /* Remove the private mappings of [start, end) (write side of mmu_lock):
  * memslot removal and conversions. Returns leaves removed or -errno. */
 long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end);
+/* Spare S-EPT pages for demotions, allocated before mmu_lock is taken. */
+void s2_tdx_topup(struct kvm *kvm);
 /* kvm_destroy_vm: remove everything, release the key, reclaim S-EPT pages. */
 void s2_tdx_destroy(struct kvm *kvm);
 #else
@@ -535,6 +537,10 @@ static inline long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end)
 	return 0;
 }
 static inline void s2_tdx_destroy(struct kvm *kvm)
+{
+	(void)kvm;
+}
+static inline void s2_tdx_topup(struct kvm *kvm)
 {
 	(void)kvm;
 }

@@ -27,6 +27,10 @@
 #define TDX_PAIR_BYTES 8192u /* mirror table + its S-EPT page */
 #define TDX_PAGE 4096u
 #define TDX_MAX_LEAF 2 /* private leaves: 4 KiB and 2 MiB */
+/* S-EPT pairs kept for demotions under the write side of mmu_lock, where
+ * nothing may be allocated: a range has two ends, and one conversion may
+ * zap a few ranges. Topped up before the lock (s2_tdx_topup()). */
+#define TDX_SPARES 4
 
 struct s2_tdx {
 	struct kvm_tdx_params p;
@@ -36,7 +40,10 @@ struct s2_tdx {
 	int64_t leaves[TDX_MAX_LEAF + 1];
 	int64_t sept_pages;
 	uint64_t seamcalls, busy, tracks, kicks, removed;
-	hpa_t dead_head; /* removed S-EPT pairs awaiting reclaim (teardown) */
+	uint64_t demoted, promoted, added, whole; /* whole: partial 2 MiB removed whole */
+	hpa_t dead_head;	 /* removed S-EPT pairs awaiting reclaim (teardown) */
+	hpa_t spare[TDX_SPARES]; /* 0 or a free pair (exchanged atomically) */
+	bool finalized;		 /* kvm_tdx_finalized(): no more PAGE.ADD */
 };
 
 enum tdx_op {
@@ -48,6 +55,10 @@ enum tdx_op {
 	TDX_SEPT_REMOVE,
 	TDX_PAGE_WBINVD,
 	TDX_PAGE_RECLAIM,
+	TDX_PAGE_ADD,
+	TDX_PAGE_DEMOTE,
+	TDX_PAGE_PROMOTE,
+	TDX_RANGE_UNBLOCK,
 };
 
 static void tdx_add(uint64_t *p, uint64_t v)
@@ -63,7 +74,8 @@ static void tdx_kick(struct kvm *kvm, struct s2_tdx *t)
 	tdx_add(&t->kicks, 1);
 }
 
-static uint64_t tdx_call_once(struct s2_tdx *t, enum tdx_op op, gpa_t gpa, int level, hpa_t pa)
+static uint64_t tdx_call_once(struct s2_tdx *t, enum tdx_op op, gpa_t gpa, int level, hpa_t pa,
+			      hpa_t src)
 {
 	const struct s2_tdx_ops *o = t->p.ops;
 	void *ctx = t->p.ctx;
@@ -78,6 +90,10 @@ static uint64_t tdx_call_once(struct s2_tdx *t, enum tdx_op op, gpa_t gpa, int l
 	case TDX_SEPT_REMOVE: return o->sept_remove(ctx, gpa, level);
 	case TDX_PAGE_WBINVD: return o->page_wbinvd(ctx, pa);
 	case TDX_PAGE_RECLAIM: return o->page_reclaim(ctx, pa);
+	case TDX_PAGE_ADD: return o->page_add(ctx, gpa, pa, src);
+	case TDX_PAGE_DEMOTE: return o->page_demote(ctx, gpa, level, pa);
+	case TDX_PAGE_PROMOTE: return o->page_promote(ctx, gpa, level);
+	case TDX_RANGE_UNBLOCK: return o->range_unblock(ctx, gpa, level);
 	}
 	return S2_TDX_LIFECYCLE_STATE_INCORRECT;
 }
@@ -92,7 +108,7 @@ static int tdx_call(struct kvm *kvm, struct s2_tdx *t, enum tdx_op op, gpa_t gpa
 		    hpa_t pa)
 {
 	for (unsigned n = 0;; n++) {
-		uint64_t st = tdx_call_once(t, op, gpa, level, pa);
+		uint64_t st = tdx_call_once(t, op, gpa, level, pa, 0);
 
 		if (st == S2_TDX_SUCCESS)
 			return 0;
@@ -139,7 +155,7 @@ static s2_pte_t tdx_leaf(const struct s2_fmt_cfg *c, int level, hpa_t hpa)
  * fault (the vcpu re-enters), as KVM does. Returns a RET_PF_* or -EIO.
  */
 static int tdx_map(struct kvm *kvm, struct s2_tdx *t, gfn_t gfn, int level, hpa_t hpa,
-		   struct s2_page *pg, unsigned npg, unsigned *used)
+		   struct s2_page *pg, unsigned npg, unsigned *used, hpa_t src)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	gpa_t gpa = gfn_to_gpa(gfn);
@@ -168,7 +184,9 @@ again:
 			if (!__atomic_compare_exchange_n(ptep, &old, FMT_FROZEN, false,
 							 __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
 				goto again;
-			st = tdx_call_once(t, TDX_PAGE_AUG, gpa & ~(span - 1), l, leaf);
+			/* src: initial measured memory (PAGE.ADD, 4 KiB). */
+			st = tdx_call_once(t, src ? TDX_PAGE_ADD : TDX_PAGE_AUG, gpa & ~(span - 1),
+					   l, leaf, src);
 			if (st) {
 				__atomic_store_n(ptep, 0, __ATOMIC_RELEASE);
 				goto failed;
@@ -184,7 +202,8 @@ again:
 		if (!__atomic_compare_exchange_n(ptep, &old, FMT_FROZEN, false, __ATOMIC_ACQUIRE,
 						 __ATOMIC_ACQUIRE))
 			goto again;
-		st = tdx_call_once(t, TDX_SEPT_ADD, gpa & ~(span - 1), l, pg[*used].pa + TDX_PAGE);
+		st = tdx_call_once(t, TDX_SEPT_ADD, gpa & ~(span - 1), l, pg[*used].pa + TDX_PAGE,
+				   0);
 		if (st) {
 			__atomic_store_n(ptep, 0, __ATOMIC_RELEASE);
 			goto failed;
@@ -225,6 +244,54 @@ static int tdx_pick_level(struct kvm *kvm, const struct kvm_memory_slot *slot, g
 	return level < 1 ? 1 : level;
 }
 
+/* Fill the spare S-EPT pairs (not under mmu_lock): a failed allocation
+ * only leaves fewer spares, and a demotion without one removes the whole
+ * 2 MiB leaf instead (counted). */
+void s2_tdx_topup(struct kvm *kvm)
+{
+	struct s2_tdx *t = kvm->tdx;
+	const struct s2_env *env = kvm->env;
+
+	if (!t)
+		return;
+	for (unsigned i = 0; i < TDX_SPARES; i++) {
+		hpa_t pa = 0, none = 0;
+		void *va;
+
+		if (__atomic_load_n(&t->spare[i], __ATOMIC_RELAXED))
+			continue;
+		va = env->ops->alloc_table(env->ctx, TDX_PAIR_BYTES, &pa);
+		if (!va)
+			return;
+		if (!__atomic_compare_exchange_n(&t->spare[i], &none, pa, false, __ATOMIC_RELEASE,
+						 __ATOMIC_RELAXED))
+			env->ops->free_table(env->ctx, va, pa, TDX_PAIR_BYTES);
+	}
+}
+
+static hpa_t tdx_take_spare(struct s2_tdx *t)
+{
+	for (unsigned i = 0; i < TDX_SPARES; i++) {
+		hpa_t pa = __atomic_exchange_n(&t->spare[i], 0, __ATOMIC_ACQUIRE);
+
+		if (pa)
+			return pa;
+	}
+	return 0;
+}
+
+static void tdx_put_spare(struct kvm *kvm, struct s2_tdx *t, hpa_t pa)
+{
+	for (unsigned i = 0; i < TDX_SPARES; i++) {
+		hpa_t none = 0;
+
+		if (__atomic_compare_exchange_n(&t->spare[i], &none, pa, false, __ATOMIC_RELEASE,
+						__ATOMIC_RELAXED))
+			return;
+	}
+	kvm->env->ops->free_table(kvm->env->ctx, s2_phys_to_virt(kvm, pa), pa, TDX_PAIR_BYTES);
+}
+
 static int tdx_fault_private(struct kvm_vcpu *vcpu, gfn_t gfn)
 {
 	struct kvm *kvm = vcpu->kvm;
@@ -258,12 +325,13 @@ static int tdx_fault_private(struct kvm_vcpu *vcpu, gfn_t gfn)
 			goto out;
 		}
 	}
+	s2_tdx_topup(kvm);
 	s2_mmu_read_lock_vcpu(vcpu);
 	if (s2_invalidate_retry(kvm, seq, gfn & ~(n - 1), (gfn & ~(n - 1)) + n) ||
 	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
 		r = RET_PF_RETRY;
 	else
-		r = tdx_map(kvm, t, gfn, level, (hpa_t)pfn << S2_GFN_SHIFT, pg, npg, &used);
+		r = tdx_map(kvm, t, gfn, level, (hpa_t)pfn << S2_GFN_SHIFT, pg, npg, &used, 0);
 	s2_mmu_read_unlock_vcpu(vcpu);
 out:
 	for (unsigned i = used; i < npg; i++)
@@ -313,6 +381,25 @@ struct tdx_walk {
 	int err;
 };
 
+static int tdx_track(struct kvm *kvm, struct s2_tdx *t);
+
+/* REMOVE and WBINVD the blocked (frozen) leaf at @ptep, hand it back. */
+static int tdx_remove_leaf(struct tdx_walk *w, s2_pte_t *ptep, gpa_t a, int l)
+{
+	struct s2_tdx *t = w->t;
+	hpa_t hpa = __atomic_load_n(ptep, __ATOMIC_RELAXED) & EPT_ADDR_MASK;
+
+	if ((w->err = tdx_call(w->kvm, t, TDX_PAGE_REMOVE, a, l, 0)) ||
+	    (w->err = tdx_call(w->kvm, t, TDX_PAGE_WBINVD, 0, l, hpa)))
+		return w->err;
+	__atomic_store_n(ptep, 0, __ATOMIC_RELEASE);
+	__atomic_fetch_sub(&t->leaves[l], 1, __ATOMIC_RELAXED);
+	tdx_add(&t->removed, 1);
+	if (t->p.ops->private_pfn_put)
+		t->p.ops->private_pfn_put(t->p.ctx, hpa >> S2_GFN_SHIFT, l);
+	return 0;
+}
+
 /* One pass over the mirror table @tbl of level @l that maps from @base. */
 static void tdx_walk(struct tdx_walk *w, s2_pte_t *tbl, int l, gpa_t base)
 {
@@ -328,16 +415,8 @@ static void tdx_walk(struct tdx_walk *w, s2_pte_t *tbl, int l, gpa_t base)
 		if (a >= w->e || a + span <= w->s || !old)
 			continue;
 		if (w->pass == TDX_REMOVE_LEAVES && fmt_is_frozen(old) && l <= TDX_MAX_LEAF) {
-			hpa_t hpa = old & EPT_ADDR_MASK;
-
-			if ((w->err = tdx_call(kvm, w->t, TDX_PAGE_REMOVE, a, l, 0)) ||
-			    (w->err = tdx_call(kvm, w->t, TDX_PAGE_WBINVD, 0, l, hpa)))
+			if (tdx_remove_leaf(w, ptep, a, l))
 				return;
-			__atomic_store_n(ptep, 0, __ATOMIC_RELEASE);
-			__atomic_fetch_sub(&w->t->leaves[l], 1, __ATOMIC_RELAXED);
-			tdx_add(&w->t->removed, 1);
-			if (w->t->p.ops->private_pfn_put)
-				w->t->p.ops->private_pfn_put(w->t->p.ctx, hpa >> S2_GFN_SHIFT, l);
 			w->done++;
 			continue;
 		}
@@ -361,12 +440,18 @@ static void tdx_walk(struct tdx_walk *w, s2_pte_t *tbl, int l, gpa_t base)
 			if (w->pass != TDX_BLOCK_LEAVES)
 				continue;
 			/* A 2 MiB leaf reaching outside the range goes whole
-			 * (demotion first is left to do, docs/tdx.md). */
+			 * only when no spare pair was left to demote it. */
 			if ((w->err = tdx_call(kvm, w->t, TDX_RANGE_BLOCK, a, l, 0)))
 				return;
 			__atomic_store_n(ptep, FMT_FROZEN | fmt_leaf_hpa(c, old, l),
 					 __ATOMIC_RELEASE);
 			w->done++;
+			/* KVM's order, kept to measure against
+			 * (params.track_per_page): TRACK and kick per leaf,
+			 * then its REMOVE and WBINVD. */
+			if (w->t->p.track_per_page &&
+			    ((w->err = tdx_track(kvm, w->t)) || tdx_remove_leaf(w, ptep, a, l)))
+				return;
 			continue;
 		}
 		if (w->pass == TDX_BLOCK_TABLES && l == w->tlevel) {
@@ -403,12 +488,99 @@ static int tdx_track(struct kvm *kvm, struct s2_tdx *t)
 	return 0;
 }
 
+/* The mirror entry of @level that covers @gpa, or NULL where a table
+ * above it is missing or @level holds no entry (a leaf above). */
+static s2_pte_t *tdx_entry(struct kvm *kvm, struct s2_tdx *t, gpa_t gpa, int level)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	s2_pte_t *tbl = t->root;
+
+	for (int l = c->levels;; l--) {
+		s2_pte_t *ptep = &tbl[(gpa >> s2_level_shift(c, l)) & 511];
+		s2_pte_t e = __atomic_load_n(ptep, __ATOMIC_ACQUIRE);
+
+		if (l == level)
+			return ptep;
+		if (!fmt_is_present(c, e, l) || fmt_is_leaf(c, e, l))
+			return NULL;
+		tbl = tdx_va(kvm, fmt_table_hpa(c, e, l));
+	}
+}
+
+/*
+ * Demote the private 2 MiB leaves that [s, e) (bytes) covers only in part,
+ * in the module's order: BLOCK each, one TRACK and kick round, then
+ * PAGE.DEMOTE with a spare S-EPT pair; the mirror gets the table of 512
+ * 4 KiB leaves of the same pages. Only the two ends of the range can
+ * straddle a leaf. Without a spare the leaf stays and the removal takes it
+ * whole (counted in `whole`). Write side of mmu_lock.
+ */
+static int tdx_demote_ends(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const uint64_t span = tdx_span(c, 2);
+	gpa_t at[2] = { s & ~(span - 1), (e - 1) & ~(span - 1) };
+	s2_pte_t *ptep[2] = { NULL, NULL };
+	hpa_t pair[2] = { 0, 0 }, leaf[2] = { 0, 0 };
+	unsigned n = 0;
+	int r = 0;
+
+	for (unsigned i = 0; i < 2; i++) {
+		gpa_t a = at[i];
+		s2_pte_t *p, old;
+
+		if ((a >= s && a + span <= e) || (i == 1 && at[1] == at[0]))
+			continue; /* covered whole, or the same leaf */
+		p = tdx_entry(kvm, t, a, 2);
+		old = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+		if (!p || !fmt_is_leaf(c, old, 2))
+			continue;
+		if (!(pair[n] = tdx_take_spare(t))) {
+			tdx_add(&t->whole, 1);
+			continue;
+		}
+		if ((r = tdx_call(kvm, t, TDX_RANGE_BLOCK, a, 2, 0))) {
+			tdx_put_spare(kvm, t, pair[n]);
+			pair[n] = 0;
+			break;
+		}
+		leaf[n] = fmt_leaf_hpa(c, old, 2);
+		__atomic_store_n(p, FMT_FROZEN | leaf[n], __ATOMIC_RELEASE);
+		ptep[n] = p;
+		at[n++] = a;
+	}
+	if (n && !r)
+		r = tdx_track(kvm, t);
+	for (unsigned i = 0; i < n; i++) {
+		s2_pte_t *tbl = tdx_va(kvm, pair[i]);
+
+		if (!r)
+			r = tdx_call(kvm, t, TDX_PAGE_DEMOTE, at[i], 2, pair[i] + TDX_PAGE);
+		if (r) {
+			/* Left blocked (frozen) for the removal that follows,
+			 * or for teardown; the pair goes back. */
+			tdx_put_spare(kvm, t, pair[i]);
+			continue;
+		}
+		for (unsigned j = 0; j < 512; j++)
+			__atomic_store_n(&tbl[j], tdx_leaf(c, 1, leaf[i] + (hpa_t)j * TDX_PAGE),
+					 __ATOMIC_RELAXED);
+		__atomic_store_n(ptep[i], fmt_make_table(c, 2, pair[i]), __ATOMIC_RELEASE);
+		__atomic_fetch_sub(&t->leaves[2], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&t->leaves[1], 512, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&t->sept_pages, 1, __ATOMIC_RELAXED);
+		tdx_add(&t->demoted, 1);
+	}
+	return r;
+}
+
 /*
  * Remove the private leaves of [start, end): block the whole range, TRACK
  * once and kick once, then REMOVE and WBINVD each page and hand it back
- * (KVM tracks per page). Under the write side of mmu_lock, so no private
- * fault runs meanwhile and every frozen mirror entry is one this call
- * blocked.
+ * (KVM tracks per page; params.track_per_page does that too, to measure
+ * it). A 2 MiB leaf the range covers in part is demoted first. Under the
+ * write side of mmu_lock, so no private fault runs meanwhile and every
+ * frozen mirror entry is one this call blocked.
  */
 long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end)
 {
@@ -417,10 +589,14 @@ long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end)
 	uint64_t span2;
 	int r;
 
-	if (!t)
+	if (!t || start >= end)
 		return 0;
+	if ((r = tdx_demote_ends(kvm, t, w.s, w.e)))
+		return r;
 	if ((r = tdx_pass(&w, TDX_BLOCK_LEAVES)))
 		return r;
+	if (t->p.track_per_page)
+		return (long)w.done;
 	if (!w.done)
 		return 0;
 	if ((r = tdx_track(kvm, t)))
@@ -477,10 +653,71 @@ void s2_tdx_destroy(struct kvm *kvm)
 		if (!s2_kvm_dead(kvm) && !tdx_call(kvm, t, TDX_PAGE_RECLAIM, 0, 0, pa + TDX_PAGE))
 			env->ops->free_table(env->ctx, va, pa, TDX_PAIR_BYTES);
 	}
+	for (hpa_t pa; (pa = tdx_take_spare(t));)
+		env->ops->free_table(env->ctx, tdx_va(kvm, pa), pa, TDX_PAIR_BYTES);
 	if (!t->sept_pages)
 		env->ops->free_table(env->ctx, t->root, t->root_pa, TDX_PAGE);
 	kvm->tdx = NULL;
 	env->ops->free(env->ctx, t);
+}
+
+/* ---- promotion ---- */
+
+/* TRACK and kick once for the @n blocked level-2 tables, then PROMOTE each
+ * (or UNBLOCK it where the module refuses). */
+static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, s2_pte_t **p, const gpa_t *at,
+			       unsigned n, long *done)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	int r = tdx_track(kvm, t);
+
+	for (unsigned i = 0; i < n; i++) {
+		hpa_t pa = __atomic_load_n(p[i], __ATOMIC_RELAXED) & EPT_ADDR_MASK;
+		s2_pte_t *tbl = tdx_va(kvm, pa);
+		hpa_t base = fmt_leaf_hpa(c, tbl[0], 1);
+		uint64_t st = 0;
+
+		for (unsigned k = 0; !r; k++) {
+			st = tdx_call_once(t, TDX_PAGE_PROMOTE, at[i], 2, 0, 0);
+			if (S2_TDX_STATUS(st) != S2_TDX_OPERAND_BUSY)
+				break;
+			tdx_add(&t->busy, 1);
+			if (k >= t->retries)
+				r = -EBUSY;
+			else
+				tdx_kick(kvm, t);
+		}
+		if (!r && S2_TDX_STATUS(st) == S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS)
+			st = 0, r = tdx_call(kvm, t, TDX_RANGE_UNBLOCK, at[i], 2, 0) ? -EIO : 1;
+		if (r == 1) { /* not promotable: the table is live again */
+			__atomic_store_n(p[i], fmt_make_table(c, 2, pa), __ATOMIC_RELEASE);
+			r = 0;
+			continue;
+		}
+		if (!r && st) {
+			kvm_bug(kvm, "TDX module refused PAGE.PROMOTE (status)", st);
+			r = -EIO;
+		}
+		if (r) {
+			/* Blocked for good: the next removal or teardown takes
+			 * it (its leaves are still linked below). */
+			__atomic_store_n(p[i], fmt_make_table(c, 2, pa), __ATOMIC_RELEASE);
+			return r;
+		}
+		/* The merged S-EPT page is the host's after a write-back. */
+		if ((r = tdx_call(kvm, t, TDX_PAGE_WBINVD, 0, 1, pa + TDX_PAGE)))
+			return r;
+		__atomic_store_n(p[i], tdx_leaf(c, 2, base), __ATOMIC_RELEASE);
+		__atomic_fetch_sub(&t->leaves[1], 512, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&t->leaves[2], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&t->sept_pages, 1, __ATOMIC_RELAXED);
+		tdx_add(&t->promoted, 1);
+		(*done)++;
+		/* No walker reads the mirror without mmu_lock, and this is
+		 * the write side: the pair can go now. */
+		kvm->env->ops->free_table(kvm->env->ctx, tbl, pa, TDX_PAIR_BYTES);
+	}
+	return r;
 }
 
 /* ---- setup and inspection ---- */
@@ -537,9 +774,139 @@ int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p)
 	t->retries = p->busy_retries ? p->busy_retries : 16;
 	tdx_nonpresent_init(kvm);
 	__atomic_store_n(&kvm->tdx, t, __ATOMIC_RELEASE);
+	s2_tdx_topup(kvm);
 	__atomic_store_n(&kvm->gfn_direct_bits, 1ull << (p->shared_bit - S2_GFN_SHIFT),
 			 __ATOMIC_RELEASE);
 	return 0;
+}
+
+int kvm_tdx_page_add(struct kvm *kvm, gfn_t gfn, hpa_t src)
+{
+	struct s2_tdx *t = kvm ? kvm->tdx : NULL;
+	const struct s2_env *env;
+	struct s2_page pg[S2_MAX_LEVELS] = { 0 };
+	struct s2_change_acc acc;
+	struct kvm_memory_slot slot;
+	unsigned npg, used = 0;
+	uint64_t gen;
+	kvm_pfn_t pfn;
+	int max = 1, r;
+
+	if (!t || !t->p.ops->page_add || !src || (src & (TDX_PAGE - 1)) ||
+	    (gfn >> (kvm->cfg.gpa_bits - 1 - S2_GFN_SHIFT)))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (__atomic_load_n(&t->finalized, __ATOMIC_ACQUIRE) ||
+	    !(kvm_get_memory_attributes(kvm, gfn) & KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
+	    s2_memslot_snapshot(kvm, gfn, &slot, &gen))
+		return -EINVAL;
+	env = kvm->env;
+	r = t->p.ops->private_pfn(t->p.ctx, &slot, gfn, &pfn, &max);
+	if (r)
+		return r < 0 ? r : -EFAULT;
+	npg = kvm->cfg.levels - 1u;
+	for (unsigned i = 0; i < npg; i++) {
+		pg[i].va = env->ops->alloc_table(env->ctx, TDX_PAIR_BYTES, &pg[i].pa);
+		if (!pg[i].va) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	/* The write side: nothing races the descent, so a frozen or
+	 * present entry is a gfn already added (or faulted). */
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	r = tdx_map(kvm, t, gfn, 1, (hpa_t)pfn << S2_GFN_SHIFT, pg, npg, &used, src);
+	s2_mmu_write_unlock(kvm, &acc);
+	if (r == RET_PF_FIXED) {
+		tdx_add(&t->added, 1);
+		r = 0;
+	} else if (r >= 0) {
+		r = r == RET_PF_SPURIOUS ? -EEXIST : -EBUSY;
+	}
+out:
+	for (unsigned i = used; i < npg; i++)
+		if (pg[i].va)
+			env->ops->free_table(env->ctx, pg[i].va, pg[i].pa, TDX_PAIR_BYTES);
+	if (r && t->p.ops->private_pfn_put)
+		t->p.ops->private_pfn_put(t->p.ctx, pfn, 1);
+	return r;
+}
+
+int kvm_tdx_finalized(struct kvm *kvm)
+{
+	if (!kvm || !kvm->tdx)
+		return -EINVAL;
+	__atomic_store_n(&kvm->tdx->finalized, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/*
+ * Promote: each level-2 mirror table of [start, end) whose 512 leaves map
+ * one 2 MiB-aligned run of pages, in gfns that are all private and inside
+ * one memslot, is BLOCKed; one TRACK and kick round; then PAGE.PROMOTE
+ * each. The module refuses (EPT_INVALID_PROMOTE_CONDITIONS) when the
+ * guest has not accepted all 512 alike: that table is UNBLOCKed and stays.
+ * The merged S-EPT page comes back (WBINVD) and its pair is freed.
+ */
+long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	struct s2_tdx *t = kvm ? kvm->tdx : NULL;
+	const struct s2_fmt_cfg *c;
+	const uint64_t n2 = 512;
+	struct s2_change_acc acc;
+	s2_pte_t *cand[16];
+	gpa_t at[16];
+	unsigned n = 0;
+	long done = 0;
+	int r = 0;
+
+	if (!t || start >= end || !t->p.ops->page_promote || !t->p.ops->range_unblock ||
+	    (end > (1ull << (kvm->cfg.gpa_bits - 1 - S2_GFN_SHIFT))))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	c = &kvm->cfg;
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	for (gfn_t g = (start + n2 - 1) & ~(n2 - 1); g + n2 <= end && !r; g += n2) {
+		gpa_t a = gfn_to_gpa(g);
+		s2_pte_t *p = tdx_entry(kvm, t, a, 2), e, *tbl;
+		struct kvm_memory_slot slot;
+		uint64_t gen;
+		hpa_t base;
+		unsigned i;
+
+		e = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+		if (!p || !fmt_is_present(c, e, 2) || fmt_is_leaf(c, e, 2))
+			continue;
+		tbl = tdx_va(kvm, fmt_table_hpa(c, e, 2));
+		base = fmt_leaf_hpa(c, tbl[0], 1);
+		for (i = 0; i < 512; i++)
+			if (!fmt_is_leaf(c, tbl[i], 1) ||
+			    fmt_leaf_hpa(c, tbl[i], 1) != base + (hpa_t)i * TDX_PAGE)
+				break;
+		if (i < 512 || (base & (tdx_span(c, 2) - 1)) ||
+		    !kvm_range_has_memory_attributes(kvm, g, g + n2,
+						     KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
+		    s2_memslot_snapshot(kvm, g, &slot, &gen) ||
+		    g + n2 > slot.base_gfn + slot.npages)
+			continue;
+		if ((r = tdx_call(kvm, t, TDX_RANGE_BLOCK, a, 2, 0)))
+			break;
+		__atomic_store_n(p, FMT_FROZEN | fmt_table_hpa(c, e, 2), __ATOMIC_RELEASE);
+		cand[n] = p;
+		at[n++] = a;
+		if (n == 16 || g + 2 * n2 > end) {
+			r = tdx_promote_blocked(kvm, t, cand, at, n, &done);
+			n = 0;
+		}
+	}
+	if (n && !r)
+		r = tdx_promote_blocked(kvm, t, cand, at, n, &done);
+	s2_mmu_write_unlock(kvm, &acc);
+	return r ? r : done;
 }
 
 int kvm_tdx_lookup_private(struct kvm *kvm, gfn_t gfn, hpa_t *hpa, int *level)
@@ -587,6 +954,10 @@ int kvm_tdx_get_stats(struct kvm *kvm, struct kvm_tdx_stats *out)
 	out->tracks = __atomic_load_n(&t->tracks, __ATOMIC_RELAXED);
 	out->kick_rounds = __atomic_load_n(&t->kicks, __ATOMIC_RELAXED);
 	out->removed = __atomic_load_n(&t->removed, __ATOMIC_RELAXED);
+	out->demoted = __atomic_load_n(&t->demoted, __ATOMIC_RELAXED);
+	out->promoted = __atomic_load_n(&t->promoted, __ATOMIC_RELAXED);
+	out->added = __atomic_load_n(&t->added, __ATOMIC_RELAXED);
+	out->removed_whole = __atomic_load_n(&t->whole, __ATOMIC_RELAXED);
 	return 0;
 }
 #endif

@@ -212,6 +212,7 @@ int kvm_vm_set_mem_attributes(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t 
 	if (r)
 		return (int)r;
 	env = kvm->env;
+	s2_tdx_topup(kvm); /* a TD: S-EPT pages for demotions, before the lock */
 	/*
 	 * Nothing that may sleep under slots_lock (a spinlock): the new array
 	 * is allocated with the lock dropped, for the size the current one

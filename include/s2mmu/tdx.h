@@ -28,6 +28,7 @@ struct kvm;
 #define S2_TDX_EPT_ENTRY_STATE_INCORRECT 0xC0000B0D00000000ull
 #define S2_TDX_EPT_PAGE_NOT_FREE 0xC0000B0E00000000ull
 #define S2_TDX_PAGE_METADATA_INCORRECT 0xC000030000000000ull
+#define S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS 0xC0000B0900000000ull
 #define S2_TDX_LIFECYCLE_STATE_INCORRECT 0xC000060400000000ull
 /* The status class without the operand id the module puts in bits 31:0. */
 #define S2_TDX_STATUS(x) ((x)&0xffffffff00000000ull)
@@ -49,9 +50,10 @@ struct s2_tdx_ops {
 	uint64_t (*page_remove)(void *ctx, gpa_t gpa, int level);	   /* TDH.MEM.PAGE.REMOVE */
 	uint64_t (*sept_remove)(void *ctx, gpa_t gpa, int level);	   /* TDH.MEM.SEPT.REMOVE */
 	uint64_t (*page_demote)(void *ctx, gpa_t gpa, int level, hpa_t sept_page); /* PAGE.DEMOTE */
-	uint64_t (*page_promote)(void *ctx, gpa_t gpa, int level); /* PAGE.PROMOTE */
-	uint64_t (*page_wbinvd)(void *ctx, hpa_t page);		   /* TDH.PHYMEM.PAGE.WBINVD */
-	uint64_t (*page_reclaim)(void *ctx, hpa_t page);	   /* TDH.PHYMEM.PAGE.RECLAIM */
+	uint64_t (*page_promote)(void *ctx, gpa_t gpa, int level);  /* PAGE.PROMOTE */
+	uint64_t (*range_unblock)(void *ctx, gpa_t gpa, int level); /* RANGE.UNBLOCK */
+	uint64_t (*page_wbinvd)(void *ctx, hpa_t page);		    /* TDH.PHYMEM.PAGE.WBINVD */
+	uint64_t (*page_reclaim)(void *ctx, hpa_t page);	    /* TDH.PHYMEM.PAGE.RECLAIM */
 	/* Teardown: release the TD's private key (TDH.MNG.VPFLUSHDONE,
 	 * TDH.PHYMEM.CACHE.WB, TDH.MNG.KEY.FREEID); S-EPT pages are reclaimed
 	 * only after it. */
@@ -77,6 +79,9 @@ struct kvm_tdx_params {
 	/* TDX_OPERAND_BUSY retries (with a kick round between) before a
 	 * change gives up (-EBUSY, nothing changed). 0 = 16. */
 	unsigned busy_retries;
+	/* Removal in KVM's order, a TRACK and kick round per page, instead
+	 * of one per call (kept to measure the two, bench/bench_tdx.c). */
+	bool track_per_page;
 };
 
 /*
@@ -86,6 +91,31 @@ struct kvm_tdx_params {
  * hook, already a TD, not fresh), -ENOMEM, -ENOTSUP (built without TDX).
  */
 int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p) S2_MUST_CHECK;
+
+/*
+ * Initial measured memory, before the TD is finalized: map private @gfn
+ * (private in the attributes, in a memslot; its page from private_pfn) at
+ * 4 KiB through TDH.MEM.PAGE.ADD with the contents of @src (4 KiB aligned).
+ * Measurement (TDH.MR.EXTEND) stays the embedder's. Returns 0; -EINVAL
+ * (not a TD, no page_add hook, finalized, gfn not private or not in a
+ * slot); -EEXIST (mapped already); -EBUSY (OPERAND_BUSY: retry); -ENOMEM;
+ * -EIO.
+ */
+int kvm_tdx_page_add(struct kvm *kvm, gfn_t gfn, hpa_t src) S2_MUST_CHECK;
+
+/* The embedder ran TDH.MR.FINALIZE: PAGE.ADD is refused from now on. 0 or
+ * -EINVAL (not a TD). */
+int kvm_tdx_finalized(struct kvm *kvm);
+
+/*
+ * Promote private 4 KiB runs of [start, end) back to 2 MiB leaves where a
+ * level-2 mirror table maps 512 pages of one aligned 2 MiB run, all private
+ * in one memslot: BLOCK each, one TRACK and kick, PAGE.PROMOTE (refused by
+ * the module unless the guest accepted all 512 alike: then RANGE.UNBLOCK,
+ * and the table stays). Needs the page_promote and range_unblock hooks.
+ * Returns the leaves made, -EINVAL, -EBUSY or -EIO.
+ */
+long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end);
 
 /* What the mirror root maps for private @gfn: 1 and *@hpa, *@level; or 0. */
 int kvm_tdx_lookup_private(struct kvm *kvm, gfn_t gfn, hpa_t *hpa, int *level);
@@ -97,6 +127,8 @@ struct kvm_tdx_stats {
 	uint64_t busy;			/* TDX_OPERAND_BUSY answers */
 	uint64_t tracks, kick_rounds;
 	uint64_t removed; /* private leaves removed */
+	uint64_t demoted, promoted, added;
+	uint64_t removed_whole; /* 2 MiB leaves removed whole: no spare S-EPT page to demote */
 };
 int kvm_tdx_get_stats(struct kvm *kvm, struct kvm_tdx_stats *out);
 

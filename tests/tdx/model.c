@@ -9,7 +9,15 @@
  * SEPT.REMOVE needs a blocked, tracked entry whose S-EPT page is empty
  * (TDX_EPT_PAGE_NOT_FREE); TRACK fails with TDX_PREVIOUS_TLB_EPOCH_BUSY
  * while a vcpu still runs in an epoch before the current one; RECLAIM of an
- * S-EPT page only after the key is released.
+ * S-EPT page only after the key is released. PAGE.ADD only before the TD
+ * is finalized and PAGE.AUG only after (TDX_OP_STATE_INCORRECT, counted
+ * here as a lifecycle error); PAGE.DEMOTE needs a blocked, tracked 2 MiB
+ * leaf and leaves 512 unblocked 4 KiB leaves of its state; PAGE.PROMOTE
+ * needs a blocked, tracked level-2 table whose 512 entries are leaves of
+ * one state mapping one aligned run (else EPT_INVALID_PROMOTE_CONDITIONS,
+ * which is legal: the host cannot know what the guest accepted) and gives
+ * back the S-EPT page (WBINVD before reuse); RANGE.UNBLOCK needs a
+ * blocked, tracked entry.
  */
 #include <stdio.h>
 #include <string.h>
@@ -137,6 +145,7 @@ void tdxm_init(struct tdx_model *m, unsigned levels, unsigned busy_one_in, uint6
 	m->busy_one_in = busy_one_in;
 	m->rng = seed | 1;
 	m->epoch = 1;
+	m->finalized = true;
 }
 
 /* The walk from the root to the entry (gpa, level): every entry above it
@@ -213,7 +222,7 @@ uint64_t tdxm_page_aug(void *ctx, uint64_t gpa, int level, uint64_t page)
 	m->n_aug++;
 	logop(m, TDXM_OP_AUG, gpa);
 	if (level < 1 || level > 2 || !aligned(gpa, level) || !aligned(page, level) ||
-	    m->key_released)
+	    m->key_released || !m->finalized)
 		return bad(m, "PAGE.AUG operand", gpa, S2_TDX_LIFECYCLE_STATE_INCORRECT);
 	if (!walk_ok(m, gpa, level))
 		return bad(m, "PAGE.AUG walk", gpa, S2_TDX_EPT_WALK_FAILED);
@@ -226,6 +235,136 @@ uint64_t tdxm_page_aug(void *ctx, uint64_t gpa, int level, uint64_t page)
 	e->hpa = page;
 	parent_count(m, gpa, level, 1);
 	pset(m, page, 1);
+	return 0;
+}
+
+uint64_t tdxm_page_add(void *ctx, uint64_t gpa, uint64_t page, uint64_t src)
+{
+	struct tdx_model *m = ctx;
+	struct tdxm_entry *e;
+
+	if (busy(m))
+		return S2_TDX_OPERAND_BUSY;
+	m->n_add++;
+	logop(m, TDXM_OP_ADD, gpa);
+	if (!aligned(gpa, 1) || !aligned(page, 1) || !src || m->key_released || m->finalized)
+		return bad(m, "PAGE.ADD operand or after finalize", gpa,
+			   S2_TDX_LIFECYCLE_STATE_INCORRECT);
+	if (!walk_ok(m, gpa, 1))
+		return bad(m, "PAGE.ADD walk", gpa, S2_TDX_EPT_WALK_FAILED);
+	if (efind(m, gpa, 1))
+		return bad(m, "PAGE.ADD entry", gpa, S2_TDX_EPT_ENTRY_NOT_FREE);
+	if (pget(m, page))
+		return bad(m, "PAGE.ADD page owned", page, S2_TDX_PAGE_METADATA_INCORRECT);
+	e = einsert(m, gpa, 1);
+	e->st = TDXM_MAPPED; /* added pages need no ACCEPT */
+	e->hpa = page;
+	parent_count(m, gpa, 1, 1);
+	pset(m, page, 1);
+	return 0;
+}
+
+uint64_t tdxm_page_demote(void *ctx, uint64_t gpa, int level, uint64_t sept_page)
+{
+	struct tdx_model *m = ctx;
+	struct tdxm_entry *e;
+	enum tdxm_state st;
+
+	if (busy(m))
+		return S2_TDX_OPERAND_BUSY;
+	m->n_demote++;
+	logop(m, TDXM_OP_DEMOTE, gpa);
+	if (level != 2 || !aligned(gpa, level) || !walk_ok(m, gpa, level))
+		return bad(m, "PAGE.DEMOTE walk", gpa, S2_TDX_EPT_WALK_FAILED);
+	e = efind(m, gpa, level);
+	if (!e || e->st == TDXM_NL_MAPPED || e->st == TDXM_NL_BLOCKED)
+		return bad(m, "PAGE.DEMOTE not a leaf", gpa, S2_TDX_EPT_ENTRY_STATE_INCORRECT);
+	if (e->st != TDXM_BLOCKED && e->st != TDXM_PENDING_BLOCKED)
+		return bad(m, "PAGE.DEMOTE not blocked", gpa, S2_TDX_GPA_RANGE_NOT_BLOCKED);
+	if (!tracked(m, e))
+		return bad(m, "PAGE.DEMOTE not tracked", gpa, S2_TDX_TLB_TRACKING_NOT_DONE);
+	if (pget(m, sept_page))
+		return bad(m, "PAGE.DEMOTE S-EPT page owned", sept_page,
+			   S2_TDX_PAGE_METADATA_INCORRECT);
+	st = e->st == TDXM_BLOCKED ? TDXM_MAPPED : TDXM_PENDING;
+	for (unsigned i = 0; i < 512; i++) {
+		struct tdxm_entry *c = einsert(m, gpa + i * 4096ull, 1);
+
+		c->st = st;
+		c->hpa = e->hpa + i * 4096ull;
+		if (i)
+			pset(m, c->hpa, 1);
+	}
+	e->st = TDXM_NL_MAPPED;
+	e->hpa = sept_page;
+	e->children = 512;
+	pset(m, sept_page, 4);
+	return 0;
+}
+
+uint64_t tdxm_page_promote(void *ctx, uint64_t gpa, int level)
+{
+	struct tdx_model *m = ctx;
+	struct tdxm_entry *e, *c0;
+
+	if (busy(m))
+		return S2_TDX_OPERAND_BUSY;
+	logop(m, TDXM_OP_PROMOTE, gpa);
+	if (level != 2 || !aligned(gpa, level) || !walk_ok(m, gpa, level))
+		return bad(m, "PAGE.PROMOTE walk", gpa, S2_TDX_EPT_WALK_FAILED);
+	e = efind(m, gpa, level);
+	if (!e || (e->st != TDXM_NL_MAPPED && e->st != TDXM_NL_BLOCKED))
+		return bad(m, "PAGE.PROMOTE not a table", gpa, S2_TDX_EPT_ENTRY_STATE_INCORRECT);
+	if (e->st != TDXM_NL_BLOCKED)
+		return bad(m, "PAGE.PROMOTE not blocked", gpa, S2_TDX_GPA_RANGE_NOT_BLOCKED);
+	if (!tracked(m, e))
+		return bad(m, "PAGE.PROMOTE not tracked", gpa, S2_TDX_TLB_TRACKING_NOT_DONE);
+	c0 = efind(m, gpa, 1);
+	for (unsigned i = 0; i < 512; i++) {
+		struct tdxm_entry *c = efind(m, gpa + i * 4096ull, 1);
+
+		/* Legal to ask: the host cannot see what the guest accepted. */
+		if (!c0 || !c || c->st != c0->st || c->hpa != c0->hpa + i * 4096ull ||
+		    !aligned(c0->hpa, 2) || (c->st != TDXM_MAPPED && c->st != TDXM_PENDING))
+			return S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS;
+	}
+	m->n_promote++;	    /* counts promotions made */
+	pset(m, e->hpa, 2); /* the S-EPT page: the host's after WBINVD */
+	e->st = c0->st;
+	e->hpa = c0->hpa;
+	e->children = 0;
+	for (unsigned i = 0; i < 512; i++) {
+		struct tdxm_entry *c = efind(m, gpa + i * 4096ull, 1);
+
+		if (i)
+			pset(m, c->hpa, 0); /* one 2 MiB page, kept under its base */
+		c->key = TOMB;
+	}
+	return 0;
+}
+
+uint64_t tdxm_range_unblock(void *ctx, uint64_t gpa, int level)
+{
+	struct tdx_model *m = ctx;
+	struct tdxm_entry *e;
+
+	if (busy(m))
+		return S2_TDX_OPERAND_BUSY;
+	m->n_unblock++;
+	logop(m, TDXM_OP_UNBLOCK, gpa);
+	if (!aligned(gpa, level) || !walk_ok(m, gpa, level))
+		return bad(m, "RANGE.UNBLOCK walk", gpa, S2_TDX_EPT_WALK_FAILED);
+	e = efind(m, gpa, level);
+	if (!e)
+		return bad(m, "RANGE.UNBLOCK free entry", gpa, S2_TDX_EPT_ENTRY_STATE_INCORRECT);
+	if (!tracked(m, e))
+		return bad(m, "RANGE.UNBLOCK not tracked", gpa, S2_TDX_TLB_TRACKING_NOT_DONE);
+	switch (e->st) {
+	case TDXM_BLOCKED: e->st = TDXM_MAPPED; break;
+	case TDXM_PENDING_BLOCKED: e->st = TDXM_PENDING; break;
+	case TDXM_NL_BLOCKED: e->st = TDXM_NL_MAPPED; break;
+	default: return bad(m, "RANGE.UNBLOCK not blocked", gpa, S2_TDX_GPA_RANGE_NOT_BLOCKED);
+	}
 	return 0;
 }
 
@@ -439,4 +578,8 @@ const struct s2_tdx_ops tdxm_ops_template = {
 	.page_wbinvd = tdxm_page_wbinvd,
 	.page_reclaim = tdxm_page_reclaim,
 	.release_key = tdxm_release_key,
+	.page_add = tdxm_page_add,
+	.page_demote = tdxm_page_demote,
+	.page_promote = tdxm_page_promote,
+	.range_unblock = tdxm_range_unblock,
 };

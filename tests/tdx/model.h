@@ -47,6 +47,7 @@ struct tdx_model {
 	bool in_guest[TDXM_VCPUS];
 	uint64_t entered_epoch[TDXM_VCPUS];
 	bool key_released;
+	bool finalized; /* TDH.MR.FINALIZE: AUG from now on, no more PAGE.ADD */
 	/* Pages the TD owns or that need work before the host may reuse
 	 * them: hpa -> 1 owned by the TD, 2 removed (needs WBINVD), 3 S-EPT
 	 * page removed (needs RECLAIM after the key release), 4 S-EPT live. */
@@ -60,7 +61,7 @@ struct tdx_model {
 	uint64_t rng;
 	/* Counts per SEAMCALL, and of the order of events for tests. */
 	uint64_t n_sept_add, n_aug, n_block, n_track, n_remove, n_sept_remove, n_wbinvd, n_reclaim,
-		n_busy;
+		n_busy, n_add, n_demote, n_promote, n_unblock;
 	uint64_t log[64]; /* last calls: op << 56 | gpa >> 12 */
 	unsigned nlog;
 };
@@ -94,6 +95,10 @@ uint64_t tdxm_sept_remove(void *ctx, uint64_t gpa, int level);
 uint64_t tdxm_page_wbinvd(void *ctx, uint64_t page);
 uint64_t tdxm_page_reclaim(void *ctx, uint64_t page);
 void tdxm_release_key(void *ctx);
+uint64_t tdxm_page_add(void *ctx, uint64_t gpa, uint64_t page, uint64_t src);
+uint64_t tdxm_page_demote(void *ctx, uint64_t gpa, int level, uint64_t sept_page);
+uint64_t tdxm_page_promote(void *ctx, uint64_t gpa, int level);
+uint64_t tdxm_range_unblock(void *ctx, uint64_t gpa, int level);
 
 enum {
 	TDXM_OP_SEPT_ADD = 1,
@@ -103,7 +108,11 @@ enum {
 	TDXM_OP_REMOVE,
 	TDXM_OP_SEPT_REMOVE,
 	TDXM_OP_WBINVD,
-	TDXM_OP_RECLAIM
+	TDXM_OP_RECLAIM,
+	TDXM_OP_ADD,
+	TDXM_OP_DEMOTE,
+	TDXM_OP_PROMOTE,
+	TDXM_OP_UNBLOCK
 };
 
 #endif

@@ -30,7 +30,11 @@ static struct tdx_model *M;
 static struct s2_tdx_ops ops;
 static unsigned gpa_bits;
 static int gmem_level; /* largest level the private backing allows */
-static uint64_t pfn_gets, pfn_puts;
+/* The private_pfn hooks' books, in 4 KiB pages: gets (calls), pages put
+ * back, and what the module took (AUG/ADD calls and their pages). A get the
+ * fault did not install is put back as one page; every installed page is
+ * put back once, whatever size its leaf had when it was removed. */
+static uint64_t pfn_gets, pfn_puts, installs, installed_pages;
 
 static int gmem_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, kvm_pfn_t *pfn,
 		    int *max_level)
@@ -46,8 +50,7 @@ static void gmem_put(void *ctx, kvm_pfn_t pfn, int level)
 {
 	(void)ctx;
 	(void)pfn;
-	(void)level;
-	pfn_puts++;
+	pfn_puts += 1ull << (9 * (level - 1));
 }
 
 /* The model learns that a vcpu left the guest when the library's kick made
@@ -66,6 +69,31 @@ static void sync_vcpus(void)
 WRAP(track, (void *c), tdxm_track(c))
 WRAP(remove, (void *c, gpa_t g, int l), tdxm_page_remove(c, g, l))
 WRAP(sept_remove, (void *c, gpa_t g, int l), tdxm_sept_remove(c, g, l))
+WRAP(demote, (void *c, gpa_t g, int l, hpa_t p), tdxm_page_demote(c, g, l, p))
+WRAP(promote, (void *c, gpa_t g, int l), tdxm_page_promote(c, g, l))
+WRAP(unblock, (void *c, gpa_t g, int l), tdxm_range_unblock(c, g, l))
+
+static uint64_t w_aug(void *c, gpa_t g, int l, hpa_t page)
+{
+	uint64_t st = tdxm_page_aug(c, g, l, page);
+
+	if (!st) {
+		installs++;
+		installed_pages += 1ull << (9 * (l - 1));
+	}
+	return st;
+}
+
+static uint64_t w_add(void *c, gpa_t g, hpa_t page, hpa_t src)
+{
+	uint64_t st = tdxm_page_add(c, g, page, src);
+
+	if (!st) {
+		installs++;
+		installed_pages++;
+	}
+	return st;
+}
 
 static gfn_t shared_gfn(void)
 {
@@ -79,7 +107,7 @@ static void td(unsigned bits, int backing, unsigned busy_one_in)
 
 	gpa_bits = bits;
 	gmem_level = backing;
-	pfn_gets = pfn_puts = 0;
+	pfn_gets = pfn_puts = installs = installed_pages = 0;
 	M = calloc(1, sizeof(*M));
 	assert_non_null(M);
 	p.gpa_bits = bits;
@@ -90,6 +118,11 @@ static void td(unsigned bits, int backing, unsigned busy_one_in)
 	ops.track = w_track;
 	ops.page_remove = w_remove;
 	ops.sept_remove = w_sept_remove;
+	ops.page_aug = w_aug;
+	ops.page_add = w_add;
+	ops.page_demote = w_demote;
+	ops.page_promote = w_promote;
+	ops.range_unblock = w_unblock;
 	ops.private_pfn = gmem_pfn;
 	ops.private_pfn_put = gmem_put;
 	tp = (struct kvm_tdx_params){
@@ -187,7 +220,9 @@ static int fault(gpa_t gpa, unsigned acc)
 
 static void fini_checked(void)
 {
-	uint64_t septs = M->n_sept_add;
+	/* S-EPT pages: added, or made by a demotion; a promotion's comes back
+	 * through WBINVD instead of RECLAIM. */
+	uint64_t septs = M->n_sept_add + M->n_demote - M->n_promote;
 
 	check();
 	t_vm_fini(&T);
@@ -199,7 +234,7 @@ static void fini_checked(void)
 	assert_int_equal(tdxm_pages_out(M), 0);
 	assert_true(M->key_released);
 	assert_int_equal(M->n_reclaim, septs);
-	assert_int_equal(pfn_gets, pfn_puts);
+	assert_int_equal(pfn_puts, installed_pages + (pfn_gets - installs));
 	free(M);
 	M = NULL;
 }
@@ -330,16 +365,80 @@ static void test_conversion_order(void **state)
 	fini_checked();
 }
 
-/* A conversion of part of a private 2 MiB leaf: the leaf goes whole (its
- * other gfns fault back); nothing illegal. */
+/* A conversion of part of a private 2 MiB leaf demotes it first: BLOCK,
+ * TRACK, kick, PAGE.DEMOTE (the model refuses any other order), then the
+ * converted 4 KiB page goes the usual way; the other 511 stay mapped in
+ * their state (the guest's accept survives). Converting it back and
+ * collapsing promotes once all 512 are accepted, not before. Catches: the
+ * TRACK before DEMOTE removed (TLB_TRACKING_NOT_DONE); the demoted
+ * mirror table not published (the map check); the spare pair not taken
+ * (the leaf goes whole: the spurious fault below becomes FIXED). */
 static void test_partial_huge_conversion(void **state)
 {
+	struct kvm_tdx_stats st;
+	int lvl;
+	uint64_t h;
+
 	td(bits_of(state), 2, 0);
 	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0, G0 + NPAGES, P), 0);
 	assert_int_equal(fault((G0 + 1) << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(tdxm_accept(M, G0 << 12, 2), 0);
+	assert_true(kvm_vcpu_enter_guest(T.vcpu));
+	tdxm_vcpu_enter(M, 0);
 	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0 + 7, G0 + 8, 0), 0);
+	kvm_vcpu_exit_guest(T.vcpu);
 	check();
-	assert_int_equal(fault((G0 + 1) << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(M->n_demote, 1);
+	assert_int_equal(kvm_tdx_get_stats(T.kvm, &st), 0);
+	assert_int_equal(st.demoted, 1);
+	assert_int_equal(st.cur_private_leaves[1], 511);
+	assert_int_equal(fault((G0 + 1) << 12, S2_ACC_READ), RET_PF_SPURIOUS);
+	assert_int_equal(tdxm_leaf(M, (G0 + 9) << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 1);
+	/* Back to private: the page faults in pending; no promotion until
+	 * the guest accepts it (the module refuses, the table is unblocked). */
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0 + 7, G0 + 8, P), 0);
+	assert_int_equal(fault((G0 + 7) << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(kvm_tdx_collapse(T.kvm, G0, G0 + NPAGES), 0);
+	check();
+	assert_int_equal(M->n_unblock, 1);
+	assert_int_equal(tdxm_accept(M, (G0 + 7) << 12, 1), 0);
+	assert_int_equal(kvm_tdx_collapse(T.kvm, G0, G0 + NPAGES), 1);
+	check();
+	assert_int_equal(tdxm_leaf(M, (G0 + 9) << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 2);
+	assert_int_equal(kvm_tdx_get_stats(T.kvm, &st), 0);
+	assert_int_equal(st.promoted, 1);
+	assert_int_equal(st.cur_private_leaves[2], 1);
+	fini_checked();
+}
+
+/* Initial measured memory: PAGE.ADD before finalization maps MAPPED 4 KiB
+ * pages (no accept needed), refused after it (-EINVAL, nothing called) and
+ * for a shared gfn; private faults AUG after finalization. Catches: the
+ * finalized check removed (the model counts PAGE.ADD after finalize). */
+static void test_page_add(void **state)
+{
+	int lvl;
+	uint64_t h, adds;
+
+	td(bits_of(state), 2, 0);
+	M->finalized = false;
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0, G0 + 64, P), 0);
+	for (gfn_t g = G0; g < G0 + 16; g++)
+		assert_int_equal(kvm_tdx_page_add(T.kvm, g, 0x5000000 + (g - G0) * 4096), 0);
+	assert_int_equal(kvm_tdx_page_add(T.kvm, G0 + 3, 0x5000000), -EEXIST);
+	assert_int_equal(kvm_tdx_page_add(T.kvm, G0 + 100, 0x5000000), -EINVAL);
+	assert_int_equal(kvm_tdx_page_add(T.kvm, G0 + 20, 0x5000001), -EINVAL);
+	check();
+	assert_int_equal(tdxm_leaf(M, (G0 + 5) << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 1);
+	M->finalized = true;
+	assert_int_equal(kvm_tdx_finalized(T.kvm), 0);
+	adds = M->n_add;
+	assert_int_equal(kvm_tdx_page_add(T.kvm, G0 + 20, 0x5000000), -EINVAL);
+	assert_int_equal(M->n_add, adds);
+	assert_int_equal(fault((G0 + 20) << 12, S2_ACC_READ), RET_PF_FIXED);
 	check();
 	fini_checked();
 }
@@ -472,10 +571,15 @@ int main(void)
 #define BOTH(fn)                                                                   \
 	cmocka_unit_test_prestate_setup_teardown(fn, NULL, teardown, (void *)b48), \
 		cmocka_unit_test_prestate_setup_teardown(fn, NULL, teardown, (void *)b52)
-		BOTH(test_private_fault_4k),	    BOTH(test_private_fault_2m),
-		BOTH(test_mismatch_and_shared),	    BOTH(test_conversion_order),
-		BOTH(test_partial_huge_conversion), BOTH(test_fast_zap_notifier_delete),
-		BOTH(test_busy_everywhere),	    BOTH(test_sve_nonpresent),
+		BOTH(test_private_fault_4k),
+		BOTH(test_private_fault_2m),
+		BOTH(test_mismatch_and_shared),
+		BOTH(test_conversion_order),
+		BOTH(test_partial_huge_conversion),
+		BOTH(test_fast_zap_notifier_delete),
+		BOTH(test_busy_everywhere),
+		BOTH(test_sve_nonpresent),
+		BOTH(test_page_add),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
