@@ -56,6 +56,7 @@ struct cpu {
 static void *cpu_thread(void *arg)
 {
 	struct cpu *c = arg;
+	const struct s2_env *env = c->kvm->env;
 
 	while (!__atomic_load_n(&c->go, __ATOMIC_ACQUIRE))
 		;
@@ -63,7 +64,11 @@ static void *cpu_thread(void *arg)
 		unsigned i = c->down ? PAGES - 1 - k : k;
 		bool newly;
 
+		/* A hardware walk ends before the zap's flush returns; the
+		 * simulated one reads tables under RCU, so none is freed under it. */
+		env->ops->rcu_read_lock(env->ctx);
 		c->written[i] = sim_write(c->kvm, gfn_to_gpa(GFN0 + i), &newly);
+		env->ops->rcu_read_unlock(env->ctx);
 	}
 	return NULL;
 }
