@@ -642,6 +642,10 @@ static inline void s2_hold_stat(struct kvm *kvm, uint64_t leaves)
 /* Take the write side and zap [start, end), yielding (core/mmu.c). */
 long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block);
 
+/* kvm_mmu_zap_all_fast() returning the leaves its teardown removed (for
+ * kvm_mmu_zap_all), or -errno (core/roots.c). */
+long s2_zap_all_fast(struct kvm *kvm);
+
 /* Zap [start, end) with mmu_lock held for write; flush owed goes to @acc. */
 long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_change_acc *acc);
 

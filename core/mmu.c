@@ -144,7 +144,7 @@ long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block)
 
 long kvm_mmu_zap_all(struct kvm *kvm)
 {
-	int r;
+	long r;
 
 	if (!kvm)
 		return -EINVAL;
@@ -152,7 +152,7 @@ long kvm_mmu_zap_all(struct kvm *kvm)
 		return -EIO;
 	/* Fast when every vcpu reloads its root at entry; otherwise (or out
 	 * of memory for the fresh roots) in place, yielding as it goes. */
-	r = kvm_mmu_zap_all_fast(kvm);
+	r = s2_zap_all_fast(kvm);
 	if (r != -ENOTSUP && r != -ENOMEM)
 		return r;
 	return s2_zap_yielding(kvm, 0, s2_gfn_limit(kvm), true);

@@ -337,9 +337,12 @@ hpa_t kvm_mmu_root_hpa(const struct kvm *kvm)
 	return kvm ? s2_root0(kvm)->pa : 0;
 }
 
-/* Empty every root marked for teardown, then drop the reference it held. */
-static void s2_roots_teardown(struct kvm *kvm)
+/* Empty every root marked for teardown, then drop the reference it held.
+ * Returns the leaves it removed. */
+static long s2_roots_teardown(struct kvm *kvm)
 {
+	long leaves = 0;
+
 	for (unsigned i = 0; i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE); i++) {
 		struct s2_root *r = &kvm->roots[i];
 		struct s2_change_acc acc;
@@ -361,7 +364,9 @@ static void s2_roots_teardown(struct kvm *kvm)
 		(void)s2_range(kvm, &op);
 		s2_mmu_read_unlock(kvm, &acc);
 		s2_root_put(kvm, r);
+		leaves += op.result;
 	}
+	return leaves;
 }
 
 /* Under the write side: @r stops being valid; the VM's reference (it was
@@ -386,12 +391,13 @@ static bool s2_vcpu_keeps_invalid(const struct kvm_vcpu *v)
 	return p && !s2_root_valid(p) && !s2_vcpu_on_invalid(v);
 }
 
-int kvm_mmu_zap_all_fast(struct kvm *kvm)
+/* The fast zap; returns the leaves its teardown removed, or -errno. */
+long s2_zap_all_fast(struct kvm *kvm)
 {
 	struct s2_page pg[S2_ROLES] = { 0 };
 	struct s2_root *slot[S2_ROLES] = { 0 };
 	struct s2_change_acc acc;
-	int r = 0;
+	long r = 0;
 
 	if (!kvm)
 		return -EINVAL;
@@ -453,12 +459,19 @@ int kvm_mmu_zap_all_fast(struct kvm *kvm)
 	s2_request_vcpus(kvm, KVM_REQ_FREE_OBSOLETE_ROOTS, s2_vcpu_keeps_invalid);
 	__atomic_fetch_add(&kvm->stat_fast_zaps, 1, __ATOMIC_RELAXED);
 	s2_mmu_write_unlock(kvm, &acc);
-	s2_roots_teardown(kvm);
+	r = s2_roots_teardown(kvm);
 out_free:
 	for (unsigned role = 0; role < S2_ROLES; role++)
 		if (pg[role].va)
 			s2_root_page_free(kvm, &pg[role]);
 	return r;
+}
+
+int kvm_mmu_zap_all_fast(struct kvm *kvm)
+{
+	long r = s2_zap_all_fast(kvm);
+
+	return r < 0 ? (int)r : 0;
 }
 
 void s2_roots_destroy(struct kvm *kvm)
@@ -471,7 +484,7 @@ void s2_roots_destroy(struct kvm *kvm)
 		if (s2_root_valid(&kvm->roots[i]))
 			s2_root_invalidate(kvm, &kvm->roots[i]);
 	s2_mmu_write_unlock(kvm, &acc);
-	s2_roots_teardown(kvm);
+	(void)s2_roots_teardown(kvm);
 	for (unsigned i = 0; i < kvm->max_vcpus; i++)
 		if (kvm->vcpus[i])
 			s2_vcpu_root_fini(kvm->vcpus[i]);

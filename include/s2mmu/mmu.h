@@ -54,8 +54,9 @@ long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end);
 /*
  * Zap everything (KVM's kvm_mmu_zap_all). When every vcpu that entered a
  * guest loads its root through kvm_mmu_load() / kvm_vcpu_entry_actions(),
- * this is the fast zap below and returns 0; otherwise every leaf is zapped in place (yielding
- * mmu_lock every CONFIG_S2_YIELD_BATCH leaves) and the count is returned.
+ * this is the fast zap below (the old roots emptied before it returns);
+ * otherwise every leaf is zapped in place (yielding mmu_lock every
+ * CONFIG_S2_YIELD_BATCH leaves). Returns the number of leaves removed.
  * -EIO on a bugged VM.
  */
 long kvm_mmu_zap_all(struct kvm *kvm);

@@ -147,6 +147,11 @@ static void test_vcpus_race_fast_zap(void **state)
 	for (unsigned i = 0; i < NVCPUS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, vcpu_loop, &vt[i]), 0);
 	assert_int_equal(pthread_create(&zt, NULL, range_zapper, &z), 0);
+	/* Every vcpu in its loop before the first fast zap, however the
+	 * threads are scheduled (a loaded machine may start one late). */
+	for (unsigned i = 0; i < NVCPUS; i++)
+		while (!__atomic_load_n(&vt[i].entries, __ATOMIC_ACQUIRE))
+			sched_yield();
 	for (unsigned n = 0; n < ZAPS; n++) {
 		for (unsigned k = 0; k < 50; k++)
 			sched_yield();
