@@ -10,6 +10,7 @@
 #include "s2mmu/memslot.h"
 #include "s2mmu/vcpu.h"
 #include "s2mmu/mmu.h"
+#include "s2mmu/map.h"
 #include "s2mmu/flush.h"
 #include "s2mmu/notifier.h"
 #include "s2mmu/dirty.h"

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Range operations (include/s2mmu/map.h): mapping a gpa range to a host
+ * range in batches under the read side of mmu_lock, unmapping and
+ * write-protecting a range through the walker's zap and write-protect kinds,
+ * and KVM_PRE_FAULT_MEMORY through the fault path.
+ */
+#include "core/kvm_internal.h"
+#include "s2mmu/map.h"
+
+#define S2_MAP_PROT_OK (S2_PROT_R | S2_PROT_W | S2_PROT_X | S2_PROT_XU)
+
+static bool s2_range_ok(const struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	uint64_t lim = 1ull << kvm->cfg.gpa_bits;
+	uint64_t pg = 1ull << S2_GFN_SHIFT;
+
+	return size && !(gpa & (pg - 1)) && !(size & (pg - 1)) && gpa < lim && size <= lim - gpa;
+}
+
+/*
+ * The largest leaf level for the block at @gpa: aligned in gpa and hpa,
+ * inside [gpa, end) and the memslot, and allowed by the configuration (and
+ * 4 KiB only while the memslot logs dirty pages).
+ */
+static int s2_map_level(const struct kvm *kvm, const struct kvm_memory_slot *slot, gpa_t gpa,
+			hpa_t hpa, gpa_t end)
+{
+	int level = (slot->flags & KVM_MEM_LOG_DIRTY_PAGES) ? 1 : kvm->max_leaf_level;
+
+	for (; level > 1; level--) {
+		uint64_t sz = 1ull << s2_level_shift(&kvm->cfg, level);
+
+		if (!((gpa | hpa) & (sz - 1)) && end - gpa >= sz)
+			break;
+	}
+	return level;
+}
+
+int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size, unsigned prot,
+		      unsigned memtype)
+{
+	struct kvm_memory_slot slot;
+	struct kvm *kvm;
+	unsigned need, access;
+	uint64_t gen;
+	gpa_t end;
+	long z;
+	int r;
+
+	if (!vcpu)
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (kvm->gfn_direct_bits)
+		return -ENOTSUP;
+	if (!s2_range_ok(kvm, gpa, size) || (hpa & ((1ull << S2_GFN_SHIFT) - 1)) ||
+	    (kvm->cfg.pa_bits < 64 &&
+	     (hpa >> kvm->cfg.pa_bits || size > (1ull << kvm->cfg.pa_bits) - hpa)))
+		return -EINVAL;
+	if (!(prot & S2_PROT_R) || (prot & ~S2_MAP_PROT_OK) ||
+	    (memtype & ~(S2_MT_MASK | S2_MT_IGNORE_PAT)) || (memtype & S2_MT_MASK) >= S2_MT_NR)
+		return -EINVAL;
+	end = gpa + size;
+	if (s2_memslot_snapshot(kvm, gpa_to_gfn(gpa), &slot, &gen) ||
+	    gpa_to_gfn(end - 1) >= slot.base_gfn + slot.npages)
+		return -ENOENT;
+	if ((prot & S2_PROT_W) && (slot.flags & KVM_MEM_READONLY))
+		return -EINVAL;
+
+	/* Rule 1: what the range holds goes first, flushed by the zap only
+	 * when it removed something. */
+	z = kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end));
+	if (z < 0)
+		return (int)z;
+
+	access = S2_ACC_READ | ((prot & S2_PROT_W) ? S2_ACC_WRITE : 0) |
+		 ((prot & S2_PROT_X) ? S2_ACC_EXEC : 0);
+	prot |= S2_PROT_ACCESSED;
+	if (prot & S2_PROT_W) {
+		prot |= S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE | S2_PROT_DIRTY;
+		/* A logging slot sees the first write (as a read fault). */
+		if (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) {
+			prot &= ~(S2_PROT_W | S2_PROT_DIRTY);
+			access &= ~S2_ACC_WRITE;
+		}
+	}
+	need = kvm->cfg.levels - 1u;
+	while (gpa < end) {
+		uint64_t batch = 0, budget = kvm->yield_batch ? kvm->yield_batch : 1;
+
+		r = kvm_mmu_topup_memory_cache(vcpu);
+		if (r)
+			return r;
+		if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
+			return r;
+		s2_mmu_read_lock_vcpu(vcpu);
+		if (__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen ||
+		    !s2_root_valid(vcpu->root)) {
+			s2_mmu_read_unlock_vcpu(vcpu);
+			/* The memslot moved: check the range again. */
+			if (s2_memslot_snapshot(kvm, gpa_to_gfn(gpa), &slot, &gen) ||
+			    gpa_to_gfn(end - 1) >= slot.base_gfn + slot.npages)
+				return -ENOENT;
+			continue;
+		}
+		/* Every leaf may link a table per level below the root. */
+		while (gpa < end && batch < budget && vcpu->cache.nr >= need) {
+			struct s2_fault f = { .gfn = gpa_to_gfn(gpa),
+					      .access = access,
+					      .hpa = hpa,
+					      .prot = prot,
+					      .memtype = memtype };
+			uint64_t sz;
+
+			f.level = s2_map_level(kvm, &slot, gpa, hpa, end);
+			sz = 1ull << s2_level_shift(&kvm->cfg, f.level);
+			r = kvm->ops->map(kvm, vcpu, &f);
+			if (r == RET_PF_RETRY)
+				break; /* a frozen entry: after the lock */
+			if (r < 0) {
+				s2_mmu_read_unlock_vcpu(vcpu);
+				return r;
+			}
+			/* A table already there made the leaf smaller. */
+			if (f.installed_level > 0 && f.installed_level < f.level)
+				sz = 1ull << s2_level_shift(&kvm->cfg, f.installed_level);
+			gpa += sz;
+			hpa += sz;
+			batch++;
+		}
+		s2_hold_stat(kvm, batch);
+		s2_mmu_read_unlock_vcpu(vcpu);
+	}
+	return 0;
+}
+
+long kvm_mmu_unmap_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	if (!kvm)
+		return -EINVAL;
+	if (!s2_range_ok(kvm, gpa, size))
+		return -EINVAL;
+	return kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(gpa + size));
+}
+
+long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	struct s2_change_acc acc;
+	struct s2_range_op op = { .kind = S2_RANGE_WRPROTECT_MMU,
+				  .acc = &acc,
+				  .hold = S2_HOLD_WRITE };
+	long r;
+
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!s2_range_ok(kvm, gpa, size))
+		return -EINVAL;
+	op.start = gpa_to_gfn(gpa);
+	op.end = gpa_to_gfn(gpa + size);
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	r = s2_range(kvm, &op);
+	s2_mmu_write_unlock(kvm, &acc);
+	return r;
+}
+
+long kvm_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t size)
+{
+	gpa_t start = gpa, end;
+	struct kvm *kvm;
+
+	if (!vcpu)
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!s2_range_ok(kvm, gpa, size))
+		return -EINVAL;
+	end = gpa + size;
+	while (gpa < end) {
+		struct s2_mapping m;
+		int r = kvm_tdp_page_fault(vcpu, gpa, S2_ACC_READ);
+
+		if (r == RET_PF_RETRY)
+			continue;
+		if (r == RET_PF_EMULATE_MMIO)
+			r = -ENOENT;
+		else if (r != RET_PF_FIXED && r != RET_PF_SPURIOUS && r >= 0)
+			r = -EFAULT;
+		if (!r || r == RET_PF_SPURIOUS)
+			r = kvm_mmu_lookup(kvm, gpa, &m);
+		if (!r && !m.present)
+			continue; /* zapped at once by an invalidation: again */
+		if (r)
+			return gpa > start ? (long)(gpa - start) : r;
+		/* To the end of the leaf that maps gpa. */
+		gpa = (gpa & ~(m.size - 1)) + m.size;
+	}
+	return (long)(end - start);
+}

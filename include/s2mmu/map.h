@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Range operations for embedders that map up front (docs/static.md): map a
+ * gpa range to a host range, unmap and write-protect a range, and KVM's
+ * KVM_PRE_FAULT_MEMORY (fault a range of a memslot in ahead of the guest).
+ */
+#ifndef S2MMU_MAP_H
+#define S2MMU_MAP_H
+
+#include "s2mmu/types.h"
+
+struct kvm;
+struct kvm_vcpu;
+
+/*
+ * Map [@gpa, @gpa + @size) to [@hpa, @hpa + @size) in the root @vcpu runs
+ * on, with @prot (S2_PROT_R required, S2_PROT_W, S2_PROT_X, S2_PROT_XU) and
+ * @memtype (S2_MT_*, S2_MT_IGNORE_PAT allowed). The range must lie inside
+ * one memslot. Each step maps the largest leaf whose aligned block starts at
+ * the current gpa, fits the rest of the range and the memslot, is aligned in
+ * hpa too, and that the configuration allows (4 KiB leaves only while the
+ * memslot logs dirty pages; its leaves then start read-only but
+ * MMU-writable, as a read fault's). Leaves are written under the read side
+ * of mmu_lock, one hold per batch of at most CONFIG_S2_YIELD_BATCH leaves,
+ * with the tables each batch may link allocated before the lock.
+ *
+ * Whatever the range held before is zapped first (rule 1: a present leaf
+ * is never given another pfn in one step), so the flush this owes is the
+ * zap's, and only when something was there. A huge leaf straddling an end
+ * of the range is zapped whole, as kvm_zap_gfn_range() does.
+ *
+ * Returns 0, or -EINVAL (NULL, unaligned or empty range, gpa or hpa past the
+ * widths, bad prot or memtype, W on a read-only memslot), -ENOENT (the range
+ * is not inside one memslot), -ENOTSUP (a TD), -ENOMEM (a table allocation
+ * failed: the leaves of the batches before stay mapped), -EIO (bugged VM).
+ */
+int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size, unsigned prot,
+		      unsigned memtype) S2_MUST_CHECK;
+
+/*
+ * Unmap [@gpa, @gpa + @size) in every root: kvm_zap_gfn_range() in bytes.
+ * Returns the leaves removed (>= 0), -EINVAL (unaligned, empty, past the
+ * width), -EIO.
+ */
+long kvm_mmu_unmap_range(struct kvm *kvm, gpa_t gpa, uint64_t size);
+
+/*
+ * Take write permission away over [@gpa, @gpa + @size) in every root (W and
+ * MMU-writable cleared, so no write fault restores W without the full fault
+ * path), under the write side of mmu_lock, yielding every
+ * CONFIG_S2_YIELD_BATCH leaves, with one flush if any leaf lost W. Returns
+ * the leaves changed (>= 0), -EINVAL, -EIO.
+ */
+long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size);
+
+/*
+ * KVM_PRE_FAULT_MEMORY: fault [@gpa, @gpa + @size) in for @vcpu as read
+ * faults would, page after page, stepping over each leaf the fault maps or
+ * finds (so a 2 MiB leaf costs one fault). The tables end as they would
+ * after a read fault on each page. Returns the bytes processed (> 0: less
+ * than @size when it stopped early at an error after progress), or -EINVAL
+ * (unaligned, empty, past the width), -ENOENT (the first page is outside
+ * every memslot), -ENOMEM, -EFAULT, -EIO: the first page's error.
+ */
+long kvm_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t size);
+
+#endif
