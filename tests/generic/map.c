@@ -13,9 +13,11 @@
  * the library's left-to-right greedy.
  *
  * Mutations run (each made the named tests fail, then was reverted):
- *  - s2_map_level() not checking hpa alignment: adversarial, random;
+ *  - s2_map_level() not checking hpa alignment: boundaries, adversarial,
+ *    random, replace;
  *  - s2_map_level() not checking the end of the range (end - gpa >= sz):
- *    boundaries, random (leaves past the end);
+ *    boundaries, adversarial, random, batches, wrprotect (leaves past the
+ *    end);
  *  - the zap before mapping dropped: replace (the VM is bugged: rule 1
  *    refused a pfn change);
  *  - the batch bound (batch < budget) dropped: batches (one hold maps all);
