@@ -265,6 +265,9 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 	f = (struct s2_fault){ .gfn = gpa_to_gfn(gpa), .access = access };
 	if (s2_fault_slot(vcpu, f.gfn, &slot, &gen)) {
 		s2_stat_inc(&vcpu->stat.mmio);
+		/* The next access finds an MMIO entry (docs/mmio.md). */
+		if (kvm->mmio_cache && !kvm->gfn_direct_bits)
+			s2_mmio_install(vcpu, &f, gen);
 		return RET_PF_EMULATE_MMIO;
 	}
 	if (write && (slot.flags & KVM_MEM_READONLY)) {

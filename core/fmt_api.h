@@ -115,6 +115,7 @@ static inline uint64_t s2_table_bytes(const struct s2_fmt_cfg *c)
 struct kvm_vcpu;
 struct s2_fault;
 struct s2_range_op;
+struct s2_root;
 
 /*
  * What each format instance exports: the hot algorithms compiled against its
@@ -145,7 +146,13 @@ struct s2_fmt_ops {
 	/* A run of leaves as first + i * step (core/mmu_tmpl.h S2_FN(leaf_run)). */
 	bool (*leaf_run)(const struct s2_fmt_cfg *c, int level, hpa_t hpa, uint64_t size,
 			 unsigned n, unsigned prot, unsigned mt, s2_pte_t *first, s2_pte_t *step);
+	/* Cached MMIO entries (core/mmio_tmpl.h, docs/mmio.md). */
+	s2_pte_t (*make_mmio)(const struct s2_fmt_cfg *c, gfn_t gfn);
+	uint64_t (*mmio_gen)(struct kvm *kvm, const struct s2_root *root, gpa_t gpa);
+	uint64_t (*mmio_zap)(struct kvm *kvm, struct s2_root *root);
 };
+/* mmio_gen(): the entry is not an MMIO entry. */
+#define S2_MMIO_NONE (~0ull)
 
 /* The runtime descriptor of @kvm's tables (for register builders). */
 const struct s2_fmt_cfg *kvm_fmt_cfg(const struct kvm *kvm);

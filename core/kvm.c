@@ -100,6 +100,9 @@ static int s2_check_params(const struct kvm_vm_params *p, const struct s2_fmt_op
 	}
 	if (p->max_vcpus > 4096)
 		return -EINVAL;
+	/* 40: the narrowest MMIO value field of the formats (arm64, fake). */
+	if (p->mmio_cache > S2_MMIO_CACHE_OFF || p->mmio_gen_bits > 40)
+		return -EINVAL;
 	return 0;
 }
 
@@ -134,6 +137,11 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 				       (env->ops->tlb_flush_range || env->ops->tlb_flush_vm));
 	kvm->p2v_offset = (uint64_t)env->virt_offset;
 	kvm->max_vcpus = p->max_vcpus ? p->max_vcpus : 64;
+	/* docs/mmio.md: on by default where hardware exits on an MMIO entry
+	 * differently from a non-present one (EPT misconfiguration). */
+	kvm->mmio_cache = p->mmio_cache == S2_MMIO_CACHE_ON ||
+			  (p->mmio_cache == S2_MMIO_CACHE_DEFAULT && p->fmt == S2_FMT_X86_EPT);
+	kvm->mmio_gen_mask = (1ull << (p->mmio_gen_bits ? p->mmio_gen_bits : 20)) - 1;
 	kvm->vcpus = env->ops->zalloc(env->ctx, sizeof(*kvm->vcpus) * kvm->max_vcpus);
 	kvm->memslots = env->ops->zalloc(env->ctx, sizeof(*kvm->memslots));
 	if (!kvm->vcpus || !kvm->memslots || s2_roots_init(kvm)) {
@@ -222,6 +230,8 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 		out->faults_retry += s2_ld(&v->stat.retry);
 		out->exits_mmio += s2_ld(&v->stat.mmio);
 		out->exits_ro_write += s2_ld(&v->stat.ro_write);
+		out->exits_mmio_cached += s2_ld(&v->stat.mmio_cached);
+		out->mmio_entries += s2_ld(&v->stat.mmio_installed);
 		for (int l = 1; l <= S2_MAX_LEVELS; l++)
 			leaves[l] += (int64_t)s2_ld((const uint64_t *)&v->stat.leaves[l]);
 	}
@@ -232,6 +242,7 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 	out->flushes = s2_ld(&kvm->stat_flushes);
 	out->flushes_range = s2_ld(&kvm->stat_flushes_range);
 	out->zapped_leaves = s2_ld(&kvm->stat_zapped);
+	out->mmio_wraps = s2_ld(&kvm->mmio_wraps);
 	out->refused_changes = s2_ld(&kvm->stat_refused);
 	for (unsigned i = 0; i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE); i++) {
 		uint32_t st = __atomic_load_n(&kvm->roots[i].state, __ATOMIC_ACQUIRE);

@@ -125,6 +125,8 @@ struct s2_mmu_cache {
  * kvm_get_stats may read them concurrently). */
 struct s2_vcpu_stats {
 	uint64_t faults, fixed, spurious, retry, mmio, ro_write;
+	/* MMIO exits answered from an MMIO entry, entries installed */
+	uint64_t mmio_cached, mmio_installed;
 	uint64_t fast;			   /* fast-path faults: each also a fault, fixed, and a
 			  4 KiB leaf (kvm_get_stats adds them in) */
 	int64_t leaves[S2_MAX_LEVELS + 1]; /* leaves this vcpu installed, net */
@@ -240,6 +242,9 @@ struct kvm {
 	struct s2_spinlock slots_lock; /* serialises memslot updates */
 	struct s2_memslots *memslots;  /* RCU-published */
 	uint64_t memslots_gen;	       /* bumped before a slot update zaps */
+	bool mmio_cache;	       /* faults install MMIO entries (docs/mmio.md) */
+	uint64_t mmio_gen_mask;	       /* generation bits an MMIO entry keeps */
+	uint64_t mmio_wraps;	       /* wraps of memslots_gen & mmio_gen_mask */
 	uint64_t zap_gen;	       /* bumped by zaps and table unlinks */
 
 	/* Invalidation protocol (notifier/): faults retry against these. */
@@ -558,7 +563,14 @@ struct s2_fault {
 	bool made_writable;  /* out: a leaf became writable (dirty logging
 				records the page) */
 	s2_pte_t *ptep;	     /* out: where a fresh leaf was installed */
+	s2_pte_t mmio;	     /* nonzero: install this MMIO value at level 1
+				instead of a leaf (docs/mmio.md) */
 };
+
+/* Cached MMIO entries (core/mmio.c). */
+void s2_mmio_install(struct kvm_vcpu *vcpu, struct s2_fault *f, uint64_t gen);
+void s2_mmio_gen_bump_locked(struct kvm *kvm, uint64_t next);
+bool s2_mmio_gen_wraps(const struct kvm *kvm);
 
 /* A zap or a collapse (mmu_lock held for write; S2_FN(range) calls it once
  * per such call): what vcpus cached for the fault fast path (struct

@@ -303,14 +303,18 @@ static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *o
 static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct s2_slot_update *u)
 {
 	bool adds = u->add && (u->drop_id < 0 || u->upd.base_gfn != u->prev.base_gfn);
+	/* The generation wraps in MMIO entries' bits: they go first. */
+	bool wrap = s2_mmio_gen_wraps(kvm);
 
 	/*
 	 * New gfns join an invalidation in progress before the slot can be
 	 * found: invalidate_range_start reads the slots under the write side
 	 * too, so it either sees the new set or has raised in_progress by now.
 	 */
-	if (adds || u->zap)
+	if (adds || u->zap || wrap)
 		s2_mmu_write_lock(kvm);
+	if (wrap)
+		s2_mmio_gen_bump_locked(kvm, kvm->memslots_gen + 1);
 	if (adds)
 		s2_notifier_slot_adding(kvm, &u->upd, &u->acc);
 	/* The zap runs while the old set is still the published one, so the
@@ -326,7 +330,7 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 	u->old = kvm->memslots;
 	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
 	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
-	if (adds || u->zap)
+	if (adds || u->zap || wrap)
 		s2_mmu_write_unlock_keep_tables(kvm, &u->acc);
 }
 

@@ -1228,6 +1228,11 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 
 again:
 		if (fmt_is_present(c, old, level)) {
+			/* An MMIO entry never replaces a mapping (docs/mmio.md). */
+			if (s2_unlikely(f->mmio) && (level == 1 || fmt_is_leaf(c, old, level))) {
+				ret = RET_PF_RETRY;
+				break;
+			}
 			if (level == 1 || fmt_is_leaf(c, old, level)) {
 				if (!acc_used) {
 					s2_acc_init(&acc);
@@ -1253,6 +1258,10 @@ again:
 			break;
 		}
 		if (fmt_is_access_tracked(c, old, level)) {
+			if (s2_unlikely(f->mmio)) {
+				ret = RET_PF_RETRY;
+				break;
+			}
 			/* Aged without Accessed bits: restore it, then treat
 			 * it as the leaf it was (same pfn, so rule 1 holds). */
 			if (!acc_used) {
@@ -1268,6 +1277,14 @@ again:
 				restored = true;
 			}
 			goto again;
+		}
+		/* An MMIO entry, or a stale one, is overwritten like an empty
+		 * entry (never present: rule 1 has nothing to say). */
+		if (s2_unlikely(f->mmio) && level == 1) {
+			if (!S2_FN(set_fresh)(kvm, ptep, &old, f->mmio))
+				goto again;
+			ret = RET_PF_EMULATE_MMIO;
+			break;
 		}
 		if (level == f->level) {
 			uint64_t size = 1ull << shift;
@@ -1347,6 +1364,8 @@ static unsigned S2_FN(raw_leaf_prot)(const struct s2_fmt_cfg *c, s2_pte_t pte, i
 	return fmt_leaf_prot(c, pte, level);
 }
 
+#include "core/mmio_tmpl.h"
+
 const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
 	.id = FMT_ID,
 	.name = FMT_NAME,
@@ -1363,4 +1382,7 @@ const struct s2_fmt_ops S2_CAT(s2_fmt_ops, FMT_SYM) = {
 	.make_leaf = S2_FN(raw_make_leaf),
 	.leaf_run = S2_FN(leaf_run),
 	.leaf_prot = S2_FN(raw_leaf_prot),
+	.make_mmio = fmt_make_mmio,
+	.mmio_gen = S2_FN(mmio_gen),
+	.mmio_zap = S2_FN(mmio_zap),
 };

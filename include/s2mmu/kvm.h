@@ -37,6 +37,19 @@ struct kvm_vm_params {
 	unsigned max_vcpus;	  /* 0 = 64 */
 	uint32_t vmid;		  /* VMID/ASID recorded in the register values */
 	const struct s2_env *env; /* the host; kept by pointer, must outlive kvm */
+	/* Cached MMIO entries (docs/mmio.md): S2_MMIO_CACHE_*; 0 = the
+	   format's default (on where hardware tells them apart: x86 EPT). */
+	unsigned mmio_cache;
+	/* Generation bits an MMIO entry keeps (1..40; 0 = 20). The entries
+	   are all zapped each time the memslot generation wraps in them. */
+	unsigned mmio_gen_bits;
+};
+
+enum {
+	S2_MMIO_CACHE_DEFAULT = 0,
+	S2_MMIO_CACHE_ON = 1,  /* install them on every format (arm64,
+				  RISC-V, NPT: read by kvm_mmu_page_fault_mmio) */
+	S2_MMIO_CACHE_OFF = 2, /* never install them */
 };
 
 /*
@@ -82,6 +95,10 @@ struct kvm_mmu_stats {
 	uint64_t faults_fast;			/* of faults_fixed, those the fast path installed
 				   (docs/embedding.md) */
 	uint64_t exits_mmio;			/* faults on a gpa with no memslot */
+	uint64_t exits_mmio_cached;		/* of kvm_mmu_page_fault_mmio calls, those
+				   answered from a cached MMIO entry */
+	uint64_t mmio_entries;			/* MMIO entries installed */
+	uint64_t mmio_wraps;			/* generation wraps that zapped them all */
 	uint64_t exits_ro_write;		/* writes to a read-only memslot */
 	uint64_t flushes;			/* kvm_flush_remote_tlbs (full) */
 	uint64_t flushes_range;			/* precise ranged flushes by the format */

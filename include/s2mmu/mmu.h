@@ -44,6 +44,18 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
 
 /*
+ * The MMIO exit (x86 EPT: the EPT-misconfiguration exit, KVM's
+ * handle_ept_misconfig; any format when the VM caches MMIO entries, see
+ * docs/mmio.md). When the entry at @gpa is an MMIO entry of the current
+ * memslot generation, returns RET_PF_EMULATE_MMIO without a memslot lookup;
+ * otherwise (stale generation, not an MMIO entry) it is a normal fault,
+ * kvm_tdp_page_fault(vcpu, gpa, access), which returns the same kinds.
+ */
+int kvm_mmu_page_fault_mmio(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
+/* KVM's name for it on VMX. */
+int kvm_handle_ept_misconfig(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
+
+/*
  * Zap every leaf in [gfn_start, gfn_end), whole huge leaves included, free the
  * tables that become empty after a grace period, and flush once if anything
  * was removed. Returns the number of leaves zapped (>= 0) or -EINVAL (empty,
