@@ -37,6 +37,64 @@ static int s2_map_level(const struct kvm *kvm, const struct kvm_memory_slot *slo
 	return level;
 }
 
+/*
+ * After map() installed a fresh leaf at f->ptep (mmu_lock's read side
+ * held): the leaves of the same level that follow it in its table, up to
+ * @max of them, inside [*gpa, end), each with one compare-and-exchange over
+ * an empty entry (what map()'s install does, without the walk from the
+ * root; rules 1 and 2 owe nothing for it), as leaf_run() computes them. An
+ * entry that is not empty stops the run and map() takes it. Advances *@gpa
+ * and *@hpa; returns the leaves installed.
+ */
+static uint64_t s2_map_run(struct kvm_vcpu *vcpu, const struct s2_fault *f, gpa_t *gpa, hpa_t *hpa,
+			   gpa_t end, uint64_t max)
+{
+	struct kvm *kvm = vcpu->kvm;
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	int level = f->level;
+	unsigned shift = s2_level_shift(c, level);
+	uint64_t sz = 1ull << shift, per = 1ull << c->bits_per_level;
+	uint64_t idx, n, k = 0;
+	s2_pte_t first, step;
+
+	if (level >= (int)c->levels)
+		return 0; /* the root's entries: its own width */
+	idx = (*gpa >> shift) & (per - 1);
+	if (!idx)
+		return 0; /* the next leaf is in another table */
+	n = per - idx;
+	if (n > (end - *gpa) / sz)
+		n = (end - *gpa) / sz;
+	if (n > max)
+		n = max;
+	if (!n || !kvm->ops->leaf_run(c, level, *hpa, sz, (unsigned)n, f->prot, f->memtype, &first,
+				      &step))
+		return 0;
+	for (; k < n; k++) {
+		s2_pte_t old = 0;
+
+		if (!__atomic_compare_exchange_n(&f->ptep[1 + k], &old, first + k * step, false,
+						 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+			break;
+	}
+	__atomic_store_n(&vcpu->stat.leaves[level],
+			 __atomic_load_n(&vcpu->stat.leaves[level], __ATOMIC_RELAXED) + k,
+			 __ATOMIC_RELAXED);
+	*gpa += k * sz;
+	*hpa += k * sz;
+	return k;
+}
+
+/* Stops kvm_mmu_for_each_leaf() at the first leaf: the range is not empty
+ * (a read-side walk, cheaper than the write side a zap takes). */
+static int s2_map_any_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
+{
+	(void)arg;
+	(void)gfn;
+	(void)m;
+	return 1;
+}
+
 int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size, unsigned prot,
 		      unsigned memtype)
 {
@@ -71,7 +129,9 @@ int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size
 
 	/* Rule 1: what the range holds goes first, flushed by the zap only
 	 * when it removed something. */
-	z = kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end));
+	z = kvm_mmu_for_each_leaf(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end), s2_map_any_leaf, NULL);
+	if (z > 0)
+		z = kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end));
 	if (z < 0)
 		return (int)z;
 
@@ -124,11 +184,14 @@ int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size
 				return r;
 			}
 			/* A table already there made the leaf smaller. */
-			if (f.installed_level > 0 && f.installed_level < f.level)
+			if (f.installed_level > 0 &&
+			    f.installed_level < s2_map_level(kvm, &slot, gpa, hpa, end))
 				sz = 1ull << s2_level_shift(&kvm->cfg, f.installed_level);
 			gpa += sz;
 			hpa += sz;
 			batch++;
+			if (r == RET_PF_FIXED && f.ptep && f.installed_level == f.level)
+				batch += s2_map_run(vcpu, &f, &gpa, &hpa, end, budget - batch);
 		}
 		s2_hold_stat(kvm, batch);
 		s2_mmu_read_unlock_vcpu(vcpu);

@@ -21,6 +21,9 @@
  *  - the zap before mapping dropped: replace (the VM is bugged: rule 1
  *    refused a pfn change);
  *  - the batch bound (batch < budget) dropped: batches (one hold maps all);
+ *  - s2_map_run() writing leaf k + 1's value at entry k: every mapping
+ *    test; s2_map_run() running past the end of its table (no idx check):
+ *    boundaries, adversarial, random;
  *  - pre-fault stepping one page at a time, not over the leaf: prefault
  *    (more faults than leaves);
  *  - kvm_mmu_wrprotect_range() on S2_RANGE_WRPROTECT (W only): wrprotect
