@@ -276,7 +276,13 @@ static void test_no_memslot_is_mmio(void **state)
 	uint64_t h = t_tables_hash(T.kvm);
 	assert_int_equal(fault(0xfee00000, S2_ACC_WRITE), RET_PF_EMULATE_MMIO);
 	assert_int_equal(fault(0x3ffff000, S2_ACC_READ), RET_PF_EMULATE_MMIO);
-	assert_true(h == t_tables_hash(T.kvm));
+	/* Where the VM caches MMIO entries (x86 EPT by default) the two faults
+	 * wrote one each and nothing else (tests/generic/mmio.c). */
+	if (T.kvm->mmio_cache)
+		assert_int_equal(t_stats(T.kvm).mmio_entries, 2);
+	else
+		assert_true(h == t_tables_hash(T.kvm));
+	assert_int_equal(t_stats(T.kvm).cur_leaves[1], 0);
 	assert_int_equal(t_stats(T.kvm).exits_mmio, 2);
 	assert_int_equal(T.h.pfn_lookups, 0);
 }
