@@ -51,8 +51,8 @@ static int s2_slot_valid(const struct kvm *kvm, const struct kvm_memory_slot *s)
 		return -EINVAL; /* nothing to log: the guest cannot write */
 	/* A TD: memslots are given without the shared bit, and dirty
 	 * logging of its shared half is not built yet (docs/tdx.md). */
-	if (kvm->gfn_direct_bits && (s->base_gfn >= kvm->gfn_direct_bits ||
-				     s->npages > kvm->gfn_direct_bits - s->base_gfn))
+	if (kvm->gfn_direct_bits &&
+	    (s->base_gfn >= kvm->gfn_direct_bits || s->npages > kvm->gfn_direct_bits - s->base_gfn))
 		return -EINVAL;
 	if (kvm->gfn_direct_bits && (s->flags & KVM_MEM_LOG_DIRTY_PAGES))
 		return -ENOTSUP;

@@ -970,8 +970,9 @@ static bool S2_FN(range_yield)(struct kvm *kvm, struct s2_range_op *op)
 		s2_mmu_write_lock(kvm);
 	} else {
 		s2_read_unlock(&kvm->mmu_lock);
-		for (unsigned i = 0; i < 64 && (__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_ACQUIRE) &
-						S2_RW_PENDING);
+		for (unsigned i = 0;
+		     i < 64 &&
+		     (__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_ACQUIRE) & S2_RW_PENDING);
 		     i++)
 			s2_relax(kvm->env);
 		s2_mmu_read_lock(kvm);
