@@ -86,8 +86,7 @@ static void no_leaves(void)
  * the MMIO exit then answers from it; the reference walker faults on it and
  * no statistic counts it as a leaf.
  * Catches: s2_mmio_install not called from the fault (no entry, no hit);
- * mmio_gen comparing the wrong bits (no hit); the entry counted in
- * vcpu->stat.leaves (cur_leaves).
+ * the installed entry counted in vcpu->stat.leaves (cur_leaves).
  */
 static void test_install_and_hit(void **state)
 {
@@ -121,7 +120,7 @@ static void test_install_and_hit(void **state)
  * Default: on for x86 EPT only (the one format whose hardware exits
  * differently on an MMIO entry), off for the others; S2_MMIO_CACHE_OFF
  * turns it off on EPT. With it off, nothing is written and the MMIO exit is
- * the normal fault. Catches: the default turned on everywhere or nowhere
+ * the normal fault. Catches: the default turned on for every format
  * (kvm_create_vm's kvm->mmio_cache).
  */
 static void test_default_per_format(void **state)
@@ -153,9 +152,9 @@ static void test_default_per_format(void **state)
 /*
  * Every kind of memslot change moves the generation: the entry is stale,
  * the MMIO exit falls back to the normal fault, which writes a current
- * entry, and the next exit hits again. Catches: s2_memslots_publish not
- * bumping memslots_gen for one kind; kvm_mmu_page_fault_mmio ignoring the
- * generation (a stale entry would hit).
+ * entry, and the next exit hits again. Catches: kvm_mmu_page_fault_mmio
+ * ignoring the generation (a stale entry hits). A kind of change that
+ * stopped bumping memslots_gen fails the memslots_gen assertion.
  */
 static void test_generation_bump_each_change(void **state)
 {
@@ -198,8 +197,8 @@ static void test_generation_bump_each_change(void **state)
  * again at g + 4: each wrap of the generation to 0 in those bits clears
  * every MMIO entry first (and only then). Catches: s2_mmio_gen_bump_locked
  * not zapping (the entry at M matches again four changes later); the wrap
- * test on the wrong side of the bump (mmio_wraps counted a change early or
- * late, entries of the generation before the wrap survive it).
+ * tested on the wrong side of the bump (s2_mmio_gen_bump_locked given the
+ * old generation: mmio_wraps counted a change late).
  */
 static void test_wrap_zaps_all(void **state)
 {
@@ -242,9 +241,9 @@ static void test_wrap_zaps_all(void **state)
  * A slot added over an MMIO entry: the entry is stale, the MMIO exit falls
  * back to the fault, which maps the page over it (the entry is never
  * present: no rule-1 refusal, no zap). Catches: S2_FN(map) treating an MMIO
- * value as a mapping (fix_existing refuses it: -EIO, refused_changes) or
- * as frozen (RET_PF_RETRY for ever); kvm_mmu_page_fault_mmio trusting the
- * entry without the generation (RET_PF_EMULATE_MMIO on RAM).
+ * value like a frozen one (RET_PF_RETRY for ever);
+ * kvm_mmu_page_fault_mmio trusting the entry without the generation
+ * (RET_PF_EMULATE_MMIO on RAM).
  */
 static void test_new_slot_replaces_entry(void **state)
 {
@@ -274,8 +273,8 @@ static void test_new_slot_replaces_entry(void **state)
  * they count and the pages they report are the slot's only, and the MMIO
  * entries in the same leaf table stay (a range zap of part of the table)
  * or go with the table (a zap covering it; destroy returns every page).
- * Catches: S2_FN(zap_table_locked) or the walk treating an MMIO value as a
- * leaf (zap counts, zapped_leaves, cur_leaves going negative).
+ * Catches: S2_FN(zap_table_locked) taking an MMIO value for a leaf (the
+ * table zap counts 16, not 8).
  */
 static void test_walkers_skip_entries(void **state)
 {
