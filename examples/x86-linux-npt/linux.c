@@ -4,9 +4,9 @@
  * of a hypervisor on s2mmu, booted through the 32-bit boot protocol, its RAM
  * demand-faulted through the library (it starts with no nested mapping).
  *
- * Two CPUs. The vcpu runs on the second (ap_main); the boot CPU (linux_main)
- * loads the kernel and then plays the host's memory manager on the guest's
- * requests (port 0xf4, below): it moves 2 MiB blocks of guest RAM through the
+ * Two CPUs. The boot CPU (linux_main) loads the kernel and runs the vcpu
+ * (vcpu_loop); the second CPU (ap_main) plays the host's memory manager on
+ * the guest's requests (port 0xf4, below): it moves 2 MiB blocks of guest RAM through the
  * MMU notifier while the guest checksums its memory, and it live-migrates the
  * guest's RAM to a new place (dirty-log pre-copy with write protection, stop,
  * copy the rest, compare byte for byte, switch). The library's kick is an
@@ -33,6 +33,13 @@ extern volatile uint64_t nmi_count;
 void nmi_isr(void);
 
 #define NCPUS 2
+/*
+ * The RCU's CPU indices: the vcpu runs on the boot CPU (under bochs only
+ * CPU 0 gets the PIC's interrupts, which the guest's timer needs), the
+ * host's memory manager on the second one.
+ */
+#define CPU_VCPU 0
+#define CPU_HOST 1
 #define DEBUG_EXIT_PASS 0x10 /* QEMU status 33 */
 #define DEBUG_EXIT_FAIL 0x11 /* QEMU status 35 */
 #define COM1 0x3f8
@@ -45,7 +52,7 @@ static uint8_t cpu_of_apic[256], cpu_known[256];
 static struct kvm *kvm;
 static struct kvm_vcpu *vcpu;
 static uint8_t host_tss[2][104] __attribute__((aligned(16)));
-static volatile uint32_t bsp_apic_id, ap_apic_id;
+static volatile uint32_t host_apic_id, vcpu_apic_id;
 
 /* Guest RAM's 2 MiB blocks: where each is in host-physical memory now. */
 static volatile uint64_t blk_hpa[LX_NBLOCKS];
@@ -145,21 +152,21 @@ static void icr(uint32_t dest, uint32_t lo)
 		__asm__ volatile("pause");
 }
 
-/* Boot CPU -> vcpu's CPU: an NMI, which SVM turns into a #VMEXIT. */
+/* The host's CPU -> the vcpu's: an NMI, which SVM/VMX turn into an exit. */
 static void kick_vcpu(void)
 {
-	icr(ap_apic_id, (4u << 8) | (1u << 14)); /* delivery mode NMI, assert */
+	icr(vcpu_apic_id, (4u << 8) | (1u << 14)); /* delivery mode NMI, assert */
 }
 
 /*
- * vcpu's CPU -> boot CPU: a fixed IPI through the local APIC the guest owns.
+ * vcpu's CPU -> the host's: a fixed IPI through the local APIC the guest owns.
  * The guest may be between its writes of ICR_HI and ICR_LO: keep its ICR_HI.
  */
-static void wake_bsp(void)
+static void wake_host(void)
 {
 	uint32_t hi = LAPIC[APIC_ICR_HI];
 
-	icr(bsp_apic_id, (1u << 14) | WAKE_VECTOR);
+	icr(host_apic_id, (1u << 14) | WAKE_VECTOR);
 	LAPIC[APIC_ICR_HI] = hi;
 }
 
@@ -240,7 +247,7 @@ static void env_relax(void *ctx)
 {
 	(void)ctx;
 	__asm__ volatile("pause");
-	if (in_flush && lapic_id_now() == bsp_apic_id && ++flush_spins == FLUSH_SPIN_LIMIT) {
+	if (in_flush && lapic_id_now() == host_apic_id && ++flush_spins == FLUSH_SPIN_LIMIT) {
 		kprintf("checks:\n  [FAIL] a move's flush still waits for the vcpu to leave guest "
 			"mode after %u spins: it was never kicked\n",
 			flush_spins);
@@ -622,19 +629,19 @@ static void moves_job(void)
 {
 	unsigned i = 0;
 
-	kprintf("lx[cpu %u]: moving guest RAM blocks while the guest checksums\n", bsp_apic_id);
+	kprintf("lx[cpu %u]: moving guest RAM blocks while the guest checksums\n", host_apic_id);
 	while (__atomic_load_n(&moves_on, __ATOMIC_ACQUIRE)) {
 		uint64_t t = rdtsc();
 
 		move_block(i);
 		i = (i + 37) % LX_NBLOCKS;
 		while (rdtsc() - t < 40000000ull && __atomic_load_n(&moves_on, __ATOMIC_ACQUIRE)) {
-			s2_fs_rcu_quiescent(&fs, 0);
+			s2_fs_rcu_quiescent(&fs, CPU_HOST);
 			__asm__ volatile("pause");
 		}
 	}
 	kprintf("lx[cpu %u]: %llu moves, %llu of them zapped leaves while the vcpu ran\n",
-		bsp_apic_id, (unsigned long long)st.moves, (unsigned long long)st.moves_in_guest);
+		host_apic_id, (unsigned long long)st.moves, (unsigned long long)st.moves_in_guest);
 }
 
 static uint64_t dirty_bitmap[LX_RAM_SIZE / 4096 / 64];
@@ -681,7 +688,7 @@ static void stop_vcpu(void)
 	__atomic_store_n(&pause_req, 1, __ATOMIC_RELEASE);
 	kick_vcpu();
 	while (!__atomic_load_n(&paused, __ATOMIC_ACQUIRE)) {
-		s2_fs_rcu_quiescent(&fs, 0);
+		s2_fs_rcu_quiescent(&fs, CPU_HOST);
 		__asm__ volatile("pause");
 	}
 }
@@ -705,7 +712,7 @@ static void migrate_job(void)
 	long r;
 
 	kprintf("lx[cpu %u]: migrating guest RAM to hpa 0x%x (write-protection dirty log)\n",
-		bsp_apic_id, LX_DEST_HPA);
+		host_apic_id, LX_DEST_HPA);
 	kvm_get_dirty_stats(kvm, &ds0);
 	r = kvm_set_memslot_flags(kvm, 0, KVM_MEM_LOG_DIRTY_PAGES);
 	if (r)
@@ -713,7 +720,7 @@ static void migrate_job(void)
 	st.mig_hw = kvm_dirty_log_hw(kvm);
 	for (unsigned i = 0; i < LX_NBLOCKS; i++) {
 		copy64(LX_DEST_HPA + (uint64_t)i * LX_BLOCK, blk_hpa[i], LX_BLOCK);
-		s2_fs_rcu_quiescent(&fs, 0);
+		s2_fs_rcu_quiescent(&fs, CPU_HOST);
 	}
 	for (unsigned round = 0; round < 8; round++) {
 		r = kvm_get_dirty_log(kvm, 0, dirty_bitmap);
@@ -721,7 +728,7 @@ static void migrate_job(void)
 			lx_fail("kvm_get_dirty_log", r);
 		st.mig_round_pages[round] = copy_dirty();
 		st.mig_rounds++;
-		s2_fs_rcu_quiescent(&fs, 0);
+		s2_fs_rcu_quiescent(&fs, CPU_HOST);
 		if (st.mig_round_pages[round] < 256 && round >= 1)
 			break;
 	}
@@ -767,7 +774,7 @@ static void migrate_job(void)
 		lx_fail("kvm_set_memslot_flags(0)", r);
 	__atomic_store_n(&migrated, 1, __ATOMIC_RELEASE);
 	resume_vcpu();
-	kprintf("lx[cpu %u]: switched, the guest runs from the destination\n", bsp_apic_id);
+	kprintf("lx[cpu %u]: switched, the guest runs from the destination\n", host_apic_id);
 }
 
 /* ---- the report ---- */
@@ -841,13 +848,13 @@ static void hv_port_out(uint32_t v)
 	case 2:
 		__atomic_store_n(&moves_on, 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&job_pending, 1, __ATOMIC_RELEASE);
-		wake_bsp();
+		wake_host();
 		break;
 	case 3: __atomic_store_n(&moves_on, 0, __ATOMIC_RELEASE); break;
 	case 4:
 		__atomic_store_n(&migrate_req, 1, __ATOMIC_RELEASE);
 		__atomic_store_n(&job_pending, 1, __ATOMIC_RELEASE);
-		wake_bsp();
+		wake_host();
 		break;
 	case 5: st.moves_ok = true; break;
 	case 6: st.moves_bad = true; break;
@@ -890,59 +897,6 @@ static void load_host_tss(unsigned cpu)
 			 (((t >> 24) & 0xff) << 56);
 	host_gdt[slot + 1] = t >> 32;
 	__asm__ volatile("ltr %w0" : : "r"((uint16_t)(slot * 8)) : "memory");
-}
-
-void ap_main(void);
-void ap_main(void)
-{
-	struct lx_exit e;
-
-	load_host_tss(1);
-	smp_init_ap();
-	install_nmi_gate();
-	ap_apic_id = lapic_id_now();
-	cpu_register(ap_apic_id, 1);
-	s2_fs_rcu_online(&fs, 1);
-	shadow_init();
-	__atomic_store_n(&smp_ap_running, 1, __ATOMIC_RELEASE);
-	if (lx_arch.setup(kernel_addr ? LX_KERNEL_GPA : 0, LX_ZERO_PAGE_GPA))
-		lx_fail("SVM set-up", 0);
-	kprintf("lx[cpu %u]: entering Linux at gpa 0x%x, boot_params at 0x%x\n", ap_apic_id,
-		LX_KERNEL_GPA, LX_ZERO_PAGE_GPA);
-	for (;;) {
-		s2_fs_rcu_quiescent(&fs, 1);
-		if (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE)) {
-			s2_fs_rcu_offline(&fs, 1);
-			__atomic_store_n(&paused, 1, __ATOMIC_RELEASE);
-			while (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE))
-				__asm__ volatile("pause");
-			__atomic_store_n(&paused, 0, __ATOMIC_RELEASE);
-			s2_fs_rcu_online(&fs, 1);
-		}
-		if (lx_arch.run(vcpu, &e))
-			lx_fail("VM entry", 0);
-		st.exits[e.kind]++;
-		switch (e.kind) {
-		case LX_EXIT_NPF: handle_npf(&e); break;
-		case LX_EXIT_MSR: handle_msr(&e); break;
-		case LX_EXIT_IO: handle_io(&e); break;
-		case LX_EXIT_KICK: st.kicks++; break;
-		case LX_EXIT_SVM_INSN:
-			lx_arch.inject(6);
-			st.ud_injected++;
-			break;
-		case LX_EXIT_SHUTDOWN:
-			kprintf("lx: the guest shut down (triple fault) at rip 0x%llx\n",
-				(unsigned long long)e.rip);
-			report_and_finish();
-		default:
-			kprintf("lx: unexpected exit %s: 0x%llx 0x%llx 0x%llx at rip 0x%llx\n",
-				exit_names[e.kind], (unsigned long long)e.raw[0],
-				(unsigned long long)e.raw[1], (unsigned long long)e.raw[2],
-				(unsigned long long)e.rip);
-			report_and_finish();
-		}
-	}
 }
 
 /* ---- loading Linux (the 32-bit boot protocol) ---- */
@@ -1052,7 +1006,7 @@ static void setup_vm(void)
 	r = s2_freestanding_smp(&fs, rcu_cpus, NCPUS, this_cpu);
 	if (r)
 		lx_fail("s2_freestanding_smp", r);
-	s2_fs_rcu_online(&fs, 0);
+	s2_fs_rcu_online(&fs, CPU_VCPU);
 	fs.ops.gfn_to_pfn = gfn_to_pfn;
 	fs.ops.log = env_log;
 	fs.ops.relax = env_relax;
@@ -1079,6 +1033,80 @@ static void setup_vm(void)
 		lx_fail("kvm_set_memslot", r);
 }
 
+/* The vcpu's CPU (the boot CPU): enter Linux and handle its exits. */
+static void __attribute__((noreturn)) vcpu_loop(void)
+{
+	struct lx_exit e;
+
+	if (lx_arch.setup(LX_KERNEL_GPA, LX_ZERO_PAGE_GPA))
+		lx_fail("SVM/VMX set-up", 0);
+	kprintf("lx[cpu %u]: entering Linux at gpa 0x%x, boot_params at 0x%x\n", vcpu_apic_id,
+		LX_KERNEL_GPA, LX_ZERO_PAGE_GPA);
+	for (;;) {
+		s2_fs_rcu_quiescent(&fs, CPU_VCPU);
+		if (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE)) {
+			s2_fs_rcu_offline(&fs, CPU_VCPU);
+			__atomic_store_n(&paused, 1, __ATOMIC_RELEASE);
+			while (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE))
+				__asm__ volatile("pause");
+			__atomic_store_n(&paused, 0, __ATOMIC_RELEASE);
+			s2_fs_rcu_online(&fs, CPU_VCPU);
+		}
+		if (lx_arch.run(vcpu, &e))
+			lx_fail("VM entry", 0);
+		st.exits[e.kind]++;
+		switch (e.kind) {
+		case LX_EXIT_NPF: handle_npf(&e); break;
+		case LX_EXIT_MSR: handle_msr(&e); break;
+		case LX_EXIT_IO: handle_io(&e); break;
+		case LX_EXIT_KICK: st.kicks++; break;
+		case LX_EXIT_SVM_INSN:
+			lx_arch.inject(6);
+			st.ud_injected++;
+			break;
+		case LX_EXIT_SHUTDOWN:
+			kprintf("lx: the guest shut down (triple fault) at rip 0x%llx\n",
+				(unsigned long long)e.rip);
+			report_and_finish();
+		default:
+			kprintf("lx: unexpected exit %s: 0x%llx 0x%llx 0x%llx at rip 0x%llx\n",
+				exit_names[e.kind], (unsigned long long)e.raw[0],
+				(unsigned long long)e.raw[1], (unsigned long long)e.raw[2],
+				(unsigned long long)e.rip);
+			report_and_finish();
+		}
+	}
+}
+
+/*
+ * The second CPU: the host's memory manager. It sleeps until the guest asks
+ * for moves or the migration (an IPI wakes the HLT; `sti; hlt` takes an
+ * interrupt that arrived before it).
+ */
+void ap_main(void);
+void ap_main(void)
+{
+	load_host_tss(1);
+	smp_init_ap();
+	LAPIC[0x350 / 4] = 1u << 16; /* LINT0 masked: the PIC is the guest's */
+	host_apic_id = lapic_id_now();
+	cpu_register(host_apic_id, CPU_HOST);
+	s2_fs_rcu_online(&fs, CPU_HOST);
+	__atomic_store_n(&smp_ap_running, 1, __ATOMIC_RELEASE);
+	for (;;) {
+		s2_fs_rcu_quiescent(&fs, CPU_HOST);
+		s2_fs_rcu_offline(&fs, CPU_HOST);
+		while (!__atomic_load_n(&job_pending, __ATOMIC_ACQUIRE))
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		s2_fs_rcu_online(&fs, CPU_HOST);
+		job_pending = 0;
+		if (__atomic_load_n(&moves_on, __ATOMIC_ACQUIRE))
+			moves_job();
+		if (__atomic_exchange_n(&migrate_req, 0, __ATOMIC_ACQ_REL))
+			migrate_job();
+	}
+}
+
 void linux_main(uint32_t mbi_pa);
 void linux_main(uint32_t mbi_pa)
 {
@@ -1089,28 +1117,13 @@ void linux_main(uint32_t mbi_pa)
 	read_multiboot(mbi_pa);
 	load_host_tss(0);
 	smp_init_bsp();
-	/*
-	 * QEMU resets the boot CPU's LINT0 to ExtINT, unmasked: the PIC the
-	 * guest programs would interrupt this CPU's HLT, and the PIC's
-	 * in-service bit would stay set. The guest's CPU takes the PIC.
-	 */
-	LAPIC[0x350 / 4] = 1u << 16;
-	bsp_apic_id = lapic_id_now();
-	cpu_register(bsp_apic_id, 0);
+	install_nmi_gate();
+	vcpu_apic_id = lapic_id_now();
+	cpu_register(vcpu_apic_id, CPU_VCPU);
 	setup_vm();
 	load_linux();
+	shadow_init();
 	if (smp_start_ap())
 		lx_fail("the second CPU did not start", 0);
-	for (;;) {
-		s2_fs_rcu_quiescent(&fs, 0);
-		s2_fs_rcu_offline(&fs, 0);
-		while (!__atomic_load_n(&job_pending, __ATOMIC_ACQUIRE))
-			__asm__ volatile("sti; hlt; cli" : : : "memory");
-		s2_fs_rcu_online(&fs, 0);
-		job_pending = 0;
-		if (__atomic_load_n(&moves_on, __ATOMIC_ACQUIRE))
-			moves_job();
-		if (__atomic_exchange_n(&migrate_req, 0, __ATOMIC_ACQ_REL))
-			migrate_job();
-	}
+	vcpu_loop();
 }

@@ -1,0 +1,37 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# The long run of the x86 Linux EPT example (make conformance-long, not part
+# of make check): Debian's unmodified amd64 kernel as a partition under the
+# VMX + EPT twin of examples/x86-linux-npt, in bochs (corei7_skylake_x, two
+# CPUs), with the same /init: partition probes, moves, migration. Exits 0
+# only on "RESULT: PASS" in the hypervisor's report.
+#
+# Environment: EXAMPLE_O=dir (default build/ here), LX_GUEST (default
+# build/lx-x86-guest of the tree), TIMEOUT (seconds, default 1200).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+bochs=$(command -v bochs-bin || command -v bochs) || {
+	echo "long.sh: bochs not installed (scripts/install-deps.sh emu)" >&2; exit 1; }
+G=${LX_GUEST:-$top/build/lx-x86-guest}
+"$top/scripts/fetch-guest-amd64.sh" "$G" || exit 1
+O=${EXAMPLE_O:-$here/build}
+B=$O
+make -s -C "$here" O="$O" GUEST="$G" ${LIBSRC:+LIBSRC="$LIBSRC"} || exit 1
+sed -e "s|@IMG@|$B/lx.img|" -e "s|@CYL@|$(cat "$B/geometry")|" -e "s|@SERIAL@|$B/serial.txt|" \
+	-e "s|@LOG@|$B/bochs.log|" "$here/bochsrc.in" >"$B/bochsrc"
+rm -f "$B/serial.txt"
+start=$(date +%s)
+timeout "${TIMEOUT:-1200}" "$bochs" -q -f "$B/bochsrc" -rc "$here/cmds" </dev/null >"$B/out.txt" 2>"$B/err.txt"
+rc=$?
+end=$(date +%s)
+tr -d '\r' <"$B/serial.txt" 2>/dev/null
+echo "bochs: exit $rc after $((end - start)) s"
+[ $rc -eq 124 ] && { echo "long.sh: bochs timed out; last log lines:"; tail -n 5 "$B/bochs.log"; }
+if tr -d '\r' <"$B/serial.txt" 2>/dev/null | grep -q '^RESULT: PASS'; then
+	echo "x86-linux-ept: PASS"
+	exit 0
+fi
+echo "x86-linux-ept: FAIL"
+exit 1

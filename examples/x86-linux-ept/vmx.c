@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Intel VMX + EPT half of the x86 Linux partition example, under bochs
+ * (cpu model corei7_skylake_x): the twin of ../x86-linux-npt/svm.c, with
+ * ../x86-linux-npt/linux.c shared.
+ *
+ * Unrestricted guest (the 32-bit boot protocol enters with paging off), EPT
+ * and VPID, no external-interrupt exiting (the guest owns its local APIC and
+ * takes physical interrupts through its own IDT), NMI exiting (the host's
+ * kick). What VMX makes exit unconditionally is handled here: CPUID (VMX,
+ * x2APIC and MONITOR hidden), XSETBV (executed for the guest: XCR0 is not
+ * switched), INVD, the VMX instructions (#UD), triple fault and INIT. The
+ * MSR bitmap and the I/O bitmaps carry linux.c's rules; MSRs outside the
+ * bitmap's ranges always exit, and get #GP unless a rule shadows them.
+ * CR0.NE and CR4.VMXE are host-owned (guest/host masks with read shadows):
+ * VMX operation fixes them to 1, the kernel writes them as 0.
+ *
+ * Field encodings, controls and capability MSRs: Intel SDM vol. 3C,
+ * appendices A and B.
+ */
+#include "../common/klib.h"
+#include "../x86-common/x86.h"
+#include "../x86-linux-npt/lx.h"
+#include "s2mmu/x86-ept.h"
+
+#define MSR_FEATURE_CONTROL 0x3a
+#define MSR_VMX_BASIC 0x480
+#define MSR_VMX_PINBASED 0x481
+#define MSR_VMX_PROCBASED 0x482
+#define MSR_VMX_EXIT 0x483
+#define MSR_VMX_ENTRY 0x484
+#define MSR_VMX_CR0_FIXED0 0x486
+#define MSR_VMX_CR0_FIXED1 0x487
+#define MSR_VMX_CR4_FIXED0 0x488
+#define MSR_VMX_CR4_FIXED1 0x489
+#define MSR_VMX_PROCBASED2 0x48b
+#define MSR_VMX_EPT_VPID_CAP 0x48c
+#define MSR_VMX_TRUE_PINBASED 0x48d
+#define MSR_VMX_TRUE_PROCBASED 0x48e
+#define MSR_VMX_TRUE_EXIT 0x48f
+#define MSR_VMX_TRUE_ENTRY 0x490
+
+#define CAP_EPT_4LEVEL (1ull << 6)
+#define CAP_EPT_WB (1ull << 14)
+#define CAP_INVEPT (1ull << 20)
+#define CAP_EPT_AD (1ull << 21)
+#define CAP_INVEPT_SINGLE (1ull << 25)
+
+enum {
+	VPID = 0x0000,
+	GUEST_ES_SEL = 0x0800,
+	HOST_ES_SEL = 0x0c00,
+	IO_BITMAP_A = 0x2000,
+	IO_BITMAP_B = 0x2002,
+	MSR_BITMAP = 0x2004,
+	EPT_POINTER = 0x201a,
+	GUEST_PHYS_ADDR = 0x2400,
+	VMCS_LINK = 0x2800,
+	GUEST_DEBUGCTL = 0x2802,
+	GUEST_PAT = 0x2804,
+	GUEST_EFER = 0x2806,
+	HOST_PAT = 0x2c00,
+	HOST_EFER = 0x2c02,
+	PIN_CTLS = 0x4000,
+	PROC_CTLS = 0x4002,
+	EXC_BITMAP = 0x4004,
+	CR3_TARGET_COUNT = 0x400a,
+	EXIT_CTLS = 0x400c,
+	EXIT_MSR_STORE_COUNT = 0x400e,
+	EXIT_MSR_LOAD_COUNT = 0x4010,
+	ENTRY_CTLS = 0x4012,
+	ENTRY_MSR_LOAD_COUNT = 0x4014,
+	ENTRY_INTR_INFO = 0x4016,
+	ENTRY_EXC_ERROR = 0x4018,
+	PROC_CTLS2 = 0x401e,
+	VM_INSN_ERROR = 0x4400,
+	EXIT_REASON = 0x4402,
+	EXIT_INTR_INFO = 0x4404,
+	EXIT_INSN_LEN = 0x440c,
+	GUEST_ES_LIMIT = 0x4800,
+	GUEST_ES_AR = 0x4814,
+	GUEST_INTERRUPTIBILITY = 0x4824,
+	GUEST_ACTIVITY = 0x4826,
+	GUEST_SYSENTER_CS = 0x482a,
+	HOST_SYSENTER_CS = 0x4c00,
+	CR0_MASK = 0x6000,
+	CR4_MASK = 0x6002,
+	CR0_SHADOW = 0x6004,
+	CR4_SHADOW = 0x6006,
+	EXIT_QUAL = 0x6400,
+	GUEST_CR0 = 0x6800,
+	GUEST_CR3 = 0x6802,
+	GUEST_CR4 = 0x6804,
+	GUEST_ES_BASE = 0x6806,
+	GUEST_DR7 = 0x681a,
+	GUEST_RSP = 0x681c,
+	GUEST_RIP = 0x681e,
+	GUEST_RFLAGS = 0x6820,
+	GUEST_PENDING_DBG = 0x6822,
+	GUEST_SYSENTER_ESP = 0x6824,
+	GUEST_SYSENTER_EIP = 0x6826,
+	HOST_CR0 = 0x6c00,
+	HOST_CR3 = 0x6c02,
+	HOST_CR4 = 0x6c04,
+	HOST_FS_BASE = 0x6c06,
+	HOST_GS_BASE = 0x6c08,
+	HOST_TR_BASE = 0x6c0a,
+	HOST_GDTR_BASE = 0x6c0c,
+	HOST_IDTR_BASE = 0x6c0e,
+	HOST_SYSENTER_ESP = 0x6c10,
+	HOST_SYSENTER_EIP = 0x6c12,
+	HOST_RIP = 0x6c16,
+};
+
+#define PIN_NMI_EXITING (1u << 3)
+#define PROC_IO_BITMAPS (1u << 25)
+#define PROC_MSR_BITMAPS (1u << 28)
+#define PROC_SECONDARY (1u << 31)
+#define PROC2_EPT (1u << 1)
+#define PROC2_RDTSCP (1u << 3)
+#define PROC2_VPID (1u << 5)
+#define PROC2_UNRESTRICTED (1u << 7)
+#define PROC2_INVPCID (1u << 12)
+#define PROC2_XSAVES (1u << 20)
+#define EXIT_HOST_64 (1u << 9)
+#define EXIT_SAVE_PAT (1u << 18)
+#define EXIT_LOAD_PAT (1u << 19)
+#define EXIT_SAVE_EFER (1u << 20)
+#define EXIT_LOAD_EFER (1u << 21)
+#define ENTRY_IA32E (1u << 9)
+#define ENTRY_LOAD_PAT (1u << 14)
+#define ENTRY_LOAD_EFER (1u << 15)
+
+#define CR0_NE (1ull << 5)
+#define CR0_PG (1ull << 31)
+#define CR4_VMXE (1ull << 13)
+#define CR4_OSXSAVE (1ull << 18)
+#define EFER_LME_ (1ull << 8)
+#define EFER_LMA (1ull << 10)
+
+#define INVEPT_SINGLE 1
+#define INVEPT_ALL 2
+
+int vmx_enter(struct lx_gprs *g, int launched);
+void vmx_exit_stub(void);
+extern uint64_t host_gdt[];
+
+static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
+static uint8_t vmcs[4096] __attribute__((aligned(4096)));
+static uint8_t msr_bitmap[4096] __attribute__((aligned(4096)));
+static uint8_t io_bitmap[8192] __attribute__((aligned(4096)));
+static struct lx_gprs gprs;
+static uint64_t basic, ept_cap, eptp, cr0_fixed0;
+static uint32_t proc2;
+static bool true_ctls, launched;
+static uint64_t n_entries, n_loads, n_invept, n_cpuid, n_xsetbv, n_cr;
+
+static uint64_t vmread(uint64_t field)
+{
+	uint64_t v;
+
+	__asm__ volatile("vmread %1, %0" : "=r"(v) : "r"(field) : "cc");
+	return v;
+}
+
+static void vmwrite(uint64_t field, uint64_t v)
+{
+	uint8_t bad;
+
+	__asm__ volatile("vmwrite %2, %1; setna %0"
+			 : "=q"(bad)
+			 : "r"(field), "r"(v)
+			 : "cc", "memory");
+	if (bad) {
+		kprintf("vmx: vmwrite 0x%llx = 0x%llx failed, error %llu\n",
+			(unsigned long long)field, (unsigned long long)v,
+			(unsigned long long)vmread(VM_INSN_ERROR));
+		lx_fail("vmwrite", (long)field);
+	}
+}
+
+#define VMX_PA_OP(insn, pa)                                                                      \
+	({                                                                                       \
+		uint64_t pa_ = (pa);                                                             \
+		uint8_t bad_;                                                                    \
+		__asm__ volatile(insn " %1; setna %0" : "=q"(bad_) : "m"(pa_) : "cc", "memory"); \
+		!bad_;                                                                           \
+	})
+
+static void invept(unsigned type)
+{
+	struct {
+		uint64_t eptp, zero;
+	} desc = { eptp, 0 };
+	uint8_t bad;
+
+	__asm__ volatile("invept %1, %2; setna %0"
+			 : "=q"(bad)
+			 : "m"(desc), "r"((uint64_t)type)
+			 : "cc", "memory");
+	if (bad)
+		lx_fail("invept", type);
+	n_invept++;
+}
+
+static uint32_t adjust(uint32_t msr, uint32_t true_msr, uint32_t want, uint32_t optional,
+		       const char *name)
+{
+	uint64_t cap = rdmsr(true_ctls && true_msr ? true_msr : msr);
+	uint32_t allowed1 = (uint32_t)(cap >> 32);
+	uint32_t v = ((want | (optional & allowed1)) | (uint32_t)cap) & allowed1;
+
+	if ((v & want) != want)
+		kprintf("vmx: %s: wanted 0x%x, allowed 0x%x\n", name, want, v);
+	return v;
+}
+
+static uint64_t pa(const void *p)
+{
+	return (uint64_t)(uintptr_t)p;
+}
+
+static int vmx_caps(struct kvm_vm_params *p)
+{
+	uint32_t r[4];
+	uint64_t p2;
+
+	cpuid(1, 0, r);
+	if (!(r[2] & (1u << 5))) {
+		kprintf("vmx: CPUID.1:ECX.VMX = 0\n");
+		return -1;
+	}
+	basic = rdmsr(MSR_VMX_BASIC);
+	true_ctls = (basic >> 55) & 1;
+	p2 = rdmsr(MSR_VMX_PROCBASED2) >> 32;
+	ept_cap = rdmsr(MSR_VMX_EPT_VPID_CAP);
+	if (!(p2 & PROC2_EPT) || !(p2 & PROC2_UNRESTRICTED) || !(p2 & PROC2_VPID) ||
+	    !(ept_cap & CAP_EPT_4LEVEL) || !(ept_cap & CAP_EPT_WB) || !(ept_cap & CAP_INVEPT)) {
+		kprintf("vmx: need EPT (4-level, WB, INVEPT), VPID and unrestricted guest\n");
+		return -1;
+	}
+	if (ept_cap & CAP_EPT_AD)
+		p->fmt_flags |= S2_FMTF_AD;
+	p->max_leaf_level = 2; /* guest RAM moves in 2 MiB blocks */
+	kprintf("vmx: VMX_BASIC 0x%llx, secondary allowed-1 0x%llx, EPT/VPID cap 0x%llx\n",
+		(unsigned long long)basic, (unsigned long long)p2, (unsigned long long)ept_cap);
+	return 0;
+}
+
+static void bitmap_set(uint8_t *map, unsigned bit)
+{
+	map[bit / 8] |= (uint8_t)(1u << (bit % 8));
+}
+
+static void setup_bitmaps(void)
+{
+	for (unsigned i = 0; i < lx_msr_nrules; i++) {
+		for (uint32_t m = lx_msr_rules[i].first; m <= lx_msr_rules[i].last; m++) {
+			unsigned base;
+
+			if (m <= 0x1fff)
+				base = 0;
+			else if (m - 0xc0000000u <= 0x1fff)
+				base = 0x400;
+			else
+				continue; /* outside the bitmap: always exits */
+			if (lx_msr_rules[i].read)
+				bitmap_set(msr_bitmap + base, m & 0x1fff);
+			if (lx_msr_rules[i].write)
+				bitmap_set(msr_bitmap + 0x800 + base, m & 0x1fff);
+		}
+	}
+	for (unsigned i = 0; i < lx_io_nports; i++)
+		bitmap_set(io_bitmap, lx_io_ports[i]);
+}
+
+static void setup_host_state(void)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} gdtr, idtr;
+
+	__asm__ volatile("sgdt %0" : "=m"(gdtr));
+	__asm__ volatile("sidt %0" : "=m"(idtr));
+	vmwrite(HOST_CR0, X86_READ_CR(0));
+	vmwrite(HOST_CR3, X86_READ_CR(3));
+	vmwrite(HOST_CR4, X86_READ_CR(4));
+	for (unsigned i = 0; i < 6; i++)
+		vmwrite(HOST_ES_SEL + 2 * i, i == 1 ? SEL_CODE64 : SEL_DATA);
+	/* The vcpu runs on the boot CPU: its TSS in GDT slot 3 (load_host_tss(0)). */
+	vmwrite(HOST_ES_SEL + 12, SEL_TSS);
+	vmwrite(HOST_FS_BASE, 0);
+	vmwrite(HOST_GS_BASE, 0);
+	vmwrite(HOST_TR_BASE,
+		(host_gdt[3] >> 16 & 0xffffff) | (host_gdt[3] >> 56 << 24) | (host_gdt[4] << 32));
+	vmwrite(HOST_GDTR_BASE, gdtr.base);
+	vmwrite(HOST_IDTR_BASE, idtr.base);
+	vmwrite(HOST_SYSENTER_CS, 0);
+	vmwrite(HOST_SYSENTER_ESP, 0);
+	vmwrite(HOST_SYSENTER_EIP, 0);
+	vmwrite(HOST_PAT, rdmsr(0x277));
+	vmwrite(HOST_EFER, rdmsr(MSR_EFER));
+	vmwrite(HOST_RIP, pa(vmx_exit_stub));
+}
+
+static void seg(unsigned i, uint16_t sel, uint32_t ar, uint32_t limit, uint64_t base)
+{
+	vmwrite(GUEST_ES_SEL + 2 * i, sel);
+	vmwrite(GUEST_ES_LIMIT + 2 * i, limit);
+	vmwrite(GUEST_ES_AR + 2 * i, ar);
+	vmwrite(GUEST_ES_BASE + 2 * i, base);
+}
+
+static int vmx_setup(uint64_t entry, uint64_t boot_params)
+{
+	uint64_t fc = rdmsr(MSR_FEATURE_CONTROL), cr4_0, cr4_1, cr0_1;
+	uint32_t r[4];
+
+	if (!(fc & 1))
+		wrmsr(MSR_FEATURE_CONTROL, fc | 1 | 4);
+	else if (!(fc & 4))
+		lx_fail("VMX disabled by IA32_FEATURE_CONTROL", 0);
+	cr0_fixed0 = rdmsr(MSR_VMX_CR0_FIXED0);
+	cr0_1 = rdmsr(MSR_VMX_CR0_FIXED1);
+	cr4_0 = rdmsr(MSR_VMX_CR4_FIXED0);
+	cr4_1 = rdmsr(MSR_VMX_CR4_FIXED1);
+	X86_WRITE_CR(0, (X86_READ_CR(0) | cr0_fixed0) & cr0_1);
+	/* OSXSAVE on the host: XSETBV is executed here for the guest. */
+	cpuid(1, 0, r);
+	X86_WRITE_CR(4,
+		     (X86_READ_CR(4) | cr4_0 | CR4_VMXE | ((r[2] & (1u << 26)) ? CR4_OSXSAVE : 0)) &
+			     cr4_1);
+	*(uint32_t *)vmxon_region = (uint32_t)basic & 0x7fffffff;
+	*(uint32_t *)vmcs = (uint32_t)basic & 0x7fffffff;
+	if (!VMX_PA_OP("vmxon", pa(vmxon_region)) || !VMX_PA_OP("vmclear", pa(vmcs)) ||
+	    !VMX_PA_OP("vmptrld", pa(vmcs)))
+		lx_fail("VMXON/VMCLEAR/VMPTRLD", 0);
+	setup_bitmaps();
+
+	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, PIN_NMI_EXITING, 0,
+				 "pin controls"));
+	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
+				  PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY, 0,
+				  "processor controls"));
+	proc2 = adjust(MSR_VMX_PROCBASED2, 0, PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED,
+		       PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES, "secondary controls");
+	vmwrite(PROC_CTLS2, proc2);
+	vmwrite(EXIT_CTLS, adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
+				  EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PAT |
+					  EXIT_LOAD_PAT,
+				  0, "exit controls"));
+	vmwrite(ENTRY_CTLS, adjust(MSR_VMX_ENTRY, MSR_VMX_TRUE_ENTRY,
+				   ENTRY_LOAD_EFER | ENTRY_LOAD_PAT, 0, "entry controls"));
+	vmwrite(EXC_BITMAP, 0);
+	vmwrite(CR3_TARGET_COUNT, 0);
+	vmwrite(EXIT_MSR_STORE_COUNT, 0);
+	vmwrite(EXIT_MSR_LOAD_COUNT, 0);
+	vmwrite(ENTRY_MSR_LOAD_COUNT, 0);
+	vmwrite(ENTRY_INTR_INFO, 0);
+	vmwrite(VPID, 1);
+	vmwrite(MSR_BITMAP, pa(msr_bitmap));
+	vmwrite(IO_BITMAP_A, pa(io_bitmap));
+	vmwrite(IO_BITMAP_B, pa(io_bitmap + 4096));
+	/* CR0.NE and CR4.VMXE belong to the host; the guest reads its own values. */
+	vmwrite(CR0_MASK, CR0_NE);
+	vmwrite(CR0_SHADOW, 0x11);
+	vmwrite(CR4_MASK, CR4_VMXE);
+	vmwrite(CR4_SHADOW, 0);
+	setup_host_state();
+
+	/* The 32-bit boot protocol: flat 0x10 / 0x18, paging off. */
+	for (unsigned i = 0; i < 6; i++)
+		seg(i, i == 1 ? 0x10 : 0x18, i == 1 ? 0xc09b : 0xc093, 0xffffffff, 0);
+	seg(6, 0, 0x10000, 0, 0);	    /* LDTR unusable */
+	seg(7, 0, 0x8b, 0x67, 0);	    /* TR: a busy 32-bit TSS */
+	vmwrite(GUEST_ES_LIMIT + 16, 0x1f); /* GDTR */
+	vmwrite(GUEST_ES_BASE + 16, LX_GDT_GPA);
+	vmwrite(GUEST_ES_LIMIT + 18, 0); /* IDTR */
+	vmwrite(GUEST_ES_BASE + 18, 0);
+	/* Unrestricted guest lifts the PE and PG requirement of CR0_FIXED0. */
+	vmwrite(GUEST_CR0, (0x11 | (cr0_fixed0 & ~(CR0_PG | 1ull))) & cr0_1);
+	vmwrite(GUEST_CR3, 0);
+	vmwrite(GUEST_CR4, (cr4_0 | CR4_VMXE) & cr4_1);
+	vmwrite(GUEST_DR7, 0x400);
+	vmwrite(GUEST_RSP, 0);
+	vmwrite(GUEST_RIP, entry);
+	vmwrite(GUEST_RFLAGS, 2);
+	vmwrite(GUEST_PENDING_DBG, 0);
+	vmwrite(GUEST_INTERRUPTIBILITY, 0);
+	vmwrite(GUEST_ACTIVITY, 0);
+	vmwrite(GUEST_SYSENTER_CS, 0);
+	vmwrite(GUEST_SYSENTER_ESP, 0);
+	vmwrite(GUEST_SYSENTER_EIP, 0);
+	vmwrite(GUEST_DEBUGCTL, 0);
+	vmwrite(GUEST_PAT, 0x0007040600070406ull);
+	vmwrite(GUEST_EFER, 0);
+	vmwrite(VMCS_LINK, ~0ull);
+	gprs.r[6] = boot_params;
+	return 0;
+}
+
+static void skip(void)
+{
+	vmwrite(GUEST_RIP, vmread(GUEST_RIP) + vmread(EXIT_INSN_LEN));
+}
+
+/* The IA-32e-mode-guest entry control follows EFER.LMA (entry checks it). */
+static void sync_ia32e(void)
+{
+	uint64_t ctl = vmread(ENTRY_CTLS);
+	bool lma = vmread(GUEST_EFER) & EFER_LMA;
+
+	if (!!(ctl & ENTRY_IA32E) != lma)
+		vmwrite(ENTRY_CTLS, lma ? ctl | ENTRY_IA32E : ctl & ~(uint64_t)ENTRY_IA32E);
+}
+
+static void emulate_cpuid(void)
+{
+	uint32_t leaf = (uint32_t)gprs.r[0], sub = (uint32_t)gprs.r[1], r[4];
+
+	cpuid(leaf, sub, r);
+	if (leaf == 1)
+		r[2] &= ~((1u << 5) | (1u << 21) | (1u << 3)); /* VMX, x2APIC, MONITOR */
+	if (leaf == 7 && sub == 0 && !(proc2 & PROC2_INVPCID))
+		r[1] &= ~(1u << 10);
+	if (leaf == 0xd && sub == 1 && !(proc2 & PROC2_XSAVES))
+		r[0] &= ~(1u << 3);
+	if (leaf == 0x80000001 && !(proc2 & PROC2_RDTSCP))
+		r[3] &= ~(1u << 27);
+	if ((leaf & 0xf0000000u) == 0x40000000u)
+		r[0] = r[1] = r[2] = r[3] = 0; /* no hypervisor leaves */
+	for (unsigned i = 0; i < 4; i++)
+		gprs.r[i == 0 ? 0 : i == 1 ? 3 : i == 2 ? 1 : 2] = r[i];
+	n_cpuid++;
+	skip();
+}
+
+/* MOV to CR0/CR4 that changes a host-owned bit (NE, VMXE) against the shadow. */
+static void emulate_cr(uint64_t qual)
+{
+	unsigned cr = qual & 15, type = (qual >> 4) & 3, reg = (qual >> 8) & 15;
+	uint64_t v = reg == 4 ? vmread(GUEST_RSP) : gprs.r[reg];
+
+	n_cr++;
+	if (type != 0 || (cr != 0 && cr != 4))
+		lx_fail("CR access exit of a kind not emulated", (long)qual);
+	if (cr == 0) {
+		uint64_t old = vmread(GUEST_CR0), efer = vmread(GUEST_EFER);
+
+		vmwrite(CR0_SHADOW, v);
+		vmwrite(GUEST_CR0, v | CR0_NE);
+		if ((v & CR0_PG) && !(old & CR0_PG) && (efer & EFER_LME_))
+			vmwrite(GUEST_EFER, efer | EFER_LMA);
+		if (!(v & CR0_PG) && (old & CR0_PG))
+			vmwrite(GUEST_EFER, efer & ~EFER_LMA);
+	} else {
+		if (v & CR4_VMXE) {
+			lx_arch.inject(13);
+			return;
+		}
+		vmwrite(CR4_SHADOW, v);
+		vmwrite(GUEST_CR4, v | CR4_VMXE);
+	}
+	skip();
+}
+
+static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
+{
+	for (;;) {
+		struct kvm_entry_actions acts;
+		uint64_t reason, qual;
+		int r;
+
+		for (;;) {
+			r = kvm_vcpu_entry_actions(vcpu, &acts);
+			if (r)
+				lx_fail("kvm_vcpu_entry_actions", r);
+			for (unsigned i = 0; i < acts.nr; i++) {
+				switch (acts.a[i].kind) {
+				case KVM_ENTRY_LOAD_ROOT:
+					eptp = acts.a[i].reg;
+					vmwrite(EPT_POINTER, eptp);
+					n_loads++;
+					break;
+				case KVM_ENTRY_FLUSH_CURRENT:
+				case KVM_ENTRY_FLUSH_ALL:
+					if (!BREAK_FLUSH)
+						invept((ept_cap & CAP_INVEPT_SINGLE) &&
+								       acts.nr_roots <= 1 ?
+							       INVEPT_SINGLE :
+							       INVEPT_ALL);
+					break;
+				case KVM_ENTRY_FLUSH_GUEST: invept(INVEPT_ALL); break;
+				}
+			}
+			if (kvm_vcpu_enter_guest(vcpu))
+				break;
+		}
+		sync_ia32e();
+		n_entries++;
+		lx_rcu_offline();
+		r = vmx_enter(&gprs, launched);
+		kvm_vcpu_exit_guest(vcpu);
+		lx_rcu_online();
+		if (r) {
+			kprintf("vmx: VM entry failed, VM-instruction error %llu\n",
+				(unsigned long long)vmread(VM_INSN_ERROR));
+			return -1;
+		}
+		launched = true;
+		reason = vmread(EXIT_REASON);
+		qual = vmread(EXIT_QUAL);
+		*e = (struct lx_exit){ .kind = LX_EXIT_OTHER, .rip = vmread(GUEST_RIP) };
+		e->raw[0] = reason;
+		e->raw[1] = qual;
+		if (reason & (1u << 31)) {
+			kprintf("vmx: VM-entry failure, reason 0x%llx qualification 0x%llx\n",
+				(unsigned long long)reason, (unsigned long long)qual);
+			return -1;
+		}
+		switch (reason & 0xffff) {
+		case 0: /* exception or NMI: only NMIs (empty exception bitmap) */
+			e->kind = LX_EXIT_KICK;
+			e->raw[2] = vmread(EXIT_INTR_INFO);
+			/* An NMI exit leaves NMIs blocked until an IRET: the host's own. */
+			__asm__ volatile("int $2" ::: "memory");
+			return 0;
+		case 2: e->kind = LX_EXIT_SHUTDOWN; return 0;
+		case 3: e->kind = LX_EXIT_INIT; return 0;
+		case 10: emulate_cpuid(); continue;
+		case 13: skip(); continue; /* INVD: caches are coherent here */
+		case 18 ... 27:
+		case 50:
+		case 53: e->kind = LX_EXIT_SVM_INSN; return 0; /* VMX instructions: #UD */
+		case 28: emulate_cr(qual); continue;
+		case 30:
+			e->kind = LX_EXIT_IO;
+			e->size = (qual & 7) + 1;
+			e->write = !(qual & 8);
+			e->string = (qual >> 4) & 1;
+			e->port = (uint16_t)(qual >> 16);
+			e->next_rip = e->rip + vmread(EXIT_INSN_LEN);
+			return 0;
+		case 31:
+		case 32:
+			e->kind = LX_EXIT_MSR;
+			e->write = (reason & 0xffff) == 32;
+			e->msr = (uint32_t)gprs.r[1];
+			e->next_rip = e->rip + vmread(EXIT_INSN_LEN);
+			return 0;
+		case 48:
+			e->kind = LX_EXIT_NPF;
+			e->gpa = vmread(GUEST_PHYS_ADDR);
+			e->access = s2_ept_violation_access(qual);
+			e->raw[2] = e->gpa;
+			return 0;
+		case 55: /* XSETBV: XCR0 is shared with the host; set it for the guest */
+			__asm__ volatile("xsetbv"
+					 :
+					 : "c"((uint32_t)gprs.r[1]), "a"((uint32_t)gprs.r[0]),
+					   "d"((uint32_t)gprs.r[2]));
+			n_xsetbv++;
+			skip();
+			continue;
+		default: return 0;
+		}
+	}
+}
+
+static struct lx_gprs *vmx_gprs(void)
+{
+	return &gprs;
+}
+
+static uint64_t vmx_get_rax(void)
+{
+	return gprs.r[0];
+}
+
+static void vmx_set_rax(uint64_t v)
+{
+	gprs.r[0] = v;
+}
+
+static void vmx_set_rip(uint64_t rip)
+{
+	vmwrite(GUEST_RIP, rip);
+}
+
+static void vmx_inject(unsigned vector)
+{
+	uint32_t info = vector | (3u << 8) | (1u << 31);
+
+	if (vector == 13) {
+		info |= 1u << 11;
+		vmwrite(ENTRY_EXC_ERROR, 0);
+	}
+	vmwrite(ENTRY_INTR_INFO, info);
+}
+
+static uint64_t vmx_get_efer(void)
+{
+	return vmread(GUEST_EFER);
+}
+
+static void vmx_set_efer(uint64_t v)
+{
+	/* LMA is the CPU's: keep it as it is. */
+	vmwrite(GUEST_EFER, (v & ~EFER_LMA) | (vmread(GUEST_EFER) & EFER_LMA));
+}
+
+static bool vmx_host_intact(void)
+{
+	return (X86_READ_CR(4) & CR4_VMXE) != 0;
+}
+
+static void vmx_print_stats(void)
+{
+	kprintf("vmx: %llu VM entries, %llu EPTP loads, %llu INVEPT, %llu CPUID, %llu XSETBV, %llu "
+		"CR exits%s\n",
+		(unsigned long long)n_entries, (unsigned long long)n_loads,
+		(unsigned long long)n_invept, (unsigned long long)n_cpuid,
+		(unsigned long long)n_xsetbv, (unsigned long long)n_cr,
+		BREAK_FLUSH ? " [BREAK_FLUSH: flushes dropped, no kick]" : "");
+}
+
+const struct lx_arch lx_arch = {
+	.name = "Intel VMX + EPT (bochs)",
+	.fmt = S2_FMT_X86_EPT,
+	.caps = vmx_caps,
+	.setup = vmx_setup,
+	.run = vmx_run,
+	.gprs = vmx_gprs,
+	.get_rax = vmx_get_rax,
+	.set_rax = vmx_set_rax,
+	.set_rip = vmx_set_rip,
+	.inject = vmx_inject,
+	.get_efer = vmx_get_efer,
+	.set_efer = vmx_set_efer,
+	.host_intact = vmx_host_intact,
+	.print_stats = vmx_print_stats,
+};
