@@ -137,10 +137,10 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 				       (env->ops->tlb_flush_range || env->ops->tlb_flush_vm));
 	kvm->p2v_offset = (uint64_t)env->virt_offset;
 	kvm->max_vcpus = p->max_vcpus ? p->max_vcpus : 64;
-	/* docs/mmio.md: on by default where hardware exits on an MMIO entry
-	 * differently from a non-present one (EPT misconfiguration). */
-	kvm->mmio_cache = p->mmio_cache == S2_MMIO_CACHE_ON ||
-			  (p->mmio_cache == S2_MMIO_CACHE_DEFAULT && p->fmt == S2_FMT_X86_EPT);
+	/* docs/mmio.md: off unless asked for (on EPT an MMIO entry makes the
+	 * guest's access exit as an EPT misconfiguration, which an embedder
+	 * must route to kvm_handle_ept_misconfig). */
+	kvm->mmio_cache = p->mmio_cache == S2_MMIO_CACHE_ON;
 	kvm->mmio_gen_mask = (1ull << (p->mmio_gen_bits ? p->mmio_gen_bits : 20)) - 1;
 	kvm->vcpus = env->ops->zalloc(env->ctx, sizeof(*kvm->vcpus) * kvm->max_vcpus);
 	kvm->memslots = env->ops->zalloc(env->ctx, sizeof(*kvm->memslots));

@@ -271,7 +271,9 @@ static int decode_at(const struct hv_exit *e, struct s2_insn *m)
 				e->insn_len, (unsigned long long)e->rip);
 		st.decode_len_mismatch++;
 	}
-	if (m->dir != S2_DIR_RMW && (m->dir == S2_DIR_STORE) != !!(e->access & S2_ACC_WRITE))
+	/* A misconfiguration exit reports no direction (docs/mmio.md). */
+	if (!e->mmio_exit && m->dir != S2_DIR_RMW &&
+	    (m->dir == S2_DIR_STORE) != !!(e->access & S2_ACC_WRITE))
 		st.decode_dir_mismatch++;
 	return 0;
 }
@@ -359,7 +361,9 @@ static void count_slot_fault(gpa_t gpa)
 
 static void handle_s2_fault(const struct hv_exit *e)
 {
-	int r = kvm_tdp_page_fault(vcpu, e->gpa, e->access);
+	/* A misconfiguration is a cached MMIO entry (docs/mmio.md). */
+	int r = e->mmio_exit ? kvm_handle_ept_misconfig(vcpu, e->gpa, e->access)
+			     : kvm_tdp_page_fault(vcpu, e->gpa, e->access);
 
 	switch (r) {
 	case RET_PF_FIXED:

@@ -282,6 +282,9 @@ static int vmx_caps(struct kvm_vm_params *p)
 	if (ept_cap & CAP_EPT_AD)
 		p->fmt_flags |= S2_FMTF_AD;
 	p->max_leaf_level = (ept_cap & CAP_EPT_1G) ? 3 : (ept_cap & CAP_EPT_2M) ? 2 : 1;
+	/* Repeated device accesses exit as EPT misconfigurations and are
+	 * answered from the cached MMIO entry (docs/mmio.md). */
+	p->mmio_cache = S2_MMIO_CACHE_ON;
 	kprintf("vmx: EPT A/D %s, largest leaf level %u, INVEPT %s-context\n",
 		(p->fmt_flags & S2_FMTF_AD) ? "on" : "off", p->max_leaf_level,
 		invept_type == INVEPT_SINGLE ? "single" : "all");
@@ -531,7 +534,17 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		e->kind = HV_EXIT_KICK;
 		lapic_eoi();
 		break;
-	case REASON_EPT_MISCONFIG: e->raw[2] = vmread(GUEST_PHYS_ADDR); break;
+	case REASON_EPT_MISCONFIG:
+		/* The cached MMIO entries (caps() turns them on): no access
+		 * reported; a read is what KVM assumes (docs/mmio.md). */
+		e->kind = HV_EXIT_S2_FAULT;
+		e->mmio_exit = true;
+		e->gpa = vmread(GUEST_PHYS_ADDR);
+		e->access = S2_ACC_READ;
+		/* The SDM leaves the instruction length undefined here: the
+		 * decoder's length moves rip (insn_len 0). */
+		e->raw[2] = e->gpa;
+		break;
 	default: break;
 	}
 	return 0;

@@ -37,8 +37,9 @@ struct kvm_vm_params {
 	unsigned max_vcpus;	  /* 0 = 64 */
 	uint32_t vmid;		  /* VMID/ASID recorded in the register values */
 	const struct s2_env *env; /* the host; kept by pointer, must outlive kvm */
-	/* Cached MMIO entries (docs/mmio.md): S2_MMIO_CACHE_*; 0 = the
-	   format's default (on where hardware tells them apart: x86 EPT). */
+	/* Cached MMIO entries (docs/mmio.md): S2_MMIO_CACHE_*; 0 = off. With
+	   them on, an EPT VM's access to one exits as an EPT misconfiguration:
+	   the embedder hands it to kvm_handle_ept_misconfig(). */
 	unsigned mmio_cache;
 	/* Generation bits an MMIO entry keeps (1..40; 0 = 20). The entries
 	   are all zapped each time the memslot generation wraps in them. */
@@ -46,10 +47,9 @@ struct kvm_vm_params {
 };
 
 enum {
-	S2_MMIO_CACHE_DEFAULT = 0,
-	S2_MMIO_CACHE_ON = 1,  /* install them on every format (arm64,
-				  RISC-V, NPT: read by kvm_mmu_page_fault_mmio) */
-	S2_MMIO_CACHE_OFF = 2, /* never install them */
+	S2_MMIO_CACHE_DEFAULT = 0, /* off (may change per format later) */
+	S2_MMIO_CACHE_ON = 1,	   /* a fault with no memslot installs one */
+	S2_MMIO_CACHE_OFF = 2,	   /* never install them */
 };
 
 /*

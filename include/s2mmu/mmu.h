@@ -49,7 +49,9 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
  * docs/mmio.md). When the entry at @gpa is an MMIO entry of the current
  * memslot generation, returns RET_PF_EMULATE_MMIO without a memslot lookup;
  * otherwise (stale generation, not an MMIO entry) it is a normal fault,
- * kvm_tdp_page_fault(vcpu, gpa, access), which returns the same kinds.
+ * kvm_tdp_page_fault(vcpu, gpa, access), which returns the same kinds. A
+ * misconfiguration exit reports no access: pass S2_ACC_READ (a write then
+ * faults again as an EPT violation, as in KVM).
  */
 int kvm_mmu_page_fault_mmio(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
 /* KVM's name for it on VMX. */
