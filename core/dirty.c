@@ -857,7 +857,7 @@ static int s2_pages_topup(struct kvm *kvm, struct s2_page_stack *ps, uint64_t ne
 	while (ps->nr < need) {
 		struct s2_page *p = &ps->pg[ps->nr];
 
-		p->va = env->ops->alloc_table(env->ctx, bytes, &p->pa);
+		p->va = s2_table_alloc(kvm, bytes, &p->pa);
 		if (!p->va)
 			return -ENOMEM;
 		ps->nr++;
@@ -872,7 +872,7 @@ static void s2_pages_release(struct kvm *kvm, struct s2_page_stack *ps)
 
 	while (ps->nr) {
 		ps->nr--;
-		env->ops->free_table(env->ctx, ps->pg[ps->nr].va, ps->pg[ps->nr].pa, bytes);
+		s2_table_free(kvm, ps->pg[ps->nr].va, ps->pg[ps->nr].pa, bytes);
 	}
 	if (ps->pg)
 		env->ops->free(env->ctx, ps->pg);

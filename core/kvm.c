@@ -177,6 +177,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 			s2_vcpu_free(kvm->vcpus[i]);
 	s2_notifier_destroy(kvm);
 	s2_dirty_destroy(kvm);
+	s2_reserve_destroy(kvm);
 	env->ops->free(env->ctx, kvm->roots);
 	env->ops->free(env->ctx, kvm->memslots);
 	env->ops->free(env->ctx, kvm->vcpus);

@@ -279,6 +279,7 @@ struct kvm {
 	int64_t stat_table_pages;
 	uint64_t stat_faults_nonvcpu;
 	uint64_t stat_roots_freed, stat_fast_zaps, stat_yields, stat_max_hold;
+	struct s2_reserve *reserve; /* kvm_mmu_prepare() (core/map.c) */
 };
 
 /* ---- environment helpers ---- */
@@ -650,6 +651,12 @@ static inline void s2_hold_stat(struct kvm *kvm, uint64_t leaves)
 							  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
+
+/* Table pages of @kvm's granule: from the reserve kvm_mmu_prepare() made,
+ * else from the env; freed ones refill the reserve first (core/map.c). */
+void *s2_table_alloc(struct kvm *kvm, size_t bytes, hpa_t *pa);
+void s2_table_free(struct kvm *kvm, void *va, hpa_t pa, size_t bytes);
+void s2_reserve_destroy(struct kvm *kvm);
 
 /* Take the write side and zap [start, end), yielding (core/mmu.c). */
 long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block);

@@ -265,3 +265,153 @@ long kvm_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t size)
 	}
 	return (long)(end - start);
 }
+
+/* ---- prepare / commit ---- */
+
+/*
+ * The table pages kvm_mmu_prepare() reserved: a stack under a spinlock
+ * (top-ups of several vcpus may pop at once). Pages go back zeroed, as the
+ * env hands them out.
+ */
+struct s2_reserve {
+	struct s2_spinlock lock;
+	size_t bytes; /* one table page of the VM's granule */
+	uint64_t nr, cap;
+	struct s2_page pg[];
+};
+
+static void s2_page_zero(void *va, size_t bytes)
+{
+	uint64_t *p = va;
+
+	for (size_t i = 0; i < bytes / sizeof(*p); i++)
+		p[i] = 0;
+}
+
+void *s2_table_alloc(struct kvm *kvm, size_t bytes, hpa_t *pa)
+{
+	struct s2_reserve *rs = __atomic_load_n(&kvm->reserve, __ATOMIC_ACQUIRE);
+	const struct s2_env *env = kvm->env;
+	void *va = NULL;
+
+	if (rs && bytes == rs->bytes) {
+		s2_spin_lock(&rs->lock, env);
+		if (rs->nr) {
+			rs->nr--;
+			va = rs->pg[rs->nr].va;
+			*pa = rs->pg[rs->nr].pa;
+		}
+		s2_spin_unlock(&rs->lock);
+		if (va)
+			return va;
+	}
+	return env->ops->alloc_table(env->ctx, bytes, pa);
+}
+
+void s2_table_free(struct kvm *kvm, void *va, hpa_t pa, size_t bytes)
+{
+	struct s2_reserve *rs = __atomic_load_n(&kvm->reserve, __ATOMIC_ACQUIRE);
+	const struct s2_env *env = kvm->env;
+
+	if (rs && bytes == rs->bytes && !kvm->destroying) {
+		bool kept = false;
+
+		s2_page_zero(va, bytes);
+		s2_spin_lock(&rs->lock, env);
+		if (rs->nr < rs->cap) {
+			rs->pg[rs->nr].va = va;
+			rs->pg[rs->nr].pa = pa;
+			rs->nr++;
+			kept = true;
+		}
+		s2_spin_unlock(&rs->lock);
+		if (kept)
+			return;
+	}
+	env->ops->free_table(env->ctx, va, pa, bytes);
+}
+
+static void s2_reserve_free(const struct s2_env *env, struct s2_reserve *rs)
+{
+	while (rs->nr) {
+		rs->nr--;
+		env->ops->free_table(env->ctx, rs->pg[rs->nr].va, rs->pg[rs->nr].pa, rs->bytes);
+	}
+	env->ops->free(env->ctx, rs);
+}
+
+void s2_reserve_destroy(struct kvm *kvm)
+{
+	if (kvm->reserve)
+		s2_reserve_free(kvm->env, kvm->reserve);
+	kvm->reserve = NULL;
+}
+
+int kvm_mmu_prepare(struct kvm *kvm, const struct s2_sizing_region *r, size_t n, unsigned nr_vcpus)
+{
+	const struct s2_env *env;
+	struct s2_sizing_cfg cfg;
+	struct s2_reserve *rs;
+	uint64_t pages;
+	int ret;
+
+	if (!kvm || (!r && n))
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (kvm->gfn_direct_bits)
+		return -ENOTSUP;
+	if (nr_vcpus > kvm->max_vcpus)
+		return -EINVAL;
+	ret = kvm_sizing_cfg(kvm, &cfg);
+	if (!ret)
+		ret = s2_sizing_table_pages(&cfg, r, n, &pages);
+	if (ret)
+		return ret;
+	/* What the vcpus' caches hold beyond the linked tables. */
+	pages += (uint64_t)nr_vcpus * (kvm->cfg.levels - 1u);
+	if (__atomic_load_n(&kvm->reserve, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	if (pages > ((uint64_t)1 << 40) / sizeof(struct s2_page))
+		return -ENOMEM;
+	env = kvm->env;
+	rs = env->ops->zalloc(env->ctx, sizeof(*rs) + pages * sizeof(rs->pg[0]));
+	if (!rs)
+		return -ENOMEM;
+	rs->bytes = (size_t)s2_table_bytes(&kvm->cfg);
+	rs->cap = pages;
+	while (rs->nr < pages) {
+		struct s2_page *p = &rs->pg[rs->nr];
+
+		p->va = env->ops->alloc_table(env->ctx, rs->bytes, &p->pa);
+		if (!p->va) {
+			s2_reserve_free(env, rs);
+			return -ENOMEM;
+		}
+		rs->nr++;
+	}
+	/* Only one prepare wins; the other gives its pages back. */
+	{
+		struct s2_reserve *none = NULL;
+
+		if (!__atomic_compare_exchange_n(&kvm->reserve, &none, rs, false, __ATOMIC_RELEASE,
+						 __ATOMIC_RELAXED)) {
+			s2_reserve_free(env, rs);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+uint64_t kvm_mmu_reserve_pages(const struct kvm *kvm)
+{
+	struct s2_reserve *rs;
+	uint64_t nr;
+
+	if (!kvm || !(rs = __atomic_load_n(&kvm->reserve, __ATOMIC_ACQUIRE)))
+		return 0;
+	s2_spin_lock(&rs->lock, kvm->env);
+	nr = rs->nr;
+	s2_spin_unlock(&rs->lock);
+	return nr;
+}

@@ -86,7 +86,7 @@ void s2_vcpu_free(struct kvm_vcpu *vcpu)
 	struct s2_page pg;
 
 	while (s2_cache_pop(vcpu, &pg))
-		env->ops->free_table(env->ctx, pg.va, pg.pa, bytes);
+		s2_table_free(vcpu->kvm, pg.va, pg.pa, bytes);
 	s2_vcpu_root_fini(vcpu);
 	s2_dirty_vcpu_free(vcpu);
 	env->ops->free(env->ctx, vcpu->alloc_base);
@@ -115,7 +115,6 @@ void *kvm_vcpu_private(const struct kvm_vcpu *vcpu)
 
 int kvm_mmu_topup_memory_cache(struct kvm_vcpu *vcpu)
 {
-	const struct s2_env *env;
 	struct kvm *kvm;
 	unsigned need;
 	size_t bytes;
@@ -123,14 +122,13 @@ int kvm_mmu_topup_memory_cache(struct kvm_vcpu *vcpu)
 	if (!vcpu)
 		return -EINVAL;
 	kvm = vcpu->kvm;
-	env = kvm->env;
 	/* One table per level below the root is the most a fault links. */
 	need = kvm->cfg.levels - 1u;
 	bytes = (size_t)s2_table_bytes(&kvm->cfg);
 	while (vcpu->cache.nr < need) {
 		struct s2_page pg;
 
-		pg.va = env->ops->alloc_table(env->ctx, bytes, &pg.pa);
+		pg.va = s2_table_alloc(kvm, bytes, &pg.pa);
 		if (!pg.va)
 			return -ENOMEM;
 		s2_cache_push(vcpu, &pg);

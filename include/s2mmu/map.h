@@ -7,6 +7,7 @@
 #ifndef S2MMU_MAP_H
 #define S2MMU_MAP_H
 
+#include "s2mmu/sizing.h"
 #include "s2mmu/types.h"
 
 struct kvm;
@@ -63,5 +64,28 @@ long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size);
  * every memslot), -ENOMEM, -EFAULT, -EIO: the first page's error.
  */
 long kvm_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t size);
+
+/*
+ * Prepare / commit (Hafnium's model, docs/static.md). kvm_mmu_prepare()
+ * reserves, for @kvm, every table page that mapping @n regions @r (the
+ * regions of s2_sizing_table_pages()) can link, plus the pages the memory
+ * caches of @nr_vcpus vcpus hold, allocating them all now: it returns 0, or
+ * -ENOMEM with nothing reserved and nothing changed (also -EINVAL as
+ * s2_sizing_table_pages(), NULL @kvm, @nr_vcpus above max_vcpus; -EBUSY
+ * when a reserve exists; -ENOTSUP for a TD; -EIO).
+ *
+ * After it, the table pages of kvm_mmu_map_range(), of faults (the vcpu
+ * memory-cache top-up) and of huge-leaf splits come from the reserve first,
+ * so mapping those regions (the commit) never fails for memory. Table pages
+ * freed while the VM lives (vcpu caches, split stacks) refill the reserve
+ * up to its size; pages of tables unlinked by a zap go back to the env
+ * after their grace period, so a VM that unmaps and maps again prepares
+ * again. Metadata allocations (dirty bitmaps, split stacks' arrays) are not
+ * covered. The reserve is freed with the VM.
+ */
+int kvm_mmu_prepare(struct kvm *kvm, const struct s2_sizing_region *r, size_t n,
+		    unsigned nr_vcpus) S2_MUST_CHECK;
+/* Pages left in @kvm's reserve (0 without one). */
+uint64_t kvm_mmu_reserve_pages(const struct kvm *kvm);
 
 #endif
