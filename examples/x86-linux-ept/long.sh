@@ -21,9 +21,21 @@ B=$O
 make -s -C "$here" O="$O" GUEST="$G" ${LIBSRC:+LIBSRC="$LIBSRC"} || exit 1
 sed -e "s|@IMG@|$B/lx.img|" -e "s|@CYL@|$(cat "$B/geometry")|" -e "s|@SERIAL@|$B/serial.txt|" \
 	-e "s|@LOG@|$B/bochs.log|" "$here/bochsrc.in" >"$B/bochsrc"
-rm -f "$B/serial.txt"
+# A killed bochs leaves its lock on the image behind.
+rm -f "$B/serial.txt" "$B/lx.img.lock"
 start=$(date +%s)
-timeout "${TIMEOUT:-1200}" "$bochs" -q -f "$B/bochsrc" -rc "$here/cmds" </dev/null >"$B/out.txt" 2>"$B/err.txt"
+timeout "${TIMEOUT:-1200}" "$bochs" -q -f "$B/bochsrc" -rc "$here/cmds" </dev/null >"$B/out.txt" 2>"$B/err.txt" &
+pid=$!
+# A guest that panics halts and never reaches the verdict: stop bochs then.
+while kill -0 $pid 2>/dev/null; do
+	if grep -q -e 'end Kernel panic' -e '^RESULT:' "$B/serial.txt" 2>/dev/null; then
+		sleep 2
+		kill $pid 2>/dev/null # timeout passes it on to bochs
+		break
+	fi
+	sleep 5
+done
+wait $pid
 rc=$?
 end=$(date +%s)
 tr -d '\r' <"$B/serial.txt" 2>/dev/null

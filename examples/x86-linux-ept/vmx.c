@@ -420,8 +420,13 @@ static void emulate_cpuid(void)
 	uint32_t leaf = (uint32_t)gprs.r[0], sub = (uint32_t)gprs.r[1], r[4];
 
 	cpuid(leaf, sub, r);
-	if (leaf == 1)
+	if (leaf == 1) {
 		r[2] &= ~((1u << 5) | (1u << 21) | (1u << 3)); /* VMX, x2APIC, MONITOR */
+		/* OSXSAVE mirrors the guest's CR4, not the host's (user space tests it). */
+		r[2] &= ~(1u << 27);
+		if (vmread(GUEST_CR4) & CR4_OSXSAVE)
+			r[2] |= 1u << 27;
+	}
 	if (leaf == 7 && sub == 0 && !(proc2 & PROC2_INVPCID))
 		r[1] &= ~(1u << 10);
 	if (leaf == 0xd && sub == 1 && !(proc2 & PROC2_XSAVES))
