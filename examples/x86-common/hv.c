@@ -362,8 +362,8 @@ static void count_slot_fault(gpa_t gpa)
 static void handle_s2_fault(const struct hv_exit *e)
 {
 	/* A misconfiguration is a cached MMIO entry (docs/mmio.md). */
-	int r = e->mmio_exit ? kvm_handle_ept_misconfig(vcpu, e->gpa, e->access)
-			     : kvm_tdp_page_fault(vcpu, e->gpa, e->access);
+	int r = e->mmio_exit ? kvm_handle_ept_misconfig(vcpu, e->gpa, e->access) :
+			       kvm_tdp_page_fault(vcpu, e->gpa, e->access);
 
 	switch (r) {
 	case RET_PF_FIXED:
