@@ -30,6 +30,12 @@ struct kvm_vcpu;
  * zap's, and only when something was there. A huge leaf straddling an end
  * of the range is zapped whole, as kvm_zap_gfn_range() does.
  *
+ * Call it from the thread that runs @vcpu, or while @vcpu does not run (its
+ * memory cache and counters are the vcpu's own). Faults of other vcpus on
+ * the same range meanwhile must resolve to the same host pages (a fault
+ * that installed another pfn first makes the VM bugged: rule 1 is refused,
+ * not worked around).
+ *
  * Returns 0, or -EINVAL (NULL, unaligned or empty range, gpa or hpa past the
  * widths, bad prot or memtype, W on a read-only memslot), -ENOENT (the range
  * is not inside one memslot), -ENOTSUP (a TD), -ENOMEM (a table allocation
