@@ -88,7 +88,7 @@ static void *vcpu_loop(void *arg)
 				t->bad++;
 			sched_yield();
 		}
-		t->entries++;
+		__atomic_store_n(&t->entries, t->entries + 1, __ATOMIC_RELEASE);
 		kvm_vcpu_exit_guest(t->vcpu);
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		int ret = kvm_tdp_page_fault(t->vcpu, (SLOT_GFN + (seed >> 33) % NPAGES) << 12,
