@@ -73,6 +73,7 @@ enum {
 	ENTRY_INTR_INFO = 0x4016,
 	ENTRY_EXC_ERROR = 0x4018,
 	PROC_CTLS2 = 0x401e,
+	PREEMPT_TIMER = 0x482e,
 	VM_INSN_ERROR = 0x4400,
 	EXIT_REASON = 0x4402,
 	EXIT_INTR_INFO = 0x4404,
@@ -113,6 +114,7 @@ enum {
 };
 
 #define PIN_NMI_EXITING (1u << 3)
+#define PIN_PREEMPT_TIMER (1u << 6)
 #define PROC_IO_BITMAPS (1u << 25)
 #define PROC_MSR_BITMAPS (1u << 28)
 #define PROC_SECONDARY (1u << 31)
@@ -338,8 +340,15 @@ static int vmx_setup(uint64_t entry, uint64_t boot_params)
 		lx_fail("VMXON/VMCLEAR/VMPTRLD", 0);
 	setup_bitmaps();
 
-	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, PIN_NMI_EXITING, 0,
-				 "pin controls"));
+	/*
+	 * The kick is an NMI. One that arrives between kvm_vcpu_enter_guest()
+	 * and VMRESUME is taken by the host (NMIs cannot be held back there as
+	 * SVM's CLGI does) and the guest would run on unkicked: the
+	 * VMX-preemption timer bounds that, an exit at least every 2^20 timer
+	 * ticks of guest time.
+	 */
+	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED,
+				 PIN_NMI_EXITING | PIN_PREEMPT_TIMER, 0, "pin controls"));
 	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
 				  PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY, 0,
 				  "processor controls"));
@@ -503,6 +512,7 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 				break;
 		}
 		sync_ia32e();
+		vmwrite(PREEMPT_TIMER, 1u << 20);
 		n_entries++;
 		lx_rcu_offline();
 		r = vmx_enter(&gprs, launched);
@@ -530,6 +540,9 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 			e->raw[2] = vmread(EXIT_INTR_INFO);
 			/* An NMI exit leaves NMIs blocked until an IRET: the host's own. */
 			__asm__ volatile("int $2" ::: "memory");
+			return 0;
+		case 52: /* preemption timer: a kick that may have been missed */
+			e->kind = LX_EXIT_KICK;
 			return 0;
 		case 2: e->kind = LX_EXIT_SHUTDOWN; return 0;
 		case 3: e->kind = LX_EXIT_INIT; return 0;

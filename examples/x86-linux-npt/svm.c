@@ -236,9 +236,17 @@ static int svm_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 				break;
 			}
 		}
-		/* The host's IF is 0 already. */
+		/*
+		 * GIF = 0 from here to VMRUN: a kick (NMI) that arrives after
+		 * the vcpu entered guest mode stays pending and makes VMRUN
+		 * exit at once (NMI intercept) instead of being taken by the
+		 * host, which would leave the guest running unkicked. The
+		 * host's IF is 0 already.
+		 */
+		__asm__ volatile("clgi" ::: "memory");
 		if (kvm_vcpu_enter_guest(vcpu))
 			break;
+		__asm__ volatile("stgi" ::: "memory");
 	}
 	n_entries++;
 	lx_rcu_offline();
