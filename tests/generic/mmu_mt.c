@@ -391,7 +391,7 @@ static void test_slot_added_during_invalidation(void **state)
 	(void)state;
 	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &a.vcpu), 0);
 	assert_int_equal(pthread_create(&t, NULL, added_fault_thread, &a), 0);
-	for (int i = 0; i < 10000; i++) {
+	for (int i = 0; i < 3000; i++) {
 		assert_int_equal(
 			kvm_mmu_notifier_invalidate_range_start(T.kvm, hva, hva + 0x4000, false),
 			0);
