@@ -1265,6 +1265,13 @@ static void mig_final(void)
 	     st.mig_dropped ? " (one stale dirty page dropped on purpose: DROP_DIRTY_PAGE)" : "",
 	     (unsigned long long)st.mig_mismatch, (unsigned long long)st.mig_downtime / 10,
 	     st.mig_rounds, (unsigned long long)st.mig_pages);
+	/* A copy that differs from the source is a failed migration: say so
+	 * now, before the guest runs on the wrong page (it may then hang and
+	 * the watchdog would report that instead of the comparison). */
+	if (st.mig_mismatch) {
+		hlog("hyp: check migration: the copy equals the source before the switch  FAIL\n");
+		finish(EXIT_MIG);
+	}
 	resume_others();
 	st.mig_blk = 0;
 }
