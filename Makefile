@@ -304,6 +304,7 @@ include $(sort $(wildcard examples/*.mk))
 include mk/top.mk
 include mk/bench-plot.mk
 include mk/fuzz.mk
+include mk/mutations.mk
 include mk/decode.mk
 include mk/tdx.mk
 

@@ -94,6 +94,72 @@ static inline uint64_t sim_dirty_bit(struct kvm *kvm)
 	}
 }
 
+/* Is a leaf readable? (NPT: present is readable.) */
+static inline bool sim_readable(enum s2_fmt_id fmt, uint64_t e)
+{
+	switch (fmt) {
+	case S2_FMT_X86_EPT: return e & SIM_BIT(0);
+	case S2_FMT_RISCV_G: return e & SIM_BIT(1);
+	case S2_FMT_ARM64_S2: return e & SIM_BIT(6); /* S2AP[0] */
+	default: return true;
+	}
+}
+
+/* The Accessed flag's bit (0 where the VM keeps none: EPT without A/D). */
+static inline uint64_t sim_accessed_bit(struct kvm *kvm)
+{
+	switch (kvm_fmt(kvm)) {
+	case S2_FMT_X86_EPT: return (kvm_fmt_cfg(kvm)->flags & S2_FMTF_AD) ? SIM_BIT(8) : 0;
+	case S2_FMT_X86_NPT: return SIM_BIT(5);
+	case S2_FMT_RISCV_G: return SIM_BIT(6);
+	case S2_FMT_ARM64_S2: return SIM_BIT(10); /* AF */
+	default: return 0;
+	}
+}
+
+/*
+ * Does the hardware set Accessed itself? Otherwise an access through a leaf
+ * with it clear faults (arm64 without VTCR_EL2.HA: access flag fault; RISC-V
+ * without Svadu: guest page fault).
+ */
+static inline bool sim_hw_accessed(struct kvm *kvm)
+{
+	switch (kvm_fmt(kvm)) {
+	case S2_FMT_X86_NPT: return true;
+	default: return kvm_fmt_cfg(kvm)->flags & S2_FMTF_AD;
+	}
+}
+
+/*
+ * Must the dirty flag be set before a write proceeds, with no hardware to
+ * set it? (RISC-V without Svadu faults on a write to a leaf with D clear.)
+ */
+static inline bool sim_write_needs_dirty(struct kvm *kvm)
+{
+	return kvm_fmt(kvm) == S2_FMT_RISCV_G && !sim_hw_dirty(kvm);
+}
+
+/* log2 of the bytes an entry at @level maps. */
+static inline unsigned sim_level_shift(const struct s2_fmt_cfg *c, int level)
+{
+	return c->page_shift + (unsigned)(level - 1) * c->bits_per_level;
+}
+
+/* The entry of table @t (at @level) that translates @gpa. */
+static inline uint64_t *sim_entry(const struct s2_fmt_cfg *c, uint64_t *t, int level, gpa_t gpa)
+{
+	unsigned bits = level == c->levels ? c->root_bits : c->bits_per_level;
+
+	return &t[(gpa >> sim_level_shift(c, level)) & ((1ull << bits) - 1)];
+}
+
+/* Output address of a leaf at @level (the base of the block it maps). */
+static inline uint64_t sim_leaf_pa(const struct s2_fmt_cfg *c, enum s2_fmt_id fmt, uint64_t e,
+				   int level)
+{
+	return sim_next(fmt, e) & ~((1ull << sim_level_shift(c, level)) - 1);
+}
+
 /* The leaf entry mapping @gpa (and its level), or NULL. */
 static inline uint64_t *sim_leaf_ptr(struct kvm *kvm, gpa_t gpa, int *level)
 {
