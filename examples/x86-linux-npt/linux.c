@@ -711,8 +711,8 @@ static void migrate_job(void)
 	struct kvm_dirty_stats ds0, ds1;
 	long r;
 
-	kprintf("lx[cpu %u]: migrating guest RAM to hpa 0x%x (write-protection dirty log)\n",
-		host_apic_id, LX_DEST_HPA);
+	kprintf("lx[cpu %u]: migrating guest RAM to hpa 0x%x (%s dirty log)\n", host_apic_id,
+		LX_DEST_HPA, DIRTY_HW ? "hardware A/D" : "write-protection");
 	kvm_get_dirty_stats(kvm, &ds0);
 	r = kvm_set_memslot_flags(kvm, 0, KVM_MEM_LOG_DIRTY_PAGES);
 	if (r)
@@ -824,11 +824,13 @@ static void report_and_finish(void)
 	pass &= check(st.moves >= 8 && st.moves_in_guest >= 1, what);
 	pass &= check(st.moves_ok && !st.moves_bad, "the guest's memory check after the moves");
 	ksnprintf(what, sizeof(what),
-		  "migration: write-protection dirty log (%llu write faults), %llu pages dirty "
-		  "at the stop, 0 pages differ",
+		  "migration: %s dirty log (%llu write faults), %llu pages dirty at the stop, 0 "
+		  "pages differ",
+		  DIRTY_HW ? "hardware A/D" : "write-protection",
 		  (unsigned long long)st.mig_wp_faults, (unsigned long long)st.mig_final_pages);
-	pass &= check(migrated && !st.mig_hw && st.mig_wp_faults > 0 && st.mig_final_pages > 0 &&
-			      !st.mig_diff_pages,
+	/* Write protection takes write faults; hardware dirty bits need none. */
+	pass &= check(migrated && st.mig_hw == DIRTY_HW && (DIRTY_HW || st.mig_wp_faults > 0) &&
+			      st.mig_final_pages > 0 && !st.mig_diff_pages,
 		      what);
 	pass &= check(st.mig_ok && !st.mig_bad, "the guest's memory check after the migration");
 	pass &= check(!st.exits[LX_EXIT_SHUTDOWN] && !st.exits[LX_EXIT_OTHER] &&
@@ -1020,7 +1022,8 @@ static void setup_vm(void)
 	if (r)
 		lx_fail("kvm_create_vm", r);
 	/* NPT: dirty logging by write protection, not the hardware's D bits. */
-	r = kvm_dirty_log_set_caps(kvm, KVM_DIRTY_LOG_WRPROTECT);
+	/* DIRTY_HW (EPT with A/D): the hardware's dirty bits instead. */
+	r = kvm_dirty_log_set_caps(kvm, DIRTY_HW ? 0 : KVM_DIRTY_LOG_WRPROTECT);
 	if (r)
 		lx_fail("kvm_dirty_log_set_caps", r);
 	r = kvm_vcpu_create(kvm, 0, &vcpu);

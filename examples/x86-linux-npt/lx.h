@@ -115,5 +115,9 @@ void lx_fail(const char *what, long code) __attribute__((noreturn));
 #ifndef DROP_DIRTY
 #define DROP_DIRTY 0
 #endif
+/* Dirty logging from the hardware's A/D bits (EPT) instead of write protection. */
+#ifndef DIRTY_HW
+#define DIRTY_HW 0
+#endif
 
 #endif
