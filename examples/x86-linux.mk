@@ -5,7 +5,8 @@
 # more step of make conformance. The EPT twin under bochs takes many minutes,
 # so it has its own goal, outside make check:
 #
-#   make conformance-long   examples/x86-linux-ept/long.sh (bochs, VMX + EPT)
+#   make conformance-long   examples/x86-linux-ept/long.sh (bochs, VMX + EPT; two
+#                           boots, write-protection and EPT A/D dirty logging)
 CONFORMANCE_RUNNERS += examples/x86-linux-npt/sabotaged.sh
 
 conformance-long:
