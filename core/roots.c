@@ -251,12 +251,13 @@ static int s2_vcpu_switch(struct kvm_vcpu *vcpu, unsigned role, struct kvm_entry
 		s2_root_put(kvm, r);
 	} else {
 		if (vcpu->prev_root == r) {
-			vcpu->prev_root = NULL;
+			__atomic_store_n(&vcpu->prev_root, NULL, __ATOMIC_RELEASE);
 			s2_root_put(kvm, r); /* it was kept; now it is run */
 		}
 		__atomic_store_n(&vcpu->root, r, __ATOMIC_RELEASE);
 		if (s2_root_valid(old) && !vcpu->prev_root) {
-			vcpu->prev_root = old;
+			/* Read by fast zaps on other threads (acquire). */
+			__atomic_store_n(&vcpu->prev_root, old, __ATOMIC_RELEASE);
 		} else {
 			s2_root_put(kvm, old);
 		}
@@ -278,7 +279,7 @@ int s2_vcpu_reload(struct kvm_vcpu *vcpu, bool reload, struct kvm_entry_action *
 		reload = true;
 	__atomic_store_n(&vcpu->loads_root, true, __ATOMIC_RELAXED);
 	if (prev && !s2_root_valid(prev)) {
-		vcpu->prev_root = NULL;
+		__atomic_store_n(&vcpu->prev_root, NULL, __ATOMIC_RELEASE);
 		s2_root_put(kvm, prev);
 	}
 	if (!reload && s2_root_valid(vcpu->root))
