@@ -51,7 +51,10 @@
  *     backs the page with now, and the host is not changing that page
  *     (between its invalidate_range_start and _end); a walk never reads a
  *     freed table. A fault that ran entirely inside one invalidation of its
- *     page does not return RET_PF_FIXED.
+ *     page does not return RET_PF_FIXED, and one that asks the host for a
+ *     page being changed, through the slot it found, finds the gfn inside
+ *     the invalidation in progress (a slot added or moved meanwhile joins
+ *     it before it can be found).
  *  3. Dirty logging: at the end of every harvest round, every write that
  *     completed before the round began (from a vcpu, through a stale TLB
  *     entry too, or emulated, or from the device) was reported by a round
@@ -832,6 +835,54 @@ static void w_kick(void *ctx, struct kvm_vcpu *vcpu)
 	__atomic_fetch_add(&R.kicks, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * A fault asks for the pfn of @gfn of @slot, backed by host page @page,
+ * which the host is changing: the gfn must be in the invalidation in
+ * progress (notifier.md: a slot added or moved while one runs has its gfns
+ * join it before it can be found). Read without the lock, which would wait
+ * for a late widening: in correct code the widening happens before the
+ * publication the fault acquired when it found the slot, or before the
+ * start that set the flux flag read first. Only for the slot the layout has
+ * at that base (a copy from before a move may be outside the range: its
+ * fault retries), and only while that same invalidation is in progress all
+ * along (the flux generation does not move).
+ */
+#ifdef T_TSAN
+/* Deliberately racy reads of fields written under mmu_lock. */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define racy_begin() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define racy_end() AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
+#else
+#define racy_begin() ((void)0)
+#define racy_end() ((void)0)
+#endif
+
+static void check_in_invalidation(const struct kvm_memory_slot *slot, gfn_t gfn, uint64_t page)
+{
+	uint32_t g0 = __atomic_load_n(&R.fluxgen[page], __ATOMIC_SEQ_CST);
+	uint64_t ip;
+	gfn_t rs, re;
+
+	if (!__atomic_load_n(&R.flux[page], __ATOMIC_SEQ_CST))
+		return;
+	racy_begin();
+	ip = __atomic_load_n(&R.kvm->mmu_invalidate_in_progress, __ATOMIC_ACQUIRE);
+	rs = __atomic_load_n(&R.kvm->mmu_invalidate_range_start, __ATOMIC_RELAXED);
+	re = __atomic_load_n(&R.kvm->mmu_invalidate_range_end, __ATOMIC_RELAXED);
+	racy_end();
+	if (!__atomic_load_n(&R.flux[page], __ATOMIC_SEQ_CST) ||
+	    __atomic_load_n(&R.fluxgen[page], __ATOMIC_SEQ_CST) != g0)
+		return;
+	if (!ip || gfn < rs || gfn >= re)
+		tfail("a fault found slot %u (gfn %#" PRIx64 "+%#" PRIx64
+		      ") and asks for gfn %#" PRIx64 ", whose host page %" PRIu64
+		      " is being changed, but the gfn is not in the "
+		      "invalidation in progress (%" PRIu64 " in progress, gfns %#" PRIx64
+		      "-%#" PRIx64 ")",
+		      slot->id, slot->base_gfn, slot->npages, gfn, page, ip, rs, re);
+}
+
 static int w_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
 			struct s2_pfn_info *out)
 {
@@ -842,6 +893,9 @@ static int w_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn
 	(void)write;
 	if (hva < HVA_BASE || page >= HOST_PAGES)
 		return -EFAULT;
+	if (slot->id < NSLOTS &&
+	    __atomic_load_n(&R.lay_base[slot->id], __ATOMIC_ACQUIRE) == slot->base_gfn)
+		check_in_invalidation(slot, gfn, page);
 	jitter(5);
 	preempt_soon(128, 2000);
 	out->pfn = pfn_of(page, __atomic_load_n(&R.ver[page], __ATOMIC_ACQUIRE));
