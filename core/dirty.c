@@ -174,7 +174,9 @@ struct s2_slot_dirty *s2_dirty_slot_alloc(struct kvm *kvm, const struct kvm_memo
 	 * leaves: let them try the fast path. */
 	__atomic_store_n(&kvm->dirty.fast_write, 1, __ATOMIC_RELAXED);
 	/* Caps change only while no slot logs: these are the slot's. */
-	if (kvm_dirty_log_hw(kvm) && !(s2_caps(kvm) & KVM_DIRTY_LOG_PML))
+	/* With PML too: a buffer handed over after the vcpu's exit may name
+	 * a gfn whose slot moved meanwhile, so the leaf's own D is recorded. */
+	if (kvm_dirty_log_hw(kvm))
 		__atomic_store_n(&kvm->dirty.hw_scan, 1, __ATOMIC_RELAXED);
 	return d;
 }
