@@ -726,6 +726,17 @@ static uint64_t dirty[RAM_PAGES / 64];
 static uint64_t dirty_tmp[RAM_PAGES / 64];
 static struct kvm_dirty_gfn ring_out[512];
 
+/*
+ * A ring entry names a granule page by its first 4 KiB gfn
+ * (docs/dirty-logging.md): with 16K or 64K the write may have hit any of its
+ * 4 or 16 gfns, so every one is dirty.
+ */
+static void mark_granule_page(uint64_t off)
+{
+	for (uint64_t p = off; p < off + granule / 4096 && p < RAM_PAGES; p++)
+		dirty[p / 64] |= 1ull << (p % 64);
+}
+
 /* Collect the pages written since the last harvest into dirty[]. */
 static long harvest(void)
 {
@@ -738,10 +749,8 @@ static long harvest(void)
 							   sizeof(ring_out) /
 								   sizeof(ring_out[0]))) > 0)
 				for (long k = 0; k < r; k++)
-					if (ring_out[k].slot == RAM_SLOT &&
-					    ring_out[k].offset < RAM_PAGES)
-						dirty[ring_out[k].offset / 64] |=
-							1ull << (ring_out[k].offset % 64);
+					if (ring_out[k].slot == RAM_SLOT)
+						mark_granule_page(ring_out[k].offset);
 		r = kvm_dirty_ring_reset(kvm);
 		if (r < 0)
 			lib_fail("kvm_dirty_ring_reset", r);

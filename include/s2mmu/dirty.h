@@ -117,7 +117,12 @@ int kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn);
 
 /* ---- dirty rings ---- */
 
-/* One ring entry: a dirty page as slot id and page offset in the slot. */
+/*
+ * One ring entry: a dirty page as slot id and page offset in the slot. The
+ * offset counts 4 KiB gfns; with a 16K or 64K granule one entry stands for
+ * the whole granule page and names its first gfn (the harvester marks all
+ * 4 or 16 gfns from there).
+ */
 struct kvm_dirty_gfn {
 	uint32_t slot;
 	uint32_t flags; /* 0 */
