@@ -503,15 +503,17 @@ struct s2_range_op {
 /*
  * Run @op's kind over its range. Caller holds mmu_lock as the kind needs.
  * A TD's direct roots map memslot gfns with the shared bit set, where the
- * hardware walks them; a range given in memslot gfns is walked there (a
- * caller that names its root walks that root's own gfns).
+ * hardware walks them; a range given in memslot gfns is walked there, also
+ * when the caller names one root (a fault's aging or dirty-logging walk of
+ * its vcpu's root). Only a teardown walks its root's own gfns: it empties
+ * the whole root.
  */
 static inline long s2_range(struct kvm *kvm, struct s2_range_op *op)
 {
 	gfn_t bits = kvm->gfn_direct_bits;
 	long r;
 
-	if (s2_likely(!bits) || op->root)
+	if (s2_likely(!bits) || op->kind == S2_RANGE_TEARDOWN)
 		return kvm->ops->range(kvm, op);
 	op->start |= bits;
 	op->end |= bits;

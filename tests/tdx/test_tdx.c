@@ -30,6 +30,7 @@ static struct tdx_model *M;
 static struct s2_tdx_ops ops;
 static unsigned gpa_bits;
 static int gmem_level; /* largest level the private backing allows */
+static bool td_no_ad;  /* the next td() without EPT A/D bits (aging tracks) */
 /* The private_pfn hooks' books, in 4 KiB pages: gets (calls), pages put
  * back, and what the module took (AUG/ADD calls and their pages). A get the
  * fault did not install is put back as one page; every installed page is
@@ -111,6 +112,9 @@ static void td(unsigned bits, int backing, unsigned busy_one_in)
 	M = calloc(1, sizeof(*M));
 	assert_non_null(M);
 	p.gpa_bits = bits;
+	if (td_no_ad)
+		p.fmt_flags &= ~(unsigned)S2_FMTF_AD;
+	td_no_ad = false;
 	t_vm_init(&T, S2_FMT_X86_EPT, &p);
 	t_kick_exits(&T);
 	tdxm_init(M, kvm_mmu_levels(T.kvm), busy_one_in, 0x1234);
@@ -564,6 +568,94 @@ static void test_busy_everywhere(void **state)
 	fini_checked();
 }
 
+/* Nothing of @gfn remains in the direct root, per the reference walker,
+ * at the hardware gpa (shared bit set) or without it. */
+static void assert_shared_gone(gfn_t g)
+{
+	struct ref_xlate x;
+
+	if (!ref_walk_kvm(T.kvm, (g | shared_gfn()) << 12, &x))
+		fail_msg("shared gfn %#llx still mapped (level %d)", (unsigned long long)g,
+			 x.level);
+	if (!ref_walk_kvm(T.kvm, g << 12, &x))
+		fail_msg("gfn %#llx mapped without the shared bit", (unsigned long long)g);
+}
+
+static void assert_shared_mapped(gfn_t g)
+{
+	struct ref_xlate x;
+
+	if (ref_walk_kvm(T.kvm, (g | shared_gfn()) << 12, &x))
+		fail_msg("shared gfn %#llx not mapped: %s", (unsigned long long)g,
+			 ref_fault_name(x.fault));
+	assert_int_equal(x.hpa, HVA_BASE + ((g - G0) << 12));
+}
+
+static void notifier_unmap(gfn_t s, gfn_t e)
+{
+	hva_t a = HVA_BASE + ((s - G0) << 12), b = HVA_BASE + ((e - G0) << 12);
+
+	assert_true(kvm_mmu_notifier_invalidate_range_start(T.kvm, a, b, true) >= 0);
+	assert_true(kvm_mmu_notifier_invalidate_range_end(T.kvm, a, b, true) >= 0);
+}
+
+/* The shared half mapped by faults (4 KiB next to a private gfn, 2 MiB
+ * elsewhere), aged and faulted again (the fault's own single-root walk),
+ * then unmapped through the host-MM notifier, kvm_zap_gfn_range() and a
+ * memslot deletion: per the reference walker nothing remains at the
+ * shared-bit gpa, and a re-fault after aging is fixed by the aging walk of
+ * the vcpu's root without asking the host again. Catches: s2_range()
+ * dropping the shared-bit offset for a walk of one named root (the
+ * re-fault after aging asks the host: pfn_lookups moves). */
+static void test_shared_half_zapped(void **state)
+{
+	struct ref_xlate x;
+	gfn_t s;
+	uint64_t lookups;
+
+	td_no_ad = true; /* aging makes leaves access-tracked */
+	td(bits_of(state), 1, 0);
+	s = shared_gfn();
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0 + 0x3ff, G0 + 0x400, P), 0);
+	for (gfn_t g = G0; g < G0 + NPAGES; g += 0x33) {
+		int r = g == G0 + 0x3ff ? RET_PF_FIXED : fault((g | s) << 12, S2_ACC_WRITE);
+
+		assert_true(r == RET_PF_FIXED || r == RET_PF_SPURIOUS);
+	}
+	check();
+	for (gfn_t g = G0; g < G0 + NPAGES; g += 0x33)
+		if (g != G0 + 0x3ff)
+			assert_shared_mapped(g);
+	assert_shared_gone(G0 + 0x3ff);
+	/* Aging: the re-fault takes the aging walk of its own root. */
+	assert_true(kvm_mmu_notifier_clear_young(T.kvm, HVA_BASE, HVA_BASE + (NPAGES << 12)) > 0);
+	lookups = T.h.pfn_lookups;
+	assert_int_equal(fault(((G0 + 0x33) | s) << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(T.h.pfn_lookups, lookups);
+	assert_shared_mapped(G0 + 0x33);
+	for (gfn_t g = G0; g < G0 + NPAGES; g += 0x33)
+		if (g != G0 + 0x3ff && ref_walk_kvm(T.kvm, (g | s) << 12, &x))
+			assert_int_equal(fault((g | s) << 12, S2_ACC_READ), RET_PF_FIXED);
+	assert_int_equal(T.h.pfn_lookups, lookups);
+	/* The notifier over the first 2 MiB block and part of the second. */
+	notifier_unmap(G0, G0 + 0x300);
+	for (gfn_t g = G0; g < G0 + 0x300; g++)
+		assert_shared_gone(g);
+	assert_shared_mapped(G0 + 0x330);
+	check();
+	/* Zap by memslot gfns. */
+	assert_true(kvm_zap_gfn_range(T.kvm, G0 + 0x300, G0 + 0x600) >= 0);
+	for (gfn_t g = G0 + 0x300; g < G0 + 0x600; g++)
+		assert_shared_gone(g);
+	assert_shared_mapped(G0 + 0x660);
+	check();
+	assert_int_equal(kvm_delete_memslot(T.kvm, 0), 0);
+	for (gfn_t g = G0; g < G0 + NPAGES; g++)
+		assert_shared_gone(g);
+	check();
+	fini_checked();
+}
+
 int main(void)
 {
 	static uintptr_t b48 = 48, b52 = 52;
@@ -580,6 +672,7 @@ int main(void)
 		BOTH(test_busy_everywhere),
 		BOTH(test_sve_nonpresent),
 		BOTH(test_page_add),
+		BOTH(test_shared_half_zapped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
