@@ -12,14 +12,18 @@ s2mmu-tool := $(O)/tools/s2mmu/s2mmu
 s2mmu-tool-srcs := $(sort $(wildcard tools/s2mmu/*.c))
 s2mmu-tool-objs := $(s2mmu-tool-srcs:%.c=$(O)/%.o)
 s2mmu-ref-objs := $(patsubst %.c,$(O)/%.o,$(wildcard tests/ref/*.c))
+# insn: the decoder's oracle helpers (capstone, riscv64 objdump), linked into
+# the tool only; the library never links capstone.
+s2mmu-show-obj := $(O)/tests/decode/show.o
+s2mmu-capstone-libs := $(shell pkg-config --libs capstone 2>/dev/null || echo -lcapstone)
 
 tool-bins += $(s2mmu-tool)
 
 $(O)/tools/s2mmu/%.o: obj-cflags = $(HOSTED_CFLAGS) -DS2MMU_VERSION=\"$(VERSION)\"
 
-$(s2mmu-tool): $(s2mmu-tool-objs) $(s2mmu-ref-objs) $(lib)
+$(s2mmu-tool): $(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj) $(lib)
 	$(call msg,LD,tools/s2mmu/s2mmu)
-	$(Q)$(call link-host,$(s2mmu-tool-objs) $(s2mmu-ref-objs))
+	$(Q)$(call link-host,$(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj),$(s2mmu-capstone-libs))
 
 cli-test-srcs := $(sort $(wildcard tests/cli/*.sh))
 cli-test-bins := $(cli-test-srcs:tests/cli/%.sh=$(O)/tests/cli/test_cli_%.sh)

@@ -6,12 +6,12 @@
 . "$(dirname "$0")/lib/common.sh"
 
 run 0 "$S2MMU" help
-has 'decode'; has 'dump'; has 'replay'
+has 'decode'; has 'dump'; has 'replay'; has 'insn'
 run 0 "$S2MMU" --version
 has 's2mmu '
 run 2 "$S2MMU"
 run 2 "$S2MMU" nosuch
-for c in decode dump replay; do
+for c in decode dump replay insn; do
 	run 0 "$S2MMU" "$c" --help
 	has "usage: s2mmu $c"
 	cp "$TMP/out" "$TMP/help-$c"

@@ -80,10 +80,11 @@ int s2_riscv_objdump(const uint32_t *insn, size_t n, char (*text)[96])
 		fprintf(f, ".insn 0x%" PRIx32 "\n",
 			(insn[k] & 3) == 3 ? insn[k] : insn[k] & 0xffff);
 	fclose(f);
-	/* Zfh on, so FLH/FSH are known; Q off: FLQ/FSQ are not supported forms. */
+	/* Zfh on, so FLH/FSH are known; Q off: FLQ/FSQ are not supported forms;
+	 * -z: a zero halfword (c.unimp) is printed, not skipped as "...". */
 	snprintf(cmd, sizeof(cmd),
 		 "riscv64-linux-gnu-as -march=rv64gc_zfh -o %s.o %s && "
-		 "riscv64-linux-gnu-objdump -d -M numeric,no-aliases %s.o",
+		 "riscv64-linux-gnu-objdump -d -z -M numeric,no-aliases %s.o",
 		 src, src, src);
 	p = popen(cmd, "r");
 	if (!p) {
@@ -114,7 +115,9 @@ int s2_riscv_objdump(const uint32_t *insn, size_t n, char (*text)[96])
 	return rc == 0 && i == n ? 0 : -1;
 }
 
-static int show_capstone(FILE *f, cs_arch a, cs_mode m, const uint8_t *bytes, size_t n, uint64_t pc)
+/* One instruction through capstone: 0, 1 (invalid to it) or -1 (not run). */
+static int oracle_capstone(cs_arch a, cs_mode m, const uint8_t *bytes, size_t n, uint64_t pc,
+			   char *text, size_t tlen, unsigned *len)
 {
 	csh h;
 	cs_insn *ci;
@@ -124,43 +127,82 @@ static int show_capstone(FILE *f, cs_arch a, cs_mode m, const uint8_t *bytes, si
 		return -1;
 	cnt = cs_disasm(h, bytes, n, pc, 1, &ci);
 	if (cnt) {
-		fprintf(f, "capstone: %s %s (%u bytes)\n", ci->mnemonic, ci->op_str, ci->size);
+		snprintf(text, tlen, "%s%s%s", ci->mnemonic, *ci->op_str ? " " : "", ci->op_str);
+		*len = ci->size;
 		cs_free(ci, cnt);
-	} else {
-		fprintf(f, "capstone: invalid\n");
 	}
 	cs_close(&h);
-	return 0;
+	return cnt ? 0 : 1;
+}
+
+unsigned s2_riscv_insn_len(uint32_t insn)
+{
+	return (insn & 3) != 3 ? 2 : 4;
+}
+
+int s2_riscv_oracle_text(const char *objdump, char *text, size_t tlen, unsigned *len, uint32_t insn)
+{
+	snprintf(text, tlen, "%s", objdump);
+	*len = s2_riscv_insn_len(insn);
+	/* objdump names what it does not know by a data directive. */
+	return objdump[0] == '.' ? 1 : 0;
+}
+
+int s2_insn_oracle(enum s2_show_arch arch, const uint8_t *bytes, size_t n, uint64_t pc, char *text,
+		   size_t tlen, unsigned *len)
+{
+	uint32_t w = 0;
+	char t[1][96];
+
+	text[0] = 0;
+	*len = 0;
+	switch (arch) {
+	case S2_SHOW_X86_64:
+	case S2_SHOW_X86_32:
+		return oracle_capstone(CS_ARCH_X86,
+				       arch == S2_SHOW_X86_64 ? CS_MODE_64 : CS_MODE_32, bytes, n,
+				       pc, text, tlen, len);
+	case S2_SHOW_ARM64:
+		return oracle_capstone(CS_ARCH_ARM64, CS_MODE_ARM, bytes, n, pc, text, tlen, len);
+	default:
+		for (size_t i = 0; i < 4 && i < n; i++)
+			w |= (uint32_t)bytes[i] << (8 * i);
+		if (s2_riscv_objdump(&w, 1, t))
+			return -1;
+		return s2_riscv_oracle_text(t[0], text, tlen, len, w);
+	}
+}
+
+const char *s2_insn_oracle_name(enum s2_show_arch arch)
+{
+	return arch == S2_SHOW_RISCV64 ? "objdump" : "capstone";
 }
 
 int s2_insn_show(FILE *f, enum s2_show_arch arch, const uint8_t *bytes, size_t n, uint64_t pc)
 {
 	struct s2_insn d;
 	uint32_t w = 0;
-	char buf[256], text[1][96];
+	char buf[256];
+	unsigned len;
 	int r;
 
+	r = s2_insn_oracle(arch, bytes, n, pc, buf, sizeof(buf), &len);
+	if (arch == S2_SHOW_RISCV64)
+		fprintf(f, "objdump:  %s\n", r < 0 ? "(not run)" : buf);
+	else if (r == 0)
+		fprintf(f, "capstone: %s (%u bytes)\n", buf, len);
+	else
+		fprintf(f, "capstone: %s\n", r < 0 ? "(not run)" : "invalid");
 	for (size_t i = 0; i < 4 && i < n; i++)
 		w |= (uint32_t)bytes[i] << (8 * i);
 	switch (arch) {
 	case S2_SHOW_X86_64:
 	case S2_SHOW_X86_32:
-		show_capstone(f, CS_ARCH_X86, arch == S2_SHOW_X86_64 ? CS_MODE_64 : CS_MODE_32,
-			      bytes, n, pc);
 		r = s2_decode_x86(bytes, (unsigned)n,
 				  arch == S2_SHOW_X86_64 ? S2_X86_MODE_64 : S2_X86_MODE_32, pc, &d);
 		break;
-	case S2_SHOW_ARM64:
-		show_capstone(f, CS_ARCH_ARM64, CS_MODE_ARM, bytes, n, pc);
-		r = s2_decode_arm64(w, pc, &d);
-		break;
-	default:
-		if (s2_riscv_objdump(&w, 1, text) == 0)
-			fprintf(f, "objdump:  %s\n", text[0]);
-		else
-			fprintf(f, "objdump:  (not run)\n");
-		r = s2_decode_riscv(w, pc, &d);
-		break;
+	case S2_SHOW_ARM64: r = s2_decode_arm64(w, pc, &d); break;
+	default: r = s2_decode_riscv(w, pc, &d); break;
 	}
 	if (r)
 		fprintf(f, "s2mmu:    refused (%d)\n", r);

@@ -39,6 +39,24 @@ char *s2_insn_describe(const struct s2_insn *d, char *buf, size_t n);
 int s2_riscv_objdump(const uint32_t *insn, size_t n, char (*text)[96]);
 
 /*
+ * The oracle's view of the instruction at @bytes (@n bytes, at @pc):
+ * capstone for x86 and arm64, riscv64 objdump for RISC-V (one run; for many,
+ * s2_riscv_objdump and s2_riscv_oracle_text). Writes "mnemonic operands" to
+ * @text (@tlen bytes) and the instruction's length to *@len. Returns 0, 1
+ * when the oracle calls it no instruction, -1 when the oracle could not run.
+ */
+int s2_insn_oracle(enum s2_show_arch arch, const uint8_t *bytes, size_t n, uint64_t pc, char *text,
+		   size_t tlen, unsigned *len);
+/* "capstone" or "objdump". */
+const char *s2_insn_oracle_name(enum s2_show_arch arch);
+/* RISC-V: the length of @insn (2 when compressed, else 4: longer encodings
+ * are not ones the decoder takes). */
+unsigned s2_riscv_insn_len(uint32_t insn);
+/* RISC-V: one line of s2_riscv_objdump's @objdump as s2_insn_oracle gives it. */
+int s2_riscv_oracle_text(const char *objdump, char *text, size_t tlen, unsigned *len,
+			 uint32_t insn);
+
+/*
  * Prints the instruction at @bytes (@n bytes, at @pc) as the oracle sees it
  * and as s2_decode_* does, one line each, to @f. Returns the decoder's result.
  */

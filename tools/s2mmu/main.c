@@ -5,6 +5,7 @@
  *   s2mmu decode   name every field of an entry or register value
  *   s2mmu dump     walk the tables inside a physical-memory image
  *   s2mmu replay   replay a trace of library calls on the hosted library
+ *   s2mmu insn     the MMIO instruction decoder next to capstone/objdump
  *
  * docs/tools.md is the manual; `s2mmu help` and `s2mmu CMD --help` say the
  * same in short.
@@ -26,11 +27,12 @@ static const char main_help[] =
 	"  decode   name every field of an entry (--fmt F) or register (--reg R) value\n"
 	"  dump     walk the tables in a raw physical-memory image, print the mappings\n"
 	"  replay   replay a trace of library calls on the hosted library and check it\n"
+	"  insn     decode an instruction for MMIO emulation, next to capstone/objdump\n"
 	"  help     this text; `s2mmu CMD --help` describes CMD\n"
 	"\n"
 	"Every command takes --json (one JSON document on stdout) and --help.\n"
 	"exit status: 0 ok, 1 something wrong was found (reserved bits, malformed\n"
-	"tables, a failed check), 2 usage or syntax error, 3 I/O error,\n"
+	"tables, a failed check, an instruction refused), 2 usage or syntax error, 3 I/O error,\n"
 	"4 the library refused a call (replay).\n";
 
 void usage_error(const char *cmd, const char *fmt, ...)
@@ -54,6 +56,8 @@ static int dispatch(int argc, char **argv)
 		return cmd_dump(argc, argv);
 	if (!strcmp(cmd, "replay"))
 		return cmd_replay(argc, argv);
+	if (!strcmp(cmd, "insn"))
+		return cmd_insn(argc, argv);
 	fprintf(stderr, "s2mmu: unknown command '%s'\n\n%s", cmd, main_help);
 	return EXIT_USAGE;
 }

@@ -109,6 +109,14 @@ void out_num(struct out *o, const char *name, uint64_t v)
 	fprintf(o->f, "%" PRIu64, v);
 }
 
+void out_int(struct out *o, const char *name, int64_t v)
+{
+	if (!o->json)
+		return;
+	member(o, name);
+	fprintf(o->f, "%" PRId64, v);
+}
+
 void out_bool(struct out *o, const char *name, bool v)
 {
 	if (!o->json)

@@ -7,8 +7,9 @@
  * architecture manuals and the docs/fmt-*.md pages (the library's software
  * bits, frozen and MMIO values), not from fmt/, so that the tool can check
  * what the library writes. walk.c walks tables inside a memory image with
- * them; decode.c, dump.c and replay.c are the subcommands; out.c prints text
- * or JSON.
+ * them; decode.c, dump.c, replay.c and insn.c are the subcommands; out.c
+ * prints text or JSON. insn.c links capstone (through tests/decode/show.c);
+ * the library never does.
  */
 #ifndef S2MMU_TOOL_H
 #define S2MMU_TOOL_H
@@ -164,6 +165,7 @@ void out_end_arr(struct out *o);
 void out_str(struct out *o, const char *name, const char *v);
 void out_hex(struct out *o, const char *name, uint64_t v);
 void out_num(struct out *o, const char *name, uint64_t v);
+void out_int(struct out *o, const char *name, int64_t v);
 void out_bool(struct out *o, const char *name, bool v);
 void out_fields(struct out *o, unsigned nf, const struct ent_field *f, unsigned np,
 		const char (*p)[112]);
@@ -233,6 +235,7 @@ int dump_image(struct out *o, const struct geom *g, const struct image *img, uin
 int cmd_decode(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_insn(int argc, char **argv);
 
 extern const char *tool_argv0;
 void usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
