@@ -95,7 +95,7 @@ static uint64_t tdx_call_once(struct s2_tdx *t, enum tdx_op op, gpa_t gpa, int l
 	case TDX_PAGE_PROMOTE: return o->page_promote(ctx, gpa, level);
 	case TDX_RANGE_UNBLOCK: return o->range_unblock(ctx, gpa, level);
 	}
-	return S2_TDX_LIFECYCLE_STATE_INCORRECT;
+	return S2_TDX_OPERAND_INVALID;
 }
 
 /*

@@ -9,9 +9,12 @@
  * SEPT.REMOVE needs a blocked, tracked entry whose S-EPT page is empty
  * (TDX_EPT_PAGE_NOT_FREE); TRACK fails with TDX_PREVIOUS_TLB_EPOCH_BUSY
  * while a vcpu still runs in an epoch before the current one; RECLAIM of an
- * S-EPT page only after the key is released. PAGE.ADD only before the TD
- * is finalized and PAGE.AUG only after (TDX_OP_STATE_INCORRECT, counted
- * here as a lifecycle error); PAGE.DEMOTE needs a blocked, tracked 2 MiB
+ * S-EPT page only after the key is released (TDX_LIFECYCLE_STATE_INCORRECT,
+ * also for any SEPT call once the key is released). PAGE.ADD only before
+ * the TD is finalized and PAGE.AUG only after: the TD's OP_STATE
+ * (INITIALIZED, then RUNNABLE after TDH.MR.FINALIZE) does not allow the
+ * leaf, TDX_OP_STATE_INCORRECT. A level or alignment the SEAMCALL does not
+ * take is TDX_OPERAND_INVALID; PAGE.DEMOTE needs a blocked, tracked 2 MiB
  * leaf and leaves 512 unblocked 4 KiB leaves of its state; PAGE.PROMOTE
  * needs a blocked, tracked level-2 table whose 512 entries are leaves of
  * one state mapping one aligned run (else EPT_INVALID_PROMOTE_CONDITIONS,
@@ -196,8 +199,11 @@ uint64_t tdxm_sept_add(void *ctx, uint64_t gpa, int level, uint64_t page)
 		return S2_TDX_OPERAND_BUSY;
 	m->n_sept_add++;
 	logop(m, TDXM_OP_SEPT_ADD, gpa);
-	if (level < 2 || level > (int)m->levels || !aligned(gpa, level) || m->key_released)
-		return bad(m, "SEPT.ADD operand", gpa, S2_TDX_LIFECYCLE_STATE_INCORRECT);
+	if (m->key_released)
+		return bad(m, "SEPT.ADD after the key release", gpa,
+			   S2_TDX_LIFECYCLE_STATE_INCORRECT);
+	if (level < 2 || level > (int)m->levels || !aligned(gpa, level))
+		return bad(m, "SEPT.ADD operand", gpa, S2_TDX_OPERAND_INVALID);
 	if (!walk_ok(m, gpa, level))
 		return bad(m, "SEPT.ADD walk", gpa, S2_TDX_EPT_WALK_FAILED);
 	if (efind(m, gpa, level))
@@ -221,9 +227,13 @@ uint64_t tdxm_page_aug(void *ctx, uint64_t gpa, int level, uint64_t page)
 		return S2_TDX_OPERAND_BUSY;
 	m->n_aug++;
 	logop(m, TDXM_OP_AUG, gpa);
-	if (level < 1 || level > 2 || !aligned(gpa, level) || !aligned(page, level) ||
-	    m->key_released || !m->finalized)
-		return bad(m, "PAGE.AUG operand", gpa, S2_TDX_LIFECYCLE_STATE_INCORRECT);
+	if (m->key_released)
+		return bad(m, "PAGE.AUG after the key release", gpa,
+			   S2_TDX_LIFECYCLE_STATE_INCORRECT);
+	if (!m->finalized)
+		return bad(m, "PAGE.AUG before finalize", gpa, S2_TDX_OP_STATE_INCORRECT);
+	if (level < 1 || level > 2 || !aligned(gpa, level) || !aligned(page, level))
+		return bad(m, "PAGE.AUG operand", gpa, S2_TDX_OPERAND_INVALID);
 	if (!walk_ok(m, gpa, level))
 		return bad(m, "PAGE.AUG walk", gpa, S2_TDX_EPT_WALK_FAILED);
 	if (efind(m, gpa, level))
@@ -247,9 +257,13 @@ uint64_t tdxm_page_add(void *ctx, uint64_t gpa, uint64_t page, uint64_t src)
 		return S2_TDX_OPERAND_BUSY;
 	m->n_add++;
 	logop(m, TDXM_OP_ADD, gpa);
-	if (!aligned(gpa, 1) || !aligned(page, 1) || !src || m->key_released || m->finalized)
-		return bad(m, "PAGE.ADD operand or after finalize", gpa,
+	if (m->key_released)
+		return bad(m, "PAGE.ADD after the key release", gpa,
 			   S2_TDX_LIFECYCLE_STATE_INCORRECT);
+	if (m->finalized)
+		return bad(m, "PAGE.ADD after finalize", gpa, S2_TDX_OP_STATE_INCORRECT);
+	if (!aligned(gpa, 1) || !aligned(page, 1) || !src)
+		return bad(m, "PAGE.ADD operand", gpa, S2_TDX_OPERAND_INVALID);
 	if (!walk_ok(m, gpa, 1))
 		return bad(m, "PAGE.ADD walk", gpa, S2_TDX_EPT_WALK_FAILED);
 	if (efind(m, gpa, 1))

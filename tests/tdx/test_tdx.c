@@ -424,7 +424,7 @@ static void test_partial_huge_conversion(void **state)
 static void test_page_add(void **state)
 {
 	int lvl;
-	uint64_t h, adds;
+	uint64_t h, adds, augs;
 
 	td(bits_of(state), 2, 0);
 	M->finalized = false;
@@ -442,6 +442,20 @@ static void test_page_add(void **state)
 	adds = M->n_add;
 	assert_int_equal(kvm_tdx_page_add(T.kvm, G0 + 20, 0x5000000), -EINVAL);
 	assert_int_equal(M->n_add, adds);
+	/* The module's own answer (its OP_STATE check), asked by hand. */
+	augs = M->n_aug;
+	assert_int_equal(tdxm_page_add(M, (G0 + 30) << 12, 0x6000000, 0x5000000),
+			 S2_TDX_OP_STATE_INCORRECT);
+	assert_int_equal(M->illegal, 1);
+	M->illegal = 0;
+	M->finalized = false;
+	assert_int_equal(tdxm_page_aug(M, (G0 + 30) << 12, 1, 0x6000000),
+			 S2_TDX_OP_STATE_INCORRECT);
+	assert_int_equal(M->illegal, 1);
+	M->illegal = 0;
+	M->finalized = true;
+	M->n_add = adds;
+	M->n_aug = augs;
 	assert_int_equal(fault((G0 + 20) << 12, S2_ACC_READ), RET_PF_FIXED);
 	check();
 	fini_checked();
