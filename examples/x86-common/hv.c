@@ -88,6 +88,8 @@ static struct {
 	 * array it replaced once the grace period is over). */
 	uint64_t gp_scratch;
 	bool scratch_vcpu_online;
+	/* Interrupts the vcpu's CPU took on its own IDT after its first exit. */
+	uint64_t host_irqs_after_exit;
 } st;
 
 static const char *const exit_names[HV_EXIT_NR] = { "s2-fault", "hypercall", "hlt", "kick",
@@ -643,6 +645,8 @@ static void report_and_finish(void)
 		"a grace period per memslot change on two CPUs (scratch slot added, deleted)");
 	pass &= check(st.zap_retry_inside,
 		      "a fault between invalidate_range_start and _end returned RET_PF_RETRY");
+	pass &= check(st.host_irqs_after_exit >= 1,
+		      "an interrupt the vcpu's CPU took after a VM exit went through its own IDT");
 	pass &= check(!kvm_is_bugged(kvm) && !s.refused_changes, "library not bugged");
 	hv_finish(pass);
 }
@@ -745,11 +749,30 @@ static void setup_vm(void)
 		s2_fmt_name(kvm_fmt(kvm)), (unsigned long long)kvm_mmu_root_hpa(kvm));
 }
 
+/*
+ * Right after the first exit, the vcpu's CPU sends itself an IPI and takes
+ * it: the exit must have left it on its own IDT and TSS (VMX loads them from
+ * the VMCS's host state, where a stale IDTR base sends the interrupt into
+ * whatever lies there).
+ */
+#define SELF_IPI_VECTOR 0x43
+static void host_irq_after_exit(void)
+{
+	uint64_t before = __atomic_load_n(&ipi_isr_count, __ATOMIC_RELAXED);
+
+	lapic_send_ipi(ap_apic_id, SELF_IPI_VECTOR);
+	for (unsigned i = 0;
+	     i < 1000 && __atomic_load_n(&ipi_isr_count, __ATOMIC_RELAXED) == before; i++)
+		__asm__ volatile("sti; nop; cli" : : : "memory");
+	st.host_irqs_after_exit = __atomic_load_n(&ipi_isr_count, __ATOMIC_RELAXED) - before;
+}
+
 /* The vcpu's CPU: enter the guest and handle its exits until it is done. */
 void ap_main(void);
 void ap_main(void)
 {
 	struct hv_exit e;
+	bool first_exit = true;
 
 	load_host_tss(1);
 	smp_init_ap();
@@ -770,6 +793,10 @@ void ap_main(void)
 		s2_fs_rcu_quiescent(&fs, 1);
 		if (hv_arch.run(vcpu, &e))
 			fail("VM entry", 0);
+		if (first_exit) {
+			first_exit = false;
+			host_irq_after_exit();
+		}
 		st.exits[e.kind]++;
 		switch (e.kind) {
 		case HV_EXIT_S2_FAULT: handle_s2_fault(&e); break;

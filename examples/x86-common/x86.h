@@ -54,6 +54,34 @@ static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 /* Host GDT selectors (start.S). */
 #define SEL_CODE64 0x08
 #define SEL_DATA 0x10
-#define SEL_TSS 0x18
+#define SEL_TSS 0x18 /* CPU 0's TSS; CPU 1's is at 0x28 */
+
+/*
+ * The running CPU's descriptor tables, as a VM exit must restore them (VMX
+ * loads the host's TR, GDTR and IDTR from the VMCS): its TR selector and the
+ * base of the 64-bit TSS descriptor it names in the GDT, the GDT and the IDT.
+ * Read on the CPU that will run the vcpu, so each CPU gets its own TSS.
+ */
+struct x86_host_tables {
+	uint16_t tr;
+	uint64_t tr_base, gdt_base, idt_base;
+};
+
+static inline void x86_host_tables(struct x86_host_tables *t)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint64_t base;
+	} gdtr, idtr;
+	const uint64_t *d;
+
+	__asm__ volatile("sgdt %0" : "=m"(gdtr));
+	__asm__ volatile("sidt %0" : "=m"(idtr));
+	__asm__ volatile("str %0" : "=r"(t->tr));
+	d = (const uint64_t *)(uintptr_t)(gdtr.base + (t->tr & ~7u));
+	t->tr_base = ((d[0] >> 16) & 0xffffff) | ((d[0] >> 56) << 24) | (d[1] << 32);
+	t->gdt_base = gdtr.base;
+	t->idt_base = idtr.base;
+}
 
 #endif

@@ -145,7 +145,6 @@ enum {
 
 int vmx_enter(struct lx_gprs *g, int launched);
 void vmx_exit_stub(void);
-extern uint64_t host_gdt[];
 
 static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
 static uint8_t vmcs[4096] __attribute__((aligned(4096)));
@@ -278,26 +277,22 @@ static void setup_bitmaps(void)
 
 static void setup_host_state(void)
 {
-	struct __attribute__((packed)) {
-		uint16_t limit;
-		uint64_t base;
-	} gdtr, idtr;
+	struct x86_host_tables t;
 
-	__asm__ volatile("sgdt %0" : "=m"(gdtr));
-	__asm__ volatile("sidt %0" : "=m"(idtr));
+	/* This CPU's own TSS and its IDT: an exit restores them, and an
+	 * interrupt or NMI the host takes after it goes through them. */
+	x86_host_tables(&t);
 	vmwrite(HOST_CR0, X86_READ_CR(0));
 	vmwrite(HOST_CR3, X86_READ_CR(3));
 	vmwrite(HOST_CR4, X86_READ_CR(4));
 	for (unsigned i = 0; i < 6; i++)
 		vmwrite(HOST_ES_SEL + 2 * i, i == 1 ? SEL_CODE64 : SEL_DATA);
-	/* The vcpu runs on the boot CPU: its TSS in GDT slot 3 (load_host_tss(0)). */
-	vmwrite(HOST_ES_SEL + 12, SEL_TSS);
+	vmwrite(HOST_ES_SEL + 12, t.tr);
 	vmwrite(HOST_FS_BASE, 0);
 	vmwrite(HOST_GS_BASE, 0);
-	vmwrite(HOST_TR_BASE,
-		(host_gdt[3] >> 16 & 0xffffff) | (host_gdt[3] >> 56 << 24) | (host_gdt[4] << 32));
-	vmwrite(HOST_GDTR_BASE, gdtr.base);
-	vmwrite(HOST_IDTR_BASE, idtr.base);
+	vmwrite(HOST_TR_BASE, t.tr_base);
+	vmwrite(HOST_GDTR_BASE, t.gdt_base);
+	vmwrite(HOST_IDTR_BASE, t.idt_base);
 	vmwrite(HOST_SYSENTER_CS, 0);
 	vmwrite(HOST_SYSENTER_ESP, 0);
 	vmwrite(HOST_SYSENTER_EIP, 0);
