@@ -43,9 +43,16 @@ has 'reserved memory type 2'
 # MT 0 is UC: 0x007.
 dj 0 --fmt ept 0x4800000000001007
 has '"memtype":"UC"'
-# The MMIO value: gfn 0x40000 << 12 | W.
+# The MMIO value (docs/fmt-x86-ept.md, docs/mmio.md): W only (0x002), the
+# memslot generation from bit 12: 0x40000002 carries generation 0x40000.
 dj 0 --fmt ept 0x40000002
-has '"kind":"mmio"'; has '"mmio_gfn":"0x40000"'
+has '"kind":"mmio"'; has '"mmio_gen":"0x40000"'; has 'memslot generation 0x40000'
+# A generation wider than 40 bits (mmio_gen_bits is at most 40), or an MMIO
+# value above level 1: the library writes neither.
+dj 1 --fmt ept 0x10000000000002
+has 'wider than 40 bits'
+dj 1 --fmt ept --level 2 0x5002
+has 'level 1 only'
 # The frozen value 0x9a0, and chained to a table address.
 dj 0 --fmt ept 0x9a0 0x55000009a0
 has '"kind":"frozen"'; hasnt '"kind":"leaf"'
@@ -88,7 +95,7 @@ has 'G set at level 4'
 dj 1 --fmt npt 0x5603
 has 'U/S clear'
 dj 0 --fmt npt 0x7e0 0x4000000a
-has '"kind":"frozen"'; has '"mmio_gfn":"0x40000"'
+has '"kind":"frozen"'; has '"mmio_gen":"0x40000"'
 
 ## arm64 stage 2 (Arm ARM, VMSAv8-64 stage-2 descriptors)
 # 0x7ff at level 1: page (0b11), MemAttr 0b1111 WB, S2AP 11, SH 11, AF.
@@ -119,7 +126,7 @@ has 'block descriptor'
 dj 0 --fmt arm64 --level 2 0x12345003
 has '"kind":"table"'; has '"addr":"0x12345000"'
 dj 0 --fmt arm64 0x5a0 0x400000c2
-has '"kind":"frozen"'; has '"mmio_gfn":"0x40000"'
+has '"kind":"frozen"'; has '"mmio_gen":"0x40000"'
 
 ## RISC-V G-stage (privileged spec, Sv48x4)
 # 0x200000df: V R W X U A D, PPN 0x80000 -> 0x80000000.
@@ -145,7 +152,7 @@ has '"memtype":"UC"'
 dj 1 --fmt riscv 0x40000000200003df
 has 'PBMT'
 dj 0 --fmt riscv 0x7e0 0x4000000a
-has '"kind":"frozen"'; has '"mmio_gfn":"0x40000"'
+has '"kind":"frozen"'; has '"mmio_gen":"0x40000"'
 
 ## Registers
 # EPTP 0x1234505e: MT 6 WB, walk length 3 (4 levels), A/D (bit 6).

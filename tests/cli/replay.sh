@@ -22,6 +22,30 @@ done
 run 0 "$S2MMU" replay "$TRACES/ept-basic.trace"
 has 'check: 4 leaves (0x203000 bytes)'
 
+# Cached MMIO entries, in every format: the generation each entry carries,
+# as the tool's decoder reads it in the image, is the one the trace's memslot
+# changes give (1 for gfn 0xfec00, 0 after the wrap of 2 bits for the
+# others); one exit was answered from the cache, one wrap cleared them.
+for f in x86-ept x86-npt arm64-s2 riscv-g; do
+	sed "s/fmt=x86-ept/fmt=$f/" "$TRACES/ept-mmio.trace" >"$TMP/mmio-$f.trace"
+	run 0 "$S2MMU" replay --dump "$TMP/mmio-$f.trace"
+	grep -F 'gpa 0x0000fec00000' "$TMP/out" | grep -qF 'mmio generation 0x1' ||
+		fail "$f: 0xfec00's MMIO entry does not carry generation 1"
+	for g in fed00000 fee00000; do
+		grep -F "gpa 0x0000$g" "$TMP/out" | grep -qF 'mmio generation 0' ||
+			fail "$f: 0x$g's MMIO entry does not carry generation 0"
+	done
+	checks=$((checks + 3))
+	run 0 "$S2MMU" replay --json "$TMP/mmio-$f.trace"
+	has '"exits_mmio_cached":1'; has '"mmio_wraps":1'; has '"mmio_entries":5'
+done
+# The cache off (the library's default): no MMIO entry, nothing answered from it.
+sed 's/ mmio_cache=1//' "$TRACES/ept-mmio.trace" >"$TMP/nocache.trace"
+run 0 "$S2MMU" replay --dump "$TMP/nocache.trace"
+hasnt 'mmio generation'
+run 0 "$S2MMU" replay --json "$TMP/nocache.trace"
+has '"exits_mmio_cached":0'; has '"mmio_entries":0'
+
 # A wrong expectation: exit 1, the line named.
 cat >"$TMP/bad-expect.trace" <<'T'
 vm fmt=x86-ept

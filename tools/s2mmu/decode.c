@@ -12,7 +12,7 @@ static const char decode_help[] =
 	"\n"
 	"Names every field of each VALUE: present, leaf or table, address, permissions,\n"
 	"memory type, A/D, the library's software bits, its frozen and MMIO values (with\n"
-	"the MMIO gfn), and what is reserved or inconsistent (lines starting with '!').\n"
+	"the MMIO entry's memslot generation), and what is reserved or inconsistent (lines starting with '!').\n"
 	"\n"
 	"  --fmt F        x86-ept (ept), x86-npt (npt), arm64-s2 (arm64), riscv-g (riscv)\n"
 	"  --level N      level of the entry, 1 = 4 KiB leaf level (default 1; give it\n"
@@ -66,7 +66,7 @@ static void print_entry(struct out *o, const struct geom *g, const struct entry 
 			out_bool(o, "mmu_writable", e->prot & S2_PROT_MMU_WRITABLE);
 		}
 		if (e->kind == ENT_MMIO)
-			out_hex(o, "mmio_gfn", e->mmio_gfn);
+			out_hex(o, "mmio_gen", e->mmio_gen);
 		out_fields(o, e->nf, e->f, e->np, e->problem);
 		out_end_obj(o);
 		return;
@@ -83,10 +83,7 @@ static void print_entry(struct out *o, const struct geom *g, const struct entry 
 		break;
 	case ENT_TABLE: fprintf(o->f, " -> %#" PRIx64 "\n", e->addr); break;
 	case ENT_NOLEAF: fprintf(o->f, " (keeps %#" PRIx64 ")\n", e->addr); break;
-	case ENT_MMIO:
-		fprintf(o->f, " gfn %#" PRIx64 " (gpa %#" PRIx64 ")\n", e->mmio_gfn,
-			e->mmio_gfn << 12);
-		break;
+	case ENT_MMIO: fprintf(o->f, " generation %#" PRIx64 "\n", e->mmio_gen); break;
 	default: fputc('\n', o->f);
 	}
 	out_fields(o, e->nf, e->f, e->np, e->problem);

@@ -128,7 +128,7 @@ static void on_special(void *arg, uint64_t gpa, const struct entry *e)
 
 	(void)arg;
 	if (e->kind == ENT_MMIO)
-		snprintf(what, sizeof(what), "mmio gfn %#" PRIx64, e->mmio_gfn);
+		snprintf(what, sizeof(what), "mmio generation %#" PRIx64, e->mmio_gen);
 	else if (e->kind == ENT_FROZEN)
 		snprintf(what, sizeof(what), "frozen");
 	else

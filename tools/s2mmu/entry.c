@@ -228,6 +228,26 @@ static void check_leaf_align(struct entry *e, unsigned low_ok)
 			(unsigned long long)below);
 }
 
+/*
+ * The library's MMIO value (docs/mmio.md): the format's pattern in bits 11:0
+ * (@what says what hardware makes of it), the memslot generation from bit 12
+ * up to @hi, masked to the VM's kvm_vm_params.mmio_gen_bits (20 unless set,
+ * at most 40). The entry's place in the table names its gfn; the library
+ * writes MMIO entries at level 1 only.
+ */
+static void mmio_value(struct entry *e, uint64_t v, unsigned L, unsigned hi, const char *what)
+{
+	e->kind = ENT_MMIO;
+	e->mmio_gen = BITS(v, hi, 12);
+	ADD("mmio", 11, 0, "%s", what);
+	ADD("gen", hi, 12, "memslot generation %#llx (its low mmio_gen_bits bits)",
+	    (unsigned long long)e->mmio_gen);
+	if (e->mmio_gen >> 40)
+		PROBLEM("inconsistent: MMIO generation wider than 40 bits (mmio_gen_bits <= 40)");
+	if (L != 1)
+		PROBLEM("inconsistent: the library writes MMIO entries at level 1 only");
+}
+
 /* ------------------------------------------------------------------ EPT */
 
 static const char *ept_mt(unsigned mt)
@@ -285,12 +305,7 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 	}
 	if (w && !r) {
 		if ((v & 0xfff) == 0x002) {
-			e->kind = ENT_MMIO;
-			e->mmio_gfn = BITS(v, 56, 12);
-			ADD("mmio", 11, 0, "0x002 (W without R: EPT misconfiguration)");
-			ADD("gfn", 56, 12,
-			    "MMIO gfn %#llx (gpa %#llx); no generation in this format",
-			    (unsigned long long)e->mmio_gfn, (unsigned long long)e->mmio_gfn << 12);
+			mmio_value(e, v, L, 56, "0x002 (W without R: EPT misconfiguration)");
 			if (v & GENMASK(63, 57))
 				PROBLEM("reserved: MMIO value with bits 63:57 set");
 			return;
@@ -396,12 +411,7 @@ static void npt_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 			ADD("chain", 51, 12, "next unlinked table %#llx (0: none)",
 			    (unsigned long long)e->addr);
 		} else if ((v & 0xfff) == 0x00a) {
-			e->kind = ENT_MMIO;
-			e->mmio_gfn = BITS(v, 56, 12);
-			ADD("mmio", 11, 0, "0x00a: the library's MMIO value (not present)");
-			ADD("gfn", 56, 12,
-			    "MMIO gfn %#llx (gpa %#llx); no generation in this format",
-			    (unsigned long long)e->mmio_gfn, (unsigned long long)e->mmio_gfn << 12);
+			mmio_value(e, v, L, 56, "0x00a: the library's MMIO value (not present)");
 		} else if (us) {
 			e->kind = ENT_NOLEAF;
 			e->addr = v & GENMASK(51, 12);
@@ -571,12 +581,8 @@ static void a64_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 			ADD("chain", 47, 12, "next unlinked table %#llx (0: none)",
 			    (unsigned long long)e->addr);
 		} else if ((v & 0xfff) == 0x0c2) {
-			e->kind = ENT_MMIO;
-			e->mmio_gfn = BITS(v, 51, 12);
-			ADD("mmio", 11, 0, "0x0c2: the library's MMIO value (invalid descriptor)");
-			ADD("gfn", 51, 12,
-			    "MMIO gfn %#llx (gpa %#llx); no generation in this format",
-			    (unsigned long long)e->mmio_gfn, (unsigned long long)e->mmio_gfn << 12);
+			mmio_value(e, v, L, 51,
+				   "0x0c2: the library's MMIO value (invalid descriptor)");
 		} else {
 			e->kind = ENT_INVALID;
 			ADD("ignored", 63, 1, "invalid descriptor: the other bits are ignored");
@@ -707,12 +713,7 @@ static void rv_decode(const struct geom *g, uint64_t v, unsigned L, struct entry
 			ADD("chain", 55, 12, "next unlinked table %#llx (0: none)",
 			    (unsigned long long)e->addr);
 		} else if ((v & 0xfff) == 0x00a) {
-			e->kind = ENT_MMIO;
-			e->mmio_gfn = BITS(v, 58, 12);
-			ADD("mmio", 11, 0, "0x00a: the library's MMIO value (not valid)");
-			ADD("gfn", 58, 12,
-			    "MMIO gfn %#llx (gpa %#llx); no generation in this format",
-			    (unsigned long long)e->mmio_gfn, (unsigned long long)e->mmio_gfn << 12);
+			mmio_value(e, v, L, 58, "0x00a: the library's MMIO value (not valid)");
 		} else if (U) {
 			e->kind = ENT_NOLEAF;
 			e->addr = BITS(v, 53, 10) << 12;

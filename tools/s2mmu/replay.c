@@ -65,10 +65,12 @@ static const char replay_help[] =
 	"\n"
 	"Trace lines (docs/tools.md has the whole format):\n"
 	"  vm fmt=F [gpa_bits=N] [flags=ad,...] [granule=N] [max_leaf=N] [vcpus=N] [vmid=N]\n"
+	"     [mmio_cache=0|1] [mmio_gen_bits=N]\n"
 	"  host [level=N] [readonly=0|1] [block_reuse=0|1]\n"
 	"  memslot id=N gfn=G npages=N hva=H [flags=log,ro]   memslot_delete id=N\n"
 	"  memslot_move id=N gfn=G   memslot_flags id=N flags=...\n"
-	"  fault [vcpu=N] gpa=A access=rwxu   zap gfn=G end=G   zap_all\n"
+	"  fault [vcpu=N] gpa=A access=rwxu   fault_mmio [vcpu=N] gpa=A access=rwxu\n"
+	"  zap gfn=G end=G   zap_all\n"
 	"  invalidate_start hva=H end=H   invalidate_end hva=H end=H\n"
 	"  clear_flush_young|clear_young|test_young hva=H end=H\n"
 	"  dirty_caps caps=manual,wrprotect,pml   get_dirty_log slot=N\n"
@@ -377,7 +379,7 @@ static unsigned access_arg(struct line *l, struct parse_err *pe)
 static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
 	const char *f = arg(l, "fmt");
-	uint64_t vcpus;
+	uint64_t vcpus, mc;
 
 	if (r->kvm)
 		return syntax(l, "a second 'vm' line%s", "");
@@ -394,6 +396,12 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 	r->p.granule = (unsigned)num(l, "granule", 0, false, pe);
 	r->p.max_leaf_level = (unsigned)num(l, "max_leaf", 0, false, pe);
 	r->p.vmid = (uint32_t)num(l, "vmid", 0, false, pe);
+	/* Absent: the library's default; 1 on, 0 off. */
+	mc = num(l, "mmio_cache", 2, false, pe);
+	r->p.mmio_cache = mc == 2 ? S2_MMIO_CACHE_DEFAULT :
+			  mc	  ? S2_MMIO_CACHE_ON :
+				    S2_MMIO_CACHE_OFF;
+	r->p.mmio_gen_bits = (unsigned)num(l, "mmio_gen_bits", 0, false, pe);
 	vcpus = num(l, "vcpus", 1, false, pe);
 	if (vcpus < 1 || vcpus > MAX_VCPUS)
 		return syntax(l, "vcpus must be 1..64%s", "");
@@ -469,7 +477,7 @@ static int call(struct replay *r, struct line *l, long long *ret)
 
 		if (!pe.key)
 			*ret = kvm_set_memslot_flags(kvm, id, f);
-	} else if (!strcmp(v, "fault")) {
+	} else if (!strcmp(v, "fault") || !strcmp(v, "fault_mmio")) {
 		uint64_t vc = num(l, "vcpu", 0, false, &pe);
 		gpa_t gpa = num(l, "gpa", 0, true, &pe);
 		unsigned acc = access_arg(l, &pe);
@@ -477,7 +485,8 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		if (!pe.key && vc >= r->nr_vcpus)
 			return syntax(l, "no such vcpu%s", "");
 		if (!pe.key)
-			*ret = kvm_tdp_page_fault(r->vcpu[vc], gpa, acc);
+			*ret = v[5] ? kvm_mmu_page_fault_mmio(r->vcpu[vc], gpa, acc) :
+				      kvm_tdp_page_fault(r->vcpu[vc], gpa, acc);
 	} else if (!strcmp(v, "zap")) {
 		gfn_t s = num(l, "gfn", 0, true, &pe), e = num(l, "end", 0, true, &pe);
 
@@ -848,6 +857,9 @@ int cmd_replay(int argc, char **argv)
 		out_num(&o, "faults_spurious", st.faults_spurious);
 		out_num(&o, "faults_retry", st.faults_retry);
 		out_num(&o, "exits_mmio", st.exits_mmio);
+		out_num(&o, "exits_mmio_cached", st.exits_mmio_cached);
+		out_num(&o, "mmio_entries", st.mmio_entries);
+		out_num(&o, "mmio_wraps", st.mmio_wraps);
 		out_num(&o, "exits_ro_write", st.exits_ro_write);
 		out_num(&o, "flushes", st.flushes);
 		out_num(&o, "zapped_leaves", st.zapped_leaves);

@@ -108,7 +108,7 @@ struct entry {
 	uint64_t size;	   /* bytes a leaf maps */
 	unsigned prot;	   /* S2_PROT_* the entry grants, with A/D and software bits */
 	const char *mt;	   /* memory type name of a leaf */
-	uint64_t mmio_gfn; /* ENT_MMIO */
+	uint64_t mmio_gen; /* ENT_MMIO: the memslot generation it carries */
 	unsigned nf, np;
 	struct ent_field f[ENT_MAX_FIELDS];
 	char problem[ENT_MAX_PROBLEMS][112];
