@@ -398,7 +398,8 @@ long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned 
 	s2_rcu_lock(kvm);
 	ms = s2_slots(kvm);
 	for (unsigned i = 0; i < n; i++) {
-		gfn_t gfn = gpa_to_gfn(gpas[i]);
+		/* A TD's hardware logs the shared half's gpa (shared bit set). */
+		gfn_t gfn = s2_slot_gfn(kvm, gpa_to_gfn(gpas[i]));
 		const struct kvm_memory_slot *s;
 		struct s2_slot_dirty *d;
 
@@ -415,10 +416,10 @@ long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned 
 	return done;
 }
 
-void s2_dirty_record_removed(struct kvm *kvm, gfn_t gfn, uint64_t pages)
+void s2_dirty_record_removed(struct kvm *kvm, gfn_t walked, uint64_t pages)
 {
 	const struct s2_memslots *ms;
-	gfn_t end = gfn + pages;
+	gfn_t gfn = s2_slot_gfn(kvm, walked), end = gfn + pages;
 	unsigned lo = 0, hi;
 
 	s2_rcu_lock(kvm);
@@ -572,7 +573,8 @@ static void s2_reap_settle(struct kvm *kvm, const struct s2_reap *rp, struct s2_
 {
 	if (!rp->pages)
 		return;
-	s2_acc_need_flush(acc, rp->lo, rp->hi);
+	/* Where the tables map them: a TD's shared half at its offset. */
+	s2_acc_need_flush(acc, rp->lo + kvm->gfn_direct_bits, rp->hi + kvm->gfn_direct_bits);
 	s2_dstat_add(&kvm->dirty.stat.reaped, rp->pages);
 	s2_dstat_add(&kvm->dirty.stat.masks, rp->masks);
 }

@@ -400,7 +400,9 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 	}
 	for (uint64_t w = 0; w < a->nmasks; w++) {
 		uint64_t m = a->masks[w];
-		gfn_t base = a->base + w * 64;
+		/* The bitmap's memslot gfns, walked where the root maps them
+		 * (a TD's shared half: at the shared-bit offset). */
+		gfn_t base = a->base + kvm->gfn_direct_bits + w * 64;
 		long r;
 
 		if (!m)
@@ -454,7 +456,7 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 static long S2_FN(scan_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
 {
 	const struct s2_scan_arg *a = op->arg;
-	gfn_t gfn = gpa_to_gfn(v->addr);
+	gfn_t gfn = s2_slot_gfn(kvm, gpa_to_gfn(v->addr));
 	gfn_t end = gfn + (1ull << (s2_level_shift(&kvm->cfg, v->level) - S2_GFN_SHIFT));
 
 	if (!fmt_is_dirty(&kvm->cfg, v->old, v->level))
@@ -540,7 +542,7 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	const unsigned n = 1u << c->bits_per_level;
 	const uint64_t csize = 1ull << s2_level_shift(c, cl);
 	const unsigned adw = S2_PROT_W | S2_PROT_ACCESSED | S2_PROT_DIRTY;
-	gfn_t gfn = gpa_to_gfn(v->addr);
+	gfn_t gfn = s2_slot_gfn(kvm, gpa_to_gfn(v->addr));
 	uint64_t pages = 1ull << (s2_level_shift(c, level) - S2_GFN_SHIFT);
 	s2_pte_t old = v->old, e0, ign, ref, step = 0, diff = 0, and_raw = ~0ull, or_raw = 0, *t,
 		 new;
@@ -601,7 +603,7 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	if ((prot & S2_PROT_W) && fmt_is_dirty(c, (ref & ~ign) | (or_raw & ign), cl))
 		prot |= S2_PROT_DIRTY;
 	new = fmt_make_leaf(c, level, hpa0, base | prot, mt);
-	r = S2_FN(set_bbm)(kvm, op->acc, v->ptep, &old, new, gfn, level);
+	r = S2_FN(set_bbm)(kvm, op->acc, v->ptep, &old, new, gpa_to_gfn(v->addr), level);
 	if (r)
 		return r == -EBUSY ? 0 : r;
 	/* The old table waits for a grace period, linked through entry 0

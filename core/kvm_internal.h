@@ -523,6 +523,14 @@ static inline long s2_range(struct kvm *kvm, struct s2_range_op *op)
 	return r;
 }
 
+/* The memslot gfn of @gfn as a walk of a direct root meets it (a TD's
+ * shared half is walked at the shared-bit offset: s2_range()). Dirty
+ * logging's bitmaps, write tracking and collapse hints are in memslot gfns. */
+static inline gfn_t s2_slot_gfn(const struct kvm *kvm, gfn_t walked)
+{
+	return walked & ~kvm->gfn_direct_bits;
+}
+
 /* ---- TDX (core/tdx.c, docs/tdx.md) ---- */
 #if S2_ENABLED(CONFIG_S2_TDX)
 /* A TD's fault: private ones go to the mirror root (returns the result);

@@ -49,13 +49,11 @@ static int s2_slot_valid(const struct kvm *kvm, const struct kvm_memory_slot *s)
 		return -EINVAL;
 	if ((s->flags & KVM_MEM_READONLY) && (s->flags & KVM_MEM_LOG_DIRTY_PAGES))
 		return -EINVAL; /* nothing to log: the guest cannot write */
-	/* A TD: memslots are given without the shared bit, and dirty
-	 * logging of its shared half is not built yet (docs/tdx.md). */
+	/* A TD: memslots are given without the shared bit; a logging slot
+	 * logs its shared half only (private pages are never logged). */
 	if (kvm->gfn_direct_bits &&
 	    (s->base_gfn >= kvm->gfn_direct_bits || s->npages > kvm->gfn_direct_bits - s->base_gfn))
 		return -EINVAL;
-	if (kvm->gfn_direct_bits && (s->flags & KVM_MEM_LOG_DIRTY_PAGES))
-		return -ENOTSUP;
 	if (s->userspace_addr & ((gran << S2_GFN_SHIFT) - 1))
 		return -EINVAL;
 	if ((s->base_gfn | s->npages) & (gran - 1))

@@ -16,6 +16,7 @@
 #include "core/kvm_internal.h"
 #include "s2mmu/notifier.h"
 #include "s2mmu/tdx.h"
+#include "tests/generic/dirty_sim.h"
 #include "tests/lib/testlib.h"
 #include "tests/tdx/model.h"
 
@@ -670,6 +671,114 @@ static void test_shared_half_zapped(void **state)
 	fini_checked();
 }
 
+/* One guest write to shared @g as the hardware does it (dirty_sim.h, at
+ * the gpa with the shared bit), faulting until it goes through; with PML
+ * the newly dirtied gpa goes to the log as the hardware would write it. */
+static void shared_write(gfn_t g, bool pml)
+{
+	gpa_t gpa = (g | shared_gfn()) << 12;
+	bool nd;
+
+	for (int i = 0; !sim_write(T.kvm, gpa, &nd); i++) {
+		int r = fault(gpa, S2_ACC_WRITE);
+
+		assert_true(i < 4 && (r == RET_PF_FIXED || r == RET_PF_SPURIOUS));
+	}
+	if (pml && nd)
+		assert_int_equal(kvm_flush_pml_buffer(T.vcpu, &gpa, 1), 1);
+}
+
+/*
+ * Dirty logging on a TD's shared half, with write protection, hardware
+ * dirty bits scanned, and PML: a logging slot of a TD logs exactly the
+ * shared gfns the guest wrote in each round (bitmap in memslot gfns), never
+ * a private one (private faults and conversions meanwhile leave it alone),
+ * a shared leaf zapped while dirty keeps its write in the log, and when
+ * logging stops the shared half collapses back to 2 MiB. Catches: the scan
+ * taking bitmap gfns from the walked address (shared bit included: no bit
+ * of the slot set); the re-protection walking memslot gfns (the second
+ * round's writes do not fault, and are lost with write protection); the PML
+ * gpa not stripped (nothing logged); the collapse comparing walked gfns with
+ * the slot (no 2 MiB leaf comes back).
+ */
+static void td_dirty_log(unsigned bits, unsigned caps)
+{
+	const bool pml = caps & KVM_DIRTY_LOG_PML;
+	uint64_t bm[NPAGES / 64], want[NPAGES / 64];
+	struct ref_xlate x;
+	gfn_t s;
+
+	td(bits, 2, 0);
+	s = shared_gfn();
+	assert_int_equal(kvm_dirty_log_set_caps(T.kvm, caps), 0);
+	/* [0x400, 0x800) private; the rest shared, mapped 2 MiB first. */
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0 + 0x400, G0 + 0x800, P), 0);
+	for (gfn_t g = G0; g < G0 + NPAGES; g += 0x200) {
+		gfn_t h = g >= G0 + 0x400 ? g : g | s;
+
+		assert_int_equal(fault(h << 12, S2_ACC_WRITE), RET_PF_FIXED);
+	}
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	check();
+	assert_true(kvm_get_dirty_log(T.kvm, 0, bm) >= 0); /* the round starts clean */
+	for (unsigned round = 0; round < 3; round++) {
+		memset(want, 0, sizeof(want));
+		for (gfn_t i = round * 7; i < NPAGES; i += 13 + round) {
+			if (i >= 0x400 && i < 0x800) {
+				/* Private: the mirror root, never logged. */
+				int r = fault((G0 + i) << 12, S2_ACC_WRITE);
+
+				assert_true(r == RET_PF_FIXED || r == RET_PF_SPURIOUS);
+				continue;
+			}
+			shared_write(G0 + i, pml);
+			want[i / 64] |= 1ull << (i % 64);
+		}
+		if (round == 1) {
+			/* A dirty shared leaf zapped before the harvest (its
+			 * write must survive), and a conversion of private
+			 * pages. */
+			assert_true(kvm_zap_gfn_range(T.kvm, G0 + 0x100, G0 + 0x180) >= 0);
+			assert_int_equal(
+				kvm_vm_set_mem_attributes(T.kvm, G0 + 0x500, G0 + 0x510, 0), 0);
+			assert_int_equal(
+				kvm_vm_set_mem_attributes(T.kvm, G0 + 0x500, G0 + 0x510, P), 0);
+		}
+		check();
+		memset(bm, 0, sizeof(bm));
+		assert_true(kvm_get_dirty_log(T.kvm, 0, bm) >= 0);
+		for (unsigned w = 0; w < NPAGES / 64; w++)
+			if (bm[w] != want[w])
+				fail_msg("round %u caps %#x word %u: logged %#llx, written %#llx",
+					 round, caps, w, (unsigned long long)bm[w],
+					 (unsigned long long)want[w]);
+	}
+	/* Logging stops: every gfn of shared block 1 written, so its 4 KiB
+	 * leaves are all there and collapse back to one 2 MiB leaf. */
+	for (gfn_t g = G0 + 0x200; g < G0 + 0x400; g++)
+		shared_write(g, pml);
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, 0), 0);
+	assert_int_equal(ref_walk_kvm(T.kvm, ((G0 + 0x250) | s) << 12, &x), 0);
+	assert_int_equal(x.level, 2);
+	check();
+	fini_checked();
+}
+
+static void test_td_dirty_log_wrprotect(void **state)
+{
+	td_dirty_log(bits_of(state), KVM_DIRTY_LOG_WRPROTECT);
+}
+
+static void test_td_dirty_log_hw(void **state)
+{
+	td_dirty_log(bits_of(state), 0);
+}
+
+static void test_td_dirty_log_pml(void **state)
+{
+	td_dirty_log(bits_of(state), KVM_DIRTY_LOG_PML);
+}
+
 int main(void)
 {
 	static uintptr_t b48 = 48, b52 = 52;
@@ -687,6 +796,9 @@ int main(void)
 		BOTH(test_sve_nonpresent),
 		BOTH(test_page_add),
 		BOTH(test_shared_half_zapped),
+		BOTH(test_td_dirty_log_wrprotect),
+		BOTH(test_td_dirty_log_hw),
+		BOTH(test_td_dirty_log_pml),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
