@@ -858,6 +858,37 @@ static void test_hw_dirty_survives_removal(void **state)
 	}
 }
 
+/*
+ * The same with PML: the write's PML entry is still in the vcpu's buffer when
+ * the slot moves, so the buffer handed over afterwards names a gpa that is no
+ * longer the slot's (found by make tlb-model-long, ad-pml-clear, 1 run in 40).
+ * The removed leaf's D flag must be the record. Fails when hardware dirty
+ * state is recorded on removal only without PML.
+ */
+static void test_pml_dirty_survives_move(void **state)
+{
+	uint64_t bm[1] = { 0 };
+	gfn_t base = 0x40000, g = base + 21;
+	bool newly;
+
+	(void)state;
+	if (!vm_mode(MODE_HW, KVM_DIRTY_LOG_PML))
+		skip();
+	t_slot(&T, 0, base, 64, HVA_4K, 0);
+	for (gfn_t i = 0; i < 64; i++)
+		gwrite(base + i);
+	set_log(0, true);
+	assert_true(sim_write(T.kvm, g << 12, &newly)); /* D set, PML entry in the buffer */
+	assert_true(newly);
+	assert_int_equal(kvm_move_memslot(T.kvm, 0, base + 0x1000), 0);
+	uint64_t gpa = g << 12; /* the buffer handed over after the move */
+	(void)kvm_flush_pml_buffer(T.vcpu, &gpa, 1);
+	if (get_log(0, bm) != 1 || bm[0] != 1ull << 21)
+		fail_msg("[%s] PML: the write before the move is not in the log (%#llx)",
+			 TEST_FMT_NAME, (unsigned long long)bm[0]);
+	assert_true(dstats().removed_dirty >= 1);
+}
+
 /* ---- write tracking ---- */
 
 /*
@@ -1153,6 +1184,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_ring_bitmap_and_coalescing, teardown),
 		cmocka_unit_test_teardown(test_pml_and_scan, teardown),
 		cmocka_unit_test_teardown(test_hw_dirty_survives_removal, teardown),
+		cmocka_unit_test_teardown(test_pml_dirty_survives_move, teardown),
 		cmocka_unit_test_teardown(test_write_tracking, teardown),
 		cmocka_unit_test_teardown(test_reap_flushes_under_lock, teardown),
 		cmocka_unit_test_teardown(test_bitmap_lifecycle, teardown),
