@@ -75,9 +75,19 @@
  */
 #define FMT_FROZEN 0x7e0ull
 /*
- * The MMIO value: P=0 (an access exits with a not-present NPF), U/S clear, a
- * pattern unlike FMT_FROZEN; the gfn in bits 56:12 (45 bits, every gfn of a
- * 57-bit gpa). With P=0 hardware looks at no other bit.
+ * The MMIO value (docs/mmio.md): U/S clear, a pattern unlike FMT_FROZEN in
+ * bits 11:1, the memslot generation from bit 12 (the core keeps at most 40
+ * bits of it; the field holds 45). Two forms, per VM (cfg->fmt_private):
+ * - P=0: an access exits with a not-present NPF like any empty entry; with
+ *   P=0 hardware looks at no other bit.
+ * - P=1 with bits 51:M set, M the host's MAXPHYADDR below 52
+ *   (kvm_vm_params.host_pa_bits, cached MMIO entries on): those address
+ *   bits are reserved, so the walk stops there with a reserved-bit NPF
+ *   (EXITINFO1 P and RSV set, APM vol. 2 "Page-Fault Error Code") and the
+ *   embedder knows the entry is MMIO before asking the library (KVM's MMIO
+ *   caching on SVM). The generation stays below bit M.
+ * U/S clear keeps both forms out of fmt_is_present(): every present entry
+ * the library writes has U/S (nested walks are user accesses).
  */
 #define NPT_MMIO_LOW 0x00aull
 #define NPT_MMIO_GFN_MASK ((1ull << 45) - 1)
@@ -103,6 +113,8 @@ _Static_assert((NPT_MMIO_LOW & ~NPT_LOW_MASK) == 0 && NPT_MMIO_LOW != FMT_FROZEN
 	       "frozen, MMIO and zapped values must differ in bits 0..11");
 _Static_assert((FMT_FROZEN & NPT_US) == 0 && (NPT_MMIO_LOW & NPT_US) == 0,
 	       "a leaf without permissions (P=0, U/S=1) must not look frozen or MMIO");
+_Static_assert(((NPT_MMIO_LOW | NPT_P) & NPT_US) == 0 && (NPT_MMIO_LOW | NPT_P) != FMT_FROZEN,
+	       "the reserved-bit MMIO form (P=1) must not be present to the library");
 _Static_assert(((NPT_MMIO_GFN_MASK << 12) & NPT_NX) == 0 &&
 		       NPT_MMIO_GFN_MASK == (1ull << (57 - 12)) - 1,
 	       "the MMIO value holds every gfn of a 57-bit gpa");
@@ -140,6 +152,18 @@ static inline int fmt_init_cfg(struct s2_fmt_cfg *c, const struct kvm_vm_params 
 	c->flags = p->fmt_flags | S2_FMTF_AD;
 	c->vmid = p->vmid;
 	c->fmt_private = 0;
+	/*
+	 * host_pa_bits: the host's MAXPHYADDR (0: not given). Below 52 and
+	 * with cached MMIO entries on, MMIO entries take the reserved-bit form;
+	 * the generation must fit below it.
+	 */
+	if (p->host_pa_bits && (p->host_pa_bits < 32 || p->host_pa_bits > 52))
+		return -EINVAL;
+	if (p->mmio_cache == S2_MMIO_CACHE_ON && p->host_pa_bits && p->host_pa_bits < 52) {
+		if (12 + (p->mmio_gen_bits ? p->mmio_gen_bits : 20) > p->host_pa_bits)
+			return -EINVAL;
+		c->fmt_private = p->host_pa_bits;
+	}
 	return 0;
 }
 
@@ -217,18 +241,18 @@ static inline s2_pte_t fmt_make_table(const struct s2_fmt_cfg *c, int l, hpa_t t
 	return (table & NPT_ADDR_MASK) | NPT_P | NPT_RW | NPT_US;
 }
 
+/* P and U/S: the reserved-bit MMIO form has P without U/S. */
 static inline bool fmt_is_present(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {
 	(void)c;
 	(void)l;
-	return pte & NPT_P;
+	return (pte & (NPT_P | NPT_US)) == (NPT_P | NPT_US);
 }
 
 /* PS marks a leaf at levels 2 and 3 only (bit 7 is PAT at level 1). */
 static inline bool fmt_is_leaf(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {
-	(void)c;
-	return (pte & NPT_P) && (l == 1 || (l <= 3 && (pte & NPT_PS)));
+	return fmt_is_present(c, pte, l) && (l == 1 || (l <= 3 && (pte & NPT_PS)));
 }
 
 static inline hpa_t fmt_leaf_hpa(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
@@ -293,10 +317,22 @@ static inline s2_pte_t fmt_leaf_set_prot(const struct s2_fmt_cfg *c, s2_pte_t pt
 	return (pte & ~NPT_PROT_BITS) | npt_encode_prot(prot);
 }
 
-static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gfn)
+/* @gen: the memslot generation (the core's masked value, below bit M - 12). */
+static inline s2_pte_t fmt_make_mmio(const struct s2_fmt_cfg *c, gfn_t gen)
+{
+	s2_pte_t v = ((gen & NPT_MMIO_GFN_MASK) << 12) | NPT_MMIO_LOW;
+
+	if (c->fmt_private)
+		v |= NPT_P | (NPT_ADDR_MASK & ~((1ull << c->fmt_private) - 1));
+	return v;
+}
+
+/* Either form: bits 11:1 (P says which form). */
+#define FMT_HAS_IS_MMIO
+static inline bool fmt_is_mmio(const struct s2_fmt_cfg *c, s2_pte_t pte)
 {
 	(void)c;
-	return ((gfn & NPT_MMIO_GFN_MASK) << 12) | NPT_MMIO_LOW;
+	return (pte & (NPT_LOW_MASK & ~NPT_P)) == NPT_MMIO_LOW;
 }
 
 /*

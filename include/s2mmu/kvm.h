@@ -44,6 +44,13 @@ struct kvm_vm_params {
 	/* Generation bits an MMIO entry keeps (1..40; 0 = 20). The entries
 	   are all zapped each time the memslot generation wraps in them. */
 	unsigned mmio_gen_bits;
+	/* x86 NPT: the host's physical-address width (MAXPHYADDR, CPUID
+	   0x80000008 EAX[7:0], less SME/SEV's reduction), 32..52; 0 = not
+	   given. Below 52 with mmio_cache on, MMIO entries are present with
+	   the address bits above it set (reserved): an access to one exits as
+	   a reserved-bit NPF, for kvm_handle_npf(). mmio_gen_bits must then fit
+	   below it (12 + bits <= host_pa_bits). Other formats ignore it. */
+	unsigned host_pa_bits;
 };
 
 enum {

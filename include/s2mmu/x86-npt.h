@@ -10,6 +10,7 @@
 #include "s2mmu/types.h"
 
 struct kvm;
+struct kvm_vcpu;
 
 /*
  * The host PAT MSR layout the format's memory types assume: the power-on
@@ -50,5 +51,17 @@ int kvm_x86_npt_ncr3(const struct kvm *kvm, uint64_t *out);
  * those tables (READ, or WRITE when it set their A/D bits), never EXEC.
  */
 unsigned s2_npt_fault_access(uint64_t exitinfo1);
+
+/*
+ * Handle a nested page fault: @gpa is EXITINFO2, @exitinfo1 the error code.
+ * A reserved-bit fault (S2_NPF_P and S2_NPF_RSV) is what an access to the
+ * library's reserved-bit MMIO entry gives (kvm_vm_params.host_pa_bits below
+ * 52, cached MMIO entries on): it goes to kvm_mmu_page_fault_mmio(), which
+ * answers RET_PF_EMULATE_MMIO from a current entry without a memslot lookup
+ * and falls back to the fault otherwise; every other NPF goes to
+ * kvm_tdp_page_fault(). The access is s2_npt_fault_access(@exitinfo1).
+ * Returns what they return.
+ */
+int kvm_handle_npf(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t exitinfo1);
 
 #endif

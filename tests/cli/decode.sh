@@ -96,6 +96,13 @@ dj 1 --fmt npt 0x5603
 has 'U/S clear'
 dj 0 --fmt npt 0x7e0 0x4000000a
 has '"kind":"frozen"'; has '"mmio_gen":"0x40000"'
+# The reserved-bit MMIO form (docs/fmt-x86-npt.md): 0x00b (P, R/W, PWT; U/S
+# clear), bits 51:40 set (reserved where MAXPHYADDR is 40), generation 5 from
+# bit 12. Without bit 51 the CPU sees a present entry: reported.
+dj 0 --fmt npt 0x000fff000000500b
+has '"kind":"mmio"'; has '"mmio_gen":"0x5"'; has 'MAXPHYADDR <= 40'; has '"present":false'
+dj 1 --fmt npt 0x500b
+has 'without bit 51 set'
 
 ## arm64 stage 2 (Arm ARM, VMSAv8-64 stage-2 descriptors)
 # 0x7ff at level 1: page (0b11), MemAttr 0b1111 WB, S2AP 11, SH 11, AF.

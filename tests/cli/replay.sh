@@ -39,6 +39,12 @@ for f in x86-ept x86-npt arm64-s2 riscv-g; do
 	run 0 "$S2MMU" replay --json "$TMP/mmio-$f.trace"
 	has '"exits_mmio_cached":1'; has '"mmio_wraps":1'; has '"mmio_entries":5'
 done
+# NPT with host_pa_bits 48: the reserved-bit form (P=1, bits 51:48 set), the
+# generation below them, as the tool reads it.
+sed 's/fmt=x86-ept/fmt=x86-npt host_pa_bits=48/' "$TRACES/ept-mmio.trace" >"$TMP/mmio-rsvd.trace"
+run 0 "$S2MMU" replay --dump "$TMP/mmio-rsvd.trace"
+has '* gpa 0x0000fec00000 level 1 value 0xf00000000100b: mmio generation 0x1'
+has '* gpa 0x0000fee00000 level 1 value 0xf00000000000b: mmio generation 0'
 # The cache off (the library's default): no MMIO entry, nothing answered from it.
 sed 's/ mmio_cache=1//' "$TRACES/ept-mmio.trace" >"$TMP/nocache.trace"
 run 0 "$S2MMU" replay --dump "$TMP/nocache.trace"

@@ -9,6 +9,10 @@
 
 #include "core/kvm_internal.h"
 #include "tests/lib/testlib.h"
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+#include "s2mmu/x86-npt.h"
+#include "tests/ref/npt_walker.h"
+#endif
 
 #ifndef TEST_FMT
 #error "build with -DTEST_FMT=S2_FMT_..."
@@ -23,6 +27,11 @@
 #define W S2_ACC_WRITE
 
 static struct tvm T;
+/* NPT: kvm_vm_params.host_pa_bits of every VM (the group runs with 0, the
+ * not-present form, and with 48, the reserved-bit form: hosted table addresses are
+ * below 2^47). */
+static unsigned host_pa;
+#define NPT_RSVD_FORM (TEST_FMT == S2_FMT_X86_NPT && host_pa && host_pa < 52)
 
 static void vm(unsigned cache, unsigned gen_bits)
 {
@@ -31,6 +40,7 @@ static void vm(unsigned cache, unsigned gen_bits)
 	p.max_leaf_level = 1;
 	p.mmio_cache = cache;
 	p.mmio_gen_bits = gen_bits;
+	p.host_pa_bits = host_pa;
 	t_vm_init(&T, TEST_FMT, &p);
 	t_slot(&T, 0, G0, NP, HVA_BASE, 0);
 }
@@ -73,6 +83,65 @@ static bool mmio_hit(gfn_t g, unsigned acc)
 	return false;
 }
 
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+/* NPT: the raw level-1 entry of @g (hosted: table pa == va). */
+static uint64_t npt_pte1(gfn_t g)
+{
+	const uint64_t *t = (const uint64_t *)T.vcpu->root->pt;
+
+	for (unsigned l = kvm_mmu_levels(T.kvm); l > 1; l--) {
+		uint64_t e = t[(g >> (9 * (l - 1))) & 511];
+
+		assert_true(e & 1);
+		t = (const uint64_t *)(uintptr_t)(e & 0x000ffffffffff000ull);
+	}
+	return t[g & 511];
+}
+
+/*
+ * NPT: what the CPU makes of the MMIO entry at @g, by the reference walker
+ * on a CPU of MAXPHYADDR host_pa: the reserved-bit form (P=1, bits 51:48)
+ * stops the walk at level 1 with a reserved-bit fault (the NPF's RSV bit);
+ * the P=0 form is not present. kvm_handle_npf() then answers the RSV fault
+ * from the entry, and a not-present NPF is the normal fault.
+ */
+static void npt_check_entry(gfn_t g)
+{
+	struct ref_xlate x;
+	uint64_t ncr3, e = npt_pte1(g);
+	struct kvm_mmu_stats s0, s1;
+
+	assert_int_equal(kvm_x86_npt_ncr3(T.kvm, &ncr3), 0);
+	if (!NPT_RSVD_FORM) {
+		assert_int_equal(e & 1, 0);
+		assert_int_equal(ref_npt_walk(ncr3, kvm_mmu_levels(T.kvm) == 5, g << 12, &x),
+				 REF_FAULT_NOT_PRESENT);
+		return;
+	}
+	assert_int_equal(e & 1, 1);
+	assert_int_equal(e >> host_pa & ((1ull << (52 - host_pa)) - 1),
+			 (1ull << (52 - host_pa)) - 1);
+	assert_int_equal(
+		ref_npt_walk_maxphy(ncr3, kvm_mmu_levels(T.kvm) == 5, host_pa, g << 12, &x),
+		REF_FAULT_RESERVED);
+	assert_int_equal(x.level, 1);
+	s0 = t_stats(T.kvm);
+	assert_int_equal(kvm_handle_npf(T.vcpu, g << 12,
+					S2_NPF_P | S2_NPF_RSV | S2_NPF_U | S2_NPF_W | S2_NPF_FINAL),
+			 RET_PF_EMULATE_MMIO);
+	s1 = t_stats(T.kvm);
+	assert_int_equal(s1.exits_mmio_cached, s0.exits_mmio_cached + 1);
+	assert_int_equal(s1.faults, s0.faults);
+	/* Without RSV: the normal fault (it rewrites the entry, same value). */
+	assert_int_equal(kvm_handle_npf(T.vcpu, g << 12, S2_NPF_U | S2_NPF_FINAL),
+			 RET_PF_EMULATE_MMIO);
+	s0 = t_stats(T.kvm);
+	assert_int_equal(s0.exits_mmio_cached, s1.exits_mmio_cached);
+	assert_int_equal(s0.exits_mmio, s1.exits_mmio + 1);
+	assert_int_equal(npt_pte1(g), e);
+}
+#endif
+
 static void no_leaves(void)
 {
 	struct kvm_mmu_stats s = t_stats(T.kvm);
@@ -100,13 +169,20 @@ static void test_install_and_hit(void **state)
 	assert_int_equal(entry_gen(M), cur_gen());
 	/* Hardware faults on it: on EPT with a misconfiguration (the exit
 	 * kvm_handle_ept_misconfig takes), elsewhere as on an empty entry. */
-	assert_int_equal(ref_walk_kvm(T.kvm, M << 12, &x),
-			 TEST_FMT == S2_FMT_X86_EPT ? REF_FAULT_MISCONFIG : REF_FAULT_NOT_PRESENT);
+	if (TEST_FMT != S2_FMT_X86_NPT)
+		assert_int_equal(ref_walk_kvm(T.kvm, M << 12, &x), TEST_FMT == S2_FMT_X86_EPT ?
+									   REF_FAULT_MISCONFIG :
+									   REF_FAULT_NOT_PRESENT);
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+	else
+		npt_check_entry(M);
+#endif
 	no_leaves();
 	assert_true(mmio_hit(M, R));
 	assert_true(mmio_hit(M, W));
 	assert_true(mmio_hit(M, R));
-	assert_int_equal(t_stats(T.kvm).mmio_entries, 1);
+	/* (npt_check_entry's not-present NPF wrote it once more) */
+	assert_int_equal(t_stats(T.kvm).mmio_entries, NPT_RSVD_FORM ? 2 : 1);
 	/* Beside it, RAM maps as usual and the MMIO entry stays. */
 	assert_int_equal(kvm_tdp_page_fault(T.vcpu, (G0 + 1) << 12, R), RET_PF_FIXED);
 	assert_int_equal(t_stats(T.kvm).cur_leaves[1], 1);
@@ -139,7 +215,12 @@ static void test_default_per_format(void **state)
 	assert_int_equal(entry_gen(M), S2_MMIO_NONE);
 	assert_false(mmio_hit(M, R));
 	assert_int_equal(t_stats(T.kvm).mmio_entries, 0);
-	/* Bad input: -EINVAL, nothing created. */
+	/* Bad input: -EINVAL, nothing created (with an env, so that only the
+	 * field under test is bad). */
+	p.env = &T.h.env;
+	assert_int_equal(kvm_create_vm(&p, &k), 0);
+	kvm_destroy_vm(k);
+	k = NULL;
 	p.mmio_cache = 3;
 	assert_int_equal(kvm_create_vm(&p, &k), -EINVAL);
 	p.mmio_cache = 0;
@@ -364,6 +445,50 @@ static void test_aging_and_zap_all(void **state)
 	assert_int_equal(t_stats(T.kvm).refused_changes, 0);
 }
 
+/*
+ * NPT's host_pa_bits: 32..52, and the generation must fit below it in the
+ * reserved-bit form; the generation of an entry stays below bit host_pa
+ * through memslot changes (the reserved bits are never overwritten by it).
+ * Catches: fmt_make_mmio setting the reserved bits without P (a not-present
+ * entry: the reference walker's fault is not RESERVED); fmt_is_present
+ * testing P only (the P=1 entry taken for a table: every test fails).
+ */
+static void test_npt_host_pa_bits(void **state)
+{
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+	struct kvm_vm_params p = t_default_params(TEST_FMT);
+	struct kvm *k = NULL;
+
+	(void)state;
+	if (TEST_FMT != S2_FMT_X86_NPT)
+		return;
+	vm(S2_MMIO_CACHE_ON, 20);
+	p.env = &T.h.env;
+	p.mmio_cache = S2_MMIO_CACHE_ON;
+	p.host_pa_bits = 31;
+	assert_int_equal(kvm_create_vm(&p, &k), -EINVAL);
+	p.host_pa_bits = 53;
+	assert_int_equal(kvm_create_vm(&p, &k), -EINVAL);
+	p.host_pa_bits = 32;
+	p.mmio_gen_bits = 21;
+	assert_int_equal(kvm_create_vm(&p, &k), -EINVAL);
+	assert_null(k);
+	p.mmio_gen_bits = 20;
+	assert_int_equal(kvm_create_vm(&p, &k), 0);
+	kvm_destroy_vm(k);
+	if (!NPT_RSVD_FORM)
+		return;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(kvm_tdp_page_fault(T.vcpu, (M + i) << 12, R), RET_PF_EMULATE_MMIO);
+		npt_check_entry(M + i);
+		assert_int_equal(entry_gen(M + i), cur_gen());
+		t_slot(&T, 1 + i, G1 + i, 1, HVA_BASE + ((NP + i) << 12), 0);
+	}
+#else
+	(void)state;
+#endif
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,12 +499,21 @@ int main(void)
 		cmocka_unit_test_teardown(test_new_slot_replaces_entry, teardown),
 		cmocka_unit_test_teardown(test_walkers_skip_entries, teardown),
 		cmocka_unit_test_teardown(test_aging_and_zap_all, teardown),
+		cmocka_unit_test_teardown(test_npt_host_pa_bits, teardown),
 	};
+	int r;
 
 	if (!s2_fmt_supported(TEST_FMT)) {
 		print_message("format " TEST_FMT_NAME " not built: skipped\n");
 		return 0;
 	}
-	return cmocka_run_group_tests_name("generic MMIO entries [" TEST_FMT_NAME "]", tests, NULL,
-					   NULL);
+	r = cmocka_run_group_tests_name("generic MMIO entries [" TEST_FMT_NAME "]", tests, NULL,
+					NULL);
+	if (TEST_FMT != S2_FMT_X86_NPT)
+		return r;
+	/* NPT again with MMIO entries in the reserved-bit form. */
+	host_pa = 48;
+	return r | cmocka_run_group_tests_name("generic MMIO entries [" TEST_FMT_NAME
+					       ", host_pa_bits 48: reserved-bit form]",
+					       tests, NULL, NULL);
 }

@@ -425,6 +425,28 @@ static void npt_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 		}
 		return;
 	}
+	if ((v & 0xffe) == 0x00a) {
+		/* The reserved-bit MMIO form (docs/fmt-x86-npt.md): bits 51:M
+		 * set, M the host's MAXPHYADDR, the generation below them. */
+		unsigned m = 52;
+
+		while (m > 12 && (v & BIT(m - 1)))
+			m--;
+		mmio_value(e, v, L, m > 12 ? m - 1 : 12,
+			   "0x00b: the library's MMIO value, reserved-bit form (P=1)");
+		if (m == 52) {
+			PROBLEM("reserved-bit MMIO form without bit 51 set: a present entry to the CPU");
+		} else {
+			ADD("rsvd", 51, m,
+			    "set: reserved where MAXPHYADDR <= %u (reserved-bit NPF)", m);
+			if (m < 32)
+				PROBLEM("inconsistent: reserved bits from bit %u (host_pa_bits >= 32)",
+					m);
+		}
+		if (v & GENMASK(63, 52))
+			PROBLEM("inconsistent: MMIO value with bits 63:52 set");
+		return;
+	}
 	ADD("R/W", 1, 1, "write: %s", yes(v & BIT(1)));
 	ADD("U/S", 2, 2, "user: %s (nested walks are user accesses)", yes(us));
 	if (!us)

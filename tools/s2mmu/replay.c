@@ -65,7 +65,7 @@ static const char replay_help[] =
 	"\n"
 	"Trace lines (docs/tools.md has the whole format):\n"
 	"  vm fmt=F [gpa_bits=N] [flags=ad,...] [granule=N] [max_leaf=N] [vcpus=N] [vmid=N]\n"
-	"     [mmio_cache=0|1] [mmio_gen_bits=N]\n"
+	"     [mmio_cache=0|1] [mmio_gen_bits=N] [host_pa_bits=N]\n"
 	"  host [level=N] [readonly=0|1] [block_reuse=0|1]\n"
 	"  memslot id=N gfn=G npages=N hva=H [flags=log,ro]   memslot_delete id=N\n"
 	"  memslot_move id=N gfn=G   memslot_flags id=N flags=...\n"
@@ -402,6 +402,7 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 			  mc	  ? S2_MMIO_CACHE_ON :
 				    S2_MMIO_CACHE_OFF;
 	r->p.mmio_gen_bits = (unsigned)num(l, "mmio_gen_bits", 0, false, pe);
+	r->p.host_pa_bits = (unsigned)num(l, "host_pa_bits", 0, false, pe);
 	vcpus = num(l, "vcpus", 1, false, pe);
 	if (vcpus < 1 || vcpus > MAX_VCPUS)
 		return syntax(l, "vcpus must be 1..64%s", "");
