@@ -17,6 +17,10 @@ $(O)/tests/tdx/test_%: $(O)/tests/tdx/test_%.o $(tdx-support-objs) $(test-suppor
 	$(Q)$(call link-host,$< $(tdx-support-objs) $(test-support-objs),$(TEST_LIBS))
 
 tests: $(tdx-test-bins)
+# test_*_mt: the concurrency tests, also run under ThreadSanitizer (make check).
+tdx-mt-bins := $(filter %_mt,$(tdx-test-bins))
+test-mt-bins += $(tdx-mt-bins)
+tests-mt: $(tdx-mt-bins)
 tdx-test: hosted-only $(tdx-test-bins)
 	$(Q)$(run-tests) $(tdx-test-bins)
 

@@ -77,32 +77,42 @@ static uint8_t *pfind(struct tdx_model *m, uint64_t hpa, bool add)
 	uint64_t k = hpa | 4; /* pages are 4 KiB aligned: 4 marks live */
 	uint8_t *tomb = NULL;
 
+	/* The whole probe chain is searched before a tombstone is reused:
+	 * the page may sit further along it (taking the first tombstone at
+	 * once made a second record of a page, which a state change then
+	 * missed). */
 	for (unsigned h = hash(k, TDXM_PAGES), n = 0; n < TDXM_PAGES;
 	     h = (h + 1) & (TDXM_PAGES - 1), n++) {
 		if (m->page_hpa[h] == k)
 			return &m->page_st[h];
-		if (m->page_hpa[h] == TOMB && !tomb && add) {
+		if (m->page_hpa[h] == TOMB && !tomb)
 			tomb = &m->page_st[h];
-			m->page_hpa[h] = k;
-			return tomb;
-		}
 		if (!m->page_hpa[h]) {
 			if (!add)
 				return NULL;
-			m->page_hpa[h] = k;
-			m->page_st[h] = 0;
-			return &m->page_st[h];
+			if (!tomb)
+				tomb = &m->page_st[h];
+			break;
 		}
 	}
-	return NULL;
+	if (!add || !tomb)
+		return NULL;
+	m->page_hpa[tomb - m->page_st] = k;
+	*tomb = 0;
+	return tomb;
 }
+
+static uint64_t bad(struct tdx_model *m, const char *what, uint64_t gpa, uint64_t st);
 
 static void pset(struct tdx_model *m, uint64_t hpa, uint8_t st)
 {
 	uint8_t *p = pfind(m, hpa, st != 0);
 
-	if (!p)
+	if (!p) {
+		if (st)
+			(void)bad(m, "model: page table full", hpa, 0);
 		return;
+	}
 	*p = st;
 	if (!st)
 		m->page_hpa[p - m->page_st] = TOMB;
