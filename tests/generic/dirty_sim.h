@@ -24,13 +24,22 @@
 
 #define SIM_BIT(n) (1ull << (n))
 
-/* Is the entry present (valid) to the hardware at @level? */
+/*
+ * Does the hardware translate through the entry at @level: present (valid)
+ * and not an encoding that faults whatever the access? EPT: R, W or X (no
+ * MBEC in these suites), but W without R is an EPT misconfiguration (the
+ * library's MMIO value). NPT: P, and U/S, since nested walks are user
+ * accesses (the library's reserved-bit MMIO value has P without U/S).
+ * G-stage: V, but W without R is reserved (a guest-page fault).
+ */
 static inline bool sim_present(enum s2_fmt_id fmt, uint64_t e, int level)
 {
 	switch (fmt) {
-	case S2_FMT_X86_EPT: return e & 7; /* R, W or X (no MBEC in these suites) */
+	case S2_FMT_X86_EPT: return (e & 7) && (e & 3) != 2;
+	case S2_FMT_X86_NPT: return (e & 5) == 5;
+	case S2_FMT_RISCV_G: return (e & 1) && (e & 6) != 4;
 	case S2_FMT_ARM64_S2: return (e & 1) && (level > 1 || (e & 2));
-	default: return e & 1; /* NPT P, G-stage V */
+	default: return e & 1;
 	}
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/kvm_internal.h"
+#include "tests/generic/dirty_sim.h"
 #include "tests/lib/testlib.h"
 #if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
 #include "s2mmu/x86-npt.h"
@@ -446,6 +447,31 @@ static void test_aging_and_zap_all(void **state)
 }
 
 /*
+ * The simulated hardware of the dirty and TLB-model suites
+ * (tests/generic/dirty_sim.h) never writes or translates through an MMIO
+ * entry, in either NPT form, while it does through a writable leaf beside
+ * it. Catches: sim_present taking EPT's W-only MMIO value for a present
+ * leaf (the write "succeeds"), or NPT's P=1 form (U/S not checked).
+ */
+static void test_sim_hardware_faults(void **state)
+{
+	bool nd;
+	int level;
+
+	(void)state;
+	vm(S2_MMIO_CACHE_ON, 0);
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, G0 << 12, W), RET_PF_FIXED);
+	assert_true(sim_write(T.kvm, G0 << 12, &nd));
+	assert_non_null(sim_leaf_ptr(T.kvm, G0 << 12, &level));
+	for (gfn_t g = M; g < M + 4; g++) {
+		assert_int_equal(kvm_tdp_page_fault(T.vcpu, g << 12, W), RET_PF_EMULATE_MMIO);
+		assert_int_not_equal(entry_gen(g), S2_MMIO_NONE);
+		assert_null(sim_leaf_ptr(T.kvm, g << 12, &level));
+		assert_false(sim_write(T.kvm, g << 12, &nd));
+	}
+}
+
+/*
  * NPT's host_pa_bits: 32..52, and the generation must fit below it in the
  * reserved-bit form; the generation of an entry stays below bit host_pa
  * through memslot changes (the reserved bits are never overwritten by it).
@@ -499,6 +525,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_new_slot_replaces_entry, teardown),
 		cmocka_unit_test_teardown(test_walkers_skip_entries, teardown),
 		cmocka_unit_test_teardown(test_aging_and_zap_all, teardown),
+		cmocka_unit_test_teardown(test_sim_hardware_faults, teardown),
 		cmocka_unit_test_teardown(test_npt_host_pa_bits, teardown),
 	};
 	int r;
