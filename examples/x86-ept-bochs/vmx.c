@@ -11,114 +11,15 @@
  * (acknowledged on exit): that is how the library's kick, an IPI from the
  * other CPU, takes the vcpu out of guest mode.
  *
- * Field encodings, control bits and capability MSRs: Intel SDM vol. 3C,
- * appendix B (VMCS encodings) and A (VMX capability reporting).
+ * Field encodings, control bits, capability MSRs and the VMX instructions
+ * are ../x86-common/vmcs.h's (shared with ../x86-linux-ept/vmx.c).
  */
 #include "../common/klib.h"
 #include "../x86-common/hv.h"
 #include "../x86-common/smp.h"
+#include "../x86-common/vmcs.h"
 #include "../x86-common/x86.h"
 #include "s2mmu/x86-ept.h"
-
-/* Capability MSRs. */
-#define MSR_FEATURE_CONTROL 0x3a
-#define MSR_VMX_BASIC 0x480
-#define MSR_VMX_PINBASED 0x481
-#define MSR_VMX_PROCBASED 0x482
-#define MSR_VMX_EXIT 0x483
-#define MSR_VMX_ENTRY 0x484
-#define MSR_VMX_CR0_FIXED0 0x486
-#define MSR_VMX_CR0_FIXED1 0x487
-#define MSR_VMX_CR4_FIXED0 0x488
-#define MSR_VMX_CR4_FIXED1 0x489
-#define MSR_VMX_PROCBASED2 0x48b
-#define MSR_VMX_EPT_VPID_CAP 0x48c
-#define MSR_VMX_TRUE_PINBASED 0x48d
-#define MSR_VMX_TRUE_PROCBASED 0x48e
-#define MSR_VMX_TRUE_EXIT 0x48f
-#define MSR_VMX_TRUE_ENTRY 0x490
-
-/* EPT/VPID capabilities (MSR 0x48c). */
-#define CAP_EPT_4LEVEL (1ull << 6)
-#define CAP_EPT_WB (1ull << 14)
-#define CAP_EPT_2M (1ull << 16)
-#define CAP_EPT_1G (1ull << 17)
-#define CAP_INVEPT (1ull << 20)
-#define CAP_EPT_AD (1ull << 21)
-#define CAP_INVEPT_SINGLE (1ull << 25)
-#define CAP_INVEPT_ALL (1ull << 26)
-
-/* VMCS fields. */
-enum {
-	VPID = 0x0000,
-	GUEST_ES_SEL = 0x0800, /* ES CS SS DS FS GS LDTR TR, step 2 */
-	HOST_ES_SEL = 0x0c00,  /* ES CS SS DS FS GS TR, step 2 */
-	EPT_POINTER = 0x201a,
-	GUEST_PHYS_ADDR = 0x2400,
-	VMCS_LINK = 0x2800,
-	GUEST_DEBUGCTL = 0x2802,
-	GUEST_PAT = 0x2804,
-	GUEST_EFER = 0x2806,
-	HOST_PAT = 0x2c00,
-	HOST_EFER = 0x2c02,
-	PIN_CTLS = 0x4000,
-	PROC_CTLS = 0x4002,
-	EXC_BITMAP = 0x4004,
-	CR3_TARGET_COUNT = 0x400a,
-	EXIT_CTLS = 0x400c,
-	EXIT_MSR_STORE_COUNT = 0x400e,
-	EXIT_MSR_LOAD_COUNT = 0x4010,
-	ENTRY_CTLS = 0x4012,
-	ENTRY_MSR_LOAD_COUNT = 0x4014,
-	ENTRY_INTR_INFO = 0x4016,
-	PROC_CTLS2 = 0x401e,
-	VM_INSN_ERROR = 0x4400,
-	EXIT_REASON = 0x4402,
-	EXIT_INSN_LEN = 0x440c,
-	GUEST_ES_LIMIT = 0x4800, /* ES CS SS DS FS GS LDTR TR GDTR IDTR */
-	GUEST_ES_AR = 0x4814,	 /* ES CS SS DS FS GS LDTR TR */
-	GUEST_INTERRUPTIBILITY = 0x4824,
-	GUEST_ACTIVITY = 0x4826,
-	GUEST_SYSENTER_CS = 0x482a,
-	HOST_SYSENTER_CS = 0x4c00,
-	EXIT_QUAL = 0x6400,
-	GUEST_LINEAR_ADDR = 0x640a,
-	GUEST_CR0 = 0x6800,
-	GUEST_CR3 = 0x6802,
-	GUEST_CR4 = 0x6804,
-	GUEST_ES_BASE = 0x6806, /* ES CS SS DS FS GS LDTR TR GDTR IDTR */
-	GUEST_DR7 = 0x681a,
-	GUEST_RSP = 0x681c,
-	GUEST_RIP = 0x681e,
-	GUEST_RFLAGS = 0x6820,
-	GUEST_PENDING_DBG = 0x6822,
-	GUEST_SYSENTER_ESP = 0x6824,
-	GUEST_SYSENTER_EIP = 0x6826,
-	HOST_CR0 = 0x6c00,
-	HOST_CR3 = 0x6c02,
-	HOST_CR4 = 0x6c04,
-	HOST_FS_BASE = 0x6c06,
-	HOST_GS_BASE = 0x6c08,
-	HOST_TR_BASE = 0x6c0a,
-	HOST_GDTR_BASE = 0x6c0c,
-	HOST_IDTR_BASE = 0x6c0e,
-	HOST_SYSENTER_ESP = 0x6c10,
-	HOST_SYSENTER_EIP = 0x6c12,
-	HOST_RIP = 0x6c16,
-};
-
-/* Control bits. */
-#define PIN_EXT_INTR_EXITING (1u << 0)
-#define PROC_HLT_EXITING (1u << 7)
-#define PROC_SECONDARY (1u << 31)
-#define PROC2_EPT (1u << 1)
-#define PROC2_VPID (1u << 5)
-#define PROC2_UNRESTRICTED (1u << 7)
-#define EXIT_HOST_64 (1u << 9)
-#define EXIT_ACK_INTR (1u << 15)
-#define EXIT_SAVE_EFER (1u << 20)
-#define EXIT_LOAD_EFER (1u << 21)
-#define ENTRY_LOAD_EFER (1u << 15)
 
 /* Exit reasons. */
 #define REASON_HLT 12
@@ -127,17 +28,11 @@ enum {
 #define REASON_EPT_MISCONFIG 49
 #define REASON_EXT_INTR 1
 
-#define INVEPT_SINGLE 1
-#define INVEPT_ALL 2
-
-int vmx_enter(struct x86_gprs *g, int launched);
-void vmx_exit_stub(void);
-
 static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
 static uint8_t vmcs[4096] __attribute__((aligned(4096)));
 static struct x86_gprs gprs;
 static uint64_t basic, ept_cap, eptp;
-static bool true_ctls, launched;
+static bool launched;
 static unsigned invept_type;
 static uint64_t n_invept, n_invvpid, n_flush_requests, n_entries, n_loads;
 /* The fast zap this example makes while its guest runs (issue 11): at
@@ -168,88 +63,18 @@ void hv_finish(bool pass)
 		__asm__ volatile("cli; hlt");
 }
 
-/* ---- VMX instructions ---- */
+/* ---- VMX instructions (../x86-common/vmcs.c) ---- */
 
-static uint64_t vmread(uint64_t field)
+void vmx_fatal(const char *what, uint64_t code)
 {
-	uint64_t v;
-
-	__asm__ volatile("vmread %1, %0" : "=r"(v) : "r"(field) : "cc");
-	return v;
+	kprintf("vmx: %s failed (0x%llx)\n", what, (unsigned long long)code);
+	hv_finish(false);
 }
-
-static void vmwrite(uint64_t field, uint64_t v)
-{
-	uint8_t bad;
-
-	__asm__ volatile("vmwrite %2, %1; setna %0"
-			 : "=q"(bad)
-			 : "r"(field), "r"(v)
-			 : "cc", "memory");
-	if (bad) {
-		kprintf("vmx: vmwrite 0x%llx = 0x%llx failed, error %llu\n",
-			(unsigned long long)field, (unsigned long long)v,
-			(unsigned long long)vmread(VM_INSN_ERROR));
-		hv_finish(false);
-	}
-}
-
-/* A VMX instruction on a physical address operand; false on VMfail. */
-#define VMX_PA_OP(insn, pa)                                                                      \
-	({                                                                                       \
-		uint64_t pa_ = (pa);                                                             \
-		uint8_t bad_;                                                                    \
-		__asm__ volatile(insn " %1; setna %0" : "=q"(bad_) : "m"(pa_) : "cc", "memory"); \
-		!bad_;                                                                           \
-	})
 
 static void invept(unsigned type)
 {
-	struct {
-		uint64_t eptp, zero;
-	} desc = { eptp, 0 };
-	uint8_t bad;
-
-	__asm__ volatile("invept %1, %2; setna %0"
-			 : "=q"(bad)
-			 : "m"(desc), "r"((uint64_t)type)
-			 : "cc", "memory");
-	if (bad) {
-		kprintf("vmx: invept type %u failed\n", type);
-		hv_finish(false);
-	}
+	vmx_invept(type, eptp);
 	n_invept++;
-}
-
-/* INVVPID single-context (type 1) for the guest's VPID: its own (stage-1)
- * translations, KVM_ENTRY_FLUSH_GUEST. */
-static void invvpid_single(uint16_t vpid)
-{
-	struct {
-		uint64_t vpid, gla;
-	} desc = { vpid, 0 };
-	uint8_t bad;
-
-	__asm__ volatile("invvpid %1, %2; setna %0"
-			 : "=q"(bad)
-			 : "m"(desc), "r"((uint64_t)1)
-			 : "cc", "memory");
-	if (bad) {
-		kprintf("vmx: invvpid failed\n");
-		hv_finish(false);
-	}
-	n_invvpid++;
-}
-
-/* Allowed-0/allowed-1 settings of a control MSR applied to what we want. */
-static uint32_t adjust(uint32_t msr, uint32_t true_msr, uint32_t want, const char *name)
-{
-	uint64_t cap = rdmsr(true_ctls && true_msr ? true_msr : msr);
-	uint32_t v = (want | (uint32_t)cap) & (uint32_t)(cap >> 32);
-
-	if ((v & want) != want)
-		kprintf("vmx: %s: wanted 0x%x, allowed 0x%x\n", name, want, v);
-	return v;
 }
 
 /* ---- hv_arch ---- */
@@ -265,7 +90,6 @@ static int vmx_caps(struct kvm_vm_params *p)
 		return -1;
 	}
 	basic = rdmsr(MSR_VMX_BASIC);
-	true_ctls = (basic >> 55) & 1;
 	procbased2 = rdmsr(MSR_VMX_PROCBASED2) >> 32;
 	ept_cap = rdmsr(MSR_VMX_EPT_VPID_CAP);
 	kprintf("vmx: VMX_BASIC 0x%llx, secondary allowed-1 0x%llx, EPT/VPID cap 0x%llx\n",
@@ -293,53 +117,7 @@ static int vmx_caps(struct kvm_vm_params *p)
 /* On the vcpu's CPU: IA32_FEATURE_CONTROL, CR0/CR4 as VMX requires, VMXON. */
 static int vmx_cpu_init(void)
 {
-	uint64_t fc = rdmsr(MSR_FEATURE_CONTROL);
-
-	if (!(fc & 1)) {
-		wrmsr(MSR_FEATURE_CONTROL, fc | 1 | 4); /* lock, VMX outside SMX */
-	} else if (!(fc & 4)) {
-		kprintf("vmx: disabled by IA32_FEATURE_CONTROL\n");
-		return -1;
-	}
-	X86_WRITE_CR(0, (X86_READ_CR(0) | rdmsr(MSR_VMX_CR0_FIXED0)) & rdmsr(MSR_VMX_CR0_FIXED1));
-	X86_WRITE_CR(4, (X86_READ_CR(4) | rdmsr(MSR_VMX_CR4_FIXED0) | (1u << 13)) &
-				rdmsr(MSR_VMX_CR4_FIXED1));
-	*(uint32_t *)vmxon_region = (uint32_t)basic & 0x7fffffff;
-	*(uint32_t *)vmcs = (uint32_t)basic & 0x7fffffff;
-	if (!VMX_PA_OP("vmxon", (uint64_t)(uintptr_t)vmxon_region) ||
-	    !VMX_PA_OP("vmclear", (uint64_t)(uintptr_t)vmcs) ||
-	    !VMX_PA_OP("vmptrld", (uint64_t)(uintptr_t)vmcs)) {
-		kprintf("vmx: VMXON/VMCLEAR/VMPTRLD failed\n");
-		return -1;
-	}
-	return 0;
-}
-
-static void setup_host_state(void)
-{
-	struct x86_host_tables t;
-
-	/* This CPU's own TSS and its IDT: an exit restores them, and an
-	 * interrupt or NMI the host takes after it goes through them. */
-	x86_host_tables(&t);
-	vmwrite(HOST_CR0, X86_READ_CR(0));
-	vmwrite(HOST_CR3, X86_READ_CR(3));
-	vmwrite(HOST_CR4, X86_READ_CR(4));
-	for (unsigned i = 0; i < 6; i++)
-		vmwrite(HOST_ES_SEL + 2 * i, i == 1 ? SEL_CODE64 : SEL_DATA);
-	vmwrite(HOST_ES_SEL + 12, t.tr);
-	vmwrite(HOST_FS_BASE, 0);
-	vmwrite(HOST_GS_BASE, 0);
-	vmwrite(HOST_TR_BASE, t.tr_base);
-	vmwrite(HOST_GDTR_BASE, t.gdt_base);
-	vmwrite(HOST_IDTR_BASE, t.idt_base);
-	vmwrite(HOST_SYSENTER_CS, 0);
-	vmwrite(HOST_SYSENTER_ESP, 0);
-	vmwrite(HOST_SYSENTER_EIP, 0);
-	vmwrite(HOST_PAT, rdmsr(0x277));
-	vmwrite(HOST_EFER, rdmsr(MSR_EFER));
-	vmwrite(HOST_RIP, (uint64_t)(uintptr_t)vmx_exit_stub);
-	/* HOST_RSP is written by vmx_enter() right before each entry. */
+	return vmx_on(vmxon_region, vmcs, 0);
 }
 
 /* 32-bit protected mode, flat 4 GiB segments, paging off. */
@@ -395,9 +173,9 @@ static void setup_guest_state(uint64_t rip, uint64_t rsp)
 
 static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 {
-	uint32_t exit = adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
-			       EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_ACK_INTR,
-			       "exit controls");
+	uint32_t exit = vmx_adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
+				   EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_ACK_INTR,
+				   0, "exit controls");
 
 	vm = kvm;
 	if (kvm_x86_ept_eptp(kvm, &eptp)) {
@@ -407,16 +185,16 @@ static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	kprintf("vmx: EPTP 0x%llx (root 0x%llx, %u-level%s)\n", (unsigned long long)eptp,
 		(unsigned long long)kvm_mmu_root_hpa(kvm), kvm_mmu_levels(kvm),
 		(eptp & S2_EPTP_AD) ? ", A/D" : "");
-	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, PIN_EXT_INTR_EXITING,
-				 "pin controls"));
-	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
-				  PROC_HLT_EXITING | PROC_SECONDARY, "processor controls"));
+	vmwrite(PIN_CTLS, vmx_adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED, PIN_EXT_INTR_EXITING,
+				     0, "pin controls"));
+	vmwrite(PROC_CTLS, vmx_adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
+				      PROC_HLT_EXITING | PROC_SECONDARY, 0, "processor controls"));
 	vmwrite(PROC_CTLS2,
-		adjust(MSR_VMX_PROCBASED2, 0, PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED,
-		       "secondary controls"));
+		vmx_adjust(MSR_VMX_PROCBASED2, 0, PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED, 0,
+			   "secondary controls"));
 	vmwrite(EXIT_CTLS, exit);
-	vmwrite(ENTRY_CTLS,
-		adjust(MSR_VMX_ENTRY, MSR_VMX_TRUE_ENTRY, ENTRY_LOAD_EFER, "entry controls"));
+	vmwrite(ENTRY_CTLS, vmx_adjust(MSR_VMX_ENTRY, MSR_VMX_TRUE_ENTRY, ENTRY_LOAD_EFER, 0,
+				       "entry controls"));
 	vmwrite(EXC_BITMAP, 0);
 	vmwrite(CR3_TARGET_COUNT, 0);
 	vmwrite(EXIT_MSR_STORE_COUNT, 0);
@@ -425,7 +203,8 @@ static int vmx_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 	vmwrite(ENTRY_INTR_INFO, 0);
 	vmwrite(VPID, 1);
 	vmwrite(EPT_POINTER, eptp);
-	setup_host_state();
+	/* This CPU's own TSS and IDT: an exit restores them (vmcs.c). */
+	vmx_setup_host_state();
 	setup_guest_state(rip, rsp);
 	/* Nothing stale from before this VM: start from an empty TLB. */
 	invept(INVEPT_ALL);
@@ -460,8 +239,10 @@ static void handle_requests(struct kvm_vcpu *vcpu)
 					       invept_type);
 			break;
 		case KVM_ENTRY_FLUSH_GUEST:
-			if (!BREAK_FLUSH)
-				invvpid_single(1);
+			if (!BREAK_FLUSH) {
+				vmx_invvpid_single(1);
+				n_invvpid++;
+			}
 			break;
 		}
 	}
@@ -492,7 +273,7 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 	while (!kvm_vcpu_enter_guest(vcpu));
 	n_entries++;
 	hv_rcu_offline();
-	if (vmx_enter(&gprs, launched)) {
+	if (vmx_enter(gprs.r, launched)) {
 		kvm_vcpu_exit_guest(vcpu);
 		hv_rcu_online();
 		kprintf("vmx: VM entry failed, VM-instruction error %llu\n",

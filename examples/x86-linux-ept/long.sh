@@ -4,12 +4,16 @@
 # The long run of the x86 Linux EPT example (make conformance-long, not part
 # of make check): Debian's unmodified amd64 kernel as a partition under the
 # VMX + EPT twin of examples/x86-linux-npt, in bochs (corei7_skylake_x, two
-# CPUs), with the same /init: partition probes, moves, migration. Two boots,
-# the migration's dirty log from write protection, then from EPT A/D bits.
-# Exits 0 only when each printed "RESULT: PASS".
+# CPUs), with the same /init: partition probes, moves, migration. Three
+# boots with the migration's dirty log from write protection, from EPT A/D
+# bits, from the PML buffer; each must print "RESULT: PASS". Then the two
+# sabotaged builds, each of which must end on its one check: the
+# hypervisor's report must hold "RESULT: FAIL" with exactly one "[FAIL]"
+# line, that one (a boot that did not start or timed out does not count).
 #
-#   long.sh            both boots
-#   long.sh wp | ad    one of them
+#   long.sh                          all five boots
+#   long.sh wp | ad | pml            one good boot
+#   long.sh break-flush | drop-dirty one sabotaged boot
 #
 # Environment: EXAMPLE_O=dir (default build/ here), LX_GUEST (default
 # build/lx-x86-guest of the tree), TIMEOUT (seconds per boot, default 1200).
@@ -23,11 +27,17 @@ G=${LX_GUEST:-$top/build/lx-x86-guest}
 O=${EXAMPLE_O:-$here/build}
 
 boot() {
+	want=
 	case $1 in
 	wp) flags= B=$O ;;
 	ad) flags=DIRTY_HW=1 B=$O/dirty-hw ;;
+	pml) flags=DIRTY_PML=1 B=$O/pml ;;
+	# No kick and no preemption timer: a move's flush waits for ever.
+	break-flush) flags=BREAK_FLUSH=1 B=$O/break-flush want='a move.s flush still waits for the vcpu' ;;
+	# One dirty page never copied: the byte comparison at the stop.
+	drop-dirty) flags=DROP_DIRTY=1 B=$O/drop-dirty want='destination differs from the stopped guest.s RAM' ;;
 	esac
-	echo "== x86-linux-ept, dirty log: $1"
+	echo "== x86-linux-ept: $1${want:+ (sabotaged: must fail its check)}"
 	# shellcheck disable=SC2086
 	make -s -C "$here" O="$O" GUEST="$G" ${LIBSRC:+LIBSRC="$LIBSRC"} $flags || return 1
 	sed -e "s|@IMG@|$B/lx.img|" -e "s|@CYL@|$(cat "$B/geometry")|" \
@@ -54,21 +64,34 @@ boot() {
 	echo
 	echo "bochs: exit $rc after $((end - start)) s"
 	[ $rc -eq 124 ] && { echo "long.sh: bochs timed out; last log lines:"; tail -n 5 "$B/bochs.log"; }
-	if tr -d '\r' <"$B/serial.txt" 2>/dev/null | grep -q '^RESULT: PASS'; then
-		echo "x86-linux-ept ($1): PASS"
+	# The report up to its verdict.
+	tr -d '\r' <"$B/serial.txt" 2>/dev/null | awk '{ print } /^RESULT:/ { exit }' >"$B/report.txt"
+	if [ -z "$want" ]; then
+		if grep -q '^RESULT: PASS' "$B/report.txt"; then
+			echo "x86-linux-ept ($1): PASS"
+			return 0
+		fi
+		echo "x86-linux-ept ($1): FAIL"
+		return 1
+	fi
+	fails=$(grep -c '^  \[FAIL\]' "$B/report.txt")
+	if [ $rc -ne 124 ] && grep -q '^RESULT: FAIL' "$B/report.txt" && [ "$fails" = 1 ] &&
+		grep -q "^  \[FAIL\] $want" "$B/report.txt"; then
+		echo "x86-linux-ept ($1): the sabotaged build failed on its check, as it must: PASS"
 		return 0
 	fi
-	echo "x86-linux-ept ($1): FAIL"
+	echo "x86-linux-ept ($1): expected a failure of that check only: FAIL"
 	return 1
 }
 
-case "${1:-both}" in
-wp | ad) boot "$1" ;;
-both)
+case "${1:-all}" in
+wp | ad | pml | break-flush | drop-dirty) boot "$1" ;;
+all)
 	rc=0
-	boot wp || rc=1
-	boot ad || rc=1
+	for m in wp ad pml break-flush drop-dirty; do
+		boot $m || rc=1
+	done
 	exit $rc
 	;;
-*) echo "usage: $0 [wp|ad]" >&2; exit 2 ;;
+*) echo "usage: $0 [wp|ad|pml|break-flush|drop-dirty]" >&2; exit 2 ;;
 esac

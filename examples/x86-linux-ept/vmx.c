@@ -15,205 +15,45 @@
  * CR0.NE and CR4.VMXE are host-owned (guest/host masks with read shadows):
  * VMX operation fixes them to 1, the kernel writes them as 0.
  *
- * Field encodings, controls and capability MSRs: Intel SDM vol. 3C,
- * appendices A and B.
+ * Field encodings, controls, capability MSRs and the VMX instructions are
+ * ../x86-common/vmcs.h's (shared with ../x86-ept-bochs/vmx.c).
  */
 #include "../common/klib.h"
+#include "../x86-common/vmcs.h"
 #include "../x86-common/x86.h"
 #include "../x86-linux-npt/lx.h"
 #include "s2mmu/x86-ept.h"
 
-#define MSR_FEATURE_CONTROL 0x3a
-#define MSR_VMX_BASIC 0x480
-#define MSR_VMX_PINBASED 0x481
-#define MSR_VMX_PROCBASED 0x482
-#define MSR_VMX_EXIT 0x483
-#define MSR_VMX_ENTRY 0x484
-#define MSR_VMX_CR0_FIXED0 0x486
-#define MSR_VMX_CR0_FIXED1 0x487
-#define MSR_VMX_CR4_FIXED0 0x488
-#define MSR_VMX_CR4_FIXED1 0x489
-#define MSR_VMX_PROCBASED2 0x48b
-#define MSR_VMX_EPT_VPID_CAP 0x48c
-#define MSR_VMX_TRUE_PINBASED 0x48d
-#define MSR_VMX_TRUE_PROCBASED 0x48e
-#define MSR_VMX_TRUE_EXIT 0x48f
-#define MSR_VMX_TRUE_ENTRY 0x490
-
-#define CAP_EPT_4LEVEL (1ull << 6)
-#define CAP_EPT_WB (1ull << 14)
-#define CAP_INVEPT (1ull << 20)
-#define CAP_EPT_AD (1ull << 21)
-#define CAP_INVEPT_SINGLE (1ull << 25)
-
-enum {
-	VPID = 0x0000,
-	GUEST_ES_SEL = 0x0800,
-	HOST_ES_SEL = 0x0c00,
-	IO_BITMAP_A = 0x2000,
-	IO_BITMAP_B = 0x2002,
-	MSR_BITMAP = 0x2004,
-	EPT_POINTER = 0x201a,
-	GUEST_PHYS_ADDR = 0x2400,
-	VMCS_LINK = 0x2800,
-	GUEST_DEBUGCTL = 0x2802,
-	GUEST_PAT = 0x2804,
-	GUEST_EFER = 0x2806,
-	HOST_PAT = 0x2c00,
-	HOST_EFER = 0x2c02,
-	PIN_CTLS = 0x4000,
-	PROC_CTLS = 0x4002,
-	EXC_BITMAP = 0x4004,
-	CR3_TARGET_COUNT = 0x400a,
-	EXIT_CTLS = 0x400c,
-	EXIT_MSR_STORE_COUNT = 0x400e,
-	EXIT_MSR_LOAD_COUNT = 0x4010,
-	ENTRY_CTLS = 0x4012,
-	ENTRY_MSR_LOAD_COUNT = 0x4014,
-	ENTRY_INTR_INFO = 0x4016,
-	ENTRY_EXC_ERROR = 0x4018,
-	PROC_CTLS2 = 0x401e,
-	PREEMPT_TIMER = 0x482e,
-	VM_INSN_ERROR = 0x4400,
-	EXIT_REASON = 0x4402,
-	EXIT_INTR_INFO = 0x4404,
-	EXIT_INSN_LEN = 0x440c,
-	GUEST_ES_LIMIT = 0x4800,
-	GUEST_ES_AR = 0x4814,
-	GUEST_INTERRUPTIBILITY = 0x4824,
-	GUEST_ACTIVITY = 0x4826,
-	GUEST_SYSENTER_CS = 0x482a,
-	HOST_SYSENTER_CS = 0x4c00,
-	CR0_MASK = 0x6000,
-	CR4_MASK = 0x6002,
-	CR0_SHADOW = 0x6004,
-	CR4_SHADOW = 0x6006,
-	EXIT_QUAL = 0x6400,
-	GUEST_CR0 = 0x6800,
-	GUEST_CR3 = 0x6802,
-	GUEST_CR4 = 0x6804,
-	GUEST_ES_BASE = 0x6806,
-	GUEST_DR7 = 0x681a,
-	GUEST_RSP = 0x681c,
-	GUEST_RIP = 0x681e,
-	GUEST_RFLAGS = 0x6820,
-	GUEST_PENDING_DBG = 0x6822,
-	GUEST_SYSENTER_ESP = 0x6824,
-	GUEST_SYSENTER_EIP = 0x6826,
-	HOST_CR0 = 0x6c00,
-	HOST_CR3 = 0x6c02,
-	HOST_CR4 = 0x6c04,
-	HOST_FS_BASE = 0x6c06,
-	HOST_GS_BASE = 0x6c08,
-	HOST_TR_BASE = 0x6c0a,
-	HOST_GDTR_BASE = 0x6c0c,
-	HOST_IDTR_BASE = 0x6c0e,
-	HOST_SYSENTER_ESP = 0x6c10,
-	HOST_SYSENTER_EIP = 0x6c12,
-	HOST_RIP = 0x6c16,
-};
-
-#define PIN_NMI_EXITING (1u << 3)
-#define PIN_PREEMPT_TIMER (1u << 6)
-#define PROC_IO_BITMAPS (1u << 25)
-#define PROC_MSR_BITMAPS (1u << 28)
-#define PROC_SECONDARY (1u << 31)
-#define PROC2_EPT (1u << 1)
-#define PROC2_RDTSCP (1u << 3)
-#define PROC2_VPID (1u << 5)
-#define PROC2_UNRESTRICTED (1u << 7)
-#define PROC2_INVPCID (1u << 12)
-#define PROC2_XSAVES (1u << 20)
-#define EXIT_HOST_64 (1u << 9)
-#define EXIT_SAVE_PAT (1u << 18)
-#define EXIT_LOAD_PAT (1u << 19)
-#define EXIT_SAVE_EFER (1u << 20)
-#define EXIT_LOAD_EFER (1u << 21)
-#define ENTRY_IA32E (1u << 9)
-#define ENTRY_LOAD_PAT (1u << 14)
-#define ENTRY_LOAD_EFER (1u << 15)
-
 #define CR0_NE (1ull << 5)
 #define CR0_PG (1ull << 31)
-#define CR4_VMXE (1ull << 13)
 #define CR4_OSXSAVE (1ull << 18)
 #define EFER_LME_ (1ull << 8)
 #define EFER_LMA (1ull << 10)
-
-#define INVEPT_SINGLE 1
-#define INVEPT_ALL 2
-
-int vmx_enter(struct lx_gprs *g, int launched);
-void vmx_exit_stub(void);
 
 static uint8_t vmxon_region[4096] __attribute__((aligned(4096)));
 static uint8_t vmcs[4096] __attribute__((aligned(4096)));
 static uint8_t msr_bitmap[4096] __attribute__((aligned(4096)));
 static uint8_t io_bitmap[8192] __attribute__((aligned(4096)));
+/* The page-modification log: 512 guest-physical addresses, filled from the
+ * top (the index counts down from 511). */
+#define PML_ENTRIES 512
+static uint64_t pml_log[PML_ENTRIES] __attribute__((aligned(4096)));
+static uint64_t n_pml_entries, n_pml_flushes, n_pml_full;
 static struct lx_gprs gprs;
 static uint64_t basic, ept_cap, eptp, cr0_fixed0;
 static uint32_t proc2;
-static bool true_ctls, launched;
+static bool launched;
 static uint64_t n_entries, n_loads, n_invept, n_cpuid, n_xsetbv, n_cr;
 
-static uint64_t vmread(uint64_t field)
+void vmx_fatal(const char *what, uint64_t code)
 {
-	uint64_t v;
-
-	__asm__ volatile("vmread %1, %0" : "=r"(v) : "r"(field) : "cc");
-	return v;
+	lx_fail(what, (long)code);
 }
-
-static void vmwrite(uint64_t field, uint64_t v)
-{
-	uint8_t bad;
-
-	__asm__ volatile("vmwrite %2, %1; setna %0"
-			 : "=q"(bad)
-			 : "r"(field), "r"(v)
-			 : "cc", "memory");
-	if (bad) {
-		kprintf("vmx: vmwrite 0x%llx = 0x%llx failed, error %llu\n",
-			(unsigned long long)field, (unsigned long long)v,
-			(unsigned long long)vmread(VM_INSN_ERROR));
-		lx_fail("vmwrite", (long)field);
-	}
-}
-
-#define VMX_PA_OP(insn, pa)                                                                      \
-	({                                                                                       \
-		uint64_t pa_ = (pa);                                                             \
-		uint8_t bad_;                                                                    \
-		__asm__ volatile(insn " %1; setna %0" : "=q"(bad_) : "m"(pa_) : "cc", "memory"); \
-		!bad_;                                                                           \
-	})
 
 static void invept(unsigned type)
 {
-	struct {
-		uint64_t eptp, zero;
-	} desc = { eptp, 0 };
-	uint8_t bad;
-
-	__asm__ volatile("invept %1, %2; setna %0"
-			 : "=q"(bad)
-			 : "m"(desc), "r"((uint64_t)type)
-			 : "cc", "memory");
-	if (bad)
-		lx_fail("invept", type);
+	vmx_invept(type, eptp);
 	n_invept++;
-}
-
-static uint32_t adjust(uint32_t msr, uint32_t true_msr, uint32_t want, uint32_t optional,
-		       const char *name)
-{
-	uint64_t cap = rdmsr(true_ctls && true_msr ? true_msr : msr);
-	uint32_t allowed1 = (uint32_t)(cap >> 32);
-	uint32_t v = ((want | (optional & allowed1)) | (uint32_t)cap) & allowed1;
-
-	if ((v & want) != want)
-		kprintf("vmx: %s: wanted 0x%x, allowed 0x%x\n", name, want, v);
-	return v;
 }
 
 static uint64_t pa(const void *p)
@@ -232,9 +72,12 @@ static int vmx_caps(struct kvm_vm_params *p)
 		return -1;
 	}
 	basic = rdmsr(MSR_VMX_BASIC);
-	true_ctls = (basic >> 55) & 1;
 	p2 = rdmsr(MSR_VMX_PROCBASED2) >> 32;
 	ept_cap = rdmsr(MSR_VMX_EPT_VPID_CAP);
+	if (DIRTY_PML && (!(p2 & PROC2_PML) || !(ept_cap & CAP_EPT_AD))) {
+		kprintf("vmx: DIRTY_PML: the CPU has no PML (or no EPT A/D)\n");
+		return -1;
+	}
 	if (!(p2 & PROC2_EPT) || !(p2 & PROC2_UNRESTRICTED) || !(p2 & PROC2_VPID) ||
 	    !(ept_cap & CAP_EPT_4LEVEL) || !(ept_cap & CAP_EPT_WB) || !(ept_cap & CAP_INVEPT)) {
 		kprintf("vmx: need EPT (4-level, WB, INVEPT), VPID and unrestricted guest\n");
@@ -275,32 +118,6 @@ static void setup_bitmaps(void)
 		bitmap_set(io_bitmap, lx_io_ports[i]);
 }
 
-static void setup_host_state(void)
-{
-	struct x86_host_tables t;
-
-	/* This CPU's own TSS and its IDT: an exit restores them, and an
-	 * interrupt or NMI the host takes after it goes through them. */
-	x86_host_tables(&t);
-	vmwrite(HOST_CR0, X86_READ_CR(0));
-	vmwrite(HOST_CR3, X86_READ_CR(3));
-	vmwrite(HOST_CR4, X86_READ_CR(4));
-	for (unsigned i = 0; i < 6; i++)
-		vmwrite(HOST_ES_SEL + 2 * i, i == 1 ? SEL_CODE64 : SEL_DATA);
-	vmwrite(HOST_ES_SEL + 12, t.tr);
-	vmwrite(HOST_FS_BASE, 0);
-	vmwrite(HOST_GS_BASE, 0);
-	vmwrite(HOST_TR_BASE, t.tr_base);
-	vmwrite(HOST_GDTR_BASE, t.gdt_base);
-	vmwrite(HOST_IDTR_BASE, t.idt_base);
-	vmwrite(HOST_SYSENTER_CS, 0);
-	vmwrite(HOST_SYSENTER_ESP, 0);
-	vmwrite(HOST_SYSENTER_EIP, 0);
-	vmwrite(HOST_PAT, rdmsr(0x277));
-	vmwrite(HOST_EFER, rdmsr(MSR_EFER));
-	vmwrite(HOST_RIP, pa(vmx_exit_stub));
-}
-
 static void seg(unsigned i, uint16_t sel, uint32_t ar, uint32_t limit, uint64_t base)
 {
 	vmwrite(GUEST_ES_SEL + 2 * i, sel);
@@ -311,28 +128,15 @@ static void seg(unsigned i, uint16_t sel, uint32_t ar, uint32_t limit, uint64_t 
 
 static int vmx_setup(uint64_t entry, uint64_t boot_params)
 {
-	uint64_t fc = rdmsr(MSR_FEATURE_CONTROL), cr4_0, cr4_1, cr0_1;
+	uint64_t cr4_0 = rdmsr(MSR_VMX_CR4_FIXED0), cr4_1 = rdmsr(MSR_VMX_CR4_FIXED1);
+	uint64_t cr0_1 = rdmsr(MSR_VMX_CR0_FIXED1);
 	uint32_t r[4];
 
-	if (!(fc & 1))
-		wrmsr(MSR_FEATURE_CONTROL, fc | 1 | 4);
-	else if (!(fc & 4))
-		lx_fail("VMX disabled by IA32_FEATURE_CONTROL", 0);
 	cr0_fixed0 = rdmsr(MSR_VMX_CR0_FIXED0);
-	cr0_1 = rdmsr(MSR_VMX_CR0_FIXED1);
-	cr4_0 = rdmsr(MSR_VMX_CR4_FIXED0);
-	cr4_1 = rdmsr(MSR_VMX_CR4_FIXED1);
-	X86_WRITE_CR(0, (X86_READ_CR(0) | cr0_fixed0) & cr0_1);
 	/* OSXSAVE on the host: XSETBV is executed here for the guest. */
 	cpuid(1, 0, r);
-	X86_WRITE_CR(4,
-		     (X86_READ_CR(4) | cr4_0 | CR4_VMXE | ((r[2] & (1u << 26)) ? CR4_OSXSAVE : 0)) &
-			     cr4_1);
-	*(uint32_t *)vmxon_region = (uint32_t)basic & 0x7fffffff;
-	*(uint32_t *)vmcs = (uint32_t)basic & 0x7fffffff;
-	if (!VMX_PA_OP("vmxon", pa(vmxon_region)) || !VMX_PA_OP("vmclear", pa(vmcs)) ||
-	    !VMX_PA_OP("vmptrld", pa(vmcs)))
-		lx_fail("VMXON/VMCLEAR/VMPTRLD", 0);
+	if (vmx_on(vmxon_region, vmcs, (r[2] & (1u << 26)) ? CR4_OSXSAVE : 0))
+		lx_fail("VMXON", 0);
 	setup_bitmaps();
 
 	/*
@@ -340,22 +144,31 @@ static int vmx_setup(uint64_t entry, uint64_t boot_params)
 	 * and VMRESUME is taken by the host (NMIs cannot be held back there as
 	 * SVM's CLGI does) and the guest would run on unkicked: the
 	 * VMX-preemption timer bounds that, an exit at least every 2^20 timer
-	 * ticks of guest time.
+	 * ticks of guest time. BREAK_FLUSH has neither kick nor timer: a
+	 * flush then waits for an exit the guest makes on its own.
 	 */
-	vmwrite(PIN_CTLS, adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED,
-				 PIN_NMI_EXITING | PIN_PREEMPT_TIMER, 0, "pin controls"));
-	vmwrite(PROC_CTLS, adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
-				  PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY, 0,
-				  "processor controls"));
-	proc2 = adjust(MSR_VMX_PROCBASED2, 0, PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED,
-		       PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES, "secondary controls");
+	vmwrite(PIN_CTLS, vmx_adjust(MSR_VMX_PINBASED, MSR_VMX_TRUE_PINBASED,
+				     PIN_NMI_EXITING | (BREAK_FLUSH ? 0 : PIN_PREEMPT_TIMER), 0,
+				     "pin controls"));
+	vmwrite(PROC_CTLS, vmx_adjust(MSR_VMX_PROCBASED, MSR_VMX_TRUE_PROCBASED,
+				      PROC_IO_BITMAPS | PROC_MSR_BITMAPS | PROC_SECONDARY, 0,
+				      "processor controls"));
+	proc2 = vmx_adjust(MSR_VMX_PROCBASED2, 0,
+			   PROC2_EPT | PROC2_VPID | PROC2_UNRESTRICTED |
+				   (DIRTY_PML ? PROC2_PML : 0),
+			   PROC2_RDTSCP | PROC2_INVPCID | PROC2_XSAVES, "secondary controls");
 	vmwrite(PROC_CTLS2, proc2);
-	vmwrite(EXIT_CTLS, adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
-				  EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER | EXIT_SAVE_PAT |
-					  EXIT_LOAD_PAT,
-				  0, "exit controls"));
-	vmwrite(ENTRY_CTLS, adjust(MSR_VMX_ENTRY, MSR_VMX_TRUE_ENTRY,
-				   ENTRY_LOAD_EFER | ENTRY_LOAD_PAT, 0, "entry controls"));
+	if (DIRTY_PML) {
+		/* Logging needs the EPTP's A/D flag (kvm_x86_ept_eptp() sets it). */
+		vmwrite(PML_ADDRESS, pa(pml_log));
+		vmwrite(GUEST_PML_INDEX, PML_ENTRIES - 1);
+	}
+	vmwrite(EXIT_CTLS, vmx_adjust(MSR_VMX_EXIT, MSR_VMX_TRUE_EXIT,
+				      EXIT_HOST_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER |
+					      EXIT_SAVE_PAT | EXIT_LOAD_PAT,
+				      0, "exit controls"));
+	vmwrite(ENTRY_CTLS, vmx_adjust(MSR_VMX_ENTRY, MSR_VMX_TRUE_ENTRY,
+				       ENTRY_LOAD_EFER | ENTRY_LOAD_PAT, 0, "entry controls"));
 	vmwrite(EXC_BITMAP, 0);
 	vmwrite(CR3_TARGET_COUNT, 0);
 	vmwrite(EXIT_MSR_STORE_COUNT, 0);
@@ -371,7 +184,8 @@ static int vmx_setup(uint64_t entry, uint64_t boot_params)
 	vmwrite(CR0_SHADOW, 0x11);
 	vmwrite(CR4_MASK, CR4_VMXE);
 	vmwrite(CR4_SHADOW, 0);
-	setup_host_state();
+	/* This CPU's own TSS and IDT (the NMI gate): an exit restores them. */
+	vmx_setup_host_state();
 
 	/* The 32-bit boot protocol: flat 0x10 / 0x18, paging off. */
 	for (unsigned i = 0; i < 6; i++)
@@ -474,6 +288,28 @@ static void emulate_cr(uint64_t qual)
 	skip();
 }
 
+/*
+ * Hand the page-modification log to the library (after every exit, on the
+ * vcpu's CPU) and rearm it. The CPU writes entry INDEX, then decrements it:
+ * entries INDEX+1 .. 511 are valid, all 512 once INDEX wrapped below 0 (the
+ * log-full exit).
+ */
+static void pml_flush(struct kvm_vcpu *vcpu)
+{
+	uint16_t idx = (uint16_t)vmread(GUEST_PML_INDEX);
+	unsigned first = idx >= PML_ENTRIES ? 0 : idx + 1u;
+	long r;
+
+	if (first == PML_ENTRIES)
+		return;
+	r = kvm_flush_pml_buffer(vcpu, &pml_log[first], PML_ENTRIES - first);
+	if (r < 0)
+		lx_fail("kvm_flush_pml_buffer", r);
+	n_pml_entries += PML_ENTRIES - first;
+	n_pml_flushes++;
+	vmwrite(GUEST_PML_INDEX, PML_ENTRIES - 1);
+}
+
 static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 {
 	for (;;) {
@@ -500,17 +336,21 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 							       INVEPT_SINGLE :
 							       INVEPT_ALL);
 					break;
-				case KVM_ENTRY_FLUSH_GUEST: invept(INVEPT_ALL); break;
+				case KVM_ENTRY_FLUSH_GUEST:
+					if (!BREAK_FLUSH)
+						invept(INVEPT_ALL);
+					break;
 				}
 			}
 			if (kvm_vcpu_enter_guest(vcpu))
 				break;
 		}
 		sync_ia32e();
-		vmwrite(PREEMPT_TIMER, 1u << 20);
+		if (!BREAK_FLUSH)
+			vmwrite(PREEMPT_TIMER, 1u << 20);
 		n_entries++;
 		lx_rcu_offline();
-		r = vmx_enter(&gprs, launched);
+		r = vmx_enter(gprs.r, launched);
 		kvm_vcpu_exit_guest(vcpu);
 		lx_rcu_online();
 		if (r) {
@@ -518,6 +358,8 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 				(unsigned long long)vmread(VM_INSN_ERROR));
 			return -1;
 		}
+		if (DIRTY_PML)
+			pml_flush(vcpu);
 		launched = true;
 		reason = vmread(EXIT_REASON);
 		qual = vmread(EXIT_QUAL);
@@ -568,6 +410,7 @@ static int vmx_run(struct kvm_vcpu *vcpu, struct lx_exit *e)
 			e->access = s2_ept_violation_access(qual);
 			e->raw[2] = e->gpa;
 			return 0;
+		case 62: /* PML log full: handed over above */ n_pml_full++; continue;
 		case 55: /* XSETBV: XCR0 is shared with the host; set it for the guest */
 			__asm__ volatile("xsetbv"
 					 :
@@ -628,8 +471,17 @@ static bool vmx_host_intact(void)
 	return (X86_READ_CR(4) & CR4_VMXE) != 0;
 }
 
+static uint64_t vmx_pml_entries(void)
+{
+	return n_pml_entries;
+}
+
 static void vmx_print_stats(void)
 {
+	if (DIRTY_PML)
+		kprintf("vmx: PML: %llu entries handed over in %llu flushes, %llu log-full exits\n",
+			(unsigned long long)n_pml_entries, (unsigned long long)n_pml_flushes,
+			(unsigned long long)n_pml_full);
 	kprintf("vmx: %llu VM entries, %llu EPTP loads, %llu INVEPT, %llu CPUID, %llu XSETBV, %llu "
 		"CR exits%s\n",
 		(unsigned long long)n_entries, (unsigned long long)n_loads,
@@ -653,4 +505,5 @@ const struct lx_arch lx_arch = {
 	.set_efer = vmx_set_efer,
 	.host_intact = vmx_host_intact,
 	.print_stats = vmx_print_stats,
+	.pml_entries = DIRTY_PML ? vmx_pml_entries : NULL,
 };

@@ -7,6 +7,8 @@
  * the multiboot information's address (start.S's set-up never touches ebx),
  * so it passes ebx on as the first argument of linux_main().
  */
+#include "../x86-common/gprs.inc"
+
 	.text
 	.code64
 	.global hv_main
@@ -40,19 +42,7 @@ svm_run_guest:
 	push	%rsi			/* vmcb */
 	push	%rdi			/* gprs */
 	mov	%rsi, %rax
-	mov	1*8(%rdi), %rcx
-	mov	2*8(%rdi), %rdx
-	mov	3*8(%rdi), %rbx
-	mov	5*8(%rdi), %rbp
-	mov	6*8(%rdi), %rsi
-	mov	8*8(%rdi), %r8
-	mov	9*8(%rdi), %r9
-	mov	10*8(%rdi), %r10
-	mov	11*8(%rdi), %r11
-	mov	12*8(%rdi), %r12
-	mov	13*8(%rdi), %r13
-	mov	14*8(%rdi), %r14
-	mov	15*8(%rdi), %r15
+	GPRS_LOAD_BUT_RAX_RDI
 	mov	7*8(%rdi), %rdi
 	clgi
 	vmload
@@ -60,19 +50,7 @@ svm_run_guest:
 	vmsave
 	push	%rdi
 	mov	8(%rsp), %rdi		/* gprs */
-	mov	%rcx, 1*8(%rdi)
-	mov	%rdx, 2*8(%rdi)
-	mov	%rbx, 3*8(%rdi)
-	mov	%rbp, 5*8(%rdi)
-	mov	%rsi, 6*8(%rdi)
-	mov	%r8, 8*8(%rdi)
-	mov	%r9, 9*8(%rdi)
-	mov	%r10, 10*8(%rdi)
-	mov	%r11, 11*8(%rdi)
-	mov	%r12, 12*8(%rdi)
-	mov	%r13, 13*8(%rdi)
-	mov	%r14, 14*8(%rdi)
-	mov	%r15, 15*8(%rdi)
+	GPRS_STORE_BUT_RAX_RDI
 	pop	%rax
 	mov	%rax, 7*8(%rdi)
 	pop	%rdi

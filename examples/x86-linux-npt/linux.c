@@ -62,6 +62,8 @@ static unsigned nspare;
 /* Between the CPUs: the guest's requests and the vcpu's stop. */
 static volatile uint32_t moves_on, migrate_req, migrated, job_pending;
 static volatile uint32_t pause_req, paused;
+/* PML: the host's request that the vcpu hand its buffer over, and its answer. */
+static volatile uint32_t sync_req, sync_done;
 static volatile uint32_t in_flush;
 static uint32_t flush_spins;
 
@@ -651,13 +653,24 @@ static uint64_t dirty_bitmap[LX_RAM_SIZE / 4096 / 64];
  * sabotaged build) loses one page: the first dirty page whose contents
  * differ from the destination's is never copied, in this harvest or any
  * later one (a migration that lost track of it), so the comparison at the
- * stop must find it.
+ * stop must find it. The guest may have written that page back to what the
+ * destination holds by the stop (its file's data recur in the page cache;
+ * a run once passed that way): then the last harvest, with the vcpu
+ * stopped, drops its first differing page instead.
  */
 static uint64_t dropped_gpa = ~0ull;
 
-static uint64_t copy_dirty(void)
+static uint64_t copy_dirty(bool at_stop)
 {
 	uint64_t n = 0;
+
+	if (DROP_DIRTY && at_stop && dropped_gpa != ~0ull &&
+	    same(LX_DEST_HPA + dropped_gpa, hva_to_hpa(LX_RAM_HVA + dropped_gpa), 4096)) {
+		kprintf("lx: DROP_DIRTY: the page dropped at gpa 0x%llx holds the destination's "
+			"contents again\n",
+			(unsigned long long)dropped_gpa);
+		dropped_gpa = ~0ull;
+	}
 
 	for (unsigned w = 0; w < sizeof(dirty_bitmap) / 8; w++) {
 		uint64_t bits = dirty_bitmap[w];
@@ -699,6 +712,23 @@ static void resume_vcpu(void)
 }
 
 /*
+ * PML: the vcpu hands its page-modification log to the library after every
+ * exit (vmx.c), so a harvest must first see the vcpu pass through host mode:
+ * kick it and wait until its loop answered this request. Entries it logs
+ * after that are the next harvest's.
+ */
+static void sync_vcpu(void)
+{
+	uint32_t want = __atomic_add_fetch(&sync_req, 1, __ATOMIC_ACQ_REL);
+
+	kick_vcpu();
+	while (__atomic_load_n(&sync_done, __ATOMIC_ACQUIRE) != want) {
+		s2_fs_rcu_quiescent(&fs, CPU_HOST);
+		__asm__ volatile("pause");
+	}
+}
+
+/*
  * Live migration of the guest's RAM to LX_DEST_HPA: dirty logging by write
  * protection, a full copy while the guest runs, pre-copy rounds of the pages
  * dirtied since, then the vcpu stops, the last dirty pages are copied, the
@@ -712,7 +742,7 @@ static void migrate_job(void)
 	long r;
 
 	kprintf("lx[cpu %u]: migrating guest RAM to hpa 0x%x (%s dirty log)\n", host_apic_id,
-		LX_DEST_HPA, DIRTY_HW ? "hardware A/D" : "write-protection");
+		LX_DEST_HPA, DIRTY_NAME);
 	kvm_get_dirty_stats(kvm, &ds0);
 	r = kvm_set_memslot_flags(kvm, 0, KVM_MEM_LOG_DIRTY_PAGES);
 	if (r)
@@ -723,10 +753,12 @@ static void migrate_job(void)
 		s2_fs_rcu_quiescent(&fs, CPU_HOST);
 	}
 	for (unsigned round = 0; round < 8; round++) {
+		if (DIRTY_PML)
+			sync_vcpu();
 		r = kvm_get_dirty_log(kvm, 0, dirty_bitmap);
 		if (r < 0)
 			lx_fail("kvm_get_dirty_log", r);
-		st.mig_round_pages[round] = copy_dirty();
+		st.mig_round_pages[round] = copy_dirty(false);
 		st.mig_rounds++;
 		s2_fs_rcu_quiescent(&fs, CPU_HOST);
 		if (st.mig_round_pages[round] < 256 && round >= 1)
@@ -736,7 +768,7 @@ static void migrate_job(void)
 	r = kvm_get_dirty_log(kvm, 0, dirty_bitmap);
 	if (r < 0)
 		lx_fail("kvm_get_dirty_log (final)", r);
-	st.mig_final_pages = copy_dirty();
+	st.mig_final_pages = copy_dirty(true);
 	for (uint64_t gpa = 0; gpa < LX_RAM_SIZE; gpa += 4096)
 		if (!same(LX_DEST_HPA + gpa, hva_to_hpa(LX_RAM_HVA + gpa), 4096))
 			st.mig_diff_pages++;
@@ -824,12 +856,18 @@ static void report_and_finish(void)
 	pass &= check(st.moves >= 8 && st.moves_in_guest >= 1, what);
 	pass &= check(st.moves_ok && !st.moves_bad, "the guest's memory check after the moves");
 	ksnprintf(what, sizeof(what),
-		  "migration: %s dirty log (%llu write faults), %llu pages dirty at the stop, 0 "
-		  "pages differ",
-		  DIRTY_HW ? "hardware A/D" : "write-protection",
-		  (unsigned long long)st.mig_wp_faults, (unsigned long long)st.mig_final_pages);
-	/* Write protection takes write faults; hardware dirty bits need none. */
+		  "migration: %s dirty log (%llu write faults, %llu PML entries), %llu pages dirty "
+		  "at the stop, 0 pages differ",
+		  DIRTY_NAME, (unsigned long long)st.mig_wp_faults,
+		  (unsigned long long)(lx_arch.pml_entries ? lx_arch.pml_entries() : 0),
+		  (unsigned long long)st.mig_final_pages);
+	/*
+	 * Write protection takes write faults; hardware dirty bits need none.
+	 * With PML the logs the vcpu handed over are the only record a harvest
+	 * reads (no scan of the dirty bits): the byte comparison depends on them.
+	 */
 	pass &= check(migrated && st.mig_hw == DIRTY_HW && (DIRTY_HW || st.mig_wp_faults > 0) &&
+			      (!DIRTY_PML || (lx_arch.pml_entries && lx_arch.pml_entries() > 0)) &&
 			      st.mig_final_pages > 0 && !st.mig_diff_pages,
 		      what);
 	pass &= check(st.mig_ok && !st.mig_bad, "the guest's memory check after the migration");
@@ -1021,9 +1059,14 @@ static void setup_vm(void)
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		lx_fail("kvm_create_vm", r);
-	/* NPT: dirty logging by write protection, not the hardware's D bits. */
-	/* DIRTY_HW (EPT with A/D): the hardware's dirty bits instead. */
-	r = kvm_dirty_log_set_caps(kvm, DIRTY_HW ? 0 : KVM_DIRTY_LOG_WRPROTECT);
+	/*
+	 * NPT: dirty logging by write protection, not the hardware's D bits.
+	 * DIRTY_HW (EPT with A/D): the hardware's dirty bits instead, found by
+	 * a scan at each harvest, or with DIRTY_PML from the vcpu's PML buffer.
+	 */
+	r = kvm_dirty_log_set_caps(kvm, DIRTY_PML ? KVM_DIRTY_LOG_PML :
+					DIRTY_HW  ? 0 :
+						    KVM_DIRTY_LOG_WRPROTECT);
 	if (r)
 		lx_fail("kvm_dirty_log_set_caps", r);
 	r = kvm_vcpu_create(kvm, 0, &vcpu);
@@ -1046,6 +1089,11 @@ static void __attribute__((noreturn)) vcpu_loop(void)
 	kprintf("lx[cpu %u]: entering Linux at gpa 0x%x, boot_params at 0x%x\n", vcpu_apic_id,
 		LX_KERNEL_GPA, LX_ZERO_PAGE_GPA);
 	for (;;) {
+		uint32_t sync = __atomic_load_n(&sync_req, __ATOMIC_ACQUIRE);
+
+		/* The last exit's PML entries are handed over: answer the host. */
+		if (sync != sync_done)
+			__atomic_store_n(&sync_done, sync, __ATOMIC_RELEASE);
 		s2_fs_rcu_quiescent(&fs, CPU_VCPU);
 		if (__atomic_load_n(&pause_req, __ATOMIC_ACQUIRE)) {
 			s2_fs_rcu_offline(&fs, CPU_VCPU);

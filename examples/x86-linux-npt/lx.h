@@ -90,6 +90,8 @@ struct lx_arch {
 	/* The host's checks that the guest did not reach the CPU's own state. */
 	bool (*host_intact)(void);
 	void (*print_stats)(void);
+	/* PML entries handed to kvm_flush_pml_buffer() (NULL without PML). */
+	uint64_t (*pml_entries)(void);
 };
 
 extern const struct lx_arch lx_arch;
@@ -119,5 +121,13 @@ void lx_fail(const char *what, long code) __attribute__((noreturn));
 #ifndef DIRTY_HW
 #define DIRTY_HW 0
 #endif
+/* ... read from the vcpu's page-modification log (EPT PML; implies DIRTY_HW). */
+#ifndef DIRTY_PML
+#define DIRTY_PML 0
+#endif
+#if DIRTY_PML && !DIRTY_HW
+#error "DIRTY_PML needs DIRTY_HW"
+#endif
+#define DIRTY_NAME (DIRTY_PML ? "PML" : DIRTY_HW ? "hardware A/D" : "write-protection")
 
 #endif

@@ -11,6 +11,8 @@
  * makes it exit (INTR intercept); STGI then lets the host take it (ipi_isr
  * in start.S, which preserves every register) before CLI closes it again.
  */
+#include "../x86-common/gprs.inc"
+
 	.text
 	.code64
 	.global svm_enter
@@ -23,19 +25,7 @@ svm_enter:
 	push	%r15
 	push	%rdi
 	mov	%rsi, %rax
-	mov	1*8(%rdi), %rcx
-	mov	2*8(%rdi), %rdx
-	mov	3*8(%rdi), %rbx
-	mov	5*8(%rdi), %rbp
-	mov	6*8(%rdi), %rsi
-	mov	8*8(%rdi), %r8
-	mov	9*8(%rdi), %r9
-	mov	10*8(%rdi), %r10
-	mov	11*8(%rdi), %r11
-	mov	12*8(%rdi), %r12
-	mov	13*8(%rdi), %r13
-	mov	14*8(%rdi), %r14
-	mov	15*8(%rdi), %r15
+	GPRS_LOAD_BUT_RAX_RDI
 	mov	7*8(%rdi), %rdi
 	clgi
 	sti
@@ -44,19 +34,7 @@ svm_enter:
 	cli
 	push	%rdi
 	mov	8(%rsp), %rdi
-	mov	%rcx, 1*8(%rdi)
-	mov	%rdx, 2*8(%rdi)
-	mov	%rbx, 3*8(%rdi)
-	mov	%rbp, 5*8(%rdi)
-	mov	%rsi, 6*8(%rdi)
-	mov	%r8, 8*8(%rdi)
-	mov	%r9, 9*8(%rdi)
-	mov	%r10, 10*8(%rdi)
-	mov	%r11, 11*8(%rdi)
-	mov	%r12, 12*8(%rdi)
-	mov	%r13, 13*8(%rdi)
-	mov	%r14, 14*8(%rdi)
-	mov	%r15, 15*8(%rdi)
+	GPRS_STORE_BUT_RAX_RDI
 	pop	%rax
 	mov	%rax, 7*8(%rdi)
 	pop	%rdi
