@@ -123,7 +123,7 @@ static bool s2_any_slot_logs(const struct s2_memslots *ms)
 	return false;
 }
 
-int kvm_dirty_log_set_caps(struct kvm *kvm, unsigned caps)
+static S2_ALWAYS_INLINE int kvm_dirty_log_set_caps_untraced(struct kvm *kvm, unsigned caps)
 {
 	int r = 0;
 
@@ -140,6 +140,14 @@ int kvm_dirty_log_set_caps(struct kvm *kvm, unsigned caps)
 	else
 		__atomic_store_n(&kvm->dirty.caps, caps, __ATOMIC_RELAXED);
 	s2_spin_unlock(&kvm->slots_lock);
+	return r;
+}
+
+int kvm_dirty_log_set_caps(struct kvm *kvm, unsigned caps)
+{
+	int r = kvm_dirty_log_set_caps_untraced(kvm, caps);
+
+	S2_TRACE(kvm, "dirty_caps", r, S2_TA_CAPS("caps", caps));
 	return r;
 }
 
@@ -197,7 +205,8 @@ static void s2_bit_set(uint64_t *bits, uint64_t i)
 
 /* ---- rings ---- */
 
-int kvm_dirty_ring_enable(struct kvm *kvm, uint32_t entries, uint32_t reserve)
+static S2_ALWAYS_INLINE int kvm_dirty_ring_enable_untraced(struct kvm *kvm, uint32_t entries,
+							   uint32_t reserve)
 {
 	int r = 0;
 
@@ -216,6 +225,15 @@ int kvm_dirty_ring_enable(struct kvm *kvm, uint32_t entries, uint32_t reserve)
 		__atomic_store_n(&kvm->dirty.ring_size, entries, __ATOMIC_RELEASE);
 	}
 	s2_spin_unlock(&kvm->vcpus_lock);
+	return r;
+}
+
+int kvm_dirty_ring_enable(struct kvm *kvm, uint32_t entries, uint32_t reserve)
+{
+	int r = kvm_dirty_ring_enable_untraced(kvm, entries, reserve);
+
+	S2_TRACE(kvm, "dirty_ring_enable", r, S2_TA_DEC("entries", entries),
+		 S2_TA_DEC("reserve", reserve));
 	return r;
 }
 
@@ -298,7 +316,8 @@ bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu)
 	return false;
 }
 
-long kvm_dirty_ring_harvest(struct kvm_vcpu *vcpu, struct kvm_dirty_gfn *out, uint32_t max)
+static S2_ALWAYS_INLINE long
+kvm_dirty_ring_harvest_untraced(struct kvm_vcpu *vcpu, struct kvm_dirty_gfn *out, uint32_t max)
 {
 	struct s2_dirty_ring *r;
 	struct kvm *kvm;
@@ -318,6 +337,16 @@ long kvm_dirty_ring_harvest(struct kvm_vcpu *vcpu, struct kvm_dirty_gfn *out, ui
 	r->harvested = h + n;
 	s2_spin_unlock(&kvm->dirty.lock);
 	return n;
+}
+
+long kvm_dirty_ring_harvest(struct kvm_vcpu *vcpu, struct kvm_dirty_gfn *out, uint32_t max)
+{
+	long r = kvm_dirty_ring_harvest_untraced(vcpu, out, max);
+
+	if (vcpu)
+		S2_TRACE(vcpu->kvm, "dirty_ring_harvest", r, S2_TA_DEC("vcpu", vcpu->id),
+			 S2_TA_DEC("max", max));
+	return r;
 }
 
 /* ---- recording a write ---- */
@@ -364,7 +393,7 @@ void s2_dirty_mark_fault(struct kvm_vcpu *vcpu, gfn_t gfn)
 	(void)s2_dirty_mark(vcpu->kvm, vcpu, gfn);
 }
 
-int kvm_mark_page_dirty(struct kvm *kvm, gfn_t gfn)
+static S2_ALWAYS_INLINE int kvm_mark_page_dirty_untraced(struct kvm *kvm, gfn_t gfn)
 {
 	if (!kvm || gfn >= s2_gfn_limit(kvm))
 		return -EINVAL;
@@ -373,7 +402,15 @@ int kvm_mark_page_dirty(struct kvm *kvm, gfn_t gfn)
 	return s2_dirty_mark(kvm, NULL, gfn);
 }
 
-int kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn)
+int kvm_mark_page_dirty(struct kvm *kvm, gfn_t gfn)
+{
+	int r = kvm_mark_page_dirty_untraced(kvm, gfn);
+
+	S2_TRACE(kvm, "mark_dirty", r, S2_TA_HEX("gfn", gfn));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_vcpu_mark_page_dirty_untraced(struct kvm_vcpu *vcpu, gfn_t gfn)
 {
 	if (!vcpu || gfn >= s2_gfn_limit(vcpu->kvm))
 		return -EINVAL;
@@ -382,7 +419,18 @@ int kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn)
 	return s2_dirty_mark(vcpu->kvm, vcpu, gfn);
 }
 
-long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned n)
+int kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn)
+{
+	int r = kvm_vcpu_mark_page_dirty_untraced(vcpu, gfn);
+
+	if (vcpu)
+		S2_TRACE(vcpu->kvm, "mark_dirty", r, S2_TA_DEC("vcpu", vcpu->id),
+			 S2_TA_HEX("gfn", gfn));
+	return r;
+}
+
+static S2_ALWAYS_INLINE long kvm_flush_pml_buffer_untraced(struct kvm_vcpu *vcpu,
+							   const uint64_t *gpas, unsigned n)
 {
 	const struct s2_memslots *ms;
 	struct kvm *kvm;
@@ -414,6 +462,18 @@ long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned 
 	}
 	s2_rcu_unlock(kvm);
 	return done;
+}
+
+long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned n)
+{
+	long r = kvm_flush_pml_buffer_untraced(vcpu, gpas, n);
+
+	/* One line a logged gpa (a buffer holds 512), the result on the last. */
+	if (vcpu && gpas)
+		for (unsigned i = 0; i < n; i++)
+			S2_TRACE(vcpu->kvm, "pml", i + 1 < n ? S2_TRACE_NORET : r,
+				 S2_TA_DEC("vcpu", vcpu->id), S2_TA_HEX("gpa", gpas[i]));
+	return r;
 }
 
 void s2_dirty_record_removed(struct kvm *kvm, gfn_t walked, uint64_t pages)
@@ -609,7 +669,8 @@ static long s2_scan_slot(struct kvm *kvm, const struct kvm_memory_slot *s, struc
 	return s2_range(kvm, &op);
 }
 
-long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
+static S2_ALWAYS_INLINE long kvm_get_dirty_log_untraced(struct kvm *kvm, unsigned slot_id,
+							uint64_t *bitmap)
 {
 	const struct kvm_memory_slot *s;
 	struct s2_slot_dirty *d;
@@ -669,8 +730,17 @@ out:
 	return r < 0 ? r : any != 0;
 }
 
-long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page, uint64_t num_pages,
-			 const uint64_t *bitmap)
+long kvm_get_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t *bitmap)
+{
+	long r = kvm_get_dirty_log_untraced(kvm, slot_id, bitmap);
+
+	S2_TRACE(kvm, "get_dirty_log", r, S2_TA_DEC("slot", slot_id));
+	return r;
+}
+
+static S2_ALWAYS_INLINE long kvm_clear_dirty_log_untraced(struct kvm *kvm, unsigned slot_id,
+							  uint64_t first_page, uint64_t num_pages,
+							  const uint64_t *bitmap)
 {
 	const struct kvm_memory_slot *s;
 	struct s2_slot_dirty *d;
@@ -728,6 +798,32 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 out:
 	s2_spin_unlock(&kvm->slots_lock);
 	s2_acc_free_tables(kvm, &acc);
+	return r;
+}
+
+long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page, uint64_t num_pages,
+			 const uint64_t *bitmap)
+{
+	long r = kvm_clear_dirty_log_untraced(kvm, slot_id, first_page, num_pages, bitmap);
+
+	/*
+	 * One line per 16 words (1024 pages) of the bitmap, the result on the
+	 * last; a refused call (nothing done) as one line with the whole
+	 * range and its first words, which replay pads with zeros.
+	 */
+	if (bitmap)
+		for (uint64_t w = 0; w * 64 < num_pages; w += 16) {
+			uint64_t left = num_pages - w * 64, n = left < 1024 ? left : 1024;
+			bool last = r < 0 || left <= 1024;
+
+			S2_TRACE(kvm, "clear_dirty_log", last ? r : S2_TRACE_NORET,
+				 S2_TA_DEC("slot", slot_id),
+				 S2_TA_HEX("first", first_page + w * 64),
+				 S2_TA_DEC("num", r < 0 ? num_pages : n),
+				 S2_TA_WORDS("mask", bitmap + w, (n + 63) / 64));
+			if (last)
+				break;
+		}
 	return r;
 }
 
@@ -789,7 +885,7 @@ static long s2_coalesce_add(struct kvm *kvm, struct s2_coalesce *co, const struc
 	return r;
 }
 
-long kvm_dirty_ring_reset(struct kvm *kvm)
+static S2_ALWAYS_INLINE long kvm_dirty_ring_reset_untraced(struct kvm *kvm)
 {
 	struct s2_change_acc acc;
 	struct s2_reap rp = { .cur.memo.hw_writes = -1 };
@@ -835,6 +931,14 @@ long kvm_dirty_ring_reset(struct kvm *kvm)
 	s2_spin_unlock(&kvm->slots_lock);
 	s2_acc_free_tables(kvm, &acc);
 	return r < 0 ? r : total;
+}
+
+long kvm_dirty_ring_reset(struct kvm *kvm)
+{
+	long r = kvm_dirty_ring_reset_untraced(kvm);
+
+	S2_TRACE0(kvm, "dirty_ring_reset", r);
+	return r;
 }
 
 /* ---- a slot starts or stops logging ---- */
@@ -1241,7 +1345,7 @@ static int s2_write_track_update(struct kvm *kvm, gfn_t gfn, bool add)
 	return r;
 }
 
-int kvm_write_track_add_gfn(struct kvm *kvm, gfn_t gfn)
+static S2_ALWAYS_INLINE int kvm_write_track_add_gfn_untraced(struct kvm *kvm, gfn_t gfn)
 {
 	if (!kvm || gfn >= s2_gfn_limit(kvm))
 		return -EINVAL;
@@ -1250,13 +1354,29 @@ int kvm_write_track_add_gfn(struct kvm *kvm, gfn_t gfn)
 	return s2_write_track_update(kvm, gfn, true);
 }
 
-int kvm_write_track_remove_gfn(struct kvm *kvm, gfn_t gfn)
+int kvm_write_track_add_gfn(struct kvm *kvm, gfn_t gfn)
+{
+	int r = kvm_write_track_add_gfn_untraced(kvm, gfn);
+
+	S2_TRACE(kvm, "write_track_add", r, S2_TA_HEX("gfn", gfn));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_write_track_remove_gfn_untraced(struct kvm *kvm, gfn_t gfn)
 {
 	if (!kvm || gfn >= s2_gfn_limit(kvm))
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
 	return s2_write_track_update(kvm, gfn, false);
+}
+
+int kvm_write_track_remove_gfn(struct kvm *kvm, gfn_t gfn)
+{
+	int r = kvm_write_track_remove_gfn_untraced(kvm, gfn);
+
+	S2_TRACE(kvm, "write_track_remove", r, S2_TA_HEX("gfn", gfn));
+	return r;
 }
 
 bool kvm_gfn_is_write_tracked(struct kvm *kvm, gfn_t gfn)

@@ -375,7 +375,8 @@ out:
 	return r;
 }
 
-int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
+static S2_ALWAYS_INLINE int kvm_tdp_page_fault_untraced(struct kvm_vcpu *vcpu, gpa_t gpa,
+							unsigned access)
 {
 	if (!vcpu)
 		return -EINVAL;
@@ -396,6 +397,16 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	if (s2_likely(s2_fault_fast(vcpu, gpa_to_gfn(gpa), access) == RET_PF_FIXED))
 		return RET_PF_FIXED;
 	return s2_fault_full(vcpu, gpa, access);
+}
+
+int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
+{
+	int r = kvm_tdp_page_fault_untraced(vcpu, gpa, access);
+
+	if (vcpu)
+		S2_TRACE(vcpu->kvm, "fault", r, S2_TA_DEC("vcpu", vcpu->id), S2_TA_HEX("gpa", gpa),
+			 S2_TA_ACC("access", access));
+	return r;
 }
 
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)

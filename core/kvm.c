@@ -106,7 +106,7 @@ static int s2_check_params(const struct kvm_vm_params *p, const struct s2_fmt_op
 	return 0;
 }
 
-int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
+static S2_ALWAYS_INLINE int kvm_create_vm_untraced(const struct kvm_vm_params *p, struct kvm **out)
 {
 	const struct s2_fmt_ops *ops;
 	struct s2_fmt_cfg cfg;
@@ -154,6 +154,23 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 	}
 	*out = kvm;
 	return 0;
+}
+
+int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
+{
+	int r = kvm_create_vm_untraced(p, out);
+
+	if (p)
+		S2_TRACE_ENV(p->env, "vm", r, S2_TA_STR("fmt", s2_fmt_name(p->fmt)),
+			     S2_TA_DEC("gpa_bits", p->gpa_bits), S2_TA_FMTF("flags", p->fmt_flags),
+			     S2_TA_DEC("granule", p->granule),
+			     S2_TA_DEC("max_leaf", p->max_leaf_level),
+			     S2_TA_DEC("max_vcpus", p->max_vcpus), S2_TA_DEC("vmid", p->vmid),
+			     /* replay: 1 on, 0 off (the default is off today) */
+			     S2_TA_DEC("mmio_cache", p->mmio_cache == S2_MMIO_CACHE_ON),
+			     S2_TA_DEC("mmio_gen_bits", p->mmio_gen_bits),
+			     S2_TA_DEC("host_pa_bits", p->host_pa_bits), S2_TA_DEC("vcpus", 0));
+	return r;
 }
 
 void s2_vcpu_free(struct kvm_vcpu *vcpu);

@@ -8,6 +8,7 @@
 
 #include "core/fmt_api.h"
 #include "core/lock.h"
+#include "core/trace.h"
 #include "s2mmu/config.h"
 #include "s2mmu/errno.h"
 #include "s2mmu/flush.h"

@@ -95,8 +95,9 @@ static int s2_map_any_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
 	return 1;
 }
 
-int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size, unsigned prot,
-		      unsigned memtype)
+static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa,
+						       uint64_t size, unsigned prot,
+						       unsigned memtype)
 {
 	struct kvm_memory_slot slot;
 	struct kvm *kvm;
@@ -199,6 +200,18 @@ int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size
 	return 0;
 }
 
+int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size, unsigned prot,
+		      unsigned memtype)
+{
+	int r = kvm_mmu_map_range_untraced(vcpu, gpa, hpa, size, prot, memtype);
+
+	if (vcpu)
+		S2_TRACE(vcpu->kvm, "map_range", r, S2_TA_DEC("vcpu", vcpu->id),
+			 S2_TA_HEX("gpa", gpa), S2_TA_HEX("hpa", hpa), S2_TA_HEX("size", size),
+			 S2_TA_HEX("prot", prot), S2_TA_HEX("memtype", memtype));
+	return r;
+}
+
 long kvm_mmu_unmap_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
 {
 	if (!kvm)
@@ -208,7 +221,8 @@ long kvm_mmu_unmap_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
 	return kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(gpa + size));
 }
 
-long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
+static S2_ALWAYS_INLINE long kvm_mmu_wrprotect_range_untraced(struct kvm *kvm, gpa_t gpa,
+							      uint64_t size)
 {
 	struct s2_change_acc acc;
 	struct s2_range_op op = { .kind = S2_RANGE_WRPROTECT_MMU,
@@ -228,6 +242,14 @@ long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
 	s2_mmu_write_lock(kvm);
 	r = s2_range(kvm, &op);
 	s2_mmu_write_unlock(kvm, &acc);
+	return r;
+}
+
+long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
+{
+	long r = kvm_mmu_wrprotect_range_untraced(kvm, gpa, size);
+
+	S2_TRACE(kvm, "wrprotect_range", r, S2_TA_HEX("gpa", gpa), S2_TA_HEX("size", size));
 	return r;
 }
 

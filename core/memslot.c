@@ -420,7 +420,8 @@ static int s2_plan_add(struct kvm *kvm, const struct s2_memslots *cur, struct s2
 	return 0;
 }
 
-int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
+static S2_ALWAYS_INLINE int kvm_set_memslot_untraced(struct kvm *kvm,
+						     const struct kvm_memory_slot *slot)
 {
 	struct s2_slot_update u = { 0 };
 	int r;
@@ -434,6 +435,17 @@ int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 		return r;
 	u.upd = *slot;
 	return s2_memslots_update(kvm, s2_plan_add, &u);
+}
+
+int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
+{
+	int r = kvm_set_memslot_untraced(kvm, slot);
+
+	if (slot)
+		S2_TRACE(kvm, "memslot", r, S2_TA_DEC("id", slot->id),
+			 S2_TA_HEX("gfn", slot->base_gfn), S2_TA_HEX("npages", slot->npages),
+			 S2_TA_HEX("hva", slot->userspace_addr), S2_TA_SLOTF("flags", slot->flags));
+	return r;
 }
 
 /* kvm_delete_memslot's plan: drop slot u->prev.id and zap what it mapped. */
@@ -453,7 +465,7 @@ static int s2_plan_delete(struct kvm *kvm, const struct s2_memslots *cur, struct
 	return 0;
 }
 
-int kvm_delete_memslot(struct kvm *kvm, unsigned id)
+static S2_ALWAYS_INLINE int kvm_delete_memslot_untraced(struct kvm *kvm, unsigned id)
 {
 	struct s2_slot_update u = { .prev.id = id };
 
@@ -462,6 +474,14 @@ int kvm_delete_memslot(struct kvm *kvm, unsigned id)
 	if (s2_kvm_dead(kvm))
 		return -EIO;
 	return s2_memslots_update(kvm, s2_plan_delete, &u);
+}
+
+int kvm_delete_memslot(struct kvm *kvm, unsigned id)
+{
+	int r = kvm_delete_memslot_untraced(kvm, id);
+
+	S2_TRACE(kvm, "memslot_delete", r, S2_TA_DEC("id", id));
+	return r;
 }
 
 /* What kvm_move_memslot / kvm_set_memslot_flags change. */
@@ -524,14 +544,32 @@ static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set
 	return s2_memslots_update(kvm, s2_plan_replace, &rp.u);
 }
 
-int kvm_move_memslot(struct kvm *kvm, unsigned id, gfn_t new_base_gfn)
+static S2_ALWAYS_INLINE int kvm_move_memslot_untraced(struct kvm *kvm, unsigned id,
+						      gfn_t new_base_gfn)
 {
 	return s2_memslot_replace(kvm, id, new_base_gfn, true, 0, false);
 }
 
-int kvm_set_memslot_flags(struct kvm *kvm, unsigned id, unsigned flags)
+int kvm_move_memslot(struct kvm *kvm, unsigned id, gfn_t new_base_gfn)
+{
+	int r = kvm_move_memslot_untraced(kvm, id, new_base_gfn);
+
+	S2_TRACE(kvm, "memslot_move", r, S2_TA_DEC("id", id), S2_TA_HEX("gfn", new_base_gfn));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_set_memslot_flags_untraced(struct kvm *kvm, unsigned id,
+							   unsigned flags)
 {
 	return s2_memslot_replace(kvm, id, 0, false, flags, true);
+}
+
+int kvm_set_memslot_flags(struct kvm *kvm, unsigned id, unsigned flags)
+{
+	int r = kvm_set_memslot_flags_untraced(kvm, id, flags);
+
+	S2_TRACE(kvm, "memslot_flags", r, S2_TA_DEC("id", id), S2_TA_SLOTF("flags", flags));
+	return r;
 }
 
 static void s2_slots_read_lock(const struct kvm *kvm)

@@ -108,7 +108,8 @@ long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_chan
 	return s2_range(kvm, &op);
 }
 
-long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
+static S2_ALWAYS_INLINE long kvm_zap_gfn_range_untraced(struct kvm *kvm, gfn_t gfn_start,
+							gfn_t gfn_end)
 {
 	if (!kvm)
 		return -EINVAL;
@@ -117,6 +118,14 @@ long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
 	if (gfn_start >= gfn_end || gfn_end > s2_gfn_limit(kvm))
 		return -EINVAL;
 	return s2_zap_yielding(kvm, gfn_start, gfn_end, false);
+}
+
+long kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
+{
+	long r = kvm_zap_gfn_range_untraced(kvm, gfn_start, gfn_end);
+
+	S2_TRACE(kvm, "zap", r, S2_TA_HEX("gfn", gfn_start), S2_TA_HEX("end", gfn_end));
+	return r;
 }
 
 /*
@@ -142,7 +151,7 @@ long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block)
 	return r;
 }
 
-long kvm_mmu_zap_all(struct kvm *kvm)
+static S2_ALWAYS_INLINE long kvm_mmu_zap_all_untraced(struct kvm *kvm)
 {
 	long r;
 
@@ -156,6 +165,14 @@ long kvm_mmu_zap_all(struct kvm *kvm)
 	if (r != -ENOTSUP && r != -ENOMEM)
 		return r;
 	return s2_zap_yielding(kvm, 0, s2_gfn_limit(kvm), true);
+}
+
+long kvm_mmu_zap_all(struct kvm *kvm)
+{
+	long r = kvm_mmu_zap_all_untraced(kvm);
+
+	S2_TRACE0(kvm, "zap_all", r);
+	return r;
 }
 
 int kvm_mmu_lookup(struct kvm *kvm, gpa_t gpa, struct s2_mapping *out)

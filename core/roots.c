@@ -468,11 +468,19 @@ out_free:
 	return r;
 }
 
-int kvm_mmu_zap_all_fast(struct kvm *kvm)
+static S2_ALWAYS_INLINE int kvm_mmu_zap_all_fast_untraced(struct kvm *kvm)
 {
 	long r = s2_zap_all_fast(kvm);
 
 	return r < 0 ? (int)r : 0;
+}
+
+int kvm_mmu_zap_all_fast(struct kvm *kvm)
+{
+	int r = kvm_mmu_zap_all_fast_untraced(kvm);
+
+	S2_TRACE0(kvm, "zap_all_fast", r);
+	return r;
 }
 
 void s2_roots_destroy(struct kvm *kvm)

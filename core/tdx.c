@@ -744,7 +744,7 @@ static void tdx_nonpresent_init(struct kvm *kvm)
 	}
 }
 
-int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p)
+static S2_ALWAYS_INLINE int kvm_tdx_init_untraced(struct kvm *kvm, const struct kvm_tdx_params *p)
 {
 	const struct s2_tdx_ops *o = p ? p->ops : NULL;
 	const struct s2_env *env;
@@ -780,7 +780,18 @@ int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p)
 	return 0;
 }
 
-int kvm_tdx_page_add(struct kvm *kvm, gfn_t gfn, hpa_t src)
+int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p)
+{
+	int r = kvm_tdx_init_untraced(kvm, p);
+
+	if (p)
+		S2_TRACE(kvm, "tdx_init", r, S2_TA_DEC("shared_bit", p->shared_bit),
+			 S2_TA_DEC("busy_retries", p->busy_retries),
+			 S2_TA_DEC("track_per_page", p->track_per_page));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_tdx_page_add_untraced(struct kvm *kvm, gfn_t gfn, hpa_t src)
 {
 	struct s2_tdx *t = kvm ? kvm->tdx : NULL;
 	const struct s2_env *env;
@@ -834,12 +845,28 @@ out:
 	return r;
 }
 
-int kvm_tdx_finalized(struct kvm *kvm)
+int kvm_tdx_page_add(struct kvm *kvm, gfn_t gfn, hpa_t src)
+{
+	int r = kvm_tdx_page_add_untraced(kvm, gfn, src);
+
+	S2_TRACE(kvm, "tdx_page_add", r, S2_TA_HEX("gfn", gfn), S2_TA_HEX("src", src));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_tdx_finalized_untraced(struct kvm *kvm)
 {
 	if (!kvm || !kvm->tdx)
 		return -EINVAL;
 	__atomic_store_n(&kvm->tdx->finalized, true, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int kvm_tdx_finalized(struct kvm *kvm)
+{
+	int r = kvm_tdx_finalized_untraced(kvm);
+
+	S2_TRACE0(kvm, "tdx_finalized", r);
+	return r;
 }
 
 /*
@@ -850,7 +877,7 @@ int kvm_tdx_finalized(struct kvm *kvm)
  * guest has not accepted all 512 alike: that table is UNBLOCKed and stays.
  * The merged S-EPT page comes back (WBINVD) and its pair is freed.
  */
-long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end)
+static S2_ALWAYS_INLINE long kvm_tdx_collapse_untraced(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	struct s2_tdx *t = kvm ? kvm->tdx : NULL;
 	const struct s2_fmt_cfg *c;
@@ -907,6 +934,14 @@ long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end)
 		r = tdx_promote_blocked(kvm, t, cand, at, n, &done);
 	s2_mmu_write_unlock(kvm, &acc);
 	return r ? r : done;
+}
+
+long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	long r = kvm_tdx_collapse_untraced(kvm, start, end);
+
+	S2_TRACE(kvm, "tdx_collapse", r, S2_TA_HEX("gfn", start), S2_TA_HEX("end", end));
+	return r;
 }
 
 int kvm_tdx_lookup_private(struct kvm *kvm, gfn_t gfn, hpa_t *hpa, int *level)

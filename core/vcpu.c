@@ -24,7 +24,8 @@ static struct kvm_vcpu *s2_vcpu_alloc(const struct s2_env *env)
 	return vcpu;
 }
 
-int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
+static S2_ALWAYS_INLINE int kvm_vcpu_create_untraced(struct kvm *kvm, unsigned id,
+						     struct kvm_vcpu **out)
 {
 	const struct s2_env *env;
 	struct kvm_vcpu *vcpu;
@@ -76,6 +77,14 @@ int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
 	s2_spin_unlock(&kvm->vcpus_lock);
 	*out = vcpu;
 	return 0;
+}
+
+int kvm_vcpu_create(struct kvm *kvm, unsigned id, struct kvm_vcpu **out)
+{
+	int r = kvm_vcpu_create_untraced(kvm, id, out);
+
+	S2_TRACE(kvm, "vcpu", r, S2_TA_DEC("id", id));
+	return r;
 }
 
 void s2_vcpu_free(struct kvm_vcpu *vcpu);

@@ -25,6 +25,15 @@ $(s2mmu-tool): $(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj) $(lib)
 	$(call msg,LD,tools/s2mmu/s2mmu)
 	$(Q)$(call link-host,$(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj),$(s2mmu-capstone-libs))
 
+# tests/cli/trace_gen.c: a hosted run of random calls with the library's
+# call trace on (CONFIG_S2_TRACE), which tests/cli/trace.sh replays.
+trace-gen := $(O)/tests/cli/trace_gen
+$(trace-gen): $(O)/tests/cli/trace_gen.o $(lib)
+	$(call msg,LD,tests/cli/trace_gen)
+	$(Q)$(call link-host,$<)
+$(O)/tests/cli/test_cli_trace.sh: $(trace-gen)
+-include $(O)/tests/cli/trace_gen.d
+
 cli-test-srcs := $(sort $(wildcard tests/cli/*.sh))
 cli-test-bins := $(cli-test-srcs:tests/cli/%.sh=$(O)/tests/cli/test_cli_%.sh)
 test-bins += $(cli-test-bins)

@@ -19,7 +19,7 @@ BENCH_O ?= build/bench
 bench:
 	$(Q)$(srctree)/scripts/install-deps.sh build
 	$(Q)MAKE="$(MAKE)" $(srctree)/scripts/configure.sh $(BENCH_O) allformats_defconfig \
-		--disable S2_DEBUG
+		--disable S2_DEBUG --disable S2_TRACE
 	+$(Q)$(sub-make) O=$(BENCH_O) EXTRA_CFLAGS=-DNDEBUG benches
 	$(Q)set -e; bins="$$($(MAKE) -s O=$(BENCH_O) print-bench-bins)"; \
 		[ -n "$$bins" ] || { echo "bench: no bench/*.c yet"; exit 0; }; \

@@ -195,7 +195,8 @@ static int s2_attrs_check(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t attr
 	return 0;
 }
 
-int kvm_vm_set_mem_attributes(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t attrs)
+static S2_ALWAYS_INLINE int kvm_vm_set_mem_attributes_untraced(struct kvm *kvm, gfn_t start,
+							       gfn_t end, uint64_t attrs)
 {
 	union kvm_mmu_notifier_arg arg = { .attributes = attrs };
 	const struct s2_env *env;
@@ -261,6 +262,15 @@ int kvm_vm_set_mem_attributes(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t 
 		env->ops->free(env->ctx, old);
 	}
 	return 0;
+}
+
+int kvm_vm_set_mem_attributes(struct kvm *kvm, gfn_t start, gfn_t end, uint64_t attrs)
+{
+	int r = kvm_vm_set_mem_attributes_untraced(kvm, start, end, attrs);
+
+	S2_TRACE(kvm, "attributes", r, S2_TA_HEX("gfn", start), S2_TA_HEX("end", end),
+		 S2_TA_ATTR("attrs", attrs));
+	return r;
 }
 
 uint64_t kvm_get_memory_attributes(struct kvm *kvm, gfn_t gfn)

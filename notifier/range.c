@@ -377,7 +377,9 @@ static int s2_mn_check(struct kvm *kvm, uint64_t start, uint64_t end)
 	return 0;
 }
 
-int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t end, bool may_block)
+static S2_ALWAYS_INLINE int kvm_mmu_notifier_invalidate_range_start_untraced(struct kvm *kvm,
+									     hva_t start, hva_t end,
+									     bool may_block)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);
@@ -388,7 +390,18 @@ int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t 
 	return r < 0 ? r : 0;
 }
 
-int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end, bool may_block)
+int kvm_mmu_notifier_invalidate_range_start(struct kvm *kvm, hva_t start, hva_t end, bool may_block)
+{
+	int r = kvm_mmu_notifier_invalidate_range_start_untraced(kvm, start, end, may_block);
+
+	S2_TRACE(kvm, "invalidate_start", r, S2_TA_HEX("hva", start), S2_TA_HEX("end", end),
+		 S2_TA_DEC("may_block", may_block));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_mmu_notifier_invalidate_range_end_untraced(struct kvm *kvm,
+									   hva_t start, hva_t end,
+									   bool may_block)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);
@@ -399,7 +412,17 @@ int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t en
 	return r < 0 ? r : 0;
 }
 
-long kvm_mmu_notifier_clear_flush_young(struct kvm *kvm, hva_t start, hva_t end)
+int kvm_mmu_notifier_invalidate_range_end(struct kvm *kvm, hva_t start, hva_t end, bool may_block)
+{
+	int r = kvm_mmu_notifier_invalidate_range_end_untraced(kvm, start, end, may_block);
+
+	S2_TRACE(kvm, "invalidate_end", r, S2_TA_HEX("hva", start), S2_TA_HEX("end", end),
+		 S2_TA_DEC("may_block", may_block));
+	return r;
+}
+
+static S2_ALWAYS_INLINE long kvm_mmu_notifier_clear_flush_young_untraced(struct kvm *kvm,
+									 hva_t start, hva_t end)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);
@@ -407,7 +430,16 @@ long kvm_mmu_notifier_clear_flush_young(struct kvm *kvm, hva_t start, hva_t end)
 	return r ? r : s2_mn_run(kvm, S2_MN_CLEAR_FLUSH_YOUNG, start, end, none, false);
 }
 
-long kvm_mmu_notifier_clear_young(struct kvm *kvm, hva_t start, hva_t end)
+long kvm_mmu_notifier_clear_flush_young(struct kvm *kvm, hva_t start, hva_t end)
+{
+	long r = kvm_mmu_notifier_clear_flush_young_untraced(kvm, start, end);
+
+	S2_TRACE(kvm, "clear_flush_young", r, S2_TA_HEX("hva", start), S2_TA_HEX("end", end));
+	return r;
+}
+
+static S2_ALWAYS_INLINE long kvm_mmu_notifier_clear_young_untraced(struct kvm *kvm, hva_t start,
+								   hva_t end)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);
@@ -415,7 +447,16 @@ long kvm_mmu_notifier_clear_young(struct kvm *kvm, hva_t start, hva_t end)
 	return r ? r : s2_mn_run(kvm, S2_MN_CLEAR_YOUNG, start, end, none, false);
 }
 
-int kvm_mmu_notifier_test_young(struct kvm *kvm, hva_t start, hva_t end)
+long kvm_mmu_notifier_clear_young(struct kvm *kvm, hva_t start, hva_t end)
+{
+	long r = kvm_mmu_notifier_clear_young_untraced(kvm, start, end);
+
+	S2_TRACE(kvm, "clear_young", r, S2_TA_HEX("hva", start), S2_TA_HEX("end", end));
+	return r;
+}
+
+static S2_ALWAYS_INLINE int kvm_mmu_notifier_test_young_untraced(struct kvm *kvm, hva_t start,
+								 hva_t end)
 {
 	union kvm_mmu_notifier_arg none = { 0 };
 	int r = s2_mn_check(kvm, start, end);
@@ -425,6 +466,14 @@ int kvm_mmu_notifier_test_young(struct kvm *kvm, hva_t start, hva_t end)
 		return r;
 	y = s2_mn_run(kvm, S2_MN_TEST_YOUNG, start, end, none, false);
 	return y < 0 ? (int)y : y > 0;
+}
+
+int kvm_mmu_notifier_test_young(struct kvm *kvm, hva_t start, hva_t end)
+{
+	int r = kvm_mmu_notifier_test_young_untraced(kvm, start, end);
+
+	S2_TRACE(kvm, "test_young", r, S2_TA_HEX("hva", start), S2_TA_HEX("end", end));
+	return r;
 }
 
 uint64_t kvm_mmu_invalidate_in_progress(const struct kvm *kvm)

@@ -9,6 +9,7 @@
 #   4. build/check-asan  the same with -fsanitize=address,undefined
 #   5. build/check-tsan  -fsanitize=thread, only the concurrency tests
 #   6. build/check-fs-{x86_64,aarch64,riscv64}  <arch>_freestanding_defconfig
+#                        (riscv64 with CONFIG_S2_TRACE)
 #                        cross-compiled -ffreestanding, archived, and checked
 #                        for undefined symbols (scripts/check-freestanding.sh)
 #   7. make conformance  (examples/*/run.sh once they exist)
@@ -111,11 +112,16 @@ fi
 if ! skip freestanding; then
 	for arch in x86_64 aarch64 riscv64; do
 		o=build/check-fs-$arch
-		phase "freestanding $arch ($o, ${arch}_freestanding_defconfig)"
+		# riscv64 with the call trace compiled in (CONFIG_S2_TRACE):
+		# it must build freestanding too.
+		tweak=()
+		[ "$arch" = riscv64 ] && tweak=(--enable S2_TRACE)
+		phase "freestanding $arch ($o, ${arch}_freestanding_defconfig ${tweak[*]})"
 		step "freestanding $arch" bash -c '
-			scripts/configure.sh "$1" "$2" &&
-			'"$make"' --no-print-directory -j'"$jobs"' O="$1" lib &&
-			scripts/check-freestanding.sh "$1"' _ "$o" "${arch}_freestanding_defconfig"
+			o=$1 d=$2; shift 2
+			scripts/configure.sh "$o" "$d" "$@" &&
+			'"$make"' --no-print-directory -j'"$jobs"' O="$o" lib &&
+			scripts/check-freestanding.sh "$o"' _ "$o" "${arch}_freestanding_defconfig" "${tweak[@]}"
 	done
 fi
 

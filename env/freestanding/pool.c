@@ -159,4 +159,6 @@ void s2_freestanding_init(struct s2_freestanding *f, struct s2_page_pool *pool)
 	f->env.virt_offset = (int64_t)((uintptr_t)pool->base - (uintptr_t)pool->base_pa);
 	f->env.ops = &f->ops;
 	f->env.ctx = f;
+	/* A CONFIG_S2_TRACE build traces to the embedder's log hook. */
+	f->env.trace = true;
 }

@@ -56,6 +56,12 @@ struct s2_hosted {
 	void (*pfn_hook)(struct s2_hosted *h, const struct kvm_memory_slot *slot, gfn_t gfn);
 	void *priv;
 	bool quiet; /* do not print log lines to stderr */
+	/*
+	 * The call trace (CONFIG_S2_TRACE builds, with env.trace set): each
+	 * S2_LOG_TRACE line is written to this file descriptor with a
+	 * newline (default -1: dropped); never counted in logs or printed.
+	 */
+	int trace_fd;
 };
 
 /* Fill @h with the default hosted environment. */

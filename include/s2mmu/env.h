@@ -37,7 +37,11 @@ struct s2_pfn_info {
 	bool block_stable;
 };
 
-enum s2_log_level { S2_LOG_ERR = 0, S2_LOG_WARN, S2_LOG_INFO, S2_LOG_DEBUG };
+/*
+ * S2_LOG_TRACE: one line of the call trace (CONFIG_S2_TRACE builds whose env
+ * sets `trace`): the trace format of `s2mmu replay` (docs/tools.md).
+ */
+enum s2_log_level { S2_LOG_ERR = 0, S2_LOG_WARN, S2_LOG_INFO, S2_LOG_DEBUG, S2_LOG_TRACE };
 
 struct s2_env_ops {
 	/*
@@ -148,6 +152,12 @@ struct s2_env {
 	const struct s2_env_ops *ops;
 	void *ctx;	     /* handed back to every hook */
 	int64_t virt_offset; /* va = pa + virt_offset when phys_to_virt is NULL */
+	/*
+	 * A library built with CONFIG_S2_TRACE sends every public call that
+	 * changes a VM of this env to ops->log as one S2_LOG_TRACE line
+	 * (docs/tools.md, "Trace output"). Ignored without the option.
+	 */
+	bool trace;
 };
 
 /*

@@ -616,7 +616,7 @@ static void test_bad_input(void **state)
 	assert_int_equal(kvm_create_vm(&q, &kvm), -EINVAL);
 	struct s2_env_ops no_alloc = T.h.ops;
 	no_alloc.alloc_table = NULL;
-	struct s2_env bad_env = { &no_alloc, &T.h, 0 };
+	struct s2_env bad_env = { .ops = &no_alloc, .ctx = &T.h };
 	q = p;
 	q.env = &bad_env;
 	assert_int_equal(kvm_create_vm(&q, &kvm), -EINVAL);

@@ -76,6 +76,10 @@ static const char replay_help[] =
 	"  dirty_caps caps=manual,wrprotect,pml   get_dirty_log slot=N\n"
 	"  clear_dirty_log slot=N first=N num=N [mask=M]   mark_dirty gfn=G\n"
 	"  attributes gfn=G end=G attrs=private|0   write_track_add|write_track_remove gfn=G\n"
+	"  vcpu id=N   zap_all_fast   mark_dirty [vcpu=N] gfn=G   pml [vcpu=N] gpa=A\n"
+	"  dirty_ring_enable entries=N [reserve=N]   dirty_ring_harvest [vcpu=N] max=N\n"
+	"  dirty_ring_reset   map_range [vcpu=N] gpa=A hpa=H size=S prot=P [memtype=M]\n"
+	"  unmap_range|wrprotect_range gpa=A size=S   pre_fault [vcpu=N] gpa=A size=S\n"
 	"  ... => RESULT   the call must return RESULT (a number or -EINVAL style)\n"
 	"\n"
 	"exit status: 0 replayed and checked, 1 an expectation or the check failed,\n"
@@ -299,7 +303,7 @@ static unsigned names(struct line *l, const char *key, const char *const *nm, co
 	const char *v = arg(l, key), *s;
 	unsigned out = 0;
 
-	if (!v)
+	if (!v || !strcmp(v, "0"))
 		return 0;
 	for (s = v; *s;) {
 		size_t n = strcspn(s, ",|");
@@ -364,6 +368,10 @@ static unsigned access_arg(struct line *l, struct parse_err *pe)
 	for (unsigned i = 0; i < l->nargs; i++)
 		if (l->key[i] && !strcmp(l->key[i], "access"))
 			v = l->val[i];
+	if (v && !strcmp(v, "0")) {
+		arg(l, "access");
+		return 0;
+	}
 	if (v && !strchr(v, ',') && strlen(v) <= 4 && strspn(v, "rwxu") == strlen(v)) {
 		arg(l, "access");
 		for (const char *s = v; *s; s++)
@@ -379,7 +387,7 @@ static unsigned access_arg(struct line *l, struct parse_err *pe)
 static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
 	const char *f = arg(l, "fmt");
-	uint64_t vcpus, mc;
+	uint64_t vcpus, max_vcpus, mc;
 
 	if (r->kvm)
 		return syntax(l, "a second 'vm' line%s", "");
@@ -404,9 +412,11 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 	r->p.mmio_gen_bits = (unsigned)num(l, "mmio_gen_bits", 0, false, pe);
 	r->p.host_pa_bits = (unsigned)num(l, "host_pa_bits", 0, false, pe);
 	vcpus = num(l, "vcpus", 1, false, pe);
-	if (vcpus < 1 || vcpus > MAX_VCPUS)
-		return syntax(l, "vcpus must be 1..64%s", "");
-	r->p.max_vcpus = (unsigned)vcpus;
+	max_vcpus = num(l, "max_vcpus", vcpus, false, pe);
+	if (vcpus > MAX_VCPUS || max_vcpus > MAX_VCPUS || vcpus > max_vcpus ||
+	    (!vcpus && !max_vcpus))
+		return syntax(l, "vcpus and max_vcpus must be 0..64, vcpus <= max_vcpus%s", "");
+	r->p.max_vcpus = (unsigned)max_vcpus;
 	r->p.env = &r->h.env;
 	if (pe->key)
 		return 0;
@@ -422,6 +432,53 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 		}
 	}
 	r->nr_vcpus = (unsigned)vcpus;
+	return 0;
+}
+
+/* The calls made on a vcpu: dirty_ring_harvest, pml, map_range, pre_fault. */
+static int vcpu_call(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
+{
+	const char *v = l->verb;
+	uint64_t vc = num(l, "vcpu", 0, false, pe);
+	struct kvm_vcpu *vcpu;
+
+	if (!pe->key && (vc >= r->nr_vcpus || !r->vcpu[vc]))
+		return syntax(l, "no such vcpu%s", "");
+	vcpu = r->vcpu[vc];
+	if (!strcmp(v, "dirty_ring_harvest")) {
+		uint64_t max = num(l, "max", 0, true, pe);
+		struct kvm_dirty_gfn *out;
+
+		if (pe->key)
+			return 0;
+		if (max > (1u << 20))
+			return syntax(l, "dirty_ring_harvest takes at most max=1048576%s", "");
+		out = calloc(max ? max : 1, sizeof(*out));
+		if (!out)
+			abort();
+		*ret = kvm_dirty_ring_harvest(vcpu, out, (uint32_t)max);
+		free(out);
+	} else if (!strcmp(v, "pml")) {
+		uint64_t gpa = num(l, "gpa", 0, true, pe);
+
+		if (!pe->key)
+			*ret = kvm_flush_pml_buffer(vcpu, &gpa, 1);
+	} else if (!strcmp(v, "map_range")) {
+		gpa_t gpa = num(l, "gpa", 0, true, pe);
+		hpa_t hpa = num(l, "hpa", 0, true, pe);
+		uint64_t size = num(l, "size", 0, true, pe), prot = num(l, "prot", 0, true, pe);
+		uint64_t mt = num(l, "memtype", 0, false, pe);
+
+		if (!pe->key)
+			*ret = kvm_mmu_map_range(vcpu, gpa, hpa, size, (unsigned)prot,
+						 (unsigned)mt);
+	} else {
+		gpa_t gpa = num(l, "gpa", 0, true, pe);
+		uint64_t size = num(l, "size", 0, true, pe);
+
+		if (!pe->key)
+			*ret = kvm_vcpu_pre_fault_memory(vcpu, gpa, size);
+	}
 	return 0;
 }
 
@@ -447,11 +504,23 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		goto out;
 	}
 	if (!kvm) {
-		if (!strncmp(v, "tdx", 3) || !strcmp(v, "map_range"))
+		if (!strncmp(v, "tdx", 3))
 			return syntax(l, "'%s' is not supported by this version of s2mmu", v);
 		return syntax(l, "'%s' before the 'vm' line (or vm creation failed)", v);
 	}
-	if (!strcmp(v, "memslot")) {
+	if (!strcmp(v, "vcpu")) {
+		uint64_t id = num(l, "id", 0, true, &pe);
+
+		if (!pe.key && id >= MAX_VCPUS)
+			return syntax(l, "vcpu id must be below 64%s", "");
+		if (!pe.key && r->vcpu[id])
+			return syntax(l, "vcpu %s was created before", l->val[0]);
+		if (!pe.key) {
+			*ret = kvm_vcpu_create(kvm, (unsigned)id, &r->vcpu[id]);
+			if (!*ret && id >= r->nr_vcpus)
+				r->nr_vcpus = (unsigned)id + 1;
+		}
+	} else if (!strcmp(v, "memslot")) {
 		struct kvm_memory_slot s = {
 			.id = (unsigned)num(l, "id", 0, true, &pe),
 			.base_gfn = num(l, "gfn", 0, true, &pe),
@@ -483,7 +552,7 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		gpa_t gpa = num(l, "gpa", 0, true, &pe);
 		unsigned acc = access_arg(l, &pe);
 
-		if (!pe.key && vc >= r->nr_vcpus)
+		if (!pe.key && (vc >= r->nr_vcpus || !r->vcpu[vc]))
 			return syntax(l, "no such vcpu%s", "");
 		if (!pe.key)
 			*ret = v[5] ? kvm_mmu_page_fault_mmio(r->vcpu[vc], gpa, acc) :
@@ -495,6 +564,8 @@ static int call(struct replay *r, struct line *l, long long *ret)
 			*ret = kvm_zap_gfn_range(kvm, s, e);
 	} else if (!strcmp(v, "zap_all")) {
 		*ret = kvm_mmu_zap_all(kvm);
+	} else if (!strcmp(v, "zap_all_fast")) {
+		*ret = kvm_mmu_zap_all_fast(kvm);
 	} else if (!strcmp(v, "invalidate_start") || !strcmp(v, "invalidate_end") ||
 		   !strcmp(v, "clear_flush_young") || !strcmp(v, "clear_young") ||
 		   !strcmp(v, "test_young")) {
@@ -537,18 +608,70 @@ static int call(struct replay *r, struct line *l, long long *ret)
 	} else if (!strcmp(v, "clear_dirty_log")) {
 		unsigned id = (unsigned)num(l, "slot", 0, true, &pe);
 		uint64_t first = num(l, "first", 0, true, &pe), n = num(l, "num", 0, true, &pe);
-		uint64_t mask = num(l, "mask", ~0ull, false, &pe);
+		const char *m = arg(l, "mask");
+		uint64_t *mask;
+		size_t words;
 
-		if (!pe.key && n > 64)
-			return syntax(l, "clear_dirty_log takes at most num=64 (one mask word)%s",
-				      "");
-		if (!pe.key)
-			*ret = kvm_clear_dirty_log(kvm, id, first, n, &mask);
+		if (pe.key)
+			goto out;
+		if (n > (1u << 24))
+			return syntax(l, "clear_dirty_log takes at most num=16777216%s", "");
+		/* mask=W0,W1,...: bit i of word k is page first + 64k + i;
+		 * words not given are 0; no mask: every page named. */
+		words = (size_t)(n + 63) / 64 + 1;
+		mask = calloc(words, sizeof(*mask));
+		if (!mask)
+			abort();
+		if (!m) {
+			memset(mask, 0xff, words * sizeof(*mask));
+		} else {
+			for (size_t k = 0; *m; k++) {
+				char w[24];
+				size_t len = strcspn(m, ",");
+
+				if (k >= words || len >= sizeof(w)) {
+					free(mask);
+					return syntax(l, "bad value for 'mask'%s", "");
+				}
+				memcpy(w, m, len);
+				w[len] = 0;
+				if (!parse_u64(w, &mask[k])) {
+					free(mask);
+					return syntax(l, "bad value for 'mask'%s", "");
+				}
+				m += len + (m[len] == ',');
+			}
+		}
+		*ret = kvm_clear_dirty_log(kvm, id, first, n, mask);
+		free(mask);
 	} else if (!strcmp(v, "mark_dirty")) {
+		const char *vs = arg(l, "vcpu");
+		uint64_t vc = 0;
 		gfn_t g = num(l, "gfn", 0, true, &pe);
 
+		if (vs && (!parse_u64(vs, &vc) || vc >= r->nr_vcpus || !r->vcpu[vc]))
+			return syntax(l, "no such vcpu '%s'", vs);
 		if (!pe.key)
-			*ret = kvm_mark_page_dirty(kvm, g);
+			*ret = vs ? kvm_vcpu_mark_page_dirty(r->vcpu[vc], g) :
+				    kvm_mark_page_dirty(kvm, g);
+	} else if (!strcmp(v, "dirty_ring_enable")) {
+		uint64_t n = num(l, "entries", 0, true, &pe),
+			 res = num(l, "reserve", 0, false, &pe);
+
+		if (!pe.key)
+			*ret = kvm_dirty_ring_enable(kvm, (uint32_t)n, (uint32_t)res);
+	} else if (!strcmp(v, "dirty_ring_harvest") || !strcmp(v, "pml") ||
+		   !strcmp(v, "map_range") || !strcmp(v, "pre_fault")) {
+		rc = vcpu_call(r, l, &pe, ret);
+	} else if (!strcmp(v, "dirty_ring_reset")) {
+		*ret = kvm_dirty_ring_reset(kvm);
+	} else if (!strcmp(v, "unmap_range") || !strcmp(v, "wrprotect_range")) {
+		gpa_t gpa = num(l, "gpa", 0, true, &pe);
+		uint64_t size = num(l, "size", 0, true, &pe);
+
+		if (!pe.key)
+			*ret = v[0] == 'u' ? kvm_mmu_unmap_range(kvm, gpa, size) :
+					     kvm_mmu_wrprotect_range(kvm, gpa, size);
 	} else if (!strcmp(v, "attributes")) {
 		static const char *const an[] = { "private", "0", "none", NULL };
 		static const unsigned ab[] = { 1, 0, 0 };
@@ -564,7 +687,7 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		if (!pe.key)
 			*ret = v[12] == 'a' ? kvm_write_track_add_gfn(kvm, g) :
 					      kvm_write_track_remove_gfn(kvm, g);
-	} else if (!strncmp(v, "tdx", 3) || !strcmp(v, "map_range")) {
+	} else if (!strncmp(v, "tdx", 3)) {
 		return syntax(l, "'%s' is not supported by this version of s2mmu", v);
 	} else {
 		return syntax(l, "unknown call '%s'", v);
