@@ -61,6 +61,38 @@ T
 run 1 "$S2MMU" replay "$TMP/bad-expect.trace"
 has 'bad-expect.trace:3: fault returned 0, the trace expects 3' "$TMP/err"
 
+# expect_map (what a test expected, tests/lib t_trace_line): met, then not.
+cat >"$TMP/expect-map.trace" <<'T'
+vm fmt=x86-ept
+memslot id=0 gfn=0x100 npages=16 hva=0x100000
+fault gpa=0x101000 access=r => 0
+expect_map gpa=0x101000 hpa=0x101000 write=1
+expect_map gpa=0x102000 hpa=none
+T
+run 0 "$S2MMU" replay "$TMP/expect-map.trace"
+printf 'expect_map gpa=0x101000 hpa=0x101000 write=0\nexpect_map gpa=0x101000 hpa=none\n' \
+	>>"$TMP/expect-map.trace"
+run 1 "$S2MMU" replay "$TMP/expect-map.trace"
+has 'expect-map.trace:6: expect_map gpa 0x101000: the reference walker translates to 0x101000 writable, the trace expects 0x101000 read-only' "$TMP/err"
+has 'expect-map.trace:7: expect_map gpa 0x101000' "$TMP/err"
+has '2 failed expectations' 
+
+# host and host_block: a remapped, read-only block of the simulated host.
+cat >"$TMP/host-block.trace" <<'T'
+host level=2 hva=0x100000 end=0x400000
+vm fmt=x86-ept
+memslot id=0 gfn=0x100 npages=0x300 hva=0x100000
+host_block hva=0x200000 end=0x400000 pfn_off=0x1000 readonly=1 level=1
+fault gpa=0x101000 access=rw => 0
+fault gpa=0x200000 access=r => 0
+fault gpa=0x201000 access=w => -EFAULT
+expect_map gpa=0x200000 hpa=0x1200000 write=0
+T
+run 0 "$S2MMU" replay "$TMP/host-block.trace"
+printf 'memslot id=1 gfn=0x1000 npages=1 hva=0x400000\nfault gpa=0x1000000 access=r => -EFAULT\n' \
+	>>"$TMP/host-block.trace"
+run 0 "$S2MMU" replay "$TMP/host-block.trace"
+
 # Syntax errors: exit 2 with the line.
 printf 'vm fmt=x86-ept\nfault gpa=zz access=r\n' >"$TMP/syn1.trace"
 run 2 "$S2MMU" replay "$TMP/syn1.trace"

@@ -9,8 +9,12 @@
  *    writable in a read-only memslot;
  *  - completeness: every gfn that must be mapped is;
  *  - the leaf counters agree with the leaves the tables hold.
- * Fixed seeds, so a failure names a reproducible sequence.
+ * Fixed seeds, so a failure names a reproducible sequence; in a build with
+ * the call trace (CONFIG_S2_TRACE) a failure also leaves the case as a trace,
+ * the library's calls and an expect_map line saying what the model wanted,
+ * which `s2mmu replay` replays to the same failure (tests/lib t_trace_*).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +47,7 @@ static struct {
 	uint64_t fixed, mmio, ro_write, zapped, refused_slots, max_leaves[4];
 } seen;
 static uint8_t *must_map; /* per window gfn: a fault left it mapped */
-static uint64_t rng;
+static uint64_t rng, rng_seed;
 
 static uint64_t rnd(void)
 {
@@ -237,6 +241,10 @@ static void check_gfn(gfn_t w)
 	gpa_t gpa = (WIN_BASE + w) << 12;
 
 	if (ref_walk_kvm(T.kvm, gpa, &x)) {
+		if (must_map[w] && s)
+			t_trace_line(&T, "expect_map gpa=%#llx hpa=%#llx # model: mapped",
+				     (unsigned long long)gpa,
+				     (unsigned long long)(s->hva + ((w - s->base) << 12)));
 		if (must_map[w])
 			fail_msg("[%s] gfn %#llx should be mapped (%s at level %d)", TEST_FMT_NAME,
 				 (unsigned long long)(WIN_BASE + w), ref_fault_name(x.fault),
@@ -244,12 +252,23 @@ static void check_gfn(gfn_t w)
 		return;
 	}
 	if (!s)
+		t_trace_line(&T, "expect_map gpa=%#llx hpa=none # model: in no memslot",
+			     (unsigned long long)gpa);
+	if (!s)
 		fail_msg("[%s] gfn %#llx mapped to %#llx but in no memslot", TEST_FMT_NAME,
 			 (unsigned long long)(WIN_BASE + w), (unsigned long long)x.hpa);
+	if (x.hpa != s->hva + ((w - s->base) << 12))
+		t_trace_line(&T, "expect_map gpa=%#llx hpa=%#llx # model: the memslot's page",
+			     (unsigned long long)gpa,
+			     (unsigned long long)(s->hva + ((w - s->base) << 12)));
 	if (x.hpa != s->hva + ((w - s->base) << 12))
 		fail_msg("[%s] gfn %#llx maps %#llx, its memslot says %#llx", TEST_FMT_NAME,
 			 (unsigned long long)(WIN_BASE + w), (unsigned long long)x.hpa,
 			 (unsigned long long)(s->hva + ((w - s->base) << 12)));
+	if (s->ro && (x.perm & S2_PROT_W))
+		t_trace_line(&T,
+			     "expect_map gpa=%#llx hpa=%#llx write=0 # model: read-only memslot",
+			     (unsigned long long)gpa, (unsigned long long)x.hpa);
 	if (s->ro && (x.perm & S2_PROT_W))
 		fail_msg("[%s] gfn %#llx writable in a read-only memslot", TEST_FMT_NAME,
 			 (unsigned long long)(WIN_BASE + w));
@@ -277,11 +296,26 @@ static void check_all(void)
 	assert_int_equal(leaves, counted);
 }
 
+/* After a failure (cmocka runs it then too): keep the case as a trace. */
+static int keep_trace(void **state)
+{
+	char name[96];
+
+	(void)state;
+	if (T.trace_fd > 0) {
+		snprintf(name, sizeof(name), "mmu_model-%s-%llx", TEST_FMT_NAME,
+			 (unsigned long long)rng_seed);
+		t_trace_save(&T, name);
+	}
+	return 0;
+}
+
 static void run_seed(uint64_t seed)
 {
 	memset(slots, 0, sizeof(slots));
 	memset(must_map, 0, WIN_GFNS);
-	rng = seed;
+	rng = rng_seed = seed;
+	t_trace_record(true);
 	t_vm_init(&T, TEST_FMT, NULL);
 	for (int op = 0; op < OPS; op++) {
 		switch (rnd_below(20)) {
@@ -332,7 +366,7 @@ static void test_random_sequences_match_model(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_random_sequences_match_model),
+		cmocka_unit_test_teardown(test_random_sequences_match_model, keep_trace),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "tests/lib/testlib.h"
 
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/kvm_internal.h"
 #include "s2mmu/config.h"
@@ -63,6 +69,8 @@ void t_kick_exits(struct tvm *t)
 	t->h.ops.kick = t_kick_exit;
 }
 
+static bool t_trace_on;
+
 void t_vm_init(struct tvm *t, enum s2_fmt_id fmt, const struct kvm_vm_params *pp)
 {
 	struct kvm_vm_params p = pp ? *pp : t_default_params(fmt);
@@ -71,13 +79,71 @@ void t_vm_init(struct tvm *t, enum s2_fmt_id fmt, const struct kvm_vm_params *pp
 	s2_hosted_init(&t->h);
 	t->h.quiet = true;
 	t->fmt = fmt;
+	t->trace_fd = -1;
+	if (S2_ENABLED(CONFIG_S2_TRACE) && t_trace_on) {
+		t->trace_fd = memfd_create("s2mmu-trace", 0);
+		assert_true(t->trace_fd >= 0);
+		dprintf(t->trace_fd,
+			"# s2mmu trace 1: the library's calls (tests/lib t_vm_init)\n"
+			"host level=%d\n",
+			t->h.host_level);
+		t->h.trace_fd = t->trace_fd;
+		t->h.env.trace = true;
+	}
 	p.env = &t->h.env;
 	assert_int_equal(kvm_create_vm(&p, &t->kvm), 0);
 	assert_int_equal(kvm_vcpu_create(t->kvm, 0, &t->vcpu), 0);
 }
 
+void t_trace_record(bool on)
+{
+	t_trace_on = on;
+}
+
+void t_trace_line(struct tvm *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->trace_fd <= 0)
+		return;
+	va_start(ap, fmt);
+	vdprintf(t->trace_fd, fmt, ap);
+	va_end(ap);
+	dprintf(t->trace_fd, "\n");
+}
+
+bool t_trace_save(struct tvm *t, const char *name)
+{
+	const char *dir = getenv("S2_TRACE_DIR");
+	char path[4096], buf[65536];
+	ssize_t n;
+	int out;
+
+	if (t->trace_fd <= 0)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s.trace", dir && *dir ? dir : ".", name);
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (out < 0 || lseek(t->trace_fd, 0, SEEK_SET) < 0) {
+		print_error("cannot write the failing case's trace %s\n", path);
+		if (out >= 0)
+			close(out);
+		return false;
+	}
+	while ((n = read(t->trace_fd, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			break;
+	close(out);
+	print_error("the failing case as a trace: %s (s2mmu replay %s)\n", path, path);
+	return true;
+}
+
 void t_vm_fini(struct tvm *t)
 {
+	if (t->trace_fd > 0) { /* 0: a tvm t_vm_init did not fill */
+		t->h.env.trace = false;
+		close(t->trace_fd);
+		t->trace_fd = -1;
+	}
 	kvm_destroy_vm(t->kvm);
 	t->kvm = NULL;
 	s2_hosted_quiesce(&t->h);

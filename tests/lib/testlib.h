@@ -24,7 +24,23 @@ struct tvm {
 	struct kvm *kvm;
 	struct kvm_vcpu *vcpu;
 	enum s2_fmt_id fmt;
+	int trace_fd; /* t_trace_record(): the trace of this VM, or -1 (or 0) */
 };
+
+/*
+ * Failing cases as traces (docs/testing.md). After t_trace_record(true),
+ * t_vm_init() turns the library's call trace on (CONFIG_S2_TRACE builds;
+ * a no-op otherwise) into a temporary file, t->trace_fd. A test that finds
+ * a wrong state writes what it expected with t_trace_line() (e.g.
+ * "expect_map gpa=A hpa=H", which s2mmu replay checks) and, when the test
+ * fails, t_trace_save() keeps the file as $S2_TRACE_DIR/NAME.trace (default
+ * the current directory) and prints its path: `s2mmu replay PATH`
+ * reproduces the case. t_vm_fini() drops the trace of a VM that passed.
+ */
+void t_trace_record(bool on);
+void t_trace_line(struct tvm *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Keep the trace (if any) as NAME.trace; returns true when one was kept. */
+bool t_trace_save(struct tvm *t, const char *name);
 
 /* Parameters a test VM of @fmt uses by default: 4 levels where the format
  * has them, 4K granule, hardware A/D where the format has it. */

@@ -65,8 +65,9 @@ static const char replay_help[] =
 	"\n"
 	"Trace lines (docs/tools.md has the whole format):\n"
 	"  vm fmt=F [gpa_bits=N] [flags=ad,...] [granule=N] [max_leaf=N] [vcpus=N] [vmid=N]\n"
-	"     [mmio_cache=0|1] [mmio_gen_bits=N] [host_pa_bits=N]\n"
-	"  host [level=N] [readonly=0|1] [block_reuse=0|1]\n"
+	"     [mmio_cache=0|1] [mmio_gen_bits=N] [host_pa_bits=N] [max_vcpus=N]\n"
+	"  host [level=N] [readonly=0|1] [block_reuse=0|1] [hva=A end=B]\n"
+	"  host_block hva=A end=B [pfn_off=N] [readonly=0|1] [level=N]\n"
 	"  memslot id=N gfn=G npages=N hva=H [flags=log,ro]   memslot_delete id=N\n"
 	"  memslot_move id=N gfn=G   memslot_flags id=N flags=...\n"
 	"  fault [vcpu=N] gpa=A access=rwxu   fault_mmio [vcpu=N] gpa=A access=rwxu\n"
@@ -343,6 +344,51 @@ struct replay {
 	struct kvm_vm_params p;
 };
 
+/*
+ * The simulated host beyond `host`: host_block lines (a test's host that
+ * remaps, e.g. the fuzzer's) override pfn offset, writability and level
+ * over an hva range, the last line covering an hva wins; `host hva=A
+ * end=B` makes gfn_to_pfn fail (-EFAULT) outside [A, B).
+ */
+struct host_block {
+	hva_t start, end;
+	uint64_t pfn_off;
+	bool ro;
+	int level;
+};
+
+static struct {
+	struct host_block *b;
+	size_t n, cap;
+	hva_t start, end; /* valid hvas; end 0: all */
+} hostmap;
+
+static int replay_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
+			     struct s2_pfn_info *out)
+{
+	struct s2_hosted *h = ctx;
+	hva_t hva = slot->userspace_addr + ((gfn - slot->base_gfn) << 12);
+	const struct host_block *b = NULL;
+
+	if (hostmap.end && (hva < hostmap.start || hva >= hostmap.end))
+		return -EFAULT;
+	for (size_t i = hostmap.n; i-- > 0;)
+		if (hva >= hostmap.b[i].start && hva < hostmap.b[i].end) {
+			b = &hostmap.b[i];
+			break;
+		}
+	if (!b)
+		return h->ops.gfn_to_pfn(ctx, slot, gfn, write, out);
+	if (write && b->ro)
+		return -EFAULT;
+	out->pfn = (hva >> 12) + b->pfn_off;
+	out->writable = !b->ro;
+	out->host_level = b->level;
+	out->memtype = 0;
+	out->block_stable = !h->no_block_reuse;
+	return 0;
+}
+
 static const char *const fmtf_names[] = { "ad",	 "mbec", "sve",	 "fwb",	   "hd",
 					  "xnx", "lpa2", "pbmt", "vmid16", NULL };
 static const unsigned fmtf_bits[] = { S2_FMTF_AD,   S2_FMTF_MBEC, S2_FMTF_SUPPRESS_VE,
@@ -413,8 +459,8 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 	r->p.host_pa_bits = (unsigned)num(l, "host_pa_bits", 0, false, pe);
 	vcpus = num(l, "vcpus", 1, false, pe);
 	max_vcpus = num(l, "max_vcpus", vcpus, false, pe);
-	if (vcpus > MAX_VCPUS || max_vcpus > MAX_VCPUS || vcpus > max_vcpus ||
-	    (!vcpus && !max_vcpus))
+	/* max_vcpus=0 is the library's default (64), as kvm_vm_params says. */
+	if (vcpus > MAX_VCPUS || max_vcpus > MAX_VCPUS || vcpus > (max_vcpus ? max_vcpus : 64))
 		return syntax(l, "vcpus and max_vcpus must be 0..64, vcpus <= max_vcpus%s", "");
 	r->p.max_vcpus = (unsigned)max_vcpus;
 	r->p.env = &r->h.env;
@@ -434,6 +480,8 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 	r->nr_vcpus = (unsigned)vcpus;
 	return 0;
 }
+
+static int expect_map(struct replay *r, struct line *l, struct parse_err *pe, long long *ret);
 
 /* The calls made on a vcpu: dirty_ring_harvest, pml, map_range, pre_fault. */
 static int vcpu_call(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
@@ -495,10 +543,34 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		rc = do_vm(r, l, &pe, ret);
 		goto out;
 	}
+	if (!strcmp(v, "host_block")) {
+		struct host_block b = {
+			.start = num(l, "hva", 0, true, &pe),
+			.end = num(l, "end", 0, true, &pe),
+			.pfn_off = num(l, "pfn_off", 0, false, &pe),
+			.ro = num(l, "readonly", 0, false, &pe),
+			.level = (int)num(l, "level", (uint64_t)r->h.host_level, false, &pe),
+		};
+
+		if (!pe.key && (b.start >= b.end || b.level < 1 || b.level > 5))
+			return syntax(l, "host_block needs hva < end and level 1..5%s", "");
+		if (!pe.key) {
+			if (hostmap.n == hostmap.cap) {
+				hostmap.cap = hostmap.cap ? 2 * hostmap.cap : 64;
+				hostmap.b = realloc(hostmap.b, hostmap.cap * sizeof(b));
+				if (!hostmap.b)
+					abort();
+			}
+			hostmap.b[hostmap.n++] = b;
+		}
+		goto out;
+	}
 	if (!strcmp(v, "host")) {
 		if (kvm)
 			return syntax(l, "'host' must come before 'vm'%s", "");
 		r->h.host_level = (int)num(l, "level", (uint64_t)r->h.host_level, false, &pe);
+		hostmap.start = num(l, "hva", 0, false, &pe);
+		hostmap.end = num(l, "end", 0, false, &pe);
 		r->h.host_readonly = num(l, "readonly", 0, false, &pe);
 		r->h.no_block_reuse = !num(l, "block_reuse", 1, false, &pe);
 		goto out;
@@ -663,6 +735,8 @@ static int call(struct replay *r, struct line *l, long long *ret)
 	} else if (!strcmp(v, "dirty_ring_harvest") || !strcmp(v, "pml") ||
 		   !strcmp(v, "map_range") || !strcmp(v, "pre_fault")) {
 		rc = vcpu_call(r, l, &pe, ret);
+	} else if (!strcmp(v, "expect_map")) {
+		rc = expect_map(r, l, &pe, ret);
 	} else if (!strcmp(v, "dirty_ring_reset")) {
 		*ret = kvm_dirty_ring_reset(kvm);
 	} else if (!strcmp(v, "unmap_range") || !strcmp(v, "wrprotect_range")) {
@@ -823,6 +897,59 @@ static int register_values(struct replay *r, uint64_t regs[2], struct geom *g)
 	return e;
 }
 
+/*
+ * expect_map gpa=A hpa=H|none [write=0|1]: a test's statement about the
+ * tables at this point (tests write it where they found a wrong state):
+ * the reference walker of the format translates A to H (with or without
+ * write permission), or faults. *ret is 0 when it holds, 1 when not (the
+ * line then counts as a failed expectation).
+ */
+static int expect_map(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
+{
+	gpa_t gpa = num(l, "gpa", 0, true, pe);
+	const char *hs = arg(l, "hpa");
+	uint64_t want = 0, wr = num(l, "write", 2, false, pe);
+	bool none = hs && !strcmp(hs, "none");
+	struct check c = { .r = r };
+	struct ref_xlate x;
+	struct geom g;
+	int f;
+
+	if (!hs && !pe->key) {
+		pe->key = "hpa";
+		pe->missing = true;
+	}
+	if (pe->key)
+		return 0;
+	if (!none && !parse_u64(hs, &want))
+		return syntax(l, "bad value for '%s'", "hpa");
+	l->has_expect = true;
+	l->expect = 0;
+	if (register_values(r, c.regs, &g)) {
+		fprintf(stderr, "%s:%u: expect_map: no register values for this VM\n", l->file,
+			l->no);
+		*ret = 1;
+		return 0;
+	}
+	f = ref_walk(&c, gpa, &x);
+	if (none ? !f : f || x.hpa != want || (wr < 2 && !!(x.perm & S2_PROT_W) != !!wr)) {
+		fprintf(stderr,
+			"%s:%u: expect_map gpa %#" PRIx64 ": the reference walker %s %#" PRIx64
+			"%s, the trace expects %s%s\n",
+			l->file, l->no, gpa, f ? "faults at level" : "translates to",
+			f ? (uint64_t)x.level : x.hpa,
+			f		     ? "" :
+			(x.perm & S2_PROT_W) ? " writable" :
+					       " read-only",
+			hs,
+			wr == 2 ? "" :
+			wr	? " writable" :
+				  " read-only");
+		*ret = 1;
+	}
+	return 0;
+}
+
 /* This tool's walk of the arena must find the leaves the library reports. */
 struct own {
 	uint64_t leaves, bytes, problems;
@@ -908,6 +1035,7 @@ int cmd_replay(int argc, char **argv)
 	r.ops.alloc_table = arena_alloc;
 	r.ops.free_table = arena_free;
 	r.ops.phys_to_virt = NULL;
+	r.ops.gfn_to_pfn = replay_gfn_to_pfn;
 	r.h.env.ops = &r.ops;
 	r.h.env.virt_offset = 0;
 	l.file = file;
@@ -928,6 +1056,8 @@ int cmd_replay(int argc, char **argv)
 		r.calls++;
 		if (l.has_expect && ret != l.expect) {
 			r.failed_expect++;
+			if (!strcmp(l.verb, "expect_map"))
+				continue; /* it said what differed */
 			fprintf(stderr, "%s:%u: %s returned %lld, the trace expects %lld\n", file,
 				l.no, l.verb, ret, l.expect);
 		} else if (!l.has_expect && ret < 0) {
