@@ -31,6 +31,10 @@
  * nothing may be allocated: a range has two ends, and one conversion may
  * zap a few ranges. Topped up before the lock (s2_tdx_topup()). */
 #define TDX_SPARES 4
+/* tdx_map() without table pages found a table missing: the fault
+ * allocates them outside mmu_lock and tries once more (511 faults of 512
+ * find their tables and allocate nothing). */
+#define TDX_NEED_PAGES 0x100
 
 struct s2_tdx {
 	struct kvm_tdx_params p;
@@ -196,6 +200,8 @@ again:
 			return RET_PF_FIXED;
 		}
 		if (*used >= npg) {
+			if (!npg)
+				return TDX_NEED_PAGES; /* nothing changed yet */
 			kvm_bug(kvm, "TDX: no table page for the mirror root at gfn", gfn);
 			return -EIO;
 		}
@@ -316,23 +322,30 @@ static int tdx_fault_private(struct kvm_vcpu *vcpu, gfn_t gfn)
 		return r < 0 ? r : -EFAULT;
 	level = tdx_pick_level(kvm, &slot, gfn, pfn, max);
 	n = tdx_span(&kvm->cfg, level) >> S2_GFN_SHIFT;
-	/* Mirror and S-EPT pages, before the lock (the root is there). */
-	npg = kvm->cfg.levels - (unsigned)level;
-	for (unsigned i = 0; i < npg; i++) {
-		pg[i].va = env->ops->alloc_table(env->ctx, TDX_PAIR_BYTES, &pg[i].pa);
-		if (!pg[i].va) {
-			r = -ENOMEM;
-			goto out;
+	s2_tdx_topup(kvm);
+	/* First without table pages; where a mirror table is missing, its
+	 * pairs (mirror + S-EPT page) are allocated before the lock and the
+	 * descent runs again. */
+	for (npg = 0;;) {
+		s2_mmu_read_lock_vcpu(vcpu);
+		if (s2_invalidate_retry(kvm, seq, gfn & ~(n - 1), (gfn & ~(n - 1)) + n) ||
+		    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
+			r = RET_PF_RETRY;
+		else
+			r = tdx_map(kvm, t, gfn, level, (hpa_t)pfn << S2_GFN_SHIFT, pg, npg, &used,
+				    0);
+		s2_mmu_read_unlock_vcpu(vcpu);
+		if (r != TDX_NEED_PAGES)
+			break;
+		npg = kvm->cfg.levels - (unsigned)level;
+		for (unsigned i = 0; i < npg; i++) {
+			pg[i].va = env->ops->alloc_table(env->ctx, TDX_PAIR_BYTES, &pg[i].pa);
+			if (!pg[i].va) {
+				r = -ENOMEM;
+				goto out;
+			}
 		}
 	}
-	s2_tdx_topup(kvm);
-	s2_mmu_read_lock_vcpu(vcpu);
-	if (s2_invalidate_retry(kvm, seq, gfn & ~(n - 1), (gfn & ~(n - 1)) + n) ||
-	    __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen)
-		r = RET_PF_RETRY;
-	else
-		r = tdx_map(kvm, t, gfn, level, (hpa_t)pfn << S2_GFN_SHIFT, pg, npg, &used, 0);
-	s2_mmu_read_unlock_vcpu(vcpu);
 out:
 	for (unsigned i = used; i < npg; i++)
 		if (pg[i].va)
