@@ -806,6 +806,7 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 {
 	long r = kvm_clear_dirty_log_untraced(kvm, slot_id, first_page, num_pages, bitmap);
 
+#if S2_ENABLED(CONFIG_S2_TRACE)
 	/*
 	 * One line per 16 words (1024 pages) of the bitmap, the result on the
 	 * last; a refused call (nothing done) as one line with the whole
@@ -824,6 +825,7 @@ long kvm_clear_dirty_log(struct kvm *kvm, unsigned slot_id, uint64_t first_page,
 			if (last)
 				break;
 		}
+#endif
 	return r;
 }
 
