@@ -35,8 +35,8 @@ struct hv_exit {
 	uint64_t rip;	   /* guest rip of the exiting instruction */
 	unsigned insn_len; /* its length as the hardware reports it; 0 if not */
 	uint64_t raw[3];   /* vendor exit reason and qualification, for logs */
-	bool mmio_exit;	   /* S2_FAULT: an EPT misconfiguration (a cached MMIO
-			      entry, docs/mmio.md), not a violation */
+	bool mmio_exit;	   /* S2_FAULT: a cached MMIO entry's exit (docs/mmio.md):
+			      an EPT misconfiguration, an NPF with P and RSV */
 };
 
 /* What the vendor part provides. */

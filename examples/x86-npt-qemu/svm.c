@@ -141,8 +141,27 @@ static int svm_caps(struct kvm_vm_params *p)
 	p->fmt_flags |= S2_FMTF_AD;
 	cpuid(0x80000001, 0, r);
 	p->max_leaf_level = (r[3] & (1u << 26)) ? 3 : 2;
-	kprintf("svm: largest nested leaf level %u, TLB_CONTROL %u on flush\n", p->max_leaf_level,
-		tlb_flush_type);
+	/*
+	 * MAXPHYADDR (less SME's reduction): below 52, cached MMIO entries set
+	 * the address bits above it, and a repeated device access exits as an
+	 * NPF with RSV, answered without a memslot lookup (docs/mmio.md).
+	 */
+	cpuid(0x80000008, 0, r);
+	p->host_pa_bits = r[0] & 0xff;
+	cpuid(0x80000000, 0, r);
+	if (r[0] >= 0x8000001f) {
+		cpuid(0x8000001f, 0, r);
+		if (r[0] & 1) /* SME: the C-bit takes address bits */
+			p->host_pa_bits -= (r[1] >> 6) & 0x3f;
+	}
+	if (p->host_pa_bits >= 32 && p->host_pa_bits < 52)
+		p->mmio_cache = S2_MMIO_CACHE_ON;
+	else
+		p->host_pa_bits = 0;
+	kprintf("svm: largest nested leaf level %u, TLB_CONTROL %u on flush, MAXPHYADDR %u: "
+		"MMIO entries %s\n",
+		p->max_leaf_level, tlb_flush_type, p->host_pa_bits,
+		p->mmio_cache == S2_MMIO_CACHE_ON ? "cached (reserved-bit NPF)" : "not cached");
 	return 0;
 }
 
@@ -269,6 +288,8 @@ static int svm_run(struct kvm_vcpu *vcpu, struct hv_exit *e)
 		e->kind = HV_EXIT_S2_FAULT;
 		e->gpa = e->raw[2];
 		e->access = s2_npt_fault_access(e->raw[1]);
+		/* RSV: a cached MMIO entry (kvm_handle_npf's rule). */
+		e->mmio_exit = e->raw[1] & S2_NPF_RSV;
 		break;
 	case EXIT_VMMCALL:
 		e->kind = HV_EXIT_HYPERCALL;

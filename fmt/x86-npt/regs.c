@@ -39,8 +39,9 @@ int kvm_handle_npf(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t exitinfo1)
 {
 	unsigned access = s2_npt_fault_access(exitinfo1);
 
-	/* RSV only with P (reserved bits are checked in present entries). */
-	if ((exitinfo1 & (S2_NPF_P | S2_NPF_RSV)) == (S2_NPF_P | S2_NPF_RSV))
+	/* RSV alone: a CPU sets P with it (reserved bits are checked in
+	 * present entries only), QEMU's TCG leaves P clear. */
+	if (exitinfo1 & S2_NPF_RSV)
 		return kvm_mmu_page_fault_mmio(vcpu, gpa, access);
 	return kvm_tdp_page_fault(vcpu, gpa, access);
 }

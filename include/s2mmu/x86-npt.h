@@ -54,7 +54,8 @@ unsigned s2_npt_fault_access(uint64_t exitinfo1);
 
 /*
  * Handle a nested page fault: @gpa is EXITINFO2, @exitinfo1 the error code.
- * A reserved-bit fault (S2_NPF_P and S2_NPF_RSV) is what an access to the
+ * A reserved-bit fault (S2_NPF_RSV; a CPU sets S2_NPF_P with it, QEMU's TCG
+ * does not, so P is not looked at) is what an access to the
  * library's reserved-bit MMIO entry gives (kvm_vm_params.host_pa_bits below
  * 52, cached MMIO entries on): it goes to kvm_mmu_page_fault_mmio(), which
  * answers RET_PF_EMULATE_MMIO from a current entry without a memslot lookup
