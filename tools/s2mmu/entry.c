@@ -7,7 +7,10 @@
  * spec "Two-Stage Address Translation") and from docs/fmt-*.md for what the
  * library puts in the bits hardware ignores (software bits, frozen and MMIO
  * values). Nothing here includes fmt/: the tool is a second opinion on what
- * the library writes.
+ * the library writes. What the formats share is data (fmt_descs[]: the
+ * library's special values, the kept non-present leaf, the software bits,
+ * what hardware ignores) read by absent_decode() and sw_bits(); each
+ * format's function decodes only the encodings its hardware defines.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -248,6 +251,98 @@ static void mmio_value(struct entry *e, uint64_t v, unsigned L, unsigned hi, con
 		PROBLEM("inconsistent: the library writes MMIO entries at level 1 only");
 }
 
+/* ------------------------------------------------- the formats, as data */
+
+struct fmt_desc;
+typedef void decode_fn(const struct fmt_desc *d, const struct geom *g, uint64_t v, unsigned L,
+		       struct entry *e);
+
+/*
+ * One row per format: what the library writes beside the hardware's own
+ * encodings (docs/fmt-*.md: the frozen and MMIO values, a non-present leaf
+ * that keeps its address, the two software bits) and what the hardware
+ * makes of a non-present entry. absent_decode() and sw_bit() read it for
+ * every format; each format's decode function keeps only the encodings its
+ * hardware defines, which the formats do not share.
+ */
+struct fmt_desc {
+	int fmt;
+	decode_fn *decode;
+	const char *absent;	 /* "not present": what hardware calls an absent entry */
+	const char *ignored;	 /* what it does with the other bits */
+	unsigned ignored_lo;	 /* lowest of those bits */
+	unsigned frozen;	 /* FMT_FROZEN, bits 11:0 */
+	const char *frozen_what; /* its meaning */
+	unsigned chain_hi;	 /* top bit of the table address it chains */
+	unsigned mmio;		 /* the MMIO value, bits 11:0 */
+	const char *mmio_what;	 /* its meaning */
+	unsigned mmio_hi;	 /* top bit of its generation field */
+	unsigned keep;		 /* bit set in a non-present leaf kept by the library (0: none) */
+	const char *keep_name;
+	const char *oa_name;	  /* the output address field of a leaf */
+	unsigned oa_hi, oa_lo;	  /* oa_lo < 12: a page number (RISC-V PPN) */
+	unsigned sw_host, sw_mmu; /* software bits: host-writable, MMU-writable */
+	const char *sw;		  /* the hardware's name for the bits they are in */
+};
+
+/* A leaf's output address from the format's address field. */
+static uint64_t desc_oa(const struct fmt_desc *d, uint64_t v)
+{
+	if (d->oa_lo < 12)
+		return BITS(v, d->oa_hi, d->oa_lo) << 12;
+	return v & GENMASK(d->oa_hi, d->oa_lo);
+}
+
+/* A non-present entry: 0, or one of the library's values, or nothing it writes. */
+static void absent_decode(const struct fmt_desc *d, const struct geom *g, uint64_t v, unsigned L,
+			  struct entry *e)
+{
+	if (!v) {
+		e->kind = ENT_EMPTY;
+	} else if ((v & 0xfff) == d->frozen) {
+		e->kind = ENT_FROZEN;
+		e->addr = v & GENMASK(d->chain_hi, 12);
+		ADD("frozen", 11, 0, "%s", d->frozen_what);
+		ADD("chain", d->chain_hi, 12, "next unlinked table %#llx (0: none)",
+		    (unsigned long long)e->addr);
+	} else if ((v & 0xfff) == d->mmio) {
+		mmio_value(e, v, L, d->mmio_hi, d->mmio_what);
+	} else if (d->keep && (v & BIT(d->keep))) {
+		e->kind = ENT_NOLEAF;
+		e->addr = desc_oa(d, v);
+		e->size = geom_level_size(g, L);
+		ADD(d->keep_name, d->keep, d->keep,
+		    "set: a leaf that grants nothing, kept by the library");
+		ADD(d->oa_name, d->oa_hi, d->oa_lo, "output address %#llx",
+		    (unsigned long long)e->addr);
+	} else {
+		e->kind = ENT_INVALID;
+		ADD("ignored", 63, d->ignored_lo, "%s", d->ignored);
+		PROBLEM("%s, but neither 0 nor a value the library writes", d->absent);
+	}
+}
+
+/* The host-writable (@mmu false) or MMU-writable software bit, named. */
+static void sw_bit(const struct fmt_desc *d, uint64_t v, bool mmu, struct entry *e)
+{
+	unsigned b = mmu ? d->sw_mmu : d->sw_host;
+
+	if (mmu)
+		ADD("MMU-writable", b, b, "%s: MMU may make it writable: %s", d->sw,
+		    yes(v & BIT(b)));
+	else
+		ADD("host-writable", b, b, "%s: host mapping writable: %s", d->sw, yes(v & BIT(b)));
+}
+
+/* Both software bits of a leaf, named, and what they grant. */
+static void sw_bits(const struct fmt_desc *d, uint64_t v, struct entry *e)
+{
+	sw_bit(d, v, false, e);
+	sw_bit(d, v, true, e);
+	e->prot |= (v & BIT(d->sw_host) ? S2_PROT_HOST_WRITABLE : 0) |
+		   (v & BIT(d->sw_mmu) ? S2_PROT_MMU_WRITABLE : 0);
+}
+
 /* ------------------------------------------------------------------ EPT */
 
 static const char *ept_mt(unsigned mt)
@@ -257,7 +352,8 @@ static const char *ept_mt(unsigned mt)
 	return n[mt & 7];
 }
 
-static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entry *e)
+static void ept_decode(const struct fmt_desc *d, const struct geom *g, uint64_t v, unsigned L,
+		       struct entry *e)
 {
 	bool mbec = g->flags & TF_MBEC, ad = g->flags & TF_AD;
 	bool r = v & BIT(0), w = v & BIT(1), x = v & BIT(2), xu = v & BIT(10);
@@ -272,40 +368,29 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 		/* Not present to the CPU; the library's own values. */
 		uint64_t saved = BITS(v, 54, 52);
 
-		if (!v) {
-			e->kind = ENT_EMPTY;
-		} else if (v == BIT(63)) {
+		if (v == BIT(63)) {
 			/* A TD's direct root: KVM's SHADOW_NONPRESENT_VALUE. */
 			e->kind = ENT_EMPTY;
 			ADD("suppress-#VE", 63, 63, "a TD's non-present value: suppress #VE");
-		} else if ((v & 0xfff) == 0x9a0) {
-			e->kind = ENT_FROZEN;
-			e->addr = v & GENMASK(51, 12);
-			ADD("frozen", 11, 0, "0x9a0: the library's frozen value");
-			ADD("chain", 51, 12, "next unlinked table %#llx (0: none)",
-			    (unsigned long long)e->addr);
-		} else if (!xu && saved) {
+		} else if (v && (v & 0xfff) != d->frozen && !xu && saved) {
 			e->kind = ENT_NOLEAF;
-			e->addr = v & GENMASK(51, 12);
+			e->addr = desc_oa(d, v);
 			e->size = geom_level_size(g, L);
 			ADD("saved", 54, 52, "access-tracked leaf: saved XU/X/R %c%c%c",
 			    (saved & 4) ? 'u' : '-', (saved & 2) ? 'x' : '-',
 			    (saved & 1) ? 'r' : '-');
-			ADD("addr", 51, 12, "output address %#llx", (unsigned long long)e->addr);
-			ADD("host-writable", 59, 59, "software: host mapping writable: %s",
-			    yes(v & BIT(59)));
-			ADD("MMU-writable", 62, 62, "software: MMU may make it writable: %s",
-			    yes(v & BIT(62)));
+			ADD(d->oa_name, d->oa_hi, d->oa_lo, "output address %#llx",
+			    (unsigned long long)e->addr);
+			sw_bit(d, v, false, e);
+			sw_bit(d, v, true, e);
 		} else {
-			e->kind = ENT_INVALID;
-			ADD("ignored", 63, 3, "not present: the CPU ignores the other bits");
-			PROBLEM("not present, but neither 0 nor a value the library writes");
+			absent_decode(d, g, v, L, e);
 		}
 		return;
 	}
 	if (w && !r) {
-		if ((v & 0xfff) == 0x002) {
-			mmio_value(e, v, L, 56, "0x002 (W without R: EPT misconfiguration)");
+		if ((v & 0xfff) == d->mmio) {
+			mmio_value(e, v, L, d->mmio_hi, d->mmio_what);
 			if (v & GENMASK(63, 57))
 				PROBLEM("reserved: MMIO value with bits 63:57 set");
 			return;
@@ -374,14 +459,14 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 	}
 	ADD("ign56", 56, 55, "ignored");
 	ADD("HLAT", 58, 57, "verify-guest-paging / paging-write (HLAT only)");
-	ADD("host-writable", 59, 59, "software: host mapping writable: %s", yes(v & BIT(59)));
+	sw_bit(d, v, false, e);
 	ADD("SSS", 60, 60, "supervisor shadow stack (EPTP[7] only): %s", yes(v & BIT(60)));
 	ADD("SPP", 61, 61, "sub-page write permissions (SPP only): %s", yes(v & BIT(61)));
-	ADD("MMU-writable", 62, 62, "software: MMU may make it writable: %s", yes(v & BIT(62)));
+	sw_bit(d, v, true, e);
 	ADD("SVE", 63, 63, "suppress #VE: %s", yes(v & BIT(63)));
 	if (e->kind == ENT_LEAF) {
-		e->prot |= (v & BIT(59) ? S2_PROT_HOST_WRITABLE : 0) |
-			   (v & BIT(62) ? S2_PROT_MMU_WRITABLE : 0);
+		e->prot |= (v & BIT(d->sw_host) ? S2_PROT_HOST_WRITABLE : 0) |
+			   (v & BIT(d->sw_mmu) ? S2_PROT_MMU_WRITABLE : 0);
 		if (BITS(v, 58, 55) || (v & GENMASK(61, 60)))
 			PROBLEM("inconsistent: bits the library leaves 0 are set (%#llx)",
 				(unsigned long long)(v & (GENMASK(58, 55) | GENMASK(61, 60))));
@@ -393,7 +478,8 @@ static void ept_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 
 /* ------------------------------------------------------------------ NPT */
 
-static void npt_decode(const struct geom *g, uint64_t v, unsigned L, struct entry *e)
+static void npt_decode(const struct fmt_desc *d, const struct geom *g, uint64_t v, unsigned L,
+		       struct entry *e)
 {
 	bool p = v & BIT(0), ps = v & BIT(7), us = v & BIT(2);
 	bool leaf = L == 1 || (ps && L <= 3);
@@ -402,27 +488,7 @@ static void npt_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 
 	ADD("P", 0, 0, "present: %s", yes(p));
 	if (!p) {
-		if (!v) {
-			e->kind = ENT_EMPTY;
-		} else if ((v & 0xfff) == 0x7e0) {
-			e->kind = ENT_FROZEN;
-			e->addr = v & GENMASK(51, 12);
-			ADD("frozen", 11, 0, "0x7e0: the library's frozen value");
-			ADD("chain", 51, 12, "next unlinked table %#llx (0: none)",
-			    (unsigned long long)e->addr);
-		} else if ((v & 0xfff) == 0x00a) {
-			mmio_value(e, v, L, 56, "0x00a: the library's MMIO value (not present)");
-		} else if (us) {
-			e->kind = ENT_NOLEAF;
-			e->addr = v & GENMASK(51, 12);
-			e->size = geom_level_size(g, L);
-			ADD("U/S", 2, 2, "set: a leaf that grants nothing, kept by the library");
-			ADD("addr", 51, 12, "output address %#llx", (unsigned long long)e->addr);
-		} else {
-			e->kind = ENT_INVALID;
-			ADD("ignored", 63, 1, "not present: the CPU ignores the other bits");
-			PROBLEM("not present, but neither 0 nor a value the library writes");
-		}
+		absent_decode(d, g, v, L, e);
 		return;
 	}
 	if ((v & 0xffe) == 0x00a) {
@@ -464,19 +530,14 @@ static void npt_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 		e->mt = pat[idx];
 		e->prot = S2_PROT_R | (v & BIT(1) ? S2_PROT_W : 0) |
 			  (v & BIT(63) ? 0 : S2_PROT_X | S2_PROT_XU) |
-			  (v & BIT(5) ? S2_PROT_ACCESSED : 0) | (v & BIT(6) ? S2_PROT_DIRTY : 0) |
-			  (v & BIT(9) ? S2_PROT_HOST_WRITABLE : 0) |
-			  (v & BIT(10) ? S2_PROT_MMU_WRITABLE : 0);
+			  (v & BIT(5) ? S2_PROT_ACCESSED : 0) | (v & BIT(6) ? S2_PROT_DIRTY : 0);
 		ADD("D", 6, 6, "dirty: %s", yes(v & BIT(6)));
 		if (L == 1)
 			ADD("PAT", 7, 7, "PAT index bit 2: %s", yes(v & BIT(7)));
 		else
 			ADD("PS", 7, 7, "page size: set (%s leaf)", L == 2 ? "2 MiB" : "1 GiB");
 		ADD("G", 8, 8, "global: %s (ignored in nested walks)", yes(v & BIT(8)));
-		ADD("host-writable", 9, 9, "software (AVL): host mapping writable: %s",
-		    yes(v & BIT(9)));
-		ADD("MMU-writable", 10, 10, "software (AVL): MMU may make it writable: %s",
-		    yes(v & BIT(10)));
+		sw_bits(d, v, e);
 		ADD("AVL11", 11, 11, "available (%s)", yes(v & BIT(11)));
 		if (L > 1)
 			ADD("PAT", 12, 12, "PAT index bit 2: %s", yes(v & BIT(12)));
@@ -586,30 +647,15 @@ static uint64_t a64_addr(const struct geom *g, uint64_t v)
 	return a;
 }
 
-static void a64_decode(const struct geom *g, uint64_t v, unsigned L, struct entry *e)
+static void a64_decode(const struct fmt_desc *d, const struct geom *g, uint64_t v, unsigned L,
+		       struct entry *e)
 {
 	bool lpa2_sh = (g->flags & TF_LPA2) && g->page_shift != 16;
 	unsigned hw = 4 - L;
 
 	ADD("valid", 0, 0, "%s", yes(v & 1));
 	if (!(v & 1)) {
-		if (!v) {
-			e->kind = ENT_EMPTY;
-		} else if ((v & 0xfff) == 0x5a0) {
-			e->kind = ENT_FROZEN;
-			e->addr = v & GENMASK(47, 12);
-			ADD("frozen", 11, 0,
-			    "0x5a0: the library's frozen value (break-before-make)");
-			ADD("chain", 47, 12, "next unlinked table %#llx (0: none)",
-			    (unsigned long long)e->addr);
-		} else if ((v & 0xfff) == 0x0c2) {
-			mmio_value(e, v, L, 51,
-				   "0x0c2: the library's MMIO value (invalid descriptor)");
-		} else {
-			e->kind = ENT_INVALID;
-			ADD("ignored", 63, 1, "invalid descriptor: the other bits are ignored");
-			PROBLEM("invalid, but neither 0 nor a value the library writes");
-		}
+		absent_decode(d, g, v, L, e);
 		return;
 	}
 	if (!(v & 2) && !(L > 1 && a64_block_ok(g, L))) {
@@ -681,12 +727,7 @@ static void a64_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 			if (!(xn & 2))
 				e->prot |= S2_PROT_X | S2_PROT_XU;
 		}
-		ADD("host-writable", 55, 55, "software: host mapping writable: %s",
-		    yes(v & BIT(55)));
-		ADD("MMU-writable", 56, 56, "software: MMU may make it writable: %s",
-		    yes(v & BIT(56)));
-		e->prot |= (v & BIT(55) ? S2_PROT_HOST_WRITABLE : 0) |
-			   (v & BIT(56) ? S2_PROT_MMU_WRITABLE : 0);
+		sw_bits(d, v, e);
 		ADD("sw", 58, 57, "software, unused by the library (%#llx)",
 		    (unsigned long long)BITS(v, 58, 57));
 		ADD("PBHA", 62, 59, "ignored (page-based hardware attributes)");
@@ -718,7 +759,8 @@ static void a64_decode(const struct geom *g, uint64_t v, unsigned L, struct entr
 
 /* --------------------------------------------------------------- RISC-V */
 
-static void rv_decode(const struct geom *g, uint64_t v, unsigned L, struct entry *e)
+static void rv_decode(const struct fmt_desc *d, const struct geom *g, uint64_t v, unsigned L,
+		      struct entry *e)
 {
 	bool V = v & 1, R = v & 2, W = v & 4, X = v & 8, U = v & 16;
 	unsigned pbmt = BITS(v, 62, 61);
@@ -726,27 +768,7 @@ static void rv_decode(const struct geom *g, uint64_t v, unsigned L, struct entry
 
 	ADD("V", 0, 0, "valid: %s", yes(V));
 	if (!V) {
-		if (!v) {
-			e->kind = ENT_EMPTY;
-		} else if ((v & 0xfff) == 0x7e0) {
-			e->kind = ENT_FROZEN;
-			e->addr = v & GENMASK(55, 12);
-			ADD("frozen", 11, 0, "0x7e0: the library's frozen value");
-			ADD("chain", 55, 12, "next unlinked table %#llx (0: none)",
-			    (unsigned long long)e->addr);
-		} else if ((v & 0xfff) == 0x00a) {
-			mmio_value(e, v, L, 58, "0x00a: the library's MMIO value (not valid)");
-		} else if (U) {
-			e->kind = ENT_NOLEAF;
-			e->addr = BITS(v, 53, 10) << 12;
-			e->size = geom_level_size(g, L);
-			ADD("U", 4, 4, "set: a leaf that grants nothing, kept by the library");
-			ADD("PPN", 53, 10, "output address %#llx", (unsigned long long)e->addr);
-		} else {
-			e->kind = ENT_INVALID;
-			ADD("ignored", 63, 1, "not valid: the hart ignores the other bits");
-			PROBLEM("not valid, but neither 0 nor a value the library writes");
-		}
+		absent_decode(d, g, v, L, e);
 		return;
 	}
 	ADD("R", 1, 1, "read: %s", yes(R));
@@ -762,9 +784,7 @@ static void rv_decode(const struct geom *g, uint64_t v, unsigned L, struct entry
 		e->size = geom_level_size(g, L);
 		e->prot = (R ? S2_PROT_R : 0) | (W ? S2_PROT_W : 0) |
 			  (X ? S2_PROT_X | S2_PROT_XU : 0) | (v & BIT(6) ? S2_PROT_ACCESSED : 0) |
-			  (v & BIT(7) ? S2_PROT_DIRTY : 0) |
-			  (v & BIT(8) ? S2_PROT_HOST_WRITABLE : 0) |
-			  (v & BIT(9) ? S2_PROT_MMU_WRITABLE : 0);
+			  (v & BIT(7) ? S2_PROT_DIRTY : 0);
 		e->mt = (g->flags & TF_PBMT) ? (pbmt == 0 ? "WB" : pbmt == 1 ? "WC" : "UC") : "WB";
 		if (W && !R)
 			PROBLEM("reserved: W without R");
@@ -772,10 +792,7 @@ static void rv_decode(const struct geom *g, uint64_t v, unsigned L, struct entry
 			PROBLEM("inconsistent: U clear; every G-stage access faults");
 		if (v & BIT(5))
 			PROBLEM("inconsistent: G set in a G-stage leaf");
-		ADD("host-writable", 8, 8, "software (RSW): host mapping writable: %s",
-		    yes(v & BIT(8)));
-		ADD("MMU-writable", 9, 9, "software (RSW): MMU may make it writable: %s",
-		    yes(v & BIT(9)));
+		sw_bits(d, v, e);
 		ADD("PPN", 53, 10, "output address %#llx, %llu KiB leaf",
 		    (unsigned long long)e->addr, (unsigned long long)(e->size >> 10));
 		if (e->addr & (e->size - 1))
@@ -807,16 +824,96 @@ static void rv_decode(const struct geom *g, uint64_t v, unsigned L, struct entry
 		PROBLEM("reserved: N set (Svnapot not used)");
 }
 
+static const struct fmt_desc fmt_descs[] = {
+	{
+		.fmt = S2_FMT_X86_EPT,
+		.decode = ept_decode,
+		.absent = "not present",
+		.ignored = "not present: the CPU ignores the other bits",
+		.ignored_lo = 3,
+		.frozen = 0x9a0,
+		.frozen_what = "0x9a0: the library's frozen value",
+		.chain_hi = 51,
+		.mmio = 0x002,
+		.mmio_what = "0x002 (W without R: EPT misconfiguration)",
+		.mmio_hi = 56,
+		.oa_name = "addr",
+		.oa_hi = 51,
+		.oa_lo = 12,
+		.sw_host = 59,
+		.sw_mmu = 62,
+		.sw = "software",
+	},
+	{
+		.fmt = S2_FMT_X86_NPT,
+		.decode = npt_decode,
+		.absent = "not present",
+		.ignored = "not present: the CPU ignores the other bits",
+		.ignored_lo = 1,
+		.frozen = 0x7e0,
+		.frozen_what = "0x7e0: the library's frozen value",
+		.chain_hi = 51,
+		.mmio = 0x00a,
+		.mmio_what = "0x00a: the library's MMIO value (not present)",
+		.mmio_hi = 56,
+		.keep = 2,
+		.keep_name = "U/S",
+		.oa_name = "addr",
+		.oa_hi = 51,
+		.oa_lo = 12,
+		.sw_host = 9,
+		.sw_mmu = 10,
+		.sw = "software (AVL)",
+	},
+	{
+		.fmt = S2_FMT_ARM64_S2,
+		.decode = a64_decode,
+		.absent = "invalid",
+		.ignored = "invalid descriptor: the other bits are ignored",
+		.ignored_lo = 1,
+		.frozen = 0x5a0,
+		.frozen_what = "0x5a0: the library's frozen value (break-before-make)",
+		.chain_hi = 47,
+		.mmio = 0x0c2,
+		.mmio_what = "0x0c2: the library's MMIO value (invalid descriptor)",
+		.mmio_hi = 51,
+		.oa_name = "OA",
+		.oa_hi = 47,
+		.oa_lo = 12,
+		.sw_host = 55,
+		.sw_mmu = 56,
+		.sw = "software",
+	},
+	{
+		.fmt = S2_FMT_RISCV_G,
+		.decode = rv_decode,
+		.absent = "not valid",
+		.ignored = "not valid: the hart ignores the other bits",
+		.ignored_lo = 1,
+		.frozen = 0x7e0,
+		.frozen_what = "0x7e0: the library's frozen value",
+		.chain_hi = 55,
+		.mmio = 0x00a,
+		.mmio_what = "0x00a: the library's MMIO value (not valid)",
+		.mmio_hi = 58,
+		.keep = 4,
+		.keep_name = "U",
+		.oa_name = "PPN",
+		.oa_hi = 53,
+		.oa_lo = 10,
+		.sw_host = 8,
+		.sw_mmu = 9,
+		.sw = "software (RSW)",
+	},
+};
+
 void entry_decode(const struct geom *g, uint64_t v, unsigned level, struct entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->raw = v;
 	e->level = level;
 	e->mt = "";
-	switch (g->fmt) {
-	case S2_FMT_X86_EPT: ept_decode(g, v, level, e); break;
-	case S2_FMT_X86_NPT: npt_decode(g, v, level, e); break;
-	case S2_FMT_ARM64_S2: a64_decode(g, v, level, e); break;
-	case S2_FMT_RISCV_G: rv_decode(g, v, level, e); break;
-	}
+	for (size_t i = 0; i < sizeof(fmt_descs) / sizeof(fmt_descs[0]); i++)
+		if (fmt_descs[i].fmt == g->fmt)
+			fmt_descs[i].decode(&fmt_descs[i], g, v, level, e);
 }
