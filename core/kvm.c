@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* VM lifecycle, accessors, statistics and the bugged-VM report. */
 #include "core/kvm_internal.h"
+#include "s2mmu/vmid.h"
 
 int s2_env_validate(const struct s2_env *env)
 {
@@ -67,6 +68,19 @@ void kvm_bug(struct kvm *kvm, const char *msg, uint64_t val)
 	       kvm->cfg.vmid);
 }
 
+uint32_t kvm_vmid(const struct kvm *kvm)
+{
+	if (!kvm)
+		return 0;
+	if (!kvm->vmid_alloc)
+		return kvm->cfg.vmid;
+	/* A full barrier after the caller's table stores (docs/static.md,
+	 * section 3): a sequentially consistent read-modify-write of the id,
+	 * which ThreadSanitizer understands (a fence it does not). */
+	return (uint32_t)(__atomic_fetch_add(&kvm->vmid_alloc->id, 0, __ATOMIC_SEQ_CST) &
+			  ((1ull << kvm->vmid_alloc->alloc->bits) - 1));
+}
+
 bool kvm_is_bugged(const struct kvm *kvm)
 {
 	return kvm && s2_kvm_dead(kvm);
@@ -100,6 +114,21 @@ static int s2_check_params(const struct kvm_vm_params *p, const struct s2_fmt_op
 	}
 	if (p->max_vcpus > 4096)
 		return -EINVAL;
+	if (p->vmid_alloc) {
+		const struct s2_vmid_alloc *a = p->vmid_alloc->alloc;
+		unsigned w = 16;
+
+		if (!a || p->vmid)
+			return -EINVAL;
+		if (p->fmt == S2_FMT_ARM64_S2)
+			w = (cfg->flags & S2_FMTF_VMID16) ? 16 : 8;
+		else if (p->fmt == S2_FMT_RISCV_G)
+			w = 14;
+		/* VPID 0 and ASID 0 are the host's. */
+		if (a->bits > w ||
+		    ((p->fmt == S2_FMT_X86_EPT || p->fmt == S2_FMT_X86_NPT) && a->first < 1))
+			return -EINVAL;
+	}
 	/* 40: the narrowest MMIO value field of the formats (arm64, fake). */
 	if (p->mmio_cache > S2_MMIO_CACHE_OFF || p->mmio_gen_bits > 40)
 		return -EINVAL;
@@ -128,6 +157,7 @@ static S2_ALWAYS_INLINE int kvm_create_vm_untraced(const struct kvm_vm_params *p
 	kvm->ops = ops;
 	kvm->cfg = cfg;
 	kvm->cfg.vmid = p->vmid;
+	kvm->vmid_alloc = p->vmid_alloc;
 	kvm->env = env;
 	kvm->max_leaf_level = (uint8_t)max_leaf;
 	kvm->p2v_linear = !env->ops->phys_to_virt;
@@ -182,7 +212,7 @@ void kvm_destroy_vm(struct kvm *kvm)
 	if (!kvm)
 		return;
 	env = kvm->env;
-	kvm->destroying = true;
+	__atomic_store_n(&kvm->destroying, true, __ATOMIC_RELEASE);
 	/* Every root invalidated and torn down (vcpus are out of guest mode),
 	 * the vcpus' references dropped: the root pages go after RCU. */
 	s2_tdx_destroy(kvm); /* private memory first: the key goes before the S-EPT pages */

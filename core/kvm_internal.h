@@ -221,6 +221,7 @@ struct kvm {
 	const struct s2_fmt_ops *ops;
 	struct s2_fmt_cfg cfg;
 	const struct s2_env *env;
+	struct s2_vmid *vmid_alloc; /* kvm_vm_params.vmid_alloc, or NULL */
 	/* Roots: a slot array (capacity nr_roots, sized so every vcpu can
 	 * keep two and every role have a current and a dying one), the
 	 * slots ever used (roots_hi, so walks look at few), and the current
@@ -281,6 +282,7 @@ struct kvm {
 	uint64_t stat_faults_nonvcpu;
 	uint64_t stat_roots_freed, stat_fast_zaps, stat_yields, stat_max_hold;
 	struct s2_reserve *reserve; /* kvm_mmu_prepare() (core/map.c) */
+	uint64_t rcu_table_pages;   /* tables on their way back to it */
 };
 
 /* ---- environment helpers ---- */

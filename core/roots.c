@@ -23,6 +23,7 @@
  * (arm64, RISC-V, NPT) the old root's translations share the tag.
  */
 #include "core/kvm_internal.h"
+#include "s2mmu/vmid.h"
 #if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 #include "s2mmu/x86-ept.h"
 #endif
@@ -53,10 +54,10 @@ static int s2_root_reg(const struct kvm *kvm, const struct s2_root *r, uint64_t 
 #endif
 #if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
 	case S2_FMT_ARM64_S2:
-		return s2_arm64_make_vttbr(r->pa, c->vmid, c->flags & S2_FMTF_VMID16, reg);
+		return s2_arm64_make_vttbr(r->pa, kvm_vmid(kvm), c->flags & S2_FMTF_VMID16, reg);
 #endif
 #if S2_ENABLED(CONFIG_S2_FMT_RISCV_G)
-	case S2_FMT_RISCV_G: return s2_riscv_make_hgatp(r->pa, r->levels, c->vmid, reg);
+	case S2_FMT_RISCV_G: return s2_riscv_make_hgatp(r->pa, r->levels, kvm_vmid(kvm), reg);
 #endif
 	default: *reg = r->pa; return 0;
 	}
@@ -313,6 +314,24 @@ int kvm_mmu_load(struct kvm_vcpu *vcpu, struct kvm_root_role role, uint64_t *reg
 	if (!r)
 		*reg = act.reg;
 	return r;
+}
+
+int kvm_vcpu_vmid_update(struct kvm_vcpu *vcpu, unsigned cpu, uint64_t *reg)
+{
+	struct s2_root *r;
+	int id, e;
+
+	if (!vcpu || !reg || !vcpu->kvm->vmid_alloc)
+		return -EINVAL;
+	if (s2_kvm_dead(vcpu->kvm))
+		return -EIO;
+	id = s2_vmid_update(vcpu->kvm->vmid_alloc, cpu);
+	if (id < 0)
+		return id;
+	/* The vcpu's own root: only its thread changes it. */
+	r = vcpu->root;
+	e = s2_root_reg(vcpu->kvm, r, reg);
+	return e ? e : id;
 }
 
 hpa_t kvm_vcpu_root_hpa(const struct kvm_vcpu *vcpu)

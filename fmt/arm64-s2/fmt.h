@@ -535,7 +535,8 @@ static inline uint64_t a64_vttbr(hpa_t root, uint32_t vmid, bool vmid16)
  */
 static inline uint64_t a64_enter_vmid(const struct s2_fmt_cfg *c, struct kvm *kvm)
 {
-	uint64_t cur, want = a64_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16);
+	uint64_t cur,
+		want = a64_vttbr(kvm_mmu_root_hpa(kvm), kvm_vmid(kvm), c->flags & S2_FMTF_VMID16);
 
 	__asm__ volatile("mrs %0, vttbr_el2" : "=r"(cur));
 	if (cur != want)
@@ -545,7 +546,7 @@ static inline uint64_t a64_enter_vmid(const struct s2_fmt_cfg *c, struct kvm *kv
 
 static inline void a64_exit_vmid(const struct s2_fmt_cfg *c, struct kvm *kvm, uint64_t saved)
 {
-	uint64_t want = a64_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16);
+	uint64_t want = a64_vttbr(kvm_mmu_root_hpa(kvm), kvm_vmid(kvm), c->flags & S2_FMTF_VMID16);
 
 	if (saved != want)
 		__asm__ volatile("msr vttbr_el2, %0\n\tisb" : : "r"(saved) : "memory");

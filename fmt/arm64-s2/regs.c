@@ -143,7 +143,8 @@ int kvm_arm64_vttbr(const struct kvm *kvm, uint64_t *out)
 	c = kvm_fmt_cfg(kvm);
 	if (!c)
 		return -EINVAL;
-	return s2_arm64_make_vttbr(kvm_mmu_root_hpa(kvm), c->vmid, c->flags & S2_FMTF_VMID16, out);
+	return s2_arm64_make_vttbr(kvm_mmu_root_hpa(kvm), kvm_vmid(kvm), c->flags & S2_FMTF_VMID16,
+				   out);
 }
 
 int kvm_arm64_vttbr_vmid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *out)

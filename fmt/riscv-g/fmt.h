@@ -362,10 +362,9 @@ static inline void rvg_hfence_gvma_gpa(uint64_t gpa, uint64_t vmid)
 static inline void fmt_tlb_flush_vm(const struct s2_fmt_cfg *c, const struct s2_env *env,
 				    struct kvm *kvm)
 {
-#if RVG_HAVE_HFENCE
-	rvg_hfence_gvma_vmid(c->vmid);
-#else
 	(void)c;
+#if RVG_HAVE_HFENCE
+	rvg_hfence_gvma_vmid(kvm_vmid(kvm));
 #endif
 	if (env && env->ops && env->ops->tlb_flush_vm)
 		env->ops->tlb_flush_vm(env->ctx, kvm);
@@ -386,16 +385,16 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct 
 #if RVG_HAVE_HFENCE
 	uint64_t start = gpa & ~0xfffull;
 	uint64_t pages = (gpa + size - start + 0xfff) >> 12;
+	uint64_t vmid = kvm_vmid(kvm);
 
 	if (pages > RVG_FLUSH_RANGE_MAX_PAGES) {
-		rvg_hfence_gvma_vmid(c->vmid);
+		rvg_hfence_gvma_vmid(vmid);
 	} else {
 		for (uint64_t i = 0; i < pages; i++)
-			rvg_hfence_gvma_gpa(start + (i << 12), c->vmid);
+			rvg_hfence_gvma_gpa(start + (i << 12), vmid);
 	}
-#else
-	(void)c;
 #endif
+	(void)c;
 	if (!env || !env->ops)
 		return;
 	if (env->ops->tlb_flush_range)

@@ -36,7 +36,7 @@ int kvm_riscv_hgatp(const struct kvm *kvm, uint64_t *out)
 	if (!kvm || !out || kvm_fmt(kvm) != S2_FMT_RISCV_G)
 		return -EINVAL;
 	c = kvm_fmt_cfg(kvm);
-	return s2_riscv_make_hgatp(kvm_mmu_root_hpa(kvm), c->levels, c->vmid, out);
+	return s2_riscv_make_hgatp(kvm_mmu_root_hpa(kvm), c->levels, kvm_vmid(kvm), out);
 }
 
 int kvm_riscv_hgatp_vmid(const struct kvm *kvm, const struct s2_vmid *v, uint64_t *out)

@@ -28,14 +28,20 @@ enum {
 
 /* Parameters of kvm_create_vm(). Zero-initialise, then fill. */
 struct kvm_vm_params {
-	enum s2_fmt_id fmt;	  /* which format (must be built in) */
-	unsigned gpa_bits;	  /* guest-physical width; selects the walk length
+	enum s2_fmt_id fmt;	 /* which format (must be built in) */
+	unsigned gpa_bits;	 /* guest-physical width; selects the walk length
 				(EPT: 48 -> 4 levels, 57 -> 5 levels) */
-	unsigned granule;	  /* arm64 only: 4096, 16384 or 65536 (0 = 4096) */
-	unsigned fmt_flags;	  /* S2_FMTF_* */
-	unsigned max_leaf_level;  /* 0 = the build's largest leaf (Kconfig) */
-	unsigned max_vcpus;	  /* 0 = 64 */
-	uint32_t vmid;		  /* VMID/ASID recorded in the register values */
+	unsigned granule;	 /* arm64 only: 4096, 16384 or 65536 (0 = 4096) */
+	unsigned fmt_flags;	 /* S2_FMTF_* */
+	unsigned max_leaf_level; /* 0 = the build's largest leaf (Kconfig) */
+	unsigned max_vcpus;	 /* 0 = 64 */
+	uint32_t vmid;		 /* VMID/ASID recorded in the register values */
+	/* Or the VM's id from the id allocator (include/s2mmu/vmid.h): a
+	   struct s2_vmid set up with s2_vmid_init(), kept by pointer (it must
+	   outlive kvm). vmid must then be 0. Register values and the library's
+	   by-id flushes use its current id (kvm_vmid()); vcpus enter through
+	   kvm_vcpu_vmid_update(). */
+	struct s2_vmid *vmid_alloc;
 	const struct s2_env *env; /* the host; kept by pointer, must outlive kvm */
 	/* Cached MMIO entries (docs/mmio.md): S2_MMIO_CACHE_*; 0 = off. With
 	   them on, an EPT VM's access to one exits as an EPT misconfiguration:
@@ -77,6 +83,17 @@ void kvm_destroy_vm(struct kvm *kvm);
  * EPTP/VTTBR/hgatp/nCR3 point at for a vcpu that never called kvm_mmu_load).
  * It changes with a fast zap. */
 hpa_t kvm_mmu_root_hpa(const struct kvm *kvm);
+/*
+ * The id the VM's translations are tagged with now: the allocator's current
+ * id (kvm_vm_params.vmid_alloc) or kvm_vm_params.vmid; 0 for NULL. The
+ * library's own by-id invalidations use it (arm64 TLBI with VTTBR.VMID,
+ * RISC-V HFENCE.GVMA): an embedder's tlb_flush_vm / tlb_flush_range hook
+ * that reaches other CPUs by id (SBI remote HFENCE.GVMA) flushes this id,
+ * read inside the hook. It is read after a full barrier, so a flush that
+ * follows a change of the tables sees the id of any vcpu that entered after
+ * the change could be missed by its walks.
+ */
+uint32_t kvm_vmid(const struct kvm *kvm);
 /* Format, gpa width and walk length of @kvm. */
 enum s2_fmt_id kvm_fmt(const struct kvm *kvm);
 unsigned kvm_gpa_bits(const struct kvm *kvm);

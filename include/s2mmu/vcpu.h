@@ -131,6 +131,21 @@ struct kvm_entry_actions {
 int kvm_vcpu_entry_actions(struct kvm_vcpu *vcpu, struct kvm_entry_actions *out) S2_MUST_CHECK;
 
 /*
+ * For a VM on the id allocator (kvm_vm_params.vmid_alloc), with interrupts
+ * (or preemption) off on the CPU numbered @cpu in the allocator, after
+ * kvm_vcpu_entry_actions() and before its flush actions and
+ * kvm_vcpu_enter_guest(): s2_vmid_update() of the VM's id (a new id when its
+ * generation is over; the CPU's flush when a rollover asked for one), then
+ * *@reg, the register value of the root @vcpu runs on with that id (VTTBR,
+ * hgatp; EPTP and nCR3 carry no id). Load *@reg in place of a LOAD_ROOT
+ * action's value (which may hold the id from before a rollover), then do
+ * the flush actions with it. Returns the id (VPID, ASID: >= the allocator's
+ * first), or -EINVAL (NULL, @cpu out of range, a VM without allocator),
+ * -EIO.
+ */
+int kvm_vcpu_vmid_update(struct kvm_vcpu *vcpu, unsigned cpu, uint64_t *reg) S2_MUST_CHECK;
+
+/*
  * Fill @vcpu's memory cache with the table pages one fault may need, without
  * holding any lock. kvm_tdp_page_fault() calls it itself; an embedder that
  * must not allocate on the fault path calls it earlier. Returns 0 or -ENOMEM.

@@ -28,20 +28,25 @@
  * s2_vmid_alloc per host, an array of nr_cpus struct s2_vmid_cpu, a bitmap
  * of S2_VMID_MAP_WORDS(bits) words, and one struct s2_vmid per VM.
  *
- * The entry sequence of a vcpu, with interrupts (or preemption) off, on the
- * CPU numbered @cpu (0 .. nr_cpus - 1; the embedder's own numbering):
+ * A VM created with kvm_vm_params.vmid_alloc = &vm->vmid uses it for
+ * everything: its register values and the library's own by-id flushes
+ * (arm64 TLBI, RISC-V HFENCE.GVMA, the embedder's hooks through kvm_vmid())
+ * take the VM's current id. The entry sequence of a vcpu, with interrupts
+ * (or preemption) off, on the CPU numbered @cpu (0 .. nr_cpus - 1; the
+ * embedder's own numbering):
  *
- *	id = s2_vmid_update(&vm->vmid, cpu);
- *	kvm_arm64_vttbr_vmid(kvm, &vm->vmid, &vttbr);  // or hgatp, or the
- *	                                               // VMCS VPID field = id
- *	... enter the guest ...
+ *	kvm_vcpu_entry_actions(vcpu, &acts);            // interrupts still on
+ *	id = kvm_vcpu_vmid_update(vcpu, cpu, &reg);     // s2_vmid_update() and
+ *	                                                // VTTBR / hgatp with it
+ *	... load reg (VPID / ASID = id), do acts' flushes, enter the guest ...
+ *
+ * Without vmid_alloc the VM keeps kvm_vm_params.vmid, and an embedder that
+ * calls s2_vmid_update() itself builds the register with
+ * kvm_arm64_vttbr_vmid() and the like, but the library's by-id flushes
+ * then use the creation-time id (docs/static.md, section 3).
  *
  * Optionally, s2_vmid_clear_active(alloc, cpu) after the vcpu is put lets a
  * rollover free that id.
- *
- * The library's own flushes (kvm_flush_remote_tlbs()) act on the id the VM
- * was created with (kvm_vm_params.vmid); see docs/static.md for the
- * arm64 and RISC-V embedders that flush by id.
  */
 #ifndef S2MMU_VMID_H
 #define S2MMU_VMID_H
