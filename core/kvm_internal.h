@@ -455,6 +455,7 @@ enum s2_range_kind {
 	S2_RANGE_ZAP = 1,	/* make every leaf non-present, free empty tables */
 	S2_RANGE_WRPROTECT_MMU, /* clear MMU-writable and W (write tracking) */
 	S2_RANGE_WRPROTECT,	/* clear W only (dirty logging) */
+	S2_RANGE_PROTECT,	/* set W / X / XU as a struct s2_protect_arg says */
 	S2_RANGE_AGE,		/* clear Accessed, report young */
 	S2_RANGE_TEST_AGE,	/* report young, stop at the first */
 	S2_RANGE_MKYOUNG,	/* a fault's fast path: restore an access-tracked
@@ -469,6 +470,13 @@ enum s2_range_kind {
 	S2_RANGE_TEARDOWN,     /* empty op->root, an invalid root nobody walks
 				  or runs on, under the read side; no flush */
 	S2_RANGE_NR
+};
+
+/* S2_RANGE_PROTECT's argument (kvm_mmu_protect_range(), core/map.c). */
+struct s2_protect_arg {
+	unsigned prot; /* S2_PROT_R, and of W, X, XU those the leaves keep */
+	bool w_direct; /* W may be set at once (no slot of the range logs,
+			   nothing is write-tracked); else MMU-writable only */
 };
 
 /* How an operation holds mmu_lock, so a long walk can yield it. */

@@ -95,47 +95,59 @@ static int s2_map_any_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
 	return 1;
 }
 
-static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa,
-						       uint64_t size, unsigned prot,
-						       unsigned memtype)
+/*
+ * The invalidation protocol of rule 4 (notifier/range.c runs the same one
+ * for the host MM) over [start, end), under the write side of mmu_lock:
+ * begin raises mmu_invalidate_in_progress and widens the in-progress range,
+ * so from then on a fault of a gfn inside retries instead of installing;
+ * end bumps mmu_invalidate_seq and lowers in_progress, so a fault that
+ * resolved its pfn before then retries too.
+ */
+static void s2_map_invalidate(struct kvm *kvm, gfn_t start, gfn_t end, bool begin)
 {
-	struct kvm_memory_slot slot;
-	struct kvm *kvm;
+	struct s2_change_acc acc;
+	uint64_t n;
+
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	n = kvm->mmu_invalidate_in_progress;
+	if (begin) {
+		if (!n) {
+			kvm->mmu_invalidate_range_start = ~(gfn_t)0;
+			kvm->mmu_invalidate_range_end = 0;
+		}
+		if (start < kvm->mmu_invalidate_range_start)
+			kvm->mmu_invalidate_range_start = start;
+		if (end > kvm->mmu_invalidate_range_end)
+			kvm->mmu_invalidate_range_end = end;
+		__atomic_store_n(&kvm->mmu_invalidate_in_progress, n + 1, __ATOMIC_RELAXED);
+	} else {
+		__atomic_store_n(&kvm->mmu_invalidate_seq, kvm->mmu_invalidate_seq + 1,
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&kvm->mmu_invalidate_in_progress, n - 1, __ATOMIC_RELEASE);
+	}
+	s2_mmu_write_unlock(kvm, &acc);
+}
+
+/* kvm_mmu_map_range() inside its invalidation: zap, then fill. */
+static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uint64_t gen,
+		       gpa_t gpa, hpa_t hpa, gpa_t end, unsigned prot, unsigned memtype)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct kvm_memory_slot slot = *slotp;
 	unsigned need, access;
-	uint64_t gen;
-	gpa_t end;
 	long z;
 	int r;
 
-	if (!vcpu)
-		return -EINVAL;
-	kvm = vcpu->kvm;
-	if (s2_kvm_dead(kvm))
-		return -EIO;
-	if (kvm->gfn_direct_bits)
-		return -ENOTSUP;
-	if (!s2_range_ok(kvm, gpa, size) || (hpa & ((1ull << S2_GFN_SHIFT) - 1)) ||
-	    (kvm->cfg.pa_bits < 64 &&
-	     (hpa >> kvm->cfg.pa_bits || size > (1ull << kvm->cfg.pa_bits) - hpa)))
-		return -EINVAL;
-	if (!(prot & S2_PROT_R) || (prot & ~S2_MAP_PROT_OK) ||
-	    (memtype & ~(S2_MT_MASK | S2_MT_IGNORE_PAT)) || (memtype & S2_MT_MASK) >= S2_MT_NR)
-		return -EINVAL;
-	end = gpa + size;
-	if (s2_memslot_snapshot(kvm, gpa_to_gfn(gpa), &slot, &gen) ||
-	    gpa_to_gfn(end - 1) >= slot.base_gfn + slot.npages)
-		return -ENOENT;
-	if ((prot & S2_PROT_W) && (slot.flags & KVM_MEM_READONLY))
-		return -EINVAL;
-
 	/* Rule 1: what the range holds goes first, flushed by the zap only
-	 * when it removed something. */
+	 * when it removed something. No fault can install in the range any
+	 * more (the invalidation is in progress), so what the check finds
+	 * empty stays empty. */
 	z = kvm_mmu_for_each_leaf(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end), s2_map_any_leaf, NULL);
 	if (z > 0)
 		z = kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end));
 	if (z < 0)
 		return (int)z;
-
 	access = S2_ACC_READ | ((prot & S2_PROT_W) ? S2_ACC_WRITE : 0) |
 		 ((prot & S2_PROT_X) ? S2_ACC_EXEC : 0);
 	prot |= S2_PROT_ACCESSED;
@@ -200,6 +212,45 @@ static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gp
 	return 0;
 }
 
+static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa,
+						       uint64_t size, unsigned prot,
+						       unsigned memtype)
+{
+	struct kvm_memory_slot slot;
+	struct kvm *kvm;
+	uint64_t gen;
+	gpa_t end;
+	int r;
+
+	if (!vcpu)
+		return -EINVAL;
+	kvm = vcpu->kvm;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (kvm->gfn_direct_bits)
+		return -ENOTSUP;
+	if (!s2_range_ok(kvm, gpa, size) || (hpa & ((1ull << S2_GFN_SHIFT) - 1)) ||
+	    (kvm->cfg.pa_bits < 64 &&
+	     (hpa >> kvm->cfg.pa_bits || size > (1ull << kvm->cfg.pa_bits) - hpa)))
+		return -EINVAL;
+	if (!(prot & S2_PROT_R) || (prot & ~S2_MAP_PROT_OK) ||
+	    (memtype & ~(S2_MT_MASK | S2_MT_IGNORE_PAT)) || (memtype & S2_MT_MASK) >= S2_MT_NR)
+		return -EINVAL;
+	end = gpa + size;
+	if (s2_memslot_snapshot(kvm, gpa_to_gfn(gpa), &slot, &gen) ||
+	    gpa_to_gfn(end - 1) >= slot.base_gfn + slot.npages)
+		return -ENOENT;
+	if ((prot & S2_PROT_W) && (slot.flags & KVM_MEM_READONLY))
+		return -EINVAL;
+	/* Faults of the range retry until the mapping is complete: one that
+	 * resolved another pfn cannot get in between the zap and the install
+	 * (rule 1 would refuse the install and bug the VM). */
+	s2_map_invalidate(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end), true);
+	r = s2_map_fill(vcpu, &slot, gen, gpa, hpa, end, prot, memtype);
+	s2_map_invalidate(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end), false);
+	return r;
+}
+
 int kvm_mmu_map_range(struct kvm_vcpu *vcpu, gpa_t gpa, hpa_t hpa, uint64_t size, unsigned prot,
 		      unsigned memtype)
 {
@@ -250,6 +301,65 @@ long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size)
 	long r = kvm_mmu_wrprotect_range_untraced(kvm, gpa, size);
 
 	S2_TRACE(kvm, "wrprotect_range", r, S2_TA_HEX("gpa", gpa), S2_TA_HEX("size", size));
+	return r;
+}
+
+/*
+ * Whether W may go straight into the leaves of [start, end) (mmu_lock held
+ * for write): no memslot over it logs dirty pages and nothing is
+ * write-tracked. -EINVAL when W is asked over a read-only memslot.
+ */
+static int s2_protect_w_direct(struct kvm *kvm, gfn_t start, gfn_t end, bool *direct)
+{
+	const struct s2_memslots *ms;
+	int r = 0;
+
+	*direct = !__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_ACQUIRE);
+	if (kvm->env->ops->rcu_read_lock)
+		kvm->env->ops->rcu_read_lock(kvm->env->ctx);
+	ms = __atomic_load_n(&kvm->memslots, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < ms->nr; i++) {
+		const struct kvm_memory_slot *sl = &ms->slots[i];
+
+		if (sl->base_gfn >= end || sl->base_gfn + sl->npages <= start)
+			continue;
+		if (sl->flags & KVM_MEM_READONLY)
+			r = -EINVAL;
+		if (ms->dirty[i] || (sl->flags & KVM_MEM_LOG_DIRTY_PAGES))
+			*direct = false;
+	}
+	if (kvm->env->ops->rcu_read_unlock)
+		kvm->env->ops->rcu_read_unlock(kvm->env->ctx);
+	return r;
+}
+
+long kvm_mmu_protect_range(struct kvm *kvm, gpa_t gpa, uint64_t size, unsigned prot)
+{
+	struct s2_change_acc acc;
+	struct s2_protect_arg a = { .prot = prot };
+	struct s2_range_op op = {
+		.kind = S2_RANGE_PROTECT, .acc = &acc, .arg = &a, .hold = S2_HOLD_WRITE
+	};
+	long r;
+
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	if (!s2_range_ok(kvm, gpa, size) || !(prot & S2_PROT_R) || (prot & ~S2_PROT_RWX))
+		return -EINVAL;
+	if (kvm->gfn_direct_bits)
+		return -ENOTSUP; /* private memory is RWX (rule 6) */
+	op.start = gpa_to_gfn(gpa);
+	op.end = gpa_to_gfn(gpa + size);
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	/* Under the lock: a slot that starts logging later protects the
+	 * leaves after this, under it too. */
+	r = s2_protect_w_direct(kvm, op.start, op.end, &a.w_direct);
+	if (!r || !(prot & S2_PROT_W))
+		r = s2_range(kvm, &op);
+	s2_mmu_write_unlock(kvm, &acc);
 	return r;
 }
 
@@ -317,13 +427,27 @@ void *s2_table_alloc(struct kvm *kvm, size_t bytes, hpa_t *pa)
 	void *va = NULL;
 
 	if (rs && bytes == rs->bytes) {
-		s2_spin_lock(&rs->lock, env);
-		if (rs->nr) {
-			rs->nr--;
-			va = rs->pg[rs->nr].va;
-			*pa = rs->pg[rs->nr].pa;
+		for (int tries = 0; tries < 2 && !va; tries++) {
+			s2_spin_lock(&rs->lock, env);
+			if (rs->nr) {
+				rs->nr--;
+				va = rs->pg[rs->nr].va;
+				*pa = rs->pg[rs->nr].pa;
+			}
+			s2_spin_unlock(&rs->lock);
+			/*
+			 * Empty while unlinked tables wait for their grace
+			 * period: wait for them rather than go to the env
+			 * (no lock is held here; a VM that unmaps and maps
+			 * again stays inside its reserve).
+			 */
+			if (!va && !tries &&
+			    __atomic_load_n(&kvm->rcu_table_pages, __ATOMIC_ACQUIRE) &&
+			    env->ops->rcu_barrier)
+				env->ops->rcu_barrier(env->ctx);
+			else
+				break;
 		}
-		s2_spin_unlock(&rs->lock);
 		if (va)
 			return va;
 	}
@@ -335,7 +459,7 @@ void s2_table_free(struct kvm *kvm, void *va, hpa_t pa, size_t bytes)
 	struct s2_reserve *rs = __atomic_load_n(&kvm->reserve, __ATOMIC_ACQUIRE);
 	const struct s2_env *env = kvm->env;
 
-	if (rs && bytes == rs->bytes && !kvm->destroying) {
+	if (rs && bytes == rs->bytes && !__atomic_load_n(&kvm->destroying, __ATOMIC_ACQUIRE)) {
 		bool kept = false;
 
 		s2_page_zero(va, bytes);

@@ -32,8 +32,9 @@ void s2_acc_settle_slow(struct kvm *kvm, struct s2_change_acc *acc)
 	}
 }
 
-/* A list of unlinked tables waiting for a grace period. */
+/* A list of unlinked pages waiting for a grace period. */
 struct s2_free_batch {
+	struct kvm *kvm; /* tables of a VM with a reserve: they refill it */
 	const struct s2_env *env;
 	hpa_t head;
 	size_t bytes;
@@ -46,14 +47,31 @@ static void *s2_env_p2v(const struct s2_env *env, hpa_t pa)
 	return (void *)(uintptr_t)(pa + (uint64_t)env->virt_offset);
 }
 
-static void s2_free_list(const struct s2_env *env, hpa_t head, size_t bytes)
+static hpa_t s2_free_next(const struct s2_env *env, hpa_t pa)
+{
+	const s2_pte_t *t = s2_env_p2v(env, pa);
+
+	/* Bit 63 is a TD's suppress-#VE (fmt_nonpresent()), no address. */
+	return t[0] & ~(hpa_t)0xfff & ~(1ull << 63);
+}
+
+/*
+ * Free a list. Table pages of a VM with a reserve (@kvm set) go back into
+ * it (s2_table_free() zeroes them; the env gets what does not fit), and
+ * the count of its pages in flight drops with each.
+ */
+static void s2_free_list(struct kvm *kvm, const struct s2_env *env, hpa_t head, size_t bytes)
 {
 	while (head) {
-		s2_pte_t *t = s2_env_p2v(env, head);
-		/* Bit 63 is a TD's suppress-#VE (fmt_nonpresent()), no address. */
-		hpa_t next = t[0] & ~(hpa_t)0xfff & ~(1ull << 63);
+		hpa_t next = s2_free_next(env, head);
+		void *t = s2_env_p2v(env, head);
 
-		env->ops->free_table(env->ctx, t, head, bytes);
+		if (kvm) {
+			s2_table_free(kvm, t, head, bytes);
+			__atomic_fetch_sub(&kvm->rcu_table_pages, 1, __ATOMIC_RELEASE);
+		} else {
+			env->ops->free_table(env->ctx, t, head, bytes);
+		}
 		head = next;
 	}
 }
@@ -63,11 +81,11 @@ static void s2_free_batch_cb(void *arg)
 	struct s2_free_batch *b = arg;
 	const struct s2_env *env = b->env;
 
-	s2_free_list(env, b->head, b->bytes);
+	s2_free_list(b->kvm, env, b->head, b->bytes);
 	env->ops->free(env->ctx, b);
 }
 
-void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes)
+static void s2_free_rcu(struct kvm *kvm, struct kvm *to, hpa_t head, size_t bytes)
 {
 	const struct s2_env *env = kvm->env;
 	struct s2_free_batch *b;
@@ -75,7 +93,7 @@ void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes)
 	if (env->ops->call_rcu) {
 		b = env->ops->zalloc(env->ctx, sizeof(*b));
 		if (b) {
-			*b = (struct s2_free_batch){ env, head, bytes };
+			*b = (struct s2_free_batch){ to, env, head, bytes };
 			if (!env->ops->call_rcu(env->ctx, s2_free_batch_cb, b))
 				return;
 			env->ops->free(env->ctx, b);
@@ -83,14 +101,33 @@ void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes)
 	}
 	/* No call_rcu, or no memory for the batch: wait here instead. */
 	env->ops->synchronize_rcu(env->ctx);
-	s2_free_list(env, head, bytes);
+	s2_free_list(to, env, head, bytes);
+}
+
+void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes)
+{
+	s2_free_rcu(kvm, NULL, head, bytes);
 }
 
 void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
 {
+	struct kvm *to = NULL;
+
 	if (!acc->free_head)
 		return;
-	s2_free_pages_rcu(kvm, acc->free_head, (size_t)s2_table_bytes(&kvm->cfg));
+	/* A prepared VM gets its tables back (kvm_mmu_prepare()): counted in
+	 * flight first, so an allocation that finds the reserve empty knows
+	 * to wait for them. */
+	if (__atomic_load_n(&kvm->reserve, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&kvm->destroying, __ATOMIC_ACQUIRE)) {
+		uint64_t n = 0;
+
+		for (hpa_t p = acc->free_head; p; p = s2_free_next(kvm->env, p))
+			n++;
+		__atomic_fetch_add(&kvm->rcu_table_pages, n, __ATOMIC_RELAXED);
+		to = kvm;
+	}
+	s2_free_rcu(kvm, to, acc->free_head, (size_t)s2_table_bytes(&kvm->cfg));
 	acc->free_head = 0;
 	acc->free_nr = 0;
 }

@@ -726,6 +726,54 @@ static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, stru
 	return 0;
 }
 
+/* ---- permissions over a range ---- */
+
+/*
+ * S2_RANGE_PROTECT: give each leaf X and XU as asked, and W as asked where
+ * the host allows writes (HOST_WRITABLE): with W asked, MMU-writable comes
+ * back, and W itself only when w_direct (else the first write faults and
+ * the fast path records it, as dirty logging and write tracking need);
+ * without it W and MMU-writable go. A permission lost owes a flush of the
+ * leaf; one gained owes none (a stale TLB entry at most faults once).
+ */
+static long S2_FN(protect_visit)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const struct s2_protect_arg *a = op->arg;
+	const unsigned hw = S2_PROT_W | S2_PROT_X | S2_PROT_XU;
+	bool tracked = v->what == S2_VISIT_TRACKED;
+	s2_pte_t leaf = tracked ? fmt_restore_access_tracked(c, v->old, v->level) : v->old;
+	unsigned oldp = fmt_leaf_prot(c, leaf, v->level), newp;
+	s2_pte_t new;
+
+	newp = (oldp & ~(hw | S2_PROT_MMU_WRITABLE)) | (a->prot & (S2_PROT_X | S2_PROT_XU));
+	if ((a->prot & S2_PROT_W) && (oldp & S2_PROT_HOST_WRITABLE)) {
+		newp |= S2_PROT_MMU_WRITABLE;
+		/* A read-only leaf that hardware may not mark dirty stays
+		 * so: W would let a write through unrecorded. */
+		if (a->w_direct || (oldp & S2_PROT_W))
+			newp |= S2_PROT_W;
+	}
+	new = fmt_leaf_set_prot(c, leaf, v->level, newp);
+	if (tracked)
+		new = fmt_mk_access_tracked(c, new, v->level);
+	if (new == v->old)
+		return 0;
+	if (S2_FN(set_locked)(kvm, op->acc, v->ptep, v->old, new, gpa_to_gfn(v->addr), v->level,
+			      NULL))
+		return -EIO;
+	/* A hardware permission lost (as the format encodes it) is flushed;
+	 * losing MMU-writable alone has set_locked() owe it already. */
+	if (oldp & hw & ~fmt_leaf_prot(c, fmt_leaf_set_prot(c, leaf, v->level, newp), v->level)) {
+		uint64_t pages = 1ull << (s2_level_shift(c, v->level) - S2_GFN_SHIFT);
+		gfn_t base = gpa_to_gfn(v->addr) & ~(pages - 1);
+
+		s2_acc_need_flush(op->acc, base, base + pages);
+	}
+	op->result++;
+	return 0;
+}
+
 /* ---- age ---- */
 
 /* Whether hardware has nothing left to write in a leaf (core/dirty_tmpl.h). */
@@ -903,6 +951,10 @@ static long S2_FN(range_pass)(struct kvm *kvm, struct s2_range_op *op, gpa_t s, 
 	case S2_RANGE_WRPROTECT_MMU:
 		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
 				S2_FN(wrprotect_visit));
+		break;
+	case S2_RANGE_PROTECT:
+		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
+				S2_FN(protect_visit));
 		break;
 	case S2_RANGE_AGE:
 	case S2_RANGE_TEST_AGE: {

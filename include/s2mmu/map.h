@@ -31,10 +31,17 @@ struct kvm_vcpu;
  * of the range is zapped whole, as kvm_zap_gfn_range() does.
  *
  * Call it from the thread that runs @vcpu, or while @vcpu does not run (its
- * memory cache and counters are the vcpu's own). Faults of other vcpus on
- * the same range meanwhile must resolve to the same host pages (a fault
- * that installed another pfn first makes the VM bugged: rule 1 is refused,
- * not worked around).
+ * memory cache and counters are the vcpu's own). The range goes through the
+ * invalidation protocol of the MMU notifier (rule 4) for the whole call:
+ * faults of other vcpus on it retry until the mapping is complete, so none
+ * can install the memslot's page between the zap and the install, and what
+ * the range maps when the call returns is what it was given. (Faults after
+ * it find those leaves; one that needs a permission the leaf lacks asks the
+ * memslot for the page, and if that is another page, rule 1 refuses the
+ * change and the VM is bugged: map only what the memslot's pfn resolution
+ * agrees with, or give every permission faults will ask for.) Host-MM
+ * invalidations that run meanwhile zap what they find; @hpa is the
+ * caller's word and is not checked against them.
  *
  * Returns 0, or -EINVAL (NULL, unaligned or empty range, gpa or hpa past the
  * widths, bad prot or memtype, W on a read-only memslot), -ENOENT (the range
@@ -61,6 +68,26 @@ long kvm_mmu_unmap_range(struct kvm *kvm, gpa_t gpa, uint64_t size);
 long kvm_mmu_wrprotect_range(struct kvm *kvm, gpa_t gpa, uint64_t size);
 
 /*
+ * Set the permissions of every leaf over [@gpa, @gpa + @size), in every
+ * root, to @prot (S2_PROT_R required: removing R is kvm_mmu_unmap_range();
+ * of W, X and XU those the leaves keep), under the write side of mmu_lock,
+ * yielding every CONFIG_S2_YIELD_BATCH leaves. X and XU are set or cleared
+ * as asked (XU where the format has it). W cleared takes MMU-writable with
+ * it, as kvm_mmu_wrprotect_range() does. W asked gives MMU-writable back to
+ * the leaves whose host mapping is writable (HOST_WRITABLE), and W itself
+ * only when no memslot over the range logs dirty pages and no gfn is
+ * write-tracked: otherwise the leaf stays read-only but MMU-writable, so
+ * the first write faults and is recorded (docs/dirty-logging rules).
+ * Leaves that lose a permission are flushed (one flush when the call
+ * returns); gaining one owes none. The memory type is not changed here: a
+ * new memory type is a new mapping, kvm_mmu_map_range() over the range
+ * (zap, flush, install). Returns the leaves changed (>= 0), or -EINVAL
+ * (NULL, unaligned, empty or past the width, no R, unknown bits, W over a
+ * read-only memslot; nothing changed), -ENOTSUP (a TD), -EIO.
+ */
+long kvm_mmu_protect_range(struct kvm *kvm, gpa_t gpa, uint64_t size, unsigned prot);
+
+/*
  * KVM_PRE_FAULT_MEMORY: fault [@gpa, @gpa + @size) in for @vcpu as read
  * faults would, page after page, stepping over each leaf the fault maps or
  * finds (so a 2 MiB leaf costs one fault). The tables end as they would
@@ -83,11 +110,18 @@ long kvm_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu, gpa_t gpa, uint64_t size);
  * After it, the table pages of kvm_mmu_map_range(), of faults (the vcpu
  * memory-cache top-up) and of huge-leaf splits come from the reserve first,
  * so mapping those regions (the commit) never fails for memory. Table pages
- * freed while the VM lives (vcpu caches, split stacks) refill the reserve
- * up to its size; pages of tables unlinked by a zap go back to the env
- * after their grace period, so a VM that unmaps and maps again prepares
- * again. Metadata allocations (dirty bitmaps, split stacks' arrays) are not
- * covered. The reserve is freed with the VM.
+ * freed while the VM lives refill the reserve up to its size: vcpu caches,
+ * split stacks, and tables unlinked by a zap, an unmap or a collapse, after
+ * their grace period. A table allocation that finds the reserve empty while
+ * such tables are still waiting calls the env's rcu_barrier and takes them,
+ * so a prepared VM may unmap and map again, fault, split (dirty logging on)
+ * and collapse (logging off) on its regions without -ENOMEM. Not covered:
+ * memslot updates, which allocate metadata (memslot arrays, dirty bitmaps)
+ * and may fail with -ENOMEM before changing anything (so switching dirty
+ * logging on or off can be refused; the split and collapse it runs then do
+ * not fail); fast zaps (kvm_mmu_zap_all_fast()), whose new roots come from
+ * the env; and regions that do not allow 4 KiB leaves but are dirty-logged.
+ * The reserve is freed with the VM.
  */
 int kvm_mmu_prepare(struct kvm *kvm, const struct s2_sizing_region *r, size_t n,
 		    unsigned nr_vcpus) S2_MUST_CHECK;

@@ -27,7 +27,11 @@
  *  - pre-fault stepping one page at a time, not over the leaf: prefault
  *    (more faults than leaves);
  *  - kvm_mmu_wrprotect_range() on S2_RANGE_WRPROTECT (W only): wrprotect
- *    (MMU-writable kept).
+ *    (MMU-writable kept);
+ *  - protect_visit() owing no flush for a permission lost: protect (X
+ *    removed without a flush);
+ *  - w_direct forced true: protect_logging (W set at once in a logging
+ *    slot, the write not recorded).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +269,116 @@ static void test_wrprotect(void **st)
 	down();
 }
 
+static uint64_t flushes(void)
+{
+	struct kvm_mmu_stats s = t_stats(T.kvm);
+
+	return s.flushes + s.flushes_range;
+}
+
+/* Every page of [gpa, end) per the reference walker: @want of W and X set,
+ * the rest of them clear. */
+static void check_perm(gpa_t gpa, gpa_t end, unsigned want)
+{
+	for (gpa_t p = gpa; p < end; p += 64 * PG) {
+		struct ref_xlate x;
+
+		assert_int_equal(ref_walk_kvm(T.kvm, p, &x), 0);
+		assert_int_equal(x.fault, 0);
+		assert_int_equal(x.perm & (S2_PROT_R | S2_PROT_W | S2_PROT_X),
+				 want & (S2_PROT_R | S2_PROT_W | S2_PROT_X));
+	}
+}
+
+/*
+ * kvm_mmu_protect_range(): X off and on, W off and on, over 2 MiB and
+ * 4 KiB leaves, read back by the reference walker; a flush for each
+ * permission lost, none for one gained; bad input changes nothing.
+ */
+static void test_protect(void **st)
+{
+	const unsigned rwx = S2_PROT_R | S2_PROT_W | S2_PROT_X;
+	gpa_t end = 8 * MB + 64 * 1024;
+	uint64_t f, h;
+	struct s2_mapping m;
+
+	(void)st;
+	up();
+	assert_int_equal(kvm_mmu_map_range(T.vcpu, 0, GB, 8 * MB, rwx, S2_MT_WB), 0);
+	assert_int_equal(
+		kvm_mmu_map_range(T.vcpu, 8 * MB, GB + 8 * MB + PG, 64 * 1024, rwx, S2_MT_WB), 0);
+	check_perm(0, end, rwx);
+	f = flushes();
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, end, S2_PROT_R | S2_PROT_W), 4 + 16);
+	check_perm(0, end, S2_PROT_R | S2_PROT_W);
+	assert_true(flushes() > f);
+	f = flushes();
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, end, rwx), 4 + 16);
+	check_perm(0, end, rwx);
+	assert_int_equal(flushes(), f);
+	/* Nothing to change: nothing changed, no flush. */
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, end, rwx), 0);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, end, S2_PROT_R | S2_PROT_X), 4 + 16);
+	check_perm(0, end, S2_PROT_R | S2_PROT_X);
+	assert_int_equal(kvm_mmu_lookup(T.kvm, 8 * MB, &m), 0);
+	assert_false(m.prot & S2_PROT_MMU_WRITABLE);
+	assert_true(flushes() > f);
+	f = flushes();
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, end, rwx), 4 + 16);
+	check_perm(0, end, rwx);
+	assert_int_equal(kvm_mmu_lookup(T.kvm, 8 * MB, &m), 0);
+	assert_true(m.prot & S2_PROT_MMU_WRITABLE);
+	assert_int_equal(flushes(), f);
+
+	h = t_tables_hash(T.kvm);
+	assert_int_equal(kvm_mmu_protect_range(NULL, 0, PG, S2_PROT_R), -EINVAL);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, PG, S2_PROT_W), -EINVAL);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, PG, S2_PROT_R | S2_PROT_DIRTY), -EINVAL);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 1, PG, S2_PROT_R), -EINVAL);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, 0, S2_PROT_R), -EINVAL);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 0, 1ull << 60, S2_PROT_R), -EINVAL);
+	assert_int_equal(t_tables_hash(T.kvm), h);
+	down();
+}
+
+/*
+ * W asked back over a slot that logs dirty pages (write protection): the
+ * leaves get MMU-writable but not W, so the first write faults and is
+ * recorded; W over a read-only slot is refused.
+ */
+static void test_protect_logging(void **st)
+{
+	uint64_t bitmap[1024 / 64] = { 0 };
+	struct s2_mapping m;
+	uint64_t h;
+
+	(void)st;
+	t_vm_init(&T, TEST_FMT, NULL);
+	assert_int_equal(kvm_dirty_log_set_caps(T.kvm, KVM_DIRTY_LOG_WRPROTECT), 0);
+	t_slot(&T, 0, 0, 1024, 1ull << 44, 0);
+	t_slot(&T, 1, 1024, 16, (1ull << 44) + 8 * MB, KVM_MEM_READONLY);
+	assert_int_equal(kvm_mmu_map_range(T.vcpu, 0, GB, 4 * MB, S2_PROT_R | S2_PROT_W, S2_MT_WB),
+			 0);
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	assert_true(kvm_get_dirty_log(T.kvm, 0, bitmap) >= 0);
+	assert_true(kvm_mmu_protect_range(T.kvm, 0, 4 * MB, S2_PROT_R) > 0);
+	check_perm(0, 4 * MB, S2_PROT_R);
+	assert_true(kvm_mmu_protect_range(T.kvm, 0, 4 * MB, S2_PROT_R | S2_PROT_W) > 0);
+	check_perm(0, 4 * MB, S2_PROT_R);
+	assert_int_equal(kvm_mmu_lookup(T.kvm, 5 * PG, &m), 0);
+	assert_true(m.prot & S2_PROT_MMU_WRITABLE);
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, 5 * PG, S2_ACC_WRITE), RET_PF_FIXED);
+	check_perm(5 * PG, 6 * PG, S2_PROT_R | S2_PROT_W);
+	assert_int_equal(kvm_get_dirty_log(T.kvm, 0, bitmap), 1);
+	assert_int_equal(bitmap[0], 1ull << 5);
+	/* W over the read-only slot: refused, nothing changed. */
+	h = t_tables_hash(T.kvm);
+	assert_int_equal(kvm_mmu_protect_range(T.kvm, 4 * MB - PG, 2 * PG, S2_PROT_R | S2_PROT_W),
+			 -EINVAL);
+	assert_int_equal(t_tables_hash(T.kvm), h);
+	t_vm_fini(&T);
+}
+
 static void test_bad_input(void **st)
 {
 	uint64_t h;
@@ -348,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_boundaries), cmocka_unit_test(test_adversarial),
 		cmocka_unit_test(test_random),	   cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_batches),	   cmocka_unit_test(test_wrprotect),
+		cmocka_unit_test(test_protect),	   cmocka_unit_test(test_protect_logging),
 		cmocka_unit_test(test_bad_input),  cmocka_unit_test(test_prefault),
 	};
 

@@ -12,7 +12,22 @@
  *  - kvm_mmu_prepare() without the vcpu caches' pages: commit_never_fails
  *    (the last top-up finds the reserve empty);
  *  - kvm_mmu_prepare()'s -ENOMEM path freeing the stack but not the pages
- *    it holds: prepare_fails_clean (t_vm_fini finds pages missing).
+ *    it holds: prepare_fails_clean (t_vm_fini finds pages missing);
+ *  - s2_acc_free_tables() giving a prepared VM's unlinked tables to the
+ *    env (not back to the reserve): cycles_all_fail and cycles_tables_fail
+ *    (a remap finds the reserve empty: -ENOMEM);
+ *  - s2_table_alloc() not waiting for tables in flight (no rcu_barrier):
+ *    cycles_tables_fail (call_rcu works there: the remap comes before the
+ *    grace period ends).
+ *
+ * The cycles tests: after prepare, with every allocation failing
+ * (cycles_all_fail) or every table-page allocation failing while metadata
+ * may still be allocated (cycles_tables_fail), random unmap / remap of the
+ * range-mapped region, zap / fault of the faulted one and, in the second,
+ * dirty logging switched on (huge leaves split) and off (collapsed) never
+ * give -ENOMEM, and in the end everything maps as the model says. In the
+ * first, switching logging on is refused with -ENOMEM: the memslot update
+ * allocates its memslot array and bitmap (metadata, outside the reserve).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +91,133 @@ static void test_commit_never_fails(void **st)
 	t_vm_fini(&T);
 }
 
+static void *(*env_alloc_table)(void *ctx, size_t bytes, hpa_t *pa);
+static uint64_t tables_refused;
+
+/* Every table page refused, metadata still given. */
+static void *refuse_table(void *ctx, size_t bytes, hpa_t *pa)
+{
+	(void)ctx;
+	(void)bytes;
+	(void)pa;
+	tables_refused++;
+	return NULL;
+}
+
+#define HPA0 (2 * GB + PG) /* R[0]'s host range: one page off, 4 KiB leaves */
+
+/* Random page-aligned [*a, *a + *n) inside region @r, up to 3 MiB. */
+static void pick(const struct s2_sizing_region *r, unsigned *seed, gpa_t *a, uint64_t *n)
+{
+	uint64_t pages = r->size / PG, first = (uint64_t)rand_r(seed) % pages;
+	uint64_t len = 1 + (uint64_t)rand_r(seed) % (3 * MB / PG);
+
+	if (len > pages - first)
+		len = pages - first;
+	*a = r->gpa + first * PG;
+	*n = len * PG;
+}
+
+static void cycles(bool all_fail)
+{
+	unsigned seed = all_fail ? 7 : 11;
+	bool logging = false;
+	struct kvm_dirty_stats ds;
+
+	setup();
+	/* R[1] with 2 MiB leaves where the host allows (split material). */
+	T.h.host_level = all_fail ? 1 : 2;
+	assert_int_equal(kvm_mmu_prepare(T.kvm, R, 2, 1), 0);
+	if (all_fail) {
+		s2_hosted_fail_nth(&T.h, 1, true);
+	} else {
+		env_alloc_table = T.h.ops.alloc_table;
+		T.h.ops.alloc_table = refuse_table;
+		tables_refused = 0;
+	}
+	assert_int_equal(kvm_mmu_map_range(T.vcpu, R[0].gpa, HPA0, R[0].size, S2_PROT_R, S2_MT_WB),
+			 0);
+	for (unsigned k = 0; k < 300; k++) {
+		unsigned op = (unsigned)rand_r(&seed) % 8;
+		gpa_t a;
+		uint64_t n;
+
+		if (op <= 2) { /* unmap part of R[0], then map it again */
+			pick(&R[0], &seed, &a, &n);
+			assert_true(kvm_mmu_unmap_range(T.kvm, a, n) >= 0);
+			if (op)
+				assert_int_equal(kvm_mmu_map_range(T.vcpu, a, HPA0 + (a - R[0].gpa),
+								   n, S2_PROT_R, S2_MT_WB),
+						 0);
+		} else if (op <= 4) { /* zap part of R[1] */
+			pick(&R[1], &seed, &a, &n);
+			assert_true(kvm_zap_gfn_range(T.kvm, a >> 12, (a + n) >> 12) >= 0);
+		} else if (op <= 6) { /* fault pages of R[1], reads and writes */
+			pick(&R[1], &seed, &a, &n);
+			for (gpa_t p = a; p < a + n; p += 16 * PG) {
+				int r = kvm_tdp_page_fault(
+					T.vcpu, p, S2_ACC_READ | (p & PG ? S2_ACC_WRITE : 0));
+
+				assert_true(r == RET_PF_FIXED || r == RET_PF_SPURIOUS);
+			}
+		} else { /* dirty logging on (split) or off (collapse) on R[1] */
+			int r = kvm_set_memslot_flags(T.kvm, 1,
+						      logging ? 0 : KVM_MEM_LOG_DIRTY_PAGES);
+
+			if (all_fail) {
+				assert_int_equal(r, -ENOMEM);
+			} else {
+				assert_int_equal(r, 0);
+				logging = !logging;
+			}
+		}
+	}
+	/* Everything back, then every page of both regions as the model. */
+	assert_int_equal(kvm_mmu_map_range(T.vcpu, R[0].gpa, HPA0, R[0].size, S2_PROT_R, S2_MT_WB),
+			 0);
+	for (gpa_t p = R[1].gpa; p < R[1].gpa + R[1].size; p += PG) {
+		int r = kvm_tdp_page_fault(T.vcpu, p, S2_ACC_READ);
+
+		assert_true(r == RET_PF_FIXED || r == RET_PF_SPURIOUS);
+	}
+	for (gpa_t p = R[0].gpa; p < R[0].gpa + R[0].size; p += PG)
+		t_assert_maps(T.kvm, p, HPA0 + (p - R[0].gpa), 1, S2_PROT_R);
+	for (gpa_t p = R[1].gpa; p < R[1].gpa + R[1].size; p += PG) {
+		struct ref_xlate x;
+
+		/* Leaf size as the logging state left it: the output counts. */
+		assert_int_equal(ref_walk_kvm(T.kvm, p, &x), 0);
+		assert_int_equal(x.hpa, (1ull << 42) + 8 * GB + 2 * MB + (p - R[1].gpa));
+	}
+	assert_false(kvm_is_bugged(T.kvm));
+	if (all_fail) {
+		/* Only the refused memslot updates (and RCU records) failed. */
+		s2_hosted_fail_nth(&T.h, 0, false);
+	} else {
+		assert_int_equal(kvm_get_dirty_stats(T.kvm, &ds), 0);
+		print_message("split %llu, collapsed %llu, env table allocations refused %llu\n",
+			      (unsigned long long)ds.split_leaves, (unsigned long long)ds.collapsed,
+			      (unsigned long long)tables_refused);
+		assert_true(ds.split_leaves > 0);
+		assert_true(ds.collapsed > 0);
+		assert_int_equal(tables_refused, 0);
+		T.h.ops.alloc_table = env_alloc_table;
+	}
+	t_vm_fini(&T);
+}
+
+static void test_cycles_all_fail(void **st)
+{
+	(void)st;
+	cycles(true);
+}
+
+static void test_cycles_tables_fail(void **st)
+{
+	(void)st;
+	cycles(false);
+}
+
 /* Every allocation prepare makes, failed in turn: -ENOMEM, no reserve,
  * nothing allocated left behind, and a map afterwards still allocates
  * from the env as before. */
@@ -122,6 +264,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commit_never_fails),
 		cmocka_unit_test(test_prepare_fails_clean),
+		cmocka_unit_test(test_cycles_all_fail),
+		cmocka_unit_test(test_cycles_tables_fail),
 		cmocka_unit_test(test_bad_input),
 	};
 
