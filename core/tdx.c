@@ -26,7 +26,10 @@
 
 #define TDX_PAIR_BYTES 8192u /* mirror table + its S-EPT page */
 #define TDX_PAGE 4096u
-#define TDX_MAX_LEAF 2 /* private leaves: 4 KiB and 2 MiB */
+/* Private leaves: 4 KiB and 2 MiB from PAGE.AUG (its largest), 1 GiB only
+ * from a PAGE.PROMOTE of 512 2 MiB leaves (kvm_tdx_collapse()). */
+#define TDX_AUG_MAX 2
+#define TDX_MAX_LEAF 3
 /* S-EPT pairs kept for demotions under the write side of mmu_lock, where
  * nothing may be allocated: a range has two ends, and one conversion may
  * zap a few ranges. Topped up before the lock (s2_tdx_topup()). */
@@ -235,8 +238,8 @@ static int tdx_pick_level(struct kvm *kvm, const struct kvm_memory_slot *slot, g
 {
 	int level = max < kvm->max_leaf_level ? max : kvm->max_leaf_level;
 
-	if (level > TDX_MAX_LEAF)
-		level = TDX_MAX_LEAF;
+	if (level > TDX_AUG_MAX)
+		level = TDX_AUG_MAX;
 	for (; level > 1; level--) {
 		uint64_t n = tdx_span(&kvm->cfg, level) >> S2_GFN_SHIFT;
 		gfn_t base = gfn & ~(n - 1);
@@ -389,7 +392,8 @@ struct tdx_walk {
 	struct s2_tdx *t;
 	gpa_t s, e; /* bytes, half-open */
 	enum tdx_pass pass;
-	int tlevel; /* the table passes: level of the entries removed */
+	int tlevel;   /* the table passes: level of the entries removed */
+	gpa_t bs, be; /* the leaves BLOCK_LEAVES blocked span [bs, be) */
 	uint64_t done;
 	int err;
 };
@@ -458,6 +462,10 @@ static void tdx_walk(struct tdx_walk *w, s2_pte_t *tbl, int l, gpa_t base)
 				return;
 			__atomic_store_n(ptep, FMT_FROZEN | fmt_leaf_hpa(c, old, l),
 					 __ATOMIC_RELEASE);
+			if (a < w->bs)
+				w->bs = a;
+			if (a + span > w->be)
+				w->be = a + span;
 			w->done++;
 			/* KVM's order, kept to measure against
 			 * (params.track_per_page): TRACK and kick per leaf,
@@ -521,17 +529,17 @@ static s2_pte_t *tdx_entry(struct kvm *kvm, struct s2_tdx *t, gpa_t gpa, int lev
 }
 
 /*
- * Demote the private 2 MiB leaves that [s, e) (bytes) covers only in part,
- * in the module's order: BLOCK each, one TRACK and kick round, then
- * PAGE.DEMOTE with a spare S-EPT pair; the mirror gets the table of 512
- * 4 KiB leaves of the same pages. Only the two ends of the range can
+ * Demote the private leaves of @level (2 MiB or 1 GiB) that [s, e) (bytes)
+ * covers only in part, in the module's order: BLOCK each, one TRACK and
+ * kick round, then PAGE.DEMOTE with a spare S-EPT pair; the mirror gets the
+ * table of 512 leaves of the next size over the same pages. Only the two ends of the range can
  * straddle a leaf. Without a spare the leaf stays and the removal takes it
  * whole (counted in `whole`). Write side of mmu_lock.
  */
-static int tdx_demote_ends(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e)
+static int tdx_demote_level(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e, int level)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	const uint64_t span = tdx_span(c, 2);
+	const uint64_t span = tdx_span(c, level), cspan = tdx_span(c, level - 1);
 	gpa_t at[2] = { s & ~(span - 1), (e - 1) & ~(span - 1) };
 	s2_pte_t *ptep[2] = { NULL, NULL };
 	hpa_t pair[2] = { 0, 0 }, leaf[2] = { 0, 0 };
@@ -544,20 +552,20 @@ static int tdx_demote_ends(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e)
 
 		if ((a >= s && a + span <= e) || (i == 1 && at[1] == at[0]))
 			continue; /* covered whole, or the same leaf */
-		p = tdx_entry(kvm, t, a, 2);
+		p = tdx_entry(kvm, t, a, level);
 		old = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
-		if (!p || !fmt_is_leaf(c, old, 2))
+		if (!p || !fmt_is_leaf(c, old, level))
 			continue;
 		if (!(pair[n] = tdx_take_spare(t))) {
 			tdx_add(&t->whole, 1);
 			continue;
 		}
-		if ((r = tdx_call(kvm, t, TDX_RANGE_BLOCK, a, 2, 0))) {
+		if ((r = tdx_call(kvm, t, TDX_RANGE_BLOCK, a, level, 0))) {
 			tdx_put_spare(kvm, t, pair[n]);
 			pair[n] = 0;
 			break;
 		}
-		leaf[n] = fmt_leaf_hpa(c, old, 2);
+		leaf[n] = fmt_leaf_hpa(c, old, level);
 		__atomic_store_n(p, FMT_FROZEN | leaf[n], __ATOMIC_RELEASE);
 		ptep[n] = p;
 		at[n++] = a;
@@ -568,7 +576,7 @@ static int tdx_demote_ends(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e)
 		s2_pte_t *tbl = tdx_va(kvm, pair[i]);
 
 		if (!r)
-			r = tdx_call(kvm, t, TDX_PAGE_DEMOTE, at[i], 2, pair[i] + TDX_PAGE);
+			r = tdx_call(kvm, t, TDX_PAGE_DEMOTE, at[i], level, pair[i] + TDX_PAGE);
 		if (r) {
 			/* Left blocked (frozen) for the removal that follows,
 			 * or for teardown; the pair goes back. */
@@ -576,14 +584,28 @@ static int tdx_demote_ends(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e)
 			continue;
 		}
 		for (unsigned j = 0; j < 512; j++)
-			__atomic_store_n(&tbl[j], tdx_leaf(c, 1, leaf[i] + (hpa_t)j * TDX_PAGE),
+			__atomic_store_n(&tbl[j],
+					 tdx_leaf(c, level - 1, leaf[i] + (hpa_t)j * cspan),
 					 __ATOMIC_RELAXED);
-		__atomic_store_n(ptep[i], fmt_make_table(c, 2, pair[i]), __ATOMIC_RELEASE);
-		__atomic_fetch_sub(&t->leaves[2], 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&t->leaves[1], 512, __ATOMIC_RELAXED);
+		__atomic_store_n(ptep[i], fmt_make_table(c, level, pair[i]), __ATOMIC_RELEASE);
+		__atomic_fetch_sub(&t->leaves[level], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&t->leaves[level - 1], 512, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&t->sept_pages, 1, __ATOMIC_RELAXED);
 		tdx_add(&t->demoted, 1);
 	}
+	return r;
+}
+
+/* A 1 GiB leaf an end cuts becomes 512 2 MiB leaves first; then a 2 MiB
+ * leaf an end cuts (one of those, or one of its own) becomes 4 KiB leaves.
+ * Each level is one BLOCK/TRACK/kick/DEMOTE round. */
+static int tdx_demote_ends(struct kvm *kvm, struct s2_tdx *t, gpa_t s, gpa_t e)
+{
+	int r = 0;
+
+	for (int level = TDX_MAX_LEAF; level >= 2 && !r; level--)
+		if (level <= kvm->cfg.levels)
+			r = tdx_demote_level(kvm, t, s, e, level);
 	return r;
 }
 
@@ -599,13 +621,14 @@ long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	struct s2_tdx *t = kvm->tdx;
 	struct tdx_walk w = { .kvm = kvm, .t = t, .s = gfn_to_gpa(start), .e = gfn_to_gpa(end) };
-	uint64_t span2;
 	int r;
 
 	if (!t || start >= end)
 		return 0;
 	if ((r = tdx_demote_ends(kvm, t, w.s, w.e)))
 		return r;
+	w.bs = ~0ull;
+	w.be = 0;
 	if ((r = tdx_pass(&w, TDX_BLOCK_LEAVES)))
 		return r;
 	if (t->p.track_per_page)
@@ -614,10 +637,10 @@ long s2_tdx_zap_private(struct kvm *kvm, gfn_t start, gfn_t end)
 		return 0;
 	if ((r = tdx_track(kvm, t)))
 		return r;
-	/* Whole 2 MiB leaves were blocked: remove over their span. */
-	span2 = tdx_span(&kvm->cfg, TDX_MAX_LEAF);
-	w.s &= ~(span2 - 1);
-	w.e = (w.e + span2 - 1) & ~(span2 - 1);
+	/* Huge leaves blocked whole (no spare to demote them) reach past
+	 * the range: remove over what was blocked. */
+	w.s = w.bs < w.s ? w.bs : w.s;
+	w.e = w.be > w.e ? w.be : w.e;
 	if ((r = tdx_pass(&w, TDX_REMOVE_LEAVES)))
 		return r;
 	return (long)w.done;
@@ -676,10 +699,11 @@ void s2_tdx_destroy(struct kvm *kvm)
 
 /* ---- promotion ---- */
 
-/* TRACK and kick once for the @n blocked level-2 tables, then PROMOTE each
- * (or UNBLOCK it where the module refuses). */
-static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, s2_pte_t **p, const gpa_t *at,
-			       unsigned n, long *done)
+/* TRACK and kick once for the @n blocked tables of @level (2: of 4 KiB
+ * leaves, 3: of 2 MiB leaves), then PROMOTE each (or UNBLOCK it where the
+ * module refuses). */
+static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, int level, s2_pte_t **p,
+			       const gpa_t *at, unsigned n, long *done)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	int r = tdx_track(kvm, t);
@@ -687,11 +711,11 @@ static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, s2_pte_t **p, 
 	for (unsigned i = 0; i < n; i++) {
 		hpa_t pa = __atomic_load_n(p[i], __ATOMIC_RELAXED) & EPT_ADDR_MASK;
 		s2_pte_t *tbl = tdx_va(kvm, pa);
-		hpa_t base = fmt_leaf_hpa(c, tbl[0], 1);
+		hpa_t base = fmt_leaf_hpa(c, tbl[0], level - 1);
 		uint64_t st = 0;
 
 		for (unsigned k = 0; !r; k++) {
-			st = tdx_call_once(t, TDX_PAGE_PROMOTE, at[i], 2, 0, 0);
+			st = tdx_call_once(t, TDX_PAGE_PROMOTE, at[i], level, 0, 0);
 			if (S2_TDX_STATUS(st) != S2_TDX_OPERAND_BUSY)
 				break;
 			tdx_add(&t->busy, 1);
@@ -701,9 +725,9 @@ static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, s2_pte_t **p, 
 				tdx_kick(kvm, t);
 		}
 		if (!r && S2_TDX_STATUS(st) == S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS)
-			st = 0, r = tdx_call(kvm, t, TDX_RANGE_UNBLOCK, at[i], 2, 0) ? -EIO : 1;
+			st = 0, r = tdx_call(kvm, t, TDX_RANGE_UNBLOCK, at[i], level, 0) ? -EIO : 1;
 		if (r == 1) { /* not promotable: the table is live again */
-			__atomic_store_n(p[i], fmt_make_table(c, 2, pa), __ATOMIC_RELEASE);
+			__atomic_store_n(p[i], fmt_make_table(c, level, pa), __ATOMIC_RELEASE);
 			r = 0;
 			continue;
 		}
@@ -714,15 +738,15 @@ static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, s2_pte_t **p, 
 		if (r) {
 			/* Blocked for good: the next removal or teardown takes
 			 * it (its leaves are still linked below). */
-			__atomic_store_n(p[i], fmt_make_table(c, 2, pa), __ATOMIC_RELEASE);
+			__atomic_store_n(p[i], fmt_make_table(c, level, pa), __ATOMIC_RELEASE);
 			return r;
 		}
 		/* The merged S-EPT page is the host's after a write-back. */
 		if ((r = tdx_call(kvm, t, TDX_PAGE_WBINVD, 0, 1, pa + TDX_PAGE)))
 			return r;
-		__atomic_store_n(p[i], tdx_leaf(c, 2, base), __ATOMIC_RELEASE);
-		__atomic_fetch_sub(&t->leaves[1], 512, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&t->leaves[2], 1, __ATOMIC_RELAXED);
+		__atomic_store_n(p[i], tdx_leaf(c, level, base), __ATOMIC_RELEASE);
+		__atomic_fetch_sub(&t->leaves[level - 1], 512, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&t->leaves[level], 1, __ATOMIC_RELAXED);
 		__atomic_fetch_sub(&t->sept_pages, 1, __ATOMIC_RELAXED);
 		tdx_add(&t->promoted, 1);
 		(*done)++;
@@ -890,15 +914,59 @@ int kvm_tdx_finalized(struct kvm *kvm)
  * guest has not accepted all 512 alike: that table is UNBLOCKed and stays.
  * The merged S-EPT page comes back (WBINVD) and its pair is freed.
  */
-static S2_ALWAYS_INLINE long kvm_tdx_collapse_untraced(struct kvm *kvm, gfn_t start, gfn_t end)
+/* The promotions of @level over [start, end), write side of mmu_lock. */
+static int tdx_collapse_level(struct kvm *kvm, struct s2_tdx *t, gfn_t start, gfn_t end, int level,
+			      long *done)
 {
-	struct s2_tdx *t = kvm ? kvm->tdx : NULL;
-	const struct s2_fmt_cfg *c;
-	const uint64_t n2 = 512;
-	struct s2_change_acc acc;
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	const uint64_t n2 = tdx_span(c, level) >> S2_GFN_SHIFT, cspan = tdx_span(c, level - 1);
 	s2_pte_t *cand[16];
 	gpa_t at[16];
 	unsigned n = 0;
+	int r = 0;
+
+	for (gfn_t g = (start + n2 - 1) & ~(n2 - 1); g + n2 <= end && !r; g += n2) {
+		gpa_t a = gfn_to_gpa(g);
+		s2_pte_t *p = tdx_entry(kvm, t, a, level), e, *tbl;
+		struct kvm_memory_slot slot;
+		uint64_t gen;
+		hpa_t base;
+		unsigned i;
+
+		e = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+		if (!p || !fmt_is_present(c, e, level) || fmt_is_leaf(c, e, level))
+			continue;
+		tbl = tdx_va(kvm, fmt_table_hpa(c, e, level));
+		base = fmt_leaf_hpa(c, tbl[0], level - 1);
+		for (i = 0; i < 512; i++)
+			if (!fmt_is_leaf(c, tbl[i], level - 1) ||
+			    fmt_leaf_hpa(c, tbl[i], level - 1) != base + (hpa_t)i * cspan)
+				break;
+		if (i < 512 || (base & (tdx_span(c, level) - 1)) ||
+		    !kvm_range_has_memory_attributes(kvm, g, g + n2,
+						     KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
+		    s2_memslot_snapshot(kvm, g, &slot, &gen) ||
+		    g + n2 > slot.base_gfn + slot.npages)
+			continue;
+		if ((r = tdx_call(kvm, t, TDX_RANGE_BLOCK, a, level, 0)))
+			break;
+		__atomic_store_n(p, FMT_FROZEN | fmt_table_hpa(c, e, level), __ATOMIC_RELEASE);
+		cand[n] = p;
+		at[n++] = a;
+		if (n == 16 || g + 2 * n2 > end) {
+			r = tdx_promote_blocked(kvm, t, level, cand, at, n, done);
+			n = 0;
+		}
+	}
+	if (n && !r)
+		r = tdx_promote_blocked(kvm, t, level, cand, at, n, done);
+	return r;
+}
+
+static S2_ALWAYS_INLINE long kvm_tdx_collapse_untraced(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	struct s2_tdx *t = kvm ? kvm->tdx : NULL;
+	struct s2_change_acc acc;
 	long done = 0;
 	int r = 0;
 
@@ -907,44 +975,12 @@ static S2_ALWAYS_INLINE long kvm_tdx_collapse_untraced(struct kvm *kvm, gfn_t st
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	c = &kvm->cfg;
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(kvm);
-	for (gfn_t g = (start + n2 - 1) & ~(n2 - 1); g + n2 <= end && !r; g += n2) {
-		gpa_t a = gfn_to_gpa(g);
-		s2_pte_t *p = tdx_entry(kvm, t, a, 2), e, *tbl;
-		struct kvm_memory_slot slot;
-		uint64_t gen;
-		hpa_t base;
-		unsigned i;
-
-		e = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
-		if (!p || !fmt_is_present(c, e, 2) || fmt_is_leaf(c, e, 2))
-			continue;
-		tbl = tdx_va(kvm, fmt_table_hpa(c, e, 2));
-		base = fmt_leaf_hpa(c, tbl[0], 1);
-		for (i = 0; i < 512; i++)
-			if (!fmt_is_leaf(c, tbl[i], 1) ||
-			    fmt_leaf_hpa(c, tbl[i], 1) != base + (hpa_t)i * TDX_PAGE)
-				break;
-		if (i < 512 || (base & (tdx_span(c, 2) - 1)) ||
-		    !kvm_range_has_memory_attributes(kvm, g, g + n2,
-						     KVM_MEMORY_ATTRIBUTE_PRIVATE) ||
-		    s2_memslot_snapshot(kvm, g, &slot, &gen) ||
-		    g + n2 > slot.base_gfn + slot.npages)
-			continue;
-		if ((r = tdx_call(kvm, t, TDX_RANGE_BLOCK, a, 2, 0)))
-			break;
-		__atomic_store_n(p, FMT_FROZEN | fmt_table_hpa(c, e, 2), __ATOMIC_RELEASE);
-		cand[n] = p;
-		at[n++] = a;
-		if (n == 16 || g + 2 * n2 > end) {
-			r = tdx_promote_blocked(kvm, t, cand, at, n, &done);
-			n = 0;
-		}
-	}
-	if (n && !r)
-		r = tdx_promote_blocked(kvm, t, cand, at, n, &done);
+	/* 4 KiB runs into 2 MiB leaves, then runs of 512 2 MiB leaves (those
+	 * just made too) into 1 GiB leaves where the VM maps 1 GiB. */
+	for (int level = 2; level <= TDX_MAX_LEAF && level <= kvm->max_leaf_level && !r; level++)
+		r = tdx_collapse_level(kvm, t, start, end, level, &done);
 	s2_mmu_write_unlock(kvm, &acc);
 	return r ? r : done;
 }

@@ -85,8 +85,16 @@ restore() {
 	touched=()
 }
 
+# The checker binaries of FORMATS, or BINS (paths under the build
+# directory) where a mutation names its own checker (`bins`).
 bins_for() {
 	local f
+	if [ -n "${2:-}" ]; then
+		for f in $2; do
+			printf '%s/%s ' "$o" "$f"
+		done
+		return
+	fi
 	for f in $1; do
 		printf '%s/tests/test_generic_tlb_model_mt_%s ' "$o" "$f"
 	done
@@ -96,12 +104,12 @@ bins_for() {
 # failure's message is in $first.
 first=""
 run() {
-	local formats=$1 cfgs=${2:-all} nseeds=$3 s b c log=$dir/run.log
+	local formats=$1 cfgs=${2:-all} nseeds=$3 extra=${4:-} s b c log=$dir/run.log
 	# shellcheck disable=SC2046
-	(cd "$src" && $make --no-print-directory -s -j"$jobs" O="$o" $(bins_for "$formats")) \
+	(cd "$src" && $make --no-print-directory -s -j"$jobs" O="$o" $(bins_for "$formats" "$extra")) \
 		>"$log" 2>&1 || { first="build failed: $(grep -m1 error "$log")"; return 2; }
 	for s in $(seq 1 "$nseeds"); do
-		for b in $(bins_for "$formats"); do
+		for b in $(bins_for "$formats" "$extra"); do
 			for c in $cfgs; do
 				[ "$c" = all ] && c=""
 				if ! TLB_SEED=$s TLB_CFG=$c TLB_SECONDS=$secs TLB_OPS=$ops \
@@ -126,8 +134,16 @@ if ! run "$all_formats" "" 1; then
 	exit 1
 fi
 results+=("$(printf '%-24s %-18s %s' "(none)" "all" "passes")")
+# Checkers of their own that mutations name (`bins`): the TD's private TLB
+# checker (tests/tdx/test_tlb_mt.c).
+extra_bins="tests/tdx/test_tlb_mt"
+if ! run "" "" 1 "$extra_bins"; then
+	echo "the unchanged tree fails: $first"
+	exit 1
+fi
+results+=("$(printf '%-24s %-18s %s' "(none)" "$extra_bins" "passes")")
 for n in "${names[@]}"; do
-	unset describe formats configs
+	unset describe formats configs bins
 	apply() { return 1; }
 	# shellcheck disable=SC1090
 	. "scripts/mutations/$n.sh" || exit 1
@@ -138,7 +154,7 @@ for n in "${names[@]}"; do
 		status=1
 		continue
 	fi
-	run "$formats" "${configs:-}" "$seeds"
+	run "$formats" "${configs:-}" "$seeds" "${bins:-}"
 	rc=$?
 	restore
 	case $rc in

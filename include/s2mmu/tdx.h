@@ -112,10 +112,12 @@ int kvm_tdx_finalized(struct kvm *kvm);
 /*
  * Promote private 4 KiB runs of [start, end) back to 2 MiB leaves where a
  * level-2 mirror table maps 512 pages of one aligned 2 MiB run, all private
- * in one memslot: BLOCK each, one TRACK and kick, PAGE.PROMOTE (refused by
- * the module unless the guest accepted all 512 alike: then RANGE.UNBLOCK,
- * and the table stays). Needs the page_promote and range_unblock hooks.
- * Returns the leaves made, -EINVAL, -EBUSY or -EIO.
+ * in one memslot, and then runs of 512 such 2 MiB leaves to 1 GiB leaves
+ * (where the VM's max_leaf_level allows 1 GiB; PAGE.AUG never maps 1 GiB):
+ * BLOCK each, one TRACK and kick, PAGE.PROMOTE (refused by the module
+ * unless the guest accepted all 512 alike: then RANGE.UNBLOCK, and the
+ * table stays). Needs the page_promote and range_unblock hooks. Returns the
+ * leaves made (of both sizes), -EINVAL, -EBUSY or -EIO.
  */
 long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end);
 
@@ -123,7 +125,7 @@ long kvm_tdx_collapse(struct kvm *kvm, gfn_t start, gfn_t end);
 int kvm_tdx_lookup_private(struct kvm *kvm, gfn_t gfn, hpa_t *hpa, int *level);
 
 struct kvm_tdx_stats {
-	uint64_t cur_private_leaves[3]; /* [1] 4 KiB, [2] 2 MiB */
+	uint64_t cur_private_leaves[4]; /* [1] 4 KiB, [2] 2 MiB, [3] 1 GiB */
 	uint64_t cur_sept_pages;	/* S-EPT pages linked (the root's excluded) */
 	uint64_t seamcalls;		/* hook calls, retries included */
 	uint64_t busy;			/* TDX_OPERAND_BUSY answers */

@@ -15,8 +15,9 @@
  * (INITIALIZED, then RUNNABLE after TDH.MR.FINALIZE) does not allow the
  * leaf, TDX_OP_STATE_INCORRECT. A level or alignment the SEAMCALL does not
  * take is TDX_OPERAND_INVALID; PAGE.DEMOTE needs a blocked, tracked 2 MiB
- * leaf and leaves 512 unblocked 4 KiB leaves of its state; PAGE.PROMOTE
- * needs a blocked, tracked level-2 table whose 512 entries are leaves of
+ * or 1 GiB leaf and leaves 512 unblocked leaves of the next size in its
+ * state; PAGE.PROMOTE (2 MiB or 1 GiB) needs a blocked, tracked table
+ * whose 512 entries are leaves of
  * one state mapping one aligned run (else EPT_INVALID_PROMOTE_CONDITIONS,
  * which is legal: the host cannot know what the guest accepted) and gives
  * back the S-EPT page (WBINVD before reuse); RANGE.UNBLOCK needs a
@@ -187,6 +188,8 @@ static void parent_count(struct tdx_model *m, uint64_t gpa, int level, int d)
 
 static bool tracked(const struct tdx_model *m, const struct tdxm_entry *e)
 {
+	if (m->skip_tracking_check)
+		return true;
 	if (e->bepoch >= m->epoch)
 		return false;
 	for (unsigned i = 0; i < TDXM_VCPUS; i++)
@@ -298,7 +301,9 @@ uint64_t tdxm_page_demote(void *ctx, uint64_t gpa, int level, uint64_t sept_page
 		return S2_TDX_OPERAND_BUSY;
 	m->n_demote++;
 	logop(m, TDXM_OP_DEMOTE, gpa);
-	if (level != 2 || !aligned(gpa, level) || !walk_ok(m, gpa, level))
+	if (level < 2 || level > 3 || !aligned(gpa, level))
+		return bad(m, "PAGE.DEMOTE operand", gpa, S2_TDX_OPERAND_INVALID);
+	if (!walk_ok(m, gpa, level))
 		return bad(m, "PAGE.DEMOTE walk", gpa, S2_TDX_EPT_WALK_FAILED);
 	e = efind(m, gpa, level);
 	if (!e || e->st == TDXM_NL_MAPPED || e->st == TDXM_NL_BLOCKED)
@@ -312,10 +317,10 @@ uint64_t tdxm_page_demote(void *ctx, uint64_t gpa, int level, uint64_t sept_page
 			   S2_TDX_PAGE_METADATA_INCORRECT);
 	st = e->st == TDXM_BLOCKED ? TDXM_MAPPED : TDXM_PENDING;
 	for (unsigned i = 0; i < 512; i++) {
-		struct tdxm_entry *c = einsert(m, gpa + i * 4096ull, 1);
+		struct tdxm_entry *c = einsert(m, gpa + i * span(level - 1), level - 1);
 
 		c->st = st;
-		c->hpa = e->hpa + i * 4096ull;
+		c->hpa = e->hpa + i * span(level - 1);
 		if (i)
 			pset(m, c->hpa, 1);
 	}
@@ -334,7 +339,9 @@ uint64_t tdxm_page_promote(void *ctx, uint64_t gpa, int level)
 	if (busy(m))
 		return S2_TDX_OPERAND_BUSY;
 	logop(m, TDXM_OP_PROMOTE, gpa);
-	if (level != 2 || !aligned(gpa, level) || !walk_ok(m, gpa, level))
+	if (level < 2 || level > 3 || !aligned(gpa, level))
+		return bad(m, "PAGE.PROMOTE operand", gpa, S2_TDX_OPERAND_INVALID);
+	if (!walk_ok(m, gpa, level))
 		return bad(m, "PAGE.PROMOTE walk", gpa, S2_TDX_EPT_WALK_FAILED);
 	e = efind(m, gpa, level);
 	if (!e || (e->st != TDXM_NL_MAPPED && e->st != TDXM_NL_BLOCKED))
@@ -343,13 +350,13 @@ uint64_t tdxm_page_promote(void *ctx, uint64_t gpa, int level)
 		return bad(m, "PAGE.PROMOTE not blocked", gpa, S2_TDX_GPA_RANGE_NOT_BLOCKED);
 	if (!tracked(m, e))
 		return bad(m, "PAGE.PROMOTE not tracked", gpa, S2_TDX_TLB_TRACKING_NOT_DONE);
-	c0 = efind(m, gpa, 1);
+	c0 = efind(m, gpa, level - 1);
 	for (unsigned i = 0; i < 512; i++) {
-		struct tdxm_entry *c = efind(m, gpa + i * 4096ull, 1);
+		struct tdxm_entry *c = efind(m, gpa + i * span(level - 1), level - 1);
 
 		/* Legal to ask: the host cannot see what the guest accepted. */
-		if (!c0 || !c || c->st != c0->st || c->hpa != c0->hpa + i * 4096ull ||
-		    !aligned(c0->hpa, 2) || (c->st != TDXM_MAPPED && c->st != TDXM_PENDING))
+		if (!c0 || !c || c->st != c0->st || c->hpa != c0->hpa + i * span(level - 1) ||
+		    !aligned(c0->hpa, level) || (c->st != TDXM_MAPPED && c->st != TDXM_PENDING))
 			return S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS;
 	}
 	m->n_promote++;	    /* counts promotions made */
@@ -358,10 +365,10 @@ uint64_t tdxm_page_promote(void *ctx, uint64_t gpa, int level)
 	e->hpa = c0->hpa;
 	e->children = 0;
 	for (unsigned i = 0; i < 512; i++) {
-		struct tdxm_entry *c = efind(m, gpa + i * 4096ull, 1);
+		struct tdxm_entry *c = efind(m, gpa + i * span(level - 1), level - 1);
 
 		if (i)
-			pset(m, c->hpa, 0); /* one 2 MiB page, kept under its base */
+			pset(m, c->hpa, 0); /* one page, kept under its base */
 		c->key = TOMB;
 	}
 	return 0;
@@ -548,7 +555,7 @@ void tdxm_vcpu_exit(struct tdx_model *m, unsigned id)
 
 enum tdxm_state tdxm_leaf(const struct tdx_model *m, uint64_t gpa, int *level, uint64_t *hpa)
 {
-	for (int l = 1; l <= 2; l++) {
+	for (int l = 1; l <= 3; l++) {
 		const struct tdxm_entry *e = efind((struct tdx_model *)m, gpa, l);
 
 		if (e && e->st != TDXM_NL_MAPPED && e->st != TDXM_NL_BLOCKED) {

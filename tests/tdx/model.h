@@ -48,6 +48,10 @@ struct tdx_model {
 	uint64_t entered_epoch[TDXM_VCPUS];
 	bool key_released;
 	bool finalized; /* TDH.MR.FINALIZE: AUG from now on, no more PAGE.ADD */
+	/* Take every blocked entry as tracked (the module's TLB_TRACKING_NOT_DONE
+	 * check off): the TD TLB checker (test_tlb_mt.c) then sees for itself
+	 * what an untracked removal leaves in the vcpus' TLBs. */
+	bool skip_tracking_check;
 	/* Pages the TD owns or that need work before the host may reuse
 	 * them: hpa -> 1 owned by the TD, 2 removed (needs WBINVD), 3 S-EPT
 	 * page removed (needs RECLAIM after the key release), 4 S-EPT live. */

@@ -215,9 +215,11 @@ static bool check(unsigned bits)
 	CHECK(!M->illegal, "illegal SEAMCALL: %s (%u)", M->first_illegal, M->illegal);
 	CHECK(!kvm_is_bugged(T.kvm), "VM bugged");
 	CHECK(!kvm_tdx_get_stats(T.kvm, &s), "stats");
-	CHECK(tdxm_nr_leaves(M) == s.cur_private_leaves[1] + s.cur_private_leaves[2],
+	CHECK(tdxm_nr_leaves(M) ==
+		      s.cur_private_leaves[1] + s.cur_private_leaves[2] + s.cur_private_leaves[3],
 	      "leaves: model %u, mirror %llu", tdxm_nr_leaves(M),
-	      (unsigned long long)(s.cur_private_leaves[1] + s.cur_private_leaves[2]));
+	      (unsigned long long)(s.cur_private_leaves[1] + s.cur_private_leaves[2] +
+				   s.cur_private_leaves[3]));
 	CHECK(tdxm_nr_sept(M) == s.cur_sept_pages, "S-EPT pages: model %u, mirror %llu",
 	      tdxm_nr_sept(M), (unsigned long long)s.cur_sept_pages);
 	for (gfn_t g = G0; g < G0 + NPAGES; g++) {

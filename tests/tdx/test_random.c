@@ -222,7 +222,8 @@ static void check_op(uint64_t op, uint64_t a, uint64_t b)
 		fail_msg("op %llu: illegal SEAMCALL: %s", (unsigned long long)op, M->first_illegal);
 	assert_false(kvm_is_bugged(T.kvm));
 	assert_int_equal(kvm_tdx_get_stats(T.kvm, &s), 0);
-	assert_int_equal(tdxm_nr_leaves(M), s.cur_private_leaves[1] + s.cur_private_leaves[2]);
+	assert_int_equal(tdxm_nr_leaves(M), s.cur_private_leaves[1] + s.cur_private_leaves[2] +
+						    s.cur_private_leaves[3]);
 	assert_int_equal(tdxm_nr_sept(M), s.cur_sept_pages);
 	for (uint64_t i = a; i < b && i < NPAGES; i++)
 		check_gfn(i, op);

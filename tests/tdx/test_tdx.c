@@ -182,7 +182,8 @@ static void check(void)
 		fail_msg("illegal SEAMCALL: %s (%u)", M->first_illegal, M->illegal);
 	assert_false(kvm_is_bugged(T.kvm));
 	assert_int_equal(kvm_tdx_get_stats(T.kvm, &s), 0);
-	lib_leaves = (unsigned)(s.cur_private_leaves[1] + s.cur_private_leaves[2]);
+	lib_leaves = (unsigned)(s.cur_private_leaves[1] + s.cur_private_leaves[2] +
+				s.cur_private_leaves[3]);
 	assert_int_equal(tdxm_nr_leaves(M), lib_leaves);
 	assert_int_equal(tdxm_nr_sept(M), s.cur_sept_pages);
 	check_nonpresent(T.kvm, 1ull << 63);
@@ -779,6 +780,100 @@ static void test_td_dirty_log_pml(void **state)
 	td_dirty_log(bits_of(state), KVM_DIRTY_LOG_PML);
 }
 
+/* Mirror and model agree on gfn @g (private half). */
+static void check_private_gfn(gfn_t g)
+{
+	int ml = 0, ll = 0;
+	uint64_t mh = 0;
+	hpa_t lh = 0;
+	enum tdxm_state st = tdxm_leaf(M, g << 12, &ml, &mh);
+	int found = kvm_tdx_lookup_private(T.kvm, g, &lh, &ll);
+
+	if (found != (st != TDXM_FREE) || (found && (ll != ml || lh != mh)))
+		fail_msg("gfn %#llx: mirror %d level %d %#llx, secure EPT state %d level %d %#llx",
+			 (unsigned long long)g, found, ll, (unsigned long long)lh, st, ml,
+			 (unsigned long long)mh);
+}
+
+/*
+ * 1 GiB private leaves: the module takes PAGE.AUG up to 2 MiB only, and
+ * PAGE.PROMOTE / PAGE.DEMOTE at 2 MiB and 1 GiB (intel/tdx-module,
+ * tdh_mem_page_{aug,promote,demote}.c), so a 1 GiB leaf exists only after
+ * the collapse promotes 512 accepted 2 MiB leaves; a conversion of one
+ * 4 KiB page inside it demotes it to 2 MiB leaves, then the cut 2 MiB leaf
+ * to 4 KiB, and removes the page (two DEMOTE rounds, each BLOCK, TRACK,
+ * kick); converted back, faulted and accepted, the collapse promotes it to
+ * 2 MiB and then to 1 GiB again; teardown removes the 1 GiB leaf whole.
+ * Catches: tdx_demote_ends() demoting at 2 MiB only (the 1 GiB leaf is
+ * taken whole: the other pages' mirror and model leaves go, the spurious
+ * fault below becomes FIXED); the collapse stopping at 2 MiB (no level-3
+ * leaf after it).
+ */
+static void test_1g_promote_demote(void **state)
+{
+	const gfn_t g1 = 0x80000, n1 = 1ull << 18, cut = g1 + 0x12345;
+	struct kvm_tdx_stats st;
+	int lvl;
+	uint64_t h;
+
+	td(bits_of(state), 2, 0);
+	t_slot(&T, 1, g1, n1, HVA_BASE + (1ull << 30), 0);
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, g1, g1 + n1, P), 0);
+	for (gfn_t g = g1; g < g1 + n1; g += 512) {
+		assert_int_equal(fault(g << 12, S2_ACC_READ), RET_PF_FIXED);
+		assert_int_equal(tdxm_accept(M, g << 12, 2), 0);
+	}
+	check();
+	assert_int_equal(kvm_tdx_collapse(T.kvm, g1, g1 + n1), 1);
+	check();
+	assert_int_equal(kvm_tdx_get_stats(T.kvm, &st), 0);
+	assert_int_equal(st.cur_private_leaves[3], 1);
+	assert_int_equal(st.cur_private_leaves[2], 0);
+	assert_int_equal(tdxm_leaf(M, cut << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 3);
+	check_private_gfn(cut);
+	/* Cut one page out of it: 1 GiB -> 2 MiB -> 4 KiB, one page goes. */
+	{
+		struct kvm_entry_actions act; /* the collapse's kicks left requests */
+
+		assert_int_equal(kvm_vcpu_entry_actions(T.vcpu, &act), 0);
+	}
+	assert_true(kvm_vcpu_enter_guest(T.vcpu));
+	tdxm_vcpu_enter(M, 0);
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, cut, cut + 1, 0), 0);
+	kvm_vcpu_exit_guest(T.vcpu);
+	check();
+	assert_int_equal(M->n_demote, 2);
+	assert_int_equal(kvm_tdx_get_stats(T.kvm, &st), 0);
+	assert_int_equal(st.cur_private_leaves[3], 0);
+	assert_int_equal(st.cur_private_leaves[2], 511);
+	assert_int_equal(st.cur_private_leaves[1], 511);
+	assert_int_equal(tdxm_leaf(M, cut << 12, &lvl, &h), TDXM_FREE);
+	assert_int_equal(tdxm_leaf(M, (cut + 1) << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 1);
+	assert_int_equal(tdxm_leaf(M, (g1 + 0x3ff00) << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 2);
+	for (gfn_t g = g1; g < g1 + n1; g += 0x1ff)
+		check_private_gfn(g);
+	for (gfn_t g = (cut & ~511ull) - 2; g < (cut | 511) + 2; g++)
+		check_private_gfn(g);
+	assert_int_equal(fault((cut + 1) << 12, S2_ACC_READ), RET_PF_SPURIOUS);
+	/* Back: the page faults in pending, is accepted, and the collapse
+	 * makes the 2 MiB leaf and then the 1 GiB leaf again. */
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, cut, cut + 1, P), 0);
+	assert_int_equal(fault(cut << 12, S2_ACC_WRITE), RET_PF_FIXED);
+	assert_int_equal(tdxm_accept(M, cut << 12, 1), 0);
+	assert_int_equal(kvm_tdx_collapse(T.kvm, g1, g1 + n1), 2);
+	check();
+	assert_int_equal(tdxm_leaf(M, cut << 12, &lvl, &h), TDXM_MAPPED);
+	assert_int_equal(lvl, 3);
+	check_private_gfn(cut);
+	assert_int_equal(kvm_tdx_get_stats(T.kvm, &st), 0);
+	assert_int_equal(st.cur_private_leaves[3], 1);
+	assert_int_equal(st.promoted, 3);
+	fini_checked();
+}
+
 int main(void)
 {
 	static uintptr_t b48 = 48, b52 = 52;
@@ -799,6 +894,7 @@ int main(void)
 		BOTH(test_td_dirty_log_wrprotect),
 		BOTH(test_td_dirty_log_hw),
 		BOTH(test_td_dirty_log_pml),
+		BOTH(test_1g_promote_demote),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
