@@ -6,6 +6,7 @@
 #   LOAD_ADDR      where the host image is linked and loaded
 #   VENDOR_SRCS    its own sources (VMX or SVM half)
 #   GUEST_DEFS     -D options of the guest (hypercall instruction)
+#   HV_DEFS        -D options of the hypervisor (HV_PREPARED=1: docs/static.md)
 # and gets $(B)/hv.bin (flat host image with the guest inside).
 #
 #   O=dir          build directory (default: build/ beside the Makefile)
@@ -39,7 +40,7 @@ BARE := -ffreestanding -nostdlib -fno-builtin -fno-tree-loop-distribute-patterns
 	-fno-asynchronous-unwind-tables -mgeneral-regs-only
 HOST_CFLAGS := -std=c11 -O2 -g $(WARN) $(BARE) -m64 -mno-red-zone -ffunction-sections \
 	-fdata-sections -I$(LIBSRC)/include -I$(LIBSRC) -I$(LIBO)/include \
-	-DBREAK_FLUSH=$(if $(filter 1,$(BREAK_FLUSH)),1,0)
+	-DBREAK_FLUSH=$(if $(filter 1,$(BREAK_FLUSH)),1,0) $(HV_DEFS)
 GUEST_CFLAGS := -std=c11 -O2 $(WARN) $(BARE) -m32 $(GUEST_DEFS)
 
 HV_SRCS := $(X86C)/start.S $(X86C)/hv.c $(X86C)/smp.c $(SRCTREE)/examples/common/klib.c \

@@ -43,6 +43,63 @@ extern uint64_t host_gdt[];
 
 static struct s2_page_pool pool;
 static struct s2_freestanding fs;
+
+#ifndef HV_PREPARED
+#define HV_PREPARED 0
+#endif
+#if HV_PREPARED
+#include "s2mmu/map.h"
+/*
+ * Fully prepared (docs/static.md): every region is mapped when the VM is
+ * created, from table pages the sizing calculator counted at build time,
+ * reserved by kvm_mmu_prepare(); table pages come from their own pool of
+ * exactly that size, and any the library asks of the env after prepare is
+ * a failure. Regions in ascending gpa order with their smallest leaf: the
+ * UART page gets MMIO entries (tables like a 4 KiB leaf's); the huge slot
+ * is counted at 2 MiB, its leaf on a CPU without 1 GiB pages.
+ */
+#define HV_GEOM S2_SIZING_GEOM_4K(4)
+#define HV_REGIONS(X)                                                   \
+	X(GUEST_BOOT_GPA, GUEST_BOOT_SIZE, 1)                           \
+	X(GUEST_RAM_GPA, GUEST_RAM_SIZE, 2)                             \
+	X(GUEST_ROM_GPA, GUEST_ROM_SIZE, 1) X(GUEST_UART_GPA, 4096u, 1) \
+		X(GUEST_HUGE_GPA, GUEST_HUGE_SIZE, 2)
+#define HV_REGION_PAGES(g, s, m) +S2_SIZING_REGION_PAGES(HV_GEOM, g, s, m)
+#define HV_TABLES                                                                                \
+	((0 HV_REGIONS(HV_REGION_PAGES)) -                                                       \
+	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_BOOT_GPA, GUEST_BOOT_SIZE, 1, GUEST_RAM_GPA, 2) - \
+	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_RAM_GPA, GUEST_RAM_SIZE, 2, GUEST_ROM_GPA, 1) -   \
+	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_ROM_GPA, GUEST_ROM_SIZE, 1, GUEST_UART_GPA, 1) -  \
+	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_UART_GPA, 4096u, 1, GUEST_HUGE_GPA, 2))
+/* Root + tables + each vcpu's memory cache (levels - 1 pages). */
+#define HV_TABLE_PAGES (1 + HV_TABLES + HV_NCPUS_VCPUS * 3)
+#define HV_NCPUS_VCPUS 2
+static uint8_t table_mem[HV_TABLE_PAGES * 4096] __attribute__((aligned(4096)));
+static struct s2_page_pool table_pool;
+static volatile bool prepared;
+static uint64_t allocs_after_prepare;
+static uint64_t prepared_figure; /* bytes: s2_sizing_pool_bytes() */
+
+static void *hv_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
+{
+	(void)ctx;
+	if (prepared) {
+		allocs_after_prepare++;
+		kprintf("hv: [FAIL] the library asked the env for a %zu-byte table page after "
+			"kvm_mmu_prepare()\n",
+			bytes);
+		return NULL;
+	}
+	return s2_pool_alloc(&table_pool, bytes, pa);
+}
+
+static void hv_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
+{
+	(void)ctx;
+	(void)pa;
+	s2_pool_free(&table_pool, va, bytes);
+}
+#endif
 /* The RCU's per-CPU state: index 0 the boot CPU, 1 the vcpu's CPU. */
 #define HV_NCPUS 2
 static struct s2_fs_cpu rcu_cpus[HV_NCPUS];
@@ -593,6 +650,14 @@ static void report_and_finish(void)
 		(unsigned long long)ipi_isr_count);
 	kprintf("page pool: %zu KiB in use, high water %zu KiB\n", pool.in_use >> 10,
 		pool.high_water >> 10);
+#if HV_PREPARED
+	kprintf("sizing: calculator figure %llu bytes (root, tables, vcpu caches), table pool "
+		"high water %zu bytes, %llu table pages asked after prepare, %llu reserve pages "
+		"left\n",
+		(unsigned long long)prepared_figure, table_pool.high_water,
+		(unsigned long long)allocs_after_prepare,
+		(unsigned long long)kvm_mmu_reserve_pages(kvm));
+#endif
 	kprintf("RCU (quiescent-state, %u CPUs): %llu grace periods (synchronize_rcu), %llu of "
 		"them for the scratch memslot's add and delete (vcpu CPU %s then)\n",
 		HV_NCPUS, (unsigned long long)__atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED),
@@ -607,6 +672,14 @@ static void report_and_finish(void)
 			  st.detail[t]);
 		pass &= check(st.reported[t] && !st.detail[t], what);
 	}
+#if HV_PREPARED
+	pass &= check(allocs_after_prepare == 0 && table_pool.high_water <= prepared_figure,
+		      "prepared: no table page asked of the env after kvm_mmu_prepare(), pool "
+		      "within the calculator's figure");
+	pass &= check(!st.slot_faults[0] && !st.slot_faults[2] && !st.slot_faults[3] &&
+			      st.slot_faults[1] == st.zap_refaults,
+		      "prepared: no memory fault but the zap test's refaults (mapped at creation)");
+#endif
 	pass &= check(leaf_level(GUEST_BOOT_GPA, GUEST_BOOT_HPA) == 1,
 		      "boot slot mapped with 4 KiB leaves");
 	pass &= check(
@@ -709,6 +782,54 @@ static void load_host_tss(unsigned cpu)
 	__asm__ volatile("ltr %w0" : : "r"((uint16_t)(slot * 8)) : "memory");
 }
 
+#if HV_PREPARED
+/* Reserve what the regions can need, then map every one of them. */
+static void hv_prepare_and_map(void)
+{
+	static const struct s2_sizing_region reg[] = {
+		{ GUEST_BOOT_GPA, GUEST_BOOT_SIZE, S2_SIZING_LEAF(1) },
+		{ GUEST_RAM_GPA, GUEST_RAM_SIZE, S2_SIZING_LEAF(2) | S2_SIZING_LEAF(3) },
+		{ GUEST_ROM_GPA, GUEST_ROM_SIZE, S2_SIZING_LEAF(1) },
+		{ GUEST_UART_GPA, 4096, S2_SIZING_LEAF(1) },
+		{ GUEST_HUGE_GPA, GUEST_HUGE_SIZE, S2_SIZING_LEAF(2) | S2_SIZING_LEAF(3) },
+	};
+	const unsigned rwx = S2_PROT_R | S2_PROT_W | S2_PROT_X;
+	struct s2_sizing_cfg cfg;
+	uint64_t tables;
+	int r;
+
+	r = kvm_sizing_cfg(kvm, &cfg);
+	if (!r)
+		r = s2_sizing_table_pages(&cfg, reg, 5, &tables);
+	if (!r)
+		r = s2_sizing_pool_bytes(&cfg, reg, 5, HV_NCPUS_VCPUS, &prepared_figure);
+	if (r)
+		fail("sizing calculator", r);
+	/* The run-time figure is the constant the pool was sized with. */
+	if (tables != HV_TABLES || prepared_figure != sizeof(table_mem))
+		fail("build-time and run-time sizing differ", (long)tables);
+	r = kvm_mmu_prepare(kvm, reg, 5, HV_NCPUS_VCPUS);
+	if (r)
+		fail("kvm_mmu_prepare", r);
+	prepared = true;
+	r = kvm_mmu_map_range(vcpu, GUEST_BOOT_GPA, GUEST_BOOT_HPA, GUEST_BOOT_SIZE, rwx, S2_MT_WB);
+	if (!r)
+		r = kvm_mmu_map_range(vcpu, GUEST_RAM_GPA, GUEST_RAM_HPA, GUEST_RAM_SIZE, rwx,
+				      S2_MT_WB);
+	if (!r)
+		r = kvm_mmu_map_range(vcpu, GUEST_ROM_GPA, GUEST_ROM_HPA, GUEST_ROM_SIZE,
+				      S2_PROT_R | S2_PROT_X, S2_MT_WB);
+	if (!r)
+		r = kvm_mmu_map_range(vcpu, GUEST_HUGE_GPA, GUEST_HUGE_HPA, GUEST_HUGE_SIZE, rwx,
+				      S2_MT_WB);
+	if (r)
+		fail("kvm_mmu_map_range", r);
+	kprintf("hv: prepared: %llu table pages below the root reserved (calculator), every "
+		"memslot mapped at creation; %llu reserve pages left\n",
+		(unsigned long long)tables, (unsigned long long)kvm_mmu_reserve_pages(kvm));
+}
+#endif
+
 static void setup_vm(void)
 {
 	struct kvm_vm_params p = { 0 };
@@ -717,6 +838,11 @@ static void setup_vm(void)
 
 	s2_pool_init(&pool, (void *)(uintptr_t)HOST_POOL_HPA, HOST_POOL_HPA, HOST_POOL_SIZE);
 	s2_freestanding_init(&fs, &pool);
+#if HV_PREPARED
+	s2_pool_init(&table_pool, table_mem, (hpa_t)(uintptr_t)table_mem, sizeof(table_mem));
+	fs.ops.alloc_table = hv_alloc_table;
+	fs.ops.free_table = hv_free_table;
+#endif
 	/* Two CPUs call into the library: quiescent-state RCU on both. */
 	r = s2_freestanding_smp(&fs, rcu_cpus, HV_NCPUS, hv_this_cpu);
 	if (r)
@@ -752,6 +878,9 @@ static void setup_vm(void)
 			(unsigned long long)slots[i].userspace_addr,
 			(slots[i].flags & KVM_MEM_READONLY) ? " read-only" : "");
 	}
+#if HV_PREPARED
+	hv_prepare_and_map();
+#endif
 
 	/* Guest image into its boot slot, the ROM's contents, nothing mapped. */
 	if (blob > GUEST_BOOT_SIZE - 0x10000)

@@ -55,6 +55,16 @@ awk -v rc="$rc" -v s="$start" -v e="$end" 'BEGIN { printf "qemu: exit %s after %
 [ $rc -eq 124 ] && echo "run.sh: qemu timed out"
 
 pass=0; [ $rc -eq 33 ] && grep -q '^RESULT: PASS' "$B/out.txt" && pass=1
+# Fully prepared (HV_PREPARED, docs/static.md): the table pool's high-water
+# mark within the sizing calculator's figure, nothing asked after prepare.
+sizing=$(sed -n 's/^sizing: calculator figure \([0-9]*\) bytes.* high water \([0-9]*\) bytes, \([0-9]*\) table pages asked after prepare.*/\1 \2 \3/p' "$B/out.txt")
+set -- $sizing
+if [ $# -ne 3 ] || [ "$2" -gt "$1" ] || [ "$3" -ne 0 ]; then
+	echo "run.sh: sizing line missing, or table pool high water above the calculator's figure, or tables asked after prepare: '${sizing}'"
+	pass=0
+else
+	echo "run.sh: table pool high water $2 <= calculator's figure $1 bytes, nothing asked after prepare"
+fi
 if [ $mode = normal ]; then
 	[ $pass = 1 ] && { echo "x86-npt-qemu: PASS"; exit 0; }
 	echo "x86-npt-qemu: FAIL"; exit 1
