@@ -59,18 +59,20 @@ static struct s2_freestanding fs;
  * is counted at 2 MiB, its leaf on a CPU without 1 GiB pages.
  */
 #define HV_GEOM S2_SIZING_GEOM_4K(4)
-#define HV_REGIONS(X)                                                   \
-	X(GUEST_BOOT_GPA, GUEST_BOOT_SIZE, 1)                           \
-	X(GUEST_RAM_GPA, GUEST_RAM_SIZE, 2)                             \
-	X(GUEST_ROM_GPA, GUEST_ROM_SIZE, 1) X(GUEST_UART_GPA, 4096u, 1) \
-		X(GUEST_HUGE_GPA, GUEST_HUGE_SIZE, 2)
-#define HV_REGION_PAGES(g, s, m) +S2_SIZING_REGION_PAGES(HV_GEOM, g, s, m)
-#define HV_TABLES                                                                                \
-	((0 HV_REGIONS(HV_REGION_PAGES)) -                                                       \
-	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_BOOT_GPA, GUEST_BOOT_SIZE, 1, GUEST_RAM_GPA, 2) - \
-	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_RAM_GPA, GUEST_RAM_SIZE, 2, GUEST_ROM_GPA, 1) -   \
-	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_ROM_GPA, GUEST_ROM_SIZE, 1, GUEST_UART_GPA, 1) -  \
-	 S2_SIZING_SHARED_PAGES(HV_GEOM, GUEST_UART_GPA, 4096u, 1, GUEST_HUGE_GPA, 2))
+#define HV_GEOM_PAGES(g, s, m) S2_SIZING_REGION_PAGES(HV_GEOM, g, s, m)
+#define HV_GEOM_SHARED(ag, as, am, bg, bm) S2_SIZING_SHARED_PAGES(HV_GEOM, ag, as, am, bg, bm)
+#define HV_TABLES_SUM                                        \
+	(HV_GEOM_PAGES(GUEST_BOOT_GPA, GUEST_BOOT_SIZE, 1) + \
+	 HV_GEOM_PAGES(GUEST_RAM_GPA, GUEST_RAM_SIZE, 2) +   \
+	 HV_GEOM_PAGES(GUEST_ROM_GPA, GUEST_ROM_SIZE, 1) +   \
+	 HV_GEOM_PAGES(GUEST_UART_GPA, 4096u, 1) +           \
+	 HV_GEOM_PAGES(GUEST_HUGE_GPA, GUEST_HUGE_SIZE, 2))
+#define HV_TABLES_SHARED                                                        \
+	(HV_GEOM_SHARED(GUEST_BOOT_GPA, GUEST_BOOT_SIZE, 1, GUEST_RAM_GPA, 2) + \
+	 HV_GEOM_SHARED(GUEST_RAM_GPA, GUEST_RAM_SIZE, 2, GUEST_ROM_GPA, 1) +   \
+	 HV_GEOM_SHARED(GUEST_ROM_GPA, GUEST_ROM_SIZE, 1, GUEST_UART_GPA, 1) +  \
+	 HV_GEOM_SHARED(GUEST_UART_GPA, 4096u, 1, GUEST_HUGE_GPA, 2))
+#define HV_TABLES (HV_TABLES_SUM - HV_TABLES_SHARED)
 /* Root + tables + each vcpu's memory cache (levels - 1 pages). */
 #define HV_TABLE_PAGES (1 + HV_TABLES + HV_NCPUS_VCPUS * 3)
 #define HV_NCPUS_VCPUS 2
