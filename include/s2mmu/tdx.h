@@ -90,7 +90,9 @@ struct kvm_tdx_params {
  * Make @kvm, an EPT VM just created (no memslot, no fault yet), a TD: its
  * mirror root is allocated and faults take the shared bit into account.
  * Returns 0, -EINVAL (not EPT, shared bit not the width's top bit, missing
- * hook, already a TD, not fresh), -ENOMEM, -ENOTSUP (built without TDX).
+ * hook, already a TD, not fresh), -ENOMEM. A build without CONFIG_S2_TDX
+ * has none of the functions of this header (tests/tdx/nm_check.sh): test
+ * S2_ENABLED(CONFIG_S2_TDX) (s2mmu/config.h) before calling them.
  */
 int kvm_tdx_init(struct kvm *kvm, const struct kvm_tdx_params *p) S2_MUST_CHECK;
 
