@@ -1360,6 +1360,30 @@ static unsigned pa_range_bits(void)
 	return r < sizeof(bits) / sizeof(bits[0]) ? bits[r] : 48;
 }
 
+/*
+ * What ID_AA64MMFR0_EL1 says of @granule at stage 2: 0 not implemented, 1
+ * implemented, 2 implemented with 52-bit addresses (FEAT_LPA2). A
+ * TGran*_2 field of 0 means "as stage 1" (TGran4/TGran16/TGran64, each with
+ * its own encoding). A CPU walks an unimplemented granule as one it has
+ * (CONSTRAINED UNPREDICTABLE): QEMU's cortex-a57 has no 16K granule, and a
+ * 16K stage 2 there makes the kernel stall after its first faults.
+ */
+static unsigned s2_granule_support(unsigned gran, uint64_t mmfr0)
+{
+	unsigned sh2 = gran == 4096 ? 40 : gran == 16384 ? 32 : 36;
+	unsigned f2 = (mmfr0 >> sh2) & 0xf, f1;
+
+	if (f2)
+		return f2 == 1 ? 0 : f2 - 1;
+	if (gran == 4096) {
+		f1 = (mmfr0 >> 28) & 0xf; /* 0 yes, 1 LPA2, 0xf no */
+		return f1 == 0xf ? 0 : f1 + 1;
+	}
+	if (gran == 16384)
+		return (mmfr0 >> 20) & 0xf;	     /* 0 no, 1 yes, 2 LPA2 */
+	return ((mmfr0 >> 24) & 0xf) == 0xf ? 0 : 1; /* 64K: 0 yes, 0xf no */
+}
+
 static size_t build_dtb(void)
 {
 	static struct fdt f;
@@ -1495,7 +1519,7 @@ static void setup(void)
 	struct kvm_vm_params p = { .fmt = S2_FMT_ARM64_S2, .vmid = 1 };
 	unsigned pa_bits = pa_range_bits(), hafdbs = sysreg_read(id_aa64mmfr1_el1) & 0xf;
 	bool fwb = ((sysreg_read(id_aa64mmfr2_el1) >> 40) & 0xf) == 1;
-	uint64_t lpa2 = 0;
+	uint64_t lpa2 = 0, mmfr0 = sysreg_read(id_aa64mmfr0_el1);
 	size_t dtb;
 	int r;
 
@@ -1504,13 +1528,15 @@ static void setup(void)
 	granule = info[INFO_GRANULE] ? (unsigned)info[INFO_GRANULE] : 4096;
 	p.granule = granule;
 	p.gpa_bits = info[INFO_IPA_BITS] ? (unsigned)info[INFO_IPA_BITS] : 40;
+	if (!s2_granule_support(granule, mmfr0)) {
+		hlog("hyp: a %u-byte granule at stage 2: not offered by this CPU "
+		     "(ID_AA64MMFR0_EL1 0x%lx)\n",
+		     granule, mmfr0);
+		finish(EXIT_UNOFFERED);
+	}
 	if (p.gpa_bits > 48) {
-		/* 52 bits: FEAT_LPA2 (4K, 16K: TGran*_2 says so) or FEAT_LPA (64K). */
-		uint64_t mmfr0 = sysreg_read(id_aa64mmfr0_el1);
-
-		lpa2 = granule == 4096	? ((mmfr0 >> 40) & 0xf) == 3 :
-		       granule == 16384 ? ((mmfr0 >> 32) & 0xf) == 3 :
-					  pa_bits == 52;
+		/* 52 bits: FEAT_LPA2 (4K, 16K) or FEAT_LPA (64K). */
+		lpa2 = granule == 65536 ? pa_bits == 52 : s2_granule_support(granule, mmfr0) == 2;
 		if (!lpa2 || pa_bits < 52) {
 			hlog("hyp: 52-bit IPA with %u-byte granule: not offered by this CPU "
 			     "(PARange %u bits, ID_AA64MMFR0_EL1 0x%lx)\n",

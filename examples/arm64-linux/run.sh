@@ -75,17 +75,21 @@ matrix="
 a57-4k-40 cortex-a57 4096 40 $((MIGRATE))
 a57-64k-40 cortex-a57 65536 40 $((MIGRATE | MANUAL))
 max-4k-48 max,pauth-impdef=on 4096 48 $((MIGRATE | RING))
+max-16k-40 max,pauth-impdef=on 16384 40 $((MIGRATE | RING))
 max-16k-48 max,pauth-impdef=on 16384 48 $((MIGRATE | MANUAL))
 max-64k-48 max,pauth-impdef=on 65536 48 $((MIGRATE | WRPROTECT))
 max-4k-52 max,pauth-impdef=on 4096 52 $((MIGRATE | MANUAL))
 max-64k-52 max,pauth-impdef=on 65536 52 $((MIGRATE))
 max-64k-48-ring max,pauth-impdef=on 65536 48 $((MIGRATE | RING | WRPROTECT))
 "
-# Not in the matrix yet (docs/examples.md): 16K with a 40-bit IPA (2 levels
-# from 16 concatenated tables) and with 52 bits (4 levels, LPA2): the kernel
-# makes no progress after its first faults, while 16K/48 boots.
+# Not in the matrix: 16K with a 52-bit IPA (4 levels from level 0, LPA2).
+# QEMU 7.2 refuses a stage-2 walk that starts at level 0 with the 16K
+# granule even with VTCR_EL2.DS = 1 (the architecture allows it; later QEMU
+# fixed its start-level check), so every access is a level-0 translation
+# fault and the kernel never runs its first instruction. With 48 bits (2
+# concatenated level-1 tables) and 40 bits (16 concatenated level-2 tables)
+# 16K works; cortex-a57 has no 16K granule at all (exit 8).
 matrix_todo="
-a57-16k-40 cortex-a57 16384 40 $((MIGRATE | RING))
 max-16k-52 max,pauth-impdef=on 16384 52 $((MIGRATE))
 "
 
