@@ -27,8 +27,10 @@
  *    the manual-protect bitmap) names while the guest writes, then both vcpus
  *    stopped, the last dirty pages copied, region A compared with B
  *    (must be exact), the memslot switched to B, A poisoned, vcpus resumed;
- *  - a watchdog: no progress from the guest for WATCHDOG_S seconds is a
- *    FAIL line and the run's end, not a hang.
+ *  - a watchdog: no progress from the guest for WATCHDOG_S seconds (of a
+ *    clock that leaves out the hypervisor's own steps, and longer if the
+ *    guest's pace is slow: ../common/watchdog.h) is a FAIL line and the
+ *    run's end, not a hang.
  * The guest's test init checksums what it writes while that goes on and
  * reports through the control registers (G_CTL, busybox devmem).
  *
@@ -42,6 +44,7 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
+#include "../common/watchdog.h"
 #include "fdt.h"
 #include "layout.h"
 #include "s2mmu/arm64-s2.h"
@@ -428,7 +431,7 @@ enum mig_state { MIG_OFF, MIG_WAIT, MIG_FULL, MIG_ROUNDS, MIG_DONE };
 
 static struct {
 	uint32_t phase, verdict_set, verdict, rounds_seen;
-	uint64_t last_progress, next_move;
+	uint64_t next_move;
 	bool first_exit_seen, first_exit_ok;
 	unsigned cpu_on;
 	/* moves */
@@ -446,6 +449,8 @@ static struct {
 	uint32_t hyp_done;
 	uint64_t max_leaves[6];
 } st;
+
+static struct wd wd; /* the watchdog (CPU 0's ticks, progress from either CPU) */
 
 static uint32_t pause_req; /* a CPU wants every other vcpu out of the guest */
 
@@ -905,12 +910,16 @@ static void tick(struct pcpu *c)
 {
 	uint64_t t = now_ticks();
 
-	if (!(info[INFO_FLAGS] & RUNF_INTERACTIVE) &&
-	    t - __atomic_load_n(&st.last_progress, __ATOMIC_ACQUIRE) >
-		    ms_ticks((st.phase ? WATCHDOG_S : WATCHDOG_BOOT_S) * 1000)) {
-		hlog("hyp: watchdog: no progress from the guest for %u s (phase %u, %u rounds, "
-		     "%u moves)\n",
-		     st.phase ? WATCHDOG_S : WATCHDOG_BOOT_S, st.phase, st.rounds_seen, st.moves);
+	uint64_t base = ms_ticks((st.phase ? WATCHDOG_S : WATCHDOG_BOOT_S) * 1000);
+
+	wd_tick(&wd, t);
+	if (!(info[INFO_FLAGS] & RUNF_INTERACTIVE) && wd_expired(&wd, base)) {
+		hlog("hyp: watchdog: no progress from the guest for %lu s of guest time (limit %lu s: "
+		     "at least %u s, %u times its longest silence; phase %u, %u rounds, %u moves)\n",
+		     (unsigned long)(wd_silence(&wd) / ms_ticks(1000)),
+		     (unsigned long)(wd_limit(&wd, base) / ms_ticks(1000)),
+		     st.phase ? WATCHDOG_S : WATCHDOG_BOOT_S, WD_PACE, st.phase, st.rounds_seen,
+		     st.moves);
 		fail(EXIT_HANG, "watchdog: the guest is stuck");
 	}
 	if (st.phase >= 1 && st.moves < st.moves_want && t >= st.next_move) {
@@ -923,6 +932,7 @@ static void tick(struct pcpu *c)
 		else
 			mig_step(c);
 	}
+	wd_tick_done(&wd, now_ticks());
 	timer_arm(TICK_MS);
 }
 
@@ -935,10 +945,11 @@ static int ctl_access(struct pcpu *c, uint64_t off, bool write, uint64_t *val)
 		*val = off == CTL_HYP_DONE ? __atomic_load_n(&st.hyp_done, __ATOMIC_ACQUIRE) : 0;
 		return 0;
 	}
-	__atomic_store_n(&st.last_progress, now_ticks(), __ATOMIC_RELEASE);
+	wd_progress(&wd);
 	switch (off) {
 	case CTL_PHASE:
 		st.phase = (uint32_t)*val;
+		wd_learn(&wd); /* the boot's silence does not set the pace */
 		hlog("hyp: guest phase %u on CPU %u\n", st.phase, c->id);
 		break;
 	case CTL_VERDICT:
@@ -1634,7 +1645,7 @@ static void setup(void)
 	st.moves_want = (unsigned)info[INFO_MOVES];
 	st.mig = (info[INFO_FLAGS] & RUNF_MIGRATE) ? MIG_WAIT : MIG_OFF;
 	st.mig_mismatch = -1;
-	st.last_progress = now_ticks();
+	wd_init(&wd, now_ticks(), ms_ticks(2 * TICK_MS));
 	secondary_start();
 	while (!__atomic_load_n(&cpu1_ready, __ATOMIC_ACQUIRE))
 		__asm__ volatile("yield");

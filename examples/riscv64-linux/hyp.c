@@ -31,7 +31,10 @@
  *   rounds=N            the guest workload's rounds; smp=1|2
  *   initrd=BYTES        the initramfs size; shell=1 interactive console
  *   wd=S                watchdog: FAIL when the console is silent S seconds
- *                       once the test init runs (default 40; 120 before)
+ *                       once the test init runs (default 40; 120 before),
+ *                       or 4 times its longest silence since then if that
+ *                       is longer; seconds of a clock that leaves out the
+ *                       hypervisor's steps (../common/watchdog.h)
  *
  * Exit codes (QEMU's status through sifive_test): 0 pass, 1 a guest check
  * failed (boot, checksums, panic), 2 the moves were not done, 3 the
@@ -42,6 +45,7 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
+#include "../common/watchdog.h"
 #include "s2mmu/decode.h"
 #include "s2mmu/dirty.h"
 #include "s2mmu/env-freestanding.h"
@@ -691,7 +695,6 @@ static struct {
 	bool first_exit_ok, booted, memcheck_start, memcheck_ok, memcheck_fail, panic;
 	unsigned cpus_seen;
 	int reset_type;
-	uint64_t last_output;	/* time of the last console byte */
 	uint64_t sbi_counts[8]; /* per extension, see sbi_ext_idx() */
 	uint64_t hsm_starts, ipis_sent, rfences;
 	uint64_t dbcn_bytes, uart_exits;
@@ -706,6 +709,8 @@ static struct {
 	bool mig_done, mig_hw;
 	unsigned rounds_after_mig, rounds_seen;
 } st;
+
+static struct wd wd; /* the watchdog: the boot hart's ticks, console bytes from either hart */
 
 enum { PH_BOOT, PH_MOVES, PH_MIG, PH_AFTER };
 
@@ -746,6 +751,7 @@ static void console_line(void)
 		hlog("guest| %s\n", line);
 	if (!strcmp_prefix(line, "LX-BOOTED")) {
 		st.booted = true;
+		wd_learn(&wd); /* the boot's silences do not set the pace */
 		for (const char *p = line; *p; p++)
 			if (!strcmp_prefix(p, " cpus") && p > line)
 				st.cpus_seen = (unsigned)(p[-1] - '0');
@@ -771,7 +777,7 @@ static void console_byte(char c)
 {
 	while (__atomic_exchange_n(&line_lock, 1, __ATOMIC_ACQUIRE))
 		;
-	__atomic_store_n(&st.last_output, csr_read(time), __ATOMIC_RELAXED);
+	wd_progress(&wd);
 	if (opt.shell)
 		hlog("%c", c);
 	if (c == '\n' || line_len == sizeof(line) - 1)
@@ -1345,18 +1351,20 @@ static void arm_timer(void)
 	sbi_call(SBI_EXT_TIME, 0, (long)(csr_read(time) + TICK), 0, 0, 0, 0);
 }
 
+/* The boot hart's tick: the guest printed nothing for too long (../common/watchdog.h). */
 static void watchdog(void)
 {
-	uint64_t last = __atomic_load_n(&st.last_output, __ATOMIC_RELAXED);
+	/* Until the test init runs, the kernel's own boot may be silent for
+	 * long: a higher floor then. */
+	unsigned base = st.booted ? opt.wd : WD_BOOT;
 
-	/* Until the test init runs, a loaded machine's TCG boot may be slow
-	 * between two kernel messages: a longer limit then. */
-	unsigned wd = st.booted ? opt.wd : WD_BOOT;
-
-	if (opt.wd && !opt.shell && last && csr_read(time) - last > wd * TIMEBASE) {
-		hlog("hyp: watchdog: the guest printed nothing for %u s (phase %u, %u moves, "
-		     "migration state %u): stuck\n",
-		     wd, st.phase, st.moves, st.mig_state);
+	if (opt.wd && !opt.shell && wd_expired(&wd, base * TIMEBASE)) {
+		hlog("hyp: watchdog: the guest printed nothing for %lu s of guest time (limit %lu s: "
+		     "at least %u s, %u times its longest silence; phase %u, %u moves, migration "
+		     "state %u): stuck\n",
+		     (unsigned long)(wd_silence(&wd) / TIMEBASE),
+		     (unsigned long)(wd_limit(&wd, base * TIMEBASE) / TIMEBASE), base, WD_PACE,
+		     st.phase, st.moves, st.mig_state);
 		finish(EXIT_WATCHDOG);
 	}
 }
@@ -1411,14 +1419,14 @@ static void handle_exit(struct vcpu *c)
 	}
 	if (cause == (SCAUSE_IRQ | IRQ_S_TIMER)) {
 		c->stip++;
-		watchdog();
-		if (hart_self() == boot_hart && c->stip % MOVE_TICKS == 0) {
-			uint64_t t0 = csr_read(time);
-
-			tick_work();
+		if (hart_self() == boot_hart) {
+			wd_tick(&wd, csr_read(time));
+			watchdog();
+			if (c->stip % MOVE_TICKS == 0)
+				tick_work();
 			/* The watchdog times the guest, not the hypervisor's
 			 * steps (the other vcpu may wait for this one). */
-			__atomic_fetch_add(&st.last_output, csr_read(time) - t0, __ATOMIC_RELAXED);
+			wd_tick_done(&wd, csr_read(time));
 		}
 		/* From now: a step's own time does not count against the
 		 * guest's (a bounded rate of moves). */
@@ -1732,7 +1740,7 @@ void hyp_main(uint64_t hartid, const uint8_t *host_fdt)
 	vc[hartid].start_pc = G_IMAGE;
 	vc[hartid].start_arg = G_DTB;
 	vc[hartid].hsm = HSM_START_PENDING;
-	st.last_output = csr_read(time);
+	wd_init(&wd, csr_read(time), 2 * TICK);
 	__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 	{
 		sr = sbi_call(SBI_EXT_HSM, 0, (long)(hartid ^ 1), (long)_start_secondary, 0, 0, 0);

@@ -74,24 +74,38 @@ pass() { # pass NAME OPTIONS...: must exit 0
 		fails=$((fails + 1))
 	fi
 }
-# must_fail NAME IMAGE 'CODES' OPTIONS...: must exit with one of CODES.
+# must_fail NAME IMAGE 'CODES' 'PATTERN' OPTIONS...: the hypervisor itself
+# must have ended the run with one of CODES (its "hyp: FAIL (exit code N)"
+# line, and QEMU's status N), and the log must match PATTERN (what failed).
+# An exit status alone proves nothing: QEMU that cannot start exits 1 too.
 must_fail() {
-	local name=$1 img=$2 codes=$3 rc
-	shift 3
+	local name=$1 img=$2 codes=$3 pat=$4 rc code
+	shift 4
 	echo "== riscv64-linux $name: must fail its check (exit $codes)"
 	boot "$name" "$img" "$@"
 	rc=$?
+	code=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$out/run-$name.log" | tail -1)
 	case " $codes " in
-	*" $rc "*) echo "riscv64-linux $name: failed as it must (exit $rc)" ;;
-	*)
-		echo "riscv64-linux $name: FAILED: exit $rc, not one of $codes"
-		fails=$((fails + 1))
+	*" $rc "*)
+		if [ "$code" = "$rc" ] && grep -Eq "$pat" "$out/run-$name.log"; then
+			echo "riscv64-linux $name: failed as it must (exit $rc)"
+			return
+		fi
 		;;
 	esac
+	echo "riscv64-linux $name: FAILED: exit $rc, the hypervisor's verdict ${code:-missing}," \
+		"want one of $codes and a line matching '$pat'"
+	fails=$((fails + 1))
 }
 
 common="rounds=${LX_RV_ROUNDS:-3} moves=${LX_RV_MOVES:-16}"
 breakopts="mig=none moves=64 rounds=4 wd=30"
+# What the sabotaged images must be seen failing: a guest check (checksums,
+# a panic) or the watchdog; the migration's comparison after a page dropped
+# on purpose.
+bf_why='^hyp: (watchdog: |check .* FAILED$)'
+dd_why='^hyp: check migration: .*FAIL'
+
 case "${1:-}" in
 "")
 	# Each G-stage mode once (Sv57x4 in the drop-dirty boot, which boots,
@@ -102,8 +116,8 @@ case "${1:-}" in
 	# same options pass with hyp.elf: --long runs that control): the other
 	# hart keeps translations to moved, poisoned blocks; bad checksums, a
 	# panic or a hang that the watchdog ends (1 or 6).
-	must_fail break-flush "$out/hyp-breakflush.elf" "1 6" "gpa_bits=41 $breakopts"
-	must_fail drop-dirty "$out/hyp-dropdirty.elf" "3" "gpa_bits=59 mig=wp manual=1 $common"
+	must_fail break-flush "$out/hyp-breakflush.elf" "1 6" "$bf_why" "gpa_bits=41 $breakopts"
+	must_fail drop-dirty "$out/hyp-dropdirty.elf" "3" "$dd_why" "gpa_bits=59 mig=wp manual=1 $common"
 	;;
 --long)
 	for g in 41 50 59; do
@@ -112,8 +126,8 @@ case "${1:-}" in
 		done
 	done
 	pass moves-control "gpa_bits=41 $breakopts"
-	must_fail break-flush "$out/hyp-breakflush.elf" "1 6" "gpa_bits=41 $breakopts"
-	must_fail drop-dirty "$out/hyp-dropdirty.elf" "3" "gpa_bits=59 mig=hw $common"
+	must_fail break-flush "$out/hyp-breakflush.elf" "1 6" "$bf_why" "gpa_bits=41 $breakopts"
+	must_fail drop-dirty "$out/hyp-dropdirty.elf" "3" "$dd_why" "gpa_bits=59 mig=hw $common"
 	;;
 --one)
 	shift
