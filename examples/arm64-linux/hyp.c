@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../arm64-common/a64.h"
 #include "../common/klib.h"
 #include "../common/watchdog.h"
 #include "fdt.h"
@@ -81,15 +82,6 @@ enum exit_code {
 
 /* ---- hardware ------------------------------------------------------------ */
 
-#define sysreg_read(r)                                      \
-	__extension__({                                     \
-		uint64_t v_;                                \
-		__asm__ volatile("mrs %0, " #r : "=r"(v_)); \
-		v_;                                         \
-	})
-#define sysreg_write(r, v) __asm__ volatile("msr " #r ", %0" : : "r"((uint64_t)(v)) : "memory")
-#define isb() __asm__ volatile("isb" : : : "memory")
-
 /* GICv3 CPU interface and list registers by encoding (any assembler). */
 #define ICC_IAR1_EL1 S3_0_C12_C12_0
 #define ICC_EOIR1_EL1 S3_0_C12_C12_1
@@ -109,54 +101,11 @@ enum exit_code {
 #define sysreg_read_s(r) sysreg_read(r)
 #define sysreg_write_s(r, v) sysreg_write(r, v)
 
-#define HCR_VM (1ull << 0)
-#define HCR_FMO (1ull << 3)
-#define HCR_IMO (1ull << 4)
-#define HCR_AMO (1ull << 5)
-#define HCR_TSC (1ull << 19)
-#define HCR_RW (1ull << 31)
-#define HCR_APK (1ull << 40)
-#define HCR_API (1ull << 41)
-#define HCR_FWB (1ull << 46)
-#define SPSR_EL1H_DAIF 0x3c5ull
-#define SCTLR_EL1_MMU_OFF 0x30d00800ull
 #define CPTR_EL2_NO_TRAPS 0x22ffull /* RES1 bits; TFP, TZ, TSM, TTA clear */
 
-#define ESR_EC(esr) (((esr) >> 26) & 0x3f)
-#define EC_HVC64 0x16
-#define EC_SMC64 0x17
-#define EC_SYSREG 0x18
-#define EC_IABT_LOW 0x20
-#define EC_DABT_LOW 0x24
-#define ESR_ISV (1ull << 24)
-#define ESR_SAS(esr) (((esr) >> 22) & 3)
-#define ESR_SSE (1ull << 21)
-#define ESR_SRT(esr) (((esr) >> 16) & 0x1f)
-#define ESR_SF (1ull << 15)
-#define ESR_S1PTW (1ull << 7)
-#define ESR_WNR (1ull << 6)
-#define ESR_FSC(esr) ((esr)&0x3f)
-#define FSC_CLASS(fsc) ((fsc)&0x3c)
-#define FSC_TRANSLATION 0x04
-#define FSC_ACCESS_FLAG 0x08
-#define FSC_PERMISSION 0x0c
 /* EC 0x18 ISS without Rt and direction: ICC_SGI1R_EL1. */
 #define ISS_SYSREG_MASK 0x3ffc1eull
 #define ISS_ICC_SGI1R 0x3a3016ull
-
-enum { REASON_SYNC = 0, REASON_IRQ = 1, REASON_FIQ = 2, REASON_SERROR = 3 };
-
-#define HOST_UART 0x09000000ul
-
-static inline void mmio_w32(uintptr_t a, uint32_t v)
-{
-	*(volatile uint32_t *)a = v;
-}
-
-static inline uint32_t mmio_r32(uintptr_t a)
-{
-	return *(volatile uint32_t *)a;
-}
 
 static unsigned this_cpu(void)
 {
@@ -190,13 +139,6 @@ static void unlock(uint32_t *l)
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 
-void klib_putc(char c)
-{
-	while (mmio_r32(HOST_UART + 0x18) & 0x20)
-		;
-	mmio_w32(HOST_UART, (uint8_t)c);
-}
-
 #define hlog(...)                     \
 	do {                          \
 		lock(&print_lock);    \
@@ -206,17 +148,8 @@ void klib_putc(char c)
 
 static __attribute__((noreturn)) void finish(int code)
 {
-	static volatile uint64_t block[2];
-
 	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
-	block[0] = 0x20026;
-	block[1] = (uint64_t)code;
-	register uint64_t x0 __asm__("x0") = 0x18;
-	register uint64_t x1 __asm__("x1") = (uint64_t)(uintptr_t)block;
-
-	__asm__ volatile("hlt #0xf000" : "+r"(x0) : "r"(x1) : "memory");
-	for (;;)
-		__asm__ volatile("wfi");
+	a64_semihost_exit(code);
 }
 
 static __attribute__((noreturn)) void fail(int code, const char *what)
@@ -225,7 +158,6 @@ static __attribute__((noreturn)) void fail(int code, const char *what)
 	finish(code);
 }
 
-void a64_hyp_trap(uint64_t vector);
 void a64_hyp_trap(uint64_t vector)
 {
 	kprintf("hyp: exception at EL2 on CPU %u: vector %lu ESR_EL2 0x%lx ELR_EL2 0x%lx "
@@ -236,18 +168,6 @@ void a64_hyp_trap(uint64_t vector)
 }
 
 /* ---- per-CPU state -------------------------------------------------------- */
-
-struct a64_regs {
-	uint64_t x[31];
-	uint64_t pc, pstate, reason;
-	uint64_t host[13];
-};
-_Static_assert(offsetof(struct a64_regs, pc) == 248, "start.S R_PC");
-_Static_assert(offsetof(struct a64_regs, pstate) == 256, "start.S R_PSTATE");
-_Static_assert(offsetof(struct a64_regs, reason) == 264, "start.S R_REASON");
-_Static_assert(offsetof(struct a64_regs, host) == 272, "start.S R_HOST");
-
-void a64_run_guest(struct a64_regs *regs);
 
 enum vcpu_state { VCPU_OFF = 0, VCPU_ON };
 

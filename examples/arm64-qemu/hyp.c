@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../arm64-common/a64.h"
 #include "../common/klib.h"
 #include "layout.h"
 #include "s2mmu/arm64-s2.h"
@@ -61,85 +62,17 @@ enum {
 
 /* ---- hardware ------------------------------------------------------------ */
 
-#define sysreg_read(r)                                      \
-	__extension__({                                     \
-		uint64_t v_;                                \
-		__asm__ volatile("mrs %0, " #r : "=r"(v_)); \
-		v_;                                         \
-	})
-#define sysreg_write(r, v) __asm__ volatile("msr " #r ", %0" : : "r"((uint64_t)(v)) : "memory")
-#define isb() __asm__ volatile("isb" : : : "memory")
-
-#define HCR_VM (1ull << 0)
-#define HCR_FMO (1ull << 3)
-#define HCR_IMO (1ull << 4)
-#define HCR_AMO (1ull << 5)
-#define HCR_RW (1ull << 31)
-#define HCR_FWB (1ull << 46)
-#define SPSR_EL1H_DAIF 0x3c5ull		/* EL1h, D/A/I/F masked */
-#define SCTLR_EL1_MMU_OFF 0x30d00800ull /* RES1 bits, M = C = I = 0 */
-
-#define ESR_EC(esr) (((esr) >> 26) & 0x3f)
-#define EC_IABT_LOW 0x20
-#define EC_DABT_LOW 0x24
-#define ESR_ISV (1ull << 24)
-#define ESR_SAS(esr) (((esr) >> 22) & 3)
-#define ESR_SSE (1ull << 21)
-#define ESR_SRT(esr) (((esr) >> 16) & 0x1f)
-#define ESR_SF (1ull << 15)
-#define ESR_WNR (1ull << 6)
-#define ESR_FSC(esr) ((esr)&0x3f)
-/* Fault status classes (the low two bits are the level). */
-#define FSC_CLASS(fsc) ((fsc)&0x3c)
-#define FSC_TRANSLATION 0x04
-#define FSC_ACCESS_FLAG 0x08
-#define FSC_PERMISSION 0x0c
-
-/* Exit reasons (the lower-EL vector that was taken, start.S). */
-enum { REASON_SYNC = 0, REASON_IRQ = 1, REASON_FIQ = 2, REASON_SERROR = 3 };
-
-#define HOST_UART 0x09000000ul
 #define GICD 0x08000000ul
 #define GICC 0x08010000ul
 #define INTID_HYP_TIMER 26 /* CNTHP, PPI 10 */
 
-static inline void mmio_w32(uintptr_t a, uint32_t v)
-{
-	*(volatile uint32_t *)a = v;
-}
-
-static inline uint32_t mmio_r32(uintptr_t a)
-{
-	return *(volatile uint32_t *)a;
-}
-
-void klib_putc(char c)
-{
-	while (mmio_r32(HOST_UART + 0x18) & 0x20)
-		;
-	mmio_w32(HOST_UART, (uint8_t)c);
-}
-
-/* Semihosting SYS_EXIT with ADP_Stopped_ApplicationExit: QEMU exits with
- * @code as its status. */
 static __attribute__((noreturn)) void finish(int code)
 {
-	static volatile uint64_t block[2];
-
 	kprintf("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
-	block[0] = 0x20026;
-	block[1] = (uint64_t)code;
-	/* Register variables are only bound at the asm: set them right here. */
-	register uint64_t x0 __asm__("x0") = 0x18;
-	register uint64_t x1 __asm__("x1") = (uint64_t)(uintptr_t)block;
-
-	__asm__ volatile("hlt #0xf000" : "+r"(x0) : "r"(x1) : "memory");
-	for (;;)
-		__asm__ volatile("wfi");
+	a64_semihost_exit(code);
 }
 
-/* An exception taken at EL2 (start.S): always a bug. */
-void a64_hyp_trap(uint64_t vector);
+/* An exception taken at EL2 (el2.S): always a bug. */
 void a64_hyp_trap(uint64_t vector)
 {
 	kprintf("hyp: exception at EL2: vector %lu ESR_EL2 0x%lx ELR_EL2 0x%lx FAR_EL2 0x%lx\n",
@@ -162,20 +95,6 @@ static void timer_arm(uint64_t ticks)
 	sysreg_write(cnthp_ctl_el2, 1); /* ENABLE, not masked */
 	isb();
 }
-
-/* ---- the vcpu's registers (offsets shared with start.S) ------------------ */
-
-struct a64_regs {
-	uint64_t x[31];
-	uint64_t pc, pstate, reason;
-	uint64_t host[13]; /* x19..x30, sp */
-};
-_Static_assert(offsetof(struct a64_regs, pc) == 248, "start.S R_PC");
-_Static_assert(offsetof(struct a64_regs, pstate) == 256, "start.S R_PSTATE");
-_Static_assert(offsetof(struct a64_regs, reason) == 264, "start.S R_REASON");
-_Static_assert(offsetof(struct a64_regs, host) == 272, "start.S R_HOST");
-
-void a64_run_guest(struct a64_regs *regs);
 
 /* ---- the environment ----------------------------------------------------- */
 
