@@ -4,8 +4,9 @@
 # The Linux guest of the x86 Linux examples (examples/x86-linux-npt,
 # examples/x86-linux-ept): Debian bookworm's unmodified amd64 kernel (the
 # bzImage of linux-image-6.1.0-N-amd64, as shipped) and busybox-static, fetched
-# with a private apt state (the host's package configuration is neither read
-# for packages nor changed: nothing is installed), then a small initramfs.
+# with a private apt state (scripts/lib/private-apt.sh: the host's package
+# configuration is neither read for packages nor changed, nothing is
+# installed), then a small initramfs.
 #
 #   scripts/fetch-guest-amd64.sh DIR
 #
@@ -22,27 +23,16 @@ W=$(cd "$W" && pwd)
 INIT=${INIT:-$here/../examples/x86-linux-npt/init.sh}
 
 if [ ! -s "$W/vmlinuz" ] || [ ! -s "$W/busybox" ] || [ ! -s "$W/msr.ko" ]; then
-	A=$W/apt
-	if [ -z "${MIRROR:-}" ]; then
-		MIRROR=$({ grep -rhoE '(URIs:[[:space:]]*|^deb[[:space:]]+)https?://[^[:space:]]+/debian/?([[:space:]]|$)' \
-			/etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true; } |
-			sed -E 's/^(URIs:[[:space:]]*|deb[[:space:]]+)//; s/[[:space:]]+$//' | head -1)
-	fi
+	# shellcheck source=scripts/lib/private-apt.sh
+	. "$here/lib/private-apt.sh"
+	papt_host_mirrors
 	MIRROR=${MIRROR:-http://deb.debian.org/debian}
-	SECURITY=${SECURITY:-${MIRROR%/debian*}/debian-security}
-	mkdir -p "$A"/lists/partial "$A"/cache/archives/partial "$A"/etc "$W/debs"
-	{
-		echo "deb $MIRROR bookworm main"
-		echo "deb $SECURITY bookworm-security main"
-	} >"$A/etc/sources.list"
-	APT=(-o "Dir::Etc::SourceList=$A/etc/sources.list" -o Dir::Etc::SourceParts=/dev/null
-		-o "Dir::State::Lists=$A/lists" -o "Dir::State::status=/dev/null" -o "Dir::Cache=$A/cache"
-		-o APT::Architecture=amd64 -o APT::Architectures::=amd64)
-	ls "$A/lists" | grep -q Packages || apt-get "${APT[@]}" -qq update
-	PKG=${KPKG:-$(apt-cache "${APT[@]}" depends linux-image-amd64 |
-		awk '/Depends: linux-image-[0-9]/ {print $2}' | head -1)}
+	SECURITY=${SECURITY:-${SECURITY_MIRROR:-${MIRROR%/debian*}/debian-security}}
+	papt_init "$W/apt" amd64 "deb $MIRROR bookworm main" "deb $SECURITY bookworm-security main"
+	papt_update fetch-guest-amd64 "$W/apt-update.log"
+	PKG=${KPKG:-$(papt_depends_kernel linux-image-amd64)}
 	echo "fetch-guest-amd64: kernel package $PKG, busybox-static"
-	(cd "$W/debs" && apt-get "${APT[@]}" -qq download "$PKG" busybox-static)
+	papt_download fetch-guest-amd64 "$W/debs" "$W/download.log" "$PKG" busybox-static
 	rm -rf "$W/kpkg" "$W/bbpkg"
 	dpkg-deb -x "$(ls -1 "$W"/debs/"${PKG}"_*_amd64.deb | tail -1)" "$W/kpkg"
 	dpkg-deb -x "$(ls -1 "$W"/debs/busybox-static_*_amd64.deb | tail -1)" "$W/bbpkg"

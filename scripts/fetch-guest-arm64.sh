@@ -6,8 +6,9 @@
 # -unsigned image package of the kernel the metapackage linux-image-arm64
 # currently names, and busybox-static, with apt's state kept under
 # $LX_ARM64_CACHE (default build/lx-arm64-guest): a private package source
-# list, lists, cache and an empty dpkg status, so the host's apt
-# configuration, architectures and package set are not touched. Leaves:
+# list, lists, cache and an empty dpkg status (scripts/lib/private-apt.sh),
+# so the host's apt configuration, architectures and package set are not
+# touched. Leaves:
 #   Image          the raw arm64 kernel Image ("ARMd" at 0x38)
 #   busybox        the static aarch64 busybox
 #   kernel.config  the kernel's configuration
@@ -26,55 +27,27 @@ for t in apt-get apt-cache dpkg-deb gzip; do
 		exit 1
 	}
 done
-# The host's Debian URIs (deb822 or one-line form), the archive and security.
-host_uris() {
-	{ grep -rhoE '(URIs:[[:space:]]*|^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)https?://[^[:space:]]+' \
-		/etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true; } |
-		sed -E 's/^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)//'
-}
-MIRROR=${MIRROR:-$(host_uris | grep -E '/debian/?$' | head -1)}
-SECURITY_MIRROR=${SECURITY_MIRROR:-$(host_uris | grep -E '/debian-security/?$' | head -1)}
+# shellcheck source=scripts/lib/private-apt.sh
+. "$here/scripts/lib/private-apt.sh"
+papt_host_mirrors
 [ -n "$MIRROR" ] || {
 	echo "fetch-guest-arm64: no Debian mirror in the host's apt sources: set MIRROR=<url>" >&2
 	exit 1
 }
-A=$C/apt
-mkdir -p "$A"/lists/partial "$A"/cache/archives/partial "$A"/etc "$A"/state "$C"/debs
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-signed=""
-[ -r "$keyring" ] && signed="[signed-by=$keyring] "
-{
-	echo "deb ${signed}$MIRROR bookworm main"
-	echo "deb ${signed}$MIRROR bookworm-updates main"
-	[ -z "$SECURITY_MIRROR" ] || echo "deb ${signed}$SECURITY_MIRROR bookworm-security main"
-} >"$A/etc/sources.list"
-: >"$A/state/status"
-apt=(-o "Dir::Etc::SourceList=$A/etc/sources.list" -o Dir::Etc::SourceParts=/dev/null
-	-o "Dir::State=$A/state" -o "Dir::State::Lists=$A/lists" -o "Dir::State::status=$A/state/status"
-	-o "Dir::Cache=$A/cache" -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
-	-o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1
-	-o APT::Sandbox::User=root)
-if ! ls "$A"/lists/*Packages* >/dev/null 2>&1; then
-	echo "fetch-guest-arm64: apt-get update (private state in $A)"
-	apt-get -q "${apt[@]}" update >"$C/apt-update.log" 2>&1 || {
-		cat "$C/apt-update.log" >&2
-		exit 1
-	}
-fi
+suites=("deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main")
+[ -z "$SECURITY_MIRROR" ] || suites+=("deb $SECURITY_MIRROR bookworm-security main")
+papt_init "$C/apt" arm64 "${suites[@]}"
+papt_update fetch-guest-arm64 "$C/apt-update.log"
 # linux-image-arm64 depends on linux-image-6.1.0-N-arm64 (the signed build);
 # the same kernel unsigned is that name with -unsigned.
-signed_pkg=$(apt-cache "${apt[@]}" depends linux-image-arm64 |
-	awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+signed_pkg=$(papt_depends_kernel linux-image-arm64)
 [ -n "$signed_pkg" ] || {
 	echo "fetch-guest-arm64: linux-image-arm64 names no kernel package" >&2
 	exit 1
 }
 kpkg=${signed_pkg%-unsigned}-unsigned
 echo "fetch-guest-arm64: $kpkg and busybox-static (arm64) from bookworm"
-(cd "$C/debs" && apt-get -q "${apt[@]}" download "$kpkg" busybox-static) >"$C/download.log" 2>&1 || {
-	cat "$C/download.log" >&2
-	exit 1
-}
+papt_download fetch-guest-arm64 "$C/debs" "$C/download.log" "$kpkg" busybox-static
 kdeb=$(ls -1 "$C"/debs/"$kpkg"_*_arm64.deb | tail -1)
 bdeb=$(ls -1 "$C"/debs/busybox-static_*_arm64.deb | tail -1)
 x=$C/x

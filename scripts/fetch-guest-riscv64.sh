@@ -5,8 +5,8 @@
 # (trixie) has a riscv64 kernel, Debian 12 has none. Downloads (never
 # installs) the kernel package the metapackage linux-image-riscv64 names and
 # busybox-static, with apt's state kept under $LX_RV_CACHE (a private package
-# source and lists; the host's apt configuration and package set are not
-# touched), and leaves there:
+# source, lists and dpkg status: scripts/lib/private-apt.sh; the host's apt
+# configuration and package set are not touched), and leaves there:
 #   Image     the raw RISC-V kernel Image ("RSC\x05" at 0x38)
 #   busybox   the static riscv64 busybox
 #   VERSION   the two package versions
@@ -24,46 +24,23 @@ for t in apt-get apt-cache dpkg-deb; do
 		exit 1
 	}
 done
-if [ -z "${MIRROR:-}" ]; then
-	MIRROR=$({ grep -rhoE '(URIs:[[:space:]]*|^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)https?://[^[:space:]]+/debian/?([[:space:]]|$)' \
-		/etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null || true; } |
-		sed -E 's/^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)//; s/[[:space:]]+$//' | head -1)
-fi
+# shellcheck source=scripts/lib/private-apt.sh
+. "$here/scripts/lib/private-apt.sh"
+papt_host_mirrors
 [ -n "$MIRROR" ] || {
 	echo "fetch-guest-riscv64: no Debian mirror in the host's apt sources: set MIRROR=<url>" >&2
 	exit 1
 }
-A=$C/apt
-mkdir -p "$A"/lists/partial "$A"/cache/archives/partial "$A"/etc "$A"/state "$C"/debs
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-signed=""
-[ -r "$keyring" ] && signed="[signed-by=$keyring] "
-echo "deb ${signed}$MIRROR trixie main" >"$A/etc/sources.list"
-: >"$A/state/status"
-apt=(-o "Dir::Etc::SourceList=$A/etc/sources.list" -o Dir::Etc::SourceParts=/dev/null
-	-o "Dir::State=$A/state" -o "Dir::State::Lists=$A/lists" -o "Dir::State::status=$A/state/status"
-	-o "Dir::Cache=$A/cache" -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
-	-o APT::Architecture=riscv64 -o APT::Architectures::=riscv64 -o Debug::NoLocking=1
-	-o APT::Sandbox::User=root)
-if ! ls "$A"/lists/*Packages* >/dev/null 2>&1; then
-	echo "fetch-guest-riscv64: apt-get update (private state in $A)"
-	apt-get -q "${apt[@]}" update >"$C/apt-update.log" 2>&1 || {
-		cat "$C/apt-update.log" >&2
-		exit 1
-	}
-fi
+papt_init "$C/apt" riscv64 "deb $MIRROR trixie main"
+papt_update fetch-guest-riscv64 "$C/apt-update.log"
 # The metapackage names the current kernel package.
-kpkg=$(apt-cache "${apt[@]}" depends linux-image-riscv64 |
-	awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+kpkg=$(papt_depends_kernel linux-image-riscv64)
 [ -n "$kpkg" ] || {
 	echo "fetch-guest-riscv64: linux-image-riscv64 names no kernel package" >&2
 	exit 1
 }
 echo "fetch-guest-riscv64: $kpkg and busybox-static (riscv64) from trixie"
-(cd "$C/debs" && apt-get -q "${apt[@]}" download "$kpkg" busybox-static) >"$C/download.log" 2>&1 || {
-	cat "$C/download.log" >&2
-	exit 1
-}
+papt_download fetch-guest-riscv64 "$C/debs" "$C/download.log" "$kpkg" busybox-static
 kdeb=$(ls -1 "$C"/debs/"$kpkg"_*_riscv64.deb | tail -1)
 bdeb=$(ls -1 "$C"/debs/busybox-static_*_riscv64.deb | tail -1)
 x=$C/x
