@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
+#include "../riscv64-common/rv.h"
 #include "../common/watchdog.h"
 #include "s2mmu/decode.h"
 #include "s2mmu/dirty.h"
@@ -93,130 +94,20 @@ enum {
 #define MOVE_TICKS 2   /* a move or migration step every other tick */
 #define TIMEBASE 10000000ull
 
-/* ---- hardware ------------------------------------------------------------ */
-
-#define SSTATUS_SPP (1ull << 8)
-#define SSTATUS_FS_INITIAL (1ull << 13)
-#define HSTATUS_SPV (1ull << 7)
-#define SIE_SSIE (1ull << 1)
-#define SIE_STIE (1ull << 5)
-#define SIP_SSIP (1ull << 1)
-#define HVIP_VSSIP (1ull << 2)
-#define SCAUSE_IRQ (1ull << 63)
-#define IRQ_S_SOFT 1
-#define IRQ_S_TIMER 5
-#define EXC_VS_ECALL 10
-#define EXC_INSN_GPF 20
-#define EXC_LOAD_GPF 21
-#define EXC_VIRT_INSN 22
-#define EXC_STORE_GPF 23
-
-#define csr_read(csr)                                          \
-	__extension__({                                        \
-		uint64_t v_;                                   \
-		__asm__ volatile("csrr %0, " #csr : "=r"(v_)); \
-		v_;                                            \
-	})
-#define csr_write(csr, val) \
-	__asm__ volatile("csrw " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-#define csr_set(csr, val) __asm__ volatile("csrs " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-#define csr_clear(csr, val) \
-	__asm__ volatile("csrc " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-/* HFENCE.GVMA x0, x0 and HFENCE.VVMA x0, x0 (no H in -march). */
-#define hfence_gvma_all() __asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, x0" : : : "memory")
-#define hfence_vvma_all() __asm__ volatile(".insn r 0x73, 0, 0x11, x0, x0, x0" : : : "memory")
-
-#define HOST_UART 0x10000000ul
-#define SIFIVE_TEST 0x100000ul
-
-void klib_putc(char c)
-{
-	volatile uint8_t *uart = (volatile uint8_t *)HOST_UART;
-
-	while (!(uart[5] & 0x20))
-		;
-	uart[0] = (uint8_t)c;
-}
-
-struct sbiret {
-	long error, value;
-};
-
-static struct sbiret sbi_call(long eid, long fid, long a0, long a1, long a2, long a3, long a4)
-{
-	register long r0 __asm__("a0") = a0;
-	register long r1 __asm__("a1") = a1;
-	register long r2 __asm__("a2") = a2;
-	register long r3 __asm__("a3") = a3;
-	register long r4 __asm__("a4") = a4;
-	register long r6 __asm__("a6") = fid;
-	register long r7 __asm__("a7") = eid;
-
-	__asm__ volatile("ecall"
-			 : "+r"(r0), "+r"(r1)
-			 : "r"(r2), "r"(r3), "r"(r4), "r"(r6), "r"(r7)
-			 : "memory");
-	return (struct sbiret){ r0, r1 };
-}
-
-#define SBI_EXT_BASE 0x10
-#define SBI_EXT_TIME 0x54494d45
-#define SBI_EXT_IPI 0x735049
-#define SBI_EXT_RFENCE 0x52464e43
-#define SBI_EXT_HSM 0x48534d
-#define SBI_EXT_SRST 0x53525354
-#define SBI_EXT_DBCN 0x4442434e
-#define SBI_ERR_FAILED (-1)
-#define SBI_ERR_NOT_SUPPORTED (-2)
-#define SBI_ERR_INVALID_PARAM (-3)
-#define SBI_ERR_ALREADY_AVAILABLE (-6)
-#define SBI_ERR_INVALID_ADDRESS (-5)
-
-static uint32_t log_lock;
-
-static void hlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void hlog(const char *fmt, ...)
-{
-	char buf[320];
-	va_list ap;
-
-	va_start(ap, fmt);
-	kvsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	while (__atomic_exchange_n(&log_lock, 1, __ATOMIC_ACQUIRE))
-		;
-	for (const char *c = buf; *c; c++)
-		klib_putc(*c);
-	__atomic_store_n(&log_lock, 0, __ATOMIC_RELEASE);
-}
+/* ---- the end of a run (the rest: ../riscv64-common/rv.h) ---------------- */
 
 static __attribute__((noreturn)) void finish(int code)
 {
-	volatile uint32_t *test = (volatile uint32_t *)SIFIVE_TEST;
-
 	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
-	*test = code ? ((uint32_t)code << 16) | 0x3333 : 0x5555;
-	for (;;)
-		__asm__ volatile("wfi");
+	rv_test_exit(code);
 }
 
-static inline uint64_t hart_self(void)
-{
-	uint64_t id;
-
-	__asm__("mv %0, tp" : "=r"(id));
-	return id;
-}
-
-void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval);
 void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval)
 {
 	hlog("hyp: trap in HS-mode on hart %lu: scause 0x%lx sepc 0x%lx stval 0x%lx\n", hart_self(),
 	     scause, sepc, stval);
 	finish(EXIT_TRAP);
 }
-
-uint64_t rv_hlvx_hu(uint64_t va);
 
 /* ---- options -------------------------------------------------------------- */
 
@@ -658,19 +549,6 @@ static unsigned build_dtb(uint64_t hpa)
 }
 
 /* ---- vcpus --------------------------------------------------------------- */
-
-struct rv_regs {
-	uint64_t x[32];
-	uint64_t pc;
-	uint64_t host[16];
-	uint64_t scause, stval, htval, htinst, sstatus;
-};
-_Static_assert(offsetof(struct rv_regs, pc) == 256, "start.S R_PC");
-_Static_assert(offsetof(struct rv_regs, host) == 264, "start.S R_HOST");
-_Static_assert(offsetof(struct rv_regs, scause) == 392, "start.S R_SCAUSE");
-_Static_assert(offsetof(struct rv_regs, sstatus) == 424, "start.S R_SSTATUS");
-
-void rv_run_guest(struct rv_regs *regs);
 
 enum { HSM_STARTED = 0, HSM_STOPPED = 1, HSM_START_PENDING = 2 };
 
@@ -1637,10 +1515,6 @@ static __attribute__((noreturn)) void shutdown(void)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-extern char _start_secondary[];
-extern uint32_t rv_park_release;
-
-void hyp_secondary(uint64_t hartid);
 void hyp_secondary(uint64_t hartid)
 {
 	while (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))

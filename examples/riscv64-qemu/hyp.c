@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
+#include "../riscv64-common/rv.h"
 #include "layout.h"
 #include "s2mmu/decode.h"
 #include "s2mmu/env-freestanding.h"
@@ -56,135 +57,23 @@ enum {
 	EXIT_LIB = 5,
 };
 
-/* ---- hardware ------------------------------------------------------------ */
+/* ---- the end of a run (the rest: ../riscv64-common/rv.h) ---------------- */
 
-#define CSR_HSTATUS 0x600
-#define CSR_HGATP 0x680
-#define CSR_VSATP 0x280
-#define HSTATUS_SPV (1ull << 7)
-#define SSTATUS_SPP (1ull << 8)
-#define SSTATUS_SPIE (1ull << 5)
-#define SIE_SSIE (1ull << 1)
-#define SIP_SSIP (1ull << 1)
-#define SCAUSE_IRQ (1ull << 63)
-#define IRQ_S_SOFT 1
-#define EXC_VS_ECALL 10
-#define EXC_INSN_GPF 20
-#define EXC_LOAD_GPF 21
-#define EXC_STORE_GPF 23
-
-#define csr_read(csr)                                          \
-	__extension__({                                        \
-		uint64_t v_;                                   \
-		__asm__ volatile("csrr %0, " #csr : "=r"(v_)); \
-		v_;                                            \
-	})
-#define csr_write(csr, val) \
-	__asm__ volatile("csrw " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-#define csr_set(csr, val) __asm__ volatile("csrs " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-#define csr_clear(csr, val) \
-	__asm__ volatile("csrc " #csr ", %0" : : "r"((uint64_t)(val)) : "memory")
-
-#define HOST_UART 0x10000000ul
-#define SIFIVE_TEST 0x100000ul
 #define ZAP_DELAY 20000 /* 2 ms of the virt board's 10 MHz timebase */
-
-void klib_putc(char c)
-{
-	volatile uint8_t *uart = (volatile uint8_t *)HOST_UART;
-
-	while (!(uart[5] & 0x20))
-		;
-	uart[0] = (uint8_t)c;
-}
-
-struct sbiret {
-	long error, value;
-};
-
-static struct sbiret sbi_call(long eid, long fid, long a0, long a1, long a2, long a3, long a4)
-{
-	register long r0 __asm__("a0") = a0;
-	register long r1 __asm__("a1") = a1;
-	register long r2 __asm__("a2") = a2;
-	register long r3 __asm__("a3") = a3;
-	register long r4 __asm__("a4") = a4;
-	register long r6 __asm__("a6") = fid;
-	register long r7 __asm__("a7") = eid;
-
-	__asm__ volatile("ecall"
-			 : "+r"(r0), "+r"(r1)
-			 : "r"(r2), "r"(r3), "r"(r4), "r"(r6), "r"(r7)
-			 : "memory");
-	return (struct sbiret){ r0, r1 };
-}
-
-#define SBI_EXT_IPI 0x735049
-#define SBI_EXT_RFENCE 0x52464e43
-#define SBI_RFENCE_HFENCE_GVMA_VMID 3
-#define SBI_EXT_HSM 0x48534d
-
-/* One log line at a time: both harts print. */
-static uint32_t log_lock;
-
-static void hlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void hlog(const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	kvsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	while (__atomic_exchange_n(&log_lock, 1, __ATOMIC_ACQUIRE))
-		;
-	for (const char *c = buf; *c; c++)
-		klib_putc(*c);
-	__atomic_store_n(&log_lock, 0, __ATOMIC_RELEASE);
-}
 
 static __attribute__((noreturn)) void finish(int code)
 {
-	volatile uint32_t *test = (volatile uint32_t *)SIFIVE_TEST;
-
 	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
-	*test = code ? ((uint32_t)code << 16) | 0x3333 : 0x5555;
-	for (;;)
-		__asm__ volatile("wfi");
+	rv_test_exit(code);
 }
 
-/* start.S keeps each hart's id in tp (the compiler never uses it here). */
-static inline uint64_t hart_self(void)
-{
-	uint64_t id;
-
-	__asm__("mv %0, tp" : "=r"(id));
-	return id;
-}
-
-/* A trap of the hypervisor itself (start.S): always a bug. */
-void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval);
+/* A trap of the hypervisor itself (hs.S): always a bug. */
 void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval)
 {
 	hlog("hyp: trap in HS-mode on hart %lu: scause 0x%lx sepc 0x%lx stval 0x%lx\n", hart_self(),
 	     scause, sepc, stval);
 	finish(EXIT_TRAP);
 }
-
-/* ---- the vcpu's registers (offsets shared with start.S) ------------------ */
-
-struct rv_regs {
-	uint64_t x[32];
-	uint64_t pc;
-	uint64_t host[16];
-	uint64_t scause, stval, htval, htinst;
-};
-_Static_assert(offsetof(struct rv_regs, pc) == 256, "start.S R_PC");
-_Static_assert(offsetof(struct rv_regs, host) == 264, "start.S R_HOST");
-_Static_assert(offsetof(struct rv_regs, scause) == 392, "start.S R_SCAUSE");
-_Static_assert(offsetof(struct rv_regs, htinst) == 416, "start.S R_HTINST");
-
-void rv_run_guest(struct rv_regs *regs);
 
 /* ---- the environment ----------------------------------------------------- */
 
@@ -616,11 +505,11 @@ static void host_kick(void)
 
 /* The host hart's loop: wait until the guest arms the zap, let it run 2 ms
  * reading the page, zap; then the same for the kick; then idle. */
-void host_main(void);
-void host_main(void)
+void hyp_secondary(uint64_t hartid)
 {
 	uint64_t t;
 
+	(void)hartid; /* host_hart */
 	/* It starts offline (s2_freestanding_smp) and is online only while
 	 * it calls into the library: a waiting hart holds no grace period. */
 	hlog("hyp: hart %lu up: host memory manager\n", hart_self());
@@ -939,10 +828,6 @@ static int report(void)
 		code = EXIT_CHECK;
 	return code;
 }
-
-extern char _start_secondary[];
-extern uint32_t rv_park_release;
-#define SBI_ERR_ALREADY_AVAILABLE (-6)
 
 void hyp_main(uint64_t hartid);
 void hyp_main(uint64_t hartid)

@@ -1,20 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * riscv64-linux example hypervisor: boot, the world switch, the trap vector
- * and HLVX.HU with a fault fixup.
+ * The riscv64 example hypervisors' HS-mode code (examples/riscv64-qemu and
+ * examples/riscv64-linux): boot, the world switch, the trap vector and
+ * HLVX.HU with a fault fixup.
  *
  * OpenSBI enters _start in HS-mode (a0 = hart id, a1 = its device tree) on
  * the hart it booted, and on some runs on the other one too. The first hart
- * through clears .bss and runs hyp_main; a later one parks until hyp_main
- * releases it. A hart started by hyp_main (SBI HSM) or released runs
- * _start_secondary. Each hart has its own stack (hart id 0 or 1), runs with
- * satp = 0 and sstatus.SIE = 0: interrupts reach it only as guest exits.
+ * through clears .bss and runs hyp_main(hart id); a later one parks until
+ * hyp_main releases it (rv_park_release). A hart started by hyp_main (SBI
+ * HSM) or released runs _start_secondary, then hyp_secondary(hart id). Each
+ * hart keeps its id in tp, has its own stack (hart id 0 or 1), runs with
+ * satp = 0 and sstatus.SIE = 0: interrupts reach it only as guest exits (an
+ * HS-level interrupt is always taken while V=1).
  *
  * rv_run_guest(regs) saves the hypervisor's callee-saved registers, loads
  * the guest's and enters it with sret (the caller set sepc's value in
  * regs->pc, hstatus.SPV and sstatus.SPP). While the guest runs, sscratch
- * holds @regs, which tells a guest exit from a trap of the hypervisor itself
- * (sscratch = 0). Offsets match struct rv_regs in hyp.c (checked there).
+ * holds @regs, which tells a guest exit (save the guest, restore the
+ * hypervisor, return from rv_run_guest) from a trap of the hypervisor itself
+ * (sscratch = 0: rv_hyp_trap, a bug, unless rv_hlvx_hu faulted). Offsets
+ * match struct rv_regs in rv.h (checked there).
  */
 #define R_X(n) ((n) * 8)
 #define R_PC 256
@@ -27,12 +32,18 @@
 
 #define CSR_HTVAL 0x643
 #define CSR_HTINST 0x64a
-#define STACK_SIZE 0x8000
+#define STACK_SIZE 0x10000
 
 	.section .text.boot, "ax"
 	.global _start
 _start:
-	mv tp, a0
+	mv tp, a0			/* hart id, for hart_self() */
+	/*
+	 * OpenSBI may send every hart here, not only the one it booted (its
+	 * HSM keeps the others stopped on some runs, not on others). The
+	 * first one through becomes the boot hart; a later one parks until
+	 * hyp_main releases it to _start_secondary.
+	 */
 	la t0, boot_lottery
 	li t1, 1
 	amoswap.w t1, t1, (t0)
@@ -59,6 +70,7 @@ park:
 	fence r, rw
 	/* fall through */
 
+	/* The second hart, started by hyp_main (SBI HSM, or the release). */
 	.global _start_secondary
 _start_secondary:
 	mv tp, a0
