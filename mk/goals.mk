@@ -12,7 +12,7 @@
 config-goals := defconfig %_defconfig savedefconfig menuconfig nconfig olddefconfig oldconfig \
 	alldefconfig allnoconfig allyesconfig randconfig listnewconfig
 noconfig-goals := help clean distclean check bench bench-plot run conformance format format-check install-deps \
-	fuzz fuzz-build fuzz-merge mutations tlb-model-long
+	fuzz fuzz-build fuzz-merge mutations tlb-model-long conformance-long conformance-long-%
 
 goals := $(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))
 build-goals := $(filter-out $(config-goals) $(noconfig-goals),$(goals))
