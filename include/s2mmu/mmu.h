@@ -25,7 +25,8 @@ enum kvm_pf_ret {
 	RET_PF_RETRY = 2,	 /* lost a race with an invalidation: re-enter */
 	RET_PF_EMULATE_MMIO = 3, /* no memslot: emulate the access */
 	RET_PF_RO_WRITE = 4,	 /* write to a read-only memslot: exit */
-	RET_PF_MEMORY_FAULT = 5, /* TD: the fault's private/shared (its gpa's
+	/* 5 is RET_PF_WRITE_TRACKED (s2mmu/dirty.h). */
+	RET_PF_MEMORY_FAULT = 6, /* TD: the fault's private/shared (its gpa's
 				    shared bit) disagrees with the gfn's memory
 				    attribute: nothing installed; convert and
 				    re-enter (KVM_EXIT_MEMORY_FAULT) */

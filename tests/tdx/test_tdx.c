@@ -874,6 +874,28 @@ static void test_1g_promote_demote(void **state)
 	fini_checked();
 }
 
+/* A TD's fault results are distinct: a write-tracked gfn's write fault
+ * (RET_PF_WRITE_TRACKED) and a shared fault on a private gfn
+ * (RET_PF_MEMORY_FAULT) tell the embedder different things (emulate the
+ * write; convert). Catches: the two results sharing a value (they did:
+ * both were 5). */
+static void test_fault_results_distinct(void **state)
+{
+	gfn_t s;
+
+	td(bits_of(state), 1, 0);
+	s = shared_gfn();
+	assert_int_not_equal(RET_PF_MEMORY_FAULT, RET_PF_WRITE_TRACKED);
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0 + 1, G0 + 2, P), 0);
+	assert_int_equal(kvm_write_track_add_gfn(T.kvm, G0 + 3), 0);
+	assert_int_equal(fault(((G0 + 1) | s) << 12, S2_ACC_WRITE), RET_PF_MEMORY_FAULT);
+	assert_int_equal(fault(((G0 + 3) | s) << 12, S2_ACC_WRITE), RET_PF_WRITE_TRACKED);
+	assert_int_equal(fault(((G0 + 4) | s) << 12, S2_ACC_WRITE), RET_PF_FIXED);
+	assert_int_equal(kvm_write_track_remove_gfn(T.kvm, G0 + 3), 0);
+	check();
+	fini_checked();
+}
+
 int main(void)
 {
 	static uintptr_t b48 = 48, b52 = 52;
@@ -895,6 +917,7 @@ int main(void)
 		BOTH(test_td_dirty_log_hw),
 		BOTH(test_td_dirty_log_pml),
 		BOTH(test_1g_promote_demote),
+		BOTH(test_fault_results_distinct),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
