@@ -32,12 +32,22 @@
  *
  * A mismatch prints what differed and aborts (libFuzzer keeps the input).
  * On exit the target prints how many operations it ran.
+ *
+ * S2_FUZZ_TRACE_OUT=FILE (builds with CONFIG_S2_TRACE): each input's run is
+ * also written to FILE as a trace of `s2mmu replay` as it goes (the
+ * library's own trace lines, the simulated host as `host` and `host_block`
+ * lines, guest writes and the mismatch as comments), so running the target
+ * on a crashing input leaves a trace that replays the same calls on the
+ * same host (docs/testing.md). Guest writes set hardware dirty flags the
+ * replay does not set: results that depend on them may differ there.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/fmt_api.h"
 #include "s2mmu/dirty.h"
@@ -102,7 +112,8 @@ static struct {
 } F;
 
 static uint64_t total_ops, total_inputs;
-static bool trace; /* S2_FUZZ_TRACE set: print each operation */
+static bool trace;	   /* S2_FUZZ_TRACE set: print each operation */
+static int trace_out = -1; /* S2_FUZZ_TRACE_OUT: the input as a replay trace */
 static bool strict_attrs;
 
 static void fz_report(void)
@@ -117,6 +128,9 @@ static void fz_report(void)
 			(unsigned long long)total_ops);                                   \
 		fprintf(stderr, __VA_ARGS__);                                             \
 		fprintf(stderr, "\n");                                                    \
+		if (trace_out >= 0)                                                       \
+			dprintf(trace_out, "# MISMATCH (op %llu)\n",                      \
+				(unsigned long long)total_ops);                           \
 		abort();                                                                  \
 	} while (0)
 
@@ -157,6 +171,27 @@ static int host_level(unsigned b)
 	int l = F.touched_in_gib[b / 512] ? 2 : 3;
 
 	return l < F.host_max_level ? l : F.host_max_level;
+}
+
+/* The host of the GiBs blocks [b, b + nb) lie in, as host_block lines. */
+static void trace_host(unsigned b, unsigned nb)
+{
+	for (unsigned g = b / 512; g <= (b + nb - 1) / 512; g++) {
+		hva_t gs = HVA_BASE + ((hva_t)g << 30);
+
+		dprintf(trace_out, "host_block hva=%#llx end=%#llx level=%d\n",
+			(unsigned long long)gs, (unsigned long long)(gs + (1ull << 30)),
+			host_level(g * 512));
+		for (unsigned i = g * 512; i < (g + 1) * 512 && i < HVA_BLOCKS; i++)
+			if (F.gen[i] || F.ro[i])
+				dprintf(trace_out,
+					"host_block hva=%#llx end=%#llx pfn_off=%#llx readonly=%u "
+					"level=%d\n",
+					(unsigned long long)(HVA_BASE + ((hva_t)i << 21)),
+					(unsigned long long)(HVA_BASE + ((hva_t)(i + 1) << 21)),
+					(unsigned long long)(F.gen[i] * GEN_STEP), F.ro[i],
+					host_level(i));
+	}
 }
 
 static int fz_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
@@ -277,6 +312,18 @@ static void name_gfn(gfn_t gfn)
 
 /* ---- checks ---- */
 
+/* With S2_FUZZ_TRACE_OUT: what the model wanted at @gfn, which s2mmu
+ * replay checks (expect_map), written before the mismatch aborts. */
+static void trace_expect(gfn_t gfn, const char *hpa, int write)
+{
+	if (trace_out < 0)
+		return;
+	dprintf(trace_out, "expect_map gpa=%#llx hpa=%s", (unsigned long long)(gfn << 12), hpa);
+	if (write >= 0)
+		dprintf(trace_out, " write=%d", write);
+	dprintf(trace_out, "\n");
+}
+
 /* What the reference walker finds for @gfn must be what the model allows. */
 static void check_gfn(gfn_t gfn)
 {
@@ -308,11 +355,19 @@ static void check_gfn(gfn_t gfn)
 			 (unsigned long long)x.hpa);
 	s = model_slot(gfn, NULL);
 	if (!s)
+		trace_expect(gfn, "none", -1);
+	if (!s)
 		MISMATCH("gfn %#llx mapped (hpa %#llx) outside every memslot",
 			 (unsigned long long)gfn, (unsigned long long)x.hpa);
 	hva = s->hva + ((gfn - s->base) << 12);
 	if (!host_block(hva, &b))
 		MISMATCH("gfn %#llx mapped without host backing", (unsigned long long)gfn);
+	if (x.hpa != host_pfn(hva, b) << 12) {
+		char want[24];
+
+		snprintf(want, sizeof(want), "%#llx", (unsigned long long)(host_pfn(hva, b) << 12));
+		trace_expect(gfn, want, -1);
+	}
 	if (x.hpa != host_pfn(hva, b) << 12)
 		MISMATCH("gfn %#llx maps hpa %#llx, the host backs it with %#llx",
 			 (unsigned long long)gfn, (unsigned long long)x.hpa,
@@ -326,6 +381,13 @@ static void check_gfn(gfn_t gfn)
 		if (first < s->base || first + n > s->base + s->npages)
 			MISMATCH("gfn %#llx: level %d leaf reaches outside its slot",
 				 (unsigned long long)gfn, x.level);
+	}
+	if ((x.perm & S2_PROT_W) &&
+	    ((s->flags & KVM_MEM_READONLY) || F.ro[b] || model_tracked(gfn))) {
+		char have[24];
+
+		snprintf(have, sizeof(have), "%#llx", (unsigned long long)x.hpa);
+		trace_expect(gfn, have, 0);
 	}
 	if ((x.perm & S2_PROT_W) &&
 	    ((s->flags & KVM_MEM_READONLY) || F.ro[b] || model_tracked(gfn)))
@@ -489,6 +551,8 @@ static void op_guest_write(void)
 	bool newly;
 
 	name_gfn(gfn);
+	if (trace_out >= 0)
+		dprintf(trace_out, "# guest write gpa=%#llx\n", (unsigned long long)(gfn << 12));
 	if (fault_expect(gfn, S2_ACC_WRITE) != RET_PF_FIXED)
 		return;
 	if (!sim_write(F.kvm, gfn << 12, &newly)) {
@@ -707,6 +771,8 @@ static void op_invalidate_start(void)
 			else if (was && !F.gen[i] && !F.ro[i])
 				F.touched_in_gib[i / 512]--;
 		}
+		if (trace_out >= 0)
+			trace_host(b, nb);
 	}
 	for (unsigned i = 0; i < NSLOTS; i++) {
 		const struct mslot *s = &F.slot[i];
@@ -968,6 +1034,18 @@ static void fz_open(void)
 	F.h.ops.rcu_read_lock = fz_rcu_nop;
 	F.h.ops.rcu_read_unlock = fz_rcu_nop;
 	F.h.ops.membarrier = NULL;
+	if (trace_out >= 0) {
+		/* Each input starts the file again: the last one is kept. */
+		if (ftruncate(trace_out, 0) || lseek(trace_out, 0, SEEK_SET))
+			MISMATCH("cannot rewind S2_FUZZ_TRACE_OUT");
+		dprintf(trace_out,
+			"# s2mmu trace 1: tests/fuzz/fuzz_api input of %zu bytes\n"
+			"host level=%d hva=%#llx end=%#llx\n",
+			F.n, F.host_max_level, HVA_BASE,
+			HVA_BASE + (unsigned long long)HVA_BLOCKS * (2u << 20));
+		F.h.trace_fd = trace_out;
+		F.h.env.trace = true;
+	}
 	if (kvm_create_vm(&p, &F.kvm))
 		MISMATCH("kvm_create_vm (flags %#x, max leaf %u) failed", p.fmt_flags,
 			 p.max_leaf_level);
@@ -1003,6 +1081,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!once) {
 		once = true;
 		trace = getenv("S2_FUZZ_TRACE") != NULL;
+		if (getenv("S2_FUZZ_TRACE_OUT")) {
+			trace_out = open(getenv("S2_FUZZ_TRACE_OUT"), O_WRONLY | O_CREAT | O_TRUNC,
+					 0644);
+			if (trace_out < 0) {
+				perror("S2_FUZZ_TRACE_OUT");
+				abort();
+			}
+		}
 		strict_attrs = getenv("S2_FUZZ_STRICT_ATTRS") != NULL;
 		atexit(fz_report);
 	}
