@@ -131,8 +131,10 @@ static S2_ALWAYS_INLINE int kvm_dirty_log_set_caps_untraced(struct kvm *kvm, uns
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
+	/* Without EPT built there is no kvm_flush_pml_buffer to feed it. */
 	if ((caps & KVM_DIRTY_LOG_PML) &&
-	    ((caps & KVM_DIRTY_LOG_WRPROTECT) || !s2_dirty_capable(kvm)))
+	    (!S2_ENABLED(CONFIG_S2_FMT_X86_EPT) || (caps & KVM_DIRTY_LOG_WRPROTECT) ||
+	     !s2_dirty_capable(kvm)))
 		return -EINVAL;
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	if (s2_any_slot_logs(kvm->memslots))
@@ -429,6 +431,8 @@ int kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn)
 	return r;
 }
 
+/* EPT's page-modification log: absent from builds without EPT. */
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 static S2_ALWAYS_INLINE long kvm_flush_pml_buffer_untraced(struct kvm_vcpu *vcpu,
 							   const uint64_t *gpas, unsigned n)
 {
@@ -475,6 +479,7 @@ long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned 
 				 S2_TA_DEC("vcpu", vcpu->id), S2_TA_HEX("gpa", gpas[i]));
 	return r;
 }
+#endif
 
 void s2_dirty_record_removed(struct kvm *kvm, gfn_t walked, uint64_t pages)
 {

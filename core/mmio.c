@@ -90,7 +90,9 @@ int kvm_mmu_page_fault_mmio(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 	return kvm_tdp_page_fault(vcpu, gpa, access);
 }
 
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 int kvm_handle_ept_misconfig(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)
 {
 	return kvm_mmu_page_fault_mmio(vcpu, gpa, access);
 }
+#endif

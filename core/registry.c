@@ -42,10 +42,24 @@ bool s2_fmt_supported(enum s2_fmt_id fmt)
 
 const char *s2_fmt_name(enum s2_fmt_id fmt)
 {
+	/* Only the formats built in: a one-format library holds no other
+	 * format's name (scripts/nm-one-format.sh). */
 	static const char *const names[] = {
-		[S2_FMT_X86_EPT] = "x86-ept", [S2_FMT_ARM64_S2] = "arm64-s2",
-		[S2_FMT_RISCV_G] = "riscv-g", [S2_FMT_X86_NPT] = "x86-npt",
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+		[S2_FMT_X86_EPT] = "x86-ept",
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
+		[S2_FMT_ARM64_S2] = "arm64-s2",
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_RISCV_G)
+		[S2_FMT_RISCV_G] = "riscv-g",
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+		[S2_FMT_X86_NPT] = "x86-npt",
+#endif
+#if S2_ENABLED(CONFIG_S2_FMT_FAKE)
 		[S2_FMT_FAKE] = "fake",
+#endif
 	};
 
 	if ((unsigned)fmt >= sizeof(names) / sizeof(names[0]))

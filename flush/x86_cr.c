@@ -9,6 +9,9 @@
 #include "core/kvm_internal.h"
 #include "s2mmu/x86-cr.h"
 
+/* x86 only: absent from builds without EPT and NPT. */
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT) || S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
+
 static bool s2_went_off(uint64_t old, uint64_t new, uint64_t bit)
 {
 	return (old & bit) && !(new &bit);
@@ -55,3 +58,4 @@ int s2_x86_cr_update(struct kvm_vcpu *vcpu, unsigned reg, uint64_t old, uint64_t
 	}
 	return out;
 }
+#endif

@@ -53,7 +53,8 @@ $(O)/tests/cli/test_cli_%.sh: tests/cli/%.sh $(s2mmu-tool) $(flags-file)
 # declarations it cannot link).
 install-headers = $(filter-out $(addprefix include/s2mmu/,$(addsuffix .h, \
 	$(filter-out $(fmt-enabled),$(fmt-dirs-all))) \
-	env-$(if $(hosted),freestanding,hosted).h),$(wildcard include/s2mmu/*.h))
+	env-$(if $(hosted),freestanding,hosted).h \
+	$(if $(filter x86-ept x86-npt,$(fmt-enabled)),,x86-cr.h)),$(wildcard include/s2mmu/*.h))
 
 # make install: the tool beside the library (hosted builds only).
 BINDIR ?= $(PREFIX)/bin
@@ -68,3 +69,15 @@ uninstall-s2mmu:
 -include $(s2mmu-tool-objs:.o=.d)
 
 .PHONY: install-s2mmu uninstall-s2mmu
+
+# make nm-check: every one-format configuration (arm64, riscv64, x86 EPT,
+# x86 NPT) built in $(O)-nm-<name>, and scripts/nm-one-format.sh over each
+# library: no other format's code, API or name. make check runs the arm64
+# one (tests/cli/install.sh builds it anyway).
+nm-check-configs := arm64_defconfig riscv64_defconfig defconfig example_x86_npt_defconfig
+nm-check:
+	$(Q)set -e; for c in $(nm-check-configs); do \
+		$(MAKE) --no-print-directory O=$(O)-nm-$$c $$c >/dev/null; \
+		$(MAKE) --no-print-directory O=$(O)-nm-$$c -j2 lib >/dev/null; done
+	$(Q)$(srctree)/scripts/nm-one-format.sh $(addprefix $(O)-nm-,$(nm-check-configs))
+.PHONY: nm-check

@@ -38,6 +38,7 @@
 #ifndef S2MMU_DIRTY_H
 #define S2MMU_DIRTY_H
 
+#include "s2mmu/config.h"
 #include "s2mmu/types.h"
 
 struct kvm;
@@ -63,7 +64,8 @@ enum {
 	 * The embedder feeds each vcpu's page-modification log to
 	 * kvm_flush_pml_buffer() (at every exit, and before harvesting), so a
 	 * harvest need not scan the slot's dirty bits. Needs hardware dirty
-	 * state (EPT with S2_FMTF_AD).
+	 * state (EPT with S2_FMTF_AD, or another format's) and a library
+	 * built with EPT (the entry point exists only there).
 	 */
 	KVM_DIRTY_LOG_PML = 1u << 2,
 };
@@ -167,8 +169,9 @@ uint32_t kvm_dirty_ring_used(const struct kvm_vcpu *vcpu);
  */
 bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu);
 
-/* ---- page-modification logging (EPT PML) ---- */
+/* ---- page-modification logging (EPT PML; only in builds with EPT) ---- */
 
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 /*
  * Hand over @n guest-physical addresses the hardware logged for @vcpu (its
  * PML buffer entries, in any order; page offsets are ignored). Each is
@@ -177,6 +180,7 @@ bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu);
  * the number recorded, -EINVAL (NULL, VM not in KVM_DIRTY_LOG_PML mode), -EIO.
  */
 long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned n);
+#endif
 
 /* ---- write tracking ---- */
 

@@ -7,7 +7,9 @@
 # for a one-format build (arm64_defconfig), whose install must lack the other
 # formats' headers. Mutations seen failing: s2mmu.h without s2mmu/errno.h
 # (the consumer does not compile), install copying every header (the
-# one-format build installs x86-ept.h), the install-s2mmu rule dropped.
+# one-format build installs x86-ept.h), the install-s2mmu rule dropped,
+# kvm_flush_pml_buffer and every format's name string built into the
+# arm64-only library (scripts/nm-one-format.sh names them).
 . "$(dirname "$0")/lib/common.sh"
 unset MAKEFLAGS MFLAGS MAKELEVEL
 
@@ -90,10 +92,13 @@ if [ -z "${S2_SANITIZE:-}" ]; then
 	run 0 $S2_MAKE -s -C "$S2_SRCTREE" O="$o1" arm64_defconfig &&
 		run 0 $S2_MAKE -s -C "$S2_SRCTREE" O="$o1" -j2 lib tools &&
 		install_and_consume "$o1" arm64
-	for h in x86-ept x86-npt riscv-g; do
+	for h in x86-ept x86-npt riscv-g x86-cr; do
 		checks=$((checks + 1))
 		[ -e "$TMP/root-arm64/usr/include/s2mmu/$h.h" ] &&
 			fail "arm64_defconfig installs $h.h, whose functions it lacks"
 	done
+	# No other format's code, API or name in the library (nm).
+	run 0 bash "$S2_SRCTREE/scripts/nm-one-format.sh" "$o1"
+	has 'holds only its formats (ARM64_S2 )'
 fi
 finish

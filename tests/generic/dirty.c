@@ -56,7 +56,9 @@ static bool vm_mode(enum mode m, unsigned caps)
 	t_vm_init(&T, TEST_FMT, &p);
 	if (m == MODE_WP)
 		caps |= KVM_DIRTY_LOG_WRPROTECT;
-	if ((caps & KVM_DIRTY_LOG_PML) && !kvm_dirty_log_hw(T.kvm)) {
+	/* PML needs hardware dirty state and a library built with EPT. */
+	if ((caps & KVM_DIRTY_LOG_PML) &&
+	    (!kvm_dirty_log_hw(T.kvm) || !S2_ENABLED(CONFIG_S2_FMT_X86_EPT))) {
 		t_vm_fini(&T);
 		return false;
 	}

@@ -489,6 +489,12 @@ static void run_cfg(const struct cfg *cfg)
 	p.env = &R.t.h.env;
 	p.max_vcpus = NVCPUS;
 	assert_int_equal(kvm_create_vm(&p, &R.t.kvm), 0);
+	if (cfg->pml && !S2_ENABLED(CONFIG_S2_FMT_X86_EPT)) {
+		print_message("[%s] %s: PML needs a library built with EPT, skipped\n",
+			      TEST_FMT_NAME, cfg->name);
+		kvm_destroy_vm(R.t.kvm);
+		return;
+	}
 	if (cfg->hw && !kvm_dirty_log_hw(R.t.kvm)) {
 		print_message("[%s] %s: no hardware dirty state, skipped\n", TEST_FMT_NAME,
 			      cfg->name);

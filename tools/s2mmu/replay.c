@@ -509,8 +509,14 @@ static int vcpu_call(struct replay *r, struct line *l, struct parse_err *pe, lon
 	} else if (!strcmp(v, "pml")) {
 		uint64_t gpa = num(l, "gpa", 0, true, pe);
 
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 		if (!pe->key)
 			*ret = kvm_flush_pml_buffer(vcpu, &gpa, 1);
+#else
+		(void)gpa;
+		if (!pe->key)
+			return syntax(l, "pml: this s2mmu is built without x86-ept%s", "");
+#endif
 	} else if (!strcmp(v, "map_range")) {
 		gpa_t gpa = num(l, "gpa", 0, true, pe);
 		hpa_t hpa = num(l, "hpa", 0, true, pe);
