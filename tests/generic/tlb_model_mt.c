@@ -95,6 +95,8 @@
 #include "s2mmu/notifier.h"
 #include "tests/generic/tlb_sim.h"
 #include "tests/lib/testlib.h"
+#include "s2mmu/config.h"
+#include "s2mmu/tdx.h"
 
 #ifndef TEST_FMT
 #error "build with -DTEST_FMT=S2_FMT_..."
@@ -177,7 +179,15 @@ struct cfg {
 	bool fsrcu;  /* RCU from env/freestanding (quiescent states), else liburcu */
 	bool legacy; /* the vcpu loop checks requests itself and never loads a
 			root (no kvm_vcpu_entry_actions): zap-all zaps in place */
+	bool td;     /* a TD (x86-ept with CONFIG_S2_TDX): memslots are its shared
+			half, every guest access and fault goes through the shared
+			bit, conversions to private make a gfn exit (MEMORY_FAULT);
+			its private half has its own checker (tests/tdx/test_tlb_mt.c) */
 };
+
+/* A TD's shared bit as a gfn (0 for other VMs): the vcpus' accesses, their
+ * TLB entries and the hardware walks are at memslot gfn | t_sbit. */
+static gfn_t t_sbit;
 
 /* ---- run state ---- */
 
@@ -1233,6 +1243,7 @@ static bool guest_run(struct vc *s)
 			a.write = s->pend_write;
 		} else {
 			pick_access(s, &a.gpa, &a.write);
+			a.gpa |= gfn_to_gpa(t_sbit);
 		}
 		e = __atomic_load_n(&R.rounds_done, __ATOMIC_SEQ_CST);
 		a.stamp = __atomic_load_n(&R.ops_done, __ATOMIC_RELAXED);
@@ -1307,7 +1318,7 @@ static void vcpu_fault(struct vc *s)
 	 * is set before an add or move and cleared after a delete. */
 	uint64_t page = 0;
 	unsigned id, f0 = 0, g0 = 0;
-	bool known = lay_page_of(gpa_to_gfn(gpa), &page, &id);
+	bool known = lay_page_of(gpa_to_gfn(gpa) & ~t_sbit, &page, &id);
 
 	if (known) {
 		g0 = __atomic_load_n(&R.fluxgen[page], __ATOMIC_SEQ_CST);
@@ -1344,11 +1355,18 @@ static void vcpu_fault(struct vc *s)
 		return;
 	case RET_PF_EMULATE_MMIO: s->mmio++; break;
 	case RET_PF_RO_WRITE: s->ro++; break;
+	case RET_PF_MEMORY_FAULT:
+		/* A TD's gfn converted to private: the embedder converts back
+		 * or the guest moves on; this one moves on. */
+		if (!t_sbit)
+			tfail("vcpu %u: RET_PF_MEMORY_FAULT outside a TD", s->idx);
+		s->mmio++;
+		break;
 	case RET_PF_WRITE_TRACKED:
 		/* The embedder emulates the write, which marks the page. */
 		s->tracked++;
 		s->emulated++;
-		emulated_write(s, gpa_to_gfn(gpa));
+		emulated_write(s, gpa_to_gfn(gpa) & ~t_sbit);
 		break;
 	default: tfail("vcpu %u: kvm_tdp_page_fault(%#" PRIx64 ") returned %d", s->idx, gpa, r);
 	}
@@ -1612,7 +1630,21 @@ static const char *leaf_stale(hpa_t root, const struct sim_tlb_leaf *e, uint64_t
  */
 static void check_promise(const char *what, const struct span *sp, unsigned nsp)
 {
+	struct span tsp[MAXSPANS];
 	unsigned nv = R.cfg->nvcpus;
+
+	/* A TD's TLB entries are at the shared-bit gfns of the memslot gfns
+	 * the calls name. */
+	if (t_sbit && nsp <= MAXSPANS) {
+		for (unsigned x = 0; x < nsp; x++) {
+			tsp[x] = sp[x];
+			if (!tsp[x].host) {
+				tsp[x].lo += t_sbit;
+				tsp[x].hi += t_sbit;
+			}
+		}
+		sp = tsp;
+	}
 	static struct snap sn[MAXV];
 	static char hist[1024];
 	uint64_t rng = R.seed ^ R.checks;
@@ -2357,7 +2389,8 @@ static void *device_main(void *arg)
 		} else {
 			struct s2_mapping m;
 
-			r = kvm_mmu_lookup(R.kvm, gfn_to_gpa(GFN_LO + (x >> 8) % GFN_WINDOW), &m);
+			r = kvm_mmu_lookup(
+				R.kvm, gfn_to_gpa((GFN_LO + (x >> 8) % GFN_WINDOW) | t_sbit), &m);
 			if (r < 0)
 				tfail("kvm_mmu_lookup returned %ld", r);
 		}
@@ -2486,6 +2519,61 @@ static uint64_t name_hash(const char *s)
 	return h;
 }
 
+#if S2_ENABLED(CONFIG_S2_TDX)
+/* A TD with no private memory: its SEAMCALL hooks succeed and are never
+ * needed but for teardown (the private half: tests/tdx/test_tlb_mt.c). */
+static uint64_t td_ok_gl(void *c, gpa_t g, int l)
+{
+	(void)c, (void)g, (void)l;
+	return S2_TDX_SUCCESS;
+}
+static uint64_t td_ok_glp(void *c, gpa_t g, int l, hpa_t p)
+{
+	(void)c, (void)g, (void)l, (void)p;
+	return S2_TDX_SUCCESS;
+}
+static uint64_t td_ok(void *c)
+{
+	(void)c;
+	return S2_TDX_SUCCESS;
+}
+static uint64_t td_ok_p(void *c, hpa_t p)
+{
+	(void)c, (void)p;
+	return S2_TDX_SUCCESS;
+}
+static int td_no_pfn(void *c, const struct kvm_memory_slot *slot, gfn_t gfn, kvm_pfn_t *pfn,
+		     int *max_level)
+{
+	(void)c, (void)slot, (void)gfn, (void)pfn, (void)max_level;
+	return -EFAULT;
+}
+static const struct s2_tdx_ops td_ops = {
+	.sept_add = td_ok_glp,
+	.page_aug = td_ok_glp,
+	.range_block = td_ok_gl,
+	.track = td_ok,
+	.page_remove = td_ok_gl,
+	.sept_remove = td_ok_gl,
+	.page_wbinvd = td_ok_p,
+	.page_reclaim = td_ok_p,
+	.private_pfn = td_no_pfn,
+};
+#endif
+
+static void td_init(unsigned gpa_bits)
+{
+#if S2_ENABLED(CONFIG_S2_TDX)
+	struct kvm_tdx_params tp = { .ops = &td_ops, .shared_bit = gpa_bits - 1 };
+
+	assert_int_equal(kvm_tdx_init(R.kvm, &tp), 0);
+	t_sbit = 1ull << (gpa_bits - 1 - S2_GFN_SHIFT);
+	assert_true(GFN_LO + GFN_WINDOW <= t_sbit);
+#else
+	(void)gpa_bits;
+#endif
+}
+
 static void run_cfg(const struct cfg *cfg)
 {
 	struct kvm_vm_params p = t_default_params(TEST_FMT);
@@ -2541,6 +2629,9 @@ static void run_cfg(const struct cfg *cfg)
 	p.max_vcpus = MAXV;
 	p.env = &R.h.env;
 	assert_int_equal(kvm_create_vm(&p, &R.kvm), 0);
+	t_sbit = 0;
+	if (cfg->td)
+		td_init(p.gpa_bits);
 	R.vstride = 1ull << (kvm_fmt_cfg(R.kvm)->pa_bits - S2_GFN_SHIFT - 8);
 	assert_true(R.vstride >= PFN_BASE + HOST_PAGES);
 	assert_int_equal(kvm_dirty_log_set_caps(R.kvm, cfg->caps), 0);
@@ -2702,38 +2793,51 @@ static void run_cfg(const struct cfg *cfg)
 #define PML KVM_DIRTY_LOG_PML
 
 static const struct cfg cfgs[] = {
-	{ S2_FMT_X86_EPT, "ad-hw-get", 0, 0, 0, false, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_X86_EPT, "ad-pml-clear", 0, 0, PML | MAN, false, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_X86_EPT, "noad-wp-ring", 0, AD, WP, true, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_X86_EPT, "ad-wp-clear-4k", 0, 0, WP | MAN, false, HOOKS_BCAST, 1, 3, false,
+	{ S2_FMT_X86_EPT, "ad-hw-get", 0, 0, 0, false, HOOKS_BCAST, 2, 2, false, false, false },
+	{ S2_FMT_X86_EPT, "ad-pml-clear", 0, 0, PML | MAN, false, HOOKS_BCAST, 2, 2, false, false,
 	  false },
-	{ S2_FMT_X86_NPT, "hw-get", 0, 0, 0, false, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_X86_NPT, "wp-ring", 0, 0, WP, true, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_X86_NPT, "hw-clear-4k", 0, 0, MAN, false, HOOKS_BCAST, 1, 3, false, false },
-	{ S2_FMT_ARM64_S2, "ha-hd-get", S2_FMTF_HD, 0, 0, false, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_ARM64_S2, "ha-wp-clear", 0, 0, WP | MAN, false, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_ARM64_S2, "noha-wp-ring", 0, AD, WP, true, HOOKS_BCAST, 2, 2, false, false },
+	{ S2_FMT_X86_EPT, "noad-wp-ring", 0, AD, WP, true, HOOKS_BCAST, 2, 2, false, false, false },
+	{ S2_FMT_X86_EPT, "ad-wp-clear-4k", 0, 0, WP | MAN, false, HOOKS_BCAST, 1, 3, false, false,
+	  false },
+	/* A TD's shared half (no A/D: access tracking; write protection,
+	 * rings); PML on a TD's shared half: tests/tdx test_td_dirty_log_pml. */
+	{ S2_FMT_X86_EPT, "td-noad-wp-ring", 0, AD, WP, true, HOOKS_BCAST, 2, 2, false, false,
+	  true },
+	{ S2_FMT_X86_NPT, "hw-get", 0, 0, 0, false, HOOKS_BCAST, 2, 2, false, false, false },
+	{ S2_FMT_X86_NPT, "wp-ring", 0, 0, WP, true, HOOKS_BCAST, 2, 2, false, false, false },
+	{ S2_FMT_X86_NPT, "hw-clear-4k", 0, 0, MAN, false, HOOKS_BCAST, 1, 3, false, false, false },
+	{ S2_FMT_ARM64_S2, "ha-hd-get", S2_FMTF_HD, 0, 0, false, HOOKS_BCAST, 2, 2, false, false,
+	  false },
+	{ S2_FMT_ARM64_S2, "ha-wp-clear", 0, 0, WP | MAN, false, HOOKS_BCAST, 2, 2, false, false,
+	  false },
+	{ S2_FMT_ARM64_S2, "noha-wp-ring", 0, AD, WP, true, HOOKS_BCAST, 2, 2, false, false,
+	  false },
 	{ S2_FMT_ARM64_S2, "ha-hd-clear-4k", S2_FMTF_HD, 0, MAN, false, HOOKS_BCAST, 1, 3, false,
+	  false, false },
+	{ S2_FMT_RISCV_G, "svadu-hw-get-local", 0, 0, 0, false, HOOKS_NONE, 2, 2, false, false,
 	  false },
-	{ S2_FMT_RISCV_G, "svadu-hw-get-local", 0, 0, 0, false, HOOKS_NONE, 2, 2, false, false },
-	{ S2_FMT_RISCV_G, "svadu-hw-clear-sbi", 0, 0, MAN, false, HOOKS_BCAST, 2, 2, false, false },
-	{ S2_FMT_RISCV_G, "nosvadu-wp-ring-local", 0, AD, WP, true, HOOKS_NONE, 2, 2, false,
+	{ S2_FMT_RISCV_G, "svadu-hw-clear-sbi", 0, 0, MAN, false, HOOKS_BCAST, 2, 2, false, false,
 	  false },
-	{ S2_FMT_RISCV_G, "nosvadu-wp-get-sbi", 0, AD, WP, false, HOOKS_BCAST, 1, 3, false, false },
+	{ S2_FMT_RISCV_G, "nosvadu-wp-ring-local", 0, AD, WP, true, HOOKS_NONE, 2, 2, false, false,
+	  false },
+	{ S2_FMT_RISCV_G, "nosvadu-wp-get-sbi", 0, AD, WP, false, HOOKS_BCAST, 1, 3, false, false,
+	  false },
 	/* vcpus that check requests themselves and never load a root: zap-all
 	 * zaps in place, and the flush requests act on the VM's first root. */
-	{ S2_FMT_X86_EPT, "legacy-ad-wp-get", 0, 0, WP, false, HOOKS_BCAST, 2, 2, false, true },
-	{ S2_FMT_X86_NPT, "legacy-hw-get", 0, 0, 0, false, HOOKS_BCAST, 2, 2, false, true },
-	{ S2_FMT_ARM64_S2, "legacy-ha-hd-get", S2_FMTF_HD, 0, 0, false, HOOKS_BCAST, 2, 2, false,
-	  true },
-	{ S2_FMT_RISCV_G, "legacy-svadu-hw-get-local", 0, 0, 0, false, HOOKS_NONE, 2, 2, false,
-	  true },
-	/* The freestanding env's SMP RCU (quiescent states from the loops). */
-	{ S2_FMT_X86_EPT, "ad-hw-get-fsrcu", 0, 0, 0, false, HOOKS_BCAST, 2, 2, true, false },
-	{ S2_FMT_X86_NPT, "wp-ring-fsrcu", 0, 0, WP, true, HOOKS_BCAST, 2, 2, true, false },
-	{ S2_FMT_ARM64_S2, "ha-hd-clear-fsrcu", S2_FMTF_HD, 0, MAN, false, HOOKS_BCAST, 2, 2, true,
+	{ S2_FMT_X86_EPT, "legacy-ad-wp-get", 0, 0, WP, false, HOOKS_BCAST, 2, 2, false, true,
 	  false },
-	{ S2_FMT_RISCV_G, "svadu-hw-get-local-fsrcu", 0, 0, 0, false, HOOKS_NONE, 2, 2, true,
+	{ S2_FMT_X86_NPT, "legacy-hw-get", 0, 0, 0, false, HOOKS_BCAST, 2, 2, false, true, false },
+	{ S2_FMT_ARM64_S2, "legacy-ha-hd-get", S2_FMTF_HD, 0, 0, false, HOOKS_BCAST, 2, 2, false,
+	  true, false },
+	{ S2_FMT_RISCV_G, "legacy-svadu-hw-get-local", 0, 0, 0, false, HOOKS_NONE, 2, 2, false,
+	  true, false },
+	/* The freestanding env's SMP RCU (quiescent states from the loops). */
+	{ S2_FMT_X86_EPT, "ad-hw-get-fsrcu", 0, 0, 0, false, HOOKS_BCAST, 2, 2, true, false,
+	  false },
+	{ S2_FMT_X86_NPT, "wp-ring-fsrcu", 0, 0, WP, true, HOOKS_BCAST, 2, 2, true, false, false },
+	{ S2_FMT_ARM64_S2, "ha-hd-clear-fsrcu", S2_FMTF_HD, 0, MAN, false, HOOKS_BCAST, 2, 2, true,
+	  false, false },
+	{ S2_FMT_RISCV_G, "svadu-hw-get-local-fsrcu", 0, 0, 0, false, HOOKS_NONE, 2, 2, true, false,
 	  false },
 };
 
@@ -2741,6 +2845,10 @@ static void test_cfg(void **state)
 {
 	const struct cfg *cfg = *state;
 
+	if (cfg->td && !S2_ENABLED(CONFIG_S2_TDX)) {
+		print_message("%s skipped: built without CONFIG_S2_TDX\n", cfg->name);
+		return;
+	}
 #ifndef T_FS_RCU
 	if (cfg->fsrcu) {
 		print_message("%s skipped: no env/freestanding/rcu.c in this tree\n", cfg->name);
