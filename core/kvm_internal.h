@@ -716,6 +716,48 @@ void s2_notifier_destroy(struct kvm *kvm);
  * meet an in-progress invalidation (the whole leaf, so a huge leaf never
  * spans a page being changed), or when one ended since @seq was read.
  */
+/*
+ * The invalidation protocol's two ends (rule 4), mmu_lock held for write:
+ * the MMU notifier (notifier/range.c) and kvm_mmu_map_range() (core/map.c)
+ * run them. Begin raises mmu_invalidate_in_progress (the first of a nested
+ * batch starts from an empty range: start > end) and adds [start, end) to
+ * the in-progress range; end bumps mmu_invalidate_seq when the batch
+ * covered any gfn, then lowers in_progress (release: whoever sees it
+ * lowered sees the new seq). End returns false, changing nothing, when no
+ * invalidation is in progress.
+ */
+static inline void s2_invalidate_begin(struct kvm *kvm)
+{
+	uint64_t n = kvm->mmu_invalidate_in_progress;
+
+	if (!n) {
+		kvm->mmu_invalidate_range_start = ~(gfn_t)0;
+		kvm->mmu_invalidate_range_end = 0;
+	}
+	__atomic_store_n(&kvm->mmu_invalidate_in_progress, n + 1, __ATOMIC_RELAXED);
+}
+
+static inline void s2_invalidate_add(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	if (start < kvm->mmu_invalidate_range_start)
+		kvm->mmu_invalidate_range_start = start;
+	if (end > kvm->mmu_invalidate_range_end)
+		kvm->mmu_invalidate_range_end = end;
+}
+
+static inline bool s2_invalidate_end(struct kvm *kvm)
+{
+	uint64_t n = kvm->mmu_invalidate_in_progress;
+
+	if (!n)
+		return false;
+	if (kvm->mmu_invalidate_range_start < kvm->mmu_invalidate_range_end)
+		__atomic_store_n(&kvm->mmu_invalidate_seq, kvm->mmu_invalidate_seq + 1,
+				 __ATOMIC_RELEASE);
+	__atomic_store_n(&kvm->mmu_invalidate_in_progress, n - 1, __ATOMIC_RELEASE);
+	return true;
+}
+
 static inline bool s2_invalidate_retry(struct kvm *kvm, uint64_t seq, gfn_t start, gfn_t end)
 {
 	if (s2_unlikely(__atomic_load_n(&kvm->mmu_invalidate_in_progress, __ATOMIC_RELAXED)) &&

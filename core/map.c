@@ -96,35 +96,22 @@ static int s2_map_any_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
 }
 
 /*
- * The invalidation protocol of rule 4 (notifier/range.c runs the same one
- * for the host MM) over [start, end), under the write side of mmu_lock:
- * begin raises mmu_invalidate_in_progress and widens the in-progress range,
- * so from then on a fault of a gfn inside retries instead of installing;
- * end bumps mmu_invalidate_seq and lowers in_progress, so a fault that
- * resolved its pfn before then retries too.
+ * Begin or end an invalidation of [start, end) (rule 4's protocol, as the
+ * MMU notifier runs it): from begin on, a fault of a gfn inside retries
+ * instead of installing; after end, one that resolved its pfn before
+ * retries too (the seq moved).
  */
 static void s2_map_invalidate(struct kvm *kvm, gfn_t start, gfn_t end, bool begin)
 {
 	struct s2_change_acc acc;
-	uint64_t n;
 
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(kvm);
-	n = kvm->mmu_invalidate_in_progress;
 	if (begin) {
-		if (!n) {
-			kvm->mmu_invalidate_range_start = ~(gfn_t)0;
-			kvm->mmu_invalidate_range_end = 0;
-		}
-		if (start < kvm->mmu_invalidate_range_start)
-			kvm->mmu_invalidate_range_start = start;
-		if (end > kvm->mmu_invalidate_range_end)
-			kvm->mmu_invalidate_range_end = end;
-		__atomic_store_n(&kvm->mmu_invalidate_in_progress, n + 1, __ATOMIC_RELAXED);
+		s2_invalidate_begin(kvm);
+		s2_invalidate_add(kvm, start, end);
 	} else {
-		__atomic_store_n(&kvm->mmu_invalidate_seq, kvm->mmu_invalidate_seq + 1,
-				 __ATOMIC_RELEASE);
-		__atomic_store_n(&kvm->mmu_invalidate_in_progress, n - 1, __ATOMIC_RELEASE);
+		(void)s2_invalidate_end(kvm);
 	}
 	s2_mmu_write_unlock(kvm, &acc);
 }

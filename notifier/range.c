@@ -26,46 +26,28 @@ void s2_mn_warn_once(struct kvm *kvm, unsigned once, const char *msg, uint64_t v
 
 void s2_mn_invalidate_range_add(struct kvm *kvm, gfn_t start, gfn_t end)
 {
-	if (start < kvm->mmu_invalidate_range_start)
-		kvm->mmu_invalidate_range_start = start;
-	if (end > kvm->mmu_invalidate_range_end)
-		kvm->mmu_invalidate_range_end = end;
+	s2_invalidate_add(kvm, start, end);
 }
 
-/* on_lock of start: the first of a batch of nested invalidations starts
- * from an empty range (start > end, so no gfn is inside). */
+/* on_lock of start (core/kvm_internal.h, s2_invalidate_begin()). */
 static int s2_mn_invalidate_begin(struct kvm *kvm)
 {
-	uint64_t n = kvm->mmu_invalidate_in_progress;
-
-	if (!n) {
-		kvm->mmu_invalidate_range_start = ~(gfn_t)0;
-		kvm->mmu_invalidate_range_end = 0;
-	}
-	__atomic_store_n(&kvm->mmu_invalidate_in_progress, n + 1, __ATOMIC_RELAXED);
+	s2_invalidate_begin(kvm);
 	return 0;
 }
 
 /*
- * on_lock of end. The seq moves before in_progress drops (release order for
- * any reader that does not hold mmu_lock), so whoever sees in_progress lowered
- * also sees the new seq. A batch that covered no gfn leaves the seq alone:
- * host changes to memory no memslot maps must not make faults retry.
+ * on_lock of end. A batch that covered no gfn leaves the seq alone: host
+ * changes to memory no memslot maps must not make faults retry.
  */
 static int s2_mn_invalidate_end(struct kvm *kvm)
 {
-	uint64_t n = kvm->mmu_invalidate_in_progress;
-
-	if (!n) {
+	if (!s2_invalidate_end(kvm)) {
 		s2_mn_warn_once(kvm, S2_MN_WARN_END,
 				"invalidate_range_end without invalidate_range_start, ignored; seq",
 				kvm->mmu_invalidate_seq);
 		return -EINVAL;
 	}
-	if (kvm->mmu_invalidate_range_start < kvm->mmu_invalidate_range_end)
-		__atomic_store_n(&kvm->mmu_invalidate_seq, kvm->mmu_invalidate_seq + 1,
-				 __ATOMIC_RELEASE);
-	__atomic_store_n(&kvm->mmu_invalidate_in_progress, n - 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
