@@ -84,7 +84,12 @@ static void *notifier_thread(void *arg)
 	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
 		unsigned i = (unsigned)rand_r(&seed) % (NPAGES / 2),
 			 n = 1 + (unsigned)rand_r(&seed) % 8;
-		hva_t a = HVA0 + i * PG, b = a + n * PG;
+		hva_t a, b;
+
+		if (i + n > NPAGES / 2) /* the lower half only */
+			n = NPAGES / 2 - i;
+		a = HVA0 + i * PG;
+		b = a + n * PG;
 
 		if (kvm_mmu_notifier_invalidate_range_start(T.kvm, a, b, true) ||
 		    kvm_mmu_notifier_invalidate_range_end(T.kvm, a, b, true))
