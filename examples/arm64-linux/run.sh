@@ -28,7 +28,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${EXAMPLE_O:-$top/build/lx-arm64}
 cache=${LX_ARM64_CACHE:-$top/build/lx-arm64-guest}
-tmo=${LX_ARM64_TIMEOUT:-150}
+# A boot that cannot report is ended after this much of QEMU's CPU time
+# (a boot uses 10-30 s) or wall time (../common/cpu-limit.sh).
+cpu_s=${LX_ARM64_CPU_LIMIT:-200} wall_s=${LX_ARM64_WALL_LIMIT:-1200}
+# shellcheck source=examples/common/cpu-limit.sh
+. "$here/../common/cpu-limit.sh"
 
 for t in qemu-system-aarch64 aarch64-linux-gnu-gcc make apt-get dpkg-deb; do
 	command -v "$t" >/dev/null || {
@@ -65,7 +69,7 @@ boot() {
 		rc=$?
 		return
 	fi
-	timeout "$tmo" "${q[@]}" </dev/null >"$log" 2>&1
+	cpu_limit "$cpu_s" "$wall_s" "${q[@]}" </dev/null >"$log" 2>&1
 	rc=$?
 	ms=$((($(date +%s%N) - start) / 1000000))
 	echo "==== $name: -cpu $cpu, granule $gran, IPA $ipa bits, flags $flags, $moves moves"

@@ -26,7 +26,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${EXAMPLE_O:-$top/build/lx-rv}
 guest=${LX_RV_CACHE:-$top/build/lx-rv-guest}
-timeout_s=${LX_RV_TIMEOUT:-240}
+# A boot that cannot report is ended after this much of QEMU's CPU time
+# (a boot uses 25-40 s) or wall time (../common/cpu-limit.sh).
+cpu_s=${LX_RV_CPU_LIMIT:-300} wall_s=${LX_RV_WALL_LIMIT:-1800}
+# shellcheck source=examples/common/cpu-limit.sh
+. "$here/../common/cpu-limit.sh"
 
 for t in qemu-system-riscv64 riscv64-linux-gnu-gcc make gzip; do
 	command -v "$t" >/dev/null || {
@@ -47,7 +51,7 @@ boot() {
 	shift 2
 	log=$out/run-$name.log
 	start=$(date +%s%N)
-	timeout "$timeout_s" qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 512M \
+	cpu_limit "$cpu_s" "$wall_s" qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 512M \
 		-nographic -bios default -kernel "$img" -append "initrd=$isz $*" \
 		-device loader,file="$guest/Image",addr=0x84200000,force-raw=on \
 		-device loader,file="$initrd",addr=0x88000000,force-raw=on \
