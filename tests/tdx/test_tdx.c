@@ -896,6 +896,74 @@ static void test_fault_results_distinct(void **state)
 	fini_checked();
 }
 
+/*
+ * Allocation failure at every allocation a private operation makes (a
+ * fault linking tables at 4 KiB and 2 MiB, PAGE.ADD, a conversion cutting
+ * a 2 MiB leaf, whose spare S-EPT pages are topped up first): -ENOMEM or
+ * success, never an illegal SEAMCALL, the model and the mirror the same map
+ * after each attempt, and teardown gives every page back (t_vm_fini checks
+ * the env's table pages; fini_checked the model's pages and the private
+ * pfns). Catches: the lazily allocated table pages of a private fault not
+ * freed on -ENOMEM (t_vm_fini: pages still in use).
+ */
+static void test_private_alloc_failure(void **state)
+{
+	long attempts = 0;
+
+	td(bits_of(state), 2, 0);
+	M->finalized = false;
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, G0, G0 + NPAGES, P), 0);
+	for (long n = 1;; n++) {
+		int r;
+
+		s2_hosted_fail_nth(&T.h, n, true);
+		r = kvm_tdx_page_add(T.kvm, G0 + 0x600, 0x5000000);
+		s2_hosted_fail_nth(&T.h, 0, false);
+		check();
+		attempts++;
+		if (!r)
+			break;
+		assert_int_equal(r, -ENOMEM);
+	}
+	M->finalized = true;
+	assert_int_equal(kvm_tdx_finalized(T.kvm), 0);
+	/* Faults where no mirror table is yet: a second slot, 1 GiB away. */
+	t_slot(&T, 1, 0x80000, 1024, HVA_BASE + (1ull << 30), 0);
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, 0x80000, 0x80400, P), 0);
+	assert_int_equal(kvm_vm_set_mem_attributes(T.kvm, 0x803ff, 0x80400, 0), 0);
+	for (unsigned k = 0; k < 2; k++) {
+		gfn_t g = k ? 0x803f3 /* 4 KiB: a mixed block */ : 0x80010 /* 2 MiB */;
+
+		for (long n = 1;; n++) {
+			int r;
+
+			s2_hosted_fail_nth(&T.h, n, true);
+			r = kvm_tdp_page_fault(T.vcpu, g << 12, S2_ACC_READ);
+			s2_hosted_fail_nth(&T.h, 0, false);
+			check();
+			attempts++;
+			if (r == RET_PF_FIXED)
+				break;
+			assert_true(r == -ENOMEM || r == RET_PF_RETRY);
+		}
+	}
+	assert_int_equal(tdxm_accept(M, 0x80000ull << 12, 2), 0);
+	for (long n = 1;; n++) {
+		int r;
+
+		s2_hosted_fail_nth(&T.h, n, true);
+		r = kvm_vm_set_mem_attributes(T.kvm, 0x80005, 0x80006, 0);
+		s2_hosted_fail_nth(&T.h, 0, false);
+		check();
+		attempts++;
+		if (!r)
+			break;
+		assert_int_equal(r, -ENOMEM);
+	}
+	assert_true(attempts > 4);
+	fini_checked();
+}
+
 int main(void)
 {
 	static uintptr_t b48 = 48, b52 = 52;
@@ -918,6 +986,7 @@ int main(void)
 		BOTH(test_td_dirty_log_pml),
 		BOTH(test_1g_promote_demote),
 		BOTH(test_fault_results_distinct),
+		BOTH(test_private_alloc_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
