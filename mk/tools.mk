@@ -53,8 +53,7 @@ $(O)/tests/cli/test_cli_%.sh: tests/cli/%.sh $(s2mmu-tool) $(flags-file)
 # declarations it cannot link).
 install-headers = $(filter-out $(addprefix include/s2mmu/,$(addsuffix .h, \
 	$(filter-out $(fmt-enabled),$(fmt-dirs-all))) \
-	env-$(if $(hosted),freestanding,hosted).h \
-	$(if $(filter x86-ept x86-npt,$(fmt-enabled)),,x86-cr.h)),$(wildcard include/s2mmu/*.h))
+	env-$(if $(hosted),freestanding,hosted).h),$(wildcard include/s2mmu/*.h))
 
 # make install: the tool beside the library (hosted builds only).
 BINDIR ?= $(PREFIX)/bin

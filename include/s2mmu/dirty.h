@@ -38,7 +38,6 @@
 #ifndef S2MMU_DIRTY_H
 #define S2MMU_DIRTY_H
 
-#include "s2mmu/config.h"
 #include "s2mmu/types.h"
 
 struct kvm;
@@ -169,9 +168,8 @@ uint32_t kvm_dirty_ring_used(const struct kvm_vcpu *vcpu);
  */
 bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu);
 
-/* ---- page-modification logging (EPT PML; only in builds with EPT) ---- */
+/* ---- page-modification logging (EPT PML) ---- */
 
-#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 /*
  * Hand over @n guest-physical addresses the hardware logged for @vcpu (its
  * PML buffer entries, in any order; page offsets are ignored). Each is
@@ -179,8 +177,9 @@ bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu);
  * that leaves entries and before the VM's dirty state is harvested. Returns
  * the number recorded, -EINVAL (NULL, VM not in KVM_DIRTY_LOG_PML mode), -EIO.
  */
+/* Defined only in libraries built with EPT (kvm_dirty_log_set_caps refuses
+ * KVM_DIRTY_LOG_PML elsewhere). */
 long kvm_flush_pml_buffer(struct kvm_vcpu *vcpu, const uint64_t *gpas, unsigned n);
-#endif
 
 /* ---- write tracking ---- */
 

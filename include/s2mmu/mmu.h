@@ -5,7 +5,6 @@
 #ifndef S2MMU_MMU_H
 #define S2MMU_MMU_H
 
-#include "s2mmu/config.h"
 #include "s2mmu/types.h"
 
 struct kvm;
@@ -56,10 +55,8 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
  * faults again as an EPT violation, as in KVM).
  */
 int kvm_mmu_page_fault_mmio(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
-#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
-/* KVM's name for it on VMX (builds with EPT). */
+/* KVM's name for it on VMX (defined only in libraries built with EPT). */
 int kvm_handle_ept_misconfig(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access);
-#endif
 
 /*
  * Zap every leaf in [gfn_start, gfn_end), whole huge leaves included, free the

@@ -2,7 +2,6 @@
 /* Convenience header: every public concern of s2mmu. */
 #ifndef S2MMU_S2MMU_H
 #define S2MMU_S2MMU_H
-#include "s2mmu/config.h"
 #include "s2mmu/types.h"
 #include "s2mmu/errno.h"
 #include "s2mmu/prot.h"
@@ -15,7 +14,5 @@
 #include "s2mmu/flush.h"
 #include "s2mmu/notifier.h"
 #include "s2mmu/dirty.h"
-#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT) || S2_ENABLED(CONFIG_S2_FMT_X86_NPT)
-#include "s2mmu/x86-cr.h" /* x86 builds only */
-#endif
+#include "s2mmu/x86-cr.h"
 #endif

@@ -92,7 +92,7 @@ if [ -z "${S2_SANITIZE:-}" ]; then
 	run 0 $S2_MAKE -s -C "$S2_SRCTREE" O="$o1" arm64_defconfig &&
 		run 0 $S2_MAKE -s -C "$S2_SRCTREE" O="$o1" -j2 lib tools &&
 		install_and_consume "$o1" arm64
-	for h in x86-ept x86-npt riscv-g x86-cr; do
+	for h in x86-ept x86-npt riscv-g; do
 		checks=$((checks + 1))
 		[ -e "$TMP/root-arm64/usr/include/s2mmu/$h.h" ] &&
 			fail "arm64_defconfig installs $h.h, whose functions it lacks"
