@@ -13,7 +13,7 @@
 static const char dump_help[] =
 	"usage: s2mmu dump --fmt F --root HPA --image FILE [--image-base HPA]\n"
 	"                  [--range GPA-GPA] [--flags LIST] [--granule N] [--gpa-bits N]\n"
-	"                  [--levels N] [--json]\n"
+	"                  [--levels N] [--ignore-ad] [--json]\n"
 	"       s2mmu dump --image FILE --eptp V | --ncr3 V | --vttbr V --vtcr V | --hgatp V\n"
 	"\n"
 	"Walks the second-stage tables inside FILE, a raw image of physical memory\n"
@@ -32,6 +32,8 @@ static const char dump_help[] =
 	"  --levels N       walk length (default: from --gpa-bits)\n"
 	"  --range A-B      only gpas in [A, B)\n"
 	"  --flags, --granule   as for decode\n"
+	"  --ignore-ad      leave accessed and dirty out (they do not split runs):\n"
+	"                   to compare tables whose A/D bits hardware set\n"
 	"  --json           one JSON document\n"
 	"\n"
 	"exit status: 0 well-formed, 1 something malformed was found, 2 usage error,\n"
@@ -160,6 +162,8 @@ static void print_notes(struct out *o, const char *name, const struct notes *ns,
 		fprintf(o->f, "%s ... and %" PRIu64 " more\n", pa ? "!" : "*", ns->dropped);
 }
 
+bool dump_ignore_ad;
+
 int dump_image(struct out *o, const struct geom *g, const struct image *img, uint64_t start,
 	       uint64_t end, const char *image_name)
 {
@@ -168,7 +172,8 @@ int dump_image(struct out *o, const struct geom *g, const struct image *img, uin
 				.problem = on_problem,
 				.special = on_special,
 				.arg = &d,
-				.show_progress = true };
+				.show_progress = true,
+				.ignore_ad = dump_ignore_ad };
 	struct walk_stats st;
 	char flags[64];
 
@@ -241,6 +246,7 @@ int cmd_dump(int argc, char **argv)
 		{ "vtcr", required_argument, NULL, 1000 + REG_VTCR },
 		{ "hgatp", required_argument, NULL, 1000 + REG_HGATP },
 		{ "json", no_argument, NULL, 'j' },
+		{ "ignore-ad", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -277,6 +283,7 @@ int cmd_dump(int argc, char **argv)
 			have_root = true;
 			break;
 		case 'i': file = optarg; break;
+		case 'A': dump_ignore_ad = true; break;
 		case 'B':
 			if (!parse_u64(optarg, &img.base)) {
 				usage_error("dump", "bad image base '%s'", optarg);

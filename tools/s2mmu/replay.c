@@ -49,7 +49,7 @@
 
 static const char replay_help[] =
 	"usage: s2mmu replay [--dump] [--image-out FILE] [--no-check] [--arena MIB] [--json]\n"
-	"                    TRACE\n"
+	"                    [--ignore-ad] TRACE\n"
 	"\n"
 	"Replays TRACE (a file, or - for stdin), one library call a line, on the hosted\n"
 	"library, then prints the statistics, with --dump the mappings (as s2mmu dump\n"
@@ -62,6 +62,7 @@ static const char replay_help[] =
 	"  --no-check        skip the reference check\n"
 	"  --arena MIB       size of the table arena (default 256, reserved lazily)\n"
 	"  --json            one JSON document\n"
+	"  --ignore-ad       --dump without accessed and dirty (as s2mmu dump --ignore-ad)\n"
 	"\n"
 	"Trace lines (docs/tools.md has the whole format):\n"
 	"  vm fmt=F [gpa_bits=N] [flags=ad,...] [granule=N] [max_leaf=N] [vcpus=N] [vmid=N]\n"
@@ -986,6 +987,7 @@ int cmd_replay(int argc, char **argv)
 		{ "no-check", no_argument, NULL, 'n' },
 		{ "arena", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "ignore-ad", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1015,6 +1017,7 @@ int cmd_replay(int argc, char **argv)
 			}
 			break;
 		case 'j': json = true; break;
+		case 'A': dump_ignore_ad = true; break;
 		case 'h': fputs(replay_help, stdout); return EXIT_OK;
 		default:
 			usage_error("replay", "unknown option '%s'", argv[optind - 1]);

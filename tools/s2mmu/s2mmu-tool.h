@@ -211,7 +211,11 @@ struct walk_ops {
 	void (*special)(void *arg, uint64_t gpa, const struct entry *e);
 	void *arg;
 	bool show_progress;
+	bool ignore_ad; /* accessed and dirty neither split runs nor show */
 };
+
+/* dump --ignore-ad, replay --ignore-ad: for dump_image(). */
+extern bool dump_ignore_ad;
 
 /*
  * Walk the tables of @g (root at g->root) inside @img over gpas [start, end).

@@ -85,11 +85,12 @@ static void problem(struct walker *w, uint64_t gpa, unsigned level, uint64_t pa,
 static void leaf(struct walker *w, uint64_t gpa, const struct entry *e)
 {
 	struct walk_run *r = &w->run;
+	unsigned prot = w->ops->ignore_ad ? e->prot & ~(S2_PROT_ACCESSED | S2_PROT_DIRTY) : e->prot;
 
 	w->st->leaves[e->level]++;
 	w->st->bytes_mapped += e->size;
 	if (r->bytes && r->gpa + r->bytes == gpa && r->hpa + r->bytes == e->addr &&
-	    r->level == e->level && r->prot == e->prot && !strcmp(r->mt, e->mt)) {
+	    r->level == e->level && r->prot == prot && !strcmp(r->mt, e->mt)) {
 		r->bytes += e->size;
 		r->leaves++;
 		return;
@@ -100,7 +101,7 @@ static void leaf(struct walker *w, uint64_t gpa, const struct entry *e)
 				.bytes = e->size,
 				.level = e->level,
 				.leaves = 1,
-				.prot = e->prot,
+				.prot = prot,
 				.mt = e->mt };
 }
 
