@@ -38,4 +38,5 @@ endif
 
 # make conformance (part of make check): every example, plus the proof that
 # the zap check fails when the flush is compiled out.
-CONFORMANCE_RUNNERS := $(sort $(wildcard examples/*/run.sh)) examples/break-flush.sh
+CONFORMANCE_RUNNERS := $(sort $(wildcard examples/*/run.sh)) examples/break-flush.sh \
+	examples/riscv64-qemu/trace.sh

@@ -10,6 +10,8 @@
 #                          format's and the remote one): exits 0 only if the
 #                          zap check FAILS (exit code 2), i.e. the check can
 #                          see a missing flush
+# A failed normal run is booted again with trace.sh (the call trace on, the
+# tables saved with pmemsave into $EXAMPLE_O/trace/tables.img).
 # Before booting it checks that the library's flush hooks in the linked image
 # are real HFENCE.GVMA instructions (and, for --break-flush, that they are
 # gone).
@@ -84,4 +86,12 @@ if [ "$mode" = break ]; then
 	echo "riscv64-qemu: the zap check did not fail without HFENCE.GVMA (status $rc)"
 	exit 1
 fi
-[ "$rc" -eq 0 ] && grep -q '^hyp: PASS' "$log"
+if [ "$rc" -eq 0 ] && grep -q '^hyp: PASS' "$log"; then
+	exit 0
+fi
+# A failed run: boot it again with the call trace on and the tables kept
+# (trace.sh), so that the G-stage tables can be looked at with s2mmu dump
+# and the calls that led there replayed (docs/examples.md).
+echo "riscv64-qemu: FAILED; booting the trace build to save its tables (trace.sh)"
+EXAMPLE_O=$out bash "$here/trace.sh" || true
+exit 1
