@@ -676,6 +676,8 @@ static inline void s2_hold_stat(struct kvm *kvm, uint64_t leaves)
 /* Table pages of @kvm's granule: from the reserve kvm_mmu_prepare() made,
  * else from the env; freed ones refill the reserve first (core/map.c). */
 void *s2_table_alloc(struct kvm *kvm, size_t bytes, hpa_t *pa);
+/* Fill @vcpu's memory cache to @need pages (<= levels - 1): 0 or -ENOMEM. */
+int s2_mmu_topup(struct kvm_vcpu *vcpu, unsigned need);
 void s2_table_free(struct kvm *kvm, void *va, hpa_t pa, size_t bytes);
 void s2_reserve_destroy(struct kvm *kvm);
 

@@ -146,11 +146,15 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 			access &= ~S2_ACC_WRITE;
 		}
 	}
-	need = kvm->cfg.levels - 1u;
 	while (gpa < end) {
 		uint64_t batch = 0, budget = kvm->yield_batch ? kvm->yield_batch : 1;
 
-		r = kvm_mmu_topup_memory_cache(vcpu);
+		/* A leaf of level L links at most levels - L tables: the cache
+		 * is filled for the next leaf (three pages for a 4 KiB leaf of
+		 * a 4-level table, one for a 1 GiB leaf), not always for the
+		 * worst. */
+		need = kvm->cfg.levels - (unsigned)s2_map_level(kvm, &slot, gpa, hpa, end);
+		r = s2_mmu_topup(vcpu, need);
 		if (r)
 			return r;
 		if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
@@ -165,8 +169,8 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 				return -ENOENT;
 			continue;
 		}
-		/* Every leaf may link a table per level below the root. */
-		while (gpa < end && batch < budget && vcpu->cache.nr >= need) {
+		/* Each leaf only while the cache holds the tables it may link. */
+		while (gpa < end && batch < budget) {
 			struct s2_fault f = { .gfn = gpa_to_gfn(gpa),
 					      .access = access,
 					      .hpa = hpa,
@@ -175,6 +179,8 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 			uint64_t sz;
 
 			f.level = s2_map_level(kvm, &slot, gpa, hpa, end);
+			if (vcpu->cache.nr < kvm->cfg.levels - (unsigned)f.level)
+				break;
 			sz = 1ull << s2_level_shift(&kvm->cfg, f.level);
 			r = kvm->ops->map(kvm, vcpu, &f);
 			if (r == RET_PF_RETRY)

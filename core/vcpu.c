@@ -124,16 +124,17 @@ void *kvm_vcpu_private(const struct kvm_vcpu *vcpu)
 
 int kvm_mmu_topup_memory_cache(struct kvm_vcpu *vcpu)
 {
-	struct kvm *kvm;
-	unsigned need;
-	size_t bytes;
-
 	if (!vcpu)
 		return -EINVAL;
-	kvm = vcpu->kvm;
 	/* One table per level below the root is the most a fault links. */
-	need = kvm->cfg.levels - 1u;
-	bytes = (size_t)s2_table_bytes(&kvm->cfg);
+	return s2_mmu_topup(vcpu, vcpu->kvm->cfg.levels - 1u);
+}
+
+int s2_mmu_topup(struct kvm_vcpu *vcpu, unsigned need)
+{
+	struct kvm *kvm = vcpu->kvm;
+	size_t bytes = (size_t)s2_table_bytes(&kvm->cfg);
+
 	while (vcpu->cache.nr < need) {
 		struct s2_page pg;
 

@@ -31,7 +31,9 @@
  *  - protect_visit() owing no flush for a permission lost: protect (X
  *    removed without a flush);
  *  - w_direct forced true: protect_logging (W set at once in a logging
- *    slot, the write not recorded).
+ *    slot, the write not recorded);
+ *  - s2_map_fill() checking the cache one page short (cache.nr + 1 <
+ *    levels - level): cache_per_leaf (the VM bugged).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -379,6 +381,29 @@ static void test_protect_logging(void **st)
 	t_vm_fini(&T);
 }
 
+/*
+ * The memory cache is filled per leaf (levels - level pages), so a batch
+ * may start short of the worst case: a 1 GiB leaf at the end of one
+ * 512 GiB region takes the cache from full to two pages, and the 4 KiB
+ * leaf that follows in the next region needs all three tables; map_range
+ * must stop and top up rather than map it from two (the VM would be
+ * bugged: "memory cache empty under mmu_lock").
+ */
+static void test_cache_per_leaf(void **st)
+{
+	const gpa_t g = 511 * GB;
+
+	(void)st;
+	t_vm_init(&T, TEST_FMT, NULL);
+	t_slot(&T, 0, g >> 12, (GB + 2 * MB) >> 12, 1ull << 44, 0);
+	assert_int_equal(kvm_mmu_topup_memory_cache(T.vcpu), 0);
+	assert_int_equal(kvm_mmu_map_range(T.vcpu, g, 3 * GB, GB + PG, S2_PROT_R, S2_MT_WB), 0);
+	assert_false(kvm_is_bugged(T.kvm));
+	t_assert_maps(T.kvm, g, 3 * GB, T.kvm->max_leaf_level >= 3 ? 3 : 2, S2_PROT_R);
+	t_assert_maps(T.kvm, g + GB, 4 * GB, 1, S2_PROT_R);
+	t_vm_fini(&T);
+}
+
 static void test_bad_input(void **st)
 {
 	uint64_t h;
@@ -459,11 +484,12 @@ static void test_prefault(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boundaries), cmocka_unit_test(test_adversarial),
-		cmocka_unit_test(test_random),	   cmocka_unit_test(test_replace),
-		cmocka_unit_test(test_batches),	   cmocka_unit_test(test_wrprotect),
-		cmocka_unit_test(test_protect),	   cmocka_unit_test(test_protect_logging),
-		cmocka_unit_test(test_bad_input),  cmocka_unit_test(test_prefault),
+		cmocka_unit_test(test_boundaries),     cmocka_unit_test(test_adversarial),
+		cmocka_unit_test(test_random),	       cmocka_unit_test(test_replace),
+		cmocka_unit_test(test_batches),	       cmocka_unit_test(test_wrprotect),
+		cmocka_unit_test(test_protect),	       cmocka_unit_test(test_protect_logging),
+		cmocka_unit_test(test_cache_per_leaf), cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_prefault),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
