@@ -97,6 +97,56 @@ static inline void bench_naive_free(uint64_t *t, int level)
 	free(t);
 }
 
+/*
+ * The naive walk for huge leaves: @n leaves at @level (2: 2 MiB, 3: 1 GiB),
+ * the i-th mapping gfn @gfn0 + i leaves and pfn @pfn0 + as much, each walked
+ * from the root of the radix tree (levels BENCH_NAIVE_LEVELS down to
+ * @level + 1, installing missing tables as above) and installed with
+ * compare-and-exchange at @level. Returns the leaves installed.
+ */
+static inline uint64_t bench_naive_populate_at(uint64_t *root, uint64_t gfn0, uint64_t n,
+					       uint64_t pfn0, int leaf_level)
+{
+	unsigned lshift = 9 * (unsigned)(leaf_level - 1);
+	uint64_t installed = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t gfn = gfn0 + (i << lshift), *t = root, old = 0;
+
+		for (int level = BENCH_NAIVE_LEVELS; level > leaf_level; level--) {
+			uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
+			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+
+			if (!v) {
+				uint64_t *nt = bench_naive_table();
+				uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
+
+				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
+								__ATOMIC_ACQUIRE))
+					v = nv;
+				else
+					free(nt);
+			}
+			t = bench_naive_next(v);
+		}
+		installed += __atomic_compare_exchange_n(
+			&t[(gfn >> lshift) & (BENCH_NAIVE_ENTRIES - 1)], &old,
+			((pfn0 + (i << lshift)) << 12) | BENCH_NAIVE_PRESENT | 0x80, false,
+			__ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
+	return installed;
+}
+
+/* Free a tree whose leaves are at @leaf_level (0x80: a huge leaf's size bit). */
+static inline void bench_naive_free_at(uint64_t *t, int level, int leaf_level)
+{
+	if (level > leaf_level)
+		for (unsigned i = 0; i < BENCH_NAIVE_ENTRIES; i++)
+			if (t[i])
+				bench_naive_free_at(bench_naive_next(t[i]), level - 1, leaf_level);
+	free(t);
+}
+
 /* Time the naive walk over @pages gfns from @gfn0 (pfns from @pfn0) in
  * chunks of @chunk pages into a fresh tree (@c's chunks), and free it. */
 static inline void bench_naive_walk(struct bench_chunks *c, uint64_t pages, uint64_t chunk,

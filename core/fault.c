@@ -10,6 +10,10 @@
 #include "s2mmu/notifier.h"
 
 #define S2_ACC_VALID (S2_ACC_READ | S2_ACC_WRITE | S2_ACC_EXEC | S2_ACC_USER)
+/* In the fault cache's access key: its leaves are huge (never a valid access
+ * bit, so the 4 KiB fast path's access check misses such a cache). */
+#define S2_FC_HUGE (1u << 31)
+_Static_assert(!(S2_ACC_VALID & S2_FC_HUGE), "S2_FC_HUGE is an access bit");
 
 /*
  * The largest level whose aligned block around @gfn lies inside @slot, whose
@@ -135,10 +139,10 @@ static int s2_fault_slot(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_memory_slo
 }
 
 /*
- * After a full fault installed a 4 KiB leaf: keep what it learnt for the fast
- * path (struct s2_fault_cache) when the host promised its block (the range
- * kept is where the full path would do the same, see below). Runs with
- * mmu_lock still held, so zap_gen is the one the table pointer belongs to.
+ * After a full fault installed a leaf: keep what it learnt for the fast path
+ * (struct s2_fault_cache) when the host promised its block (the range kept
+ * is where the full path would do the same, see below). Runs with mmu_lock
+ * still held, so zap_gen is the one the table pointer belongs to.
  */
 static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot,
 				const struct s2_pfn_info *pi, const struct s2_fault *f,
@@ -147,14 +151,18 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	const struct kvm *kvm = vcpu->kvm;
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	struct s2_fault_cache *fc = &vcpu->fc;
-	uint64_t per_table = 1ull << c->bits_per_level;
-	int host_level = pi->host_level < 1 ? 1 : pi->host_level;
-	gfn_t tbl_gfn = f->gfn & ~(per_table - 1);
-	uint64_t hva, blk, off;
+	int level = f->installed_level, host_level = pi->host_level < 1 ? 1 : pi->host_level;
+	unsigned shift;
+	uint64_t span, leaf, hva, blk, off;
+	gfn_t tbl_gfn;
 
-	if (!pi->block_stable || f->installed_level != 1 || !f->ptep ||
-	    s2_level_shift(c, 1) != S2_GFN_SHIFT || (slot->flags & KVM_MEM_LOG_DIRTY_PAGES))
+	if (!pi->block_stable || level < 1 || !f->ptep || s2_level_shift(c, 1) != S2_GFN_SHIFT ||
+	    (slot->flags & KVM_MEM_LOG_DIRTY_PAGES))
 		return;
+	shift = s2_level_shift(c, level) - S2_GFN_SHIFT; /* gfns per leaf, log2 */
+	leaf = 1ull << shift;
+	span = leaf << c->bits_per_level; /* gfns the leaf table maps */
+	tbl_gfn = f->gfn & ~(span - 1);
 	if (host_level > (int)c->levels)
 		host_level = (int)c->levels;
 	hva = slot->userspace_addr + gfn_to_gpa(f->gfn - slot->base_gfn);
@@ -162,11 +170,14 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 	off = (hva & (blk - 1)) >> S2_GFN_SHIFT;
 	/*
 	 * The range is the host block, clipped to the slot and to the span of
-	 * the level-1 table. Inside one table span every gfn shares every
-	 * block of level 2 and up with f->gfn, so the full path would pick the
-	 * same level for each (slot bounds and congruence are per block) and,
-	 * as for f->gfn, end in this table with a 4 KiB leaf while the table
-	 * stays linked (zap_gen).
+	 * the leaf table, in whole leaves. Inside one table span every gfn
+	 * shares every block above the leaf's level with f->gfn, and every
+	 * leaf of the range lies in the slot and in the host block, whose pfns
+	 * follow its gfns (so hva and pfn congruence hold for each as for
+	 * f->gfn): the full path would pick the same level for each and, as
+	 * for f->gfn, end in this table while it stays linked (zap_gen).
+	 * (The full path picked this level, so the host block is at least a
+	 * leaf, and the slot holds f->gfn's whole leaf.)
 	 */
 	fc->lo = f->gfn - off;
 	fc->hi = fc->lo + (blk >> S2_GFN_SHIFT);
@@ -176,28 +187,33 @@ static void s2_fault_cache_fill(struct kvm_vcpu *vcpu, const struct kvm_memory_s
 		fc->hi = slot->base_gfn + slot->npages;
 	if (fc->lo < tbl_gfn)
 		fc->lo = tbl_gfn;
-	if (fc->hi - tbl_gfn > per_table)
-		fc->hi = tbl_gfn + per_table;
+	if (fc->hi - tbl_gfn > span)
+		fc->hi = tbl_gfn + span;
+	fc->lo = (fc->lo + leaf - 1) & ~(leaf - 1);
+	fc->hi &= ~(leaf - 1);
 	/* Not over gfns of other memory attributes: the fast path checks none. */
 	if (__atomic_load_n(&kvm->mem_attrs, __ATOMIC_ACQUIRE) &&
 	    !kvm_range_has_memory_attributes(
 		    (struct kvm *)kvm, fc->lo, fc->hi,
 		    kvm_get_memory_attributes((struct kvm *)kvm, f->gfn))) {
-		fc->lo = f->gfn;
-		fc->hi = f->gfn + 1;
+		fc->lo = f->gfn & ~(leaf - 1);
+		fc->hi = fc->lo + leaf;
 	}
 	fc->hpa_lo = gfn_to_gpa(pi->pfn - (f->gfn - fc->lo));
-	/* The leaf of page k is leaf_lo + k * step (the format contract's one
+	/* The leaf of leaf k is leaf_lo + k * step (the format contract's one
 	 * address field, checked at the far end); not cached otherwise. */
-	if (!kvm->ops->leaf_run(c, 1, fc->hpa_lo, 1ull << S2_GFN_SHIFT, (unsigned)(fc->hi - fc->lo),
-				f->prot, f->memtype, &fc->leaf_lo, &fc->step)) {
+	if (!kvm->ops->leaf_run(c, level, fc->hpa_lo, 1ull << s2_level_shift(c, level),
+				(unsigned)((fc->hi - fc->lo) >> shift), f->prot, f->memtype,
+				&fc->leaf_lo, &fc->step)) {
 		fc->hi = fc->lo;
 		return;
 	}
-	fc->access = f->access;
+	fc->access = f->access | (shift ? S2_FC_HUGE : 0);
+	fc->shift = shift;
+	fc->level = level;
 	fc->seq = seq;
 	fc->slot_gen = gen;
-	fc->tbl = f->ptep - (f->gfn & (per_table - 1));
+	fc->tbl = f->ptep - ((f->gfn - tbl_gfn) >> shift);
 	fc->tbl_gfn = tbl_gfn;
 	fc->tbl_gen = __atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED);
 }
@@ -333,46 +349,67 @@ release:
 
 /*
  * The fault fast path: a fault on a gfn that the vcpu's last full fault
- * already resolved (same host block, same access, a 4 KiB leaf) whose
- * level-1 table it still holds. Under the read side of mmu_lock, every
+ * already resolved (same host block, same access, a leaf of the same level)
+ * whose leaf table it still holds. Under the read side of mmu_lock, every
  * generation the cached parts depend on is re-checked (struct
- * s2_fault_cache); then the leaf goes in with one compare-and-exchange over
- * an empty entry, which rules 1 and 2 allow with nothing owed (as the full
- * path's set_fresh). Anything else (another table, a present or special
- * entry, a moved generation, write tracking) returns -EAGAIN and the full
- * path decides exactly as it would have without the cache. No format code:
- * the leaf is leaf_lo + k * step (s2_fault_cache_fill checked that).
+ * s2_fault_cache), the invalidation range over the whole leaf; then the leaf
+ * goes in with one compare-and-exchange over an empty entry, which rules 1
+ * and 2 allow with nothing owed (as the full path's set_fresh). Anything else
+ * (another table, a present or special entry, a moved generation, write
+ * tracking) returns -EAGAIN and the full path decides exactly as it would
+ * have without the cache. No format code: the leaf is leaf_lo + k * step
+ * (s2_fault_cache_fill checked that). Compiled twice: for 4 KiB leaves
+ * (@shift 0, @level 1, constants: the shifts vanish) and for huge ones,
+ * whose cache has S2_FC_HUGE in its access key (so the 4 KiB path, tried
+ * first, misses them on the check it makes anyway).
  */
-static S2_ALWAYS_INLINE int s2_fault_fast(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
+static S2_ALWAYS_INLINE int s2_fault_fast_at(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access,
+					     unsigned shift, int level)
 {
 	struct kvm *kvm = vcpu->kvm;
 	struct s2_fault_cache *fc = &vcpu->fc;
 	s2_pte_t old = 0, new;
+	uint64_t k;
+	gfn_t base;
 	int r = -EAGAIN;
 
 	/* [lo, hi) lies inside the cached table's span (the fill clips it). */
 	if (gfn - fc->lo >= fc->hi - fc->lo || access != fc->access)
 		return -EAGAIN;
-	new = fc->leaf_lo + (gfn - fc->lo) * fc->step;
+	k = (gfn - fc->lo) >> shift;
+	base = shift ? fc->lo + (k << shift) : gfn; /* the leaf's first gfn */
+	new = fc->leaf_lo + k * fc->step;
 	/* A writer holds or wants mmu_lock: the full path waits for it. No
 	 * call on this path, so the compiler keeps it free of spills. */
 	if (!s2_read_trylock_local(&kvm->mmu_lock, &vcpu->mmu_reading, kvm->light_read))
 		return -EAGAIN;
 	if (s2_unlikely(__atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED) != fc->tbl_gen ||
 			__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != fc->slot_gen ||
-			s2_invalidate_retry(kvm, fc->seq, gfn, gfn + 1) ||
+			s2_invalidate_retry(kvm, fc->seq, base, base + (1ull << shift)) ||
 			__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))) {
 		fc->hi = fc->lo; /* a generation moved: ask the host again */
 		goto out;
 	}
-	if (!__atomic_compare_exchange_n(&fc->tbl[gfn - fc->tbl_gfn], &old, new, false,
+	if (!__atomic_compare_exchange_n(&fc->tbl[(base - fc->tbl_gfn) >> shift], &old, new, false,
 					 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		goto out;
-	s2_stat_inc(&vcpu->stat.fast);
+	s2_stat_inc(&vcpu->stat.fast[level]);
 	r = RET_PF_FIXED;
 out:
 	s2_mmu_read_unlock_vcpu(vcpu);
 	return r;
+}
+
+/* After the 4 KiB fast path missed: the huge one, then the full fault. Out
+ * of line, so that the 4 KiB path keeps its registers. */
+static __attribute__((noinline)) int s2_fault_slow(struct kvm_vcpu *vcpu, gpa_t gpa,
+						   unsigned access)
+{
+	if ((vcpu->fc.access & S2_FC_HUGE) &&
+	    s2_fault_fast_at(vcpu, gpa_to_gfn(gpa), access | S2_FC_HUGE, vcpu->fc.shift,
+			     vcpu->fc.level) == RET_PF_FIXED)
+		return RET_PF_FIXED;
+	return s2_fault_full(vcpu, gpa, access);
 }
 
 static S2_ALWAYS_INLINE int kvm_tdp_page_fault_untraced(struct kvm_vcpu *vcpu, gpa_t gpa,
@@ -394,9 +431,9 @@ static S2_ALWAYS_INLINE int kvm_tdp_page_fault_untraced(struct kvm_vcpu *vcpu, g
 #endif
 	/* A gfn the last full fault resolved: the cache's checks include
 	 * the full path's (its access and range were validated then). */
-	if (s2_likely(s2_fault_fast(vcpu, gpa_to_gfn(gpa), access) == RET_PF_FIXED))
+	if (s2_likely(s2_fault_fast_at(vcpu, gpa_to_gfn(gpa), access, 0, 1) == RET_PF_FIXED))
 		return RET_PF_FIXED;
-	return s2_fault_full(vcpu, gpa, access);
+	return s2_fault_slow(vcpu, gpa, access);
 }
 
 int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, unsigned access)

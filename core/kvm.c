@@ -268,12 +268,17 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 
 		if (!v)
 			continue;
-		uint64_t fast = s2_ld(&v->stat.fast);
+		uint64_t fast = 0;
 
+		for (int l = 1; l <= S2_MAX_LEVELS; l++) {
+			uint64_t n = s2_ld(&v->stat.fast[l]);
+
+			leaves[l] += (int64_t)n;
+			fast += n;
+		}
 		out->faults += s2_ld(&v->stat.faults) + fast;
 		out->faults_fixed += s2_ld(&v->stat.fixed) + fast;
 		out->faults_fast += fast;
-		leaves[1] += (int64_t)fast;
 		out->faults_spurious += s2_ld(&v->stat.spurious);
 		out->faults_retry += s2_ld(&v->stat.retry);
 		out->exits_mmio += s2_ld(&v->stat.mmio);

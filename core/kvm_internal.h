@@ -128,8 +128,9 @@ struct s2_vcpu_stats {
 	uint64_t faults, fixed, spurious, retry, mmio, ro_write;
 	/* MMIO exits answered from an MMIO entry, entries installed */
 	uint64_t mmio_cached, mmio_installed;
-	uint64_t fast;			   /* fast-path faults: each also a fault, fixed, and a
-			  4 KiB leaf (kvm_get_stats adds them in) */
+	/* fast-path faults by the level of their leaf: each also a fault,
+	 * fixed, and a leaf (kvm_get_stats adds them in) */
+	uint64_t fast[S2_MAX_LEVELS + 1];
 	int64_t leaves[S2_MAX_LEVELS + 1]; /* leaves this vcpu installed, net */
 };
 
@@ -145,19 +146,22 @@ struct s2_vcpu_stats {
  * block begins or ends), the memslot memslots_gen, the table pointer
  * zap_gen (bumped by every zap and every unlink of a table, so a zap also
  * makes the next fault ask the host again, as KVM's zap-to-recompute
- * memtype and permissions expects). Only for 4 KiB leaves
- * and only in slots without dirty logging; lo == hi when empty, and
- * [lo, hi) never leaves the span of the cached table.
+ * memtype and permissions expects). For leaves of the level the full fault
+ * installed (4 KiB, 2 MiB or 1 GiB: the table cached is the one that holds
+ * them), only in slots without dirty logging; lo == hi when empty, [lo, hi)
+ * is made of whole leaves and never leaves the span of the cached table.
  */
 struct s2_fault_cache {
 	gfn_t lo, hi;	  /* gfns the host answer covers, inside the slot */
 	hpa_t hpa_lo;	  /* backing of gfn lo */
 	unsigned access;  /* the S2_ACC_* the answer was taken for */
-	s2_pte_t leaf_lo; /* the 4 KiB leaf for gfn lo, */
-	s2_pte_t step;	  /* and what one page more adds to it */
+	s2_pte_t leaf_lo; /* the leaf for gfn lo, */
+	s2_pte_t step;	  /* and what one leaf more adds to it */
+	unsigned shift;	  /* log2 of the gfns one leaf maps (0: 4 KiB) */
+	int level;	  /* the leaves' level */
 	uint64_t seq;	  /* mmu_invalidate_seq before the host was asked */
 	uint64_t slot_gen;
-	s2_pte_t *tbl; /* the level-1 table that maps tbl_gfn, or NULL */
+	s2_pte_t *tbl; /* the table of the leaves that maps tbl_gfn, or NULL */
 	gfn_t tbl_gfn; /* first gfn that table maps */
 	uint64_t tbl_gen;
 };

@@ -709,6 +709,89 @@ static void test_no_fast_path_without_fwb(void **state)
 	assert_int_equal(t_stats(T.kvm).faults_fast, a64 ? 0 : 63);
 }
 
+/*
+ * 17. Huge leaves: @n leaves at @level in one slot, the host mapping
+ * @host_level blocks (block_stable), one read fault per leaf at a different
+ * offset inside each: each leaf at its level and hpa, the host asked once
+ * for the leaf table (the fast path serves the rest), the leaves counted at
+ * their level.
+ * Catches: a fill that refuses huge leaves (lookups); the leaf index or the
+ * leaf taken per page rather than per leaf (hpa, level, or the index past
+ * the table: ASan); fast-path leaves counted at level 1 (cur_leaves).
+ */
+static void huge_sequential(int level, int host_level, uint64_t n)
+{
+	uint64_t lp = 1ull << (9 * (level - 1));
+
+	vm((unsigned)level);
+	T.h.host_level = host_level;
+	t_slot(&T, 0, G0, n * lp, HVA_BASE, 0);
+	for (uint64_t i = 0; i < n; i++)
+		FIXED(G0 + i * lp + (i * 37) % lp, R);
+	for (uint64_t i = 0; i < n; i++) {
+		gfn_t g = G0 + i * lp + (i * 11) % lp;
+
+		t_assert_maps(T.kvm, g << 12, HPA(g), level, RWX);
+	}
+	assert_int_equal(T.h.pfn_lookups, 1);
+	struct kvm_mmu_stats s = t_stats(T.kvm);
+	assert_int_equal(s.faults, n);
+	assert_int_equal(s.faults_fast, n - 1);
+	assert_int_equal(s.cur_leaves[level], n);
+	for (int l = 1; l <= 4; l++)
+		if (l != level)
+			assert_int_equal(s.cur_leaves[l], 0);
+	t_vm_fini(&T);
+}
+
+static void test_huge_sequential(void **state)
+{
+	(void)state;
+	huge_sequential(2, 3, 64); /* 2 MiB leaves, 1 GiB host pages */
+	huge_sequential(3, 4, 6);  /* 1 GiB leaves, 512 GiB host blocks */
+}
+
+/*
+ * 18. An invalidation of one page inside a 2 MiB leaf the fast path would
+ * install: a fault at another gfn of that leaf retries while it runs (the
+ * leaf would map the page being invalidated); after it ends the fault asks
+ * the host again (the cache was filled while the invalidation ran, by a
+ * fault on the leaf before). A slot whose end is not 2 MiB aligned: its tail is mapped
+ * with 4 KiB leaves by the full path, never with a cached huge leaf.
+ * Catches: the fast path checking the invalidation range over the faulting
+ * gfn only (s2_invalidate_retry(..., base, base + 1)); a fill that does not
+ * round hi down to whole leaves (the tail's leaf would cover gfns past the
+ * slot).
+ */
+static void test_huge_invalidation_and_tail(void **state)
+{
+	const gfn_t B = G0 + 0x200; /* the second 2 MiB leaf */
+	hva_t s = HPA(B + 0x100), e = s + 4096;
+
+	(void)state;
+	vm(2);
+	t_slot(&T, 0, G0, 0x700, HVA_BASE, 0);
+	/* The cache is filled while the invalidation runs (its seq then
+	 * moves only at the end): only the range says B is off limits. */
+	assert_int_equal(kvm_mmu_notifier_invalidate_range_start(T.kvm, s, e, true), 0);
+	FIXED(G0 + 3, R);
+	t_assert_maps(T.kvm, (G0 + 3) << 12, HPA(G0 + 3), 2, RWX);
+	assert_int_equal(fault(B + 5, R), RET_PF_RETRY);
+	unmapped(B + 5);
+	assert_int_equal(kvm_mmu_notifier_invalidate_range_end(T.kvm, s, e, true), 0);
+	FIXED(B + 5, R);
+	t_assert_maps(T.kvm, (B + 0x100) << 12, HPA(B + 0x100), 2, RWX);
+	assert_int_equal(T.h.pfn_lookups, 3); /* the retry asked too */
+	fast_fault(G0 + 0x5ff, R);	      /* refilled: [G0, G0 + 0x600) */
+	t_assert_maps(T.kvm, (G0 + 0x400) << 12, HPA(G0 + 0x400), 2, RWX);
+	FIXED(G0 + 0x6ff, R); /* the tail: 4 KiB */
+	t_assert_maps(T.kvm, (G0 + 0x6ff) << 12, HPA(G0 + 0x6ff), 1, RWX);
+	assert_int_equal(T.h.pfn_lookups, 4);
+	fast_fault(G0 + 0x600, R);
+	t_assert_maps(T.kvm, (G0 + 0x600) << 12, HPA(G0 + 0x600), 1, RWX);
+	unmapped(G0 + 0x700);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -728,6 +811,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_fill_checks_block_ends, teardown),
 		cmocka_unit_test_teardown(test_without_membarrier, teardown),
 		cmocka_unit_test_teardown(test_no_fast_path_without_fwb, teardown),
+		cmocka_unit_test_teardown(test_huge_sequential, teardown),
+		cmocka_unit_test_teardown(test_huge_invalidation_and_tail, teardown),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {
