@@ -231,12 +231,11 @@ static S2_ALWAYS_INLINE bool S2_FN(hw_quiet)(const struct s2_fmt_cfg *c, s2_pte_
  * the entry and a plain store does (as KVM writes non-volatile sptes).
  * Returns 1 if the leaf changed, 0, or -EIO.
  */
-static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot_memo *m,
-						 s2_pte_t *ptep, s2_pte_t old, gfn_t gfn, int level,
-						 bool hw, bool hw_writes)
+static S2_ALWAYS_INLINE long S2_FN(protect_leaf_c)(struct kvm *kvm, const struct s2_fmt_cfg *c,
+						   struct s2_prot_memo *m, s2_pte_t *ptep,
+						   s2_pte_t old, gfn_t gfn, int level, bool hw,
+						   bool hw_writes)
 {
-	const struct s2_fmt_cfg *c = &kvm->cfg;
-
 	for (;;) {
 		s2_pte_t new = S2_FN(protected_memo)(c, m, old, level, hw);
 
@@ -262,6 +261,55 @@ static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot
 		if (!S2_FN(is_leaf_at)(c, old, level))
 			return 0;
 	}
+}
+
+static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot_memo *m,
+						 s2_pte_t *ptep, s2_pte_t old, gfn_t gfn, int level,
+						 bool hw, bool hw_writes)
+{
+	return S2_FN(protect_leaf_c)(kvm, &kvm->cfg, m, ptep, old, gfn, level, hw, hw_writes);
+}
+
+/*
+ * protect_leaf() over the level-1 entries [ptep, last), the first mapping
+ * @gfn, in one local loop: the format's descriptor and the memo in
+ * registers (the stores cannot change local copies), no call per entry.
+ * Entries that are not present are skipped; with @reaped, it is set when a
+ * leaf is or may become writable without the host (enable_visit()'s
+ * count; access-tracked entries too). Returns the leaves changed, or -EIO.
+ */
+static __attribute__((noinline)) long S2_FN(protect_run)(struct kvm *kvm, struct s2_prot_memo *mp,
+							 s2_pte_t *ptep, s2_pte_t *last, gfn_t gfn,
+							 bool hw, bool hw_writes, long *reaped)
+{
+	const struct s2_fmt_cfg cfg = kvm->cfg, *c = &cfg;
+	const unsigned gshift = c->page_shift - S2_GFN_SHIFT;
+	struct s2_prot_memo m = *mp;
+	long changed = 0, re = reaped ? *reaped : 1;
+
+	for (; ptep < last; ptep++, gfn += 1ull << gshift) {
+		s2_pte_t old = __atomic_load_n(ptep, __ATOMIC_RELAXED);
+		long r;
+
+		if (!fmt_is_present(c, old, 1)) {
+			if (!re && fmt_is_access_tracked(c, old, 1) &&
+			    fmt_is_mmu_writable(c, fmt_restore_access_tracked(c, old, 1), 1))
+				re = 1;
+			continue;
+		}
+		if (!re && (fmt_is_mmu_writable(c, old, 1) || fmt_is_writable(c, old, 1)))
+			re = 1;
+		r = S2_FN(protect_leaf_c)(kvm, c, &m, ptep, old, gfn, 1, hw, hw_writes);
+		if (s2_unlikely(r < 0)) {
+			changed = r;
+			break;
+		}
+		changed += r;
+	}
+	*mp = m;
+	if (reaped)
+		*reaped = re;
+	return changed;
 }
 
 /* ---- a slot starts logging ---- */
@@ -298,6 +346,17 @@ static S2_ALWAYS_INLINE long S2_FN(enable_visit)(struct kvm *kvm, struct s2_rang
 	}
 	r = S2_FN(protect_leaf)(kvm, &a->memo, v->ptep, v->old, gpa_to_gfn(v->addr), v->level,
 				a->hw, a->memo.hw_writes);
+	return r < 0 ? r : 0;
+}
+
+/* enable_visit() for a leaf table's run at once (protect_run()). */
+static S2_ALWAYS_INLINE long S2_FN(enable_run)(struct kvm *kvm, struct s2_range_op *op,
+					       s2_pte_t *ptep, s2_pte_t *last, gpa_t span)
+{
+	struct s2_enable_arg *a = op->arg;
+	long r = S2_FN(protect_run)(kvm, &a->memo, ptep, last, gpa_to_gfn(span), a->hw,
+				    a->memo.hw_writes, &a->reaped);
+
 	return r < 0 ? r : 0;
 }
 
@@ -414,17 +473,11 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 			s2_pte_t *t = &cur->tbl[base - cur->start];
 
 			if (m == ~0ull) { /* dense: in order, no bit scan */
-				for (unsigned i = 0; i < 64; i++) {
-					s2_pte_t old = S2_FN(pte_load)(&t[i]);
-
-					if (!fmt_is_present(c, old, 1))
-						continue;
-					r = S2_FN(protect_leaf)(kvm, &cur->memo, &t[i], old,
-								base + i, 1, hw, hw_writes);
-					if (r < 0)
-						return r;
-					changed += r;
-				}
+				r = S2_FN(protect_run)(kvm, &cur->memo, t, t + 64, base, hw,
+						       hw_writes, NULL);
+				if (r < 0)
+					return r;
+				changed += r;
 				continue;
 			}
 			do {
@@ -628,8 +681,8 @@ static long S2_FN(dirty_range)(struct kvm *kvm, struct s2_range_op *op, gpa_t s,
 
 		if (a->memo.hw_writes < 0)
 			a->memo.hw_writes = S2_FN(hw_writes_leaves)(&kvm->cfg);
-		r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
-				S2_FN(enable_visit));
+		r = S2_FN(walk_run)(kvm, op, s, e, S2_VISIT_LEAF | S2_VISIT_TRACKED,
+				    S2_FN(enable_visit), S2_FN(enable_run));
 		/* The pre-log state is reaped: one flush for the call. */
 		if (r >= 0 && a->reaped)
 			s2_acc_need_flush(op->acc, op->start, op->end);

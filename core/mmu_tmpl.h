@@ -297,10 +297,12 @@ static S2_ALWAYS_INLINE bool S2_FN(hw_quiet)(const struct s2_fmt_cfg *c, s2_pte_
  * writes non-volatile sptes (docs/rules.md "Aging" says why that is safe).
  * Returns the leaves zapped.
  */
-static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc,
-					       s2_pte_t *t, gfn_t gfn)
+static __attribute__((noinline)) uint64_t
+S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc, s2_pte_t *t, gfn_t gfn)
 {
-	const struct s2_fmt_cfg *c = &kvm->cfg;
+	/* A local copy: the stores below cannot change it, so what the
+	 * format's tests read stays in registers. */
+	const struct s2_fmt_cfg cfg = kvm->cfg, *c = &cfg;
 	const unsigned n = 1u << c->bits_per_level;
 	const s2_pte_t np = fmt_nonpresent(c);
 	const unsigned ra = S2_PROT_R | S2_PROT_ACCESSED, rwa = ra | S2_PROT_W;
@@ -310,6 +312,9 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 		fmt_make_leaf(c, 1, 0, rwa, S2_MT_WB) ^ fmt_make_leaf(c, 1, 0, ra, S2_MT_WB);
 	const s2_pte_t qd = fmt_make_leaf(c, 1, 0, rwa | S2_PROT_DIRTY, S2_MT_WB) ^
 			    fmt_make_leaf(c, 1, 0, rwa, S2_MT_WB);
+	/* Sticky, and set only by a slot that starts logging: once per table
+	 * is as good as once per leaf (dirty_lost() reads it per change). */
+	const bool scan = __atomic_load_n(&kvm->dirty.hw_scan, __ATOMIC_RELAXED) && !acc->reaped;
 	uint64_t zapped = 0;
 
 	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
@@ -334,7 +339,8 @@ static inline uint64_t S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change
 		} else {
 			e = __atomic_exchange_n(&t[i], np, __ATOMIC_ACQ_REL);
 		}
-		S2_FN(record_if_dirty_lost)
+		if (s2_unlikely(scan))
+			S2_FN(record_if_dirty_lost)
 		(kvm, acc, gfn + ((gfn_t)i << (c->page_shift - S2_GFN_SHIFT)), e, np, 1);
 		zapped++;
 	}
@@ -416,14 +422,26 @@ struct s2_visit {
 typedef long (*s2_visitor_fn)(struct kvm *kvm, struct s2_range_op *op, struct s2_visit *v);
 
 /*
+ * A run visitor takes a leaf table's part of the range at once: the entries
+ * [ptep, last), the first mapping from @span, in one local loop with what
+ * it needs in registers, instead of one visitor call per entry. It sees
+ * every entry (present or not) and returns as a visitor does. The walker
+ * calls it only when op->budget is 0 (no lock breaking by leaf count: the
+ * caller bounds each hold by the gfns it asks for).
+ */
+typedef long (*s2_run_fn)(struct kvm *kvm, struct s2_range_op *op, s2_pte_t *ptep, s2_pte_t *last,
+			  gpa_t span);
+
+/*
  * Depth-first over every entry whose span overlaps [start, end) (byte
  * addresses). The iteration keeps one table pointer per level: step down
  * into a table, step sideways to the next entry, step up when an index wraps
  * or the range ends, calling TABLE_POST on the way up. Always inlined with a
  * constant visitor, so each operation compiles to its own loop.
  */
-static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op, gpa_t start,
-					 gpa_t end, unsigned what, s2_visitor_fn fn)
+static S2_ALWAYS_INLINE long S2_FN(walk_run)(struct kvm *kvm, struct s2_range_op *op, gpa_t start,
+					     gpa_t end, unsigned what, s2_visitor_fn fn,
+					     s2_run_fn run)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
 	const int top = c->levels;
@@ -458,6 +476,13 @@ static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op
 				ptep +
 				(((end < tend ? end : tend) - span + (1ull << shift) - 1) >> shift);
 
+			if (run && !op->budget) {
+				r = run(kvm, op, ptep, last, span);
+				if (r)
+					return r;
+				addr = span + ((gpa_t)(last - ptep) << shift);
+				goto step_up;
+			}
 			for (; ptep < last; ptep++, span += 1ull << shift) {
 				old = S2_FN(pte_load)(ptep);
 				/* Lock breaking: at most op->budget leaves per
@@ -561,6 +586,13 @@ step_up:
 		if (addr >= end)
 			return 0;
 	}
+}
+
+/* The walk with a visitor per entry. */
+static S2_ALWAYS_INLINE long S2_FN(walk)(struct kvm *kvm, struct s2_range_op *op, gpa_t start,
+					 gpa_t end, unsigned what, s2_visitor_fn fn)
+{
+	return S2_FN(walk_run)(kvm, op, start, end, what, fn, NULL);
 }
 
 /* ---- zap ---- */
@@ -811,6 +843,21 @@ static S2_ALWAYS_INLINE bool S2_FN(age_quiet)(const struct s2_age_masks *m, s2_p
  * writable and clean an atomic AND, which keeps a Dirty flag hardware sets
  * meanwhile (docs/rules.md "Aging").
  */
+/* Debug builds: the masks agree with the format's decoders for @old. */
+static inline bool S2_FN(age_masks_wrong)(struct kvm *kvm, const struct s2_age_masks *m,
+					  s2_pte_t old, int level, gpa_t addr)
+{
+	const s2_pte_t a = m->a[level];
+
+	if (!(!(old & a) != !fmt_is_young(&kvm->cfg, old, level) ||
+	      ((old & a) && (old & ~a) != fmt_mkold(&kvm->cfg, old, level)) ||
+	      ((old & a) && m->hw_ad &&
+	       S2_FN(age_quiet)(m, old, level) != S2_FN(hw_quiet)(&kvm->cfg, old, level))))
+		return false;
+	kvm_bug(kvm, "Accessed, Dirty or W is not the bits aging derived, gfn", gpa_to_gfn(addr));
+	return true;
+}
+
 static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_op *op,
 					      struct s2_visit *v)
 {
@@ -819,15 +866,8 @@ static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_o
 	s2_pte_t old = v->old;
 
 	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
-	    s2_unlikely(!(old & a) != !fmt_is_young(&kvm->cfg, old, v->level) ||
-			((old & a) && (old & ~a) != fmt_mkold(&kvm->cfg, old, v->level)) ||
-			((old & a) && m->hw_ad &&
-			 S2_FN(age_quiet)(m, old, v->level) !=
-				 S2_FN(hw_quiet)(&kvm->cfg, old, v->level)))) {
-		kvm_bug(kvm, "Accessed, Dirty or W is not the bits aging derived, gfn",
-			gpa_to_gfn(v->addr));
+	    s2_unlikely(S2_FN(age_masks_wrong)(kvm, m, old, v->level, v->addr)))
 		return -EIO;
-	}
 	if (!(old & a))
 		return 0;
 	op->result++;
@@ -847,6 +887,48 @@ static S2_ALWAYS_INLINE long S2_FN(age_visit)(struct kvm *kvm, struct s2_range_o
 					    __ATOMIC_RELAXED))
 		if (!S2_FN(is_leaf_at)(&kvm->cfg, old, v->level) || !(old & a))
 			return 0;
+	return 0;
+}
+
+/*
+ * age_visit() under the write side (m->plain, S2_RANGE_AGE) for a leaf
+ * table's run of entries at once: the masks and the count in registers, no
+ * call and no visit per entry. The same stores: plain where hardware has
+ * nothing left to write (age_quiet()), an atomic AND for a young writable
+ * clean leaf of a VM with hardware A/D. No lock breaking inside: aging
+ * under the write side bounds each hold by gfns (kvm_age_gfn()).
+ */
+static __attribute__((noinline)) long S2_FN(age_run)(struct kvm *kvm, struct s2_range_op *op,
+						     s2_pte_t *ptep, s2_pte_t *last, gpa_t span)
+{
+	/* A local copy: the stores below cannot change it, so what the
+	 * format's present test reads stays in registers. */
+	const struct s2_fmt_cfg cfg = kvm->cfg, *c = &cfg;
+	const struct s2_age_masks *m = op->arg;
+	const s2_pte_t a = m->a[1];
+	/* A young leaf needs the atomic AND when (old & dw) == wc: writable
+	 * and clean, hardware A/D on (else dw = 0, wc = 1: never). */
+	const bool hw_d = m->hw_ad && m->d[1];
+	const s2_pte_t dw = hw_d ? m->d[1] | m->w[1] : 0, wc = hw_d ? m->w[1] : 1;
+	s2_pte_t *const first = ptep;
+	long young = 0;
+
+	for (; ptep < last; ptep++) {
+		s2_pte_t old = __atomic_load_n(ptep, __ATOMIC_RELAXED);
+
+		if (S2_ENABLED(CONFIG_S2_DEBUG) && fmt_is_present(c, old, 1) &&
+		    s2_unlikely(S2_FN(age_masks_wrong)(
+			    kvm, m, old, 1, span + ((gpa_t)(ptep - first) << c->page_shift))))
+			return -EIO;
+		if (!(old & a) || !fmt_is_present(c, old, 1))
+			continue;
+		young++;
+		if (s2_unlikely((old & dw) == wc))
+			__atomic_fetch_and(ptep, ~a, __ATOMIC_RELAXED);
+		else
+			__atomic_store_n(ptep, old & ~a, __ATOMIC_RELAXED);
+	}
+	op->result += young;
 	return 0;
 }
 
@@ -875,6 +957,28 @@ static S2_ALWAYS_INLINE long S2_FN(age_track_visit)(struct kvm *kvm, struct s2_r
 					    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		if (!S2_FN(is_leaf_at)(c, old, v->level))
 			return 0;
+	return 0;
+}
+
+/* age_track_visit() under the write side for a leaf table's run at once
+ * (as age_run()). */
+static __attribute__((noinline)) long S2_FN(age_track_run)(struct kvm *kvm, struct s2_range_op *op,
+							   s2_pte_t *ptep, s2_pte_t *last,
+							   gpa_t span)
+{
+	const struct s2_fmt_cfg cfg = kvm->cfg, *c = &cfg;
+	long young = 0;
+
+	(void)span;
+	for (; ptep < last; ptep++) {
+		s2_pte_t old = __atomic_load_n(ptep, __ATOMIC_RELAXED);
+
+		if (!fmt_is_present(c, old, 1))
+			continue;
+		young++;
+		__atomic_store_n(ptep, fmt_mk_access_tracked(c, old, 1), __ATOMIC_RELAXED);
+	}
+	op->result += young;
 	return 0;
 }
 
@@ -975,8 +1079,14 @@ static long S2_FN(range_pass)(struct kvm *kvm, struct s2_range_op *op, gpa_t s, 
 			m.w[l] = with_w ^ fmt_make_leaf(c, l, 0, rw & ~S2_PROT_W, S2_MT_WB);
 		}
 		op->arg = &m;
-		if (any)
+		if (any && m.plain)
+			r = S2_FN(walk_run)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit),
+					    S2_FN(age_run));
+		else if (any)
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_visit));
+		else if (op->kind == S2_RANGE_AGE && fmt_can_access_track(c) && m.plain)
+			r = S2_FN(walk_run)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_track_visit),
+					    S2_FN(age_track_run));
 		else if (op->kind == S2_RANGE_AGE && fmt_can_access_track(c))
 			r = S2_FN(walk)(kvm, op, s, e, S2_VISIT_LEAF, S2_FN(age_track_visit));
 		else
