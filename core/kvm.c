@@ -199,7 +199,11 @@ int kvm_create_vm(const struct kvm_vm_params *p, struct kvm **out)
 			     /* replay: 1 on, 0 off (the default is off today) */
 			     S2_TA_DEC("mmio_cache", p->mmio_cache == S2_MMIO_CACHE_ON),
 			     S2_TA_DEC("mmio_gen_bits", p->mmio_gen_bits),
-			     S2_TA_DEC("host_pa_bits", p->host_pa_bits), S2_TA_DEC("vcpus", 0));
+			     S2_TA_DEC("host_pa_bits", p->host_pa_bits),
+			     /* the env's single-CPU RCU refuses a second vcpu */
+			     S2_TA_DEC("single_cpu",
+				       p->env && p->env->ops && p->env->ops->rcu_single_cpu),
+			     S2_TA_DEC("vcpus", 0));
 	return r;
 }
 

@@ -835,6 +835,18 @@ static int report(void)
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 #undef CHECK
 
+#ifdef TRACE_ROUNDTRIP
+	/*
+	 * trace.sh (the library built with CONFIG_S2_TRACE has printed every
+	 * call as an "s2mmu[4]: " line): the tables stay as they are until
+	 * QEMU's pmemsave of the pool, then trace.sh quits QEMU.
+	 */
+	kprintf("hyp: trace end: verdict %d, pool 0x%lx size 0x%lx, root 0x%lx\n", code,
+		(unsigned long)H_POOL, (unsigned long)H_POOL_SIZE,
+		(unsigned long)kvm_mmu_root_hpa(kvm));
+	for (;;)
+		__asm__ volatile("wfi");
+#endif
 	kvm_destroy_vm(kvm);
 	kprintf("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
 		(unsigned long)pool.in_use, (unsigned long)pool.high_water);

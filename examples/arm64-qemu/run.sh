@@ -89,4 +89,10 @@ if [ "$mode" = break ]; then
 	echo "arm64-qemu: the zap check did not fail (exit code 2) without TLBI on every CPU"
 	exit 1
 fi
-[ "$fail" -eq 0 ]
+[ "$fail" -eq 0 ] && exit 0
+# A failed run: boot it again with the call trace on and the tables kept
+# (trace.sh, -cpu cortex-a57), so that the stage-2 tables can be looked at
+# with s2mmu dump and the calls that led there replayed (docs/examples.md).
+echo "arm64-qemu: FAILED; booting the trace build to save its tables (trace.sh)"
+EXAMPLE_O=$out bash "$here/trace.sh" || true
+exit 1

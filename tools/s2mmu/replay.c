@@ -66,7 +66,7 @@ static const char replay_help[] =
 	"\n"
 	"Trace lines (docs/tools.md has the whole format):\n"
 	"  vm fmt=F [gpa_bits=N] [flags=ad,...] [granule=N] [max_leaf=N] [vcpus=N] [vmid=N]\n"
-	"     [mmio_cache=0|1] [mmio_gen_bits=N] [host_pa_bits=N] [max_vcpus=N]\n"
+	"     [mmio_cache=0|1] [mmio_gen_bits=N] [host_pa_bits=N] [max_vcpus=N] [single_cpu=0|1]\n"
 	"  host [level=N] [readonly=0|1] [block_reuse=0|1] [hva=A end=B]\n"
 	"  host_block hva=A end=B [pfn_off=N] [readonly=0|1] [level=N]\n"
 	"  memslot id=N gfn=G npages=N hva=H [flags=log,ro]   memslot_delete id=N\n"
@@ -458,6 +458,8 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 				    S2_MMIO_CACHE_OFF;
 	r->p.mmio_gen_bits = (unsigned)num(l, "mmio_gen_bits", 0, false, pe);
 	r->p.host_pa_bits = (unsigned)num(l, "host_pa_bits", 0, false, pe);
+	/* An env with single-CPU RCU (env.h rcu_single_cpu), as the traced one. */
+	r->ops.rcu_single_cpu = num(l, "single_cpu", 0, false, pe) != 0;
 	vcpus = num(l, "vcpus", 1, false, pe);
 	max_vcpus = num(l, "max_vcpus", vcpus, false, pe);
 	/* max_vcpus=0 is the library's default (64), as kvm_vm_params says. */
