@@ -1049,6 +1049,16 @@ static bool s2_slot_logs_now(struct kvm *kvm, unsigned id, gfn_t *start, gfn_t *
 
 #define S2_ENABLE_PASSES 8
 
+/* After a yield of the start's walk: the slot still logs over the range
+ * the pass looked up (else the pass stops and looks it up again). */
+static bool s2_dirty_start_recheck(struct kvm *kvm, struct s2_range_op *op)
+{
+	const struct s2_enable_arg *a = op->arg;
+	gfn_t start, end;
+
+	return s2_slot_logs_now(kvm, a->id, &start, &end) && start == a->start && end == a->end;
+}
+
 /*
  * Start logging slot @s, published with its bitmap (faults record from
  * then on): eagerly split its huge leaves (CONFIG_S2_EAGER_SPLIT), then
@@ -1061,10 +1071,14 @@ static bool s2_slot_logs_now(struct kvm *kvm, unsigned id, gfn_t *start, gfn_t *
  * so each pass looks the slot up again under mmu_lock and works on the slot
  * as it is then: one that no longer logs is left alone (whoever stopped or
  * deleted it collapses or zaps it), one that moved is protected where it is.
- * Updates that come after the look-up wait for mmu_lock to zap, collapse
- * or protect, and a fault that resolved the slot before its publication
- * retries on the generation, so every leaf of the slot is protected, or
- * was made writable by a fault that recorded its page, when this returns.
+ * The walk yields mmu_lock every yield_batch leaves (docs/rules.md,
+ * "Yielding"); after each yield it checks that the slot still logs over the
+ * same range, else the pass stops and looks the slot up again. Updates that
+ * come after the look-up wait for mmu_lock to zap, collapse or protect, a
+ * fault behind the cursor records the page it makes writable (the slot
+ * logs), and a fault that resolved the slot before its publication retries
+ * on the generation, so every leaf of the slot is protected, or was made
+ * writable by a fault that recorded its page, when this returns.
  */
 static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
 {
@@ -1081,7 +1095,12 @@ static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
 			.split = { .pages = &ps },
 		};
 		struct s2_change_acc acc;
-		struct s2_range_op op = { .kind = S2_RANGE_DIRTY_ENABLE, .acc = &acc, .arg = &a };
+		struct s2_range_op op = { .kind = S2_RANGE_DIRTY_ENABLE,
+					  .acc = &acc,
+					  .arg = &a,
+					  .hold = S2_HOLD_WRITE,
+					  .may_block = true,
+					  .recheck = s2_dirty_start_recheck };
 		bool logs;
 
 		if (a.split_on && s2_pages_topup(kvm, &ps, s2_split_count(kvm, start, end)))
@@ -1095,12 +1114,20 @@ static void s2_dirty_start(struct kvm *kvm, const struct kvm_memory_slot *s)
 			a.hw = kvm_dirty_log_hw(kvm);
 			a.split.clear_prot = a.hw ? S2_PROT_DIRTY : S2_PROT_W;
 			acc.reaped = true; /* dirty state from before logging */
-			op.start = start;
-			op.end = end;
+			op.start = a.start = start;
+			op.end = a.end = end;
+			a.id = s->id;
 			(void)s2_range(kvm, &op);
 		}
 		s2_mmu_write_unlock(kvm, &acc);
 		s2_dstat_add(&kvm->dirty.stat.split_leaves, (uint64_t)a.split.split);
+		/* The slot changed while the walk yielded (moved, stopped
+		 * logging, deleted): look it up again; this pass does not
+		 * count, so the last one still only protects. */
+		if (op.stale) {
+			pass--;
+			continue;
+		}
 		if (!logs || !a.split.short_of_pages)
 			break;
 	}
@@ -1132,13 +1159,26 @@ static bool s2_slot_unchanged(struct kvm *kvm, const struct kvm_memory_slot *s, 
 	return same;
 }
 
+/* After a yield of the collapse: the slot is as it was validated, no
+ * invalidation touched its blocks since, and the write-tracked set is
+ * read again (one added meanwhile must not be collapsed over). */
+static bool s2_collapse_recheck(struct kvm *kvm, struct s2_range_op *op)
+{
+	struct s2_collapse_arg *a = op->arg;
+
+	a->wt = kvm->dirty.write_track;
+	return s2_slot_unchanged(kvm, a->slot, a->gen) &&
+	       !s2_invalidate_retry(kvm, a->seq, a->blk0, a->blk0 + (a->nblk << a->blk_shift));
+}
+
 /*
  * Stop logging slot @s, published at memslots generation @gen: collapse its
  * tables back into the largest leaves the backing allows, in place. What the
  * backing allows is asked of the host once per level-2 block with no lock
  * held (gfn_to_pfn may sleep); a memslot update of the slot or an
  * invalidation since then cancels the collapse (the leaves stay as they
- * are, which is correct, only smaller).
+ * are, which is correct, only smaller), also when it comes while the walk
+ * yields mmu_lock (checked again after every yield, s2_collapse_recheck).
  */
 static void s2_dirty_collapse(struct kvm *kvm, const struct kvm_memory_slot *s, uint64_t gen)
 {
@@ -1190,10 +1230,18 @@ static void s2_dirty_collapse(struct kvm *kvm, const struct kvm_memory_slot *s, 
 				      .blk0 = first,
 				      .nblk = nblk,
 				      .blk_shift = shift,
-				      .blk = blk };
-	op = (struct s2_range_op){
-		.kind = S2_RANGE_COLLAPSE, .start = first, .end = last, .acc = &acc, .arg = &a
-	};
+				      .blk = blk,
+				      .slot = s,
+				      .gen = gen,
+				      .seq = seq };
+	op = (struct s2_range_op){ .kind = S2_RANGE_COLLAPSE,
+				   .start = first,
+				   .end = last,
+				   .acc = &acc,
+				   .arg = &a,
+				   .hold = S2_HOLD_WRITE,
+				   .may_block = true,
+				   .recheck = s2_collapse_recheck };
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(kvm);
 	a.wt = kvm->dirty.write_track;

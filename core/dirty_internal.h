@@ -110,6 +110,8 @@ struct s2_enable_arg {
 	bool hw;     /* clear dirty state instead of W */
 	long reaped; /* out: leaves possibly writable in a TLB */
 	struct s2_prot_memo memo;
+	unsigned id;	  /* the slot, and its range when the walk began */
+	gfn_t start, end; /* (checked again after a yield) */
 };
 
 /*
@@ -166,6 +168,10 @@ struct s2_collapse_arg {
 	const struct s2_collapse_blk *blk;
 	const struct s2_write_track *wt;
 	long collapsed;
+	/* What the collapse was validated against (checked again after a
+	 * yield): the slot as published at gen, the invalidation seq. */
+	const struct kvm_memory_slot *slot;
+	uint64_t gen, seq;
 };
 
 /* ---- hooks the rest of core/ calls (core/dirty.c) ---- */

@@ -339,6 +339,17 @@ static S2_ALWAYS_INLINE long S2_FN(enable_visit)(struct kvm *kvm, struct s2_rang
 		a->reaped = 1;
 	if (v->level > 1 && a->split_on) {
 		long before = a->split.split;
+		uint64_t n = 1ull << c->bits_per_level;
+
+		/* The split writes a table of leaves: they count against the
+		 * hold's budget (the walker counted this leaf already). */
+		if (op->budget) {
+			if (op->visited > 1 && op->visited - 1 + n > op->budget) {
+				op->resume = v->addr;
+				return S2_WALK_YIELD;
+			}
+			op->visited += n - 1;
+		}
 
 		r = S2_FN(split_one)(kvm, op, v, &a->split);
 		if (r || a->split.split != before)
@@ -624,6 +635,16 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	b = &a->blk[idx];
 	if (b->max_level < level || s2_wt_any(a->wt, gfn, gfn + pages))
 		return 0;
+	/* A table collapsed counts its leaves against the hold's budget
+	 * (docs/rules.md, "Yielding"; one that is not is walked into, and its
+	 * leaves count there). Only a level-2 table (visited before its
+	 * children) yields here, resuming at itself; a larger one is visited
+	 * after its children, which a resumed walk would count again, so it
+	 * goes on and the next leaf or level-2 table yields. */
+	if (op->budget && level == 2 && op->visited && op->visited + n > op->budget) {
+		op->resume = v->addr;
+		return S2_WALK_YIELD;
+	}
 	t = S2_FN(table_va)(kvm, old, level);
 	e0 = __atomic_load_n(&t[0], __ATOMIC_RELAXED);
 	if (!S2_FN(is_leaf_at)(c, e0, cl))
@@ -668,6 +689,8 @@ static long S2_FN(collapse_visit)(struct kvm *kvm, struct s2_range_op *op, struc
 	op->acc->table_pages -= (int64_t)(s2_table_bytes(c) >> 12);
 	op->acc->leaves[cl] -= (int64_t)n;
 	a->collapsed++;
+	if (op->budget)
+		op->visited += n;
 	return 0;
 }
 

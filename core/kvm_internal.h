@@ -186,8 +186,9 @@ struct s2_root {
 			   (handed to the teardown when it is invalidated) */
 	uint8_t role;	/* s2_role_idx(): kind and space */
 	uint8_t levels;
-	uint32_t teardown; /* invalidated, not yet emptied (claimed by the
-			      thread that tears it down) */
+	uint32_t teardown; /* the token of the fast zap that invalidated it
+			      and owns its teardown (0: none), with
+			      S2_TD_EMPTIED once emptied (core/roots.c) */
 };
 
 static inline unsigned s2_role_idx(struct kvm_root_role r)
@@ -237,6 +238,8 @@ struct kvm {
 	struct s2_root *cur[S2_ROLES];
 	struct s2_spinlock roots_lock; /* two makers of one role's root */
 	unsigned yield_batch;	       /* CONFIG_S2_YIELD_BATCH; tests lower it */
+	uint64_t fast_zap_min;	       /* S2_FAST_ZAP_MIN_LEAVES; tests lower it */
+	uint32_t fast_zap_token;       /* last fast zap's token (write side) */
 	uint8_t max_leaf_level;	       /* cfg clamped by Kconfig and params */
 	bool tlb_complete;	       /* a hardware flush reaches every CPU: ranged
 				   flushes raise no requests (flush/flush.c) */
@@ -252,6 +255,8 @@ struct kvm {
 	uint64_t mmio_gen_mask;	       /* generation bits an MMIO entry keeps */
 	uint64_t mmio_wraps;	       /* wraps of memslots_gen & mmio_gen_mask */
 	uint64_t zap_gen;	       /* bumped by zaps and table unlinks */
+	gfn_t slot_zap_start;	       /* the range a memslot update zaps while */
+	gfn_t slot_zap_end;	       /* it may yield (write side; empty: none) */
 
 	/* Invalidation protocol (notifier/): faults retry against these. */
 	uint64_t mmu_invalidate_seq;
@@ -503,6 +508,11 @@ struct s2_range_op {
 	 * and resumes at the gfn it stopped at. */
 	enum s2_hold hold;
 	bool may_block;
+	/* After a yield, before the walk resumes: whether what the caller
+	 * checked when it took the lock still holds (NULL: nothing to
+	 * check). When it says no, the walk stops and sets stale. */
+	bool (*recheck)(struct kvm *kvm, struct s2_range_op *op);
+	bool stale;
 	/* Set by the range driver: the root walked now (a caller may preset
 	 * it to walk that root only, as the teardown does), leaves visited
 	 * in this hold, the budget, and where to resume after a yield. */
@@ -692,6 +702,39 @@ long s2_zap_yielding(struct kvm *kvm, gfn_t start, gfn_t end, bool may_block);
  * kvm_mmu_zap_all), or -errno (core/roots.c). */
 long s2_zap_all_fast(struct kvm *kvm);
 
+/*
+ * The fast zap in its parts, for callers that run other steps between them
+ * (a memslot removal, core/memslot.c): prepare allocates the fresh roots'
+ * pages (no lock held; -ENOMEM); locked (write side held) invalidates every
+ * valid root, publishes the fresh ones and waits for the vcpus' reloads,
+ * or changes nothing (-ENOTSUP: a vcpu would not reload; -ENOMEM: no free
+ * root slot); teardown empties the roots it invalidated; finish drops
+ * their last references and frees unused pages (no spinlock held). finish
+ * is always called after prepare succeeded.
+ */
+struct s2_fast_zap {
+	struct s2_page pg[S2_ROLES];
+	uint32_t token; /* marks the roots it invalidated (0: none) */
+};
+int s2_fast_zap_prepare(struct kvm *kvm, struct s2_fast_zap *fz);
+int s2_fast_zap_locked(struct kvm *kvm, struct s2_fast_zap *fz);
+long s2_fast_zap_teardown(struct kvm *kvm, struct s2_fast_zap *fz, struct s2_change_acc *keep);
+void s2_fast_zap_finish(struct kvm *kvm, struct s2_fast_zap *fz);
+
+/*
+ * A memslot removal (delete, move, read-only) zaps in place up to this many
+ * leaves of its range; past it, and when the range holds at least 7/8 of
+ * the VM's leaves, it takes the fast zap instead (docs/rules.md, "The fast
+ * zap and when each zap is chosen").
+ */
+#define S2_FAST_ZAP_MIN_LEAVES (1ull << 16)
+
+/* Zap [start, end) of every valid root, mmu_lock held for write, yielding
+ * it every yield_batch leaves (a memslot removal, slots_lock held: nothing
+ * unlinked is freed before the caller's unlock). */
+long s2_zap_range_yielding_locked(struct kvm *kvm, gfn_t start, gfn_t end,
+				  struct s2_change_acc *acc);
+
 /* Zap [start, end) with mmu_lock held for write; flush owed goes to @acc. */
 long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_change_acc *acc);
 
@@ -713,6 +756,14 @@ int s2_memslot_snapshot(const struct kvm *kvm, gfn_t gfn, struct kvm_memory_slot
  */
 void s2_notifier_slot_adding(struct kvm *kvm, const struct kvm_memory_slot *slot,
 			     struct s2_change_acc *acc);
+/*
+ * notifier/: a memslot update zaps [start, end) (a slot leaving or becoming
+ * read-only), possibly yielding mmu_lock: the range is an invalidation in
+ * progress from _removing until _removed, which runs in the hold that
+ * publishes the new set (mmu_lock held for write for both).
+ */
+void s2_notifier_slot_removing(struct kvm *kvm, gfn_t start, gfn_t end);
+void s2_notifier_slot_removed(struct kvm *kvm);
 /* notifier/: free what it keeps per VM (kvm_destroy_vm). */
 void s2_notifier_destroy(struct kvm *kvm);
 

@@ -169,6 +169,15 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 				return -ENOENT;
 			continue;
 		}
+		/* A memslot update is zapping the range and may yield before
+		 * it publishes the new set (this call's own invalidation does
+		 * not stop itself): wait for it, then check the slot again. */
+		if (s2_unlikely(gpa_to_gfn(gpa) < kvm->slot_zap_end &&
+				gpa_to_gfn(end) > kvm->slot_zap_start)) {
+			s2_mmu_read_unlock_vcpu(vcpu);
+			s2_relax(kvm->env);
+			continue;
+		}
 		/* Each leaf only while the cache holds the tables it may link. */
 		while (gpa < end && batch < budget) {
 			struct s2_fault f = { .gfn = gpa_to_gfn(gpa),

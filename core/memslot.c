@@ -2,15 +2,18 @@
 /*
  * Memslots. The set is an immutable array sorted by base_gfn, replaced as a
  * whole under slots_lock and published for RCU readers, so a fault looks a
- * gfn up in O(log n) without a lock. An update that removes mappings bumps
- * memslots_gen before it zaps: a fault that resolved its slot from the old
- * set sees the new generation under mmu_lock and retries, and one that got
- * the lock earlier installed before the zap, which removes it.
+ * gfn up in O(log n) without a lock. An update that removes mappings makes
+ * the range an invalidation in progress, zaps it (yielding mmu_lock as it
+ * goes, or by the fast zap when the range holds most of the VM's leaves),
+ * then ends the invalidation, publishes and bumps memslots_gen in one hold:
+ * a fault that resolved its slot from the old set retries on the range or
+ * on the generation, and one that got the lock before the zap installed
+ * before it, which removes it.
  *
  * slots_lock is a spinlock, so it is held only for what never sleeps:
  * checking an update against the current set, filling and publishing the
  * new one, and zapping what the update unmaps (so the update is one step
- * for every other update). The environment hooks that may sleep run with no
+ * for every other update; a yield drops only mmu_lock). The environment hooks that may sleep run with no
  * lock held: the new array and a bitmap are allocated before (the check is
  * redone under the lock that publishes), and the zap's tables, dirty
  * logging's split or collapse, the grace period and the frees come after.
@@ -179,6 +182,11 @@ struct s2_slot_update {
 	struct s2_change_acc acc; /* the zap's unlinked tables */
 	uint64_t gen;		  /* memslots_gen of the new set */
 	int dirty_change;	  /* S2_DIRTY_START / S2_DIRTY_STOP / 0 */
+	/* The zap: by the fast zap (its pages allocated before slots_lock)
+	 * or in place, and the leaves it removed. */
+	bool fast;
+	struct s2_fast_zap fz;
+	long zapped;
 };
 
 typedef int (*s2_slot_plan_fn)(struct kvm *kvm, const struct s2_memslots *cur,
@@ -292,39 +300,54 @@ static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *o
 }
 
 /*
- * Publish @ms in place of the current set (slots_lock held); when the update
- * zaps, zap prev's range with a flush and bump the generation in the same
- * hold of mmu_lock, so no later update can place a slot over mappings of the
- * old one and no fault installs from the old one after. Nothing here
- * sleeps: the replaced set and the zap's tables wait in @u.
+ * Publish @ms in place of the current set (slots_lock held). When the update
+ * zaps (a slot leaves, moves or becomes read-only), prev's range becomes an
+ * invalidation in progress first, so the zap may yield mmu_lock: a fault
+ * that resolved the slot from the set still published retries instead of
+ * mapping it again behind the zap's cursor. The zap runs while the old set
+ * is still the published one, so the dirty pages of leaves it removes are
+ * found in the slot's bitmap at their old gfns (a move keeps the bitmap);
+ * the invalidation ends and the new set is published in one hold, after
+ * the zap. With u->fast the zap is the fast zap: every root is invalidated
+ * in O(1) and the old ones are emptied under the shared side (the vcpus
+ * fault on the fresh roots meanwhile), still before the publication.
+ * Nothing here sleeps: the replaced set and the zap's tables wait in @u.
  */
 static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct s2_slot_update *u)
 {
 	bool adds = u->add && (u->drop_id < 0 || u->upd.base_gfn != u->prev.base_gfn);
 	/* The generation wraps in MMIO entries' bits: they go first. */
 	bool wrap = s2_mmio_gen_wraps(kvm);
+	gfn_t zs = u->prev.base_gfn, ze = u->prev.base_gfn + u->prev.npages;
 
+	if (adds || u->zap || wrap)
+		s2_mmu_write_lock(kvm);
+	if (u->zap) {
+		s2_notifier_slot_removing(kvm, zs, ze);
+		kvm->slot_zap_start = zs; /* for kvm_mmu_map_range() */
+		kvm->slot_zap_end = ze;
+		if (u->fast && !s2_fast_zap_locked(kvm, &u->fz)) {
+			s2_mmu_write_unlock_keep_tables(kvm, &u->acc);
+			u->zapped = s2_fast_zap_teardown(kvm, &u->fz, &u->acc);
+			s2_mmu_write_lock(kvm);
+		}
+		/* In place; after a fast zap this finds what faults mapped
+		 * in the fresh roots meanwhile, none of it in the range. */
+		u->zapped += s2_zap_range_yielding_locked(kvm, zs, ze, &u->acc);
+		/* A TD's private mappings of the slot go too (docs/tdx.md). */
+		(void)s2_tdx_zap_private(kvm, zs, ze);
+		s2_notifier_slot_removed(kvm);
+		kvm->slot_zap_start = kvm->slot_zap_end = 0;
+	}
+	if (wrap)
+		s2_mmio_gen_bump_locked(kvm, kvm->memslots_gen + 1);
 	/*
 	 * New gfns join an invalidation in progress before the slot can be
 	 * found: invalidate_range_start reads the slots under the write side
 	 * too, so it either sees the new set or has raised in_progress by now.
 	 */
-	if (adds || u->zap || wrap)
-		s2_mmu_write_lock(kvm);
-	if (wrap)
-		s2_mmio_gen_bump_locked(kvm, kvm->memslots_gen + 1);
 	if (adds)
 		s2_notifier_slot_adding(kvm, &u->upd, &u->acc);
-	/* The zap runs while the old set is still the published one, so the
-	 * dirty pages of leaves it removes are found in the slot's bitmap at
-	 * their old gfns (a move keeps the bitmap). No fault can come between
-	 * the zap and the publication: both are under the write side. */
-	if (u->zap) {
-		(void)s2_zap_range_locked(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages,
-					  &u->acc);
-		/* A TD's private mappings of the slot go too (docs/tdx.md). */
-		(void)s2_tdx_zap_private(kvm, u->prev.base_gfn, u->prev.base_gfn + u->prev.npages);
-	}
 	u->old = kvm->memslots;
 	__atomic_store_n(&kvm->memslots, ms, __ATOMIC_RELEASE);
 	u->gen = __atomic_add_fetch(&kvm->memslots_gen, 1, __ATOMIC_SEQ_CST);
@@ -448,6 +471,69 @@ int kvm_set_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot)
 	return r;
 }
 
+static int s2_count_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
+{
+	(void)gfn;
+	(void)m;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/*
+ * Whether the zap of @s's range (a slot about to leave, move or become
+ * read-only) should be the fast zap: when the range holds at least 7/8 of
+ * the leaves of a root, and that is at least kvm->fast_zap_min leaves
+ * (docs/rules.md, "The fast zap and when each zap is chosen"). The VM's
+ * leaves come from the statistics (over its valid roots); the range's are
+ * counted in the current root of space 0 under the shared side of
+ * mmu_lock, a chunk per hold, and only while 7/8 can still be reached. A
+ * guess made before slots_lock: either choice is correct. With no lock
+ * held; prepares @fz when it says yes.
+ */
+static bool s2_zap_choose_fast(struct kvm *kvm, const struct kvm_memory_slot *s,
+			       struct s2_fast_zap *fz)
+{
+	uint64_t total = 0, need, n = 0, chunk = 64ull * (kvm->yield_batch ? kvm->yield_batch : 1);
+	gfn_t end = s->base_gfn + s->npages;
+	struct kvm_mmu_stats st;
+	unsigned roots = s2_roots_valid(kvm);
+
+	if (kvm->gfn_direct_bits || kvm_get_stats(kvm, &st))
+		return false;
+	for (int l = 1; l <= S2_MAX_LEVELS; l++)
+		total += (uint64_t)st.cur_leaves[l];
+	total /= roots ? roots : 1;
+	need = total - total / 8;
+	if (!need || need < kvm->fast_zap_min || s->npages < need)
+		return false;
+	for (gfn_t g = s->base_gfn; g < end && n < need; g += chunk) {
+		if (n + (end - g) < need ||
+		    kvm_mmu_for_each_leaf(kvm, g, end - g > chunk ? g + chunk : end, s2_count_leaf,
+					  &n))
+			return false;
+	}
+	return n >= need && !s2_fast_zap_prepare(kvm, fz);
+}
+
+/* Before an update of slot @id that zaps when @zaps(slot) says so: choose
+ * how (s2_zap_choose_fast). */
+static void s2_zap_plan_fast(struct kvm *kvm, struct s2_slot_update *u, unsigned id,
+			     bool (*zaps)(const struct kvm_memory_slot *s, const void *arg),
+			     const void *arg)
+{
+	struct kvm_memory_slot s;
+
+	if (!kvm_id_to_memslot(kvm, id, &s) && zaps(&s, arg))
+		u->fast = s2_zap_choose_fast(kvm, &s, &u->fz);
+}
+
+static bool s2_delete_zaps(const struct kvm_memory_slot *s, const void *arg)
+{
+	(void)s;
+	(void)arg;
+	return true;
+}
+
 /* kvm_delete_memslot's plan: drop slot u->prev.id and zap what it mapped. */
 static int s2_plan_delete(struct kvm *kvm, const struct s2_memslots *cur, struct s2_slot_update *u)
 {
@@ -468,12 +554,17 @@ static int s2_plan_delete(struct kvm *kvm, const struct s2_memslots *cur, struct
 static S2_ALWAYS_INLINE int kvm_delete_memslot_untraced(struct kvm *kvm, unsigned id)
 {
 	struct s2_slot_update u = { .prev.id = id };
+	int r;
 
 	if (!kvm)
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	return s2_memslots_update(kvm, s2_plan_delete, &u);
+	s2_zap_plan_fast(kvm, &u, id, s2_delete_zaps, NULL);
+	r = s2_memslots_update(kvm, s2_plan_delete, &u);
+	if (u.fast)
+		s2_fast_zap_finish(kvm, &u.fz);
+	return r;
 }
 
 int kvm_delete_memslot(struct kvm *kvm, unsigned id)
@@ -530,6 +621,16 @@ static int s2_plan_replace(struct kvm *kvm, const struct s2_memslots *cur, struc
 	return 0;
 }
 
+/* Whether the replace @arg (a struct s2_replace) zaps slot @s, as
+ * s2_plan_replace decides it. */
+static bool s2_replace_zaps(const struct kvm_memory_slot *s, const void *arg)
+{
+	const struct s2_replace *rp = arg;
+
+	return (rp->set_base && rp->base != s->base_gfn) ||
+	       (rp->set_flags && (rp->flags & KVM_MEM_READONLY) && !(s->flags & KVM_MEM_READONLY));
+}
+
 static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set_base,
 			      unsigned flags, bool set_flags)
 {
@@ -537,11 +638,17 @@ static int s2_memslot_replace(struct kvm *kvm, unsigned id, gfn_t base, bool set
 		.id = id, .base = base, .set_base = set_base, .flags = flags, .set_flags = set_flags
 	};
 
+	int r;
+
 	if (!kvm)
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	return s2_memslots_update(kvm, s2_plan_replace, &rp.u);
+	s2_zap_plan_fast(kvm, &rp.u, id, s2_replace_zaps, &rp);
+	r = s2_memslots_update(kvm, s2_plan_replace, &rp.u);
+	if (rp.u.fast)
+		s2_fast_zap_finish(kvm, &rp.u.fz);
+	return r;
 }
 
 static S2_ALWAYS_INLINE int kvm_move_memslot_untraced(struct kvm *kvm, unsigned id,

@@ -145,6 +145,19 @@ long s2_zap_range_locked(struct kvm *kvm, gfn_t start, gfn_t end, struct s2_chan
 	return s2_range(kvm, &op);
 }
 
+long s2_zap_range_yielding_locked(struct kvm *kvm, gfn_t start, gfn_t end,
+				  struct s2_change_acc *acc)
+{
+	struct s2_range_op op = { .kind = S2_RANGE_ZAP,
+				  .start = start,
+				  .end = end,
+				  .acc = acc,
+				  .hold = S2_HOLD_WRITE,
+				  .may_block = true };
+
+	return s2_range(kvm, &op);
+}
+
 static S2_ALWAYS_INLINE long kvm_zap_gfn_range_untraced(struct kvm *kvm, gfn_t gfn_start,
 							gfn_t gfn_end)
 {

@@ -1174,6 +1174,12 @@ static long S2_FN(range_root)(struct kvm *kvm, struct s2_range_op *op)
 			r = 0;
 			break;
 		}
+		/* What the caller validated may have changed meanwhile. */
+		if (op->recheck && !op->recheck(kvm, op)) {
+			op->stale = true;
+			r = 0;
+			break;
+		}
 	}
 	if (op->budget)
 		s2_hold_stat(kvm, hold);
@@ -1208,8 +1214,9 @@ static long S2_FN(range)(struct kvm *kvm, struct s2_range_op *op)
 				continue;
 			op->root = &kvm->roots[i];
 			r = S2_FN(range_root)(kvm, op);
-			if (r)
-				break; /* an error, or TEST_AGE found a young leaf */
+			if (r || op->stale)
+				break; /* an error, TEST_AGE found a young leaf, or
+					  the caller's check failed after a yield */
 		}
 		op->root = NULL;
 	}

@@ -201,6 +201,7 @@ int s2_roots_init(struct kvm *kvm)
 		return -ENOMEM;
 	}
 	kvm->yield_batch = CONFIG_S2_YIELD_BATCH;
+	kvm->fast_zap_min = S2_FAST_ZAP_MIN_LEAVES;
 	kvm->roots_hi = 1;
 	kvm->roots[0].state = S2_ROOT_CLAIMED;
 	s2_slot_publish(kvm, &kvm->roots[0], &pg, 0, 1);
@@ -357,46 +358,89 @@ hpa_t kvm_mmu_root_hpa(const struct kvm *kvm)
 	return kvm ? s2_root0(kvm)->pa : 0;
 }
 
-/* Empty every root marked for teardown, then drop the reference it held.
- * Returns the leaves it removed. */
-static long s2_roots_teardown(struct kvm *kvm)
+/* A root's teardown field: the token of the fast zap that invalidated it,
+ * with S2_TD_EMPTIED once its teardown emptied it (its reference still to
+ * drop, s2_fast_zap_finish). */
+#define S2_TD_EMPTIED 0x80000000u
+
+/*
+ * Empty every root @fz invalidated (no lock held on entry), under the
+ * shared side of mmu_lock, yielding every batch. With @keep, the unlinked
+ * tables are left in it for the caller to free (it may hold a spinlock),
+ * else freed here. The roots keep the teardown's reference until
+ * s2_fast_zap_finish(). Returns the leaves removed.
+ */
+long s2_fast_zap_teardown(struct kvm *kvm, struct s2_fast_zap *fz, struct s2_change_acc *keep)
 {
 	long leaves = 0;
 
 	for (unsigned i = 0; i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE); i++) {
 		struct s2_root *r = &kvm->roots[i];
-		struct s2_change_acc acc;
+		struct s2_change_acc own, *acc = keep ? keep : &own;
 
-		if (!__atomic_exchange_n(&r->teardown, 0, __ATOMIC_ACQ_REL))
+		if (!fz->token || __atomic_load_n(&r->teardown, __ATOMIC_ACQUIRE) != fz->token)
 			continue;
 		struct s2_range_op op = {
 			.kind = S2_RANGE_TEARDOWN,
 			.start = 0,
 			.end = 1ull << (kvm->cfg.gpa_bits - S2_GFN_SHIFT),
-			.acc = &acc,
+			.acc = acc,
 			.root = r,
 			.hold = S2_HOLD_READ,
 			.may_block = true,
 		};
 
-		s2_acc_init(&acc);
+		if (!keep)
+			s2_acc_init(&own);
 		s2_mmu_read_lock(kvm);
 		(void)s2_range(kvm, &op);
-		s2_mmu_read_unlock(kvm, &acc);
-		s2_root_put(kvm, r);
+		s2_acc_settle(kvm, acc);
+		s2_mmu_read_unlock_plain(kvm);
+		if (!keep)
+			s2_acc_free_tables(kvm, &own);
+		__atomic_store_n(&r->teardown, fz->token | S2_TD_EMPTIED, __ATOMIC_RELEASE);
 		leaves += op.result;
 	}
 	return leaves;
 }
 
+/* Drop the references the teardown held (roots @fz emptied) and free the
+ * fresh pages @fz did not use. No spinlock may be held: a root's last
+ * reference queues its page for a grace period. */
+void s2_fast_zap_finish(struct kvm *kvm, struct s2_fast_zap *fz)
+{
+	for (unsigned i = 0; fz->token && i < __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE);
+	     i++) {
+		struct s2_root *r = &kvm->roots[i];
+
+		if (__atomic_load_n(&r->teardown, __ATOMIC_ACQUIRE) != (fz->token | S2_TD_EMPTIED))
+			continue;
+		__atomic_store_n(&r->teardown, 0, __ATOMIC_RELAXED);
+		s2_root_put(kvm, r);
+	}
+	for (unsigned role = 0; role < S2_ROLES; role++)
+		if (fz->pg[role].va)
+			s2_root_page_free(kvm, &fz->pg[role]);
+	*fz = (struct s2_fast_zap){ 0 };
+}
+
+/* A token no other fast zap in flight uses (write side held). */
+static uint32_t s2_fast_zap_token(struct kvm *kvm)
+{
+	uint32_t t = (kvm->fast_zap_token + 1) & ~S2_TD_EMPTIED;
+
+	kvm->fast_zap_token = t ? t : 1;
+	return kvm->fast_zap_token;
+}
+
 /* Under the write side: @r stops being valid; the VM's reference (it was
- * current) passes to the teardown. */
-static void s2_root_invalidate(struct kvm *kvm, struct s2_root *r)
+ * current) passes to the teardown of the fast zap @token. */
+static void s2_root_invalidate(struct kvm *kvm, struct s2_root *r, uint32_t token)
 {
 	if (kvm->cur[r->role] == r)
 		__atomic_store_n(&kvm->cur[r->role], NULL, __ATOMIC_RELEASE);
 	__atomic_store_n(&r->state, S2_ROOT_INVALID, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->teardown, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->teardown, token, __ATOMIC_RELEASE);
 }
 
 static bool s2_vcpu_on_invalid(const struct kvm_vcpu *v)
@@ -411,30 +455,27 @@ static bool s2_vcpu_keeps_invalid(const struct kvm_vcpu *v)
 	return p && !s2_root_valid(p) && !s2_vcpu_on_invalid(v);
 }
 
-/* The fast zap; returns the leaves its teardown removed, or -errno. */
-long s2_zap_all_fast(struct kvm *kvm)
+int s2_fast_zap_prepare(struct kvm *kvm, struct s2_fast_zap *fz)
 {
-	struct s2_page pg[S2_ROLES] = { 0 };
-	struct s2_root *slot[S2_ROLES] = { 0 };
-	struct s2_change_acc acc;
-	long r = 0;
-
-	if (!kvm)
-		return -EINVAL;
-	if (s2_kvm_dead(kvm))
-		return -EIO;
-	/* The fresh roots' pages, before the lock. A role made meanwhile
-	 * gets no fresh root (a vcpu's load makes it). */
+	*fz = (struct s2_fast_zap){ 0 };
+	/* A role made after this gets no fresh root (a vcpu's load makes
+	 * it). */
 	for (unsigned role = 0; role < S2_ROLES; role++) {
 		if (!__atomic_load_n(&kvm->cur[role], __ATOMIC_ACQUIRE))
 			continue;
-		if (s2_root_page_alloc(kvm, &pg[role])) {
-			r = -ENOMEM;
-			goto out_free;
+		if (s2_root_page_alloc(kvm, &fz->pg[role])) {
+			s2_fast_zap_finish(kvm, fz);
+			return -ENOMEM;
 		}
 	}
-	s2_acc_init(&acc);
-	s2_mmu_write_lock(kvm);
+	return 0;
+}
+
+int s2_fast_zap_locked(struct kvm *kvm, struct s2_fast_zap *fz)
+{
+	struct s2_root *slot[S2_ROLES] = { 0 };
+	int r = 0;
+
 	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
@@ -444,10 +485,10 @@ long s2_zap_all_fast(struct kvm *kvm)
 		 * fault (s2_vcpu_follow). */
 		if (v && !__atomic_load_n(&v->loads_root, __ATOMIC_RELAXED) &&
 		    __atomic_load_n(&v->guest_state, __ATOMIC_ACQUIRE))
-			r = -ENOTSUP;
+			return -ENOTSUP;
 	}
 	for (unsigned role = 0; role < S2_ROLES && !r; role++) {
-		if (pg[role].va && kvm->cur[role] && !(slot[role] = s2_slot_claim(kvm)))
+		if (fz->pg[role].va && kvm->cur[role] && !(slot[role] = s2_slot_claim(kvm)))
 			r = -ENOMEM;
 	}
 	if (r) {
@@ -455,19 +496,19 @@ long s2_zap_all_fast(struct kvm *kvm)
 			if (slot[role])
 				__atomic_store_n(&slot[role]->state, S2_ROOT_FREE,
 						 __ATOMIC_RELEASE);
-		s2_mmu_write_unlock(kvm, &acc);
-		goto out_free;
+		return r;
 	}
+	fz->token = s2_fast_zap_token(kvm);
 	/* O(1) per root: nothing of the tables is touched here. */
 	for (unsigned i = 0; i < kvm->roots_hi; i++)
 		if (s2_root_valid(&kvm->roots[i]))
-			s2_root_invalidate(kvm, &kvm->roots[i]);
+			s2_root_invalidate(kvm, &kvm->roots[i], fz->token);
 	for (unsigned role = 0; role < S2_ROLES; role++) {
 		if (!slot[role])
 			continue;
-		s2_slot_publish(kvm, slot[role], &pg[role], role, 1);
+		s2_slot_publish(kvm, slot[role], &fz->pg[role], role, 1);
 		__atomic_store_n(&kvm->cur[role], slot[role], __ATOMIC_RELEASE);
-		pg[role].va = NULL;
+		fz->pg[role].va = NULL;
 	}
 	s2_zap_gen_bump(kvm);
 	/*
@@ -478,12 +519,31 @@ long s2_zap_all_fast(struct kvm *kvm)
 	s2_request_vcpus(kvm, KVM_REQ_MMU_RELOAD, s2_vcpu_on_invalid);
 	s2_request_vcpus(kvm, KVM_REQ_FREE_OBSOLETE_ROOTS, s2_vcpu_keeps_invalid);
 	__atomic_fetch_add(&kvm->stat_fast_zaps, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* The fast zap; returns the leaves its teardown removed, or -errno. */
+long s2_zap_all_fast(struct kvm *kvm)
+{
+	struct s2_fast_zap fz;
+	struct s2_change_acc acc;
+	long r;
+
+	if (!kvm)
+		return -EINVAL;
+	if (s2_kvm_dead(kvm))
+		return -EIO;
+	/* The fresh roots' pages, before the lock. */
+	r = s2_fast_zap_prepare(kvm, &fz);
+	if (r)
+		return r;
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	r = s2_fast_zap_locked(kvm, &fz);
 	s2_mmu_write_unlock(kvm, &acc);
-	r = s2_roots_teardown(kvm);
-out_free:
-	for (unsigned role = 0; role < S2_ROLES; role++)
-		if (pg[role].va)
-			s2_root_page_free(kvm, &pg[role]);
+	if (!r)
+		r = s2_fast_zap_teardown(kvm, &fz, NULL);
+	s2_fast_zap_finish(kvm, &fz);
 	return r;
 }
 
@@ -504,15 +564,18 @@ int kvm_mmu_zap_all_fast(struct kvm *kvm)
 
 void s2_roots_destroy(struct kvm *kvm)
 {
+	struct s2_fast_zap fz = { 0 };
 	struct s2_change_acc acc;
 
 	s2_acc_init(&acc);
 	s2_mmu_write_lock(kvm);
+	fz.token = s2_fast_zap_token(kvm);
 	for (unsigned i = 0; i < kvm->roots_hi; i++)
 		if (s2_root_valid(&kvm->roots[i]))
-			s2_root_invalidate(kvm, &kvm->roots[i]);
+			s2_root_invalidate(kvm, &kvm->roots[i], fz.token);
 	s2_mmu_write_unlock(kvm, &acc);
-	(void)s2_roots_teardown(kvm);
+	(void)s2_fast_zap_teardown(kvm, &fz, NULL);
+	s2_fast_zap_finish(kvm, &fz);
 	for (unsigned i = 0; i < kvm->max_vcpus; i++)
 		if (kvm->vcpus[i])
 			s2_vcpu_root_fini(kvm->vcpus[i]);

@@ -134,7 +134,8 @@ struct kvm_mmu_stats {
 	uint64_t cur_roots;			/* roots allocated (valid or not yet freed) */
 	uint64_t cur_roots_valid;		/* of those, valid */
 	uint64_t roots_freed;			/* roots whose pages went back */
-	uint64_t fast_zaps;			/* kvm_mmu_zap_all_fast calls that ran */
+	uint64_t fast_zaps;			/* fast zaps that ran (kvm_mmu_zap_all_fast,
+				   kvm_mmu_zap_all, memslot removals) */
 	uint64_t yields;			/* mmu_lock dropped inside a long walk */
 	uint64_t max_hold_leaves;		/* most leaves one hold of mmu_lock visited
 				   in a walk that may yield (<= the batch) */

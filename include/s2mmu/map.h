@@ -41,7 +41,10 @@ struct kvm_vcpu;
  * change and the VM is bugged: map only what the memslot's pfn resolution
  * agrees with, or give every permission faults will ask for.) Host-MM
  * invalidations that run meanwhile zap what they find; @hpa is the
- * caller's word and is not checked against them.
+ * caller's word and is not checked against them. A batch that meets a
+ * memslot update zapping the range (it may yield mmu_lock before it
+ * publishes the new set) waits for the update, then checks the memslot
+ * again.
  *
  * Returns 0, or -EINVAL (NULL, unaligned or empty range, gpa or hpa past the
  * widths, bad prot or memtype, W on a read-only memslot), -ENOENT (the range

@@ -500,6 +500,213 @@ static void test_teardown_yields(void **state)
 	assert_int_equal(s.cur_leaves[1], 0);
 }
 
+/* Leaves of [gfn, gfn + n) in the current root of space 0. */
+static uint64_t leaves_in(struct kvm *kvm, gfn_t gfn, uint64_t n)
+{
+	struct leaf_sum sum = { 0 };
+
+	assert_int_equal(kvm_mmu_for_each_leaf(kvm, gfn, gfn + n, sum_leaf, &sum), 0);
+	return sum.n;
+}
+
+/* Fault every page of [gfn, gfn + n) (reads, or writes with @write). */
+static void fault_all(struct kvm_vcpu *v, gfn_t gfn, uint64_t n, bool write)
+{
+	for (gfn_t g = gfn; g < gfn + n; g++) {
+		int r = kvm_tdp_page_fault(v, g << 12, write ? S2_ACC_WRITE : S2_ACC_READ);
+
+		assert_true(r == RET_PF_FIXED || r == RET_PF_SPURIOUS);
+	}
+}
+
+/*
+ * A memslot removal zaps in place when its range holds few of the VM's
+ * leaves (or a large slot holds few leaves: counted), and takes the fast
+ * zap when it holds most of them (7/8, at least fast_zap_min). Either way
+ * nothing maps the old range afterwards, walked by the reference walker
+ * from the register of the root the vcpu runs on; after the fast zap the
+ * old root is empty too and the vcpu reloads.
+ */
+static void test_memslot_removal_chooses_zap(void **state)
+{
+	const gfn_t a = SLOT_GFN, b = SLOT_GFN + 0x10000, c = SLOT_GFN + 0x20000;
+	const gfn_t moved = SLOT_GFN + 0x40000;
+	struct kvm_entry_actions acts;
+	struct ref_xlate x;
+	uint64_t reg, old_reg;
+
+	(void)state;
+	T.h.host_level = 1;
+	T.kvm->fast_zap_min = 256;
+	t_slot(&T, 0, a, 2048, HVA_BASE, 0);
+	t_slot(&T, 1, b, 64, HVA_BASE + 0x10000000, 0);
+	(void)entry(T.vcpu, &acts);
+	reg = load_reg(&acts);
+	fault_all(T.vcpu, a, 2048, false);
+	fault_all(T.vcpu, b, 64, false);
+
+	/* 64 of 2112 leaves: in place, the root stays. */
+	assert_int_equal(kvm_delete_memslot(T.kvm, 1), 0);
+	assert_int_equal(t_stats(T.kvm).fast_zaps, 0);
+	assert_string_equal(entry(T.vcpu, &acts), "A");
+	for (gfn_t g = b; g < b + 64; g += 7)
+		assert_int_not_equal(walk_reg(T.kvm, reg, g << 12, &x), 0);
+	assert_int_equal(walk_reg(T.kvm, reg, (a + 5) << 12, &x), 0);
+	assert_int_equal(x.hpa, HVA_BASE + 5 * 4096);
+	assert_int_equal(leaves_in(T.kvm, a, 2048), 2048);
+
+	/* Every leaf of the VM: the fast zap; the vcpu reloads. */
+	old_reg = reg;
+	assert_int_equal(kvm_move_memslot(T.kvm, 0, moved), 0);
+	struct kvm_mmu_stats st = t_stats(T.kvm);
+	assert_int_equal(st.fast_zaps, 1);
+	assert_int_equal(st.cur_leaves[1] + st.cur_leaves[2] + st.cur_leaves[3], 0);
+	for (gfn_t g = a; g < a + 2048; g += 61)
+		assert_int_not_equal(walk_reg(T.kvm, old_reg, g << 12, &x), 0);
+	assert_string_equal(entry(T.vcpu, &acts), "L C");
+	reg = load_reg(&acts);
+	assert_int_not_equal(reg, old_reg);
+	for (gfn_t g = a; g < a + 2048; g += 61)
+		assert_int_not_equal(walk_reg(T.kvm, reg, g << 12, &x), 0);
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, a << 12, S2_ACC_READ), RET_PF_EMULATE_MMIO);
+	fault_all(T.vcpu, moved, 2048, false);
+	assert_int_equal(walk_reg(T.kvm, reg, (moved + 9) << 12, &x), 0);
+	assert_int_equal(x.hpa, HVA_BASE + 9 * 4096); /* a move keeps the hva */
+
+	/* A large slot with few leaves: counted, so in place. */
+	t_slot(&T, 2, c, 8192, HVA_BASE + 0x20000000, 0);
+	fault_all(T.vcpu, c, 100, false);
+	assert_int_equal(kvm_delete_memslot(T.kvm, 2), 0);
+	assert_int_equal(t_stats(T.kvm).fast_zaps, 1);
+	assert_string_equal(entry(T.vcpu, &acts), "A");
+	assert_int_equal(leaves_in(T.kvm, c, 8192), 0);
+	assert_int_equal(leaves_in(T.kvm, moved, 2048), 2048);
+
+	/* Becoming read-only zaps too: most of the VM, so fast again, and
+	 * the slot faults back read-only. */
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_READONLY), 0);
+	assert_int_equal(t_stats(T.kvm).fast_zaps, 2);
+	assert_string_equal(entry(T.vcpu, &acts), "L C");
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, moved << 12, S2_ACC_WRITE), RET_PF_RO_WRITE);
+	assert_int_equal(kvm_tdp_page_fault(T.vcpu, moved << 12, S2_ACC_READ), RET_PF_FIXED);
+	t_assert_maps(T.kvm, moved << 12, HVA_BASE, 1, S2_PROT_R);
+
+	/* A vcpu that entered a guest without loading its root: never fast. */
+	struct kvm_vcpu *legacy;
+
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &legacy), 0);
+	assert_true(kvm_vcpu_enter_guest(legacy));
+	kvm_vcpu_exit_guest(legacy);
+	fault_all(T.vcpu, moved, 2048, false);
+	assert_int_equal(kvm_delete_memslot(T.kvm, 0), 0);
+	assert_int_equal(t_stats(T.kvm).fast_zaps, 2);
+	assert_int_equal(leaves_in(T.kvm, moved, 2048), 0);
+}
+
+/*
+ * Lock breaking in the memslot updates (docs/rules.md, "Yielding"): a move,
+ * a delete, the start of dirty logging and the collapse when it stops each
+ * visit at most the batch in one hold of mmu_lock on a large slot, and a
+ * move interrupted by yields leaves what an uninterrupted one leaves.
+ */
+static struct kvm_mmu_stats slot_ops_run(struct tvm *t, unsigned batch, uint64_t *left)
+{
+	const gfn_t base = SLOT_GFN, moved = SLOT_GFN + 0x40000;
+	struct kvm_mmu_stats st;
+
+	t->h.host_level = 1;
+	t->kvm->fast_zap_min = ~0ull; /* in place */
+	t_slot(t, 0, base, 8192, HVA_BASE, 0);
+	t_slot(t, 1, base + 0x10000, 16, HVA_BASE + 0x10000000, 0);
+	fault_all(t->vcpu, base, 8192, true);
+	fault_all(t->vcpu, base + 0x10000, 16, true);
+	t->kvm->yield_batch = batch;
+	assert_int_equal(kvm_move_memslot(t->kvm, 0, moved), 0);
+	st = t_stats(t->kvm);
+	*left = leaves_in(t->kvm, 0, 1ull << (kvm_gpa_bits(t->kvm) - 12));
+	assert_int_equal(leaves_in(t->kvm, base, 8192), 0);
+	return st;
+}
+
+static void test_memslot_updates_yield(void **state)
+{
+	const gfn_t moved = SLOT_GFN + 0x40000;
+	struct kvm_mmu_stats a, b, s0, s;
+	struct tvm u;
+	uint64_t la, lb;
+
+	(void)state;
+	a = slot_ops_run(&T, 512, &la);
+	t_vm_init(&u, TEST_FMT, NULL);
+	b = slot_ops_run(&u, 1u << 30, &lb);
+	t_vm_fini(&u);
+	assert_true(a.max_hold_leaves <= 512);
+	assert_true(a.yields >= 8192 / 512 - 1);
+	assert_int_equal(b.yields, 0);
+	assert_int_equal(la, 16);
+	assert_int_equal(lb, 16);
+	assert_int_equal(a.cur_table_pages, b.cur_table_pages);
+	assert_int_equal(a.cur_leaves[1], b.cur_leaves[1]);
+
+	/* Dirty logging starts on the moved slot: every leaf protected. */
+	fault_all(T.vcpu, moved, 8192, true);
+	s0 = t_stats(T.kvm);
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	s = t_stats(T.kvm);
+	assert_true(s.max_hold_leaves <= 512);
+	assert_true(s.yields - s0.yields >= 8192 / 512 - 1);
+	for (gfn_t g = moved; g < moved + 8192; g += 37) {
+		struct s2_mapping m;
+
+		assert_int_equal(kvm_mmu_lookup(T.kvm, g << 12, &m), 0);
+		assert_true(m.present);
+		assert_false(m.prot & (kvm_dirty_log_hw(T.kvm) ? S2_PROT_DIRTY : S2_PROT_W));
+	}
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, 0), 0);
+
+	/* A delete. */
+	s0 = t_stats(T.kvm);
+	assert_int_equal(kvm_delete_memslot(T.kvm, 0), 0);
+	s = t_stats(T.kvm);
+	assert_true(s.max_hold_leaves <= 512);
+	assert_true(s.yields - s0.yields >= 8192 / 512 - 1);
+	assert_int_equal(leaves_in(T.kvm, moved, 8192), 0);
+	assert_int_equal(s.cur_leaves[1], 16);
+}
+
+/* The start of logging splits huge leaves (the tables it writes count
+ * against the batch), and the collapse when logging stops reads a table of
+ * leaves per block: both yield on a large slot, and the collapse restores
+ * the huge leaves. */
+static void test_split_and_collapse_yield(void **state)
+{
+	struct kvm_mmu_stats s0, s;
+
+	(void)state;
+	if (!S2_ENABLED(CONFIG_S2_EAGER_SPLIT) || T.kvm->max_leaf_level < 2)
+		skip();
+	T.h.host_level = 2;
+	t_slot(&T, 0, SLOT_GFN, 8192, HVA_BASE, 0);
+	fault_all(T.vcpu, SLOT_GFN, 8192, true);
+	assert_int_equal(t_stats(T.kvm).cur_leaves[2], 16);
+	T.kvm->yield_batch = 512;
+	s0 = t_stats(T.kvm);
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	s = t_stats(T.kvm);
+	assert_int_equal(s.cur_leaves[2], 0);
+	assert_int_equal(s.cur_leaves[1], 8192);
+	assert_true(s.max_hold_leaves <= 512);
+	assert_true(s.yields - s0.yields >= 16 - 1);
+	s0 = s;
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, 0), 0);
+	s = t_stats(T.kvm);
+	assert_int_equal(s.cur_leaves[2], 16);
+	assert_int_equal(s.cur_leaves[1], 0);
+	assert_true(s.max_hold_leaves <= 512);
+	assert_true(s.yields - s0.yields >= 16 - 1);
+	t_assert_maps(T.kvm, (SLOT_GFN + 0x345) << 12, HVA_BASE + 0x345000, 2, S2_PROT_R);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +720,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_only_vcpu_follows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_yield_bound_and_same_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_teardown_yields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memslot_removal_chooses_zap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memslot_updates_yield, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split_and_collapse_yield, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name(s2_fmt_name(TEST_FMT), tests, NULL, NULL);

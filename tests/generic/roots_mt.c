@@ -14,8 +14,10 @@
  *  - core/roots.c: s2_vcpu_switch not dropping the extra reference when
  *    the current root is the one it runs on (roots_freed, pages leaked).
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kvm_internal.h"
@@ -177,10 +179,124 @@ static void test_vcpus_race_fast_zap(void **state)
 	assert_false(kvm_is_bugged(T.kvm));
 }
 
+#define MOVE_GFN (SLOT_GFN + 0x10000)
+#define MOVES 40
+
+struct mover_vcpu {
+	struct kvm_vcpu *vcpu;
+	const bool *stop;
+	unsigned rounds, bad;
+};
+
+/* The embedder's loop, faulting at both places the slot moves between. */
+static void *mover_vcpu_loop(void *arg)
+{
+	struct mover_vcpu *t = arg;
+	uint64_t seed = 0x9e3779b97f4a7c15ull * (kvm_vcpu_id(t->vcpu) + 3);
+
+	while (!__atomic_load_n(t->stop, __ATOMIC_ACQUIRE)) {
+		struct kvm_entry_actions a;
+
+		if (kvm_vcpu_entry_actions(t->vcpu, &a)) {
+			t->bad++;
+			continue;
+		}
+		if (!kvm_vcpu_enter_guest(t->vcpu))
+			continue;
+		kvm_vcpu_exit_guest(t->vcpu);
+		for (unsigned k = 0; k < 16; k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			gfn_t g = ((seed >> 63) ? MOVE_GFN : SLOT_GFN) + (seed >> 33) % NPAGES;
+			int ret = kvm_tdp_page_fault(t->vcpu, g << 12, S2_ACC_READ);
+
+			if (ret != RET_PF_FIXED && ret != RET_PF_RETRY && ret != RET_PF_SPURIOUS &&
+			    ret != RET_PF_EMULATE_MMIO)
+				t->bad++;
+		}
+		__atomic_store_n(&t->rounds, t->rounds + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static int count_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
+{
+	(void)gfn;
+	(void)m;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/*
+ * Memslot moves that yield mmu_lock while vcpus fault on the moving slot
+ * (and on where it goes), in place and by the fast zap in turn: once a
+ * move returns, nothing maps the range the slot left (a fault that got
+ * the lock during a yield and mapped it behind the zap's cursor would
+ * leave a leaf there), and every leaf of the slot maps its hva.
+ */
+static void test_faults_race_memslot_moves(void **state)
+{
+	struct mover_vcpu vt[NVCPUS] = { 0 };
+	pthread_t th[NVCPUS];
+	bool stop = false;
+
+	(void)state;
+	T.h.host_level = 1;
+	t_slot(&T, 0, SLOT_GFN, NPAGES, HVA_BASE, 0);
+	T.kvm->yield_batch = 16;
+	vt[0].vcpu = T.vcpu;
+	for (unsigned i = 1; i < NVCPUS; i++)
+		assert_int_equal(kvm_vcpu_create(T.kvm, i, &vt[i].vcpu), 0);
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		struct kvm_entry_actions a;
+
+		assert_int_equal(kvm_vcpu_entry_actions(vt[i].vcpu, &a), 0);
+		vt[i].stop = &stop;
+	}
+	for (gfn_t g = SLOT_GFN; g < SLOT_GFN + NPAGES; g++)
+		assert_int_equal(kvm_tdp_page_fault(T.vcpu, g << 12, S2_ACC_READ), RET_PF_FIXED);
+	for (unsigned i = 0; i < NVCPUS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, mover_vcpu_loop, &vt[i]), 0);
+	for (unsigned i = 0; i < NVCPUS; i++)
+		while (!__atomic_load_n(&vt[i].rounds, __ATOMIC_ACQUIRE))
+			sched_yield();
+	for (unsigned n = 0; n < MOVES; n++) {
+		gfn_t from = n & 1 ? MOVE_GFN : SLOT_GFN, to = n & 1 ? SLOT_GFN : MOVE_GFN;
+		uint64_t left = 0;
+
+		/* Every other pair of moves may take the fast zap. */
+		T.kvm->fast_zap_min = n & 2 ? 1 : ~0ull;
+		for (unsigned k = 0; k < 200; k++)
+			sched_yield();
+		assert_int_equal(kvm_move_memslot(T.kvm, 0, to), 0);
+		assert_int_equal(
+			kvm_mmu_for_each_leaf(T.kvm, from, from + NPAGES, count_leaf, &left), 0);
+		assert_int_equal(left, 0);
+		for (gfn_t g = to; g < to + NPAGES; g += 13) {
+			struct s2_mapping m;
+
+			assert_int_equal(kvm_mmu_lookup(T.kvm, g << 12, &m), 0);
+			if (m.present)
+				assert_int_equal(m.hpa, HVA_BASE + ((g - to) << 12));
+		}
+	}
+	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < NVCPUS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(vt[i].bad, 0);
+	}
+	struct kvm_mmu_stats s = t_stats(T.kvm);
+	assert_true(s.yields > 0);
+	assert_false(kvm_is_bugged(T.kvm));
+	if (getenv("ROOTS_VERBOSE"))
+		print_message("%u moves: %" PRIu64 " fast zaps, %" PRIu64 " yields\n", MOVES,
+			      s.fast_zaps, s.yields);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_vcpus_race_fast_zap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_faults_race_memslot_moves, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name(s2_fmt_name(TEST_FMT), tests, NULL, NULL);

@@ -74,7 +74,9 @@
  * operations, default 3000), TLB_SECONDS (at most so long per configuration),
  * TLB_ONLY=<operation> (only that one: zap, invalidate, burst, ...),
  * TLB_TRACE=1 (every operation on stderr), TLB_VERBOSE=1 (statistics),
- * TLB_SPACES=0 (vcpus stay in address space 0). The operations each thread
+ * TLB_SPACES=0 (vcpus stay in address space 0), TLB_BATCH (the VM's yield
+ * batch, default 256 leaves), TLB_FAST_MIN (the least leaves a memslot
+ * removal takes the fast zap for, default 64). The operations each thread
  * chooses follow from the seed; the interleaving does not.
  */
 #include <errno.h>
@@ -2632,6 +2634,12 @@ static void run_cfg(const struct cfg *cfg)
 	t_sbit = 0;
 	if (cfg->td)
 		td_init(p.gpa_bits);
+	/* Small batches, so the long walks (memslot zaps, dirty-log start,
+	 * collapse, zap-all) yield mmu_lock inside these small slots and
+	 * faults and notifiers run in between; and memslot removals take the
+	 * fast zap when their slot holds most of the VM's leaves. */
+	R.kvm->yield_batch = (unsigned)env_u64("TLB_BATCH", 256);
+	R.kvm->fast_zap_min = env_u64("TLB_FAST_MIN", 64);
 	R.vstride = 1ull << (kvm_fmt_cfg(R.kvm)->pa_bits - S2_GFN_SHIFT - 8);
 	assert_true(R.vstride >= PFN_BASE + HOST_PAGES);
 	assert_int_equal(kvm_dirty_log_set_caps(R.kvm, cfg->caps), 0);
@@ -2742,8 +2750,11 @@ static void run_cfg(const struct cfg *cfg)
 
 	assert_int_equal(kvm_get_stats(R.kvm, &ks), 0);
 	if (verbose || R.failed)
-		print_message("[%s] %-22s %" PRIu64 " flushes, %" PRIu64 " ranged\n", TEST_FMT_NAME,
-			      cfg->name, ks.flushes, ks.flushes_range);
+		print_message("[%s] %-22s %" PRIu64 " flushes, %" PRIu64 " ranged, %" PRIu64
+			      " fast zaps, %" PRIu64 " yields (at most %" PRIu64
+			      " leaves a hold)\n",
+			      TEST_FMT_NAME, cfg->name, ks.flushes, ks.flushes_range, ks.fast_zaps,
+			      ks.yields, ks.max_hold_leaves);
 	if (verbose || R.failed)
 		print_message("[%s] %-22s seed=%#" PRIx64 " %" PRIu64 " ops in %.1fs: %" PRIu64
 			      " accesses (%" PRIu64 " writes, %" PRIu64 " TLB hits), %" PRIu64
