@@ -664,6 +664,9 @@ void s2_vcpu_root_fini(struct kvm_vcpu *vcpu);
 int s2_vcpu_reload(struct kvm_vcpu *vcpu, bool reload, struct kvm_entry_action *act);
 /* kvm_create_vm: the slot array and the first root. */
 int s2_roots_init(struct kvm *kvm);
+/* flush/request.c: after a change of the tables, TLB_FLUSH_CURRENT or
+ * TLB_FLUSH on every vcpu, whichever is exact for it, with the wait. */
+void s2_request_tlb_flush(struct kvm *kvm);
 /* flush/request.c: raise @req (with its wait) on the vcpus @pick selects. */
 void s2_request_vcpus(struct kvm *kvm, unsigned req, bool (*pick)(const struct kvm_vcpu *v));
 /* A vcpu that does not load its root through the library (and never

@@ -5,7 +5,8 @@
  *
  * A full flush runs the format's hardware hook (a broadcast TLBI where the
  * architecture has one; HFENCE.GVMA or INVEPT on this CPU and the env's hooks
- * elsewhere), then raises KVM_REQ_TLB_FLUSH on every vcpu, kicks those in
+ * elsewhere), then raises KVM_REQ_TLB_FLUSH on every vcpu (TLB_FLUSH_CURRENT
+ * where that is exact, s2_request_tlb_flush()), kicks those in
  * guest mode and waits until each has left it (flush/request.c): when it
  * returns, no vcpu runs the guest on a translation from before, and each
  * flushes its own CPU before it enters again.
@@ -22,7 +23,7 @@ void kvm_flush_remote_tlbs(struct kvm *kvm)
 	if (!kvm)
 		return;
 	kvm->ops->tlb_flush_vm(kvm);
-	kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH);
+	s2_request_tlb_flush(kvm);
 	__atomic_fetch_add(&kvm->stat_flushes, 1, __ATOMIC_RELAXED);
 }
 
@@ -39,7 +40,7 @@ void kvm_flush_remote_tlbs_range(struct kvm *kvm, gfn_t gfn, uint64_t nr_pages)
 	}
 	kvm->ops->tlb_flush_range(kvm, gfn_to_gpa(gfn), nr_pages << S2_GFN_SHIFT);
 	if (!kvm->tlb_complete)
-		kvm_make_all_cpus_request(kvm, KVM_REQ_TLB_FLUSH);
+		s2_request_tlb_flush(kvm);
 	__atomic_fetch_add(&kvm->stat_flushes_range, 1, __ATOMIC_RELAXED);
 }
 

@@ -129,6 +129,35 @@ void s2_request_vcpus(struct kvm *kvm, unsigned req, bool (*pick)(const struct k
 	s2_req_wait_all(kvm, &w);
 }
 
+/*
+ * After a change of the tables (docs/rules.md, "Requests"): each vcpu gets
+ * the narrowest flush request that is exact. TLB_FLUSH_CURRENT when the VM
+ * has exactly one valid root and the vcpu loads its root through the
+ * library: every other root is invalid, never run again (MMU_RELOAD) and
+ * every load flushes the root it loads, so the translations a vcpu may
+ * still use are those of the root it runs on. With several valid roots a
+ * vcpu may hold translations of a root it will switch back to, so
+ * TLB_FLUSH; and a vcpu whose embedder handles requests by hand gets
+ * TLB_FLUSH too. A root made after the count only ever runs after a load,
+ * which flushes it. Waits like any flush request.
+ */
+void s2_request_tlb_flush(struct kvm *kvm)
+{
+	struct s2_req_waiter w = { 0 };
+	bool one_root = s2_roots_valid(kvm) == 1;
+
+	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
+		bool current;
+
+		if (!v)
+			continue;
+		current = one_root && __atomic_load_n(&v->loads_root, __ATOMIC_RELAXED);
+		s2_request_and_kick(v, current ? KVM_REQ_TLB_FLUSH_CURRENT : KVM_REQ_TLB_FLUSH, &w);
+	}
+	s2_req_wait_all(kvm, &w);
+}
+
 /* Requests the entry call consumes; the others stay for the embedder. */
 #define S2_REQ_ENTRY_MASK                                                    \
 	((1ull << KVM_REQ_TLB_FLUSH) | (1ull << KVM_REQ_TLB_FLUSH_CURRENT) | \

@@ -2,7 +2,10 @@
 /*
  * The one TLB-flush entry point. Every zap and protect path flushes through
  * these. A flush invalidates through the format's hardware hook when it has
- * one, raises KVM_REQ_TLB_FLUSH on every vcpu and kicks those in guest mode.
+ * one, raises KVM_REQ_TLB_FLUSH on every vcpu (KVM_REQ_TLB_FLUSH_CURRENT on a
+ * vcpu that loads its root through kvm_mmu_load() / kvm_vcpu_entry_actions()
+ * while the VM has exactly one valid root: docs/rules.md, "Requests") and
+ * kicks those in guest mode.
  */
 #ifndef S2MMU_FLUSH_H
 #define S2MMU_FLUSH_H

@@ -20,7 +20,10 @@ struct kvm_vcpu;
  *
  * TLB_FLUSH          every stage-2 and combined translation of this VM, of
  *                    every root, on this CPU.
- * TLB_FLUSH_CURRENT  the translations of the root the vcpu runs on only.
+ * TLB_FLUSH_CURRENT  the translations of the root the vcpu runs on only. A
+ *                    change of the tables raises it instead of TLB_FLUSH on
+ *                    a vcpu that loads its root through the library while
+ *                    the VM has exactly one valid root.
  * TLB_FLUSH_GUEST    the guest's own stage-1 translations (x86 INVVPID,
  *                    RISC-V HFENCE.VVMA, arm64 TLBI VMALLE1 for the VMID);
  *                    raised by the embedder (s2_x86_cr_update()), never by a
