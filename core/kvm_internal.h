@@ -759,14 +759,6 @@ int s2_memslot_snapshot(const struct kvm *kvm, gfn_t gfn, struct kvm_memory_slot
  */
 void s2_notifier_slot_adding(struct kvm *kvm, const struct kvm_memory_slot *slot,
 			     struct s2_change_acc *acc);
-/*
- * notifier/: a memslot update zaps [start, end) (a slot leaving or becoming
- * read-only), possibly yielding mmu_lock: the range is an invalidation in
- * progress from _removing until _removed, which runs in the hold that
- * publishes the new set (mmu_lock held for write for both).
- */
-void s2_notifier_slot_removing(struct kvm *kvm, gfn_t start, gfn_t end);
-void s2_notifier_slot_removed(struct kvm *kvm);
 /* notifier/: free what it keeps per VM (kvm_destroy_vm). */
 void s2_notifier_destroy(struct kvm *kvm);
 
@@ -778,8 +770,8 @@ void s2_notifier_destroy(struct kvm *kvm);
  */
 /*
  * The invalidation protocol's two ends (rule 4), mmu_lock held for write:
- * the MMU notifier (notifier/range.c) and kvm_mmu_map_range() (core/map.c)
- * run them. Begin raises mmu_invalidate_in_progress (the first of a nested
+ * the MMU notifier (notifier/range.c), kvm_mmu_map_range() (core/map.c)
+ * and memslot updates that zap (core/memslot.c) run them. Begin raises mmu_invalidate_in_progress (the first of a nested
  * batch starts from an empty range: start > end) and adds [start, end) to
  * the in-progress range; end bumps mmu_invalidate_seq when the batch
  * covered any gfn, then lowers in_progress (release: whoever sees it

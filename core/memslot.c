@@ -323,7 +323,8 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 	if (adds || u->zap || wrap)
 		s2_mmu_write_lock(kvm);
 	if (u->zap) {
-		s2_notifier_slot_removing(kvm, zs, ze);
+		s2_invalidate_begin(kvm);
+		s2_invalidate_add(kvm, zs, ze);
 		kvm->slot_zap_start = zs; /* for kvm_mmu_map_range() */
 		kvm->slot_zap_end = ze;
 		if (u->fast && !s2_fast_zap_locked(kvm, &u->fz)) {
@@ -336,7 +337,7 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 		u->zapped += s2_zap_range_yielding_locked(kvm, zs, ze, &u->acc);
 		/* A TD's private mappings of the slot go too (docs/tdx.md). */
 		(void)s2_tdx_zap_private(kvm, zs, ze);
-		s2_notifier_slot_removed(kvm);
+		(void)s2_invalidate_end(kvm);
 		kvm->slot_zap_start = kvm->slot_zap_end = 0;
 	}
 	if (wrap)

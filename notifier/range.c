@@ -484,24 +484,3 @@ void s2_notifier_slot_adding(struct kvm *kvm, const struct kvm_memory_slot *slot
 	s2_mn_invalidate_range_add(kvm, slot->base_gfn, slot->base_gfn + slot->npages);
 	(void)s2_zap_range_locked(kvm, slot->base_gfn, slot->base_gfn + slot->npages, acc);
 }
-
-/*
- * A memslot update is about to zap [start, end), the range of a slot that
- * leaves (delete, move) or becomes read-only, and may yield mmu_lock while
- * it zaps (docs/rules.md, "Yielding"): the range is an invalidation in
- * progress until the new set is published, so a fault that resolved the
- * slot from the set still published retries instead of mapping it again
- * behind the zap's cursor (mmu_lock held for write, as start holds it).
- */
-void s2_notifier_slot_removing(struct kvm *kvm, gfn_t start, gfn_t end)
-{
-	(void)s2_mn_invalidate_begin(kvm);
-	s2_mn_invalidate_range_add(kvm, start, end);
-}
-
-/* The new set is published in this same hold: the invalidation ends (the
- * seq moves, so a fault that read the old set retries). */
-void s2_notifier_slot_removed(struct kvm *kvm)
-{
-	(void)s2_mn_invalidate_end(kvm);
-}
