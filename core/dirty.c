@@ -485,21 +485,12 @@ void s2_dirty_record_removed(struct kvm *kvm, gfn_t walked, uint64_t pages)
 {
 	const struct s2_memslots *ms;
 	gfn_t gfn = s2_slot_gfn(kvm, walked), end = gfn + pages;
-	unsigned lo = 0, hi;
 
 	s2_rcu_lock(kvm);
 	ms = s2_slots(kvm);
-	/* The first slot that ends after gfn (slots are sorted, disjoint). */
-	hi = ms->nr;
-	while (lo < hi) {
-		unsigned mid = lo + (hi - lo) / 2;
-
-		if (ms->slots[mid].base_gfn + ms->slots[mid].npages <= gfn)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (unsigned i = lo; i < ms->nr && ms->slots[i].base_gfn < end; i++) {
+	/* From the first slot that ends after gfn, in gfn order (disjoint). */
+	for (int i = s2_memslots_gfn_lower(ms, gfn); i >= 0 && ms->slots[i].base_gfn < end;
+	     i = s2_memslots_gfn_next(ms, (unsigned)i)) {
 		const struct kvm_memory_slot *s = &ms->slots[i];
 		struct s2_slot_dirty *d = ms->dirty[i];
 		gfn_t a = gfn > s->base_gfn ? gfn : s->base_gfn;

@@ -231,6 +231,8 @@ void kvm_destroy_vm(struct kvm *kvm)
 	s2_reserve_destroy(kvm);
 	env->ops->free(env->ctx, kvm->roots);
 	env->ops->free(env->ctx, kvm->memslots);
+	if (kvm->memslots_spare)
+		env->ops->free(env->ctx, kvm->memslots_spare);
 	env->ops->free(env->ctx, kvm->vcpus);
 	env->ops->free(env->ctx, kvm);
 }

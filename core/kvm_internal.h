@@ -33,28 +33,35 @@
 #define s2_unlikely(x) __builtin_expect(!!(x), 0)
 
 /*
- * An immutable, sorted (by base_gfn) memslot array; replaced, never edited.
- * Built with it, in the same allocation (core/memslot.c s2_memslots_fill),
- * two indexes that keep lookups by id and by hva O(1) and O(log n) with the
- * 509 memslots of a QEMU-style VM: by_hva[] lists the slots' indices sorted
- * by userspace_addr, and hva_max[] is a max segment tree over their hva ends
- * in that order (hva_leaves leaves, a power of two, at hva_max[hva_leaves +
- * k]; node i is the larger of 2i and 2i + 1; unused leaves 0), so a search
- * for the next slot that ends after an address skips whole subtrees; id_hash[]
- * is an open-addressing table (linear probing, id_mask + 1 entries, at least
- * twice the capacity) of index + 1, 0 for empty. The empty set of a new VM
- * has nr == 0 and no indexes.
+ * A memslot set. Readers (RCU) see only a published set, which nobody
+ * edits; an update edits the other, unpublished one in place and publishes
+ * it (core/memslot.c: two sets used in turn, as KVM does), so an update costs
+ * O(log n), not a copy of the set.
+ *
+ * slots[0, nr) holds the slots in no particular order (an index stays put
+ * while its slot is in the set, but for the last one, which fills the hole a
+ * deleted slot leaves), dirty[i] the bitmap of slot i when it logs (NULL
+ * otherwise). Three indexes over them, each updated in O(log n) or O(1):
+ *  - gfn_root/gfn_kid: a treap ordered by base_gfn (the slots are
+ *    disjoint), node i's children at gfn_kid[2i] (left) and [2i + 1];
+ *  - hva_root/hva_kid/hva_max: a treap ordered by (userspace_addr, id), with
+ *    hva_max[i] the largest hva end in node i's subtree, so a search for the
+ *    slots an hva range overlaps skips whole subtrees (aliases included);
+ *  - id_hash: open addressing (linear probing, id_mask + 1 entries, at
+ *    least twice cap) of index + 1, 0 for empty.
+ * Node references are index + 1, 0 for none. A treap node's priority is a
+ * hash of its slot's id (s2_memslots_prio), so both trees are random binary
+ * search trees, O(log n) deep expected. The zeroed set of a new VM is empty.
  */
 struct s2_memslots {
-	uint64_t generation;
 	unsigned nr;
+	unsigned cap; /* room for cap slots */
 	unsigned id_mask;
-	unsigned hva_leaves;
-	/* Parallel to slots[] (in the same allocation): the bitmap of a
-	 * logging slot, or NULL. Copied along with the slots. */
+	uint16_t gfn_root, hva_root;
 	struct s2_slot_dirty **dirty;
+	uint16_t *gfn_kid;
+	uint16_t *hva_kid;
 	hva_t *hva_max;
-	uint16_t *by_hva;
 	uint16_t *id_hash;
 	struct kvm_memory_slot slots[];
 };
@@ -89,26 +96,47 @@ static inline int s2_memslots_id_index(const struct s2_memslots *ms, unsigned id
 struct s2_memslots_hva_iter {
 	const struct s2_memslots *ms;
 	hva_t start, end;
-	unsigned pos; /* next position in by_hva[] to look from */
+	bool started;	 /* last_* hold the last result */
+	hva_t last_addr; /* its (userspace_addr, id): the next comes after */
+	unsigned last_id;
 };
 int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memslots *ms,
 			  hva_t start, hva_t end);
 int s2_memslots_hva_next(struct s2_memslots_hva_iter *it);
 
-/* Index of the first slot that ends after @gfn (ms->nr: none). O(log n). */
-static inline unsigned s2_memslots_gfn_lower(const struct s2_memslots *ms, gfn_t gfn)
+/* Index of the first slot (by gfn) that ends after @gfn, or -1. O(log n). */
+static inline int s2_memslots_gfn_lower(const struct s2_memslots *ms, gfn_t gfn)
 {
-	unsigned lo = 0, hi = ms->nr;
+	int best = -1;
 
-	while (lo < hi) {
-		unsigned mid = lo + (hi - lo) / 2;
+	for (unsigned t = ms->gfn_root; t;) {
+		const struct kvm_memory_slot *s = &ms->slots[t - 1];
 
-		if (ms->slots[mid].base_gfn + ms->slots[mid].npages <= gfn)
-			lo = mid + 1;
-		else
-			hi = mid;
+		if (s->base_gfn + s->npages > gfn) {
+			best = (int)(t - 1);
+			t = ms->gfn_kid[2 * (t - 1)];
+		} else {
+			t = ms->gfn_kid[2 * (t - 1) + 1];
+		}
 	}
-	return lo;
+	return best;
+}
+
+/* Index of the slot after slot @i in gfn order, or -1. O(log n). */
+static inline int s2_memslots_gfn_next(const struct s2_memslots *ms, unsigned i)
+{
+	gfn_t key = ms->slots[i].base_gfn;
+	int best = -1;
+
+	for (unsigned t = ms->gfn_root; t;) {
+		if (ms->slots[t - 1].base_gfn > key) {
+			best = (int)(t - 1);
+			t = ms->gfn_kid[2 * (t - 1)];
+		} else {
+			t = ms->gfn_kid[2 * (t - 1) + 1];
+		}
+	}
+	return best;
 }
 
 /* Table pages a fault may need, allocated before mmu_lock is taken. */
@@ -248,15 +276,18 @@ struct kvm {
 	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
-	struct s2_spinlock slots_lock; /* serialises memslot updates */
-	struct s2_memslots *memslots;  /* RCU-published */
-	uint64_t memslots_gen;	       /* bumped before a slot update zaps */
-	bool mmio_cache;	       /* faults install MMIO entries (docs/mmio.md) */
-	uint64_t mmio_gen_mask;	       /* generation bits an MMIO entry keeps */
-	uint64_t mmio_wraps;	       /* wraps of memslots_gen & mmio_gen_mask */
-	uint64_t zap_gen;	       /* bumped by zaps and table unlinks */
-	gfn_t slot_zap_start;	       /* the range a memslot update zaps while */
-	gfn_t slot_zap_end;	       /* it may yield (write side; empty: none) */
+	struct s2_spinlock slots_lock;	    /* serialises memslot updates */
+	struct s2_memslots *memslots;	    /* RCU-published */
+	struct s2_memslots *memslots_spare; /* the other set: unpublished, past
+					       its grace period, equal to
+					       memslots (slots_lock), or NULL */
+	uint64_t memslots_gen;		    /* bumped before a slot update zaps */
+	bool mmio_cache;		    /* faults install MMIO entries (docs/mmio.md) */
+	uint64_t mmio_gen_mask;		    /* generation bits an MMIO entry keeps */
+	uint64_t mmio_wraps;		    /* wraps of memslots_gen & mmio_gen_mask */
+	uint64_t zap_gen;		    /* bumped by zaps and table unlinks */
+	gfn_t slot_zap_start;		    /* the range a memslot update zaps while */
+	gfn_t slot_zap_end;		    /* it may yield (write side; empty: none) */
 
 	/* Invalidation protocol (notifier/): faults retry against these. */
 	uint64_t mmu_invalidate_seq;

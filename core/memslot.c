@@ -1,20 +1,27 @@
 // SPDX-License-Identifier: MIT
 /*
- * Memslots. The set is an immutable array sorted by base_gfn, replaced as a
- * whole under slots_lock and published for RCU readers, so a fault looks a
- * gfn up in O(log n) without a lock. An update that removes mappings makes
- * the range an invalidation in progress, zaps it (yielding mmu_lock as it
- * goes, or by the fast zap when the range holds most of the VM's leaves),
- * then ends the invalidation, publishes and bumps memslots_gen in one hold:
- * a fault that resolved its slot from the old set retries on the range or
- * on the generation, and one that got the lock before the zap installed
- * before it, which removes it.
+ * Memslots. Readers (faults, notifiers, dirty logging) look slots up under
+ * RCU in the published set (struct s2_memslots), which nobody edits. There
+ * are two sets, used in turn as KVM does: an update edits the unpublished
+ * one in place (O(log n): its treaps and id table) and publishes it under
+ * slots_lock; after the grace period that follows, nobody reads the set it
+ * replaced, and the same edit brings that one up to date as the next update's
+ * spare. A set is copied whole only when none fits (the first updates, a
+ * set grown by doubling, or updates that overlap in time).
+ *
+ * An update that removes mappings makes the range an invalidation in
+ * progress, zaps it (yielding mmu_lock as it goes, or by the fast zap when
+ * the range holds most of the VM's leaves), then ends the invalidation,
+ * publishes and bumps memslots_gen in one hold: a fault that resolved its
+ * slot from the old set retries on the range or on the generation, and one
+ * that got the lock before the zap installed before it, which removes it.
  *
  * slots_lock is a spinlock, so it is held only for what never sleeps:
- * checking an update against the current set, filling and publishing the
- * new one, and zapping what the update unmaps (so the update is one step
- * for every other update; a yield drops only mmu_lock). The environment hooks that may sleep run with no
- * lock held: the new array and a bitmap are allocated before (the check is
+ * checking an update against the current set, editing and publishing the
+ * other one, zapping what the update unmaps (so the update is one step for
+ * every other update; a yield drops only mmu_lock), and, after the grace
+ * period, the spare's edit. The environment hooks that may sleep run with
+ * no lock held: a set and a bitmap are allocated before (the check is
  * redone under the lock that publishes), and the zap's tables, dirty
  * logging's split or collapse, the grace period and the frees come after.
  */
@@ -22,16 +29,13 @@
 
 const struct kvm_memory_slot *s2_memslots_find(const struct s2_memslots *ms, gfn_t gfn)
 {
-	unsigned lo = 0, hi = ms->nr;
-
-	while (lo < hi) {
-		unsigned mid = lo + (hi - lo) / 2;
-		const struct kvm_memory_slot *s = &ms->slots[mid];
+	for (unsigned t = ms->gfn_root; t;) {
+		const struct kvm_memory_slot *s = &ms->slots[t - 1];
 
 		if (gfn < s->base_gfn)
-			hi = mid;
+			t = ms->gfn_kid[2 * (t - 1)];
 		else if (gfn - s->base_gfn >= s->npages)
-			lo = mid + 1;
+			t = ms->gfn_kid[2 * (t - 1) + 1];
 		else
 			return s;
 	}
@@ -81,13 +85,14 @@ static const struct kvm_memory_slot *s2_find_id(const struct s2_memslots *ms, un
 }
 
 /* Whether @s overlaps a slot of @ms other than the one with id @skip_id
- * (-1: none to skip). O(log n): the slots are sorted and disjoint, so only
- * the first two that end after @s's start can begin before its end. */
+ * (-1: none to skip). O(log n): the slots are disjoint, so only the first
+ * two (by gfn) that end after @s's start can begin before its end. */
 static bool s2_overlaps_any(const struct s2_memslots *ms, const struct kvm_memory_slot *s,
 			    long skip_id)
 {
-	for (unsigned i = s2_memslots_gfn_lower(ms, s->base_gfn), n = 0; i < ms->nr && n < 2;
-	     i++, n++) {
+	int i = s2_memslots_gfn_lower(ms, s->base_gfn);
+
+	for (unsigned n = 0; i >= 0 && n < 2; i = s2_memslots_gfn_next(ms, (unsigned)i), n++) {
 		if (skip_id >= 0 && ms->slots[i].id == (unsigned)skip_id)
 			continue;
 		return s2_overlaps(&ms->slots[i], s);
@@ -100,31 +105,41 @@ static hva_t s2_hva_end(const struct kvm_memory_slot *s)
 	return s->userspace_addr + (s->npages << S2_GFN_SHIFT);
 }
 
-/*
- * The first position >= @pos in by_hva[] whose slot ends after @start
- * (ms->hva_leaves: none): up from the leaf past every subtree whose largest
- * end is not after @start, then down to the leftmost leaf that is.
- */
-static unsigned s2_hva_next_after(const struct s2_memslots *ms, unsigned pos, hva_t start)
+/* Whether slot @i comes after the iterator's last result in hva order. */
+static bool s2_hva_after_last(const struct s2_memslots_hva_iter *it, unsigned i)
 {
-	const hva_t *t = ms->hva_max;
-	unsigned i = pos + ms->hva_leaves;
+	const struct kvm_memory_slot *s = &it->ms->slots[i];
 
-	if (pos >= ms->nr)
-		return ms->hva_leaves;
-	while (t[i] <= start) {
-		while (i & 1) /* a right child: its parent's range is done */
-			i >>= 1;
-		if (!i)
-			return ms->hva_leaves;
-		i++;
+	return !it->started || s->userspace_addr > it->last_addr ||
+	       (s->userspace_addr == it->last_addr && s->id > it->last_id);
+}
+
+/*
+ * The first slot of subtree @t (a node reference) in hva order that comes
+ * after the last result and ends after it->start, or -1. A subtree whose
+ * largest end is not after start is skipped whole; a left subtree that
+ * fails does so at once but on the path of the last result, and a right
+ * one entered after a failed left one lies wholly after the last result, so
+ * it fails at once or succeeds: O(depth).
+ */
+static int s2_hva_search(const struct s2_memslots_hva_iter *it, unsigned t)
+{
+	const struct s2_memslots *ms = it->ms;
+
+	while (t && ms->hva_max[t - 1] > it->start) {
+		unsigned i = t - 1;
+
+		if (s2_hva_after_last(it, i)) {
+			int r = s2_hva_search(it, ms->hva_kid[2 * i]);
+
+			if (r >= 0)
+				return r;
+			if (s2_hva_end(&ms->slots[i]) > it->start)
+				return (int)i;
+		}
+		t = ms->hva_kid[2 * i + 1];
 	}
-	while (i < ms->hva_leaves) {
-		i *= 2;
-		if (t[i] <= start)
-			i++;
-	}
-	return i - ms->hva_leaves;
+	return -1;
 }
 
 int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memslots *ms,
@@ -133,23 +148,26 @@ int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memsl
 	it->ms = ms;
 	it->start = start;
 	it->end = end;
-	it->pos = 0;
+	it->started = false;
 	return s2_memslots_hva_next(it);
 }
 
-/* Positions come in hva order, so the first slot that starts at or after
+/* Results come in hva order, so the first slot that starts at or after
  * end ends the search. */
 int s2_memslots_hva_next(struct s2_memslots_hva_iter *it)
 {
-	const struct s2_memslots *ms = it->ms;
-	unsigned k = s2_hva_next_after(ms, it->pos, it->start);
+	int i = s2_hva_search(it, it->ms->hva_root);
 
-	if (k >= ms->nr || ms->slots[ms->by_hva[k]].userspace_addr >= it->end) {
-		it->pos = ms->nr;
+	if (i < 0 || it->ms->slots[i].userspace_addr >= it->end) {
+		it->started = true;
+		it->last_addr = ~(hva_t)0; /* nothing after */
+		it->last_id = ~0u;
 		return -1;
 	}
-	it->pos = k + 1;
-	return ms->by_hva[k];
+	it->started = true;
+	it->last_addr = it->ms->slots[i].userspace_addr;
+	it->last_id = it->ms->slots[i].id;
+	return i;
 }
 
 /* The dirty bitmap of slot @s of @ms (NULL: it does not log). */
@@ -197,105 +215,300 @@ static struct s2_memslots *s2_memslots_alloc(struct kvm *kvm, unsigned cap)
 {
 	const struct s2_env *env = kvm->env;
 	struct s2_memslots *ms;
-
-	unsigned leaves = 1, hcap = 4;
+	unsigned hcap = 4;
 	size_t bytes;
 
-	while (leaves < cap)
-		leaves <<= 1;
 	while (hcap < 2 * cap)
 		hcap <<= 1;
 	bytes = sizeof(*ms) + cap * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0]));
-	bytes += 2 * leaves * sizeof(ms->hva_max[0]);
-	bytes += cap * sizeof(ms->by_hva[0]) + hcap * sizeof(ms->id_hash[0]);
+	bytes += cap * sizeof(ms->hva_max[0]);
+	bytes += 4 * cap * sizeof(ms->gfn_kid[0]) + hcap * sizeof(ms->id_hash[0]);
 	ms = env->ops->zalloc(env->ctx, bytes);
 	if (ms) {
+		ms->cap = cap;
 		ms->dirty = (struct s2_slot_dirty **)&ms->slots[cap];
 		ms->hva_max = (hva_t *)&ms->dirty[cap];
-		ms->by_hva = (uint16_t *)&ms->hva_max[2 * leaves];
-		ms->id_hash = &ms->by_hva[cap];
-		ms->hva_leaves = leaves;
+		ms->gfn_kid = (uint16_t *)&ms->hva_max[cap];
+		ms->hva_kid = &ms->gfn_kid[2 * cap];
+		ms->id_hash = &ms->hva_kid[2 * cap];
 		ms->id_mask = hcap - 1;
 	}
 	return ms;
 }
 
-/*
- * Fill @ms (fresh, zeroed, room for the result) with the set @old minus slot
- * @drop_id (if any) plus @add (if non-NULL, with the dirty bitmap
- * @add_dirty), sorted, and build its indexes. The other slots keep their
- * bitmaps. O(n), and the hva order is merged from @old's, not sorted again.
- */
-static void s2_memslots_fill(struct s2_memslots *ms, const struct s2_memslots *old, int drop_id,
-			     const struct kvm_memory_slot *add, struct s2_slot_dirty *add_dirty)
+/* The capacity of a set allocated for @nr slots: doubled, so copies of
+ * growing sets cost O(1) amortised per update. */
+static unsigned s2_memslots_cap(unsigned nr)
 {
-	int di = drop_id >= 0 ? s2_memslots_id_index(old, (unsigned)drop_id) : -1;
-	unsigned d = di >= 0 ? (unsigned)di : old->nr, a = ~0u, j, n = old->nr - (di >= 0);
-	/* The kept slots, as two runs of @old, land at [0, n) of the new set
-	 * with a hole at a for @add: a is the number of kept slots at or
-	 * below add's base_gfn. */
-	const unsigned run[2][2] = { { 0, d }, { d + 1, old->nr } };
+	unsigned cap = nr < 4 ? 8 : 2 * nr;
 
-	if (add) {
-		a = s2_memslots_gfn_lower(old, add->base_gfn); /* kept ones end before add */
-		a -= d < a;
-		ms->slots[a] = *add;
-		ms->dirty[a] = add_dirty;
+	if (cap > CONFIG_S2_MAX_MEMSLOTS)
+		cap = CONFIG_S2_MAX_MEMSLOTS;
+	return cap < nr ? nr : cap;
+}
+
+/* Treap priority of slot @i: a mix of its id, ties broken by id. */
+static uint32_t s2_memslots_prio(const struct s2_memslots *ms, unsigned i)
+{
+	uint64_t x = ms->slots[i].id + 0x9e3779b97f4a7c15ull;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return (uint32_t)(x ^ (x >> 31));
+}
+
+static bool s2_prio_above(const struct s2_memslots *ms, unsigned a, unsigned b)
+{
+	uint32_t pa = s2_memslots_prio(ms, a), pb = s2_memslots_prio(ms, b);
+
+	return pa > pb || (pa == pb && ms->slots[a].id > ms->slots[b].id);
+}
+
+/* One of the two treaps: its links, root and order (and, for hva, the
+ * max-end it keeps). */
+struct s2_treap {
+	struct s2_memslots *ms;
+	uint16_t *kid;
+	uint16_t *root;
+	bool hva;
+};
+
+static bool s2_treap_less(const struct s2_treap *tr, unsigned a, unsigned b)
+{
+	const struct kvm_memory_slot *x = &tr->ms->slots[a], *y = &tr->ms->slots[b];
+
+	if (!tr->hva)
+		return x->base_gfn < y->base_gfn;
+	return x->userspace_addr < y->userspace_addr ||
+	       (x->userspace_addr == y->userspace_addr && x->id < y->id);
+}
+
+/* Recompute node @i's max-end from its slot and its children. */
+static void s2_treap_pull(const struct s2_treap *tr, unsigned i)
+{
+	struct s2_memslots *ms = tr->ms;
+	hva_t m;
+
+	if (!tr->hva)
+		return;
+	m = s2_hva_end(&ms->slots[i]);
+	for (unsigned c = 0; c < 2; c++) {
+		unsigned k = tr->kid[2 * i + c];
+
+		if (k && ms->hva_max[k - 1] > m)
+			m = ms->hva_max[k - 1];
 	}
-	for (unsigned r = 0, at = 0; r < 2; r++) {
-		unsigned lo = run[r][0], hi = run[r][1] > old->nr ? old->nr : run[r][1];
+	ms->hva_max[i] = m;
+}
 
-		while (lo < hi) {
-			unsigned len = hi - lo, to = at;
-
-			if (at < a && at + len > a)
-				len = a - at; /* up to the hole */
-			to += at >= a;
-			for (unsigned k = 0; k < len; k++) {
-				ms->slots[to + k] = old->slots[lo + k];
-				ms->dirty[to + k] = old->dirty[lo + k];
-			}
-			lo += len;
-			at += len;
-		}
+/* Split subtree @t into the nodes before slot @x (to *@l) and after (*@r). */
+static void s2_treap_split(const struct s2_treap *tr, unsigned t, unsigned x, uint16_t *l,
+			   uint16_t *r)
+{
+	if (!t) {
+		*l = *r = 0;
+		return;
 	}
-	ms->nr = n + !!add;
-	ms->generation = old->generation + 1;
+	if (s2_treap_less(tr, t - 1, x)) {
+		*l = (uint16_t)t;
+		s2_treap_split(tr, tr->kid[2 * (t - 1) + 1], x, &tr->kid[2 * (t - 1) + 1], r);
+	} else {
+		*r = (uint16_t)t;
+		s2_treap_split(tr, tr->kid[2 * (t - 1)], x, l, &tr->kid[2 * (t - 1)]);
+	}
+	s2_treap_pull(tr, t - 1);
+}
 
-	/* hva order: @old's, renumbered (old index i moved down past the
-	 * dropped slot d and up past the added one at a), with @add merged in
-	 * before the first slot that starts after it. */
-	bool placed = !add;
+/* Subtree @t with slot @x inserted; returns the new subtree. */
+static unsigned s2_treap_insert(const struct s2_treap *tr, unsigned t, unsigned x)
+{
+	if (!t || s2_prio_above(tr->ms, x, t - 1)) {
+		s2_treap_split(tr, t, x, &tr->kid[2 * x], &tr->kid[2 * x + 1]);
+		s2_treap_pull(tr, x);
+		return x + 1;
+	}
+	if (s2_treap_less(tr, x, t - 1))
+		tr->kid[2 * (t - 1)] = (uint16_t)s2_treap_insert(tr, tr->kid[2 * (t - 1)], x);
+	else
+		tr->kid[2 * (t - 1) + 1] =
+			(uint16_t)s2_treap_insert(tr, tr->kid[2 * (t - 1) + 1], x);
+	s2_treap_pull(tr, t - 1);
+	return t;
+}
 
-	j = 0;
-	for (unsigned k = 0; k < old->nr; k++) {
-		unsigned i = old->by_hva[k], to;
+/* Subtrees @a and @b (all of @a before @b) joined. */
+static unsigned s2_treap_merge(const struct s2_treap *tr, unsigned a, unsigned b)
+{
+	if (!a || !b)
+		return a ? a : b;
+	if (s2_prio_above(tr->ms, a - 1, b - 1)) {
+		tr->kid[2 * (a - 1) + 1] =
+			(uint16_t)s2_treap_merge(tr, tr->kid[2 * (a - 1) + 1], b);
+		s2_treap_pull(tr, a - 1);
+		return a;
+	}
+	tr->kid[2 * (b - 1)] = (uint16_t)s2_treap_merge(tr, a, tr->kid[2 * (b - 1)]);
+	s2_treap_pull(tr, b - 1);
+	return b;
+}
 
-		if (i == d)
+/* Subtree @t without slot @x (which it holds). */
+static unsigned s2_treap_erase(const struct s2_treap *tr, unsigned t, unsigned x)
+{
+	if (t == x + 1) {
+		unsigned m = s2_treap_merge(tr, tr->kid[2 * x], tr->kid[2 * x + 1]);
+
+		tr->kid[2 * x] = tr->kid[2 * x + 1] = 0;
+		return m;
+	}
+	if (s2_treap_less(tr, x, t - 1))
+		tr->kid[2 * (t - 1)] = (uint16_t)s2_treap_erase(tr, tr->kid[2 * (t - 1)], x);
+	else
+		tr->kid[2 * (t - 1) + 1] =
+			(uint16_t)s2_treap_erase(tr, tr->kid[2 * (t - 1) + 1], x);
+	s2_treap_pull(tr, t - 1);
+	return t;
+}
+
+/* Repoint the link to slot @from (whose key slot @to now holds) at @to. */
+static void s2_treap_relink(const struct s2_treap *tr, unsigned from, unsigned to)
+{
+	uint16_t *link = tr->root;
+
+	while (*link != from + 1)
+		link = &tr->kid[2 * (*link - 1) + !s2_treap_less(tr, to, *link - 1)];
+	*link = (uint16_t)(to + 1);
+}
+
+static struct s2_treap s2_treap_of(struct s2_memslots *ms, bool hva)
+{
+	return (struct s2_treap){ .ms = ms,
+				  .kid = hva ? ms->hva_kid : ms->gfn_kid,
+				  .root = hva ? &ms->hva_root : &ms->gfn_root,
+				  .hva = hva };
+}
+
+static void s2_id_hash_add(struct s2_memslots *ms, unsigned i)
+{
+	unsigned h = s2_memslots_id_hash(ms->slots[i].id, ms->id_mask);
+
+	while (ms->id_hash[h])
+		h = (h + 1) & ms->id_mask;
+	ms->id_hash[h] = (uint16_t)(i + 1);
+}
+
+/* The id table's entry for slot @i. */
+static unsigned s2_id_hash_pos(const struct s2_memslots *ms, unsigned i)
+{
+	unsigned h = s2_memslots_id_hash(ms->slots[i].id, ms->id_mask);
+
+	while (ms->id_hash[h] != i + 1)
+		h = (h + 1) & ms->id_mask;
+	return h;
+}
+
+/* Empty entry @h, moving back the later entries of its probe run that
+ * would no longer be found past the hole. */
+static void s2_id_hash_del(struct s2_memslots *ms, unsigned h)
+{
+	for (unsigned j = h;;) {
+		unsigned k;
+
+		j = (j + 1) & ms->id_mask;
+		if (!ms->id_hash[j])
+			break;
+		k = s2_memslots_id_hash(ms->slots[ms->id_hash[j] - 1].id, ms->id_mask);
+		/* The entry at j stays if its home k lies cyclically in (h, j]. */
+		if (h <= j ? (h < k && k <= j) : (h < k || k <= j))
 			continue;
-		to = i - (i > d);
-		to += to >= a;
-		if (!placed && add->userspace_addr < ms->slots[to].userspace_addr) {
-			ms->by_hva[j++] = (uint16_t)a;
-			placed = true;
+		ms->id_hash[h] = ms->id_hash[j];
+		h = j;
+	}
+	ms->id_hash[h] = 0;
+}
+
+/* @ms (fresh, zeroed, room for @src's slots) made a copy of @src. O(n). */
+static void s2_memslots_copy(struct s2_memslots *ms, const struct s2_memslots *src)
+{
+	unsigned n = src->nr;
+
+	ms->nr = n;
+	ms->gfn_root = src->gfn_root;
+	ms->hva_root = src->hva_root;
+	if (!n)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		ms->slots[i] = src->slots[i];
+		ms->dirty[i] = src->dirty[i];
+		ms->hva_max[i] = src->hva_max[i];
+		for (unsigned c = 0; c < 2; c++) {
+			ms->gfn_kid[2 * i + c] = src->gfn_kid[2 * i + c];
+			ms->hva_kid[2 * i + c] = src->hva_kid[2 * i + c];
 		}
-		ms->by_hva[j++] = (uint16_t)to;
+		s2_id_hash_add(ms, i);
 	}
-	if (!placed)
-		ms->by_hva[j++] = (uint16_t)a;
-	for (unsigned k = 0; k < ms->nr; k++)
-		ms->hva_max[ms->hva_leaves + k] = s2_hva_end(&ms->slots[ms->by_hva[k]]);
-	for (unsigned i = ms->hva_leaves - 1; i; i--) {
-		hva_t l = ms->hva_max[2 * i], r = ms->hva_max[2 * i + 1];
+}
 
-		ms->hva_max[i] = l > r ? l : r;
+/*
+ * Edit @ms (unpublished) in place: drop slot @drop_id (if >= 0) and add
+ * @add (if non-NULL) with the dirty bitmap @add_dirty; the other slots keep
+ * their bitmaps. A replace (the same id, same hva and size) keeps its index
+ * and moves in the gfn treap only when its base changes. O(log n) expected;
+ * @ms has room for the result.
+ */
+static void s2_memslots_edit(struct s2_memslots *ms, int drop_id, const struct kvm_memory_slot *add,
+			     struct s2_slot_dirty *add_dirty)
+{
+	struct s2_treap g = s2_treap_of(ms, false), v = s2_treap_of(ms, true);
+	int d = drop_id >= 0 ? s2_memslots_id_index(ms, (unsigned)drop_id) : -1;
+
+	if (d >= 0 && add) { /* a move or a flags change */
+		unsigned i = (unsigned)d;
+		bool moves = ms->slots[i].base_gfn != add->base_gfn;
+
+		if (moves)
+			*g.root = (uint16_t)s2_treap_erase(&g, *g.root, i);
+		ms->slots[i] = *add;
+		ms->dirty[i] = add_dirty;
+		if (moves)
+			*g.root = (uint16_t)s2_treap_insert(&g, *g.root, i);
+		return;
 	}
-	for (unsigned i = 0; i < ms->nr; i++) {
-		unsigned h = s2_memslots_id_hash(ms->slots[i].id, ms->id_mask);
+	if (d >= 0) {
+		unsigned i = (unsigned)d, last = ms->nr - 1;
 
-		while (ms->id_hash[h])
-			h = (h + 1) & ms->id_mask;
-		ms->id_hash[h] = (uint16_t)(i + 1);
+		*g.root = (uint16_t)s2_treap_erase(&g, *g.root, i);
+		*v.root = (uint16_t)s2_treap_erase(&v, *v.root, i);
+		s2_id_hash_del(ms, s2_id_hash_pos(ms, i));
+		if (i != last) { /* the last slot fills the hole */
+			unsigned h = s2_id_hash_pos(ms, last);
+
+			ms->slots[i] = ms->slots[last];
+			ms->dirty[i] = ms->dirty[last];
+			ms->hva_max[i] = ms->hva_max[last];
+			for (unsigned c = 0; c < 2; c++) {
+				ms->gfn_kid[2 * i + c] = ms->gfn_kid[2 * last + c];
+				ms->hva_kid[2 * i + c] = ms->hva_kid[2 * last + c];
+			}
+			s2_treap_relink(&g, last, i);
+			s2_treap_relink(&v, last, i);
+			ms->id_hash[h] = (uint16_t)(i + 1);
+		}
+		ms->slots[last] = (struct kvm_memory_slot){ 0 };
+		ms->dirty[last] = NULL;
+		ms->hva_max[last] = 0;
+		ms->gfn_kid[2 * last] = ms->gfn_kid[2 * last + 1] = 0;
+		ms->hva_kid[2 * last] = ms->hva_kid[2 * last + 1] = 0;
+		ms->nr = last;
+	}
+	if (add) {
+		unsigned i = ms->nr++;
+
+		ms->slots[i] = *add;
+		ms->dirty[i] = add_dirty;
+		s2_id_hash_add(ms, i);
+		*g.root = (uint16_t)s2_treap_insert(&g, *g.root, i);
+		*v.root = (uint16_t)s2_treap_insert(&v, *v.root, i);
 	}
 }
 
@@ -357,28 +570,55 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 }
 
 /*
+ * After the grace period that followed the publication of @u (no lock
+ * held): the set it replaced, which nobody reads now, gets the same edit
+ * and becomes the spare, if the published set is still @u's (no other
+ * update came in between: the replaced set then equals the published one)
+ * and it has room. Otherwise it is freed.
+ */
+static void s2_memslots_retire(struct kvm *kvm, struct s2_memslots *pub, struct s2_slot_update *u)
+{
+	const struct s2_env *env = kvm->env;
+	struct s2_memslots *old = u->old;
+
+	s2_spin_lock(&kvm->slots_lock, env);
+	if (kvm->memslots == pub && !kvm->memslots_spare && old->cap >= pub->nr) {
+		s2_memslots_edit(old, u->drop_id, u->add ? &u->upd : NULL, u->dirty);
+		kvm->memslots_spare = old;
+		old = NULL;
+	}
+	s2_spin_unlock(&kvm->slots_lock);
+	if (old)
+		env->ops->free(env->ctx, old);
+}
+
+/*
  * Run the update @plan describes. Under slots_lock: plan, and, once the
- * allocations fit the plan, publish and zap (the update is atomic to every
- * other holder of the lock). With no lock held: the allocations before, and
- * after the publication the freeing of the zap's tables, dirty logging's
- * start or stop, the grace period and the frees.
+ * memory fits the plan, edit the spare set (or a copy of the published one
+ * when there is no spare with room), publish it and zap (the update is
+ * atomic to every other holder of the lock). With no lock held: the
+ * allocations before, and after the publication the freeing of the zap's
+ * tables, dirty logging's start or stop, the grace period, the replaced
+ * set's edit into the next spare and the frees.
  */
 static int s2_memslots_update(struct kvm *kvm, s2_slot_plan_fn plan, struct s2_slot_update *u)
 {
 	const struct s2_env *env = kvm->env;
 	struct s2_slot_dirty *fresh = NULL;
-	struct s2_memslots *ms = NULL;
-	unsigned cap = 0;
+	struct s2_memslots *ms = NULL, *next, *stale = NULL;
 	int r;
 
 	s2_acc_init(&u->acc);
 	for (;;) {
+		struct s2_memslots *sp;
+
 		s2_spin_lock(&kvm->slots_lock, env);
 		r = plan(kvm, kvm->memslots, u);
 		if (r)
 			goto unlock;
-		if ((!u->new_dirty || (fresh && fresh->npages == u->upd.npages)) && ms &&
-		    cap >= u->nr)
+		sp = kvm->memslots_spare;
+		if ((!u->new_dirty || (fresh && fresh->npages == u->upd.npages)) &&
+		    ((sp && sp->cap >= u->nr) || (ms && ms->cap >= u->nr)))
 			break;
 		s2_spin_unlock(&kvm->slots_lock);
 		/* Allocate what the plan needs, then plan again under the lock. */
@@ -390,11 +630,10 @@ static int s2_memslots_update(struct kvm *kvm, s2_slot_plan_fn plan, struct s2_s
 				goto out;
 			}
 		}
-		if (!ms || cap < u->nr) {
+		if ((!sp || sp->cap < u->nr) && (!ms || ms->cap < u->nr)) {
 			if (ms)
 				env->ops->free(env->ctx, ms);
-			cap = u->nr;
-			ms = s2_memslots_alloc(kvm, cap);
+			ms = s2_memslots_alloc(kvm, s2_memslots_cap(u->nr));
 			if (!ms) {
 				r = -ENOMEM;
 				goto out;
@@ -405,11 +644,18 @@ static int s2_memslots_update(struct kvm *kvm, s2_slot_plan_fn plan, struct s2_s
 		u->dirty = fresh;
 		fresh = NULL;
 	}
-	s2_memslots_fill(ms, kvm->memslots, u->drop_id, u->add ? &u->upd : NULL, u->dirty);
+	next = kvm->memslots_spare;
+	kvm->memslots_spare = NULL;
+	if (!next || next->cap < u->nr) {
+		stale = next; /* too small: a copy of the published set instead */
+		next = ms;
+		ms = NULL;
+		s2_memslots_copy(next, kvm->memslots);
+	}
+	s2_memslots_edit(next, u->drop_id, u->add ? &u->upd : NULL, u->dirty);
 	if (u->add && u->drop_id >= 0)
 		u->dirty_change = s2_dirty_slot_published(kvm, &u->prev, &u->upd);
-	s2_memslots_publish(kvm, ms, u);
-	ms = NULL;
+	s2_memslots_publish(kvm, next, u);
 unlock:
 	s2_spin_unlock(&kvm->slots_lock);
 	if (r)
@@ -420,12 +666,14 @@ unlock:
 		s2_dirty_slot_flags_changed(kvm, &u->upd, u->dirty_change, u->gen);
 	/* After the grace period nobody uses the old set or the bitmap. */
 	env->ops->synchronize_rcu(env->ctx);
-	env->ops->free(env->ctx, u->old);
+	s2_memslots_retire(kvm, next, u);
 	s2_dirty_slot_free(kvm, u->gone);
 out:
 	s2_dirty_slot_free(kvm, fresh);
 	if (ms)
 		env->ops->free(env->ctx, ms);
+	if (stale)
+		env->ops->free(env->ctx, stale);
 	return r;
 }
 

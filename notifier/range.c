@@ -229,7 +229,7 @@ static bool s2_mn_overlap(const struct kvm_memory_slot *slot, uint64_t start, ui
 struct s2_mn_slot_iter {
 	const struct s2_memslots *ms;
 	bool by_gfn;
-	unsigned gi;
+	int gi; /* the current slot by gfn, -1: none */
 	gfn_t end;
 	struct s2_memslots_hva_iter hva;
 };
@@ -238,7 +238,7 @@ static int s2_mn_slot_gfn(struct s2_mn_slot_iter *it)
 {
 	const struct s2_memslots *ms = it->ms;
 
-	return it->gi < ms->nr && ms->slots[it->gi].base_gfn < it->end ? (int)it->gi : -1;
+	return it->gi >= 0 && ms->slots[it->gi].base_gfn < it->end ? it->gi : -1;
 }
 
 static int s2_mn_slot_first(struct s2_mn_slot_iter *it, const struct s2_memslots *ms, bool by_gfn,
@@ -257,7 +257,7 @@ static int s2_mn_slot_next(struct s2_mn_slot_iter *it)
 {
 	if (!it->by_gfn)
 		return s2_memslots_hva_next(&it->hva);
-	it->gi++;
+	it->gi = s2_memslots_gfn_next(it->ms, (unsigned)it->gi);
 	return s2_mn_slot_gfn(it);
 }
 

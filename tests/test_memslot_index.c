@@ -1,21 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
  * The memslot set's indexes (core/kvm_internal.h struct s2_memslots): the id
- * table, the hva order with its max-end segment tree, and the binary-search
- * overlap checks of updates, against a brute-force model of the slots, over
- * long random sequences of adds, deletes, moves and flag changes with many
- * slots whose hva ranges overlap; and the notifiers that use them, end to
+ * table, the gfn and hva treaps (the latter with its max-end), the in-place
+ * edits that update them, and the spare set that gets the same edit after
+ * the grace period, against a brute-force model of the slots: long random
+ * sequences of adds, deletes, moves and flag changes with many slots whose
+ * hva ranges overlap, and per target size from 1 to 600 slots a check of
+ * both sets after every operation; and the notifiers that use them, end to
  * end, on a VM of 509 one-page memslots.
  *
  * Mutations seen to fail here (each made once by hand, then restored):
- *  - s2_hva_next_after() pruning with `<` for `<=` (a slot that ends at the
- *    range start is reported) and without the climb past right children;
- *  - s2_memslots_id_index() stopping at the first probe;
- *  - s2_memslots_fill() placing the added slot one past its hole, or not
- *    renumbering by_hva past the dropped slot;
+ *  - s2_hva_search() taking a slot that ends at the range start;
+ *  - s2_memslots_id_index() stopping at the first probe; s2_id_hash_del()
+ *    not moving back the entries of the probe run;
+ *  - s2_memslots_retire() making the replaced set the spare without the
+ *    edit; s2_memslots_edit() not relinking the hva treap to the slot that
+ *    fills a hole, or a flags change not taking the new bitmap;
+ *  - s2_treap_pull() ignoring the right child; a constant priority (the
+ *    509-slot VM's gfn treap becomes a list: too deep);
  *  - s2_overlaps_any() looking at one slot only (a replace whose own slot
  *    comes first misses the overlap with the next);
  *  - s2_mn_run() walking only the first slot the iterator returns.
+ * Not reached single-threaded: s2_memslots_retire()'s check that no other
+ * update published in between (the multi-threaded memslot tests run it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -66,12 +73,143 @@ static unsigned model_nr(void)
 	return n;
 }
 
+/* Walk treap @t (a node reference) of @ms: in order, each node once, its
+ * max-end right (hva); returns the subtree's depth. */
+static unsigned walk(const struct s2_memslots *ms, bool hva, unsigned t, bool *seen, int *prev,
+		     hva_t *max)
+{
+	const uint16_t *kid = hva ? ms->hva_kid : ms->gfn_kid;
+	unsigned i = t - 1, dl, dr;
+	hva_t ml = 0, mr = 0, m;
+
+	if (!t) {
+		*max = 0;
+		return 0;
+	}
+	assert_true(i < ms->nr);
+	dl = walk(ms, hva, kid[2 * i], seen, prev, &ml);
+	assert_false(seen[i]);
+	seen[i] = true;
+	if (*prev >= 0) {
+		const struct kvm_memory_slot *a = &ms->slots[*prev], *b = &ms->slots[i];
+
+		if (hva)
+			assert_true(a->userspace_addr < b->userspace_addr ||
+				    (a->userspace_addr == b->userspace_addr && a->id < b->id));
+		else
+			assert_true(a->base_gfn + a->npages <= b->base_gfn);
+	}
+	*prev = (int)i;
+	dr = walk(ms, hva, kid[2 * i + 1], seen, prev, &mr);
+	m = ms->slots[i].userspace_addr + (ms->slots[i].npages << 12);
+	m = ml > m ? ml : m;
+	m = mr > m ? mr : m;
+	if (hva)
+		assert_true(ms->hva_max[i] == m);
+	*max = m;
+	return 1 + (dl > dr ? dl : dr);
+}
+
+/* Both treaps of @ms ordered, complete and shallow: a random BST of n <=
+ * 512 nodes is deeper than 4 log2 n + 8 with negligible odds, while a
+ * priority that follows the ids of slots numbered in gfn order makes a list. */
+static void check_depth(const struct s2_memslots *ms)
+{
+	bool seen[CONFIG_S2_MAX_MEMSLOTS];
+	unsigned n = ms->nr, lg = 0;
+	int prev;
+	hva_t max;
+
+	while ((1u << lg) < n)
+		lg++;
+	for (int h = 0; h < 2; h++) {
+		memset(seen, 0, sizeof(seen));
+		prev = -1;
+		assert_true(walk(ms, h, h ? ms->hva_root : ms->gfn_root, seen, &prev, &max) <=
+			    4 * lg + 8);
+		for (unsigned i = 0; i < n; i++)
+			assert_true(seen[i]);
+	}
+}
+
+/*
+ * The set @ms (published or spare) against the model: the same slots, both
+ * treaps ordered, complete, shallow (a random BST of n <= 512 nodes is
+ * deeper than 4 log2 n + 8 with negligible odds: a priority that does not
+ * vary makes a list), the id table finding every slot, the gfn order and
+ * lookups those of the model. O(n log n).
+ */
+static void check_struct(const struct s2_memslots *ms)
+{
+	unsigned n = ms->nr, used = 0;
+	int prev;
+
+	assert_int_equal(n, model_nr());
+	assert_true(n <= ms->cap || !n);
+	check_depth(ms);
+	for (unsigned i = 0; i < n; i++) {
+		const struct kvm_memory_slot *s = &ms->slots[i];
+
+		assert_true(s->id < ID_SPACE && M[s->id].used);
+		assert_int_equal(s2_memslots_id_index(ms, s->id), (int)i);
+		assert_int_equal(s->base_gfn, M[s->id].base);
+		assert_int_equal(s->npages, M[s->id].npages);
+		assert_int_equal(s->userspace_addr, M[s->id].hva);
+		assert_int_equal(s->flags, M[s->id].flags);
+		assert_int_equal(!!ms->dirty[i], !!(s->flags & KVM_MEM_LOG_DIRTY_PAGES));
+	}
+	for (unsigned h = 0; n && h <= ms->id_mask; h++)
+		used += ms->id_hash[h] != 0;
+	assert_int_equal(used, n);
+	/* gfn order from the start: every slot once, by base. */
+	prev = -1;
+	used = 0;
+	for (int i = s2_memslots_gfn_lower(ms, 0); i >= 0;
+	     i = s2_memslots_gfn_next(ms, (unsigned)i)) {
+		if (prev >= 0)
+			assert_true(ms->slots[prev].base_gfn < ms->slots[i].base_gfn);
+		prev = i;
+		used++;
+	}
+	assert_int_equal(used, n);
+	/* Point lookups and lower bounds at random gfns and at slot edges. */
+	for (unsigned q = 0; q < 8; q++) {
+		gfn_t g = rnd(1300 * GFN_GRID);
+		const struct kvm_memory_slot *f;
+		int lo;
+		unsigned want = ID_SPACE, want_lo = ID_SPACE;
+
+		if (q < 2 && n) {
+			const struct kvm_memory_slot *s = &ms->slots[rnd(n)];
+
+			g = q ? s->base_gfn + s->npages : s->base_gfn + s->npages - 1;
+		}
+		f = s2_memslots_find(ms, g);
+		lo = s2_memslots_gfn_lower(ms, g);
+		for (unsigned id = 0; id < ID_SPACE; id++) {
+			if (!M[id].used || M[id].base + M[id].npages <= g)
+				continue;
+			if (M[id].base <= g)
+				want = id;
+			if (want_lo == ID_SPACE || M[id].base < M[want_lo].base)
+				want_lo = id;
+		}
+		if (want == ID_SPACE)
+			assert_null(f);
+		else
+			assert_int_equal(f->id, want);
+		if (want_lo == ID_SPACE)
+			assert_int_equal(lo, -1);
+		else
+			assert_int_equal(ms->slots[lo].id, want_lo);
+	}
+}
+
 /* Everything the indexes must agree with, checked on the published set. */
 static void check_set(struct kvm *kvm)
 {
 	const struct s2_memslots *ms = kvm->memslots;
 	struct kvm_memory_slot out;
-	bool seen[CONFIG_S2_MAX_MEMSLOTS] = { false };
 
 	assert_int_equal(ms->nr, model_nr());
 	for (unsigned id = 0; id < ID_SPACE; id++) {
@@ -88,17 +226,9 @@ static void check_set(struct kvm *kvm)
 		assert_int_equal(out.userspace_addr, M[id].hva);
 		assert_int_equal(out.flags, M[id].flags);
 	}
-	/* by_hva: a permutation, sorted by hva. */
-	for (unsigned k = 0; k < ms->nr; k++) {
-		unsigned i = ms->by_hva[k];
-
-		assert_true(i < ms->nr);
-		assert_false(seen[i]);
-		seen[i] = true;
-		if (k)
-			assert_true(ms->slots[ms->by_hva[k - 1]].userspace_addr <=
-				    ms->slots[i].userspace_addr);
-	}
+	check_struct(ms);
+	if (kvm->memslots_spare)
+		check_struct(kvm->memslots_spare);
 	/* hva searches: exactly the overlapping slots, each once, in order. */
 	for (unsigned q = 0; q < 40; q++) {
 		hva_t s = HVA_BASE + (rnd(600) << 12), e = s + ((1 + rnd(q & 1 ? 8 : 300)) << 12);
@@ -192,6 +322,101 @@ static void test_index_against_model(void **state)
 	t_vm_fini(&t);
 }
 
+/* A random slot flag set: read-only, logging, or none. */
+static unsigned rnd_flags(void)
+{
+	unsigned r = (unsigned)rnd(4);
+
+	return r == 0 ? KVM_MEM_READONLY : r == 1 ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+}
+
+/*
+ * One VM per target size from 1 to 600 slots (past CONFIG_S2_MAX_MEMSLOTS:
+ * -ENOSPC): adds until the target, then adds, deletes, moves and flag
+ * changes (logging included, so bitmaps move with their slots) around it;
+ * after every operation the published set and the spare both agree with the
+ * model and their treaps and id table hold (check_struct), and every tenth
+ * the whole lookup check (check_set) runs too.
+ */
+static void test_update_sizes(void **state)
+{
+	static const unsigned sizes[] = { 1, 2, 3, 5, 8, 9, 17, 64, 65, 200, 509, 512, 600 };
+
+	(void)state;
+	for (unsigned z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		unsigned target = sizes[z], mixed = 0;
+		struct tvm t;
+
+		memset(M, 0, sizeof(M));
+		t_vm_init(&t, S2_FMT_X86_EPT, NULL);
+		for (unsigned step = 0; mixed < 150; step++) {
+			unsigned nr = model_nr(), op = (unsigned)rnd(8), id;
+			int r, want;
+
+			if (!mixed && nr < target && nr < CONFIG_S2_MAX_MEMSLOTS &&
+			    step < 20 * target)
+				op = 0; /* grow first */
+			else
+				mixed++;
+			/* an id in use for the updates of one, a fresh one to add */
+			do
+				id = (unsigned)rnd(ID_SPACE);
+			while (op && nr && !M[id].used);
+			if (op == 0 || (op < 3 && nr < target)) {
+				struct kvm_memory_slot s = {
+					.id = id,
+					.base_gfn = rnd(1200) * GFN_GRID,
+					.npages = GFN_GRID / (1 + rnd(2)),
+					.userspace_addr = HVA_BASE + (rnd(512) << 12),
+					.flags = rnd_flags(),
+				};
+
+				want = nr >= CONFIG_S2_MAX_MEMSLOTS ? -ENOSPC :
+				       M[id].used || model_overlaps(ID_SPACE, s.base_gfn,
+								    s.npages) ?
+								      -EINVAL :
+								      0;
+				r = kvm_set_memslot(t.kvm, &s);
+				assert_int_equal(r, want);
+				if (!r)
+					M[id] = (struct mslot){ true, s.base_gfn, s.npages,
+								s.userspace_addr, s.flags };
+			} else if (op < 4) {
+				want = M[id].used ? 0 : -ENOENT;
+				assert_int_equal(kvm_delete_memslot(t.kvm, id), want);
+				M[id].used = false;
+			} else if (op < 6) {
+				gfn_t nb = rnd(1200) * GFN_GRID;
+
+				want = !M[id].used			    ? -ENOENT :
+				       model_overlaps(id, nb, M[id].npages) ? -EINVAL :
+									      0;
+				assert_int_equal(kvm_move_memslot(t.kvm, id, nb), want);
+				if (!want)
+					M[id].base = nb;
+			} else {
+				unsigned f = rnd_flags();
+
+				want = M[id].used ? 0 : -ENOENT;
+				assert_int_equal(kvm_set_memslot_flags(t.kvm, id, f), want);
+				if (!want)
+					M[id].flags = f;
+			}
+			check_struct(t.kvm->memslots);
+			if (t.kvm->memslots_spare)
+				check_struct(t.kvm->memslots_spare);
+			if (step % 10 == 0)
+				check_set(t.kvm);
+			if (step > 20 * target + 1000)
+				fail(); /* the growth could not reach the target */
+		}
+		/* it did get there (and stayed near) */
+		assert_true(model_nr() + 40 >=
+			    (target < CONFIG_S2_MAX_MEMSLOTS ? target : CONFIG_S2_MAX_MEMSLOTS));
+		t_vm_fini(&t);
+	}
+}
+
 /*
  * 509 one-page memslots whose hvas are spread in the reverse order of their
  * gfns, every fourth one aliasing the hva of its neighbour; one mapped page
@@ -212,6 +437,7 @@ static void test_notifiers_with_509_memslots(void **state)
 			hva[i] = hva[i - 1];
 		t_slot(&t, i, 0x1000 + 2 * i, 1, hva[i], 0);
 	}
+	check_depth(t.kvm->memslots);
 	for (unsigned round = 0; round < 30; round++) {
 		unsigned a = (unsigned)rnd(NSLOT_MAX), n = 1 + (unsigned)rnd(round & 1 ? 3 : 60);
 		hva_t s = hva[a], e = s + ((hva_t)n << 13) - (rnd(2) << 12);
@@ -251,6 +477,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_index_against_model),
+		cmocka_unit_test(test_update_sizes),
 		cmocka_unit_test(test_notifiers_with_509_memslots),
 	};
 
