@@ -94,6 +94,17 @@ static void prep_populated(struct af *a)
 		af_fault(a, SLOT2_GFN + 3 + g, S2_ACC_READ);
 }
 
+/* prep_populated, then slots up to the room of the memslot sets (8: the
+ * published one and the spare, core/memslot.c), so the next add needs a
+ * bigger set. */
+static void prep_full_set(struct af *a)
+{
+	prep_populated(a);
+	for (unsigned k = 0; k < 6; k++)
+		af_slot(a, 10 + k, SLOT2_GFN + 0x2000 + k * 0x100, 16, 0);
+	assert_int_equal(a->kvm->memslots->cap, a->kvm->memslots->nr);
+}
+
 static void prep_slots_only(struct af *a)
 {
 	af_slot(a, 0, SLOT_GFN, SLOT_PAGES, 0);
@@ -306,20 +317,23 @@ static const struct af_case cases[] = {
 	  .call = call_vcpu_create },
 	{ "vcpu_create second", .can_fail = true, .prep = prep_populated,
 	  .call = call_vcpu_create_second },
-	{ "set_memslot", .can_fail = true, .prep = prep_populated, .call = call_slot_add },
+	/* The spare set has room: nothing to allocate. */
+	{ "set_memslot", .prep = prep_populated, .call = call_slot_add },
+	{ "set_memslot growing the set", .can_fail = true, .prep = prep_full_set,
+	  .call = call_slot_add },
 	{ "set_memslot logging", .can_fail = true, .prep = prep_populated,
 	  .call = call_slot_add_logging },
-	{ "delete_memslot", .can_fail = true, .may_fallback = true, .prep = prep_populated,
+	/* These edit the spare set: only the zap allocates, and absorbs it. */
+	{ "delete_memslot", .may_fallback = true, .prep = prep_populated,
 	  .call = call_slot_delete },
-	{ "move_memslot", .can_fail = true, .may_fallback = true, .prep = prep_populated,
-	  .call = call_slot_move },
-	{ "memslot readonly", .can_fail = true, .may_fallback = true, .prep = prep_populated,
+	{ "move_memslot", .may_fallback = true, .prep = prep_populated, .call = call_slot_move },
+	{ "memslot readonly", .may_fallback = true, .prep = prep_populated,
 	  .call = call_slot_readonly },
 	{ "dirty log start (hw)", .can_fail = true, .may_fallback = true, .prep = prep_populated,
 	  .call = call_log_start },
 	{ "dirty log start (wrprotect)", .caps = KVM_DIRTY_LOG_WRPROTECT, .can_fail = true,
 	  .may_fallback = true, .prep = prep_populated, .call = call_log_start },
-	{ "dirty log stop (collapse)", .can_fail = true, .may_fallback = true,
+	{ "dirty log stop (collapse)", .may_fallback = true, /* spare set, no bitmap */
 	  .prep = prep_logging_split, .call = call_log_stop },
 	{ "page fault", .can_fail = true, .prep = prep_slots_only, .call = call_fault },
 	/* Allocates only what the fault cache lacks after the prep. */
