@@ -102,6 +102,8 @@ help:
 	@echo '  bench                bench/*.c, all formats, -O2 -DNDEBUG, in $(BENCH_O)'
 	@echo '  run                  build the default configuration and run $(RUN_GOAL)'
 	@echo '  conformance          examples/*/run.sh, the riscv64 trace round trip'
+	@echo '  conformance-long     the long example boots: x86 EPT Linux under bochs, every arm64 and'
+	@echo '                       RISC-V Linux configuration (conformance-long-{arm64,riscv64}-linux)'
 	@echo '  nm-check             one-format builds hold no other format (scripts/nm-one-format.sh)'
 	@echo '  mutations            the TLB model checker against each change scripts/mutations/ makes'
 	@echo '                       to a copy of the tree; table mutation -> caught (MUTATIONS=names)'
