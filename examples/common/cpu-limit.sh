@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 #
 # Sourced by the Linux examples' run.sh: an outer limit for one emulator run
 # that a loaded machine does not trip. The hypervisor's own watchdog turns a

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash
 #
 # Sourced by scripts/fetch-guest-{arm64,riscv64,amd64}.sh: apt with a private
 # state, to download (never install) a Debian release's packages of another
