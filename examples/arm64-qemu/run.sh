@@ -79,6 +79,18 @@ for cpu in cortex-a57 max; do
 	elif [ "$mode" = normal ] && ! grep -q '^hyp: PASS' "$log"; then
 		fail=1
 	fi
+	# The table pool sized with the calculator (docs/static.md): its high
+	# water within the calculator's figure.
+	if [ "$mode" = normal ]; then
+		sizing=$(sed -n 's/^sizing: calculator figure \([0-9]*\) bytes.* high water \([0-9]*\) bytes.*/\1 \2/p' "$log")
+		set -- $sizing
+		if [ $# -ne 2 ] || [ "$2" -gt "$1" ]; then
+			echo "arm64-qemu: sizing line missing or table pool high water above the calculator's figure: '$sizing'"
+			fail=1
+		else
+			echo "arm64-qemu: table pool high water $2 <= calculator's figure $1 bytes"
+		fi
+	fi
 done
 
 if [ "$mode" = break ]; then
