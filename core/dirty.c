@@ -131,10 +131,11 @@ static S2_ALWAYS_INLINE int kvm_dirty_log_set_caps_untraced(struct kvm *kvm, uns
 		return -EINVAL;
 	if (s2_kvm_dead(kvm))
 		return -EIO;
-	/* Without EPT built there is no kvm_flush_pml_buffer to feed it. */
+	/* PML is EPT's (kvm_flush_pml_buffer exists only with EPT built); an
+	 * NPT, arm64 or RISC-V VM refuses it whatever its dirty state. */
 	if ((caps & KVM_DIRTY_LOG_PML) &&
-	    (!S2_ENABLED(CONFIG_S2_FMT_X86_EPT) || (caps & KVM_DIRTY_LOG_WRPROTECT) ||
-	     !s2_dirty_capable(kvm)))
+	    (!S2_ENABLED(CONFIG_S2_FMT_X86_EPT) || kvm->ops->id != S2_FMT_X86_EPT ||
+	     (caps & KVM_DIRTY_LOG_WRPROTECT) || !s2_dirty_capable(kvm)))
 		return -EINVAL;
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	if (s2_any_slot_logs(kvm->memslots))

@@ -62,9 +62,10 @@ enum {
 	/*
 	 * The embedder feeds each vcpu's page-modification log to
 	 * kvm_flush_pml_buffer() (at every exit, and before harvesting), so a
-	 * harvest need not scan the slot's dirty bits. Needs hardware dirty
-	 * state (EPT with S2_FMTF_AD, or another format's) and a library
-	 * built with EPT (the entry point exists only there).
+	 * harvest need not scan the slot's dirty bits. EPT only: needs an
+	 * x86 EPT VM with hardware dirty state (created with S2_FMTF_AD)
+	 * and a library built with EPT (the entry point exists only there);
+	 * any other VM refuses it with -EINVAL.
 	 */
 	KVM_DIRTY_LOG_PML = 1u << 2,
 };
@@ -73,8 +74,9 @@ enum {
 
 /*
  * Set the VM's dirty-logging options (KVM_DIRTY_LOG_*). Only while no memslot
- * logs. Returns 0, -EINVAL (NULL, unknown bits, PML without hardware dirty
- * state or with KVM_DIRTY_LOG_WRPROTECT), -EBUSY (a slot logs), -EIO.
+ * logs. Returns 0, -EINVAL (NULL, unknown bits, PML on a VM that is not x86
+ * EPT, without hardware dirty state or with KVM_DIRTY_LOG_WRPROTECT), -EBUSY
+ * (a slot logs), -EIO. Nothing is changed on an error.
  */
 int kvm_dirty_log_set_caps(struct kvm *kvm, unsigned caps) S2_MUST_CHECK;
 unsigned kvm_dirty_log_caps(const struct kvm *kvm);

@@ -56,9 +56,9 @@ static bool vm_mode(enum mode m, unsigned caps)
 	t_vm_init(&T, TEST_FMT, &p);
 	if (m == MODE_WP)
 		caps |= KVM_DIRTY_LOG_WRPROTECT;
-	/* PML needs hardware dirty state and a library built with EPT. */
+	/* PML needs an EPT VM with hardware dirty state. */
 	if ((caps & KVM_DIRTY_LOG_PML) &&
-	    (!kvm_dirty_log_hw(T.kvm) || !S2_ENABLED(CONFIG_S2_FMT_X86_EPT))) {
+	    (!kvm_dirty_log_hw(T.kvm) || TEST_FMT != S2_FMT_X86_EPT)) {
 		t_vm_fini(&T);
 		return false;
 	}
@@ -826,6 +826,31 @@ static void test_ring_64k_granule(void **state)
 
 /* ---- hardware assists ---- */
 
+/* PML is EPT's: a VM of another format with hardware dirty state (NPT,
+ * arm64 with HD, RISC-V with Svadu) refuses KVM_DIRTY_LOG_PML with -EINVAL
+ * and keeps its options; kvm_flush_pml_buffer (where it exists) refuses too. */
+static void test_pml_refused_without_ept(void **state)
+{
+	(void)state;
+	if (TEST_FMT == S2_FMT_X86_EPT)
+		skip();
+	if (!vm_mode(MODE_HW, KVM_DIRTY_LOG_MANUAL_PROTECT))
+		skip();
+	assert_int_equal(kvm_dirty_log_set_caps(T.kvm, KVM_DIRTY_LOG_PML), -EINVAL);
+	assert_int_equal(
+		kvm_dirty_log_set_caps(T.kvm, KVM_DIRTY_LOG_PML | KVM_DIRTY_LOG_MANUAL_PROTECT),
+		-EINVAL);
+	assert_int_equal(kvm_dirty_log_caps(T.kvm), KVM_DIRTY_LOG_MANUAL_PROTECT);
+	assert_true(kvm_dirty_log_hw(T.kvm));
+#if S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
+	{
+		const uint64_t gpa = 0x40000ull << 12;
+
+		assert_int_equal(kvm_flush_pml_buffer(T.vcpu, &gpa, 1), -EINVAL);
+	}
+#endif
+}
+
 /* With hardware dirty state and PML, the embedder's PML entries are what a
  * harvest reports (no scan of the slot); without PML the slot's dirty bits
  * are collected. Either way the harvest cleans what it reports. */
@@ -1263,6 +1288,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_ring_bitmap_and_coalescing, teardown),
 		cmocka_unit_test_teardown(test_ring_64k_granule, teardown),
 		cmocka_unit_test_teardown(test_pml_and_scan, teardown),
+		cmocka_unit_test_teardown(test_pml_refused_without_ept, teardown),
 		cmocka_unit_test_teardown(test_hw_dirty_survives_removal, teardown),
 		cmocka_unit_test_teardown(test_pml_dirty_survives_move, teardown),
 		cmocka_unit_test_teardown(test_write_tracking, teardown),
