@@ -49,9 +49,9 @@
  *    slots an hva range overlaps skips whole subtrees (aliases included);
  *  - id_hash: open addressing (linear probing, id_mask + 1 entries, at
  *    least twice cap) of index + 1, 0 for empty.
- * Node references are index + 1, 0 for none. A treap node's priority is a
- * hash of its slot's id (s2_memslots_prio), so both trees are random binary
- * search trees, O(log n) deep expected. The zeroed set of a new VM is empty.
+ * Node references are index + 1, 0 for none. A treap node's priority,
+ * prio[i], is a hash of its slot's id (ties broken by id), so both trees
+ * are random binary search trees, O(log n) deep expected. The zeroed set of a new VM is empty.
  */
 struct s2_memslots {
 	unsigned nr;
@@ -62,6 +62,7 @@ struct s2_memslots {
 	uint16_t *gfn_kid;
 	uint16_t *hva_kid;
 	hva_t *hva_max;
+	uint32_t *prio; /* treap priority of slot i (updates only) */
 	uint16_t *id_hash;
 	struct kvm_memory_slot slots[];
 };

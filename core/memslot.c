@@ -221,14 +221,15 @@ static struct s2_memslots *s2_memslots_alloc(struct kvm *kvm, unsigned cap)
 	while (hcap < 2 * cap)
 		hcap <<= 1;
 	bytes = sizeof(*ms) + cap * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0]));
-	bytes += cap * sizeof(ms->hva_max[0]);
+	bytes += cap * (sizeof(ms->hva_max[0]) + sizeof(ms->prio[0]));
 	bytes += 4 * cap * sizeof(ms->gfn_kid[0]) + hcap * sizeof(ms->id_hash[0]);
 	ms = env->ops->zalloc(env->ctx, bytes);
 	if (ms) {
 		ms->cap = cap;
 		ms->dirty = (struct s2_slot_dirty **)&ms->slots[cap];
 		ms->hva_max = (hva_t *)&ms->dirty[cap];
-		ms->gfn_kid = (uint16_t *)&ms->hva_max[cap];
+		ms->prio = (uint32_t *)&ms->hva_max[cap];
+		ms->gfn_kid = (uint16_t *)&ms->prio[cap];
 		ms->hva_kid = &ms->gfn_kid[2 * cap];
 		ms->id_hash = &ms->hva_kid[2 * cap];
 		ms->id_mask = hcap - 1;
@@ -247,10 +248,10 @@ static unsigned s2_memslots_cap(unsigned nr)
 	return cap < nr ? nr : cap;
 }
 
-/* Treap priority of slot @i: a mix of its id, ties broken by id. */
-static uint32_t s2_memslots_prio(const struct s2_memslots *ms, unsigned i)
+/* Treap priority of a slot: a mix of its id (kept in ms->prio). */
+static uint32_t s2_memslots_prio(unsigned id)
 {
-	uint64_t x = ms->slots[i].id + 0x9e3779b97f4a7c15ull;
+	uint64_t x = id + 0x9e3779b97f4a7c15ull;
 
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -259,7 +260,7 @@ static uint32_t s2_memslots_prio(const struct s2_memslots *ms, unsigned i)
 
 static bool s2_prio_above(const struct s2_memslots *ms, unsigned a, unsigned b)
 {
-	uint32_t pa = s2_memslots_prio(ms, a), pb = s2_memslots_prio(ms, b);
+	uint32_t pa = ms->prio[a], pb = ms->prio[b];
 
 	return pa > pb || (pa == pb && ms->slots[a].id > ms->slots[b].id);
 }
@@ -441,6 +442,7 @@ static void s2_memslots_copy(struct s2_memslots *ms, const struct s2_memslots *s
 		ms->slots[i] = src->slots[i];
 		ms->dirty[i] = src->dirty[i];
 		ms->hva_max[i] = src->hva_max[i];
+		ms->prio[i] = src->prio[i];
 		for (unsigned c = 0; c < 2; c++) {
 			ms->gfn_kid[2 * i + c] = src->gfn_kid[2 * i + c];
 			ms->hva_kid[2 * i + c] = src->hva_kid[2 * i + c];
@@ -486,6 +488,7 @@ static void s2_memslots_edit(struct s2_memslots *ms, int drop_id, const struct k
 			ms->slots[i] = ms->slots[last];
 			ms->dirty[i] = ms->dirty[last];
 			ms->hva_max[i] = ms->hva_max[last];
+			ms->prio[i] = ms->prio[last];
 			for (unsigned c = 0; c < 2; c++) {
 				ms->gfn_kid[2 * i + c] = ms->gfn_kid[2 * last + c];
 				ms->hva_kid[2 * i + c] = ms->hva_kid[2 * last + c];
@@ -506,6 +509,7 @@ static void s2_memslots_edit(struct s2_memslots *ms, int drop_id, const struct k
 
 		ms->slots[i] = *add;
 		ms->dirty[i] = add_dirty;
+		ms->prio[i] = s2_memslots_prio(add->id);
 		s2_id_hash_add(ms, i);
 		*g.root = (uint16_t)s2_treap_insert(&g, *g.root, i);
 		*v.root = (uint16_t)s2_treap_insert(&v, *v.root, i);
