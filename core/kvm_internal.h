@@ -42,28 +42,46 @@
  * while its slot is in the set, but for the last one, which fills the hole a
  * deleted slot leaves), dirty[i] the bitmap of slot i when it logs (NULL
  * otherwise). Three indexes over them, each updated in O(log n) or O(1):
- *  - gfn_root/gfn_kid: a treap ordered by base_gfn (the slots are
- *    disjoint), node i's children at gfn_kid[2i] (left) and [2i + 1];
- *  - hva_root/hva_kid/hva_max: a treap ordered by (userspace_addr, id), with
- *    hva_max[i] the largest hva end in node i's subtree, so a search for the
- *    slots an hva range overlaps skips whole subtrees (aliases included);
+ *  - gfn_root/gfn[]: a treap ordered by base_gfn (the slots are disjoint);
+ *  - hva_root/hva[]: a treap ordered by (userspace_addr, id), with max the
+ *    largest hva end in the node's subtree, so a search for the slots an
+ *    hva range overlaps skips whole subtrees (aliases included);
  *  - id_hash: open addressing (linear probing, id_mask + 1 entries, at
  *    least twice cap) of index + 1, 0 for empty.
  * Node references are index + 1, 0 for none. A treap node's priority,
  * prio[i], is a hash of its slot's id (ties broken by id), so both trees
- * are random binary search trees, O(log n) deep expected. The zeroed set of a new VM is empty.
+ * are random binary search trees, O(log n) deep expected. Node i of each
+ * tree carries its slot's keys and its children, so a search loads one node
+ * per level. The zeroed set of a new VM is empty.
  */
+struct s2_gfn_node {
+	gfn_t base, end; /* slot i's gfns */
+	uint16_t kid[2]; /* left, right */
+	uint16_t next;	 /* the next node in order (0: none) */
+};
+struct s2_hva_node {
+	hva_t addr, end;  /* slot i's hvas */
+	hva_t max;	  /* the largest end in this subtree */
+	hva_t kid_max[2]; /* the children's max (0: none) */
+	unsigned id;	  /* slot i's id: the order of equal addrs */
+	uint16_t kid[2];
+	uint16_t next; /* the next node in order (0: none) */
+};
+
 struct s2_memslots {
 	unsigned nr;
 	unsigned cap; /* room for cap slots */
 	unsigned id_mask;
 	uint16_t gfn_root, hva_root;
 	struct s2_slot_dirty **dirty;
-	uint16_t *gfn_kid;
-	uint16_t *hva_kid;
-	hva_t *hva_max;
+	struct s2_gfn_node *gfn;
+	struct s2_hva_node *hva;
 	uint32_t *prio; /* treap priority of slot i (updates only) */
 	uint16_t *id_hash;
+	/* The index + 1 of the slot s2_memslots_find() found last (0: none;
+	 * may be stale, checked before use): readers store it (relaxed), in
+	 * a line of its own, as KVM's last_used_slot. */
+	uint16_t gfn_hint __attribute__((aligned(64)));
 	struct kvm_memory_slot slots[];
 };
 
@@ -100,6 +118,7 @@ struct s2_memslots_hva_iter {
 	bool started;	 /* last_* hold the last result */
 	hva_t last_addr; /* its (userspace_addr, id): the next comes after */
 	unsigned last_id;
+	unsigned last_node; /* its index + 1 (0: none, or after the end) */
 };
 int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memslots *ms,
 			  hva_t start, hva_t end);
@@ -111,33 +130,19 @@ static inline int s2_memslots_gfn_lower(const struct s2_memslots *ms, gfn_t gfn)
 	int best = -1;
 
 	for (unsigned t = ms->gfn_root; t;) {
-		const struct kvm_memory_slot *s = &ms->slots[t - 1];
+		const struct s2_gfn_node *n = &ms->gfn[t - 1];
 
-		if (s->base_gfn + s->npages > gfn) {
+		if (n->end > gfn)
 			best = (int)(t - 1);
-			t = ms->gfn_kid[2 * (t - 1)];
-		} else {
-			t = ms->gfn_kid[2 * (t - 1) + 1];
-		}
+		t = n->kid[n->end <= gfn];
 	}
 	return best;
 }
 
-/* Index of the slot after slot @i in gfn order, or -1. O(log n). */
+/* Index of the slot after slot @i in gfn order, or -1. O(1). */
 static inline int s2_memslots_gfn_next(const struct s2_memslots *ms, unsigned i)
 {
-	gfn_t key = ms->slots[i].base_gfn;
-	int best = -1;
-
-	for (unsigned t = ms->gfn_root; t;) {
-		if (ms->slots[t - 1].base_gfn > key) {
-			best = (int)(t - 1);
-			t = ms->gfn_kid[2 * (t - 1)];
-		} else {
-			t = ms->gfn_kid[2 * (t - 1) + 1];
-		}
-	}
-	return best;
+	return (int)ms->gfn[i].next - 1;
 }
 
 /* Table pages a fault may need, allocated before mmu_lock is taken. */

@@ -27,17 +27,26 @@
  */
 #include "core/kvm_internal.h"
 
+/* The slot of @gfn: the one found last when it holds gfn (lookups come in
+ * runs on one slot: faults, dirty marking), else a descent of the treap. */
 const struct kvm_memory_slot *s2_memslots_find(const struct s2_memslots *ms, gfn_t gfn)
 {
-	for (unsigned t = ms->gfn_root; t;) {
-		const struct kvm_memory_slot *s = &ms->slots[t - 1];
+	unsigned h = __atomic_load_n(&ms->gfn_hint, __ATOMIC_RELAXED);
 
-		if (gfn < s->base_gfn)
-			t = ms->gfn_kid[2 * (t - 1)];
-		else if (gfn - s->base_gfn >= s->npages)
-			t = ms->gfn_kid[2 * (t - 1) + 1];
-		else
-			return s;
+	if (h && h <= ms->nr && gfn >= ms->gfn[h - 1].base && gfn < ms->gfn[h - 1].end)
+		return &ms->slots[h - 1];
+	for (unsigned t = ms->gfn_root; t;) {
+		const struct s2_gfn_node *n = &ms->gfn[t - 1];
+
+		if (gfn < n->base) {
+			t = n->kid[0];
+		} else if (gfn >= n->end) {
+			t = n->kid[1];
+		} else {
+			/* The hint is the one field readers write. */
+			__atomic_store_n((uint16_t *)&ms->gfn_hint, (uint16_t)t, __ATOMIC_RELAXED);
+			return &ms->slots[t - 1];
+		}
 	}
 	return NULL;
 }
@@ -105,15 +114,6 @@ static hva_t s2_hva_end(const struct kvm_memory_slot *s)
 	return s->userspace_addr + (s->npages << S2_GFN_SHIFT);
 }
 
-/* Whether slot @i comes after the iterator's last result in hva order. */
-static bool s2_hva_after_last(const struct s2_memslots_hva_iter *it, unsigned i)
-{
-	const struct kvm_memory_slot *s = &it->ms->slots[i];
-
-	return !it->started || s->userspace_addr > it->last_addr ||
-	       (s->userspace_addr == it->last_addr && s->id > it->last_id);
-}
-
 /*
  * The first slot of subtree @t (a node reference) in hva order that comes
  * after the last result and ends after it->start, or -1. A subtree whose
@@ -124,20 +124,21 @@ static bool s2_hva_after_last(const struct s2_memslots_hva_iter *it, unsigned i)
  */
 static int s2_hva_search(const struct s2_memslots_hva_iter *it, unsigned t)
 {
-	const struct s2_memslots *ms = it->ms;
+	const struct s2_hva_node *hv = it->ms->hva;
 
-	while (t && ms->hva_max[t - 1] > it->start) {
-		unsigned i = t - 1;
+	while (t && hv[t - 1].max > it->start) {
+		const struct s2_hva_node *n = &hv[t - 1];
 
-		if (s2_hva_after_last(it, i)) {
-			int r = s2_hva_search(it, ms->hva_kid[2 * i]);
+		if (!it->started || n->addr > it->last_addr ||
+		    (n->addr == it->last_addr && n->id > it->last_id)) {
+			int r = s2_hva_search(it, n->kid[0]);
 
 			if (r >= 0)
 				return r;
-			if (s2_hva_end(&ms->slots[i]) > it->start)
-				return (int)i;
+			if (n->end > it->start)
+				return (int)(t - 1);
 		}
-		t = ms->hva_kid[2 * i + 1];
+		t = n->kid[1];
 	}
 	return -1;
 }
@@ -149,25 +150,64 @@ int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memsl
 	it->start = start;
 	it->end = end;
 	it->started = false;
+	it->last_node = 0;
 	return s2_memslots_hva_next(it);
 }
 
 /* Results come in hva order, so the first slot that starts at or after
  * end ends the search. */
+/* The first slot in hva order that ends after it->start, or -1: one node
+ * per level (each carries its children's max-end). */
+static int s2_hva_first_after_start(const struct s2_memslots_hva_iter *it)
+{
+	const struct s2_hva_node *hv = it->ms->hva;
+	unsigned t = it->ms->hva_root;
+
+	if (!t || hv[t - 1].max <= it->start)
+		return -1;
+	for (;;) { /* subtree t holds one: left of it, it, or right of it */
+		const struct s2_hva_node *n = &hv[t - 1];
+
+		if (n->kid_max[0] > it->start)
+			t = n->kid[0];
+		else if (n->end > it->start)
+			return (int)t - 1;
+		else
+			t = n->kid[1];
+	}
+}
+
 int s2_memslots_hva_next(struct s2_memslots_hva_iter *it)
 {
-	int i = s2_hva_search(it, it->ms->hva_root);
+	const struct s2_hva_node *hv = it->ms->hva;
+	int i = -1;
 
-	if (i < 0 || it->ms->slots[i].userspace_addr >= it->end) {
-		it->started = true;
-		it->last_addr = ~(hva_t)0; /* nothing after */
-		it->last_id = ~0u;
-		return -1;
+	/* The node after the last result is the next result or ends the
+	 * search, in O(1), unless it ends at or before start. */
+	if (it->last_node) {
+		unsigned nx = hv[it->last_node - 1].next;
+
+		if (!nx || hv[nx - 1].addr >= it->end)
+			goto none;
+		if (hv[nx - 1].end > it->start)
+			i = (int)nx - 1;
 	}
+	if (i < 0)
+		i = it->started ? s2_hva_search(it, it->ms->hva_root) :
+				  s2_hva_first_after_start(it);
+	if (i < 0 || hv[i].addr >= it->end)
+		goto none;
 	it->started = true;
-	it->last_addr = it->ms->slots[i].userspace_addr;
-	it->last_id = it->ms->slots[i].id;
+	it->last_addr = hv[i].addr;
+	it->last_id = hv[i].id;
+	it->last_node = (unsigned)i + 1;
 	return i;
+none:
+	it->started = true;
+	it->last_addr = ~(hva_t)0; /* nothing after */
+	it->last_id = ~0u;
+	it->last_node = 0;
+	return -1;
 }
 
 /* The dirty bitmap of slot @s of @ms (NULL: it does not log). */
@@ -221,17 +261,16 @@ static struct s2_memslots *s2_memslots_alloc(struct kvm *kvm, unsigned cap)
 	while (hcap < 2 * cap)
 		hcap <<= 1;
 	bytes = sizeof(*ms) + cap * (sizeof(ms->slots[0]) + sizeof(ms->dirty[0]));
-	bytes += cap * (sizeof(ms->hva_max[0]) + sizeof(ms->prio[0]));
-	bytes += 4 * cap * sizeof(ms->gfn_kid[0]) + hcap * sizeof(ms->id_hash[0]);
+	bytes += cap * (sizeof(ms->hva[0]) + sizeof(ms->gfn[0]) + sizeof(ms->prio[0]));
+	bytes += hcap * sizeof(ms->id_hash[0]);
 	ms = env->ops->zalloc(env->ctx, bytes);
 	if (ms) {
 		ms->cap = cap;
 		ms->dirty = (struct s2_slot_dirty **)&ms->slots[cap];
-		ms->hva_max = (hva_t *)&ms->dirty[cap];
-		ms->prio = (uint32_t *)&ms->hva_max[cap];
-		ms->gfn_kid = (uint16_t *)&ms->prio[cap];
-		ms->hva_kid = &ms->gfn_kid[2 * cap];
-		ms->id_hash = &ms->hva_kid[2 * cap];
+		ms->hva = (struct s2_hva_node *)&ms->dirty[cap];
+		ms->gfn = (struct s2_gfn_node *)&ms->hva[cap];
+		ms->prio = (uint32_t *)&ms->gfn[cap];
+		ms->id_hash = (uint16_t *)&ms->prio[cap];
 		ms->id_mask = hcap - 1;
 	}
 	return ms;
@@ -265,41 +304,50 @@ static bool s2_prio_above(const struct s2_memslots *ms, unsigned a, unsigned b)
 	return pa > pb || (pa == pb && ms->slots[a].id > ms->slots[b].id);
 }
 
-/* One of the two treaps: its links, root and order (and, for hva, the
- * max-end it keeps). */
+/* One of the two treaps (hva: the one with the max-end). */
 struct s2_treap {
 	struct s2_memslots *ms;
-	uint16_t *kid;
 	uint16_t *root;
 	bool hva;
 };
 
+/* The next-in-order link of node @i. */
+static uint16_t *s2_next(const struct s2_treap *tr, unsigned i)
+{
+	return tr->hva ? &tr->ms->hva[i].next : &tr->ms->gfn[i].next;
+}
+
+/* Child @c (0: left) of node @i. */
+static uint16_t *s2_kid(const struct s2_treap *tr, unsigned i, unsigned c)
+{
+	return tr->hva ? &tr->ms->hva[i].kid[c] : &tr->ms->gfn[i].kid[c];
+}
+
 static bool s2_treap_less(const struct s2_treap *tr, unsigned a, unsigned b)
 {
-	const struct kvm_memory_slot *x = &tr->ms->slots[a], *y = &tr->ms->slots[b];
+	const struct s2_memslots *ms = tr->ms;
 
 	if (!tr->hva)
-		return x->base_gfn < y->base_gfn;
-	return x->userspace_addr < y->userspace_addr ||
-	       (x->userspace_addr == y->userspace_addr && x->id < y->id);
+		return ms->gfn[a].base < ms->gfn[b].base;
+	return ms->hva[a].addr < ms->hva[b].addr ||
+	       (ms->hva[a].addr == ms->hva[b].addr && ms->hva[a].id < ms->hva[b].id);
 }
 
 /* Recompute node @i's max-end from its slot and its children. */
 static void s2_treap_pull(const struct s2_treap *tr, unsigned i)
 {
-	struct s2_memslots *ms = tr->ms;
+	struct s2_hva_node *hv = tr->ms->hva, *n = &hv[i];
 	hva_t m;
 
 	if (!tr->hva)
 		return;
-	m = s2_hva_end(&ms->slots[i]);
+	m = n->end;
 	for (unsigned c = 0; c < 2; c++) {
-		unsigned k = tr->kid[2 * i + c];
-
-		if (k && ms->hva_max[k - 1] > m)
-			m = ms->hva_max[k - 1];
+		n->kid_max[c] = n->kid[c] ? hv[n->kid[c] - 1].max : 0;
+		if (n->kid_max[c] > m)
+			m = n->kid_max[c];
 	}
-	ms->hva_max[i] = m;
+	n->max = m;
 }
 
 /* Split subtree @t into the nodes before slot @x (to *@l) and after (*@r). */
@@ -312,10 +360,10 @@ static void s2_treap_split(const struct s2_treap *tr, unsigned t, unsigned x, ui
 	}
 	if (s2_treap_less(tr, t - 1, x)) {
 		*l = (uint16_t)t;
-		s2_treap_split(tr, tr->kid[2 * (t - 1) + 1], x, &tr->kid[2 * (t - 1) + 1], r);
+		s2_treap_split(tr, *s2_kid(tr, t - 1, 1), x, s2_kid(tr, t - 1, 1), r);
 	} else {
 		*r = (uint16_t)t;
-		s2_treap_split(tr, tr->kid[2 * (t - 1)], x, l, &tr->kid[2 * (t - 1)]);
+		s2_treap_split(tr, *s2_kid(tr, t - 1, 0), x, l, s2_kid(tr, t - 1, 0));
 	}
 	s2_treap_pull(tr, t - 1);
 }
@@ -323,16 +371,15 @@ static void s2_treap_split(const struct s2_treap *tr, unsigned t, unsigned x, ui
 /* Subtree @t with slot @x inserted; returns the new subtree. */
 static unsigned s2_treap_insert(const struct s2_treap *tr, unsigned t, unsigned x)
 {
+	uint16_t *k;
+
 	if (!t || s2_prio_above(tr->ms, x, t - 1)) {
-		s2_treap_split(tr, t, x, &tr->kid[2 * x], &tr->kid[2 * x + 1]);
+		s2_treap_split(tr, t, x, s2_kid(tr, x, 0), s2_kid(tr, x, 1));
 		s2_treap_pull(tr, x);
 		return x + 1;
 	}
-	if (s2_treap_less(tr, x, t - 1))
-		tr->kid[2 * (t - 1)] = (uint16_t)s2_treap_insert(tr, tr->kid[2 * (t - 1)], x);
-	else
-		tr->kid[2 * (t - 1) + 1] =
-			(uint16_t)s2_treap_insert(tr, tr->kid[2 * (t - 1) + 1], x);
+	k = s2_kid(tr, t - 1, !s2_treap_less(tr, x, t - 1));
+	*k = (uint16_t)s2_treap_insert(tr, *k, x);
 	s2_treap_pull(tr, t - 1);
 	return t;
 }
@@ -340,15 +387,18 @@ static unsigned s2_treap_insert(const struct s2_treap *tr, unsigned t, unsigned 
 /* Subtrees @a and @b (all of @a before @b) joined. */
 static unsigned s2_treap_merge(const struct s2_treap *tr, unsigned a, unsigned b)
 {
+	uint16_t *k;
+
 	if (!a || !b)
 		return a ? a : b;
 	if (s2_prio_above(tr->ms, a - 1, b - 1)) {
-		tr->kid[2 * (a - 1) + 1] =
-			(uint16_t)s2_treap_merge(tr, tr->kid[2 * (a - 1) + 1], b);
+		k = s2_kid(tr, a - 1, 1);
+		*k = (uint16_t)s2_treap_merge(tr, *k, b);
 		s2_treap_pull(tr, a - 1);
 		return a;
 	}
-	tr->kid[2 * (b - 1)] = (uint16_t)s2_treap_merge(tr, a, tr->kid[2 * (b - 1)]);
+	k = s2_kid(tr, b - 1, 0);
+	*k = (uint16_t)s2_treap_merge(tr, a, *k);
 	s2_treap_pull(tr, b - 1);
 	return b;
 }
@@ -356,35 +406,83 @@ static unsigned s2_treap_merge(const struct s2_treap *tr, unsigned a, unsigned b
 /* Subtree @t without slot @x (which it holds). */
 static unsigned s2_treap_erase(const struct s2_treap *tr, unsigned t, unsigned x)
 {
-	if (t == x + 1) {
-		unsigned m = s2_treap_merge(tr, tr->kid[2 * x], tr->kid[2 * x + 1]);
+	uint16_t *k;
 
-		tr->kid[2 * x] = tr->kid[2 * x + 1] = 0;
+	if (t == x + 1) {
+		unsigned m = s2_treap_merge(tr, *s2_kid(tr, x, 0), *s2_kid(tr, x, 1));
+
+		*s2_kid(tr, x, 0) = *s2_kid(tr, x, 1) = 0;
 		return m;
 	}
-	if (s2_treap_less(tr, x, t - 1))
-		tr->kid[2 * (t - 1)] = (uint16_t)s2_treap_erase(tr, tr->kid[2 * (t - 1)], x);
-	else
-		tr->kid[2 * (t - 1) + 1] =
-			(uint16_t)s2_treap_erase(tr, tr->kid[2 * (t - 1) + 1], x);
+	k = s2_kid(tr, t - 1, !s2_treap_less(tr, x, t - 1));
+	*k = (uint16_t)s2_treap_erase(tr, *k, x);
 	s2_treap_pull(tr, t - 1);
 	return t;
 }
 
-/* Repoint the link to slot @from (whose key slot @to now holds) at @to. */
+/* The node before node @x in order (0: none), whether @x is in the tree
+ * or not (a node equal to x is x itself: go left). */
+static unsigned s2_treap_pred(const struct s2_treap *tr, unsigned x)
+{
+	unsigned best = 0;
+
+	for (unsigned t = *tr->root; t;) {
+		bool before = t != x + 1 && s2_treap_less(tr, t - 1, x);
+
+		if (before)
+			best = t;
+		t = *s2_kid(tr, t - 1, before);
+	}
+	return best;
+}
+
+/* Node @x into the tree, and into the order's links. */
+static void s2_treap_add(const struct s2_treap *tr, unsigned x)
+{
+	unsigned p = s2_treap_pred(tr, x);
+
+	if (p) {
+		*s2_next(tr, x) = *s2_next(tr, p - 1);
+		*s2_next(tr, p - 1) = (uint16_t)(x + 1);
+	} else { /* x comes first: its next is the leftmost node */
+		unsigned t = *tr->root;
+
+		while (t && *s2_kid(tr, t - 1, 0))
+			t = *s2_kid(tr, t - 1, 0);
+		*s2_next(tr, x) = (uint16_t)t;
+	}
+	*tr->root = (uint16_t)s2_treap_insert(tr, *tr->root, x);
+}
+
+/* Node @x out of the tree and of the order's links. */
+static void s2_treap_del(const struct s2_treap *tr, unsigned x)
+{
+	unsigned p = s2_treap_pred(tr, x);
+
+	if (p)
+		*s2_next(tr, p - 1) = *s2_next(tr, x);
+	*s2_next(tr, x) = 0;
+	*tr->root = (uint16_t)s2_treap_erase(tr, *tr->root, x);
+}
+
+/* Repoint the link to node @from (whose keys node @to now holds) at @to. */
 static void s2_treap_relink(const struct s2_treap *tr, unsigned from, unsigned to)
 {
 	uint16_t *link = tr->root;
 
+	unsigned p;
+
 	while (*link != from + 1)
-		link = &tr->kid[2 * (*link - 1) + !s2_treap_less(tr, to, *link - 1)];
+		link = s2_kid(tr, *link - 1, !s2_treap_less(tr, to, *link - 1));
 	*link = (uint16_t)(to + 1);
+	p = s2_treap_pred(tr, to);
+	if (p)
+		*s2_next(tr, p - 1) = (uint16_t)(to + 1);
 }
 
 static struct s2_treap s2_treap_of(struct s2_memslots *ms, bool hva)
 {
 	return (struct s2_treap){ .ms = ms,
-				  .kid = hva ? ms->hva_kid : ms->gfn_kid,
 				  .root = hva ? &ms->hva_root : &ms->gfn_root,
 				  .hva = hva };
 }
@@ -428,25 +526,26 @@ static void s2_id_hash_del(struct s2_memslots *ms, unsigned h)
 	ms->id_hash[h] = 0;
 }
 
+/* Slot @i's per-slot entries (slot, bitmap, nodes, priority) copied from
+ * slot @j of @src. */
+static void s2_memslots_move(struct s2_memslots *ms, unsigned i, const struct s2_memslots *src,
+			     unsigned j)
+{
+	ms->slots[i] = src->slots[j];
+	ms->dirty[i] = src->dirty[j];
+	ms->gfn[i] = src->gfn[j];
+	ms->hva[i] = src->hva[j];
+	ms->prio[i] = src->prio[j];
+}
+
 /* @ms (fresh, zeroed, room for @src's slots) made a copy of @src. O(n). */
 static void s2_memslots_copy(struct s2_memslots *ms, const struct s2_memslots *src)
 {
-	unsigned n = src->nr;
-
-	ms->nr = n;
+	ms->nr = src->nr;
 	ms->gfn_root = src->gfn_root;
 	ms->hva_root = src->hva_root;
-	if (!n)
-		return;
-	for (unsigned i = 0; i < n; i++) {
-		ms->slots[i] = src->slots[i];
-		ms->dirty[i] = src->dirty[i];
-		ms->hva_max[i] = src->hva_max[i];
-		ms->prio[i] = src->prio[i];
-		for (unsigned c = 0; c < 2; c++) {
-			ms->gfn_kid[2 * i + c] = src->gfn_kid[2 * i + c];
-			ms->hva_kid[2 * i + c] = src->hva_kid[2 * i + c];
-		}
+	for (unsigned i = 0; i < src->nr; i++) {
+		s2_memslots_move(ms, i, src, i);
 		s2_id_hash_add(ms, i);
 	}
 }
@@ -469,50 +568,51 @@ static void s2_memslots_edit(struct s2_memslots *ms, int drop_id, const struct k
 		bool moves = ms->slots[i].base_gfn != add->base_gfn;
 
 		if (moves)
-			*g.root = (uint16_t)s2_treap_erase(&g, *g.root, i);
+			s2_treap_del(&g, i);
 		ms->slots[i] = *add;
 		ms->dirty[i] = add_dirty;
-		if (moves)
-			*g.root = (uint16_t)s2_treap_insert(&g, *g.root, i);
+		if (moves) {
+			ms->gfn[i].base = add->base_gfn;
+			ms->gfn[i].end = add->base_gfn + add->npages;
+			s2_treap_add(&g, i);
+		}
 		return;
 	}
 	if (d >= 0) {
 		unsigned i = (unsigned)d, last = ms->nr - 1;
 
-		*g.root = (uint16_t)s2_treap_erase(&g, *g.root, i);
-		*v.root = (uint16_t)s2_treap_erase(&v, *v.root, i);
+		s2_treap_del(&g, i);
+		s2_treap_del(&v, i);
 		s2_id_hash_del(ms, s2_id_hash_pos(ms, i));
 		if (i != last) { /* the last slot fills the hole */
 			unsigned h = s2_id_hash_pos(ms, last);
 
-			ms->slots[i] = ms->slots[last];
-			ms->dirty[i] = ms->dirty[last];
-			ms->hva_max[i] = ms->hva_max[last];
-			ms->prio[i] = ms->prio[last];
-			for (unsigned c = 0; c < 2; c++) {
-				ms->gfn_kid[2 * i + c] = ms->gfn_kid[2 * last + c];
-				ms->hva_kid[2 * i + c] = ms->hva_kid[2 * last + c];
-			}
+			s2_memslots_move(ms, i, ms, last);
 			s2_treap_relink(&g, last, i);
 			s2_treap_relink(&v, last, i);
 			ms->id_hash[h] = (uint16_t)(i + 1);
 		}
 		ms->slots[last] = (struct kvm_memory_slot){ 0 };
 		ms->dirty[last] = NULL;
-		ms->hva_max[last] = 0;
-		ms->gfn_kid[2 * last] = ms->gfn_kid[2 * last + 1] = 0;
-		ms->hva_kid[2 * last] = ms->hva_kid[2 * last + 1] = 0;
+		ms->gfn[last] = (struct s2_gfn_node){ 0 };
+		ms->hva[last] = (struct s2_hva_node){ 0 };
 		ms->nr = last;
 	}
 	if (add) {
 		unsigned i = ms->nr++;
+		hva_t end = s2_hva_end(add);
 
 		ms->slots[i] = *add;
 		ms->dirty[i] = add_dirty;
 		ms->prio[i] = s2_memslots_prio(add->id);
+		ms->gfn[i] = (struct s2_gfn_node){ .base = add->base_gfn,
+						   .end = add->base_gfn + add->npages };
+		ms->hva[i] = (struct s2_hva_node){
+			.addr = add->userspace_addr, .end = end, .max = end, .id = add->id
+		};
 		s2_id_hash_add(ms, i);
-		*g.root = (uint16_t)s2_treap_insert(&g, *g.root, i);
-		*v.root = (uint16_t)s2_treap_insert(&v, *v.root, i);
+		s2_treap_add(&g, i);
+		s2_treap_add(&v, i);
 	}
 }
 

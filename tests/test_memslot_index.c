@@ -78,7 +78,7 @@ static unsigned model_nr(void)
 static unsigned walk(const struct s2_memslots *ms, bool hva, unsigned t, bool *seen, int *prev,
 		     hva_t *max)
 {
-	const uint16_t *kid = hva ? ms->hva_kid : ms->gfn_kid;
+	const uint16_t *kid;
 	unsigned i = t - 1, dl, dr;
 	hva_t ml = 0, mr = 0, m;
 
@@ -87,7 +87,14 @@ static unsigned walk(const struct s2_memslots *ms, bool hva, unsigned t, bool *s
 		return 0;
 	}
 	assert_true(i < ms->nr);
-	dl = walk(ms, hva, kid[2 * i], seen, prev, &ml);
+	kid = hva ? ms->hva[i].kid : ms->gfn[i].kid;
+	/* the node's keys are its slot's */
+	assert_true(ms->gfn[i].base == ms->slots[i].base_gfn);
+	assert_true(ms->gfn[i].end == ms->slots[i].base_gfn + ms->slots[i].npages);
+	assert_true(ms->hva[i].addr == ms->slots[i].userspace_addr);
+	assert_true(ms->hva[i].end == ms->slots[i].userspace_addr + (ms->slots[i].npages << 12));
+	assert_int_equal(ms->hva[i].id, ms->slots[i].id);
+	dl = walk(ms, hva, kid[0], seen, prev, &ml);
 	assert_false(seen[i]);
 	seen[i] = true;
 	if (*prev >= 0) {
@@ -99,13 +106,17 @@ static unsigned walk(const struct s2_memslots *ms, bool hva, unsigned t, bool *s
 		else
 			assert_true(a->base_gfn + a->npages <= b->base_gfn);
 	}
+	if (*prev >= 0) /* the order's links follow the tree */
+		assert_int_equal(hva ? ms->hva[*prev].next : ms->gfn[*prev].next, i + 1);
 	*prev = (int)i;
-	dr = walk(ms, hva, kid[2 * i + 1], seen, prev, &mr);
+	dr = walk(ms, hva, kid[1], seen, prev, &mr);
 	m = ms->slots[i].userspace_addr + (ms->slots[i].npages << 12);
 	m = ml > m ? ml : m;
 	m = mr > m ? mr : m;
-	if (hva)
-		assert_true(ms->hva_max[i] == m);
+	if (hva) {
+		assert_true(ms->hva[i].max == m);
+		assert_true(ms->hva[i].kid_max[0] == ml && ms->hva[i].kid_max[1] == mr);
+	}
 	*max = m;
 	return 1 + (dl > dr ? dl : dr);
 }
@@ -127,6 +138,8 @@ static void check_depth(const struct s2_memslots *ms)
 		prev = -1;
 		assert_true(walk(ms, h, h ? ms->hva_root : ms->gfn_root, seen, &prev, &max) <=
 			    4 * lg + 8);
+		if (prev >= 0) /* the last one has no next */
+			assert_int_equal(h ? ms->hva[prev].next : ms->gfn[prev].next, 0);
 		for (unsigned i = 0; i < n; i++)
 			assert_true(seen[i]);
 	}
