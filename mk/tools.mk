@@ -17,13 +17,17 @@ s2mmu-ref-objs := $(patsubst %.c,$(O)/%.o,$(wildcard tests/ref/*.c))
 s2mmu-show-obj := $(O)/tests/decode/show.o
 s2mmu-capstone-libs := $(shell pkg-config --libs capstone 2>/dev/null || echo -lcapstone)
 
+# TDX: the module model of tests/tdx, so replay runs a TD's tdx_* lines
+# (hosted tool only; the library never links it).
+s2mmu-tdx-obj := $(if $(filter y,$(CONFIG_S2_TDX)),$(O)/tests/tdx/model.o)
+
 tool-bins += $(s2mmu-tool)
 
 $(O)/tools/s2mmu/%.o: obj-cflags = $(HOSTED_CFLAGS) -DS2MMU_VERSION=\"$(VERSION)\"
 
-$(s2mmu-tool): $(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj) $(lib)
+$(s2mmu-tool): $(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj) $(s2mmu-tdx-obj) $(lib)
 	$(call msg,LD,tools/s2mmu/s2mmu)
-	$(Q)$(call link-host,$(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj),$(s2mmu-capstone-libs))
+	$(Q)$(call link-host,$(s2mmu-tool-objs) $(s2mmu-ref-objs) $(s2mmu-show-obj) $(s2mmu-tdx-obj),$(s2mmu-capstone-libs))
 
 # tests/cli/trace_gen.c: a hosted run of random calls with the library's
 # call trace on (CONFIG_S2_TRACE), which tests/cli/trace.sh replays.
@@ -33,6 +37,15 @@ $(trace-gen): $(O)/tests/cli/trace_gen.o $(lib)
 	$(Q)$(call link-host,$<)
 $(O)/tests/cli/test_cli_trace.sh: $(trace-gen)
 -include $(O)/tests/cli/trace_gen.d
+
+# tests/cli/td_trace_gen.c: a TD's trace (the TDX module model answers its
+# SEAMCALLs), which tests/cli/tdx.sh replays; it prints a skip without TDX.
+td-trace-gen := $(O)/tests/cli/td_trace_gen
+$(td-trace-gen): $(O)/tests/cli/td_trace_gen.o $(s2mmu-tdx-obj) $(lib)
+	$(call msg,LD,tests/cli/td_trace_gen)
+	$(Q)$(call link-host,$< $(s2mmu-tdx-obj))
+$(O)/tests/cli/test_cli_tdx.sh: $(td-trace-gen)
+-include $(O)/tests/cli/td_trace_gen.d
 
 cli-test-srcs := $(sort $(wildcard tests/cli/*.sh))
 cli-test-bins := $(cli-test-srcs:tests/cli/%.sh=$(O)/tests/cli/test_cli_%.sh)

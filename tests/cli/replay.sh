@@ -105,7 +105,14 @@ run 2 "$S2MMU" replay "$TMP/syn3.trace"
 has "unknown call 'frobnicate'" "$TMP/err"
 printf 'vm fmt=x86-ept\ntdx_init\n' >"$TMP/syn4.trace"
 run 2 "$S2MMU" replay "$TMP/syn4.trace"
-has 'not supported by this version' "$TMP/err"
+if grep -q '^CONFIG_S2_TDX=y' "$S2_O/.config"; then
+	has 'missing shared_bit=' "$TMP/err"
+	printf 'vm fmt=x86-ept\ntdx_page_add gfn=0 src=0x1000\n' >"$TMP/syn4b.trace"
+	run 2 "$S2MMU" replay "$TMP/syn4b.trace"
+	has "'tdx_page_add' before 'tdx_init'" "$TMP/err"
+else
+	has 'needs an s2mmu built with CONFIG_S2_TDX' "$TMP/err"
+fi
 printf 'fault gpa=0 access=r\n' >"$TMP/syn5.trace"
 run 2 "$S2MMU" replay "$TMP/syn5.trace"
 printf 'vm fmt=x86-ept\nzap gfn=1 end=2 extra=3\n' >"$TMP/syn6.trace"

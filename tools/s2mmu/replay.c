@@ -8,8 +8,9 @@
  * The trace format (docs/tools.md) is one call a line, "verb key=value ...",
  * optionally ending in "=> RESULT" (the return value the call must give; a
  * number or -ENAME). '#' starts a comment. The first call is `vm`. Verbs not
- * known to this version (TDX, range mapping when they land) are errors that
- * name the line, so an old tool never half-replays a newer trace.
+ * known to this version are errors that name the line, so an old tool never
+ * half-replays a newer trace; a TD's tdx_* lines run against the TDX module
+ * model in builds with CONFIG_S2_TDX and are refused without it.
  *
  * Table pages come from one arena mapped by the tool (pa == va, as the
  * hosted environment and the reference walkers assume), so the arena is a
@@ -46,6 +47,13 @@
 #include "tests/ref/ept_walker.h"
 #include "tests/ref/npt_walker.h"
 #include "tests/ref/riscv_walker.h"
+#if S2_ENABLED(CONFIG_S2_TDX)
+/* The TDX module model of tests/tdx (hosted only): linked into the tool in
+ * builds with CONFIG_S2_TDX so a TD's trace replays; the library never
+ * links it. */
+#include "s2mmu/tdx.h"
+#include "tests/tdx/model.h"
+#endif
 
 static const char replay_help[] =
 	"usage: s2mmu replay [--dump] [--image-out FILE] [--no-check] [--arena MIB] [--json]\n"
@@ -343,6 +351,10 @@ struct replay {
 	unsigned fmt_flags;
 	uint64_t lines, calls, failed_expect, failed_calls;
 	struct kvm_vm_params p;
+#if S2_ENABLED(CONFIG_S2_TDX)
+	struct tdx_model *tdxm; /* the TD's module, from its tdx_init line */
+	struct s2_tdx_ops tdx_ops;
+#endif
 };
 
 /*
@@ -430,6 +442,102 @@ static unsigned access_arg(struct line *l, struct parse_err *pe)
 	}
 	return names(l, "access", acc_names, acc_bits, pe);
 }
+
+#if S2_ENABLED(CONFIG_S2_TDX)
+/* A TD's private pages (its guest_memfd): pfns of their own, far above any
+ * hva the traces use, one 64 GiB window a memslot; the largest leaf is the
+ * `host` line's level, as for shared pages. */
+#define TDX_PRIVATE_PFN (1ull << 36)
+static int replay_host_level = 1;
+
+static int replay_private_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn,
+			      kvm_pfn_t *pfn, int *max_level)
+{
+	(void)ctx;
+	*pfn = TDX_PRIVATE_PFN + ((uint64_t)slot->id << 24) + (gfn - slot->base_gfn);
+	*max_level = replay_host_level;
+	return 0;
+}
+
+/*
+ * The module's TD is in its build phase (PAGE.ADD, no PAGE.AUG) until
+ * TDH.MR.FINALIZE, which the embedder runs and tells the library with
+ * kvm_tdx_finalized(): the model follows the tdx_finalized line. A trace
+ * with no tdx_page_add before its first PAGE.AUG is of a TD finalized
+ * without initial memory (the embedder need not tell the library then).
+ */
+static bool replay_tdx_added;
+
+static uint64_t replay_page_aug(void *ctx, gpa_t gpa, int level, hpa_t page)
+{
+	struct tdx_model *m = ctx;
+
+	if (!m->finalized && !replay_tdx_added)
+		m->finalized = true;
+	return tdxm_page_aug(ctx, gpa, level, page);
+}
+
+/* tdx_init, tdx_page_add, tdx_finalized, tdx_collapse (the library's lines)
+ * and tdx_accept gfn= level= (the guest's TDG.MEM.PAGE.ACCEPT, which a
+ * trace writer adds: the library does not see it). */
+static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
+{
+	const char *v = l->verb;
+
+	if (!strcmp(v, "tdx_init")) {
+		struct kvm_tdx_params tp = { 0 };
+
+		tp.shared_bit = (unsigned)num(l, "shared_bit", 0, true, pe);
+		tp.busy_retries = (unsigned)num(l, "busy_retries", 0, false, pe);
+		tp.track_per_page = num(l, "track_per_page", 0, false, pe) != 0;
+		if (pe->key)
+			return 0;
+		if (r->tdxm)
+			return syntax(l, "a second 'tdx_init' line%s", "");
+		r->tdxm = calloc(1, sizeof(*r->tdxm));
+		if (!r->tdxm)
+			return syntax(l, "out of memory for the TDX module model%s", "");
+		tdxm_init(r->tdxm, (unsigned)kvm_mmu_levels(r->kvm), 0, 1);
+		replay_host_level = r->h.host_level > 0 ? r->h.host_level : 1;
+		r->tdx_ops = tdxm_ops_template;
+		r->tdxm->finalized = false;
+		r->tdx_ops.page_aug = replay_page_aug;
+		r->tdx_ops.private_pfn = replay_private_pfn;
+		tp.ops = &r->tdx_ops;
+		tp.ctx = r->tdxm;
+		*ret = kvm_tdx_init(r->kvm, &tp);
+		return 0;
+	}
+	if (!r->tdxm)
+		return syntax(l, "'%s' before 'tdx_init'", v);
+	if (!strcmp(v, "tdx_page_add")) {
+		gfn_t g = num(l, "gfn", 0, true, pe);
+		hpa_t src = num(l, "src", 0, true, pe);
+
+		if (!pe->key) {
+			replay_tdx_added = true;
+			*ret = kvm_tdx_page_add(r->kvm, g, src);
+		}
+	} else if (!strcmp(v, "tdx_finalized")) {
+		r->tdxm->finalized = true; /* TDH.MR.FINALIZE, the embedder's */
+		*ret = kvm_tdx_finalized(r->kvm);
+	} else if (!strcmp(v, "tdx_collapse")) {
+		gfn_t s = num(l, "gfn", 0, true, pe), e = num(l, "end", 0, true, pe);
+
+		if (!pe->key)
+			*ret = kvm_tdx_collapse(r->kvm, s, e);
+	} else if (!strcmp(v, "tdx_accept")) {
+		gfn_t g = num(l, "gfn", 0, true, pe);
+		int lv = (int)num(l, "level", 1, false, pe);
+
+		if (!pe->key)
+			*ret = (long long)tdxm_accept(r->tdxm, g << 12, lv) ? -EIO : 0;
+	} else {
+		return syntax(l, "unknown call '%s'", v);
+	}
+	return 0;
+}
+#endif
 
 static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
@@ -585,8 +693,6 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		goto out;
 	}
 	if (!kvm) {
-		if (!strncmp(v, "tdx", 3))
-			return syntax(l, "'%s' is not supported by this version of s2mmu", v);
 		return syntax(l, "'%s' before the 'vm' line (or vm creation failed)", v);
 	}
 	if (!strcmp(v, "vcpu")) {
@@ -771,7 +877,11 @@ static int call(struct replay *r, struct line *l, long long *ret)
 			*ret = v[12] == 'a' ? kvm_write_track_add_gfn(kvm, g) :
 					      kvm_write_track_remove_gfn(kvm, g);
 	} else if (!strncmp(v, "tdx", 3)) {
-		return syntax(l, "'%s' is not supported by this version of s2mmu", v);
+#if S2_ENABLED(CONFIG_S2_TDX)
+		rc = tdx_call(r, l, &pe, ret);
+#else
+		return syntax(l, "'%s' needs an s2mmu built with CONFIG_S2_TDX", v);
+#endif
 	} else {
 		return syntax(l, "unknown call '%s'", v);
 	}
@@ -1200,6 +1310,21 @@ int cmd_replay(int argc, char **argv)
 			}
 		}
 	}
+#if S2_ENABLED(CONFIG_S2_TDX)
+	if (r.tdxm) {
+		out_obj(&o, "tdx_model");
+		out_num(&o, "illegal", r.tdxm->illegal);
+		out_num(&o, "leaves", tdxm_nr_leaves(r.tdxm));
+		out_num(&o, "sept_pages", tdxm_nr_sept(r.tdxm));
+		out_end_obj(&o);
+		if (!json)
+			printf("tdx module model: %u leaves, %u S-EPT pages, %u illegal calls%s%s\n",
+			       tdxm_nr_leaves(r.tdxm), tdxm_nr_sept(r.tdxm), r.tdxm->illegal,
+			       r.tdxm->illegal ? ", the first: " : "", r.tdxm->first_illegal);
+		if (r.tdxm->illegal)
+			rc = EXIT_FOUND;
+	}
+#endif
 	out_end_obj(&o);
 	if (r.failed_expect && rc == EXIT_OK)
 		rc = EXIT_FOUND;
@@ -1210,5 +1335,8 @@ done:
 		kvm_destroy_vm(r.kvm);
 		s2_hosted_quiesce(&r.h);
 	}
+#if S2_ENABLED(CONFIG_S2_TDX)
+	free(r.tdxm);
+#endif
 	return rc;
 }
