@@ -91,6 +91,13 @@ has 'address bits below'
 # G at level 4 is reserved on AMD.
 dj 1 --fmt npt --level 4 0x1234107
 has 'G set at level 4'
+# A table entry with A set (the CPU sets it at every level of a nested walk:
+# QEMU's pmemsave image of x86-npt-qemu has 0x...027 entries) is the library's
+# 0x7 | address; PWT set in one is not.
+dj 0 --fmt npt --level 4 0x135027
+has '"problems":[]'; has '"meaning":"accessed: set"'
+dj 1 --fmt npt --level 4 0x13502f
+has 'table entries are 0x7 | address'
 # U/S clear: every nested access faults.
 dj 1 --fmt npt 0x5603
 has 'U/S clear'

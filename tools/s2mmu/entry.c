@@ -564,8 +564,11 @@ static void npt_decode(const struct fmt_desc *d, const struct geom *g, uint64_t 
 			PROBLEM("reserved: G set at level %u", L);
 		ADD("AVL", 11, 9, "available (%#llx)", (unsigned long long)BITS(v, 11, 9));
 		ADD("addr", 51, 12, "next table %#llx", (unsigned long long)e->addr);
-		if (!(v & BIT(1)) || BITS(v, 11, 3) || (v & BIT(63)))
-			PROBLEM("inconsistent: the library's table entries are 0x7 | address");
+		/* A (bit 5) is the walker's: the CPU sets it in the table
+		 * entries of every nested walk (seen in QEMU's images). */
+		if (!(v & BIT(1)) || (v & GENMASK(11, 3) & ~BIT(5)) || (v & BIT(63)))
+			PROBLEM("inconsistent: the library's table entries are 0x7 | address, "
+				"with A the walker's");
 	}
 	ADD("avail", 62, 52, "available (%#llx)", (unsigned long long)BITS(v, 62, 52));
 	if (BITS(v, 62, 52))
