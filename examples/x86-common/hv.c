@@ -177,6 +177,31 @@ static const struct kvm_memory_slot slots[4] = {
 	  .userspace_addr = GUEST_HUGE_HPA },
 };
 
+/*
+ * Where the stage-2 tables are, for a memory image of them (x86-npt-qemu's
+ * run.sh saves it with QEMU's pmemsave on a failure; docs/examples.md shows
+ * the s2mmu dump of it): prints the pool holding every table page and the
+ * root. False (nothing printed) before the VM exists.
+ */
+bool hv_print_tables(void)
+{
+	uint64_t base, size;
+
+	if (!kvm)
+		return false;
+#if HV_PREPARED
+	base = (uint64_t)(uintptr_t)table_mem;
+	size = sizeof(table_mem);
+#else
+	base = HOST_POOL_HPA;
+	size = HOST_POOL_SIZE;
+#endif
+	kprintf("hv: tables: fmt %s gpa_bits %u, pool 0x%llx size 0x%llx, root 0x%llx\n",
+		s2_fmt_name(kvm_fmt(kvm)), kvm_gpa_bits(kvm), (unsigned long long)base,
+		(unsigned long long)size, (unsigned long long)kvm_mmu_root_hpa(kvm));
+	return true;
+}
+
 static void fail(const char *what, long code)
 {
 	kprintf("hv: FATAL: %s (%ld)\n", what, code);

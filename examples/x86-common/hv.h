@@ -77,6 +77,9 @@ void hv_rcu_online(void);
 void hv_console_init(void);
 /* End the run: @pass true prints RESULT: PASS; never returns. */
 void hv_finish(bool pass) __attribute__((noreturn));
+/* Print "hv: tables: fmt F gpa_bits N, pool P size S, root R" (the pool that
+ * holds every table page): false before the VM exists. hv.c. */
+bool hv_print_tables(void);
 
 /*
  * Set by the build (a test hook): the library's flush does not reach the
