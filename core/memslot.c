@@ -309,21 +309,24 @@ struct s2_treap {
 	struct s2_memslots *ms;
 	uint16_t *root;
 	bool hva;
+	/* Set by an insert, erase or relink: the nodes before and after the
+	 * one it places or removes (0: none), from the path it walks. */
+	unsigned pred, succ;
 };
 
 /* The next-in-order link of node @i. */
-static uint16_t *s2_next(const struct s2_treap *tr, unsigned i)
+static uint16_t *s2_next(struct s2_treap *tr, unsigned i)
 {
 	return tr->hva ? &tr->ms->hva[i].next : &tr->ms->gfn[i].next;
 }
 
 /* Child @c (0: left) of node @i. */
-static uint16_t *s2_kid(const struct s2_treap *tr, unsigned i, unsigned c)
+static uint16_t *s2_kid(struct s2_treap *tr, unsigned i, unsigned c)
 {
 	return tr->hva ? &tr->ms->hva[i].kid[c] : &tr->ms->gfn[i].kid[c];
 }
 
-static bool s2_treap_less(const struct s2_treap *tr, unsigned a, unsigned b)
+static bool s2_treap_less(struct s2_treap *tr, unsigned a, unsigned b)
 {
 	const struct s2_memslots *ms = tr->ms;
 
@@ -334,7 +337,7 @@ static bool s2_treap_less(const struct s2_treap *tr, unsigned a, unsigned b)
 }
 
 /* Recompute node @i's max-end from its slot and its children. */
-static void s2_treap_pull(const struct s2_treap *tr, unsigned i)
+static void s2_treap_pull(struct s2_treap *tr, unsigned i)
 {
 	struct s2_hva_node *hv = tr->ms->hva, *n = &hv[i];
 	hva_t m;
@@ -351,17 +354,18 @@ static void s2_treap_pull(const struct s2_treap *tr, unsigned i)
 }
 
 /* Split subtree @t into the nodes before slot @x (to *@l) and after (*@r). */
-static void s2_treap_split(const struct s2_treap *tr, unsigned t, unsigned x, uint16_t *l,
-			   uint16_t *r)
+static void s2_treap_split(struct s2_treap *tr, unsigned t, unsigned x, uint16_t *l, uint16_t *r)
 {
 	if (!t) {
 		*l = *r = 0;
 		return;
 	}
 	if (s2_treap_less(tr, t - 1, x)) {
+		tr->pred = t;
 		*l = (uint16_t)t;
 		s2_treap_split(tr, *s2_kid(tr, t - 1, 1), x, s2_kid(tr, t - 1, 1), r);
 	} else {
+		tr->succ = t;
 		*r = (uint16_t)t;
 		s2_treap_split(tr, *s2_kid(tr, t - 1, 0), x, l, s2_kid(tr, t - 1, 0));
 	}
@@ -369,7 +373,7 @@ static void s2_treap_split(const struct s2_treap *tr, unsigned t, unsigned x, ui
 }
 
 /* Subtree @t with slot @x inserted; returns the new subtree. */
-static unsigned s2_treap_insert(const struct s2_treap *tr, unsigned t, unsigned x)
+static unsigned s2_treap_insert(struct s2_treap *tr, unsigned t, unsigned x)
 {
 	uint16_t *k;
 
@@ -378,14 +382,20 @@ static unsigned s2_treap_insert(const struct s2_treap *tr, unsigned t, unsigned 
 		s2_treap_pull(tr, x);
 		return x + 1;
 	}
-	k = s2_kid(tr, t - 1, !s2_treap_less(tr, x, t - 1));
+	if (s2_treap_less(tr, x, t - 1)) {
+		tr->succ = t;
+		k = s2_kid(tr, t - 1, 0);
+	} else {
+		tr->pred = t;
+		k = s2_kid(tr, t - 1, 1);
+	}
 	*k = (uint16_t)s2_treap_insert(tr, *k, x);
 	s2_treap_pull(tr, t - 1);
 	return t;
 }
 
 /* Subtrees @a and @b (all of @a before @b) joined. */
-static unsigned s2_treap_merge(const struct s2_treap *tr, unsigned a, unsigned b)
+static unsigned s2_treap_merge(struct s2_treap *tr, unsigned a, unsigned b)
 {
 	uint16_t *k;
 
@@ -404,80 +414,74 @@ static unsigned s2_treap_merge(const struct s2_treap *tr, unsigned a, unsigned b
 }
 
 /* Subtree @t without slot @x (which it holds). */
-static unsigned s2_treap_erase(const struct s2_treap *tr, unsigned t, unsigned x)
+static unsigned s2_treap_erase(struct s2_treap *tr, unsigned t, unsigned x)
 {
 	uint16_t *k;
 
 	if (t == x + 1) {
-		unsigned m = s2_treap_merge(tr, *s2_kid(tr, x, 0), *s2_kid(tr, x, 1));
+		unsigned m, l = *s2_kid(tr, x, 0);
+
+		if (l) { /* the node before x: the last of its left subtree */
+			while (*s2_kid(tr, l - 1, 1))
+				l = *s2_kid(tr, l - 1, 1);
+			tr->pred = l;
+		}
+		m = s2_treap_merge(tr, *s2_kid(tr, x, 0), *s2_kid(tr, x, 1));
 
 		*s2_kid(tr, x, 0) = *s2_kid(tr, x, 1) = 0;
 		return m;
 	}
+	if (!s2_treap_less(tr, x, t - 1))
+		tr->pred = t;
 	k = s2_kid(tr, t - 1, !s2_treap_less(tr, x, t - 1));
 	*k = (uint16_t)s2_treap_erase(tr, *k, x);
 	s2_treap_pull(tr, t - 1);
 	return t;
 }
 
-/* The node before node @x in order (0: none), whether @x is in the tree
- * or not (a node equal to x is x itself: go left). */
-static unsigned s2_treap_pred(const struct s2_treap *tr, unsigned x)
-{
-	unsigned best = 0;
-
-	for (unsigned t = *tr->root; t;) {
-		bool before = t != x + 1 && s2_treap_less(tr, t - 1, x);
-
-		if (before)
-			best = t;
-		t = *s2_kid(tr, t - 1, before);
-	}
-	return best;
-}
-
 /* Node @x into the tree, and into the order's links. */
-static void s2_treap_add(const struct s2_treap *tr, unsigned x)
+static void s2_treap_add(struct s2_treap *tr, unsigned x)
 {
-	unsigned p = s2_treap_pred(tr, x);
-
-	if (p) {
-		*s2_next(tr, x) = *s2_next(tr, p - 1);
-		*s2_next(tr, p - 1) = (uint16_t)(x + 1);
-	} else { /* x comes first: its next is the leftmost node */
-		unsigned t = *tr->root;
-
-		while (t && *s2_kid(tr, t - 1, 0))
-			t = *s2_kid(tr, t - 1, 0);
-		*s2_next(tr, x) = (uint16_t)t;
-	}
+	tr->pred = tr->succ = 0;
 	*tr->root = (uint16_t)s2_treap_insert(tr, *tr->root, x);
+	*s2_next(tr, x) = (uint16_t)tr->succ;
+	if (tr->pred)
+		*s2_next(tr, tr->pred - 1) = (uint16_t)(x + 1);
 }
 
 /* Node @x out of the tree and of the order's links. */
-static void s2_treap_del(const struct s2_treap *tr, unsigned x)
+static void s2_treap_del(struct s2_treap *tr, unsigned x)
 {
-	unsigned p = s2_treap_pred(tr, x);
-
-	if (p)
-		*s2_next(tr, p - 1) = *s2_next(tr, x);
-	*s2_next(tr, x) = 0;
+	tr->pred = 0;
 	*tr->root = (uint16_t)s2_treap_erase(tr, *tr->root, x);
+	if (tr->pred)
+		*s2_next(tr, tr->pred - 1) = *s2_next(tr, x);
+	*s2_next(tr, x) = 0;
 }
 
-/* Repoint the link to node @from (whose keys node @to now holds) at @to. */
-static void s2_treap_relink(const struct s2_treap *tr, unsigned from, unsigned to)
+/* Repoint the link to node @from (whose keys, children and next node @to
+ * now holds) at @to, and the next link of the node before it. */
+static void s2_treap_relink(struct s2_treap *tr, unsigned from, unsigned to)
 {
 	uint16_t *link = tr->root;
+	unsigned pred = 0, l;
 
-	unsigned p;
+	while (*link != from + 1) {
+		bool right = !s2_treap_less(tr, to, *link - 1);
 
-	while (*link != from + 1)
-		link = s2_kid(tr, *link - 1, !s2_treap_less(tr, to, *link - 1));
+		if (right)
+			pred = *link;
+		link = s2_kid(tr, *link - 1, right);
+	}
 	*link = (uint16_t)(to + 1);
-	p = s2_treap_pred(tr, to);
-	if (p)
-		*s2_next(tr, p - 1) = (uint16_t)(to + 1);
+	l = *s2_kid(tr, to, 0);
+	if (l) {
+		while (*s2_kid(tr, l - 1, 1))
+			l = *s2_kid(tr, l - 1, 1);
+		pred = l;
+	}
+	if (pred)
+		*s2_next(tr, pred - 1) = (uint16_t)(to + 1);
 }
 
 static struct s2_treap s2_treap_of(struct s2_memslots *ms, bool hva)
