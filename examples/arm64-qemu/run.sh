@@ -83,6 +83,7 @@ for cpu in cortex-a57 max; do
 	# water within the calculator's figure.
 	if [ "$mode" = normal ]; then
 		sizing=$(sed -n 's/^sizing: calculator figure \([0-9]*\) bytes.* high water \([0-9]*\) bytes.*/\1 \2/p' "$log")
+		# shellcheck disable=SC2086
 		set -- $sizing
 		if [ $# -ne 2 ] || [ "$2" -gt "$1" ]; then
 			echo "arm64-qemu: sizing line missing or table pool high water above the calculator's figure: '$sizing'"

@@ -47,6 +47,7 @@
 #include "s2mmu/notifier.h"
 #include "s2mmu/riscv-g.h"
 #include "s2mmu/s2mmu.h"
+#include "s2mmu/sizing.h"
 
 enum {
 	EXIT_PASS = 0,
@@ -78,6 +79,55 @@ void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval)
 /* ---- the environment ----------------------------------------------------- */
 
 static struct s2_page_pool pool;
+
+/*
+ * The library's table pages (root, tables, the vcpu's memory cache) come
+ * from their own pool at the start of H_POOL (so trace.sh's pmemsave of
+ * H_POOL still holds them), sized at build time by the sizing calculator
+ * (docs/static.md) for every region the guest can make the library map:
+ * the MMIO window of the UART and control pages (cached MMIO entries need a
+ * 4 KiB leaf's tables, docs/mmio.md), the huge slot's 1 GiB leaf (a root
+ * entry: no table), the RAM slot in 2 MiB leaves, the 4 KiB-only slots
+ * (small, ROM, scratch). Ascending gpa order; geometry: Sv39x4, 3 levels (a
+ * root of four concatenated pages). Metadata (the VM, memslots) comes from
+ * the rest of H_POOL. TABLE_POOL_SHORT=n builds a pool n pages short, to
+ * see a run fail (docs/static.md).
+ */
+#define T_GEOM S2_SIZING_GEOM_4K(3)
+#define T_PAGES(g, s, m) S2_SIZING_REGION_PAGES(T_GEOM, g, s, m)
+#define T_SHARED(ag, as, am, bg, bm) S2_SIZING_SHARED_PAGES(T_GEOM, ag, as, am, bg, bm)
+#define T_MMIO_SIZE (G_CTL + 4096 - G_UART)
+#define T_TABLES_SUM                                                         \
+	(T_PAGES(G_UART, T_MMIO_SIZE, 1) + T_PAGES(G_HUGE, G_HUGE_SIZE, 3) + \
+	 T_PAGES(G_RAM, G_RAM_SIZE, 2) + T_PAGES(G_SMALL, G_SMALL_SIZE, 1) + \
+	 T_PAGES(G_ROM, G_ROM_SIZE, 1) + T_PAGES(G_SCRATCH, G_SCRATCH_SIZE, 1))
+#define T_TABLES_SHARED                                                                            \
+	(T_SHARED(G_UART, T_MMIO_SIZE, 1, G_HUGE, 3) +                                             \
+	 T_SHARED(G_HUGE, G_HUGE_SIZE, 3, G_RAM, 2) + T_SHARED(G_RAM, G_RAM_SIZE, 2, G_SMALL, 1) + \
+	 T_SHARED(G_SMALL, G_SMALL_SIZE, 1, G_ROM, 1) +                                            \
+	 T_SHARED(G_ROM, G_ROM_SIZE, 1, G_SCRATCH, 1))
+#define T_TABLES (T_TABLES_SUM - T_TABLES_SHARED)
+/* Root (four concatenated pages) + tables + one vcpu's cache (levels - 1). */
+#define T_FIGURE ((4 + T_TABLES + 1 * 2) * 4096)
+#ifndef TABLE_POOL_SHORT
+#define TABLE_POOL_SHORT 0
+#endif
+#define T_POOL_BYTES (T_FIGURE - TABLE_POOL_SHORT * 4096)
+static struct s2_page_pool table_pool;
+static uint64_t table_figure; /* s2_sizing_pool_bytes() at run time */
+
+static void *env_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
+{
+	(void)ctx;
+	return s2_pool_alloc(&table_pool, bytes, pa);
+}
+
+static void env_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
+{
+	(void)ctx;
+	(void)pa;
+	s2_pool_free(&table_pool, va, bytes);
+}
 static struct s2_freestanding fs;
 
 static uint64_t vcpu_hart, host_hart; /* hart ids */
@@ -633,6 +683,31 @@ static void handle_exit(void)
 	}
 }
 
+/* The run-time calculator over the same regions must give T_FIGURE. */
+static void check_sizing(void)
+{
+	static const struct s2_sizing_region reg[] = {
+		{ G_UART, T_MMIO_SIZE, S2_SIZING_LEAF(1) },
+		{ G_HUGE, G_HUGE_SIZE, S2_SIZING_LEAF(3) },
+		{ G_RAM, G_RAM_SIZE, S2_SIZING_LEAF(2) },
+		{ G_SMALL, G_SMALL_SIZE, S2_SIZING_LEAF(1) },
+		{ G_ROM, G_ROM_SIZE, S2_SIZING_LEAF(1) },
+		{ G_SCRATCH, G_SCRATCH_SIZE, S2_SIZING_LEAF(1) },
+	};
+	struct s2_sizing_cfg cfg;
+	int r = kvm_sizing_cfg(kvm, &cfg);
+
+	if (!r)
+		r = s2_sizing_pool_bytes(&cfg, reg, sizeof(reg) / sizeof(reg[0]), 1, &table_figure);
+	if (r)
+		lib_fail("s2_sizing_pool_bytes", r);
+	if (table_figure != T_FIGURE) {
+		hlog("hyp: build-time table figure %lu, run-time %lu\n", (unsigned long)T_FIGURE,
+		     (unsigned long)table_figure);
+		lib_fail("sizing macros", -1);
+	}
+}
+
 static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
 {
 	struct kvm_memory_slot s = { .id = id,
@@ -660,8 +735,12 @@ static void setup(void)
 	};
 	int r;
 
-	s2_pool_init(&pool, (void *)(uintptr_t)H_POOL, H_POOL, H_POOL_SIZE);
+	s2_pool_init(&table_pool, (void *)(uintptr_t)H_POOL, H_POOL, T_POOL_BYTES);
+	s2_pool_init(&pool, (void *)(uintptr_t)(H_POOL + T_POOL_BYTES), H_POOL + T_POOL_BYTES,
+		     H_POOL_SIZE - T_POOL_BYTES);
 	s2_freestanding_init(&fs, &pool);
+	fs.ops.alloc_table = env_alloc_table;
+	fs.ops.free_table = env_free_table;
 	/* Both harts call into the library: quiescent-state RCU. */
 	r = s2_freestanding_smp(&fs, rcu_cpus, NCPUS, env_this_cpu);
 	if (r)
@@ -686,6 +765,7 @@ static void setup(void)
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		lib_fail("kvm_create_vm", r);
+	check_sizing();
 	r = kvm_vcpu_create(kvm, 0, &vcpu);
 	if (r)
 		lib_fail("kvm_vcpu_create", r);
@@ -871,7 +951,12 @@ static int report(void)
 	kvm_destroy_vm(kvm);
 	hlog("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
 	     (unsigned long)pool.in_use, (unsigned long)pool.high_water);
-	if (pool.in_use && code == EXIT_PASS)
+	hlog("sizing: calculator figure %lu bytes (root, tables, vcpu cache), table pool high "
+	     "water %lu bytes, %lu in use after destroy\n",
+	     (unsigned long)table_figure, (unsigned long)table_pool.high_water,
+	     (unsigned long)table_pool.in_use);
+	if ((pool.in_use || table_pool.in_use || table_pool.high_water > table_figure) &&
+	    code == EXIT_PASS)
 		code = EXIT_CHECK;
 	return code;
 }

@@ -86,7 +86,19 @@ if [ "$mode" = break ]; then
 	echo "riscv64-qemu: the zap check did not fail without HFENCE.GVMA (status $rc)"
 	exit 1
 fi
-if [ "$rc" -eq 0 ] && grep -q '^hyp: PASS' "$log"; then
+# The table pool sized with the calculator (docs/static.md): its high water
+# within the calculator's figure.
+sizing=$(sed -n 's/^sizing: calculator figure \([0-9]*\) bytes.* high water \([0-9]*\) bytes.*/\1 \2/p' "$log")
+sized=0
+# shellcheck disable=SC2086
+set -- $sizing
+if [ $# -eq 2 ] && [ "$2" -le "$1" ]; then
+	echo "riscv64-qemu: table pool high water $2 <= calculator's figure $1 bytes"
+	sized=1
+else
+	echo "riscv64-qemu: sizing line missing or table pool high water above the calculator's figure: '$sizing'"
+fi
+if [ "$rc" -eq 0 ] && [ "$sized" -eq 1 ] && grep -q '^hyp: PASS' "$log"; then
 	exit 0
 fi
 # A failed run: boot it again with the call trace on and the tables kept
