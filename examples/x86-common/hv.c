@@ -49,14 +49,19 @@ static struct s2_freestanding fs;
 #endif
 #if HV_PREPARED
 #include "s2mmu/map.h"
+#endif
 /*
- * Fully prepared (docs/static.md): every region is mapped when the VM is
- * created, from table pages the sizing calculator counted at build time,
- * reserved by kvm_mmu_prepare(); table pages come from their own pool of
- * exactly that size, and any the library asks of the env after prepare is
- * a failure. Regions in ascending gpa order with their smallest leaf: the
- * UART page gets MMIO entries (tables like a 4 KiB leaf's); the huge slot
- * is counted at 2 MiB, its leaf on a CPU without 1 GiB pages.
+ * The library's table pages come from their own pool, a static array of
+ * exactly what the sizing calculator counts at build time for the regions
+ * the guest can make the library map (docs/static.md): root, tables and
+ * the two vcpus' memory caches. Regions in ascending gpa order with their
+ * smallest leaf: the UART page gets MMIO entries (tables like a 4 KiB
+ * leaf's, docs/mmio.md); the huge slot is counted at 2 MiB, its leaf on a
+ * CPU without 1 GiB pages. Demand faulting (the default), the pool's high
+ * water must stay within the figure; fully prepared (HV_PREPARED), every
+ * region is mapped when the VM is created from the pages kvm_mmu_prepare()
+ * reserved, and any table page the library asks of the env after prepare
+ * is a failure. HV_TABLE_POOL_SHORT=n builds a pool n pages short.
  */
 #define HV_GEOM S2_SIZING_GEOM_4K(4)
 #define HV_GEOM_PAGES(g, s, m) S2_SIZING_REGION_PAGES(HV_GEOM, g, s, m)
@@ -76,15 +81,22 @@ static struct s2_freestanding fs;
 /* Root + tables + each vcpu's memory cache (levels - 1 pages). */
 #define HV_TABLE_PAGES (1 + HV_TABLES + HV_NCPUS_VCPUS * 3)
 #define HV_NCPUS_VCPUS 2
-static uint8_t table_mem[HV_TABLE_PAGES * 4096] __attribute__((aligned(4096)));
+#ifndef HV_TABLE_POOL_SHORT
+#define HV_TABLE_POOL_SHORT 0
+#endif
+static uint8_t table_mem[(HV_TABLE_PAGES - HV_TABLE_POOL_SHORT) * 4096]
+	__attribute__((aligned(4096)));
 static struct s2_page_pool table_pool;
+static uint64_t table_figure; /* bytes: s2_sizing_pool_bytes() */
+#if HV_PREPARED
 static volatile bool prepared;
 static uint64_t allocs_after_prepare;
-static uint64_t prepared_figure; /* bytes: s2_sizing_pool_bytes() */
+#endif
 
 static void *hv_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
 {
 	(void)ctx;
+#if HV_PREPARED
 	if (prepared) {
 		allocs_after_prepare++;
 		kprintf("hv: [FAIL] the library asked the env for a %zu-byte table page after "
@@ -92,6 +104,7 @@ static void *hv_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
 			bytes);
 		return NULL;
 	}
+#endif
 	return s2_pool_alloc(&table_pool, bytes, pa);
 }
 
@@ -101,7 +114,6 @@ static void hv_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
 	(void)pa;
 	s2_pool_free(&table_pool, va, bytes);
 }
-#endif
 /* The RCU's per-CPU state: index 0 the boot CPU, 1 the vcpu's CPU. */
 #define HV_NCPUS 2
 static struct s2_fs_cpu rcu_cpus[HV_NCPUS];
@@ -681,9 +693,13 @@ static void report_and_finish(void)
 	kprintf("sizing: calculator figure %llu bytes (root, tables, vcpu caches), table pool "
 		"high water %zu bytes, %llu table pages asked after prepare, %llu reserve pages "
 		"left\n",
-		(unsigned long long)prepared_figure, table_pool.high_water,
+		(unsigned long long)table_figure, table_pool.high_water,
 		(unsigned long long)allocs_after_prepare,
 		(unsigned long long)kvm_mmu_reserve_pages(kvm));
+#else
+	kprintf("sizing: calculator figure %llu bytes (root, tables, vcpu caches), table pool "
+		"high water %zu bytes (demand faults)\n",
+		(unsigned long long)table_figure, table_pool.high_water);
 #endif
 	kprintf("RCU (quiescent-state, %u CPUs): %llu grace periods (synchronize_rcu), %llu of "
 		"them for the scratch memslot's add and delete (vcpu CPU %s then)\n",
@@ -699,8 +715,10 @@ static void report_and_finish(void)
 			  st.detail[t]);
 		pass &= check(st.reported[t] && !st.detail[t], what);
 	}
+	pass &= check(table_pool.high_water <= table_figure,
+		      "table pool's high water within the sizing calculator's figure");
 #if HV_PREPARED
-	pass &= check(allocs_after_prepare == 0 && table_pool.high_water <= prepared_figure,
+	pass &= check(allocs_after_prepare == 0 && table_pool.high_water <= table_figure,
 		      "prepared: no table page asked of the env after kvm_mmu_prepare(), pool "
 		      "within the calculator's figure");
 	pass &= check(!st.slot_faults[0] && !st.slot_faults[2] && !st.slot_faults[3] &&
@@ -809,33 +827,40 @@ static void load_host_tss(unsigned cpu)
 	__asm__ volatile("ltr %w0" : : "r"((uint16_t)(slot * 8)) : "memory");
 }
 
-#if HV_PREPARED
-/* Reserve what the regions can need, then map every one of them. */
-static void hv_prepare_and_map(void)
+static const struct s2_sizing_region hv_regions[] = {
+	{ GUEST_BOOT_GPA, GUEST_BOOT_SIZE, S2_SIZING_LEAF(1) },
+	{ GUEST_RAM_GPA, GUEST_RAM_SIZE, S2_SIZING_LEAF(2) | S2_SIZING_LEAF(3) },
+	{ GUEST_ROM_GPA, GUEST_ROM_SIZE, S2_SIZING_LEAF(1) },
+	{ GUEST_UART_GPA, 4096, S2_SIZING_LEAF(1) },
+	{ GUEST_HUGE_GPA, GUEST_HUGE_SIZE, S2_SIZING_LEAF(2) | S2_SIZING_LEAF(3) },
+};
+static uint64_t hv_tables; /* s2_sizing_table_pages() */
+
+/* The run-time calculator must give the constant the pool was sized with. */
+static void hv_sizing(void)
 {
-	static const struct s2_sizing_region reg[] = {
-		{ GUEST_BOOT_GPA, GUEST_BOOT_SIZE, S2_SIZING_LEAF(1) },
-		{ GUEST_RAM_GPA, GUEST_RAM_SIZE, S2_SIZING_LEAF(2) | S2_SIZING_LEAF(3) },
-		{ GUEST_ROM_GPA, GUEST_ROM_SIZE, S2_SIZING_LEAF(1) },
-		{ GUEST_UART_GPA, 4096, S2_SIZING_LEAF(1) },
-		{ GUEST_HUGE_GPA, GUEST_HUGE_SIZE, S2_SIZING_LEAF(2) | S2_SIZING_LEAF(3) },
-	};
-	const unsigned rwx = S2_PROT_R | S2_PROT_W | S2_PROT_X;
 	struct s2_sizing_cfg cfg;
-	uint64_t tables;
 	int r;
 
 	r = kvm_sizing_cfg(kvm, &cfg);
 	if (!r)
-		r = s2_sizing_table_pages(&cfg, reg, 5, &tables);
+		r = s2_sizing_table_pages(&cfg, hv_regions, 5, &hv_tables);
 	if (!r)
-		r = s2_sizing_pool_bytes(&cfg, reg, 5, HV_NCPUS_VCPUS, &prepared_figure);
+		r = s2_sizing_pool_bytes(&cfg, hv_regions, 5, HV_NCPUS_VCPUS, &table_figure);
 	if (r)
 		fail("sizing calculator", r);
-	/* The run-time figure is the constant the pool was sized with. */
-	if (tables != HV_TABLES || prepared_figure != sizeof(table_mem))
-		fail("build-time and run-time sizing differ", (long)tables);
-	r = kvm_mmu_prepare(kvm, reg, 5, HV_NCPUS_VCPUS);
+	if (hv_tables != HV_TABLES || table_figure != HV_TABLE_PAGES * 4096ull)
+		fail("build-time and run-time sizing differ", (long)hv_tables);
+}
+
+#if HV_PREPARED
+/* Reserve what the regions can need, then map every one of them. */
+static void hv_prepare_and_map(void)
+{
+	const unsigned rwx = S2_PROT_R | S2_PROT_W | S2_PROT_X;
+	int r;
+
+	r = kvm_mmu_prepare(kvm, hv_regions, 5, HV_NCPUS_VCPUS);
 	if (r)
 		fail("kvm_mmu_prepare", r);
 	prepared = true;
@@ -853,7 +878,7 @@ static void hv_prepare_and_map(void)
 		fail("kvm_mmu_map_range", r);
 	kprintf("hv: prepared: %llu table pages below the root reserved (calculator), every "
 		"memslot mapped at creation; %llu reserve pages left\n",
-		(unsigned long long)tables, (unsigned long long)kvm_mmu_reserve_pages(kvm));
+		(unsigned long long)hv_tables, (unsigned long long)kvm_mmu_reserve_pages(kvm));
 }
 #endif
 
@@ -865,11 +890,9 @@ static void setup_vm(void)
 
 	s2_pool_init(&pool, (void *)(uintptr_t)HOST_POOL_HPA, HOST_POOL_HPA, HOST_POOL_SIZE);
 	s2_freestanding_init(&fs, &pool);
-#if HV_PREPARED
 	s2_pool_init(&table_pool, table_mem, (hpa_t)(uintptr_t)table_mem, sizeof(table_mem));
 	fs.ops.alloc_table = hv_alloc_table;
 	fs.ops.free_table = hv_free_table;
-#endif
 	/* Two CPUs call into the library: quiescent-state RCU on both. */
 	r = s2_freestanding_smp(&fs, rcu_cpus, HV_NCPUS, hv_this_cpu);
 	if (r)
@@ -905,6 +928,7 @@ static void setup_vm(void)
 			(unsigned long long)slots[i].userspace_addr,
 			(slots[i].flags & KVM_MEM_READONLY) ? " read-only" : "");
 	}
+	hv_sizing();
 #if HV_PREPARED
 	hv_prepare_and_map();
 #endif

@@ -58,6 +58,17 @@ if [ $rc -eq 124 ]; then
 fi
 
 pass=0; grep -q '^RESULT: PASS' "$B/out.txt" && pass=1
+# The table pool sized with the calculator (docs/static.md): its high water
+# within the calculator's figure (demand faults).
+sizing=$(sed -n 's/^sizing: calculator figure \([0-9]*\) bytes.* high water \([0-9]*\) bytes.*/\1 \2/p' "$B/out.txt")
+# shellcheck disable=SC2086
+set -- $sizing
+if [ $# -ne 2 ] || [ "$2" -gt "$1" ]; then
+	echo "run.sh: sizing line missing or table pool high water above the calculator's figure: '${sizing}'"
+	pass=0
+else
+	echo "run.sh: table pool high water $2 <= calculator's figure $1 bytes"
+fi
 if [ $mode = normal ]; then
 	[ $pass = 1 ] && { echo "x86-ept-bochs: PASS"; exit 0; }
 	echo "x86-ept-bochs: FAIL"; exit 1
