@@ -55,12 +55,12 @@ static void test_builders(void **state)
 {
 	struct s2_vmid v;
 	uint64_t val, plain;
-	int id;
 
 	(void)state;
 #if S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
 	{
 		struct tvm t;
+		int id;
 		struct kvm_vm_params p = t_default_params(S2_FMT_ARM64_S2);
 
 		p.fmt_flags |= S2_FMTF_VMID16;
