@@ -282,7 +282,7 @@ static void test_index_against_model(void **state)
 
 	(void)state;
 	memset(M, 0, sizeof(M));
-	t_vm_init(&t, S2_FMT_X86_EPT, NULL);
+	t_vm_init(&t, t_any_fmt(), NULL);
 	for (unsigned step = 0; step < 6000; step++) {
 		unsigned id = (unsigned)rnd(ID_SPACE), op = (unsigned)rnd(10);
 		/* Dense near the full set later on, sparse at first. */
@@ -443,7 +443,7 @@ static void test_notifiers_with_509_memslots(void **state)
 	hva_t hva[NSLOT_MAX];
 
 	(void)state;
-	t_vm_init(&t, S2_FMT_X86_EPT, NULL);
+	t_vm_init(&t, t_any_fmt(), NULL);
 	for (unsigned i = 0; i < NSLOT_MAX; i++) {
 		hva[i] = HVA_BASE + ((hva_t)(NSLOT_MAX - i) << 13);
 		if (i % 4 == 3)

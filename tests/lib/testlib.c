@@ -29,6 +29,18 @@
 #define T_HAVE_NPT_WALKER 1
 #endif
 
+enum s2_fmt_id t_any_fmt(void)
+{
+	static const enum s2_fmt_id any[] = { S2_FMT_X86_EPT, S2_FMT_X86_NPT, S2_FMT_ARM64_S2,
+					      S2_FMT_RISCV_G, S2_FMT_FAKE };
+
+	for (unsigned i = 0; i < sizeof(any) / sizeof(any[0]); i++)
+		if (s2_fmt_supported(any[i]))
+			return any[i];
+	fail_msg("this build has no format");
+	return S2_FMT_X86_EPT;
+}
+
 struct kvm_vm_params t_default_params(enum s2_fmt_id fmt)
 {
 	struct kvm_vm_params p = { .fmt = fmt };

@@ -60,6 +60,12 @@ bool t_trace_save(struct tvm *t, const char *name);
 /* Parameters a test VM of @fmt uses by default: 4 levels where the format
  * has them, 4K granule, hardware A/D where the format has it. */
 struct kvm_vm_params t_default_params(enum s2_fmt_id fmt);
+/*
+ * The first format this build has, EPT first: for tests of code that is the
+ * same on every format (memslots, vcpu requests), which a one-format build
+ * must still run. Fails the test when the build has none.
+ */
+enum s2_fmt_id t_any_fmt(void);
 /* Create a VM (and vcpu 0) of @fmt with @p (NULL: defaults) into @t. */
 void t_vm_init(struct tvm *t, enum s2_fmt_id fmt, const struct kvm_vm_params *p);
 /*
