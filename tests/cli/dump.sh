@@ -78,6 +78,7 @@ has 'table reached twice'
 ## print what replay --dump printed, and find no problem.
 for t in "$TRACES"/*.trace; do
 	name=$(basename "$t" .trace)
+	built_trace "$t" || continue
 	run 0 "$S2MMU" replay --dump --image-out "$TMP/$name.img" "$t" || continue
 	root=$(sed -n 's/.*, root \(0x[0-9a-f]*\); image base \(0x[0-9a-f]*\).*/\1/p' "$TMP/out")
 	ibase=$(sed -n 's/.*; image base \(0x[0-9a-f]*\).*/\1/p' "$TMP/out")

@@ -12,13 +12,15 @@ command -v script >/dev/null || { echo "progress: no script(1), skipped"; exit 0
 	echo 'vm fmt=x86-ept'
 	yes '# a long trace' | head -n 131072
 } >"$TMP/long.trace"
-run 0 "$S2MMU" replay --no-check "$TMP/long.trace"
-[ -s "$TMP/err" ] && fail "replay: progress on a stderr that is not a terminal"
-checks=$((checks + 1))
-script -qec "$S2MMU replay --no-check $TMP/long.trace" /dev/null >"$TMP/tty" 2>&1
-has 'replay: lines: 65536' "$TMP/tty"
-has 'replay: lines: 131072' "$TMP/tty"
-has 'replayed 1 calls' "$TMP/tty"
+if built_trace "$TMP/long.trace"; then
+	run 0 "$S2MMU" replay --no-check "$TMP/long.trace"
+	[ -s "$TMP/err" ] && fail "replay: progress on a stderr that is not a terminal"
+	checks=$((checks + 1))
+	script -qec "$S2MMU replay --no-check $TMP/long.trace" /dev/null >"$TMP/tty" 2>&1
+	has 'replay: lines: 65536' "$TMP/tty"
+	has 'replay: lines: 131072' "$TMP/tty"
+	has 'replayed 1 calls' "$TMP/tty"
+fi
 
 # An EPT root whose first 128 entries point to (empty) tables: 512 + 128 *
 # 512 entries walked.

@@ -57,6 +57,23 @@ zeros() {
 	head -c "$1" /dev/zero
 }
 
+# built FMT: this build's library has format FMT (x86-ept, arm64-s2, ...),
+# so replay can run its traces. A one-format build (configs/arm64_defconfig)
+# replays only its own; the tool's decode and dump read every format.
+built() {
+	grep -qx "CONFIG_S2_FMT_$(printf '%s' "$1" | tr 'a-z-' 'A-Z_')=y" "$S2_O/.config"
+}
+
+# built_trace FILE: FILE's VM (its `vm fmt=` line) is of a built format;
+# says it is skipped otherwise.
+built_trace() {
+	local f
+	f=$(sed -n 's/^vm fmt=\([a-z0-9-]*\).*/\1/p' "$1" | head -n 1)
+	built "$f" && return 0
+	echo "skipped: $(basename "$1") (no $f in this build)"
+	return 1
+}
+
 finish() {
 	echo "$checks checks, $failures failed"
 	[ "$failures" -eq 0 ]
