@@ -307,6 +307,7 @@ include mk/fuzz.mk
 include mk/mutations.mk
 include mk/decode.mk
 include mk/tdx.mk
+include mk/configs.mk
 
 clean:
 	$(call msg,CLEAN,$(O))

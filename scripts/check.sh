@@ -6,6 +6,9 @@
 #   2. clang-format check, when clang-format is installed
 #   3. build/check       allformats_defconfig: build lib, tools, tests; run
 #                        every test program; build (not run) bench/*.c
+#   3b. build/check-cfg-{defconfig,x86_64,arm64,riscv64}  the hosted one-format
+#                        defconfigs: tests, tools, benches -fsyntax-only
+#                        (make syntax-check)
 #   4. build/check-asan  the same with -fsanitize=address,undefined
 #   5. build/check-tsan  -fsanitize=thread, only the concurrency tests
 #   6. build/check-fs-{x86_64,aarch64,riscv64}  <arch>_freestanding_defconfig
@@ -18,7 +21,7 @@
 #                        corpus in tests/fuzz/corpus (mk/fuzz.mk)
 # The last line is "N passed, N failed"; the exit status is 1 if N failed > 0.
 # Environment: MAKE, JOBS (parallel build jobs, default nproc), V=1,
-# CHECK_SKIP="asan tsan fuzz freestanding conformance format" to leave steps out.
+# CHECK_SKIP="configs asan tsan fuzz freestanding conformance format" to leave steps out.
 set -u
 cd "$(dirname "$0")/.."
 make=${MAKE:-make}
@@ -85,6 +88,20 @@ build_and_test tests build/check allformats_defconfig "all tests" test-bins
 # The benchmarks are only built here (`make bench` runs them).
 if compgen -G 'bench/*.c' >/dev/null; then
 	step "benches: build" m O=build/check benches
+fi
+
+# The hosted one-format configurations: their tests, tools and benches
+# compiled -fsyntax-only (make syntax-check, mk/configs.mk; a few seconds of
+# CPU each), which catches what only shows without the other formats (a
+# variable used only under #if CONFIG_S2_FMT_...). Their test programs run
+# only by hand (docs/testing.md).
+if ! skip configs; then
+	for d in defconfig x86_64_defconfig arm64_defconfig riscv64_defconfig; do
+		o=build/check-cfg-${d%_defconfig}
+		phase "one-format syntax $d ($o)"
+		step "syntax $d" bash -c 'scripts/configure.sh "$1" "$2" &&
+			'"$make"' --no-print-directory -s -j'"$jobs"' O="$1" syntax-check' _ "$o" "$d"
+	done
 fi
 
 if ! skip asan; then
