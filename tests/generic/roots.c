@@ -20,7 +20,19 @@
  *  - core/mmu_tmpl.h, range: only the first valid root walked
  *    (test_two_spaces_agree: the second root keeps its leaves);
  *  - core/dirty.c, s2_dirty_fast_write: every root walked instead of the
- *    vcpu's (test_fault_fixes_own_root; found by tests/generic/tlb_model_mt.c).
+ *    vcpu's (test_fault_fixes_own_root; found by tests/generic/tlb_model_mt.c);
+ *  - core/memslot.c, s2_zap_choose_fast: never fast, or always fast
+ *    (test_memslot_removal_chooses_zap; always fast also
+ *    test_memslot_updates_yield);
+ *  - core/mmu.c, s2_zap_range_yielding_locked without may_block
+ *    (test_memslot_updates_yield: the bound);
+ *  - core/dirty.c: the start's or the collapse's walk without a hold
+ *    (test_memslot_updates_yield, test_split_and_collapse_yield);
+ *  - core/dirty_tmpl.h, enable_visit: a split not counted against the
+ *    batch (test_split_and_collapse_yield);
+ *  - flush/request.c, s2_request_tlb_flush: CURRENT always, CURRENT for a
+ *    vcpu that does not load its root, CURRENT never
+ *    (test_flush_request_narrowest, test_memslot_removal_chooses_zap).
  */
 #include <string.h>
 

@@ -12,7 +12,10 @@
  *    it raises MMU_RELOAD (the in-guest check below: a vcpu still in guest
  *    mode on a root being torn down);
  *  - core/roots.c: s2_vcpu_switch not dropping the extra reference when
- *    the current root is the one it runs on (roots_freed, pages leaked).
+ *    the current root is the one it runs on (roots_freed, pages leaked);
+ *  - core/memslot.c: a removal's range not made an invalidation in
+ *    progress while its zap yields (test_faults_race_memslot_moves: a leaf
+ *    left in the range the slot moved from).
  */
 #include <inttypes.h>
 #include <pthread.h>
