@@ -212,6 +212,24 @@ static inline bool bench_print_table_row(const struct bench_row *r)
 	return ok;
 }
 
+/*
+ * The human table of @n rows after a blank line, then a blank line and their
+ * machine-readable lines; returns false when a row misses its target.
+ */
+static inline bool bench_print_rows(const struct bench_row *rows, unsigned n)
+{
+	bool ok = true;
+
+	printf("\n");
+	bench_print_table_head();
+	for (unsigned i = 0; i < n; i++)
+		ok &= bench_print_table_row(&rows[i]);
+	printf("\n");
+	for (unsigned i = 0; i < n; i++)
+		bench_print_line(&rows[i]);
+	return ok;
+}
+
 /* ---- the limits and the library, as every benchmark sets them up ---- */
 
 /*

@@ -354,13 +354,7 @@ int main(void)
 				.target = rowdef[op].target,
 			};
 		}
-	printf("\n");
-	bench_print_table_head();
-	for (unsigned i = 0; i < nrows; i++)
-		ok &= bench_print_table_row(&rows[i]);
-	printf("\n");
-	for (unsigned i = 0; i < nrows; i++)
-		bench_print_line(&rows[i]);
+	ok &= bench_print_rows(rows, nrows);
 	printf("bench_dirty: for comparison, locked_sweep (atomic exchange per entry) "
 	       "%.2f ns/page (median %.2f)\n",
 	       bench_best(&lim[0]), bench_median(&lim[0]));

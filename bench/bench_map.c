@@ -155,13 +155,7 @@ int main(void)
 							    .target = MAP_TARGET };
 		}
 	}
-	printf("\n");
-	bench_print_table_head();
-	for (unsigned i = 0; i < nrows; i++)
-		ok &= bench_print_table_row(&rows[i]);
-	printf("\n");
-	for (unsigned i = 0; i < nrows; i++)
-		bench_print_line(&rows[i]);
+	ok &= bench_print_rows(rows, nrows);
 	printf("bench_map: %s\n", ok ? "every target met" : "some target MISSED");
 	return 0;
 }

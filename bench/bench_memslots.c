@@ -197,13 +197,7 @@ int main(void)
 			};
 			nrows++;
 		}
-	printf("\n");
-	bench_print_table_head();
-	for (unsigned i = 0; i < nrows; i++)
-		ok &= bench_print_table_row(&rows[i]);
-	printf("\n");
-	for (unsigned i = 0; i < nrows; i++)
-		bench_print_line(&rows[i]);
+	ok &= bench_print_rows(rows, nrows);
 	printf("bench_memslots: %s\n", ok ? "every target met" : "some target MISSED");
 	for (unsigned s = 0; s < 3; s++)
 		kvm_destroy_vm(vms[s].kvm);

@@ -273,13 +273,7 @@ int main(void)
 				.target = target[o],
 			};
 		}
-	printf("\n");
-	bench_print_table_head();
-	for (unsigned i = 0; i < nrows; i++)
-		ok &= bench_print_table_row(&rows[i]);
-	printf("\n");
-	for (unsigned i = 0; i < nrows; i++)
-		bench_print_line(&rows[i]);
+	ok &= bench_print_rows(rows, nrows);
 	printf("bench_notifier: for comparison, locked_sweep (atomic fetch-and per entry) "
 	       "%.2f ns/page (median %.2f)\n",
 	       bench_best(&and), bench_median(&and));
