@@ -34,6 +34,7 @@ int main(void)
 #else
 
 #include "fmt/x86-npt/fmt.h"
+#include "tests/lib/fmt_tables.h"
 #include "s2mmu/mmu.h"
 #include "s2mmu/x86-npt.h"
 #include "tests/ref/npt_walker.h"
@@ -62,59 +63,7 @@ static uint64_t level_size(int level)
 
 /* ---- table building (with the format's own make_table) ---- */
 
-struct tables {
-	void *pages[8];
-	unsigned nr;
-	uint64_t *root;
-};
-
-static void *zpage(struct tables *t)
-{
-	void *p = aligned_alloc(4096, 4096);
-
-	assert_non_null(p);
-	memset(p, 0, 4096);
-	assert_true(t->nr < 8);
-	t->pages[t->nr++] = p;
-	return p;
-}
-
-static void tables_init(struct tables *t)
-{
-	memset(t, 0, sizeof(*t));
-	t->root = zpage(t);
-}
-
-static void tables_free(struct tables *t)
-{
-	for (unsigned i = 0; i < t->nr; i++)
-		free(t->pages[i]);
-	t->nr = 0;
-}
-
-static unsigned index_of(const struct s2_fmt_cfg *c, gpa_t gpa, int level)
-{
-	return (unsigned)((gpa >> s2_level_shift(c, level)) &
-			  ((1ull << s2_level_bits(c, level)) - 1));
-}
-
-/* The entry at @level on @gpa's path, creating tables above it. */
-static uint64_t *slot_at(const struct s2_fmt_cfg *c, struct tables *t, gpa_t gpa, int level)
-{
-	uint64_t *table = t->root;
-
-	for (int l = c->levels; l > level; l--) {
-		uint64_t *e = &table[index_of(c, gpa, l)];
-
-		if (!fmt_is_present(c, *e, l)) {
-			*e = fmt_make_table(c, l, (hpa_t)(uintptr_t)zpage(t));
-			assert_true(fmt_is_present(c, *e, l));
-			assert_false(fmt_is_leaf(c, *e, l));
-		}
-		table = (uint64_t *)(uintptr_t)fmt_table_hpa(c, *e, l);
-	}
-	return &table[index_of(c, gpa, level)];
-}
+/* struct tables, tables_init(), slot_at(): tests/lib/fmt_tables.h */
 
 static uint64_t ncr3_of(const struct tables *t)
 {
@@ -265,7 +214,7 @@ static void test_leaf_round_trip_and_walk(void **state)
 				struct tables t;
 				uint64_t *e, ncr3;
 
-				tables_init(&t);
+				tables_init(&t, &c);
 				e = slot_at(&c, &t, gpas[g], l);
 				ncr3 = ncr3_of(&t);
 				for (unsigned h = 0; h < 2; h++)
@@ -432,7 +381,7 @@ static void test_frozen_and_mmio(void **state)
 		assert_false(fmt_is_mmio(&c, z));
 	}
 
-	tables_init(&t);
+	tables_init(&t, &c);
 	ncr3 = ncr3_of(&t);
 	e = slot_at(&c, &t, 0x5000, 1);
 	*e = FMT_FROZEN;
@@ -482,7 +431,7 @@ static void test_mmio_reserved_form(void **state)
 	/* The walk, on a CPU of MAXPHYADDR 48 (hosted tables lie below 2^47). */
 	p.host_pa_bits = 48;
 	assert_int_equal(fmt_init_cfg(&c, &p), 0);
-	tables_init(&t);
+	tables_init(&t, &c);
 	ncr3 = ncr3_of(&t);
 	assert_int_equal(ncr3 >> 47, 0);
 	e = slot_at(&c, &t, 0x5000, 1);
@@ -613,7 +562,7 @@ static void test_walker_catches_bad_entries(void **state)
 	unsigned all = S2_PROT_RWX | S2_PROT_ACCESSED;
 
 	(void)state;
-	tables_init(&t);
+	tables_init(&t, &c);
 	e1 = slot_at(&c, &t, gpa, 1);
 	e2 = slot_at(&c, &t, gpa, 2);
 	e3 = slot_at(&c, &t, gpa, 3);
