@@ -19,18 +19,8 @@
 
 #if !S2_ENABLED(CONFIG_S2_FMT_ARM64_S2)
 /* The format is not in this build: nothing to test. */
-static void test_not_built(void **state)
-{
-	(void)state;
-	skip();
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_not_built) };
-
-	return cmocka_run_group_tests_name("fmt-arm64-s2", tests, NULL, NULL);
-}
+#include "tests/lib/not_built.h"
+T_NOT_BUILT_MAIN("fmt-arm64-s2")
 #else
 
 #include "fmt/arm64-s2/fmt.h"

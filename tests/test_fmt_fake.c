@@ -18,18 +18,8 @@
 
 #if !S2_ENABLED(CONFIG_S2_FMT_FAKE)
 /* The format is not in this build: nothing to test. */
-static void test_not_built(void **state)
-{
-	(void)state;
-	skip();
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_not_built) };
-
-	return cmocka_run_group_tests_name("fmt-fake", tests, NULL, NULL);
-}
+#include "tests/lib/not_built.h"
+T_NOT_BUILT_MAIN("fmt-fake")
 #else
 
 #include "fmt/fake/fmt.h"

@@ -19,18 +19,8 @@
 
 #if !S2_ENABLED(CONFIG_S2_FMT_RISCV_G)
 /* The format is not in this build: nothing to test. */
-static void test_not_built(void **state)
-{
-	(void)state;
-	skip();
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_not_built) };
-
-	return cmocka_run_group_tests_name("fmt riscv-g", tests, NULL, NULL);
-}
+#include "tests/lib/not_built.h"
+T_NOT_BUILT_MAIN("fmt riscv-g")
 #else
 
 #include "fmt/riscv-g/fmt.h"

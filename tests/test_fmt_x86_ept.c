@@ -17,18 +17,8 @@
 
 #if !S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 /* The format is not in this build: nothing to test. */
-static void test_not_built(void **state)
-{
-	(void)state;
-	skip();
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_not_built) };
-
-	return cmocka_run_group_tests_name("fmt-x86-ept", tests, NULL, NULL);
-}
+#include "tests/lib/not_built.h"
+T_NOT_BUILT_MAIN("fmt-x86-ept")
 #else
 
 #include "fmt/x86-ept/fmt.h"
