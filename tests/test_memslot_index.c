@@ -21,9 +21,15 @@
  *  - s2_overlaps_any() looking at one slot only (a replace whose own slot
  *    comes first misses the overlap with the next);
  *  - s2_mn_run() walking only the first slot the iterator returns.
- * Not reached single-threaded: s2_memslots_retire()'s check that no other
- * update published in between (the multi-threaded memslot tests run it).
+ *  - s2_memslots_retire() making the spare without checking that no other
+ *    update published in between (test_update_in_anothers_grace_period,
+ *    which forces that order through the env's synchronize_rcu; the random
+ *    test_concurrent_updates caught it in one run of three);
+ *  - s2_treap_split() not recording the successor; s2_treap_erase() not
+ *    taking the left subtree's last node as the predecessor.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -431,6 +437,194 @@ static void test_update_sizes(void **state)
 }
 
 /*
+ * Updates that overlap in time: two threads, each with its own ids and gfn
+ * region, add, move, change and delete their slots at once, so one's
+ * publication often falls in the other's grace period (the spare is then
+ * taken, or must not be made from a set that is no longer the published
+ * one's predecessor). Afterwards both sets agree with the model.
+ */
+struct upd_thread {
+	struct kvm *kvm;
+	unsigned first_id;
+	uint64_t rng;
+};
+
+static uint64_t trnd(struct upd_thread *u, uint64_t n)
+{
+	u->rng ^= u->rng << 13;
+	u->rng ^= u->rng >> 7;
+	u->rng ^= u->rng << 17;
+	return u->rng % n;
+}
+
+static void *updater(void *arg)
+{
+	struct upd_thread *u = arg;
+	gfn_t region = 0x100000ull * (1 + u->first_id / 64);
+
+	for (unsigned step = 0; step < 400; step++) {
+		unsigned k = (unsigned)trnd(u, 24), id = u->first_id + k, op = (unsigned)trnd(u, 4);
+		struct mslot *m = &M[id];
+
+		if (!m->used) {
+			struct kvm_memory_slot sl = { .id = id,
+						      .base_gfn = region + 0x100 * k,
+						      .npages = 0x40,
+						      .userspace_addr =
+							      HVA_BASE + (trnd(u, 64) << 12),
+						      .flags = 0 };
+
+			if (kvm_set_memslot(u->kvm, &sl))
+				return "add";
+			*m = (struct mslot){ true, sl.base_gfn, sl.npages, sl.userspace_addr, 0 };
+		} else if (op == 0) {
+			if (kvm_delete_memslot(u->kvm, id))
+				return "delete";
+			m->used = false;
+		} else if (op == 1) {
+			gfn_t nb = region + 0x100 * k + (m->base & 0x80 ? 0 : 0x80);
+
+			if (kvm_move_memslot(u->kvm, id, nb))
+				return "move";
+			m->base = nb;
+		} else {
+			unsigned f = trnd(u, 2) ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+
+			if (kvm_set_memslot_flags(u->kvm, id, f))
+				return "flags";
+			m->flags = f;
+		}
+	}
+	return NULL;
+}
+
+static void test_concurrent_updates(void **state)
+{
+	struct upd_thread u[2];
+	pthread_t th[2];
+	struct tvm t;
+
+	(void)state;
+	for (unsigned round = 0; round < 2; round++) {
+		memset(M, 0, sizeof(M));
+		t_vm_init(&t, S2_FMT_X86_EPT, NULL);
+		for (unsigned i = 0; i < 2; i++) {
+			u[i] = (struct upd_thread){ .kvm = t.kvm,
+						    .first_id = 64 * i,
+						    .rng = 0x9e37 + i + 2 * round };
+			assert_int_equal(pthread_create(&th[i], NULL, updater, &u[i]), 0);
+		}
+		for (unsigned i = 0; i < 2; i++) {
+			void *r;
+
+			assert_int_equal(pthread_join(th[i], &r), 0);
+			if (r)
+				fail_msg("thread %u: %s failed", i, (const char *)r);
+		}
+		check_struct(t.kvm->memslots);
+		if (t.kvm->memslots_spare)
+			check_struct(t.kvm->memslots_spare);
+		check_set(t.kvm);
+		t_vm_fini(&t);
+	}
+}
+
+/*
+ * The interleaving the spare must survive, forced: A's update publishes and
+ * waits in its grace period while B's update publishes over it (with no
+ * spare: it copies) and enters its own, where it waits for A's update to
+ * finish; A's replaced set must then not become the spare (it lacks B's
+ * slot), B's may. Both sets agree with the
+ * model afterwards.
+ */
+static void (*orig_sync)(void *ctx);
+static _Thread_local int sync_role; /* 1: thread A, 2: thread B */
+static int sync_stage;
+
+static void sync_hook(void *ctx)
+{
+	if (sync_role == 1 && __atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) == 0) {
+		__atomic_store_n(&sync_stage, 1, __ATOMIC_RELEASE); /* A published */
+		while (__atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) != 2)
+			sched_yield();
+	} else if (sync_role == 2) {
+		__atomic_store_n(&sync_stage, 2, __ATOMIC_RELEASE); /* B published */
+		while (__atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) != 3)
+			sched_yield(); /* A's update has finished */
+	}
+	orig_sync(ctx);
+}
+
+struct forced {
+	struct kvm *kvm;
+	int role;
+	unsigned id;
+};
+
+static void *forced_updater(void *arg)
+{
+	struct forced *f = arg;
+	struct kvm_memory_slot sl = { .id = f->id,
+				      .base_gfn = 0x1000 * (1 + f->id),
+				      .npages = 0x40,
+				      .userspace_addr = HVA_BASE + ((hva_t)f->id << 20) };
+
+	int r;
+
+	sync_role = f->role;
+	if (f->role == 2)
+		while (__atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) != 1)
+			sched_yield();
+	r = kvm_set_memslot(f->kvm, &sl);
+	if (f->role == 1)
+		__atomic_store_n(&sync_stage, 3, __ATOMIC_RELEASE);
+	return r ? "add" : NULL;
+}
+
+static void test_update_in_anothers_grace_period(void **state)
+{
+	struct forced f[2];
+	pthread_t th[2];
+	struct tvm t;
+
+	(void)state;
+	memset(M, 0, sizeof(M));
+	t_vm_init(&t, S2_FMT_X86_EPT, NULL);
+	for (unsigned id = 0; id < 3; id++) { /* a spare exists from here on */
+		struct kvm_memory_slot sl = { .id = 10 + id,
+					      .base_gfn = 0x100000 + 0x100 * id,
+					      .npages = 0x40,
+					      .userspace_addr = HVA_BASE };
+
+		assert_int_equal(kvm_set_memslot(t.kvm, &sl), 0);
+		M[10 + id] = (struct mslot){ true, sl.base_gfn, sl.npages, sl.userspace_addr, 0 };
+	}
+	assert_non_null(t.kvm->memslots_spare);
+	orig_sync = t.h.ops.synchronize_rcu;
+	t.h.ops.synchronize_rcu = sync_hook;
+	sync_stage = 0;
+	for (unsigned i = 0; i < 2; i++) {
+		f[i] = (struct forced){ .kvm = t.kvm, .role = (int)i + 1, .id = i };
+		M[i] = (struct mslot){ true, 0x1000 * (1 + i), 0x40, HVA_BASE + ((hva_t)i << 20),
+				       0 };
+		assert_int_equal(pthread_create(&th[i], NULL, forced_updater, &f[i]), 0);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		void *r;
+
+		assert_int_equal(pthread_join(th[i], &r), 0);
+		assert_null(r);
+	}
+	t.h.ops.synchronize_rcu = orig_sync;
+	assert_int_equal(sync_stage, 3);
+	check_struct(t.kvm->memslots);
+	assert_non_null(t.kvm->memslots_spare); /* B's replaced set */
+	check_struct(t.kvm->memslots_spare);
+	check_set(t.kvm);
+	t_vm_fini(&t);
+}
+
+/*
  * 509 one-page memslots whose hvas are spread in the reverse order of their
  * gfns, every fourth one aliasing the hva of its neighbour; one mapped page
  * each. An invalidation of an hva range zaps exactly the pages of the slots
@@ -491,6 +685,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_index_against_model),
 		cmocka_unit_test(test_update_sizes),
+		cmocka_unit_test(test_concurrent_updates),
+		cmocka_unit_test(test_update_in_anothers_grace_period),
 		cmocka_unit_test(test_notifiers_with_509_memslots),
 	};
 
