@@ -680,17 +680,20 @@ static void s2_memslots_publish(struct kvm *kvm, struct s2_memslots *ms, struct 
 /*
  * After the grace period that followed the publication of @u (no lock
  * held): the set it replaced, which nobody reads now, gets the same edit
- * and becomes the spare, if the published set is still @u's (no other
- * update came in between: the replaced set then equals the published one)
- * and it has room. Otherwise it is freed.
+ * and becomes the spare, if no other update has published since (the
+ * generation is still @u's: the replaced set then equals the published
+ * one; a pointer compare would not do, as the set @u published may have
+ * been replaced and published again since) and it has room. Otherwise it is
+ * freed.
  */
-static void s2_memslots_retire(struct kvm *kvm, struct s2_memslots *pub, struct s2_slot_update *u)
+static void s2_memslots_retire(struct kvm *kvm, struct s2_slot_update *u)
 {
 	const struct s2_env *env = kvm->env;
 	struct s2_memslots *old = u->old;
 
 	s2_spin_lock(&kvm->slots_lock, env);
-	if (kvm->memslots == pub && !kvm->memslots_spare && old->cap >= pub->nr) {
+	if (__atomic_load_n(&kvm->memslots_gen, __ATOMIC_RELAXED) == u->gen &&
+	    !kvm->memslots_spare && old->cap >= kvm->memslots->nr) {
 		s2_memslots_edit(old, u->drop_id, u->add ? &u->upd : NULL, u->dirty);
 		kvm->memslots_spare = old;
 		old = NULL;
@@ -774,7 +777,7 @@ unlock:
 		s2_dirty_slot_flags_changed(kvm, &u->upd, u->dirty_change, u->gen);
 	/* After the grace period nobody uses the old set or the bitmap. */
 	env->ops->synchronize_rcu(env->ctx);
-	s2_memslots_retire(kvm, next, u);
+	s2_memslots_retire(kvm, u);
 	s2_dirty_slot_free(kvm, u->gone);
 out:
 	s2_dirty_slot_free(kvm, fresh);

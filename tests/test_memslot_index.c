@@ -22,14 +22,16 @@
  *    comes first misses the overlap with the next);
  *  - s2_mn_run() walking only the first slot the iterator returns.
  *  - s2_memslots_retire() making the spare without checking that no other
- *    update published in between (test_update_in_anothers_grace_period,
- *    which forces that order through the env's synchronize_rcu; the random
- *    test_concurrent_updates caught it in one run of three);
+ *    update published in between, or checking it by the published pointer
+ *    (the same set may be published again: found by test_concurrent_updates
+ *    under TSan, then forced by test_update_in_anothers_grace_period through
+ *    the env's synchronize_rcu);
  *  - s2_treap_split() not recording the successor; s2_treap_erase() not
  *    taking the left subtree's last node as the predecessor.
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -474,8 +476,13 @@ static void *updater(void *arg)
 							      HVA_BASE + (trnd(u, 64) << 12),
 						      .flags = 0 };
 
-			if (kvm_set_memslot(u->kvm, &sl))
+			int r = kvm_set_memslot(u->kvm, &sl);
+
+			if (r) {
+				fprintf(stderr, "add id %u gfn %#llx: %d\n", id,
+					(unsigned long long)sl.base_gfn, r);
 				return "add";
+			}
 			*m = (struct mslot){ true, sl.base_gfn, sl.npages, sl.userspace_addr, 0 };
 		} else if (op == 0) {
 			if (kvm_delete_memslot(u->kvm, id))
@@ -539,15 +546,17 @@ static void test_concurrent_updates(void **state)
  */
 static void (*orig_sync)(void *ctx);
 static _Thread_local int sync_role; /* 1: thread A, 2: thread B */
-static int sync_stage;
+static _Thread_local int sync_calls;
+static int sync_stage, sync_b_waits_at; /* B waits in its n-th grace period */
 
 static void sync_hook(void *ctx)
 {
+	sync_calls++;
 	if (sync_role == 1 && __atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) == 0) {
 		__atomic_store_n(&sync_stage, 1, __ATOMIC_RELEASE); /* A published */
 		while (__atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) != 2)
 			sched_yield();
-	} else if (sync_role == 2) {
+	} else if (sync_role == 2 && sync_calls == sync_b_waits_at) {
 		__atomic_store_n(&sync_stage, 2, __ATOMIC_RELEASE); /* B published */
 		while (__atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) != 3)
 			sched_yield(); /* A's update has finished */
@@ -569,25 +578,32 @@ static void *forced_updater(void *arg)
 				      .npages = 0x40,
 				      .userspace_addr = HVA_BASE + ((hva_t)f->id << 20) };
 
-	int r;
+	int r = 0;
 
 	sync_role = f->role;
+	sync_calls = 0;
 	if (f->role == 2)
 		while (__atomic_load_n(&sync_stage, __ATOMIC_ACQUIRE) != 1)
 			sched_yield();
-	r = kvm_set_memslot(f->kvm, &sl);
+	/* B adds sync_b_waits_at slots: ids id, id + 1, ... */
+	for (int k = 0; k < (f->role == 2 ? sync_b_waits_at : 1) && !r; k++) {
+		sl.id = f->id + (unsigned)k;
+		sl.base_gfn = 0x1000 * (1 + sl.id);
+		sl.userspace_addr = HVA_BASE + ((hva_t)sl.id << 20);
+		r = kvm_set_memslot(f->kvm, &sl);
+	}
 	if (f->role == 1)
 		__atomic_store_n(&sync_stage, 3, __ATOMIC_RELEASE);
 	return r ? "add" : NULL;
 }
 
-static void test_update_in_anothers_grace_period(void **state)
+/* B makes @b_updates updates and waits in the grace period of its last. */
+static void run_forced(unsigned b_updates)
 {
 	struct forced f[2];
 	pthread_t th[2];
 	struct tvm t;
 
-	(void)state;
 	memset(M, 0, sizeof(M));
 	t_vm_init(&t, S2_FMT_X86_EPT, NULL);
 	for (unsigned id = 0; id < 3; id++) { /* a spare exists from here on */
@@ -603,12 +619,14 @@ static void test_update_in_anothers_grace_period(void **state)
 	orig_sync = t.h.ops.synchronize_rcu;
 	t.h.ops.synchronize_rcu = sync_hook;
 	sync_stage = 0;
+	sync_b_waits_at = (int)b_updates;
 	for (unsigned i = 0; i < 2; i++) {
-		f[i] = (struct forced){ .kvm = t.kvm, .role = (int)i + 1, .id = i };
-		M[i] = (struct mslot){ true, 0x1000 * (1 + i), 0x40, HVA_BASE + ((hva_t)i << 20),
-				       0 };
+		f[i] = (struct forced){ .kvm = t.kvm, .role = (int)i + 1, .id = i ? 1 : 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, forced_updater, &f[i]), 0);
 	}
+	for (unsigned id = 0; id < 1 + b_updates; id++)
+		M[id] = (struct mslot){ true, 0x1000 * (1 + id), 0x40, HVA_BASE + ((hva_t)id << 20),
+					0 };
 	for (unsigned i = 0; i < 2; i++) {
 		void *r;
 
@@ -618,10 +636,21 @@ static void test_update_in_anothers_grace_period(void **state)
 	t.h.ops.synchronize_rcu = orig_sync;
 	assert_int_equal(sync_stage, 3);
 	check_struct(t.kvm->memslots);
-	assert_non_null(t.kvm->memslots_spare); /* B's replaced set */
+	assert_non_null(t.kvm->memslots_spare); /* B's last replaced set */
 	check_struct(t.kvm->memslots_spare);
 	check_set(t.kvm);
 	t_vm_fini(&t);
+}
+
+/* One update of B over A's: A's replaced set is not its successor's
+ * predecessor. Two: B's second update publishes again the very set A
+ * published (the spare B's first made of it), so the published pointer is
+ * A's again while other updates came in between. */
+static void test_update_in_anothers_grace_period(void **state)
+{
+	(void)state;
+	run_forced(1);
+	run_forced(2);
 }
 
 /*
