@@ -79,9 +79,12 @@ struct s2_memslots {
 	uint32_t *prio; /* treap priority of slot i (updates only) */
 	uint16_t *id_hash;
 	/* The index + 1 of the slot s2_memslots_find() found last (0: none;
-	 * may be stale, checked before use): readers store it (relaxed), in
-	 * a line of its own, as KVM's last_used_slot. */
-	uint16_t gfn_hint __attribute__((aligned(64)));
+	 * may be stale, checked before use): readers store it (relaxed), as
+	 * KVM's last_used_slot, 64 bytes away from what they only read (no
+	 * alignment attribute: the env's zalloc need not align to 64). */
+	char hint_pad0[64];
+	uint16_t gfn_hint;
+	char hint_pad1[62];
 	struct kvm_memory_slot slots[];
 };
 
