@@ -538,11 +538,20 @@ long s2_zap_all_fast(struct kvm *kvm)
 	if (r)
 		return r;
 	s2_acc_init(&acc);
+	/* Under slots_lock from the invalidation to the teardown's end, as a
+	 * memslot update's own fast zap: the teardown records the dirty state
+	 * of the leaves it removes against the memslots it finds, so no
+	 * update (a move of a logging slot) may publish while the invalid
+	 * roots still hold leaves of the old layout (their writes would be
+	 * lost). Its tables are freed once the spinlock is dropped. */
+	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	s2_mmu_write_lock(kvm);
 	r = s2_fast_zap_locked(kvm, &fz);
-	s2_mmu_write_unlock(kvm, &acc);
+	s2_mmu_write_unlock_keep_tables(kvm, &acc);
 	if (!r)
-		r = s2_fast_zap_teardown(kvm, &fz, NULL);
+		r = s2_fast_zap_teardown(kvm, &fz, &acc);
+	s2_spin_unlock(&kvm->slots_lock);
+	s2_acc_free_tables(kvm, &acc);
 	s2_fast_zap_finish(kvm, &fz);
 	return r;
 }

@@ -717,6 +717,87 @@ static void test_fast_path_race_records_once(void **state)
 	t_vm_fini(&R.t);
 }
 
+/*
+ * A fast zap's teardown against a memslot move of a slot logging with
+ * hardware dirty state. kvm_mmu_zap_all() on one thread invalidates the
+ * roots and then empties them under the shared side of mmu_lock, yielding;
+ * the move on another thread zaps the slot in the valid roots only and
+ * publishes. The teardown's leaves that carry D must still land in the
+ * slot's log: the next kvm_get_dirty_log reports every page written.
+ */
+struct zapper {
+	struct kvm *kvm;
+	pthread_barrier_t *bar;
+	long r;
+};
+
+static void *zap_all_thread(void *arg)
+{
+	struct zapper *z = arg;
+
+	pthread_barrier_wait(z->bar);
+	z->r = kvm_mmu_zap_all(z->kvm);
+	return NULL;
+}
+
+static void test_zap_all_against_move(void **state)
+{
+	const uint64_t n = 4096;
+	const unsigned rounds = 20;
+	uint64_t *bm = calloc(n / 64, sizeof(*bm));
+	struct tvm t = { 0 };
+	struct kvm_vm_params p = t_default_params(TEST_FMT);
+
+	(void)state;
+	assert_non_null(bm);
+	if (TEST_FMT == S2_FMT_ARM64_S2)
+		p.fmt_flags |= S2_FMTF_HD;
+	for (unsigned round = 0; round < rounds; round++) {
+		struct zapper z;
+		pthread_barrier_t bar;
+		pthread_t th;
+		uint64_t got = 0;
+		bool newly;
+
+		t_vm_init(&t, TEST_FMT, &p);
+		if (kvm_dirty_log_set_caps(t.kvm, 0) || !kvm_dirty_log_hw(t.kvm)) {
+			t_vm_fini(&t);
+			free(bm);
+			skip();
+		}
+		t.kvm->yield_batch = 16;
+		t_slot(&t, 0, BASE_GFN, n, HVA_BASE, KVM_MEM_LOG_DIRTY_PAGES);
+		for (gfn_t g = 0; g < n; g++)
+			assert_int_equal(
+				kvm_tdp_page_fault(t.vcpu, gfn_to_gpa(BASE_GFN + g), S2_ACC_WRITE),
+				RET_PF_FIXED);
+		assert_true(kvm_get_dirty_log(t.kvm, 0, bm) >= 0); /* harvested: D clear */
+		for (gfn_t g = 0; g < n; g++)
+			assert_true(sim_write(t.kvm, gfn_to_gpa(BASE_GFN + g), &newly));
+		z = (struct zapper){ .kvm = t.kvm, .bar = &bar };
+		pthread_barrier_init(&bar, NULL, 2);
+		assert_int_equal(pthread_create(&th, NULL, zap_all_thread, &z), 0);
+		pthread_barrier_wait(&bar);
+		for (unsigned i = 0; i < 200; i++)
+			sched_yield(); /* let the zap invalidate and start emptying */
+		assert_int_equal(kvm_move_memslot(t.kvm, 0, BASE_GFN + 2 * n), 0);
+		assert_int_equal(pthread_join(th, NULL), 0);
+		pthread_barrier_destroy(&bar);
+		assert_true(z.r >= 0);
+		memset(bm, 0, n / 8);
+		assert_true(kvm_get_dirty_log(t.kvm, 0, bm) >= 0);
+		for (uint64_t w = 0; w < n / 64; w++)
+			got += (uint64_t)__builtin_popcountll(bm[w]);
+		if (got != n)
+			fail_msg("[%s] round %u: %llu of %llu written pages in the log after a "
+				 "zap-all raced a move",
+				 TEST_FMT_NAME, round, (unsigned long long)got,
+				 (unsigned long long)n);
+		t_vm_fini(&t);
+	}
+	free(bm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -726,6 +807,7 @@ int main(void)
 		cmocka_unit_test(test_no_write_lost_hw_pml_clear),
 		cmocka_unit_test(test_no_write_lost_ring),
 		cmocka_unit_test(test_fast_path_race_records_once),
+		cmocka_unit_test(test_zap_all_against_move),
 	};
 
 	if (!s2_fmt_supported(TEST_FMT)) {
