@@ -3,10 +3,18 @@
  * The single-threaded TDX tests' SEAMCALL hooks onto the TDX-module model
  * (tests/tdx/model.h). Included by test_tdx.c and test_random.c after they
  * declare the state these use: T (the test VM), M (the model), gpa_bits
- * and the counters installs / installed_pages.
+ * and the counters pfn_puts, installs and installed_pages.
  */
 #ifndef S2_TESTS_TDX_MODEL_HOOKS_H
 #define S2_TESTS_TDX_MODEL_HOOKS_H
+
+/* The private_pfn put hook: pages given back, in 4 KiB pages. */
+static void gmem_put(void *ctx, kvm_pfn_t pfn, int level)
+{
+	(void)ctx;
+	(void)pfn;
+	pfn_puts += 1ull << (9 * (level - 1));
+}
 
 /* The model learns that a vcpu left the guest when the library's kick made
  * it exit (the env's kick ends guest mode at once: t_kick_exits). */

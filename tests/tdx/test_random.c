@@ -82,13 +82,6 @@ static int gmem_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, kv
 	return 0;
 }
 
-static void gmem_put(void *ctx, kvm_pfn_t pfn, int level)
-{
-	(void)ctx;
-	(void)pfn;
-	pfn_puts += 1ull << (9 * (level - 1));
-}
-
 #include "tests/tdx/model_hooks.h"
 
 static void add_slot(void)
