@@ -67,8 +67,10 @@ build_and_test() {
 		echo "$name: no test programs yet"
 		return
 	fi
+	# Single-threaded programs two (JOBS) at a time; the multithreaded ones
+	# alone (scripts/run-tests.sh).
 	# shellcheck disable=SC2086
-	S2_PHASE=$name S2_TEST_LOGDIR=$o/test-logs scripts/run-tests.sh $bins
+	S2_TEST_JOBS=$jobs S2_PHASE=$name S2_TEST_LOGDIR=$o/test-logs scripts/run-tests.sh $bins
 }
 
 phase "dependencies"

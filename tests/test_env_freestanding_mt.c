@@ -39,7 +39,7 @@ static unsigned this_cpu(void *ctx)
 static void relax(void *ctx)
 {
 	(void)ctx;
-	sched_yield();
+	t_yield();
 }
 
 static int setup(void **state)
@@ -84,7 +84,7 @@ static void *reader(void *arg)
 		for (int i = 0; i < 8; i++) {
 			if (b->val == POISON)
 				reader_bad++;
-			sched_yield();
+			t_yield();
 		}
 		reader_reads++;
 		s2_fs_rcu_quiescent(&fs, 1);
@@ -94,7 +94,7 @@ static void *reader(void *arg)
 			s2_fs_rcu_offline(&fs, 1);
 			__atomic_store_n(&reader_is_offline, 1, __ATOMIC_RELEASE);
 			while (__atomic_load_n(&reader_offline_now, __ATOMIC_ACQUIRE))
-				sched_yield();
+				t_yield();
 			s2_fs_rcu_online(&fs, 1);
 		}
 	}
@@ -116,7 +116,7 @@ static void test_grace_period_waits_for_readers(void **state)
 	s2_fs_rcu_online(&fs, 0);
 	assert_int_equal(pthread_create(&t, NULL, reader, NULL), 0);
 	while (!__atomic_load_n(&reader_started, __ATOMIC_ACQUIRE))
-		sched_yield();
+		t_yield();
 	for (int i = 1; i <= 2000; i++) {
 		struct box *old = published, *nb = &boxes[i];
 
@@ -146,7 +146,7 @@ static void test_offline_cpu_not_waited_for(void **state)
 	reader_offline_now = 1;
 	assert_int_equal(pthread_create(&t, NULL, reader, NULL), 0);
 	while (!__atomic_load_n(&reader_is_offline, __ATOMIC_ACQUIRE))
-		sched_yield();
+		t_yield();
 	for (int i = 0; i < 100; i++)
 		fs.ops.synchronize_rcu(fs.env.ctx); /* returns though the reader never reports */
 	__atomic_store_n(&reader_offline_now, 0, __ATOMIC_RELEASE);
@@ -308,7 +308,7 @@ static void test_vm_two_cpus(void **state)
 	assert_int_equal(kvm_set_memslot(c.kvm, &s), 0);
 	assert_int_equal(pthread_create(&t, NULL, vcpu_cpu_thread, &c), 0);
 	while (!__atomic_load_n(&c.ops, __ATOMIC_RELAXED))
-		sched_yield();
+		t_yield();
 	for (int i = 0; i < 300; i++) {
 		/* Logging on and off: the bitmap is freed each time. */
 		assert_int_equal(kvm_set_memslot_flags(c.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);

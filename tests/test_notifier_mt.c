@@ -105,7 +105,7 @@ static void *vcpu_thread(void *arg)
 		if (ret != RET_PF_FIXED && ret != RET_PF_SPURIOUS && ret != RET_PF_RETRY)
 			fail_once("fault returned", gfn, (uint64_t)(int64_t)ret, 0);
 		if (!(__atomic_fetch_add(&nfaults, 1, __ATOMIC_RELAXED) & 63))
-			sched_yield(); /* few CPUs: let the host thread run */
+			t_yield(); /* few CPUs: let the host thread run */
 	}
 	return NULL;
 }
@@ -154,7 +154,7 @@ static void *host_thread(void *arg)
 		uint64_t f0 = __atomic_load_n(&nfaults, __ATOMIC_RELAXED);
 		while (__atomic_load_n(&nfaults, __ATOMIC_RELAXED) < f0 + 256 &&
 		       !__atomic_load_n(&failed, __ATOMIC_RELAXED))
-			sched_yield();
+			t_yield();
 	}
 	return NULL;
 }
@@ -177,7 +177,7 @@ static void *ager_thread(void *arg)
 		}
 		if (y < 0)
 			fail_once("aging failed", hs, (uint64_t)y, 0);
-		sched_yield();
+		t_yield();
 	}
 	return NULL;
 }
@@ -197,7 +197,7 @@ static void *attr_thread(void *arg)
 		else if (kvm_get_memory_attributes(T.kvm, a) != v)
 			fail_once("attributes read back", a, kvm_get_memory_attributes(T.kvm, a),
 				  v);
-		sched_yield();
+		t_yield();
 	}
 	return NULL;
 }

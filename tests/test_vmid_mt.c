@@ -102,7 +102,7 @@ static void flush_all(void *ctx)
 static void relax(void *ctx)
 {
 	(void)ctx;
-	sched_yield();
+	t_yield();
 }
 
 static void setup_alloc(unsigned bits, unsigned first, bool broadcast)
@@ -178,7 +178,7 @@ static void *cpu_thread(void *arg)
 		pthread_rwlock_rdlock(&vm->life);
 		enter(vm, cpu);
 		if (r % 3 == 0)
-			sched_yield(); /* stay in the guest a while */
+			t_yield(); /* stay in the guest a while */
 		/* Several entries of the same vcpu in a row: the lockless path. */
 		for (unsigned k = r % 4; k; k--)
 			enter(vm, cpu);

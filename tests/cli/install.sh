@@ -52,8 +52,14 @@ int main(void)
 C
 
 # install_and_consume O NAME: install build O, build and run the consumer.
+# O as the build itself was given it (relative to the source tree when it
+# is inside): the flags file records -I$(O)/include, and an absolute O
+# would differ from the build's and recompile the whole library.
 install_and_consume() {
 	local o=$1 name=$2 root=$TMP/root-$2
+	case "$o" in
+	"$S2_SRCTREE"/*) o=${o#"$S2_SRCTREE"/} ;;
+	esac
 	run 0 $S2_MAKE -s -C "$S2_SRCTREE" O="$o" SANITIZE="${S2_SANITIZE:-}" \
 		CFLAGS="${S2_CFLAGS:--O2 -g}" EXTRA_CFLAGS="${S2_EXTRA_CFLAGS:-}" \
 		install DESTDIR="$root" PREFIX=/usr || return 1

@@ -138,7 +138,7 @@ static void sim_kick(void *ctx, struct kvm_vcpu *vcpu)
 {
 	(void)ctx;
 	while (kvm_vcpu_mode(vcpu) == EXITING_GUEST_MODE)
-		sched_yield();
+		t_yield();
 }
 
 /* A broadcast TLB invalidation: every vcpu in guest mode drops its TLB
@@ -152,7 +152,7 @@ static void sim_tlbi(void)
 
 		while (kvm_vcpu_mode(s->v) != OUTSIDE_GUEST_MODE &&
 		       __atomic_load_n(&s->tlbi_ack, __ATOMIC_SEQ_CST) < g)
-			sched_yield();
+			t_yield();
 	}
 }
 
@@ -207,7 +207,7 @@ static void handle_requests(struct sim_vcpu *s)
 	(void)kvm_check_request(s->v, KVM_REQ_MMU_RELOAD);
 	/* Ring soft-full: exit to "userspace" until the harvester resets. */
 	while (kvm_dirty_ring_check_request(s->v))
-		sched_yield();
+		t_yield();
 }
 
 static void pml_flush(struct sim_vcpu *s)
@@ -254,7 +254,7 @@ static void pace(struct sim_vcpu *s)
 	if (s->writes - s->writes_at_epoch < WRITES_PER_ROUND)
 		return;
 	while (__atomic_load_n(&R.epoch, __ATOMIC_SEQ_CST) == e)
-		sched_yield();
+		t_yield();
 }
 
 static void *vcpu_thread(void *arg)
@@ -401,13 +401,13 @@ static void *harvester_thread(void *arg)
 	(void)arg;
 	/* Let the vcpus fill their TLBs with writable entries first. */
 	while (total_writes() < 2000 && __atomic_load_n(&R.writers, __ATOMIC_SEQ_CST))
-		sched_yield();
+		t_yield();
 	assert_int_equal(kvm_set_memslot_flags(kvm, SLOT_ID, KVM_MEM_LOG_DIRTY_PAGES), 0);
 	__atomic_store_n(&R.epoch, round, __ATOMIC_SEQ_CST);
 	/* Give TLB entries from before the enable time to be (mis)used. */
 	uint64_t w0 = total_writes();
 	while (total_writes() < w0 + 400 && __atomic_load_n(&R.writers, __ATOMIC_SEQ_CST))
-		sched_yield();
+		t_yield();
 	/* Two rounds back to back: a write those TLB entries let through
 	 * unseen is not hidden by the page being written again in time. */
 	harvest_round(++round);
@@ -418,7 +418,7 @@ static void *harvester_thread(void *arg)
 				device_write(&rng);
 		harvest_round(++round);
 		__atomic_store_n(&R.epoch, round, __ATOMIC_SEQ_CST);
-		sched_yield();
+		t_yield();
 	}
 	return NULL;
 }
@@ -779,7 +779,7 @@ static void test_zap_all_against_move(void **state)
 		assert_int_equal(pthread_create(&th, NULL, zap_all_thread, &z), 0);
 		pthread_barrier_wait(&bar);
 		for (unsigned i = 0; i < 200; i++)
-			sched_yield(); /* let the zap invalidate and start emptying */
+			t_yield(); /* let the zap invalidate and start emptying */
 		assert_int_equal(kvm_move_memslot(t.kvm, 0, BASE_GFN + 2 * n), 0);
 		assert_int_equal(pthread_join(th, NULL), 0);
 		pthread_barrier_destroy(&bar);

@@ -95,7 +95,7 @@ static void *notifier_thread(void *arg)
 		    kvm_mmu_notifier_invalidate_range_end(T.kvm, a, b, true))
 			__atomic_fetch_add(&bad_maps, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&invalidations, 1, __ATOMIC_RELAXED);
-		sched_yield();
+		t_yield();
 	}
 	return NULL;
 }

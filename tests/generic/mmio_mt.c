@@ -87,7 +87,7 @@ static void test_changes_under_accesses(void **state)
 
 		while (__atomic_load_n(&done, __ATOMIC_ACQUIRE) < d + 4 &&
 		       !__atomic_load_n(&bad, __ATOMIC_RELAXED))
-			sched_yield();
+			t_yield();
 	}
 	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_join(th, NULL), 0);

@@ -310,7 +310,7 @@ static void *late_vcpu_thread(void *arg)
 		kvm_check_request(l->vcpu, KVM_REQ_TLB_FLUSH);
 	__atomic_store_n(&l->entered, 1, __ATOMIC_SEQ_CST);
 	while (!__atomic_load_n(&l->kicked, __ATOMIC_SEQ_CST))
-		sched_yield();
+		t_yield();
 	sleep_ms(100); /* the IPI takes its time */
 	__atomic_store_n(&l->stopped, 1, __ATOMIC_SEQ_CST);
 	kvm_vcpu_exit_guest(l->vcpu);
@@ -333,7 +333,7 @@ static void test_flush_waits_for_guest_exit(void **state)
 				 RET_PF_FIXED);
 		assert_int_equal(pthread_create(&t, NULL, late_vcpu_thread, &l), 0);
 		while (!__atomic_load_n(&l.entered, __ATOMIC_SEQ_CST))
-			sched_yield();
+			t_yield();
 		if (way == 1) {
 			/* A request that does not wait moves it to EXITING. */
 			kvm_make_request(l.vcpu, KVM_REQ_DIRTY_RING_SOFT_FULL);
@@ -397,7 +397,7 @@ static void test_slot_added_during_invalidation(void **state)
 			0);
 		assert_int_equal(kvm_set_memslot(T.kvm, &s), 0);
 		for (int k = 0; k < 16 && !(i & 1); k++)
-			sched_yield(); /* let the faults find the slot */
+			t_yield(); /* let the faults find the slot */
 		assert_int_equal(kvm_delete_memslot(T.kvm, s.id), 0);
 		assert_int_equal(
 			kvm_mmu_notifier_invalidate_range_end(T.kvm, hva, hva + 0x4000, false), 0);

@@ -58,6 +58,31 @@ struct vcpu_thread {
 	unsigned entries, loads, faults_fixed, retries, bad;
 };
 
+/* Counter @i of @n, one per vcpu thread, @stride bytes apart. */
+static unsigned counter(const unsigned *first, size_t stride, unsigned i)
+{
+	return __atomic_load_n((const unsigned *)((const char *)first + i * stride),
+			       __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Wait until each of @n counters has moved by @by: the vcpus ran between
+ * two operations of the main thread. Waiting on progress, not on a count
+ * of sched_yield() calls: with more busy threads than CPUs each yield can
+ * hand a vcpu a whole time slice, and a fixed count of them took from 0.2
+ * to 18 s a run.
+ */
+static void wait_progress(const unsigned *first, size_t stride, unsigned n, unsigned by)
+{
+	unsigned start[NVCPUS];
+
+	for (unsigned i = 0; i < n; i++)
+		start[i] = counter(first, stride, i);
+	for (unsigned i = 0; i < n; i++)
+		while (counter(first, stride, i) - start[i] < by)
+			t_yield();
+}
+
 static void *vcpu_loop(void *arg)
 {
 	struct vcpu_thread *t = arg;
@@ -91,7 +116,7 @@ static void *vcpu_loop(void *arg)
 				t->bad++;
 			if (!__atomic_load_n(&r->refs, __ATOMIC_ACQUIRE))
 				t->bad++;
-			sched_yield();
+			t_yield();
 		}
 		__atomic_store_n(&t->entries, t->entries + 1, __ATOMIC_RELEASE);
 		kvm_vcpu_exit_guest(t->vcpu);
@@ -121,7 +146,7 @@ static void *range_zapper(void *arg)
 		if (kvm_zap_gfn_range(T.kvm, SLOT_GFN + 100, SLOT_GFN + 700) < 0)
 			break;
 		z->zaps++;
-		sched_yield();
+		t_yield();
 	}
 	return NULL;
 }
@@ -156,10 +181,9 @@ static void test_vcpus_race_fast_zap(void **state)
 	 * threads are scheduled (a loaded machine may start one late). */
 	for (unsigned i = 0; i < NVCPUS; i++)
 		while (!__atomic_load_n(&vt[i].entries, __ATOMIC_ACQUIRE))
-			sched_yield();
+			t_yield();
 	for (unsigned n = 0; n < ZAPS; n++) {
-		for (unsigned k = 0; k < 50; k++)
-			sched_yield();
+		wait_progress(&vt[0].entries, sizeof(vt[0]), NVCPUS, 4);
 		assert_int_equal(kvm_mmu_zap_all_fast(T.kvm), 0);
 	}
 	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
@@ -183,7 +207,7 @@ static void test_vcpus_race_fast_zap(void **state)
 }
 
 #define MOVE_GFN (SLOT_GFN + 0x10000)
-#define MOVES 40
+#define MOVES 24
 
 struct mover_vcpu {
 	struct kvm_vcpu *vcpu;
@@ -245,7 +269,7 @@ static void test_faults_race_memslot_moves(void **state)
 	(void)state;
 	T.h.host_level = 1;
 	t_slot(&T, 0, SLOT_GFN, NPAGES, HVA_BASE, 0);
-	T.kvm->yield_batch = 16;
+	T.kvm->yield_batch = 64;
 	vt[0].vcpu = T.vcpu;
 	for (unsigned i = 1; i < NVCPUS; i++)
 		assert_int_equal(kvm_vcpu_create(T.kvm, i, &vt[i].vcpu), 0);
@@ -261,15 +285,14 @@ static void test_faults_race_memslot_moves(void **state)
 		assert_int_equal(pthread_create(&th[i], NULL, mover_vcpu_loop, &vt[i]), 0);
 	for (unsigned i = 0; i < NVCPUS; i++)
 		while (!__atomic_load_n(&vt[i].rounds, __ATOMIC_ACQUIRE))
-			sched_yield();
+			t_yield();
 	for (unsigned n = 0; n < MOVES; n++) {
 		gfn_t from = n & 1 ? MOVE_GFN : SLOT_GFN, to = n & 1 ? SLOT_GFN : MOVE_GFN;
 		uint64_t left = 0;
 
 		/* Every other pair of moves may take the fast zap. */
 		T.kvm->fast_zap_min = n & 2 ? 1 : ~0ull;
-		for (unsigned k = 0; k < 200; k++)
-			sched_yield();
+		wait_progress(&vt[0].rounds, sizeof(vt[0]), NVCPUS, 8);
 		assert_int_equal(kvm_move_memslot(T.kvm, 0, to), 0);
 		assert_int_equal(
 			kvm_mmu_for_each_leaf(T.kvm, from, from + NPAGES, count_leaf, &left), 0);

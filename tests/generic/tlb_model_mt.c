@@ -142,9 +142,9 @@
  * A mutator making no progress for WATCHDOG_S aborts with the seed. */
 #define DEFAULT_OPS 3000
 #if defined(T_TSAN)
-#define DEFAULT_SECONDS "3"
+#define DEFAULT_SECONDS "1.5"
 #elif defined(T_ASAN)
-#define DEFAULT_SECONDS "2"
+#define DEFAULT_SECONDS "1"
 #else
 #define DEFAULT_SECONDS "1.5"
 #endif
@@ -547,7 +547,7 @@ static void jitter(unsigned shift)
 		if ((r >> 20) % 8 == 0)
 			usleep(20 + (unsigned)((r >> 24) % 150));
 		else
-			sched_yield();
+			t_yield();
 	}
 }
 
@@ -1341,7 +1341,7 @@ static void vcpu_fault(struct vc *s)
 	case RET_PF_FIXED: s->fixed++; return;
 	case RET_PF_RETRY:
 		s->retries++;
-		sched_yield();
+		t_yield();
 		return;
 	case RET_PF_SPURIOUS:
 		s->spurious++;
@@ -1483,7 +1483,7 @@ static void *vcpu_main(void *arg)
 			 * the mutator resets it. */
 			while (kvm_dirty_ring_check_request(s->v) && !stopping()) {
 				fs_qs();
-				sched_yield();
+				t_yield();
 			}
 			continue;
 		}
@@ -1536,7 +1536,7 @@ static void sync_vcpus(void)
 		while (in[i] && __atomic_load_n(&R.vc[i].exits, __ATOMIC_SEQ_CST) == seen[i] &&
 		       __atomic_load_n(&R.vc[i].session, __ATOMIC_SEQ_CST) && !stopping()) {
 			fs_qs();
-			sched_yield();
+			t_yield();
 		}
 }
 
@@ -2397,7 +2397,7 @@ static void *device_main(void *arg)
 				tfail("kvm_mmu_lookup returned %ld", r);
 		}
 		if (x % 4 == 0)
-			sched_yield();
+			t_yield();
 	}
 	fs_offline();
 	preempt_thread_fini();

@@ -335,7 +335,7 @@ static void test_flush_current_id(void **state)
 
 		move_pages(v, i, i + n <= NPAGES ? n : NPAGES - i);
 		if (k % 8 == 0)
-			sched_yield();
+			t_yield();
 	}
 	__atomic_store_n(&S.stop, true, __ATOMIC_RELEASE);
 	for (unsigned c = 0; c < NCPUS; c++)

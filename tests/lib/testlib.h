@@ -14,11 +14,32 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sched.h>
+#include <time.h>
 
 #include "s2mmu/config.h"
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/s2mmu.h"
 #include "tests/ref/ref.h"
+
+/*
+ * A spin-wait's pause in the multithreaded tests: sched_yield(), and every
+ * eighth call on a thread a 20 us sleep. make check runs on two CPUs with
+ * more busy threads than that; a waiter that only yields stays runnable
+ * and can keep the thread it waits for off a CPU for whole time slices
+ * (the same test took from 1 to 28 s under TSan). The sleep takes the
+ * waiter off the run queue. Interleavings stay as varied: the sleeps only
+ * come in waits that are already spinning.
+ */
+static inline void t_yield(void)
+{
+	static _Thread_local unsigned n;
+
+	if (++n % 8)
+		sched_yield();
+	else
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+}
 
 #if !S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 /* A library without EPT has no PML entry point; the generic tests' PML

@@ -73,7 +73,7 @@ static int gmem_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, kv
 		for (unsigned i = 0;
 		     n % 2 && i < 20000 && __atomic_load_n(rv, __ATOMIC_ACQUIRE) == n; i++)
 			if (!(i % 512))
-				sched_yield();
+				t_yield();
 	}
 	return 0;
 }
@@ -97,14 +97,14 @@ static void gmem_put(void *ctx, kvm_pfn_t pfn, int level)
  * frozen that long, and a racing fault of the same gfn runs meanwhile. */
 static uint64_t l_sept_add(void *c, gpa_t g, int l, hpa_t p)
 {
-	sched_yield();
+	t_yield();
 	return LOCKED(tdxm_sept_add(c, g, l, p));
 }
 static uint64_t l_aug(void *c, gpa_t g, int l, hpa_t p)
 {
 	uint64_t st;
 
-	sched_yield();
+	t_yield();
 	st = LOCKED(tdxm_page_aug(c, g, l, p));
 
 	if (!st) {
@@ -308,7 +308,7 @@ static void *vcpu_loop(void *arg)
 				t->accepted += !tdxm_accept(M, base << 12, lvl);
 			}
 			pthread_mutex_unlock(&mlock);
-			sched_yield();
+			t_yield();
 			pthread_mutex_lock(&mlock);
 			tdxm_vcpu_exit(M, t->id);
 			pthread_mutex_unlock(&mlock);
@@ -388,7 +388,7 @@ static void test_racing_private_faults(void **state)
 			for (unsigned i = 0, f = __atomic_load_n(&faults_done, __ATOMIC_ACQUIRE);
 			     i < 2000 && __atomic_load_n(&faults_done, __ATOMIC_ACQUIRE) < f + 12;
 			     i++)
-				sched_yield();
+				t_yield();
 			c = kvm_tdx_collapse(T.kvm, G0, G0 + NPAGES);
 			if (c < 0) {
 				snprintf(why, sizeof(why), "collapse: %ld (%s)", c,

@@ -132,7 +132,7 @@ static uint64_t l_remove(void *c, gpa_t g, int l)
 {
 	/* The removal's window: a vcpu still in the guest uses what its TLB
 	 * holds meanwhile. */
-	sched_yield();
+	t_yield();
 	return LOCKED(tdxm_page_remove(c, g, l));
 }
 static uint64_t l_sept_remove(void *c, gpa_t g, int l)
@@ -252,7 +252,7 @@ static void *vcpu_main(void *arg)
 				break;
 			}
 			if (!(x & 15))
-				sched_yield();
+				t_yield();
 		}
 		pthread_mutex_lock(&mlock);
 		tdxm_vcpu_exit(M, s->id);
@@ -268,7 +268,7 @@ static void *vcpu_main(void *arg)
 		case RET_PF_FIXED: s->fixed++; break;
 		case RET_PF_SPURIOUS:
 		case RET_PF_RETRY:
-		case RET_PF_MEMORY_FAULT: sched_yield(); break;
+		case RET_PF_MEMORY_FAULT: t_yield(); break;
 		default:
 			tfail("vcpu %u: fault of gfn %#llx: %d", s->id,
 			      (unsigned long long)(G0 + fault), r);
@@ -358,7 +358,7 @@ static void test_private_tlb(void **state)
 
 		/* Let the vcpus fill their TLBs. */
 		for (unsigned k = 0; k < 20; k++)
-			sched_yield();
+			t_yield();
 		switch (x % 8) {
 		case 6: /* collapse */
 			if (kvm_tdx_collapse(T.kvm, G0, G0 + NPAGES) < 0)
