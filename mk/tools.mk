@@ -45,6 +45,8 @@ $(td-trace-gen): $(O)/tests/cli/td_trace_gen.o $(s2mmu-tdx-obj) $(lib)
 	$(call msg,LD,tests/cli/td_trace_gen)
 	$(Q)$(call link-host,$< $(s2mmu-tdx-obj))
 $(O)/tests/cli/test_cli_tdx.sh: $(td-trace-gen)
+# ... and test_random's traces (its failing cases' form, tests/tdx).
+$(O)/tests/cli/test_cli_tdx.sh: $(if $(filter y,$(CONFIG_S2_TDX)),$(O)/tests/tdx/test_random)
 -include $(O)/tests/cli/td_trace_gen.d
 
 cli-test-srcs := $(sort $(wildcard tests/cli/*.sh))

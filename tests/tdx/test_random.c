@@ -24,6 +24,15 @@
  * (the model keeps leaves of a gfn with no slot: the leaf counts match, the
  * soundness check does not); the shared-side zap of a conversion to
  * private skipped (a private gfn mapped in the direct root); each applied.
+ *
+ * A failing seed leaves its run as a trace (docs/testing.md, "Failing cases
+ * as traces"): the library's calls, a `tdx_model` line giving replay this
+ * test's module (busy injection and seed, private backing), the guest's
+ * accepts as `tdx_accept` lines, and where a check failed what it expected
+ * (`expect_private`, `expect_map`, `expect_tdx_counts`), so `s2mmu replay`
+ * stops at the same check. The vcpu's guest entries are not in it (replay
+ * keeps the vcpu outside the guest: the same SEAMCALLs, as the kick makes
+ * the vcpu leave before any removal).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +59,7 @@ static struct s2_tdx_ops ops;
 static unsigned gpa_bits;
 static bool slot_in;		 /* the memslot is there */
 static uint8_t must_map[NPAGES]; /* a fault mapped it since its last invalidation */
-static uint64_t rng;
+static uint64_t rng, cur_seed;
 static struct {
 	uint64_t priv_fixed, shared_fixed, memfault, mmio, conversions, added, accepted, promoted,
 		demoted, removed;
@@ -97,6 +106,7 @@ static void td(unsigned bits, uint64_t seed)
 
 	gpa_bits = bits;
 	rng = seed | 1;
+	cur_seed = seed;
 	memset(&seen, 0, sizeof(seen));
 	memset(must_map, 0, sizeof(must_map));
 	whole_before = 0;
@@ -104,9 +114,12 @@ static void td(unsigned bits, uint64_t seed)
 	M = calloc(1, sizeof(*M));
 	assert_non_null(M);
 	p.gpa_bits = bits;
+	t_trace_record(true);
 	t_vm_init(&T, S2_FMT_X86_EPT, &p);
 	t_kick_exits(&T);
 	tdxm_init(M, kvm_mmu_levels(T.kvm), 7, seed);
+	t_trace_line(&T, "tdx_model busy_one_in=7 seed=%#llx private_pfn=%#llx private_level=2",
+		     (unsigned long long)seed, GMEM_PFN);
 	M->finalized = false; /* the build phase: PAGE.ADD */
 	ops = tdxm_ops_template;
 	ops.track = w_track;
@@ -131,6 +144,43 @@ static bool is_private(gfn_t g)
 	return kvm_get_memory_attributes(T.kvm, g) & P;
 }
 
+/* The guest's TDG.MEM.PAGE.ACCEPT of G0 + @i's block at @level, also in the
+ * trace (the library does not see it); the module's status. */
+static uint64_t accept(uint64_t i, int level)
+{
+	gfn_t g = G0 + (i & ~(level == 2 ? 511ull : 0));
+	uint64_t st = tdxm_accept(M, g << 12, level);
+
+	t_trace_line(&T, "tdx_accept gfn=%#llx level=%d => %s", (unsigned long long)g, level,
+		     st ? "-EIO" : "0");
+	return st;
+}
+
+/* What a failed check wanted of G0 + @i's private page (its backing, or
+ * none without the slot or the private attribute) and of its shared
+ * translation (the memslot's page, or none), as trace lines. */
+static void expect_private(uint64_t i, const char *why)
+{
+	if (slot_in && is_private(G0 + i))
+		t_trace_line(&T, "expect_private gfn=%#llx hpa=%#llx # the private backing%s",
+			     (unsigned long long)(G0 + i), (GMEM_PFN + i) << 12, why);
+	else
+		t_trace_line(&T, "expect_private gfn=%#llx hpa=none # %s",
+			     (unsigned long long)(G0 + i), slot_in ? "shared" : "in no memslot");
+}
+
+static void expect_shared(uint64_t i, const char *why)
+{
+	unsigned long long gpa = ((G0 + i) | shared_gfn()) << 12;
+
+	if (slot_in && !is_private(G0 + i))
+		t_trace_line(&T, "expect_map gpa=%#llx hpa=%#llx # the memslot's page%s", gpa,
+			     HVA_BASE + (i << 12), why);
+	else
+		t_trace_line(&T, "expect_map gpa=%#llx hpa=none # %s", gpa,
+			     slot_in ? "private" : "in no memslot");
+}
+
 /* What the sequence may have left at gfn G0 + @i, against both models. */
 static void check_gfn(uint64_t i, uint64_t op)
 {
@@ -143,25 +193,41 @@ static void check_gfn(uint64_t i, uint64_t op)
 	struct ref_xlate x;
 	bool shared_mapped = !ref_walk_kvm(T.kvm, (g | shared_gfn()) << 12, &x);
 
-	if (found != (st != TDXM_FREE) || (found && (ll != ml || lh != mh)))
+	if (found != (st != TDXM_FREE) || (found && (ll != ml || lh != mh))) {
+		t_trace_line(&T, "expect_private gfn=%#llx # the mirror and the secure EPT agree",
+			     (unsigned long long)g);
 		fail_msg("op %llu gfn %#llx: mirror %d (level %d %#llx), secure EPT state %d "
 			 "(level %d %#llx)",
 			 (unsigned long long)op, (unsigned long long)g, found, ll,
 			 (unsigned long long)lh, st, ml, (unsigned long long)mh);
-	if (found && (!slot_in || !is_private(g) || lh != (GMEM_PFN + i) << 12))
+	}
+	if (found && (!slot_in || !is_private(g) || lh != (GMEM_PFN + i) << 12)) {
+		expect_private(i, "");
 		fail_msg("op %llu gfn %#llx: private page %#llx (slot %d, private %d)",
 			 (unsigned long long)op, (unsigned long long)g, (unsigned long long)lh,
 			 slot_in, is_private(g));
-	if (shared_mapped && (!slot_in || is_private(g) || x.hpa != HVA_BASE + (i << 12)))
+	}
+	if (shared_mapped && (!slot_in || is_private(g) || x.hpa != HVA_BASE + (i << 12))) {
+		expect_shared(i, "");
 		fail_msg("op %llu gfn %#llx: shared translation %#llx (slot %d, private %d)",
 			 (unsigned long long)op, (unsigned long long)g, (unsigned long long)x.hpa,
 			 slot_in, is_private(g));
-	if (!ref_walk_kvm(T.kvm, g << 12, &x))
+	}
+	if (!ref_walk_kvm(T.kvm, g << 12, &x)) {
+		t_trace_line(
+			&T, "expect_map gpa=%#llx hpa=none # no direct leaf without the shared bit",
+			(unsigned long long)g << 12);
 		fail_msg("op %llu gfn %#llx mapped without the shared bit", (unsigned long long)op,
 			 (unsigned long long)g);
-	if (must_map[i] && !(is_private(g) ? found : shared_mapped))
+	}
+	if (must_map[i] && !(is_private(g) ? found : shared_mapped)) {
+		if (is_private(g))
+			expect_private(i, " since its fault");
+		else
+			expect_shared(i, " since its fault");
 		fail_msg("op %llu gfn %#llx (%s): faulted in, not mapped", (unsigned long long)op,
 			 (unsigned long long)g, is_private(g) ? "private" : "shared");
+	}
 }
 
 static void check_op(uint64_t op, uint64_t a, uint64_t b)
@@ -172,6 +238,10 @@ static void check_op(uint64_t op, uint64_t a, uint64_t b)
 		fail_msg("op %llu: illegal SEAMCALL: %s", (unsigned long long)op, M->first_illegal);
 	assert_false(kvm_is_bugged(T.kvm));
 	assert_int_equal(kvm_tdx_get_stats(T.kvm, &s), 0);
+	if (tdxm_nr_leaves(M) !=
+		    s.cur_private_leaves[1] + s.cur_private_leaves[2] + s.cur_private_leaves[3] ||
+	    tdxm_nr_sept(M) != s.cur_sept_pages)
+		t_trace_line(&T, "expect_tdx_counts");
 	assert_int_equal(tdxm_nr_leaves(M), s.cur_private_leaves[1] + s.cur_private_leaves[2] +
 						    s.cur_private_leaves[3]);
 	assert_int_equal(tdxm_nr_sept(M), s.cur_sept_pages);
@@ -267,6 +337,42 @@ static void random_range(uint64_t *a, uint64_t *b)
 		*b = NPAGES;
 }
 
+/*
+ * S2_TRACE_ALL set (tests/cli/tdx.sh): the first seed of each width only,
+ * its trace kept though it passed, ending with the final state of every gfn
+ * as expectations (each private page and shared translation the library
+ * has, and the counts), so a replay that took another path than the test
+ * fails.
+ */
+static void keep_passing_trace(unsigned bits, uint64_t seed)
+{
+	char name[64];
+
+	for (uint64_t i = 0; i < NPAGES; i++) {
+		gfn_t g = G0 + i;
+		hpa_t lh;
+		int ll;
+		struct ref_xlate x;
+
+		if (kvm_tdx_lookup_private(T.kvm, g, &lh, &ll) == 1)
+			t_trace_line(&T, "expect_private gfn=%#llx hpa=%#llx level=%d",
+				     (unsigned long long)g, (unsigned long long)lh, ll);
+		else
+			t_trace_line(&T, "expect_private gfn=%#llx hpa=none",
+				     (unsigned long long)g);
+		if (!ref_walk_kvm(T.kvm, (g | shared_gfn()) << 12, &x))
+			t_trace_line(&T, "expect_map gpa=%#llx hpa=%#llx",
+				     (unsigned long long)(g | shared_gfn()) << 12,
+				     (unsigned long long)x.hpa);
+		else
+			t_trace_line(&T, "expect_map gpa=%#llx hpa=none",
+				     (unsigned long long)(g | shared_gfn()) << 12);
+	}
+	t_trace_line(&T, "expect_tdx_counts");
+	snprintf(name, sizeof(name), "tdx_random-%u-%llx", bits, (unsigned long long)seed);
+	t_trace_save(&T, name);
+}
+
 static void run(unsigned bits, uint64_t seed)
 {
 	struct kvm_tdx_stats s;
@@ -352,9 +458,7 @@ static void run(unsigned bits, uint64_t seed)
 				if (tdxm_leaf(M, (G0 + i) << 12, &lvl, &h) != TDXM_PENDING &&
 				    k < 31)
 					continue;
-				seen.accepted +=
-					!tdxm_accept(M, (G0 + (i & ~(lvl == 2 ? 511ull : 0))) << 12,
-						     lvl ? lvl : 1);
+				seen.accepted += !accept(i, lvl ? lvl : 1);
 				break;
 			}
 			break;
@@ -411,9 +515,7 @@ static void run(unsigned bits, uint64_t seed)
 					continue;
 				do_fault(i, false);
 				if (tdxm_leaf(M, (G0 + i) << 12, &lvl, &h) == TDXM_PENDING)
-					seen.accepted += !tdxm_accept(
-						M, (G0 + (i & ~(lvl == 2 ? 511ull : 0))) << 12,
-						lvl);
+					seen.accepted += !accept(i, lvl);
 			}
 			break;
 		default: /* a few faults in a row on one block */
@@ -459,6 +561,8 @@ static void run(unsigned bits, uint64_t seed)
 	assert_true(seen.priv_fixed > 20 && seen.shared_fixed > 20 && seen.memfault > 5 &&
 		    seen.conversions > 20 && seen.added > 5 && seen.removed > 20 && M->n_busy > 0);
 	septs = M->n_sept_add + M->n_demote - M->n_promote;
+	if (getenv("S2_TRACE_ALL"))
+		keep_passing_trace(bits, seed);
 	t_vm_fini(&T);
 	T.kvm = NULL;
 	if (M->illegal)
@@ -479,6 +583,8 @@ static void test_random_td_sequences(void **state)
 
 	demoted_total = promoted_total = 0;
 	run(bits, 0x7d1 + bits);
+	if (getenv("S2_TRACE_ALL"))
+		return; /* one seed a width, kept as a trace (tests/cli/tdx.sh) */
 	run(bits, 0x5eed0000 + bits);
 	/* Partial conversions of 2 MiB leaves and promotions happened. */
 	assert_true(demoted_total > 0 && promoted_total > 0);
@@ -486,9 +592,15 @@ static void test_random_td_sequences(void **state)
 
 static int teardown(void **state)
 {
-	(void)state;
-	if (T.kvm)
+	char name[64];
+
+	if (T.kvm) {
+		/* A seed failed: keep its run as a trace. */
+		snprintf(name, sizeof(name), "tdx_random-%u-%llx", (unsigned)(uintptr_t)*state,
+			 (unsigned long long)cur_seed);
+		t_trace_save(&T, name);
 		t_vm_fini(&T);
+	}
 	T.kvm = NULL;
 	free(M);
 	M = NULL;

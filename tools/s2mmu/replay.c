@@ -90,6 +90,11 @@ static const char replay_help[] =
 	"  dirty_ring_enable entries=N [reserve=N]   dirty_ring_harvest [vcpu=N] max=N\n"
 	"  dirty_ring_reset   map_range [vcpu=N] gpa=A hpa=H size=S prot=P [memtype=M]\n"
 	"  unmap_range|wrprotect_range gpa=A size=S   pre_fault [vcpu=N] gpa=A size=S\n"
+	"  tdx_model [busy_one_in=N] [seed=S] [private_pfn=P] [private_level=N]\n"
+	"  tdx_init shared_bit=N ...   tdx_page_add gfn=G src=H   tdx_finalized\n"
+	"  tdx_collapse gfn=G end=G   tdx_accept gfn=G [level=N]\n"
+	"  expect_map gpa=A hpa=H|none [write=0|1]   expect_private gfn=G [hpa=H|none]\n"
+	"     [level=N]   expect_tdx_counts\n"
 	"  ... => RESULT   the call must return RESULT (a number or -EINVAL style)\n"
 	"\n"
 	"exit status: 0 replayed and checked, 1 an expectation or the check failed,\n"
@@ -450,11 +455,24 @@ static unsigned access_arg(struct line *l, struct parse_err *pe)
 #define TDX_PRIVATE_PFN (1ull << 36)
 static int replay_host_level = 1;
 
+/*
+ * A `tdx_model` line before `tdx_init` makes the model the test had:
+ * OPERAND_BUSY one SEAMCALL in busy_one_in from the model's seed (the same
+ * SEAMCALLs in the same order meet the same busy answers), its own private
+ * backing (base pfn) and largest private leaf.
+ */
+static struct {
+	bool set;
+	unsigned busy_one_in;
+	uint64_t seed, private_pfn;
+	int private_level; /* 0: the host line's level */
+} tdx_model_args = { .seed = 1, .private_pfn = TDX_PRIVATE_PFN };
+
 static int replay_private_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn,
 			      kvm_pfn_t *pfn, int *max_level)
 {
 	(void)ctx;
-	*pfn = TDX_PRIVATE_PFN + ((uint64_t)slot->id << 24) + (gfn - slot->base_gfn);
+	*pfn = tdx_model_args.private_pfn + ((uint64_t)slot->id << 24) + (gfn - slot->base_gfn);
 	*max_level = replay_host_level;
 	return 0;
 }
@@ -477,13 +495,36 @@ static uint64_t replay_page_aug(void *ctx, gpa_t gpa, int level, hpa_t page)
 	return tdxm_page_aug(ctx, gpa, level, page);
 }
 
-/* tdx_init, tdx_page_add, tdx_finalized, tdx_collapse (the library's lines)
- * and tdx_accept gfn= level= (the guest's TDG.MEM.PAGE.ACCEPT, which a
- * trace writer adds: the library does not see it). */
+/* tdx_init, tdx_page_add, tdx_finalized, tdx_collapse (the library's lines),
+ * tdx_accept gfn= level= (the guest's TDG.MEM.PAGE.ACCEPT, which a trace
+ * writer adds: the library does not see it) and tdx_model (the model a test
+ * had, before tdx_init). */
 static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
 	const char *v = l->verb;
 
+	if (!strcmp(v, "tdx_model")) {
+		uint64_t b = num(l, "busy_one_in", 0, false, pe);
+		uint64_t sd = num(l, "seed", 1, false, pe);
+		uint64_t pp = num(l, "private_pfn", TDX_PRIVATE_PFN, false, pe);
+		uint64_t pl = num(l, "private_level", 0, false, pe);
+
+		if (pe->key)
+			return 0;
+		if (r->tdxm || tdx_model_args.set)
+			return syntax(l, "'tdx_model' must come once, before 'tdx_init'%s", "");
+		if (b > 1000000 || pl > 3 || pp >= (1ull << 40))
+			return syntax(l,
+				      "tdx_model needs busy_one_in <= 1000000, private_level "
+				      "0..3, private_pfn < 2^40%s",
+				      "");
+		tdx_model_args.set = true;
+		tdx_model_args.busy_one_in = (unsigned)b;
+		tdx_model_args.seed = sd;
+		tdx_model_args.private_pfn = pp;
+		tdx_model_args.private_level = (int)pl;
+		return 0;
+	}
 	if (!strcmp(v, "tdx_init")) {
 		struct kvm_tdx_params tp = { 0 };
 
@@ -497,8 +538,11 @@ static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long
 		r->tdxm = calloc(1, sizeof(*r->tdxm));
 		if (!r->tdxm)
 			return syntax(l, "out of memory for the TDX module model%s", "");
-		tdxm_init(r->tdxm, (unsigned)kvm_mmu_levels(r->kvm), 0, 1);
-		replay_host_level = r->h.host_level > 0 ? r->h.host_level : 1;
+		tdxm_init(r->tdxm, (unsigned)kvm_mmu_levels(r->kvm), tdx_model_args.busy_one_in,
+			  tdx_model_args.seed);
+		replay_host_level = tdx_model_args.private_level ? tdx_model_args.private_level :
+				    r->h.host_level > 0		 ? r->h.host_level :
+								   1;
 		r->tdx_ops = tdxm_ops_template;
 		r->tdxm->finalized = false;
 		r->tdx_ops.page_aug = replay_page_aug;
@@ -538,6 +582,79 @@ static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long
 	return 0;
 }
 #endif
+
+/*
+ * expect_private gfn=G [hpa=H|none] [level=N]: a test's statement about a
+ * TD's private gfn G: the library's mirror leaf (kvm_tdx_lookup_private)
+ * and the model's secure-EPT leaf agree (both absent, or the same level
+ * and page), and with hpa= both map G to page H (none: neither maps it),
+ * with level= at that level. expect_tdx_counts: the model's leaves and
+ * S-EPT pages are those the library counts (kvm_tdx_get_stats). *ret is 0
+ * when it holds, 1 when not (a failed expectation, said on stderr).
+ */
+static void tdx_expect_counts(struct replay *r, struct line *l, long long *ret)
+{
+	struct kvm_tdx_stats s;
+	uint64_t lib;
+
+	l->has_expect = true;
+	l->expect = 0;
+	if (kvm_tdx_get_stats(r->kvm, &s)) {
+		fprintf(stderr, "%s:%u: expect_tdx_counts: no TDX statistics\n", l->file, l->no);
+		*ret = 1;
+		return;
+	}
+	lib = s.cur_private_leaves[1] + s.cur_private_leaves[2] + s.cur_private_leaves[3];
+	if (lib != tdxm_nr_leaves(r->tdxm) || s.cur_sept_pages != tdxm_nr_sept(r->tdxm)) {
+		fprintf(stderr,
+			"%s:%u: expect_tdx_counts: the library counts %" PRIu64
+			" private leaves and %" PRIu64 " S-EPT pages, the module model %u and %u\n",
+			l->file, l->no, lib, s.cur_sept_pages, tdxm_nr_leaves(r->tdxm),
+			tdxm_nr_sept(r->tdxm));
+		*ret = 1;
+	}
+}
+
+static int tdx_expect(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
+{
+	gfn_t g = num(l, "gfn", 0, true, pe);
+	const char *hs = arg(l, "hpa");
+	uint64_t want = 0, wl = num(l, "level", 0, false, pe);
+	bool none = hs && !strcmp(hs, "none");
+	int ml = 0, ll = 0, found;
+	uint64_t mh = 0;
+	hpa_t lh = 0;
+	enum tdxm_state st;
+	const char *why = NULL;
+
+	if (pe->key)
+		return 0;
+	if (hs && !none && !parse_u64(hs, &want))
+		return syntax(l, "bad value for '%s'", "hpa");
+	l->has_expect = true;
+	l->expect = 0;
+	st = tdxm_leaf(r->tdxm, g << 12, &ml, &mh);
+	found = kvm_tdx_lookup_private(r->kvm, g, &lh, &ll);
+	if (found < 0)
+		found = 0;
+	if (!!found != (st != TDXM_FREE) || (found && (ll != ml || lh != mh)))
+		why = "the mirror and the secure EPT differ";
+	else if (hs && none && found)
+		why = "mapped";
+	else if (hs && !none && (!found || lh != want))
+		why = found ? "another page" : "not mapped";
+	else if (wl && found && (uint64_t)ll != wl)
+		why = "another level";
+	if (why) {
+		fprintf(stderr,
+			"%s:%u: expect_private gfn %#" PRIx64 ": %s: mirror %s (level %d %#" PRIx64
+			"), secure EPT state %d (level %d %#" PRIx64 "), the trace expects %s\n",
+			l->file, l->no, g, why, found ? "maps it" : "none", ll, lh, (int)st, ml, mh,
+			hs ? hs : "them to agree");
+		*ret = 1;
+	}
+	return 0;
+}
 
 static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
@@ -852,6 +969,17 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		rc = vcpu_call(r, l, &pe, ret);
 	} else if (!strcmp(v, "expect_map")) {
 		rc = expect_map(r, l, &pe, ret);
+	} else if (!strcmp(v, "expect_private") || !strcmp(v, "expect_tdx_counts")) {
+#if S2_ENABLED(CONFIG_S2_TDX)
+		if (!r->tdxm)
+			return syntax(l, "'%s' before 'tdx_init'", v);
+		if (v[7] == 't')
+			tdx_expect_counts(r, l, ret);
+		else
+			rc = tdx_expect(r, l, &pe, ret);
+#else
+		return syntax(l, "'%s' needs an s2mmu built with CONFIG_S2_TDX", v);
+#endif
 	} else if (!strcmp(v, "dirty_ring_reset")) {
 		*ret = kvm_dirty_ring_reset(kvm);
 	} else if (!strcmp(v, "unmap_range") || !strcmp(v, "wrprotect_range")) {
@@ -1177,7 +1305,7 @@ int cmd_replay(int argc, char **argv)
 		r.calls++;
 		if (l.has_expect && ret != l.expect) {
 			r.failed_expect++;
-			if (!strcmp(l.verb, "expect_map"))
+			if (!strncmp(l.verb, "expect_", 7))
 				continue; /* it said what differed */
 			fprintf(stderr, "%s:%u: %s returned %lld, the trace expects %lld\n", file,
 				l.no, l.verb, ret, l.expect);
@@ -1316,11 +1444,14 @@ int cmd_replay(int argc, char **argv)
 		out_num(&o, "illegal", r.tdxm->illegal);
 		out_num(&o, "leaves", tdxm_nr_leaves(r.tdxm));
 		out_num(&o, "sept_pages", tdxm_nr_sept(r.tdxm));
+		out_num(&o, "busy", r.tdxm->n_busy);
 		out_end_obj(&o);
 		if (!json)
-			printf("tdx module model: %u leaves, %u S-EPT pages, %u illegal calls%s%s\n",
+			printf("tdx module model: %u leaves, %u S-EPT pages, %u illegal calls, "
+			       "%" PRIu64 " busy answers%s%s\n",
 			       tdxm_nr_leaves(r.tdxm), tdxm_nr_sept(r.tdxm), r.tdxm->illegal,
-			       r.tdxm->illegal ? ", the first: " : "", r.tdxm->first_illegal);
+			       r.tdxm->n_busy, r.tdxm->illegal ? ", the first: " : "",
+			       r.tdxm->first_illegal);
 		if (r.tdxm->illegal)
 			rc = EXIT_FOUND;
 	}
