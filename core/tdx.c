@@ -724,6 +724,16 @@ static int tdx_promote_blocked(struct kvm *kvm, struct s2_tdx *t, int level, s2_
 			else
 				tdx_kick(kvm, t);
 		}
+		/*
+		 * The module's answer tells what the guest accepted (promoted:
+		 * the 512 alike, refused: some accepted, some not), which a
+		 * replay's module model cannot know: a trace line for it,
+		 * before the collapse's own (docs/tools.md, tdx_promote_answer).
+		 */
+		if (!r && (!st || S2_TDX_STATUS(st) == S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS))
+			S2_TRACE(kvm, "tdx_promote_answer", S2_TRACE_NORET,
+				 S2_TA_HEX("gfn", at[i] >> S2_GFN_SHIFT), S2_TA_DEC("level", level),
+				 S2_TA_DEC("promoted", !st));
 		if (!r && S2_TDX_STATUS(st) == S2_TDX_EPT_INVALID_PROMOTE_CONDITIONS)
 			st = 0, r = tdx_call(kvm, t, TDX_RANGE_UNBLOCK, at[i], level, 0) ? -EIO : 1;
 		if (r == 1) { /* not promotable: the table is live again */

@@ -7,6 +7,8 @@
  * tdx_collapse, faults, attribute conversions, zaps, memslot calls) plus
  * what the library cannot see and this program adds: the `host` line and
  * `tdx_accept` lines (the guest's TDG.MEM.PAGE.ACCEPT before a collapse).
+ * The library's own tdx_promote_answer lines let the trace replay without
+ * the tdx_accept lines too, as a real TD's would (tests/cli/tdx.sh).
  * `s2mmu replay` of FILE must meet every result. Prints the model's leaf and
  * S-EPT page counts and its illegal-call count at the end (before the VM is
  * destroyed, which is not in the trace), as replay's summary prints them.
@@ -145,6 +147,19 @@ int main(int argc, char **argv)
 		(void)kvm_tdp_page_fault(vcpu, g << 12, S2_ACC_WRITE);
 	accept(0x200, 0x200);
 	(void)kvm_tdx_collapse(kvm, 0x200, 0x400);
+	/* A block the guest accepted half of: PAGE.PROMOTE refused (0 made),
+	 * then the rest: promoted. Its replay without the tdx_accept lines
+	 * (a real TD's trace) takes the answers from the library's
+	 * tdx_promote_answer lines. */
+	(void)kvm_tdp_page_fault(vcpu, 0x400ull << 12, S2_ACC_WRITE);
+	ign(kvm_vm_set_mem_attributes(kvm, 0x500, 0x501, 0));
+	ign(kvm_vm_set_mem_attributes(kvm, 0x500, 0x501, KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	for (gfn_t g = 0x400; g < 0x600; g++)
+		(void)kvm_tdp_page_fault(vcpu, g << 12, S2_ACC_WRITE);
+	accept(0x400, 0x100);
+	(void)kvm_tdx_collapse(kvm, 0x400, 0x600);
+	accept(0x500, 0x100);
+	(void)kvm_tdx_collapse(kvm, 0x400, 0x600);
 
 	/* Random faults (private and shared), conversions, zaps, collapses. */
 	for (unsigned long n = 0; n < calls; n++) {

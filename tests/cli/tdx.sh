@@ -7,6 +7,8 @@
 # tdx_* lines' among them), end with the model holding the same leaves and
 # S-EPT pages and no illegal call, and fail (exit 1) when one tdx line's
 # result is altered: a tdx_page_add, a tdx_collapse and a tdx_finalized.
+# Without its tdx_accept lines (as a real TD's trace) it replays through the
+# library's tdx_promote_answer lines, and fails without those too.
 #
 # tests/tdx/test_random's traces (its failing cases' form): with
 # S2_TRACE_ALL it keeps the first seed of each width though it passed, its
@@ -32,6 +34,16 @@ for seed in 1 2; do
 	has '0 failed expectations, 0 failed calls'
 	has ' 0 mismatches'
 	has "tdx module model: $leaves leaves, $sept S-EPT pages, 0 illegal calls"
+
+	# A real TD's trace has no tdx_accept lines (the guest's accepts are
+	# not the host's calls): the library's tdx_promote_answer lines stand
+	# in for them; without either, the half-accepted block's collapses differ.
+	grep -q '^tdx_promote_answer .* promoted=0' "$t" || fail "seed $seed: no refused promotion"
+	grep -v '^tdx_accept ' "$t" >"$TMP/real.trace"
+	run 0 "$S2MMU" replay "$TMP/real.trace" && has '0 failed expectations, 0 failed calls' &&
+		has "tdx module model: $leaves leaves, $sept S-EPT pages, 0 illegal calls"
+	grep -v '^tdx_promote_answer ' "$TMP/real.trace" >"$TMP/bad.trace"
+	run 1 "$S2MMU" replay "$TMP/bad.trace" && has 'tdx_collapse returned 1, the trace expects 0' "$TMP/err"
 
 	# One tdx line's result altered at a time: the replay must notice.
 	for pat in '^tdx_page_add gfn=0x3 ' '^tdx_collapse .*=> 1$' '^tdx_finalized '; do

@@ -93,6 +93,7 @@ static const char replay_help[] =
 	"  tdx_model [busy_one_in=N] [seed=S] [private_pfn=P] [private_level=N]\n"
 	"  tdx_init shared_bit=N ...   tdx_page_add gfn=G src=H   tdx_finalized\n"
 	"  tdx_collapse gfn=G end=G   tdx_accept gfn=G [level=N]\n"
+	"  tdx_promote_answer gfn=G level=N promoted=0|1\n"
 	"  expect_map gpa=A hpa=H|none [write=0|1]   expect_private gfn=G [hpa=H|none]\n"
 	"     [level=N]   expect_tdx_counts\n"
 	"  ... => RESULT   the call must return RESULT (a number or -EINVAL style)\n"
@@ -495,6 +496,52 @@ static uint64_t replay_page_aug(void *ctx, gpa_t gpa, int level, hpa_t page)
 	return tdxm_page_aug(ctx, gpa, level, page);
 }
 
+/*
+ * The library's tdx_promote_answer lines (before its tdx_collapse line): the
+ * module's answers to PAGE.PROMOTE, which depend on what the guest accepted.
+ * They wait here until the collapse asks the model; a promotion the module
+ * made finds the 512 pages alike (the pending ones are accepted when some
+ * are not: the guest had accepted the rest), a refused one finds them mixed
+ * (the first is accepted when all are pending: the guest had accepted part).
+ * A trace with the guest's own tdx_accept lines already has the states, and
+ * nothing changes.
+ */
+static struct promote_answer {
+	gpa_t gpa;
+	int level;
+	bool promoted, used;
+} * answers;
+static size_t n_answers, cap_answers;
+
+static uint64_t replay_page_promote(void *ctx, gpa_t gpa, int level)
+{
+	struct tdx_model *m = ctx;
+	unsigned pending = 0, mapped = 0;
+	uint64_t cspan = 1ull << (12 + 9 * (level - 2));
+	struct promote_answer *a = NULL;
+
+	for (size_t i = 0; i < n_answers && !a; i++)
+		if (!answers[i].used && answers[i].gpa == gpa && answers[i].level == level)
+			a = &answers[i];
+	for (unsigned i = 0; a && i < 512; i++) {
+		int l = 0;
+		uint64_t h;
+		enum tdxm_state st = tdxm_leaf(m, gpa + i * cspan, &l, &h);
+
+		if (l != level - 1)
+			a = NULL; /* not 512 leaves: the model answers alone */
+		else
+			pending += st == TDXM_PENDING, mapped += st == TDXM_MAPPED;
+	}
+	if (a && a->promoted && pending && mapped) {
+		for (unsigned i = 0; i < 512; i++)
+			(void)tdxm_accept(m, gpa + i * cspan, level - 1);
+	} else if (a && !a->promoted && pending == 512) {
+		(void)tdxm_accept(m, gpa, level - 1);
+	}
+	return tdxm_page_promote(ctx, gpa, level);
+}
+
 /* tdx_init, tdx_page_add, tdx_finalized, tdx_collapse (the library's lines),
  * tdx_accept gfn= level= (the guest's TDG.MEM.PAGE.ACCEPT, which a trace
  * writer adds: the library does not see it) and tdx_model (the model a test
@@ -546,6 +593,7 @@ static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long
 		r->tdx_ops = tdxm_ops_template;
 		r->tdxm->finalized = false;
 		r->tdx_ops.page_aug = replay_page_aug;
+		r->tdx_ops.page_promote = replay_page_promote;
 		r->tdx_ops.private_pfn = replay_private_pfn;
 		tp.ops = &r->tdx_ops;
 		tp.ctx = r->tdxm;
@@ -570,6 +618,25 @@ static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long
 
 		if (!pe->key)
 			*ret = kvm_tdx_collapse(r->kvm, s, e);
+		n_answers = 0; /* the answers were this call's */
+	} else if (!strcmp(v, "tdx_promote_answer")) {
+		gfn_t g = num(l, "gfn", 0, true, pe);
+		uint64_t lv = num(l, "level", 0, true, pe), pr = num(l, "promoted", 0, true, pe);
+
+		if (pe->key)
+			return 0;
+		if (lv < 2 || lv > 3 || pr > 1)
+			return syntax(l, "tdx_promote_answer needs level=2|3 and promoted=0|1%s",
+				      "");
+		if (n_answers == cap_answers) {
+			cap_answers = cap_answers ? 2 * cap_answers : 64;
+			answers = realloc(answers, cap_answers * sizeof(*answers));
+			if (!answers)
+				abort();
+		}
+		answers[n_answers++] = (struct promote_answer){ .gpa = g << 12,
+								.level = (int)lv,
+								.promoted = pr != 0 };
 	} else if (!strcmp(v, "tdx_accept")) {
 		gfn_t g = num(l, "gfn", 0, true, pe);
 		int lv = (int)num(l, "level", 1, false, pe);
@@ -1468,6 +1535,7 @@ done:
 	}
 #if S2_ENABLED(CONFIG_S2_TDX)
 	free(r.tdxm);
+	free(answers);
 #endif
 	return rc;
 }
