@@ -24,68 +24,14 @@
  * VMLOAD (guest) / VMRUN / VMSAVE (guest) / VMLOAD (host, saved once here
  * with VMSAVE): the host's NMI handler and TR never run on the guest's.
  *
- * VMCB offsets and exit codes: AMD64 APM vol. 2, appendix B; the MSR and I/O
- * permission maps: section 15.10/15.11.
+ * VMCB offsets and exit codes: ../x86-common/vmcb.h; the MSR and I/O
+ * permission maps: AMD64 APM vol. 2, sections 15.10/15.11.
  */
 #include "../common/klib.h"
+#include "../x86-common/vmcb.h"
 #include "../x86-common/x86.h"
 #include "lx.h"
 #include "s2mmu/x86-npt.h"
-
-#define MSR_VM_HSAVE_PA 0xc0010117u
-
-#define VMCB_INTERCEPT_EXC 0x008
-#define VMCB_INTERCEPT_MISC1 0x00c
-#define VMCB_INTERCEPT_MISC2 0x010
-#define VMCB_IOPM_BASE 0x040
-#define VMCB_MSRPM_BASE 0x048
-#define VMCB_ASID 0x058
-#define VMCB_TLB_CONTROL 0x05c
-#define VMCB_VINTR 0x060
-#define VMCB_EXITCODE 0x070
-#define VMCB_EXITINFO1 0x078
-#define VMCB_EXITINFO2 0x080
-#define VMCB_NP_ENABLE 0x090
-#define VMCB_EVENTINJ 0x0a8
-#define VMCB_NCR3 0x0b0
-#define VMCB_CLEAN 0x0c0
-#define VMCB_ES 0x400
-#define VMCB_CPL 0x4cb
-#define VMCB_EFER 0x4d0
-#define VMCB_CR4 0x548
-#define VMCB_CR3 0x550
-#define VMCB_CR0 0x558
-#define VMCB_DR7 0x560
-#define VMCB_DR6 0x568
-#define VMCB_RFLAGS 0x570
-#define VMCB_RIP 0x578
-#define VMCB_RSP 0x5d8
-#define VMCB_RAX 0x5f8
-#define VMCB_GPAT 0x668
-
-/* INTERCEPT_MISC1 */
-#define I1_NMI (1u << 1)
-#define I1_INIT (1u << 3)
-#define I1_INVLPGA (1u << 26)
-#define I1_IOIO_PROT (1u << 27)
-#define I1_MSR_PROT (1u << 28)
-#define I1_SHUTDOWN (1u << 31)
-/* INTERCEPT_MISC2: VMRUN VMMCALL VMLOAD VMSAVE STGI CLGI SKINIT */
-#define I2_VMRUN (1u << 0)
-#define I2_SVM_INSNS (I2_VMRUN | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6))
-
-#define EXIT_NMI 0x61
-#define EXIT_INIT 0x63
-#define EXIT_INVLPGA 0x7a
-#define EXIT_IOIO 0x7b
-#define EXIT_MSR 0x7c
-#define EXIT_SHUTDOWN 0x7f
-#define EXIT_VMRUN 0x80
-#define EXIT_SKINIT 0x86
-#define EXIT_NPF 0x400
-
-#define TLB_CONTROL_FLUSH_ALL 1
-#define TLB_CONTROL_FLUSH_ASID 3
 
 void svm_run_guest(struct lx_gprs *g, uint64_t vmcb_pa, uint64_t host_pa);
 
@@ -150,16 +96,6 @@ static void msrpm_set(uint32_t msr, bool rd, bool wr)
 		msrpm[base + (bit + 1) / 8] |= (uint8_t)(1u << ((bit + 1) % 8));
 }
 
-static void seg(unsigned i, uint16_t sel, uint16_t attr, uint32_t limit, uint64_t base)
-{
-	unsigned off = VMCB_ES + 16 * i;
-
-	V16(off) = sel;
-	V16(off + 2) = attr;
-	V32(off + 4) = limit;
-	V64(off + 8) = base;
-}
-
 static int svm_setup(uint64_t entry, uint64_t boot_params)
 {
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_SVME);
@@ -174,9 +110,11 @@ static int svm_setup(uint64_t entry, uint64_t boot_params)
 		iopm[lx_io_ports[i] / 8] |= (uint8_t)(1u << (lx_io_ports[i] % 8));
 
 	V32(VMCB_INTERCEPT_EXC) = 0;
-	V32(VMCB_INTERCEPT_MISC1) =
-		I1_NMI | I1_INIT | I1_INVLPGA | I1_IOIO_PROT | I1_MSR_PROT | I1_SHUTDOWN;
-	V32(VMCB_INTERCEPT_MISC2) = I2_SVM_INSNS;
+	V32(VMCB_INTERCEPT_MISC1) = INTERCEPT1_NMI | INTERCEPT1_INIT | INTERCEPT1_INVLPGA |
+				    INTERCEPT1_IOIO_PROT | INTERCEPT1_MSR_PROT |
+				    INTERCEPT1_SHUTDOWN;
+	/* The SVM instructions: VMRUN VMLOAD VMSAVE STGI CLGI SKINIT (not VMMCALL). */
+	V32(VMCB_INTERCEPT_MISC2) = INTERCEPT2_VMRUN | INTERCEPT2_VMLOAD_SKINIT;
 	V64(VMCB_IOPM_BASE) = pa(iopm);
 	V64(VMCB_MSRPM_BASE) = pa(msrpm);
 	V32(VMCB_VINTR) = 0; /* no V_INTR_MASKING: the guest's IF masks interrupts */
@@ -186,11 +124,11 @@ static int svm_setup(uint64_t entry, uint64_t boot_params)
 
 	/* The 32-bit boot protocol: flat segments (0x10 code, 0x18 data), paging off. */
 	for (unsigned i = 0; i < 6; i++)
-		seg(i, i == 1 ? 0x10 : 0x18, i == 1 ? 0xc9b : 0xc93, 0xffffffff, 0);
-	seg(6, 0, 0, 0x1f, LX_GDT_GPA); /* GDTR */
-	seg(7, 0, 0x82, 0xffff, 0);	/* LDTR */
-	seg(8, 0, 0, 0, 0);		/* IDTR: limit 0 */
-	seg(9, 0, 0x8b, 0xffff, 0);	/* TR */
+		vmcb_seg(vmcb, i, i == 1 ? 0x10 : 0x18, i == 1 ? 0xc9b : 0xc93, 0xffffffff, 0);
+	vmcb_seg(vmcb, 6, 0, 0, 0x1f, LX_GDT_GPA); /* GDTR */
+	vmcb_seg(vmcb, 7, 0, 0x82, 0xffff, 0);	   /* LDTR */
+	vmcb_seg(vmcb, 8, 0, 0, 0, 0);		   /* IDTR: limit 0 */
+	vmcb_seg(vmcb, 9, 0, 0x8b, 0xffff, 0);	   /* TR */
 	V8(VMCB_CPL) = 0;
 	V64(VMCB_EFER) = EFER_SVME; /* VMRUN requires it in the guest's EFER */
 	V64(VMCB_CR4) = 0;

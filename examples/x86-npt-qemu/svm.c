@@ -15,57 +15,14 @@
  * from the other CPU) makes the guest exit, and the host then takes the
  * interrupt (ipi_isr in start.S sends the EOI).
  *
- * VMCB offsets and exit codes: AMD64 APM vol. 2, appendix B.
+ * VMCB offsets and exit codes: ../x86-common/vmcb.h.
  */
 #include "../common/klib.h"
 #include "../x86-common/hv.h"
 #include "../x86-common/smp.h"
+#include "../x86-common/vmcb.h"
 #include "../x86-common/x86.h"
 #include "s2mmu/x86-npt.h"
-
-#define MSR_VM_HSAVE_PA 0xc0010117u
-
-/* VMCB control area. */
-#define VMCB_INTERCEPT_MISC1 0x00c /* bit 24: HLT */
-#define VMCB_INTERCEPT_MISC2 0x010 /* bit 0: VMRUN, bit 1: VMMCALL */
-#define VMCB_ASID 0x058
-#define VMCB_TLB_CONTROL 0x05c
-#define VMCB_VINTR 0x060 /* bit 24: V_INTR_MASKING */
-#define VMCB_EXITCODE 0x070
-#define VMCB_EXITINFO1 0x078
-#define VMCB_EXITINFO2 0x080
-#define VMCB_NP_ENABLE 0x090
-#define VMCB_NCR3 0x0b0
-#define VMCB_CLEAN 0x0c0
-/* VMCB state-save area. */
-#define VMCB_ES 0x400 /* ES CS SS DS FS GS GDTR LDTR IDTR TR, 16 bytes each */
-#define VMCB_CPL 0x4cb
-#define VMCB_EFER 0x4d0
-#define VMCB_CR4 0x548
-#define VMCB_CR3 0x550
-#define VMCB_CR0 0x558
-#define VMCB_DR7 0x560
-#define VMCB_DR6 0x568
-#define VMCB_RFLAGS 0x570
-#define VMCB_RIP 0x578
-#define VMCB_RSP 0x5d8
-#define VMCB_RAX 0x5f8
-#define VMCB_GPAT 0x668
-
-#define INTERCEPT_INTR (1u << 0)
-#define INTERCEPT_HLT (1u << 24)
-#define V_INTR_MASKING (1u << 24)
-#define INTERCEPT_VMRUN (1u << 0)
-#define INTERCEPT_VMMCALL (1u << 1)
-
-#define TLB_CONTROL_FLUSH_ALL 1
-#define TLB_CONTROL_FLUSH_ASID 3
-
-#define EXIT_INTR 0x60
-#define EXIT_HLT 0x78
-#define EXIT_VMMCALL 0x81
-#define EXIT_SHUTDOWN 0x7f
-#define EXIT_NPF 0x400
 
 /* isa-debug-exit at port 0xf4: QEMU exits with status (code << 1) | 1. */
 #define DEBUG_EXIT_PORT 0xf4
@@ -195,16 +152,6 @@ static int svm_cpu_init(void)
 	return 0;
 }
 
-static void seg(unsigned i, uint16_t sel, uint16_t attr, uint32_t limit, uint64_t base)
-{
-	unsigned off = VMCB_ES + 16 * i;
-
-	V16(off) = sel;
-	V16(off + 2) = attr;
-	V32(off + 4) = limit;
-	V64(off + 8) = base;
-}
-
 static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 {
 	uint64_t ncr3;
@@ -215,9 +162,9 @@ static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 		return -1;
 	}
 	kprintf("svm: nCR3 0x%llx (%u-level)\n", (unsigned long long)ncr3, kvm_mmu_levels(kvm));
-	V32(VMCB_INTERCEPT_MISC1) = INTERCEPT_INTR | INTERCEPT_HLT;
+	V32(VMCB_INTERCEPT_MISC1) = INTERCEPT1_INTR | INTERCEPT1_HLT;
 	V32(VMCB_VINTR) = V_INTR_MASKING; /* the host's IF gates physical interrupts */
-	V32(VMCB_INTERCEPT_MISC2) = INTERCEPT_VMRUN | INTERCEPT_VMMCALL;
+	V32(VMCB_INTERCEPT_MISC2) = INTERCEPT2_VMRUN | INTERCEPT2_VMMCALL;
 	V32(VMCB_ASID) = 1;
 	V8(VMCB_TLB_CONTROL) = TLB_CONTROL_FLUSH_ALL; /* nothing stale from before */
 	V64(VMCB_NP_ENABLE) = 1;
@@ -226,11 +173,11 @@ static int svm_setup(struct kvm *kvm, uint64_t rip, uint64_t rsp)
 
 	/* 32-bit protected mode, flat segments, paging off. */
 	for (unsigned i = 0; i < 6; i++)
-		seg(i, i == 1 ? 0x08 : 0x10, i == 1 ? 0xc9b : 0xc93, 0xffffffff, 0);
-	seg(6, 0, 0, 0xffff, 0);    /* GDTR */
-	seg(7, 0, 0x82, 0xffff, 0); /* LDTR */
-	seg(8, 0, 0, 0xffff, 0);    /* IDTR */
-	seg(9, 0, 0x8b, 0xffff, 0); /* TR */
+		vmcb_seg(vmcb, i, i == 1 ? 0x08 : 0x10, i == 1 ? 0xc9b : 0xc93, 0xffffffff, 0);
+	vmcb_seg(vmcb, 6, 0, 0, 0xffff, 0);    /* GDTR */
+	vmcb_seg(vmcb, 7, 0, 0x82, 0xffff, 0); /* LDTR */
+	vmcb_seg(vmcb, 8, 0, 0, 0xffff, 0);    /* IDTR */
+	vmcb_seg(vmcb, 9, 0, 0x8b, 0xffff, 0); /* TR */
 	V8(VMCB_CPL) = 0;
 	V64(VMCB_EFER) = EFER_SVME; /* VMRUN requires it in the guest's EFER */
 	V64(VMCB_CR4) = 0;
