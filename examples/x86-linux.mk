@@ -5,10 +5,11 @@
 # more step of make conformance. The EPT twin under bochs takes many minutes,
 # so it has its own goal, outside make check:
 #
-#   make conformance-long   examples/x86-linux-ept/long.sh (bochs, VMX + EPT; five
+#   make conformance-long   examples/x86-linux-ept/long.sh (bochs, VMX + EPT; six
 #                           boots: the migration's dirty log by write
-#                           protection, EPT A/D and PML, then the break-flush
-#                           and drop-dirty builds, which must fail their check)
+#                           protection, EPT A/D and PML, then the break-flush,
+#                           drop-dirty and drop-pml builds, which must fail
+#                           their check)
 CONFORMANCE_RUNNERS += examples/x86-linux-npt/sabotaged.sh
 
 conformance-long:

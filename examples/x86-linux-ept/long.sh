@@ -6,14 +6,15 @@
 # VMX + EPT twin of examples/x86-linux-npt, in bochs (corei7_skylake_x, two
 # CPUs), with the same /init: partition probes, moves, migration. Three
 # boots with the migration's dirty log from write protection, from EPT A/D
-# bits, from the PML buffer; each must print "RESULT: PASS". Then the two
+# bits, from the PML buffer; each must print "RESULT: PASS". Then the three
 # sabotaged builds, each of which must end on its one check: the
 # hypervisor's report must hold "RESULT: FAIL" with exactly one "[FAIL]"
 # line, that one (a boot that did not start or timed out does not count).
 #
-#   long.sh                          all five boots
+#   long.sh                          all six boots
 #   long.sh wp | ad | pml            one good boot
-#   long.sh break-flush | drop-dirty one sabotaged boot
+#   long.sh break-flush | drop-dirty | drop-pml
+#                                    one sabotaged boot
 #
 # Environment: EXAMPLE_O=dir (default build/ here), LX_GUEST (default
 # build/lx-x86-guest of the tree), TIMEOUT (seconds per boot, default 3600:
@@ -39,6 +40,9 @@ boot() {
 		want='(a move.s flush still waits for the vcpu|the moves. flushes kicked the running vcpu out)' ;;
 	# One dirty page never copied: the byte comparison at the stop.
 	drop-dirty) flags=DROP_DIRTY=1 B=$O/drop-dirty want='destination differs from the stopped guest.s RAM' ;;
+	# PML on, but the buffer never handed to kvm_flush_pml_buffer(): the
+	# pages only the PML logs named are never copied.
+	drop-pml) flags=DROP_PML=1 B=$O/drop-pml want='destination differs from the stopped guest.s RAM' ;;
 	esac
 	echo "== x86-linux-ept: $1${want:+ (sabotaged: must fail its check)}"
 	# shellcheck disable=SC2086
@@ -88,10 +92,10 @@ boot() {
 }
 
 case "${1:-all}" in
-wp | ad | pml | break-flush | drop-dirty) boot "$1" ;;
+wp | ad | pml | break-flush | drop-dirty | drop-pml) boot "$1" ;;
 all)
 	rc=0
-	for m in wp ad pml break-flush drop-dirty; do
+	for m in wp ad pml break-flush drop-dirty drop-pml; do
 		boot $m || rc=1
 	done
 	exit $rc

@@ -38,7 +38,7 @@ static uint8_t io_bitmap[8192] __attribute__((aligned(4096)));
  * top (the index counts down from 511). */
 #define PML_ENTRIES 512
 static uint64_t pml_log[PML_ENTRIES] __attribute__((aligned(4096)));
-static uint64_t n_pml_entries, n_pml_flushes, n_pml_full;
+static uint64_t n_pml_entries, n_pml_flushes, n_pml_full, n_pml_dropped;
 static struct lx_gprs gprs;
 static uint64_t basic, ept_cap, eptp, cr0_fixed0;
 static uint32_t proc2;
@@ -292,7 +292,10 @@ static void emulate_cr(uint64_t qual)
  * Hand the page-modification log to the library (after every exit, on the
  * vcpu's CPU) and rearm it. The CPU writes entry INDEX, then decrements it:
  * entries INDEX+1 .. 511 are valid, all 512 once INDEX wrapped below 0 (the
- * log-full exit).
+ * log-full exit). DROP_PML (sabotaged) rearms the log without handing it
+ * over: a page the guest dirtied sets its leaf's D bit and is logged once,
+ * and a harvest with PML reads only the logs (no scan of the D bits), so the
+ * migration loses it and the byte comparison at the stop must find it.
  */
 static void pml_flush(struct kvm_vcpu *vcpu)
 {
@@ -302,6 +305,11 @@ static void pml_flush(struct kvm_vcpu *vcpu)
 
 	if (first == PML_ENTRIES)
 		return;
+	if (DROP_PML) {
+		n_pml_dropped += PML_ENTRIES - first;
+		vmwrite(GUEST_PML_INDEX, PML_ENTRIES - 1);
+		return;
+	}
 	r = kvm_flush_pml_buffer(vcpu, &pml_log[first], PML_ENTRIES - first);
 	if (r < 0)
 		lx_fail("kvm_flush_pml_buffer", r);
@@ -482,6 +490,9 @@ static void vmx_print_stats(void)
 		kprintf("vmx: PML: %llu entries handed over in %llu flushes, %llu log-full exits\n",
 			(unsigned long long)n_pml_entries, (unsigned long long)n_pml_flushes,
 			(unsigned long long)n_pml_full);
+	if (DROP_PML)
+		kprintf("vmx: [DROP_PML: %llu PML entries never handed to the library]\n",
+			(unsigned long long)n_pml_dropped);
 	kprintf("vmx: %llu VM entries, %llu EPTP loads, %llu INVEPT, %llu CPUID, %llu XSETBV, %llu "
 		"CR exits%s\n",
 		(unsigned long long)n_entries, (unsigned long long)n_loads,
@@ -491,7 +502,9 @@ static void vmx_print_stats(void)
 }
 
 const struct lx_arch lx_arch = {
-	.name = "Intel VMX + EPT (bochs)",
+	.name = DROP_PML ?
+			"Intel VMX + EPT (bochs) [DROP_PML: PML logs never handed to the library]" :
+			"Intel VMX + EPT (bochs)",
 	.fmt = S2_FMT_X86_EPT,
 	.caps = vmx_caps,
 	.setup = vmx_setup,
