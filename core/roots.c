@@ -264,6 +264,13 @@ static int s2_vcpu_switch(struct kvm_vcpu *vcpu, unsigned role, struct kvm_entry
 			s2_root_put(kvm, old);
 		}
 		vcpu->fc.hi = vcpu->fc.lo;
+		/* The trace: a vcpu that loads its roots moved to another one
+		 * (kvm_mmu_load, or a reload in kvm_vcpu_entry_actions), so a
+		 * replay's faults of this vcpu go to the same root. */
+		if (__atomic_load_n(&vcpu->loads_root, __ATOMIC_RELAXED))
+			S2_TRACE(kvm, "mmu_load", S2_TRACE_NORET, S2_TA_DEC("vcpu", vcpu->id),
+				 S2_TA_DEC("kind", role / KVM_ROOT_SPACES),
+				 S2_TA_DEC("space", role % KVM_ROOT_SPACES));
 	}
 	act->kind = KVM_ENTRY_LOAD_ROOT;
 	act->hpa = r->pa;

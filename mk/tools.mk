@@ -49,6 +49,9 @@ $(O)/tests/cli/test_cli_tdx.sh: $(td-trace-gen)
 $(O)/tests/cli/test_cli_tdx.sh: $(if $(filter y,$(CONFIG_S2_TDX)),$(O)/tests/tdx/test_random)
 -include $(O)/tests/cli/td_trace_gen.d
 
+# tests/cli/tlb_trace.sh runs the TLB model checker of x86-ept (when built).
+$(O)/tests/cli/test_cli_tlb_trace.sh: $(filter $(O)/tests/test_generic_tlb_model_mt_x86_ept,$(test-bins))
+
 cli-test-srcs := $(sort $(wildcard tests/cli/*.sh))
 cli-test-bins := $(cli-test-srcs:tests/cli/%.sh=$(O)/tests/cli/test_cli_%.sh)
 test-bins += $(cli-test-bins)

@@ -76,7 +76,9 @@
  * TLB_TRACE=1 (every operation on stderr), TLB_VERBOSE=1 (statistics),
  * TLB_SPACES=0 (vcpus stay in address space 0), TLB_BATCH (the VM's yield
  * batch, default 256 leaves), TLB_FAST_MIN (the least leaves a memslot
- * removal takes the fast zap for, default 64). The operations each thread
+ * removal takes the fast zap for, default 64), TLB_RECORD=0 (no trace of
+ * the run; a failing run's trace goes to $S2_TRACE_DIR, S2_TRACE_ALL=1
+ * keeps passing runs' too: docs/testing.md). The operations each thread
  * chooses follow from the seed; the interleaving does not.
  */
 #include <errno.h>
@@ -88,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -331,6 +334,8 @@ static __thread const char *t_who = "main";
 
 /* ---- failures ---- */
 
+static void tr_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void tfail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void tfail(const char *fmt, ...)
 {
@@ -350,6 +355,7 @@ static void tfail(const char *fmt, ...)
 	vsnprintf(R.failmsg + n, sizeof(R.failmsg) - (size_t)n, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "FAIL %s\n", R.failmsg);
+	tr_line("# FAIL %s", R.failmsg); /* where in the calls it was found */
 	__atomic_store_n(&R.stop, true, __ATOMIC_SEQ_CST);
 }
 
@@ -383,6 +389,129 @@ static void trace(const char *fmt, ...)
 static bool stopping(void)
 {
 	return __atomic_load_n(&R.stop, __ATOMIC_RELAXED);
+}
+
+/*
+ * ---- the run as a trace (CONFIG_S2_TRACE builds; docs/testing.md) ----
+ *
+ * The library's call trace of every thread goes into one buffer (a line is
+ * appended where an atomic counter says: no lock, no syscall on the vcpus'
+ * paths), with the simulated host as host / host_block lines and the
+ * failure as a comment; a failing configuration keeps it as
+ * $S2_TRACE_DIR/tlb_model-<fmt>-<cfg>-<seed>.trace. The mutator's and the
+ * main thread's lines keep their results; a vcpu's or the device's line
+ * keeps its result as a comment (those calls race the mutator's, so a
+ * one-thread replay need not meet them).
+ */
+#define TR_CAP (256ull << 20)
+static struct {
+	char *buf;
+	uint64_t len; /* bytes claimed */
+	uint64_t end; /* TR_CAP, or where the first line that did not fit began */
+} TR;
+
+static void tr_put(const char *line, size_t n)
+{
+	uint64_t at, end;
+
+	if (!TR.buf)
+		return;
+	at = __atomic_fetch_add(&TR.len, n, __ATOMIC_RELAXED);
+	if (at + n <= TR_CAP) {
+		memcpy(TR.buf + at, line, n);
+		return;
+	}
+	end = __atomic_load_n(&TR.end, __ATOMIC_RELAXED);
+	while (at < end && !__atomic_compare_exchange_n(&TR.end, &end, at, false, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED))
+		;
+}
+
+static void tr_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void tr_line(const char *fmt, ...)
+{
+	char line[1200];
+	va_list ap;
+	int n;
+
+	if (!TR.buf)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	for (int i = 0; i < n; i++)
+		if (line[i] == '\n')
+			line[i] = ' '; /* one line (a failure message may hold more) */
+	line[n++] = '\n';
+	tr_put(line, (size_t)n);
+}
+
+static uint64_t pfn_of(uint64_t page, unsigned version);
+
+/* The host's backing of pages [p0, p1) as host_block lines: runs of one
+ * version (one pfn offset), at 2 MiB where the host maps the block whole. */
+static void tr_host(uint64_t p0, uint64_t p1)
+{
+	for (uint64_t p = p0, q; p < p1; p = q) {
+		unsigned v = __atomic_load_n(&R.ver[p], __ATOMIC_RELAXED);
+		bool uni = __atomic_load_n(&R.uni[p / 512], __ATOMIC_RELAXED);
+
+		for (q = p + 1; q < p1 && __atomic_load_n(&R.ver[q], __ATOMIC_RELAXED) == v; q++)
+			;
+		tr_line("host_block hva=%#llx end=%#llx pfn_off=%#llx level=%d",
+			(unsigned long long)(HVA_BASE + p * 4096),
+			(unsigned long long)(HVA_BASE + q * 4096),
+			(unsigned long long)(pfn_of(0, v) - (HVA_BASE >> S2_GFN_SHIFT)),
+			R.cfg->host_level >= 2 && uni ? 2 : 1);
+	}
+}
+
+/* Keep the run's trace (a failure, or S2_TRACE_ALL set). */
+static void tr_save(void)
+{
+	const char *dir = getenv("S2_TRACE_DIR");
+	char path[4096];
+	uint64_t len = __atomic_load_n(&TR.len, __ATOMIC_RELAXED);
+	FILE *f;
+
+	if (!TR.buf)
+		return;
+	if (len > TR.end)
+		len = TR.end;
+	snprintf(path, sizeof(path), "%s/tlb_model-%s-%s-%" PRIx64 ".trace",
+		 dir && *dir ? dir : ".", TEST_FMT_NAME, R.cfg->name, R.seed);
+	f = fopen(path, "w");
+	if (!f || fwrite(TR.buf, 1, len, f) != len || fclose(f)) {
+		print_error("cannot write the run's trace %s\n", path);
+		return;
+	}
+	print_error("the run as a trace: %s%s (s2mmu replay %s; docs/testing.md says what it "
+		    "reproduces)\n",
+		    path, TR.end < TR_CAP ? " (cut short: the buffer filled)" : "", path);
+}
+
+/* The env's log hook: the library's trace lines into the buffer. */
+static void w_log(void *ctx, enum s2_log_level level, const char *msg)
+{
+	const char *res;
+
+	if (level != S2_LOG_TRACE) {
+		R.base.log(ctx, level, msg);
+		return;
+	}
+	res = strstr(msg, " => ");
+	if (res && (!strncmp(msg, "clear_flush_young ", 18) || !strncmp(msg, "clear_young ", 12) ||
+		    !strncmp(msg, "test_young ", 11)))
+		/* The simulated hardware's Accessed bits are not in the trace. */
+		tr_line("%.*s # %s, hardware A bits%s", (int)(res - msg), msg, t_who, res);
+	else if (!res || !strcmp(t_who, "mutator") || !strcmp(t_who, "main"))
+		tr_line("%s", msg);
+	else
+		tr_line("%.*s # %s%s", (int)(res - msg), msg, t_who, res);
 }
 
 static uint64_t rnd(uint64_t *s)
@@ -454,6 +583,8 @@ static void host_remap(uint64_t p0, uint64_t p1)
 	}
 	for (uint64_t b = p0 / 512; b <= (p1 - 1) / 512; b++)
 		host_block_update(b);
+	/* The trace: the blocks touched, as the host backs them now. */
+	tr_host(p0 / 512 * 512, ((p1 - 1) / 512 + 1) * 512);
 	R.host_remaps++;
 }
 
@@ -1728,6 +1859,17 @@ static void check_promise(const char *what, const struct span *sp, unsigned nsp)
 				if (!why)
 					continue;
 				vev_print(hist, sizeof(hist), &R.vc[i]);
+				/* What the tables said, for the trace's replay. */
+				if (sn[i].root == kvm_mmu_root_hpa(R.kvm) && vw.mapped &&
+				    !vw.tracked)
+					tr_line("expect_map gpa=%#llx hpa=%#llx # the tables at "
+						"the failure",
+						(unsigned long long)(e->gfn + probe[q]) << 12,
+						(unsigned long long)vw.pa);
+				else if (sn[i].root == kvm_mmu_root_hpa(R.kvm))
+					tr_line("expect_map gpa=%#llx hpa=none # the tables at the "
+						"failure",
+						(unsigned long long)(e->gfn + probe[q]) << 12);
 				tfail("after %s: vcpu %u (%s%s) holds a TLB entry for gfn %#" PRIx64
 				      " -> pa %#" PRIx64 " (level %d%s%s) that is stale: %s "
 				      "(tables: %s pa %#" PRIx64 " level %d pte %#" PRIx64
@@ -2630,6 +2772,22 @@ static void run_cfg(const struct cfg *cfg)
 	p.fmt_flags = (p.fmt_flags | cfg->flags_set) & ~cfg->flags_clear;
 	p.max_vcpus = MAXV;
 	p.env = &R.h.env;
+	if (S2_ENABLED(CONFIG_S2_TRACE) && env_u64("TLB_RECORD", 1)) {
+		void *b = mmap(NULL, TR_CAP, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		TR.buf = b == MAP_FAILED ? NULL : b;
+		TR.len = 0;
+		TR.end = TR_CAP;
+		R.h.ops.log = w_log;
+		R.h.env.trace = TR.buf != NULL;
+		tr_line("# s2mmu trace 1: tests/generic/tlb_model_mt %s %s seed=%#" PRIx64
+			" (the library's calls of every thread in the order they returned)",
+			TEST_FMT_NAME, cfg->name, R.seed);
+		tr_line("host level=1 hva=%#llx end=%#llx", HVA_BASE,
+			HVA_BASE + HOST_PAGES * 4096ull);
+		tr_host(0, HOST_PAGES);
+	}
 	assert_int_equal(kvm_create_vm(&p, &R.kvm), 0);
 	t_sbit = 0;
 	if (cfg->td)
@@ -2777,6 +2935,12 @@ static void run_cfg(const struct cfg *cfg)
 			print_message("    %-12s %6" PRIu64 " x %8.1f us\n", R.opstat[j].name,
 				      R.opstat[j].n,
 				      (double)R.opstat[j].ns / 1e3 / (double)R.opstat[j].n);
+	if (R.failed || getenv("S2_TRACE_ALL"))
+		tr_save();
+	R.h.env.trace = false;
+	if (TR.buf)
+		munmap(TR.buf, TR_CAP);
+	TR.buf = NULL;
 	if (R.failed)
 		fail_msg("%s\n(reproduce: TLB_SEED=%#" PRIx64 " TLB_CFG=%s TLB_OPS=%" PRIu64 " %s)",
 			 R.failmsg, R.seed, cfg->name, ma.ops,

@@ -90,6 +90,7 @@ static const char replay_help[] =
 	"  dirty_ring_enable entries=N [reserve=N]   dirty_ring_harvest [vcpu=N] max=N\n"
 	"  dirty_ring_reset   map_range [vcpu=N] gpa=A hpa=H size=S prot=P [memtype=M]\n"
 	"  unmap_range|wrprotect_range gpa=A size=S   pre_fault [vcpu=N] gpa=A size=S\n"
+	"  mmu_load [vcpu=N] [kind=K] [space=S]\n"
 	"  tdx_model [busy_one_in=N] [seed=S] [private_pfn=P] [private_level=N]\n"
 	"  tdx_init shared_bit=N ...   tdx_page_add gfn=G src=H   tdx_finalized\n"
 	"  tdx_collapse gfn=G end=G   tdx_accept gfn=G [level=N]\n"
@@ -778,7 +779,8 @@ static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long lo
 
 static int expect_map(struct replay *r, struct line *l, struct parse_err *pe, long long *ret);
 
-/* The calls made on a vcpu: dirty_ring_harvest, pml, map_range, pre_fault. */
+/* The calls made on a vcpu: dirty_ring_harvest, pml, map_range, pre_fault,
+ * mmu_load. */
 static int vcpu_call(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
 	const char *v = l->verb;
@@ -812,6 +814,17 @@ static int vcpu_call(struct replay *r, struct line *l, struct parse_err *pe, lon
 		if (!pe->key)
 			return syntax(l, "pml: this s2mmu is built without x86-ept%s", "");
 #endif
+	} else if (!strcmp(v, "mmu_load")) {
+		uint64_t kind = num(l, "kind", 0, false, pe), space = num(l, "space", 0, false, pe);
+		uint64_t reg;
+
+		if (!pe->key && (kind > 255 || space > 255))
+			return syntax(l, "mmu_load needs kind and space 0..255%s", "");
+		if (!pe->key)
+			*ret = kvm_mmu_load(vcpu,
+					    (struct kvm_root_role){ .kind = (uint8_t)kind,
+								    .space = (uint8_t)space },
+					    &reg);
 	} else if (!strcmp(v, "map_range")) {
 		gpa_t gpa = num(l, "gpa", 0, true, pe);
 		hpa_t hpa = num(l, "hpa", 0, true, pe);
@@ -1032,7 +1045,7 @@ static int call(struct replay *r, struct line *l, long long *ret)
 		if (!pe.key)
 			*ret = kvm_dirty_ring_enable(kvm, (uint32_t)n, (uint32_t)res);
 	} else if (!strcmp(v, "dirty_ring_harvest") || !strcmp(v, "pml") ||
-		   !strcmp(v, "map_range") || !strcmp(v, "pre_fault")) {
+		   !strcmp(v, "map_range") || !strcmp(v, "pre_fault") || !strcmp(v, "mmu_load")) {
 		rc = vcpu_call(r, l, &pe, ret);
 	} else if (!strcmp(v, "expect_map")) {
 		rc = expect_map(r, l, &pe, ret);
