@@ -441,13 +441,15 @@ static uint32_t s2_fast_zap_token(struct kvm *kvm)
 }
 
 /* Under the write side: @r stops being valid; the VM's reference (it was
- * current) passes to the teardown of the fast zap @token. */
+ * current) passes to the teardown of the fast zap @token. The token first:
+ * whoever reads the state INVALID (acquire) also reads the teardown that
+ * owns the root (a vcpu in guest mode reads them without the lock). */
 static void s2_root_invalidate(struct kvm *kvm, struct s2_root *r, uint32_t token)
 {
 	if (kvm->cur[r->role] == r)
 		__atomic_store_n(&kvm->cur[r->role], NULL, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->state, S2_ROOT_INVALID, __ATOMIC_RELEASE);
 	__atomic_store_n(&r->teardown, token, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->state, S2_ROOT_INVALID, __ATOMIC_RELEASE);
 }
 
 static bool s2_vcpu_on_invalid(const struct kvm_vcpu *v)

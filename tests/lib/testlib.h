@@ -41,6 +41,16 @@ static inline void t_yield(void)
 		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 }
 
+/* Monotonic nanoseconds: for capping a stress loop's time, never for
+ * asserting on it (speed is measured by make bench). */
+static inline uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 #if !S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 /* A library without EPT has no PML entry point; the generic tests' PML
  * cases skip on every other format and their bad-input checks get what a
