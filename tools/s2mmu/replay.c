@@ -649,7 +649,6 @@ static int tdx_call(struct replay *r, struct line *l, struct parse_err *pe, long
 	}
 	return 0;
 }
-#endif
 
 /*
  * expect_private gfn=G [hpa=H|none] [level=N]: a test's statement about a
@@ -723,6 +722,7 @@ static int tdx_expect(struct replay *r, struct line *l, struct parse_err *pe, lo
 	}
 	return 0;
 }
+#endif
 
 static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
 {
