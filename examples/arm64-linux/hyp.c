@@ -613,15 +613,29 @@ static void move_block(unsigned b)
 
 /* ---- pausing the other vcpus --------------------------------------------- */
 
+/* A CPU that does not acknowledge within 60 s of the counter is stuck (in
+ * the hypervisor, or never started): a FAIL line that says so, not a run
+ * only the outer timeout ends (the RISC-V example's shutdown once waited
+ * forever for a hart that came up after Linux's bring-up timeout). */
 static void pause_others(unsigned self)
 {
 	__atomic_store_n(&pause_req, 1, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < NR_CPUS; i++) {
+		uint64_t t0 = now_ticks();
+
 		if (i == self)
 			continue;
 		send_kick(i);
-		while (!__atomic_load_n(&cpus[i].paused, __ATOMIC_ACQUIRE))
+		while (!__atomic_load_n(&cpus[i].paused, __ATOMIC_ACQUIRE)) {
 			__asm__ volatile("yield");
+			if (now_ticks() - t0 > ms_ticks(60000)) {
+				hlog("hyp: CPU %u did not pause within 60 s (vcpu %s): stuck\n", i,
+				     __atomic_load_n(&cpus[i].state, __ATOMIC_ACQUIRE) == VCPU_ON ?
+					     "on" :
+					     "off");
+				finish(EXIT_HANG);
+			}
+		}
 	}
 }
 

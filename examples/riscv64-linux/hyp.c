@@ -557,8 +557,9 @@ static struct vcpu {
 	struct rv_regs regs;
 	unsigned hsm; /* HSM_* (atomic) */
 	uint64_t start_pc, start_arg;
-	unsigned ipi;	 /* a guest IPI for this vcpu is pending (atomic) */
-	unsigned paused; /* acknowledges pause_req (atomic) */
+	unsigned ipi;	  /* a guest IPI for this vcpu is pending (atomic) */
+	unsigned paused;  /* acknowledges pause_req (atomic) */
+	unsigned looping; /* the hart reached vcpu_loop (atomic) */
 	uint64_t exits, gpf[3], fixed, spurious, retry, mmio, sbi, ssip, stip, from_vu;
 	uint64_t retry_waits;
 	bool first_exit_seen;
@@ -1251,17 +1252,38 @@ static void watchdog(void)
 
 /* Every other hart leaves guest mode and waits (RCU offline) until
  * resume_others(); this hart keeps reporting quiescent states meanwhile. */
+/*
+ * A hart that does not acknowledge within PAUSE_LIMIT of the counter is
+ * stuck (in the hypervisor, or never started: one loaded run's second
+ * hart came up after Linux's 1 s bring-up timeout and the shutdown then
+ * waited for it forever): a FAIL line that says where it is, not a hang.
+ */
+#define PAUSE_LIMIT (60 * TIMEBASE)
+
 static void pause_others(void)
 {
 	unsigned self = (unsigned)hart_self();
 
 	__atomic_store_n(&pause_req, 1, __ATOMIC_SEQ_CST);
 	for (unsigned h = 0; h < opt.smp; h++) {
+		uint64_t t0 = csr_read(time);
+
 		if (h == self)
 			continue;
 		sbi_call(SBI_EXT_IPI, 0, 1, (long)h, 0, 0, 0);
-		while (!__atomic_load_n(&vc[h].paused, __ATOMIC_ACQUIRE))
+		while (!__atomic_load_n(&vc[h].paused, __ATOMIC_ACQUIRE)) {
 			s2_fs_rcu_quiescent(&fs, self);
+			if (csr_read(time) - t0 > PAUSE_LIMIT) {
+				hlog("hyp: hart %u did not pause within %llu s (HSM state %u, %s the "
+				     "vcpu loop): stuck\n",
+				     h, PAUSE_LIMIT / TIMEBASE,
+				     __atomic_load_n(&vc[h].hsm, __ATOMIC_ACQUIRE),
+				     __atomic_load_n(&vc[h].looping, __ATOMIC_ACQUIRE) ?
+					     "in" :
+					     "never in");
+				finish(EXIT_WATCHDOG);
+			}
+		}
 	}
 }
 
@@ -1353,6 +1375,7 @@ static void vcpu_loop(unsigned self)
 	struct kvm_entry_actions acts;
 
 	s2_fs_rcu_online(&fs, self);
+	__atomic_store_n(&c->looping, 1, __ATOMIC_RELEASE);
 	for (;;) {
 		s2_fs_rcu_quiescent(&fs, self);
 		maybe_pause(self);
