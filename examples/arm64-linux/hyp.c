@@ -45,6 +45,7 @@
 
 #include "../arm64-common/a64.h"
 #include "../common/klib.h"
+#include "../common/tables.h"
 #include "../common/watchdog.h"
 #include "fdt.h"
 #include "layout.h"
@@ -146,9 +147,19 @@ static void unlock(uint32_t *l)
 		unlock(&print_lock);  \
 	} while (0)
 
+static void keep_tables(void);
+
 static __attribute__((noreturn)) void finish(int code)
 {
+	static uint32_t finishing;
+
+	/* One verdict, even if both CPUs get here. */
+	if (__atomic_exchange_n(&finishing, 1, __ATOMIC_ACQ_REL))
+		for (;;)
+			__asm__ volatile("wfe");
 	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
+	if (code)
+		keep_tables();
 	a64_semihost_exit(code);
 }
 
@@ -196,6 +207,8 @@ static struct s2_page_pool pool;
 static struct s2_freestanding fs;
 static struct s2_fs_cpu rcu_cpus[NR_CPUS];
 static struct kvm *kvm;
+static unsigned vm_fmt_flags; /* its S2_FMTF_*, for the tables line */
+static bool vm_destroyed;
 static uint64_t info[INFO_WORDS];
 static unsigned granule = 4096;
 
@@ -243,6 +256,28 @@ static void env_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
 		return;
 	}
 	__atomic_store_n(&big_used[(pa - H_BIG) / BIG_SLOT], 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * A failed run says where its tables are (the pool and the big slots above
+ * it: every table page, no guest RAM) and keeps them KEEP_TABLES_S seconds
+ * for run.sh, which saves them with QEMU's pmemsave and quits QEMU
+ * (../common/keep-tables.sh); unwatched, the run then ends as before.
+ */
+#define KEEP_TABLES_S 10
+
+static void keep_tables(void)
+{
+	char line[192];
+	uint64_t t0;
+
+	if (!kvm || vm_destroyed)
+		return;
+	hlog("%s", tables_line(line, sizeof(line), "hyp", kvm, vm_fmt_flags, granule, H_POOL,
+			       H_BIG + BIG_SLOTS * BIG_SLOT - H_POOL));
+	t0 = now_ticks();
+	while (now_ticks() - t0 < ms_ticks(KEEP_TABLES_S * 1000))
+		;
 }
 
 static unsigned env_this_cpu(void *ctx)
@@ -1054,7 +1089,7 @@ static void stage2_abort(struct pcpu *c, uint64_t esr)
 #define PSCI_INVALID (-2ll)
 #define PSCI_ALREADY_ON (-4ll)
 
-static int report(struct pcpu *c);
+static int report(struct pcpu *c, int code);
 
 static bool psci_known(uint32_t fn)
 {
@@ -1108,11 +1143,10 @@ static void psci(struct pcpu *c)
 			      PSCI_INVALID;
 		break;
 	case PSCI_CPU_OFF: __atomic_store_n(&c->state, VCPU_OFF, __ATOMIC_RELEASE); return;
-	case PSCI_SYSTEM_OFF: finish(report(c));
+	case PSCI_SYSTEM_OFF: finish(report(c, EXIT_PASS));
 	case PSCI_SYSTEM_RESET:
 		hlog("hyp: guest asked for SYSTEM_RESET (a panic, with panic=-1)\n");
-		report(c);
-		finish(EXIT_PANIC);
+		finish(report(c, EXIT_PANIC));
 	default: break;
 	}
 	c->regs.x[0] = (uint64_t)ret;
@@ -1520,6 +1554,7 @@ static void setup(void)
 	fs_synchronize_rcu = fs.ops.synchronize_rcu;
 	fs.ops.synchronize_rcu = env_synchronize_rcu;
 	p.env = &fs.env;
+	vm_fmt_flags = p.fmt_flags;
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		lib_fail("kvm_create_vm", r);
@@ -1588,12 +1623,12 @@ static void setup(void)
 
 /* ---- the report ------------------------------------------------------------- */
 
-static int report(struct pcpu *c)
+/* The report and checks; @code: the verdict already known (EXIT_PASS: none). */
+static int report(struct pcpu *c, int code)
 {
 	struct kvm_mmu_stats s;
 	struct kvm_dirty_stats ds;
 	char buf[512];
-	int code = EXIT_PASS;
 	bool checks = !(info[INFO_FLAGS] & RUNF_INTERACTIVE);
 
 	pause_others(c->id);
@@ -1665,7 +1700,11 @@ static int report(struct pcpu *c)
 		CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 	}
 #undef CHECK
+	/* A failed run keeps its tables for finish() (keep_tables). */
+	if (code != EXIT_PASS)
+		return code;
 	kvm_destroy_vm(kvm);
+	vm_destroyed = true;
 	hlog("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
 	     (unsigned long)pool.in_use, (unsigned long)pool.high_water);
 	if (pool.in_use && code == EXIT_PASS)

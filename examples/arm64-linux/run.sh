@@ -33,6 +33,12 @@ cache=${LX_ARM64_CACHE:-$top/build/lx-arm64-guest}
 cpu_s=${LX_ARM64_CPU_LIMIT:-200} wall_s=${LX_ARM64_WALL_LIMIT:-1200}
 # shellcheck source=examples/common/cpu-limit.sh
 . "$here/../common/cpu-limit.sh"
+# A failed boot keeps its tables: $out/NAME/tables.img, the hypervisor's
+# table pool saved with pmemsave, and NAME/tables.txt, the s2mmu dump
+# command for it (../common/keep-tables.sh, docs/examples.md).
+# shellcheck source=examples/common/keep-tables.sh
+. "$here/../common/keep-tables.sh"
+cpu_limit_each=kt_poll
 
 for t in qemu-system-aarch64 aarch64-linux-gnu-gcc make apt-get dpkg-deb; do
 	command -v "$t" >/dev/null || {
@@ -50,7 +56,7 @@ MOVES=24
 
 # boot NAME IMAGE CPU GRANULE IPA FLAGS MOVES: sets rc, log
 boot() {
-	local name=$1 img=$2 cpu=$3 gran=$4 ipa=$5 flags=$6 moves=$7 start ms
+	local name=$1 img=$2 cpu=$3 gran=$4 ipa=$5 flags=$6 moves=$7 start ms quit
 	local sz
 	sz=$(stat -c %s "$out/initramfs.cpio")
 	log=$out/run-$name.log
@@ -69,12 +75,26 @@ boot() {
 		rc=$?
 		return
 	fi
-	cpu_limit "$cpu_s" "$wall_s" "${q[@]}" </dev/null >"$log" 2>&1
+	if ! mkdir -p "$out/$name" || ! kt_open "$out/$name" "$log"; then
+		rc=1
+		return
+	fi
+	cpu_limit "$cpu_s" "$wall_s" "${q[@]}" -monitor pipe:"$out/$name/mon" </dev/null >"$log" 2>&1
 	rc=$?
+	kt_close
+	# QEMU quit on kt_poll's command, after the hypervisor's verdict and
+	# tables lines: its status is then 0, the verdict the hypervisor's line.
+	quit=""
+	if [ "$kt_quit" = 1 ] && [ $rc -eq 0 ]; then
+		rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
+		rc=${rc:-1}
+		quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
+	fi
 	ms=$((($(date +%s%N) - start) / 1000000))
 	echo "==== $name: -cpu $cpu, granule $gran, IPA $ipa bits, flags $flags, $moves moves"
 	grep -v '^\[' "$log" | grep -v '^hyp: check .* ok$'
-	echo "arm64-linux $name: qemu exit status $rc after $ms ms"
+	kt_report "arm64-linux $name:"
+	echo "arm64-linux $name: qemu exit status $rc after $ms ms$quit"
 }
 
 # name cpu granule ipa flags: every granule and IPA width QEMU 7.2 walks,

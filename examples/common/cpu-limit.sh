@@ -13,6 +13,9 @@
 #                                   has used CPU_S seconds of CPU or WALL_S
 #                                   seconds have passed. Returns CMD's status,
 #                                   or 124 if it was ended (as timeout(1)).
+#   cpu_limit_each=CMD              run CMD (a function, in this shell) every
+#                                   half second while CMD... runs (the
+#                                   tables' watch: keep-tables.sh kt_poll)
 
 cpu_limit() {
 	local cpu=$1 wall=$2 pid t0 used=0 hz
@@ -23,6 +26,7 @@ cpu_limit() {
 	t0=$SECONDS
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 0.5
+		[ -z "${cpu_limit_each:-}" ] || $cpu_limit_each || :
 		# utime + stime of every thread (fields 14, 15; comm has no blank).
 		used=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || break
 		if [ $((used / hz)) -ge "$cpu" ] || [ $((SECONDS - t0)) -ge "$wall" ]; then

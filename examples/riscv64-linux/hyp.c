@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
+#include "../common/tables.h"
 #include "../riscv64-common/rv.h"
 #include "../common/watchdog.h"
 #include "s2mmu/decode.h"
@@ -96,9 +97,19 @@ enum {
 
 /* ---- the end of a run (the rest: ../riscv64-common/rv.h) ---------------- */
 
+static void keep_tables(void);
+
 static __attribute__((noreturn)) void finish(int code)
 {
+	static uint32_t finishing;
+
+	/* One verdict, even if both harts get here. */
+	if (__atomic_exchange_n(&finishing, 1, __ATOMIC_ACQ_REL))
+		for (;;)
+			__asm__ volatile("wfi");
 	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
+	if (code)
+		keep_tables();
 	rv_test_exit(code);
 }
 
@@ -285,10 +296,34 @@ static struct s2_page_pool pool;
 static struct s2_freestanding fs;
 static struct s2_fs_cpu rcu_cpus[NHARTS];
 static struct kvm *kvm;
+static bool vm_destroyed;
+#define VM_FMT_FLAGS S2_FMTF_AD /* the VM's, for the tables line */
 
 static struct {
 	unsigned hook_vm, hook_range, kicks, rfence_errors;
 } hw;
+
+/*
+ * A failed run says where its tables are (the pool: every table page, no
+ * guest RAM) and keeps them KEEP_TABLES_S seconds for run.sh, which saves
+ * them with QEMU's pmemsave and quits QEMU (../common/keep-tables.sh);
+ * unwatched, the run then ends as before.
+ */
+#define KEEP_TABLES_S 10
+
+static void keep_tables(void)
+{
+	char line[192];
+	uint64_t t0;
+
+	if (!kvm || vm_destroyed)
+		return;
+	hlog("%s",
+	     tables_line(line, sizeof(line), "hyp", kvm, VM_FMT_FLAGS, 0, H_POOL, H_POOL_SIZE));
+	t0 = csr_read(time);
+	while (csr_read(time) - t0 < KEEP_TABLES_S * TIMEBASE)
+		;
+}
 
 static int env_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
 			  struct s2_pfn_info *out)
@@ -1528,7 +1563,11 @@ static __attribute__((noreturn)) void shutdown(void)
 	CHECK(hw.rfence_errors == 0, EXIT_LIB, "SBI remote HFENCE.GVMA accepted");
 	CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_LIB, "VM not bugged");
 #undef CHECK
+	/* A failed run keeps its tables for finish() (keep_tables). */
+	if (code != EXIT_PASS)
+		finish(code);
 	kvm_destroy_vm(kvm);
+	vm_destroyed = true;
 	hlog("hyp: VM destroyed; pool bytes in use %lu; %llu exits in all\n",
 	     (unsigned long)pool.in_use, (unsigned long long)t.exits);
 	if (pool.in_use && code == EXIT_PASS)
@@ -1554,7 +1593,7 @@ void hyp_main(uint64_t hartid, const uint8_t *host_fdt)
 {
 	struct kvm_vm_params p = { .fmt = S2_FMT_RISCV_G,
 				   .vmid = VM_VMID,
-				   .fmt_flags = S2_FMTF_AD };
+				   .fmt_flags = VM_FMT_FLAGS };
 	struct kvm *k;
 	struct sbiret sr;
 	const uint8_t *img = (const uint8_t *)(uintptr_t)(H_A + (G_IMAGE - G_RAM));

@@ -31,6 +31,12 @@ guest=${LX_RV_CACHE:-$top/build/lx-rv-guest}
 cpu_s=${LX_RV_CPU_LIMIT:-300} wall_s=${LX_RV_WALL_LIMIT:-1800}
 # shellcheck source=examples/common/cpu-limit.sh
 . "$here/../common/cpu-limit.sh"
+# A failed boot keeps its tables: $out/NAME/tables.img, the hypervisor's
+# table pool saved with pmemsave, and NAME/tables.txt, the s2mmu dump
+# command for it (../common/keep-tables.sh, docs/examples.md).
+# shellcheck source=examples/common/keep-tables.sh
+. "$here/../common/keep-tables.sh"
+cpu_limit_each=kt_poll
 
 for t in qemu-system-riscv64 riscv64-linux-gnu-gcc make gzip; do
 	command -v "$t" >/dev/null || {
@@ -47,23 +53,37 @@ isz=$(stat -c %s "$initrd")
 # boot NAME IMAGE OPTIONS...: one boot; prints the hypervisor's lines (and
 # the guest's init lines), returns QEMU's exit status.
 boot() {
-	local name=$1 img=$2 rc start ms log
+	local name=$1 img=$2 rc start ms log quit
 	shift 2
 	log=$out/run-$name.log
+	if ! mkdir -p "$out/$name" || ! kt_open "$out/$name" "$log"; then
+		return 1
+	fi
 	start=$(date +%s%N)
 	cpu_limit "$cpu_s" "$wall_s" qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 512M \
-		-nographic -bios default -kernel "$img" -append "initrd=$isz $*" \
+		-nographic -monitor pipe:"$out/$name/mon" -bios default -kernel "$img" \
+		-append "initrd=$isz $*" \
 		-device loader,file="$guest/Image",addr=0x84200000,force-raw=on \
 		-device loader,file="$initrd",addr=0x88000000,force-raw=on \
 		</dev/null >"$log" 2>&1
 	rc=$?
+	kt_close
+	# QEMU quit on kt_poll's command, after the hypervisor's verdict and
+	# tables lines: its status is then 0, the verdict the hypervisor's line.
+	quit=""
+	if [ "$kt_quit" = 1 ] && [ $rc -eq 0 ]; then
+		rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
+		rc=${rc:-1}
+		quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
+	fi
 	ms=$((($(date +%s%N) - start) / 1000000))
 	if grep -q '^hyp:' "$log"; then
 		sed -n '/^hyp:/,$p' "$log" | grep -v '^guest| \['
 	else
 		cat "$log"
 	fi
-	echo "riscv64-linux $name ($*): qemu exit status $rc after $ms ms"
+	kt_report "riscv64-linux $name:"
+	echo "riscv64-linux $name ($*): qemu exit status $rc after $ms ms$quit"
 	return $rc
 }
 

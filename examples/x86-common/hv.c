@@ -31,6 +31,7 @@
 #include "hv.h"
 
 #include "../common/klib.h"
+#include "../common/tables.h"
 #include "layout.h"
 #include "s2mmu/decode.h"
 #include "s2mmu/env-freestanding.h"
@@ -126,7 +127,8 @@ static struct kvm_vcpu *vcpu;
 static struct kvm_vcpu *probe_vcpu;
 /* The leaf size the huge slot gets: 1 GiB unless the CPU lacks it. */
 static unsigned huge_leaf_level;
-static bool mmio_cache_on; /* the vendor part turned cached MMIO entries on */
+static unsigned vm_fmt_flags; /* the VM's S2_FMTF_*, for hv_print_tables() */
+static bool mmio_cache_on;    /* the vendor part turned cached MMIO entries on */
 
 static uint8_t host_tss[2][104] __attribute__((aligned(16)));
 
@@ -190,27 +192,22 @@ static const struct kvm_memory_slot slots[4] = {
 };
 
 /*
- * Where the stage-2 tables are, for a memory image of them (x86-npt-qemu's
- * run.sh saves it with QEMU's pmemsave on a failure; docs/examples.md shows
- * the s2mmu dump of it): prints the pool holding every table page and the
- * root. False (nothing printed) before the VM exists.
+ * Where the stage-2 tables are, for a memory image of them (a failed run
+ * saves it: QEMU's pmemsave, ../common/keep-tables.sh, or bochs's
+ * writemem; docs/examples.md shows the s2mmu dump of it): prints the pool
+ * holding every table page and the root (../common/tables.h) and gives the
+ * pool's range. False (nothing printed) before the VM exists.
  */
-bool hv_print_tables(void)
+bool hv_print_tables(uint64_t *base, uint64_t *size)
 {
-	uint64_t base, size;
+	char line[192];
 
 	if (!kvm)
 		return false;
-#if HV_PREPARED
-	base = (uint64_t)(uintptr_t)table_mem;
-	size = sizeof(table_mem);
-#else
-	base = HOST_POOL_HPA;
-	size = HOST_POOL_SIZE;
-#endif
-	kprintf("hv: tables: fmt %s gpa_bits %u, pool 0x%llx size 0x%llx, root 0x%llx\n",
-		s2_fmt_name(kvm_fmt(kvm)), kvm_gpa_bits(kvm), (unsigned long long)base,
-		(unsigned long long)size, (unsigned long long)kvm_mmu_root_hpa(kvm));
+	/* Every table page comes from table_mem, prepared or not (hv_alloc_table). */
+	*base = (uint64_t)(uintptr_t)table_mem;
+	*size = sizeof(table_mem);
+	kprintf("%s", tables_line(line, sizeof(line), "hv", kvm, vm_fmt_flags, 0, *base, *size));
 	return true;
 }
 
@@ -909,6 +906,7 @@ static void setup_vm(void)
 	if (hv_arch.caps(&p))
 		fail("CPU lacks what the example needs", 0);
 	huge_leaf_level = p.max_leaf_level ? p.max_leaf_level : 3;
+	vm_fmt_flags = p.fmt_flags;
 	mmio_cache_on = p.mmio_cache == S2_MMIO_CACHE_ON;
 	r = kvm_create_vm(&p, &kvm);
 	if (r)

@@ -77,9 +77,11 @@ void hv_rcu_online(void);
 void hv_console_init(void);
 /* End the run: @pass true prints RESULT: PASS; never returns. */
 void hv_finish(bool pass) __attribute__((noreturn));
-/* Print "hv: tables: fmt F gpa_bits N, pool P size S, root R" (the pool that
- * holds every table page): false before the VM exists. hv.c. */
-bool hv_print_tables(void);
+/* Print "hv: tables: fmt F gpa_bits N[ flags L], pool P size S, root R" (the
+ * pool that holds every table page, ../common/tables.h) and set *@base and
+ * *@size to P and S: false (nothing printed or set) before the VM exists.
+ * hv.c. */
+bool hv_print_tables(uint64_t *base, uint64_t *size);
 
 /*
  * Set by the build (a test hook): the library's flush does not reach the

@@ -38,6 +38,27 @@ static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 			 : "a"(leaf), "c"(sub));
 }
 
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/*
+ * Spin @ticks TSC ticks. A failed run under QEMU keeps its tables this long
+ * (2^34 ticks: seconds) after its "tables:" line, for its run script to save
+ * them (../common/keep-tables.sh), which quits QEMU at once after.
+ */
+static inline void tsc_wait(uint64_t ticks)
+{
+	uint64_t t0 = rdtsc();
+
+	while (rdtsc() - t0 < ticks)
+		__asm__ volatile("pause");
+}
+
 #define X86_READ_CR(n)                                             \
 	({                                                         \
 		uint64_t v_;                                       \

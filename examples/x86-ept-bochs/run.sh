@@ -42,10 +42,19 @@ fi
 sed -e "s|@IMG@|$B/ept.img|" -e "s|@LOG@|$B/bochs.log|" "$here/bochsrc.in" > "$B/bochsrc"
 # --break-flush runs until the boot CPU gives up on the zap's flush: longer.
 deftimeout=30; [ $mode = break ] && deftimeout=60
+# bochs reads debugger commands from $B/cmds: "c", then at the magic
+# breakpoint writemem of a failed run's table pool (its place and size are
+# the words hv_tables_range[] of vmx.c, read with the debugger's @addr; a
+# pass leaves the size 0, which writes nothing) and "quit". Its own chatter
+# goes to the log, the guest's port 0xe9 to stdout. The hypervisor
+# identity-maps the pool: its linear addresses (what writemem reads) are the
+# physical ones.
+range=$(nm "$B/hv.elf" | awk '$3 == "hv_tables_range" { print "0x" $1 }')
+[ -n "$range" ] || { echo "run.sh: no hv_tables_range in $B/hv.elf" >&2; exit 1; }
+rm -f "$B/tables.img" "$B/tables.txt"
+printf 'c\nwritemem "%s" @0x%x @0x%x\nquit\n' "$B/tables.img" $((range)) $((range + 4)) >"$B/cmds"
 start=$(date +%s.%N)
-# bochs reads debugger commands from cmds ("c", then "quit" at the magic
-# breakpoint); its own chatter goes to the log, the guest's port 0xe9 to stdout.
-timeout "${TIMEOUT:-$deftimeout}" "$bochs" -q -f "$B/bochsrc" -rc "$here/cmds" </dev/null >"$B/out.txt" 2>"$B/err.txt"
+timeout "${TIMEOUT:-$deftimeout}" "$bochs" -q -f "$B/bochsrc" -rc "$B/cmds" </dev/null >"$B/out.txt" 2>"$B/err.txt"
 rc=$?
 end=$(date +%s.%N)
 # port 0xe9 output is everything that is not bochs's own "(0) ..." / "Next at"
@@ -56,6 +65,12 @@ awk -v rc="$rc" -v s="$start" -v e="$end" 'BEGIN { printf "bochs: exit %s after 
 if [ $rc -eq 124 ]; then
 	echo "run.sh: bochs timed out; last log lines:"; tail -n 5 "$B/bochs.log"
 fi
+# A failed run's tables: the "hv: tables:" line and the writemem image
+# (../common/keep-tables.sh's kt_parse, kt_check, kt_report).
+. "$here/../common/keep-tables.sh"
+kt_dir=$B kt_log=$B/out.txt kt_line="" kt_saved=0
+kt_parse && kt_check
+kt_report "run.sh:"
 
 pass=0; grep -q '^RESULT: PASS' "$B/out.txt" && pass=1
 # The table pool sized with the calculator (docs/static.md): its high water

@@ -22,6 +22,7 @@
  * migration is over.
  */
 #include "../common/klib.h"
+#include "../common/tables.h"
 #include "../x86-common/smp.h"
 #include "../x86-common/x86.h"
 #include "lx.h"
@@ -50,6 +51,7 @@ static struct s2_freestanding fs;
 static struct s2_fs_cpu rcu_cpus[NCPUS];
 static uint8_t cpu_of_apic[256], cpu_known[256];
 static struct kvm *kvm;
+static unsigned vm_fmt_flags; /* its S2_FMTF_*, for the tables line */
 static struct kvm_vcpu *vcpu;
 static uint8_t host_tss[2][104] __attribute__((aligned(16)));
 static volatile uint32_t host_apic_id, vcpu_apic_id;
@@ -120,6 +122,18 @@ static void __attribute__((noreturn)) finish(bool pass)
 		for (;;)
 			__asm__ volatile("cli; hlt");
 	kprintf("RESULT: %s\n", pass ? "PASS" : "FAIL");
+	/*
+	 * A failed run says where its tables are (the page pool) and, under
+	 * QEMU, waits while run.sh saves them (../common/keep-tables.sh).
+	 */
+	if (!pass && kvm) {
+		char line[192];
+
+		kprintf("%s", tables_line(line, sizeof(line), "lx", kvm, vm_fmt_flags, 0,
+					  LX_POOL_HPA, LX_POOL_SIZE));
+		if (lx_arch.keep_tables)
+			lx_arch.keep_tables();
+	}
 	outb(PORT_HV, pass ? DEBUG_EXIT_PASS : DEBUG_EXIT_FAIL);
 	/* bochs has no isa-debug-exit: its magic breakpoint stops the run. */
 	__asm__ volatile("xchg %%bx, %%bx" : : : "memory");
@@ -577,14 +591,6 @@ static bool same(uint64_t a, uint64_t b, uint64_t bytes)
 		    *(volatile uint64_t *)(uintptr_t)(b + i))
 			return false;
 	return true;
-}
-
-static uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
 }
 
 #define POISON 0xdeadbeefdeadbeefull
@@ -1069,6 +1075,7 @@ static void setup_vm(void)
 	p.env = &fs.env;
 	if (lx_arch.caps(&p))
 		lx_fail("CPU lacks what the example needs", 0);
+	vm_fmt_flags = p.fmt_flags;
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		lx_fail("kvm_create_vm", r);

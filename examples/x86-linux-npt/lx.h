@@ -92,6 +92,11 @@ struct lx_arch {
 	void (*print_stats)(void);
 	/* PML entries handed to kvm_flush_pml_buffer() (NULL without PML). */
 	uint64_t (*pml_entries)(void);
+	/*
+	 * After a failed run's tables line: wait while run.sh saves the tables
+	 * (QEMU; ../common/keep-tables.sh). NULL: end at once (bochs).
+	 */
+	void (*keep_tables)(void);
 };
 
 extern const struct lx_arch lx_arch;

@@ -56,20 +56,40 @@ if [ $mode = interactive ]; then
 		-initrd "$G/vmlinuz,$G/initramfs.cpio.gz" -append "$cmdline lx.shell"
 fi
 # The first word of the multiboot command line is the image's name (QEMU
-# passes it on); the rest is Linux's.
+# passes it on); the rest is Linux's. The monitor on FIFOs: a failed run
+# prints "lx: tables: ..." and waits; the page pool (16 MiB, where every
+# table page is) is then saved with pmemsave into $B/tables.img and QEMU is
+# told to quit (../common/keep-tables.sh, docs/examples.md).
+. "$here/../common/keep-tables.sh"
+kt_open "$B" "$B/out.txt" || exit 1
 start=$(date +%s.%N)
 timeout "${TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -M pc -cpu qemu64,+svm,+npt -smp 2 -m 1G \
-	-display none -serial stdio -monitor none -no-reboot -nodefaults \
+	-display none -serial stdio -monitor pipe:"$B/mon" -no-reboot -nodefaults \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$B/hv.bin" \
 	-initrd "$G/vmlinuz,$G/initramfs.cpio.gz" \
 	-append "$cmdline" \
-	</dev/null >"$B/out.txt" 2>"$B/err.txt"
+	</dev/null >"$B/out.txt" 2>"$B/err.txt" &
+qemu=$!
+while kill -0 $qemu 2>/dev/null; do
+	kt_poll && break
+	sleep 0.5
+done
+wait $qemu
 rc=$?
+kt_close
 end=$(date +%s.%N)
 tr -d '\r' <"$B/out.txt"
 awk -v rc="$rc" -v s="$start" -v e="$end" 'BEGIN { printf "qemu: exit %s after %.1f s\n", rc, e - s }'
 [ -s "$B/err.txt" ] && sed 's/^/qemu: /' "$B/err.txt"
 [ $rc -eq 124 ] && echo "run.sh: qemu timed out"
+kt_report "run.sh:"
+# QEMU quit on the script's command after the hypervisor's FAIL verdict and
+# its tables line: its status is then 0, and the verdict's status (35) is
+# taken from the hypervisor's RESULT line.
+if [ "$kt_quit" = 1 ] && [ $rc -eq 0 ] && grep -q '^RESULT: FAIL' "$B/out.txt"; then
+	echo "run.sh: QEMU quit after the save: status 35 from the hypervisor's RESULT: FAIL"
+	rc=35
+fi
 
 pass=0
 [ $rc -eq 33 ] && grep -q '^RESULT: PASS' "$B/out.txt" && pass=1

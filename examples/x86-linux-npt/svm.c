@@ -283,6 +283,13 @@ static void svm_print_stats(void)
 		BREAK_FLUSH ? " [BREAK_FLUSH: flushes dropped, no kick]" : "");
 }
 
+/* Seconds (2^34 TSC ticks) for run.sh to save the failed run's tables; it
+ * quits QEMU once it has them. */
+static void svm_keep_tables(void)
+{
+	tsc_wait(1ull << 34);
+}
+
 const struct lx_arch lx_arch = {
 	.name = "AMD SVM + NPT (QEMU TCG)",
 	.fmt = S2_FMT_X86_NPT,
@@ -298,4 +305,5 @@ const struct lx_arch lx_arch = {
 	.set_efer = svm_set_efer,
 	.host_intact = svm_host_intact,
 	.print_stats = svm_print_stats,
+	.keep_tables = svm_keep_tables,
 };

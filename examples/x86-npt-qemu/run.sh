@@ -49,60 +49,28 @@ fi
 deftimeout=30; [ $mode = break ] && deftimeout=60
 # The monitor on FIFOs: a failed run prints "hv: tables: ..." and waits;
 # the table pool is then saved with pmemsave into $B/tables.img (for s2mmu
-# dump, docs/examples.md) and QEMU is told to quit.
-rm -f "$B/mon.in" "$B/mon.out" "$B/tables.img" "$B/tables.txt"
-mkfifo "$B/mon.in" "$B/mon.out" || exit 1
+# dump, docs/examples.md) and QEMU is told to quit (../common/keep-tables.sh).
+. "$here/../common/keep-tables.sh"
+kt_open "$B" "$B/out.txt" || exit 1
 start=$(date +%s.%N)
 timeout "${TIMEOUT:-$deftimeout}" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt,+pdpe1gb -smp 2 -m 2G \
 	-display none -serial stdio -monitor pipe:"$B/mon" -no-reboot -nodefaults \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$B/hv.bin" \
 	</dev/null >"$B/out.txt" 2>"$B/err.txt" &
 qemu=$!
-cat "$B/mon.out" >"$B/monitor.log" &
-reader=$!
-# QEMU opens the pipes read-write: this open does not wait for it.
-exec 3<>"$B/mon.in"
-tables=""
 while kill -0 $qemu 2>/dev/null; do
-	tables=$(grep -a -m1 '^hv: tables:' "$B/out.txt" | tr -d '\r')
-	[ -n "$tables" ] && break
+	kt_poll && break
 	sleep 0.1
 done
-saved=0
-if [ -n "$tables" ]; then
-	# shellcheck disable=SC2046
-	set -- $(echo "$tables" | sed 's/.*fmt \([^ ]*\) gpa_bits \([0-9]*\), pool \(0x[0-9a-f]*\) size \(0x[0-9a-f]*\), root \(0x[0-9a-f]*\).*/\1 \2 \3 \4 \5/')
-	# Quoted: HMP would read "SIZE /path" as a division.
-	echo "pmemsave $3 $4 \"$B/tables.img\"" >&3
-	for _ in $(seq 100); do
-		if [ -f "$B/tables.img" ] && [ "$(stat -c %s "$B/tables.img")" -eq $(($4)) ]; then
-			saved=1
-			break
-		fi
-		sleep 0.1
-	done
-	[ $saved = 1 ] && echo "s2mmu dump --fmt $1 --gpa-bits $2 --root $5 --image-base $3 --image $B/tables.img" >"$B/tables.txt"
-	echo quit >&3
-fi
 wait $qemu
 rc=$?
-exec 3>&-
-kill $reader 2>/dev/null
-wait $reader 2>/dev/null
-rm -f "$B/mon.in" "$B/mon.out"
+kt_close
 end=$(date +%s.%N)
 tr -d '\r' <"$B/out.txt"
 awk -v rc="$rc" -v s="$start" -v e="$end" 'BEGIN { printf "qemu: exit %s after %.1f s\n", rc, e - s }'
 [ -s "$B/err.txt" ] && sed 's/^/qemu: /' "$B/err.txt"
 [ $rc -eq 124 ] && echo "run.sh: qemu timed out"
-if [ -n "$tables" ]; then
-	if [ $saved = 1 ]; then
-		echo "run.sh: failed run's tables saved with pmemsave (QEMU quit after it); look at them with"
-		echo "    $(cat "$B/tables.txt")"
-	else
-		echo "run.sh: the tables could not be saved (no pmemsave image)"
-	fi
-fi
+kt_report "run.sh:"
 
 pass=0; [ $rc -eq 33 ] && grep -q '^RESULT: PASS' "$B/out.txt" && pass=1
 # Fully prepared (HV_PREPARED, docs/static.md): the table pool's high-water

@@ -68,21 +68,15 @@ void hv_console_init(void)
 /*
  * A failed run keeps its tables a while for run.sh, which saves the pool
  * with QEMU's pmemsave when it sees the "hv: tables:" line and then quits
- * QEMU; unwatched, the run ends after about 2^34 TSC ticks (seconds).
+ * QEMU (../common/keep-tables.sh); unwatched, the run ends after about 2^34
+ * TSC ticks (seconds).
  */
 static void keep_tables(void)
 {
-	uint32_t lo, hi;
-	uint64_t t0, t;
+	uint64_t pool, size;
 
-	if (!hv_print_tables())
-		return;
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	t0 = (uint64_t)hi << 32 | lo;
-	do {
-		__asm__ volatile("pause; rdtsc" : "=a"(lo), "=d"(hi));
-		t = (uint64_t)hi << 32 | lo;
-	} while (t - t0 < (1ull << 34));
+	if (hv_print_tables(&pool, &size))
+		tsc_wait(1ull << 34);
 }
 
 void hv_finish(bool pass)
