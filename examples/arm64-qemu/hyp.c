@@ -44,6 +44,7 @@
 
 #include "../arm64-common/a64.h"
 #include "../common/klib.h"
+#include "../common/tables.h"
 #include "layout.h"
 #include "s2mmu/arm64-s2.h"
 #include "s2mmu/decode.h"
@@ -67,9 +68,13 @@ enum {
 #define GICC 0x08010000ul
 #define INTID_HYP_TIMER 26 /* CNTHP, PPI 10 */
 
+static void keep_tables(void);
+
 static __attribute__((noreturn)) void finish(int code)
 {
 	kprintf("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
+	if (code)
+		keep_tables();
 	a64_semihost_exit(code);
 }
 
@@ -221,6 +226,33 @@ static void env_log(void *ctx, enum s2_log_level level, const char *msg)
 /* ---- the VM --------------------------------------------------------------- */
 
 static struct kvm *kvm;
+static unsigned vm_fmt_flags; /* its S2_FMTF_*, for the tables line */
+static bool vm_destroyed;
+
+/*
+ * A failed run says where its tables are (the table pool at H_POOL: every
+ * table page) and keeps them KEEP_TABLES_S seconds for run.sh, which saves
+ * them with QEMU's pmemsave and quits QEMU (../common/keep-tables.sh);
+ * unwatched, the run then ends as before.
+ */
+#define KEEP_TABLES_S 10
+
+static void keep_tables(void)
+{
+	char line[192];
+	uint64_t t0, wait;
+
+	if (!kvm || vm_destroyed)
+		return;
+	kprintf("%s",
+		tables_line(line, sizeof(line), "hyp", kvm, vm_fmt_flags, 0, H_POOL, T_POOL_BYTES));
+	isb();
+	t0 = sysreg_read(cntpct_el0);
+	wait = sysreg_read(cntfrq_el0) * KEEP_TABLES_S;
+	do
+		isb();
+	while (sysreg_read(cntpct_el0) - t0 < wait);
+}
 static struct kvm_vcpu *vcpu;
 static struct a64_regs regs;
 
@@ -770,6 +802,7 @@ static void setup(void)
 	fs_synchronize_rcu = fs.ops.synchronize_rcu;
 	fs.ops.synchronize_rcu = env_synchronize_rcu;
 	p.env = &fs.env;
+	vm_fmt_flags = p.fmt_flags;
 
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
@@ -969,7 +1002,11 @@ static int report(void)
 	for (;;)
 		__asm__ volatile("wfi");
 #endif
+	/* A failed run keeps its tables for finish() (keep_tables). */
+	if (code != EXIT_PASS)
+		return code;
 	kvm_destroy_vm(kvm);
+	vm_destroyed = true;
 	kprintf("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
 		(unsigned long)pool.in_use, (unsigned long)pool.high_water);
 	kprintf("sizing: calculator figure %lu bytes (root, tables, vcpu cache), table pool "

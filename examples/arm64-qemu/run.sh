@@ -63,17 +63,38 @@ elif echo "$insns" | grep -q ' tlbi '; then
 	exit 1
 fi
 
+# A failed run keeps its tables: $out/MODE-CPU/tables.img, the table pool
+# saved with pmemsave, and tables.txt, the s2mmu dump command for it
+# (../common/keep-tables.sh, docs/examples.md).
+# shellcheck source=examples/common/keep-tables.sh
+. "$here/../common/keep-tables.sh"
 fail=0
 for cpu in cortex-a57 max; do
 	log=$out/run-$mode-$cpu.log
+	mkdir -p "$out/$mode-$cpu" && kt_open "$out/$mode-$cpu" "$log" || exit 1
 	start=$(date +%s%N)
 	timeout 30 qemu-system-aarch64 -M virt,virtualization=on -cpu "$cpu" -smp 1 -m 2G \
-		-nographic -semihosting -kernel "$img" </dev/null >"$log" 2>&1
+		-nographic -monitor pipe:"$out/$mode-$cpu/mon" -semihosting -kernel "$img" \
+		</dev/null >"$log" 2>&1 &
+	qemu=$!
+	while kill -0 $qemu 2>/dev/null; do
+		kt_poll && break
+		sleep 0.1
+	done
+	wait $qemu
 	rc=$?
+	kt_close
 	ms=$((($(date +%s%N) - start) / 1000000))
 	echo "==== -cpu $cpu"
 	cat "$log"
-	echo "arm64-qemu ($mode, -cpu $cpu): qemu exit status $rc after $ms ms"
+	kt_report "arm64-qemu ($mode, -cpu $cpu):"
+	quit=""
+	if [ "$kt_quit" = 1 ] && [ "$rc" -eq 0 ]; then
+		rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
+		rc=${rc:-1}
+		quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
+	fi
+	echo "arm64-qemu ($mode, -cpu $cpu): qemu exit status $rc after $ms ms$quit"
 	if [ "$rc" -ne "$want" ]; then
 		fail=1
 	elif [ "$mode" = normal ] && ! grep -q '^hyp: PASS' "$log"; then
@@ -104,8 +125,8 @@ if [ "$mode" = break ]; then
 fi
 [ "$fail" -eq 0 ] && exit 0
 # A failed run: boot it again with the call trace on and the tables kept
-# (trace.sh, -cpu cortex-a57), so that the stage-2 tables can be looked at
-# with s2mmu dump and the calls that led there replayed (docs/examples.md).
-echo "arm64-qemu: FAILED; booting the trace build to save its tables (trace.sh)"
+# (trace.sh, -cpu cortex-a57), so that the calls that led there can be
+# replayed and their tables compared (docs/examples.md).
+echo "arm64-qemu: FAILED; booting the trace build for its call trace (trace.sh)"
 EXAMPLE_O=$out bash "$here/trace.sh" || true
 exit 1

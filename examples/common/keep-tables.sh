@@ -35,9 +35,10 @@ kt_open() {
 	kt_reader=$!
 }
 
-# kt_field NAME: the value after " NAME " in the tables line.
+# kt_field NAME: the value after " NAME " in the tables line (a flags list
+# has commas; the comma before ", pool" is not the value's).
 kt_field() {
-	echo "$kt_line" | sed -n "s/.* $1 \([^ ,]*\).*/\1/p"
+	echo "$kt_line" | sed -n "s/.* $1 \([^ ]*\).*/\1/p" | sed 's/,$//'
 }
 
 # kt_parse: the tables line of kt_log into kt_fmt, kt_bits, kt_pool, ...;

@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "../common/klib.h"
+#include "../common/tables.h"
 #include "../riscv64-common/rv.h"
 #include "layout.h"
 #include "s2mmu/decode.h"
@@ -62,9 +63,19 @@ enum {
 
 #define ZAP_DELAY 20000 /* 2 ms of the virt board's 10 MHz timebase */
 
+static void keep_tables(void);
+
 static __attribute__((noreturn)) void finish(int code)
 {
+	static uint32_t finishing;
+
+	/* One verdict, even if both harts get here. */
+	if (__atomic_exchange_n(&finishing, 1, __ATOMIC_ACQ_REL))
+		for (;;)
+			__asm__ volatile("wfi");
 	hlog("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
+	if (code)
+		keep_tables();
 	rv_test_exit(code);
 }
 
@@ -233,6 +244,30 @@ static unsigned env_this_cpu(void *ctx)
 /* ---- the VM --------------------------------------------------------------- */
 
 static struct kvm *kvm;
+static bool vm_destroyed;
+#define VM_FMT_FLAGS S2_FMTF_AD /* the VM's, for the tables line */
+
+/*
+ * A failed run says where its tables are (the table pool at H_POOL: every
+ * table page) and keeps them KEEP_TABLES_S seconds of the 10 MHz timebase
+ * for run.sh, which saves them with QEMU's pmemsave and quits QEMU
+ * (../common/keep-tables.sh); unwatched, the run then ends as before.
+ */
+#define KEEP_TABLES_S 10
+
+static void keep_tables(void)
+{
+	char line[192];
+	uint64_t t0;
+
+	if (!kvm || vm_destroyed)
+		return;
+	hlog("%s",
+	     tables_line(line, sizeof(line), "hyp", kvm, VM_FMT_FLAGS, 0, H_POOL, T_POOL_BYTES));
+	t0 = csr_read(time);
+	while (csr_read(time) - t0 < KEEP_TABLES_S * 10000000ull)
+		;
+}
 static struct kvm_vcpu *vcpu;
 static struct rv_regs regs;
 
@@ -730,7 +765,7 @@ static void setup(void)
 		.fmt = S2_FMT_RISCV_G,
 		.gpa_bits = 41,
 		.vmid = VM_VMID,
-		.fmt_flags = S2_FMTF_AD,
+		.fmt_flags = VM_FMT_FLAGS,
 		.mmio_cache = S2_MMIO_CACHE_ON,
 	};
 	int r;
@@ -948,7 +983,11 @@ static int report(void)
 	for (;;)
 		__asm__ volatile("wfi");
 #endif
+	/* A failed run keeps its tables for finish() (keep_tables). */
+	if (code != EXIT_PASS)
+		return code;
 	kvm_destroy_vm(kvm);
+	vm_destroyed = true;
 	hlog("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
 	     (unsigned long)pool.in_use, (unsigned long)pool.high_water);
 	hlog("sizing: calculator figure %lu bytes (root, tables, vcpu cache), table pool high "

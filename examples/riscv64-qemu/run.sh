@@ -64,11 +64,24 @@ elif [ -n "$fences" ]; then
 	exit 1
 fi
 
+# A failed run keeps its tables: $out/MODE/tables.img, the table pool saved
+# with pmemsave, and tables.txt, the s2mmu dump command for it
+# (../common/keep-tables.sh, docs/examples.md).
+# shellcheck source=examples/common/keep-tables.sh
+. "$here/../common/keep-tables.sh"
 log=$out/run-$mode.log
+mkdir -p "$out/$mode" && kt_open "$out/$mode" "$log" || exit 1
 start=$(date +%s%N)
 timeout 30 qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 2G -nographic \
-	-bios default -kernel "$img" </dev/null >"$log" 2>&1
+	-monitor pipe:"$out/$mode/mon" -bios default -kernel "$img" </dev/null >"$log" 2>&1 &
+qemu=$!
+while kill -0 $qemu 2>/dev/null; do
+	kt_poll && break
+	sleep 0.1
+done
+wait $qemu
 rc=$?
+kt_close
 ms=$((($(date +%s%N) - start) / 1000000))
 # OpenSBI's banner first; show it only when the hypervisor printed nothing.
 if grep -q '^hyp:' "$log"; then
@@ -76,7 +89,14 @@ if grep -q '^hyp:' "$log"; then
 else
 	cat "$log"
 fi
-echo "riscv64-qemu ($mode): qemu exit status $rc after $ms ms"
+kt_report "riscv64-qemu ($mode):"
+quit=""
+if [ "$kt_quit" = 1 ] && [ "$rc" -eq 0 ]; then
+	rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
+	rc=${rc:-1}
+	quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
+fi
+echo "riscv64-qemu ($mode): qemu exit status $rc after $ms ms$quit"
 
 if [ "$mode" = break ]; then
 	if [ "$rc" -eq 2 ]; then
@@ -102,8 +122,8 @@ if [ "$rc" -eq 0 ] && [ "$sized" -eq 1 ] && grep -q '^hyp: PASS' "$log"; then
 	exit 0
 fi
 # A failed run: boot it again with the call trace on and the tables kept
-# (trace.sh), so that the G-stage tables can be looked at with s2mmu dump
-# and the calls that led there replayed (docs/examples.md).
-echo "riscv64-qemu: FAILED; booting the trace build to save its tables (trace.sh)"
+# (trace.sh), so that the calls that led there can be replayed and their
+# tables compared (docs/examples.md).
+echo "riscv64-qemu: FAILED; booting the trace build for its call trace (trace.sh)"
 EXAMPLE_O=$out bash "$here/trace.sh" || true
 exit 1
