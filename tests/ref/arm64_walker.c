@@ -232,7 +232,8 @@ int ref_arm64_walk(uint64_t vtcr, uint64_t vttbr, unsigned ctl, uint64_t ipa, st
 		int lsb = p.gbits + (3 - level) * p.stride;
 		int bits = level == p.start ? first_bits : p.stride;
 		uint64_t idx = (ipa >> lsb) & ((1ull << bits) - 1);
-		uint64_t desc = ((const uint64_t *)(uintptr_t)table)[idx];
+		uint64_t desc = __atomic_load_n(&((const uint64_t *)(uintptr_t)table)[idx],
+						__ATOMIC_RELAXED);
 		uint64_t addr, size;
 		int ours = 4 - level;
 		unsigned mt;

@@ -87,7 +87,7 @@ int ref_ept_walk(uint64_t eptp, unsigned ctl, uint64_t gpa, struct ref_xlate *ou
 		unsigned shift = 12 + 9 * (unsigned)(level - 1);
 		bool page;
 
-		e = table[(gpa >> shift) & 511];
+		e = __atomic_load_n(&table[(gpa >> shift) & 511], __ATOMIC_RELAXED);
 
 		/* Present: any of bits 2:0, or bit 10 with MBEC. */
 		if (!(e & 7) && !(mbec && (e & BIT(10))))

@@ -57,7 +57,8 @@ int ref_npt_walk_maxphy(uint64_t ncr3, bool five_level, unsigned maxphyaddr, uin
 		uint64_t idx = (gpa >> shift) & 0x1ff;
 		bool page;
 
-		e = *(const uint64_t *)(uintptr_t)(table + idx * 8);
+		e = __atomic_load_n((const uint64_t *)(uintptr_t)(table + idx * 8),
+				    __ATOMIC_RELAXED);
 		if (!(e & E_P))
 			return stop(out, REF_FAULT_NOT_PRESENT, level);
 		if (e & addr_rsvd)

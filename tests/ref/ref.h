@@ -8,6 +8,10 @@
  * value(s) the hardware would use (EPTP; VTCR_EL2 + VTTBR_EL2; hgatp; nCR3 plus
  * the 5-level flag) and a gpa, and treats every table physical address as a
  * host pointer: hosted tests allocate tables with aligned_alloc, so pa == va.
+ * Each entry is read once, atomically (relaxed), as a hardware walker reads
+ * it: multithreaded tests walk tables other threads are changing, and a
+ * plain load there is a data race (TSan reported one, rarely, in
+ * dirty_sleep_mt's check of slot 0 against concurrent memslot updates).
  *
  * Tests compare what the library's tables say (through the format inlines or
  * kvm_mmu_lookup) against what the reference walker computes from the raw bits.

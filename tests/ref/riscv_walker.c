@@ -71,7 +71,8 @@ int ref_riscv_walk(uint64_t hgatp, unsigned ext, uint64_t gpa, struct ref_xlate 
 		int level = i + 1;
 
 		/* Step 2: pte = the entry at a + vpn[i] * PTESIZE. */
-		pte = *(const uint64_t *)(uintptr_t)(a + vpn * PTESIZE);
+		pte = __atomic_load_n((const uint64_t *)(uintptr_t)(a + vpn * PTESIZE),
+				      __ATOMIC_RELAXED);
 
 		/* Step 3: V=0, W without R, or reserved bits or encodings. */
 		if (!(pte & PTE_V))
