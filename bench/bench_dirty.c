@@ -14,7 +14,13 @@
  *                hardware writes entries, and here it writes none (no
  *                hardware A/D, or NPT's leaves are young and dirty;
  *                docs/rules.md "Aging"). The locked sweep (one atomic
- *                exchange per entry) is printed below the table.
+ *                exchange per entry) is printed below the table. This row
+ *                also times the memslot update itself (a new memslot
+ *                array, the bitmap, a grace period).
+ *  wrprotect_range  kvm_mmu_wrprotect_range() over the same slot, all
+ *                leaves writable: the walk alone, W and MMU-writable off
+ *                each leaf, one flush.
+ *    limit       plain_rmw, as above.
  *  eager_split   the same on a slot of 2 MiB leaves: each becomes a table of
  *                512 protected 4 KiB leaves (pages allocated before
  *                mmu_lock).
@@ -64,7 +70,16 @@
 #define HVA_BASE 0x7f0000000000ull /* simulated host memory */
 #define SLOT 0
 
-enum { OP_WRPROTECT, OP_SPLIT, OP_COLLAPSE, OP_CLEAR_DENSE, OP_CLEAR_SPARSE, OP_GET, NR_OPS };
+enum {
+	OP_WRPROTECT,
+	OP_WP_RANGE,
+	OP_SPLIT,
+	OP_COLLAPSE,
+	OP_CLEAR_DENSE,
+	OP_CLEAR_SPARSE,
+	OP_GET,
+	NR_OPS
+};
 
 struct vm {
 	struct s2_hosted h;
@@ -216,6 +231,14 @@ static void measure_small(struct fmt_bench *b, uint64_t *bm, uint64_t *ones)
 	long n;
 
 	write_pages(b, v, 1); /* every leaf writable */
+	t0 = bench_now_ns();
+	n = kvm_mmu_wrprotect_range(v->kvm, gfn_to_gpa(BASE_GFN), pages << 12);
+	t1 = bench_now_ns();
+	if (n != (long)pages)
+		die(b->name, "wrprotect_range: leaves", n);
+	bench_add(&b->s[OP_WP_RANGE], t1 - t0, pages);
+
+	write_pages(b, v, 1); /* every leaf writable again */
 	bench_add(&b->s[OP_WRPROTECT], set_log(b, v, true), pages);
 
 	write_pages(b, v, 1); /* every page dirty and writable */
@@ -265,6 +288,7 @@ int main(void)
 		double target;
 	} rowdef[NR_OPS] = {
 		[OP_WRPROTECT] = { "wrprotect", "plain_rmw", 5, WRPROTECT_TARGET },
+		[OP_WP_RANGE] = { "wrprotect_range", "plain_rmw", 5, WRPROTECT_TARGET },
 		[OP_SPLIT] = { "eager_split", "naive_split", 1, SPLIT_TARGET },
 		[OP_COLLAPSE] = { "collapse", "naive_collapse", 4, COLLAPSE_TARGET },
 		[OP_CLEAR_DENSE] = { "clear_dense", "plain_rmw_dense", 6, CLEAR_DENSE_TARGET },
