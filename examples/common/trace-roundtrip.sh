@@ -5,10 +5,11 @@
 # round trip from a run under QEMU, for an example hypervisor built with the
 # library's call trace (CONFIG_S2_TRACE: every call printed on the console
 # as an "s2mmu[4]: " line by the example's log hook) and with
-# TRACE_ROUNDTRIP (after its checks it prints "hyp: trace end: verdict N,
-# pool P size S, root R" and keeps its tables instead of destroying the VM).
-# Boots ELF with QEMU QEMU-ARGS (console on stdio, monitor on FIFOs in DIR),
-# saves the pool with pmemsave into DIR/tables.img, then with the host tool
+# TRACE_ROUNDTRIP (after its checks it prints "hyp: trace end: verdict N"
+# and the tables line of ../common/tables.h, and keeps its tables instead of
+# destroying the VM). Boots ELF with QEMU QEMU-ARGS (console on stdio,
+# monitor on FIFOs in DIR), saves the pool with pmemsave into DIR/tables.img
+# (../common/keep-tables.sh), then with the host tool
 # TOOL (s2mmu):
 #   - replay --dump --ignore-ad of DIR/run.trace (the console's lines) must
 #     meet every printed result but the aging calls' (hardware may set A in
@@ -22,51 +23,35 @@ set -u
 [ $# -ge 5 ] || { echo "usage: $0 NAME DIR ELF TOOL QEMU [ARGS...]" >&2; exit 2; }
 name=$1 d=$2 elf=$3 tool=$4
 shift 4
+# shellcheck source=examples/common/keep-tables.sh
+. "$(dirname "${BASH_SOURCE[0]}")/keep-tables.sh"
 rm -rf "$d"
 mkdir -p "$d"
-mkfifo "$d/mon.in" "$d/mon.out"
 log=$d/console.log
+kt_open "$d" "$log" || exit 1
 start=$(date +%s%N)
 timeout 60 "$@" -display none -serial stdio -monitor pipe:"$d/mon" -kernel "$elf" \
 	</dev/null >"$log" 2>&1 &
 qemu=$!
-cat "$d/mon.out" >"$d/monitor.log" &
-reader=$!
-# QEMU opens the pipes read-write: this open does not wait for it.
-exec 3<>"$d/mon.in"
-end=""
+# The tables line follows "hyp: trace end": kt_poll saves the pool and
+# quits QEMU; without it in 30 s (or once QEMU ended), QEMU is ended.
 for _ in $(seq 300); do
-	end=$(grep -a -m1 '^hyp: trace end' "$log" | tr -d '\r')
-	[ -n "$end" ] && break
+	kt_poll && break
 	kill -0 $qemu 2>/dev/null || break
 	sleep 0.1
 done
-saved=0
-if [ -n "$end" ]; then
-	read -r pool size root < <(echo "$end" |
-		sed 's/.*pool \(0x[0-9a-f]*\) size \(0x[0-9a-f]*\), root \(0x[0-9a-f]*\).*/\1 \2 \3/')
-	# Quoted: HMP would read "SIZE /path" as a division.
-	echo "pmemsave $pool $size \"$d/tables.img\"" >&3
-	for _ in $(seq 100); do
-		if [ -f "$d/tables.img" ] && [ "$(stat -c %s "$d/tables.img")" -eq $((size)) ]; then
-			saved=1
-			break
-		fi
-		sleep 0.1
-	done
-fi
-echo quit >&3
-exec 3>&-
+[ "$kt_quit" = 1 ] || kill $qemu 2>/dev/null
 wait $qemu 2>/dev/null
-kill $reader 2>/dev/null
-wait $reader 2>/dev/null
+kt_close
+end=$(grep -a -m1 '^hyp: trace end' "$log" | tr -d '\r')
+pool=$kt_pool root=$kt_root
 ms=$((($(date +%s%N) - start) / 1000000))
-if [ -z "$end" ] || [ $saved -ne 1 ]; then
+if [ -z "$end" ] || [ "$kt_saved" -ne 1 ]; then
 	grep -av '^s2mmu\[4\]' "$log" | tail -n 30
 	echo "$name trace: no end marker or no pmemsave image after $ms ms" >&2
 	exit 1
 fi
-echo "$name trace: $end"
+echo "$name trace: $end; $kt_line"
 
 # The trace: the library's lines; the examples' gfn_to_pfn answers as
 # replay's simulated host does (pfn = hva >> 12, writable, 1 GiB).

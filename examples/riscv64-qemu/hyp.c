@@ -973,13 +973,19 @@ static int report(void)
 
 #ifdef TRACE_ROUNDTRIP
 	/*
-	 * run.sh --trace (the library built with CONFIG_S2_TRACE has printed
-	 * every call as an "s2mmu[4]: " line): the tables stay as they are
-	 * until QEMU's pmemsave of the pool, then run.sh quits QEMU.
+	 * trace.sh (the library built with CONFIG_S2_TRACE has printed every
+	 * call as an "s2mmu[4]: " line): the tables stay as they are; the
+	 * tables line names the whole pool (tables and metadata), which
+	 * ../common/trace-roundtrip.sh saves with QEMU's pmemsave before it
+	 * quits QEMU.
 	 */
-	hlog("hyp: trace end: verdict %d, pool 0x%lx size 0x%lx, root 0x%lx\n", code,
-	     (unsigned long)H_POOL, (unsigned long)H_POOL_SIZE,
-	     (unsigned long)kvm_mmu_root_hpa(kvm));
+	{
+		char line[192];
+
+		hlog("hyp: trace end: verdict %d\n", code);
+		hlog("%s", tables_line(line, sizeof(line), "hyp", kvm, VM_FMT_FLAGS, 0, H_POOL,
+				       H_POOL_SIZE));
+	}
 	for (;;)
 		__asm__ volatile("wfi");
 #endif
