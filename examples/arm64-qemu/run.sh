@@ -77,10 +77,8 @@ for cpu in cortex-a57 max; do
 		-nographic -monitor pipe:"$out/$mode-$cpu/mon" -semihosting -kernel "$img" \
 		</dev/null >"$log" 2>&1 &
 	qemu=$!
-	while kill -0 $qemu 2>/dev/null; do
-		kt_poll && break
-		sleep 0.1
-	done
+	kt_watch $qemu >/dev/null 2>&1 &
+	kt_watcher=$!
 	wait $qemu
 	rc=$?
 	kt_close

@@ -14,11 +14,14 @@
 #   kt_open DIR LOG   before QEMU starts: makes the FIFOs DIR/mon.in and
 #                     DIR/mon.out (QEMU: -monitor pipe:DIR/mon), removes an
 #                     old DIR/tables.img; LOG is where QEMU's console goes
-#   kt_poll           while QEMU runs (as cpu_limit_each of cpu-limit.sh, or
-#                     in the script's own loop): once LOG has the tables line,
-#                     sends stop, pmemsave and quit (the monitor runs them in
-#                     turn) and sets kt_quit=1. Returns 0 from then on, 1
-#                     before
+#   kt_poll           while QEMU runs (as cpu_limit_each of cpu-limit.sh):
+#                     once LOG has the tables line, sends stop, pmemsave and
+#                     quit (the monitor runs them in turn) and sets kt_quit=1
+#                     (and DIR/kt.quit). Returns 0 from then on, 1 before
+#   kt_watch PID [S]  kt_poll every S seconds (default 0.1) while PID runs,
+#                     started in the background (kt_watch $qemu >/dev/null &
+#                     kt_watcher=$!) so that the script's own wait for QEMU
+#                     ends the moment QEMU does: a passing run loses no poll
 #   kt_close          after QEMU ended: removes the FIFOs; kt_saved=1 when
 #                     DIR/tables.img holds the whole pool (kt_check), and
 #                     DIR/tables.txt then has the s2mmu dump command for it
@@ -26,8 +29,9 @@
 # Another emulator's script (bochs) sets kt_dir and kt_log itself and calls
 # kt_parse and kt_check after its own save, then kt_report.
 kt_open() {
-	kt_dir=$1 kt_log=$2 kt_quit=0 kt_saved=0 kt_line="" kt_cmd=""
-	rm -f "$kt_dir/mon.in" "$kt_dir/mon.out" "$kt_dir/tables.img" "$kt_dir/tables.txt"
+	kt_dir=$1 kt_log=$2 kt_quit=0 kt_saved=0 kt_line="" kt_cmd="" kt_watcher=""
+	rm -f "$kt_dir/mon.in" "$kt_dir/mon.out" "$kt_dir/tables.img" "$kt_dir/tables.txt" \
+		"$kt_dir/kt.quit"
 	mkfifo "$kt_dir/mon.in" "$kt_dir/mon.out" || return 1
 	# QEMU opens both FIFOs read-write: neither open here waits for it.
 	exec 7<>"$kt_dir/mon.in"
@@ -58,9 +62,18 @@ kt_parse() {
 kt_poll() {
 	[ "$kt_quit" = 1 ] && return 0
 	kt_parse || return 1
+	# First the mark (kt_watch's caller may end it once QEMU quit).
+	: >"$kt_dir/kt.quit"
 	# Quoted: HMP would read "SIZE /path" as a division.
 	printf 'stop\npmemsave %s %s "%s"\nquit\n' "$kt_pool" "$kt_size" "$kt_dir/tables.img" >&7
 	kt_quit=1
+}
+
+kt_watch() {
+	while kill -0 "$1" 2>/dev/null; do
+		kt_poll && return 0
+		sleep "${2:-0.1}"
+	done
 }
 
 # kt_check: kt_saved=1 and DIR/tables.txt when DIR/tables.img holds the
@@ -76,10 +89,17 @@ kt_check() {
 }
 
 kt_close() {
+	if [ -n "$kt_watcher" ]; then
+		kill "$kt_watcher" 2>/dev/null
+		wait "$kt_watcher" 2>/dev/null
+		kt_watcher=""
+	fi
 	exec 7>&-
 	kill "$kt_reader" 2>/dev/null
 	wait "$kt_reader" 2>/dev/null
 	rm -f "$kt_dir/mon.in" "$kt_dir/mon.out"
+	# kt_watch polled in a subshell: its parse is redone here.
+	[ -f "$kt_dir/kt.quit" ] && kt_quit=1 && kt_parse
 	[ "$kt_quit" = 1 ] && kt_check
 	return 0
 }

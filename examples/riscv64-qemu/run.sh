@@ -75,10 +75,8 @@ start=$(date +%s%N)
 timeout 30 qemu-system-riscv64 -M virt -cpu rv64,h=true -smp 2 -m 2G -nographic \
 	-monitor pipe:"$out/$mode/mon" -bios default -kernel "$img" </dev/null >"$log" 2>&1 &
 qemu=$!
-while kill -0 $qemu 2>/dev/null; do
-	kt_poll && break
-	sleep 0.1
-done
+kt_watch $qemu >/dev/null 2>&1 &
+kt_watcher=$!
 wait $qemu
 rc=$?
 kt_close

@@ -70,10 +70,8 @@ timeout "${TIMEOUT:-600}" qemu-system-x86_64 -accel tcg -M pc -cpu qemu64,+svm,+
 	-append "$cmdline" \
 	</dev/null >"$B/out.txt" 2>"$B/err.txt" &
 qemu=$!
-while kill -0 $qemu 2>/dev/null; do
-	kt_poll && break
-	sleep 0.5
-done
+kt_watch $qemu 0.5 >/dev/null 2>&1 &
+kt_watcher=$!
 wait $qemu
 rc=$?
 kt_close

@@ -58,10 +58,8 @@ timeout "${TIMEOUT:-$deftimeout}" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$B/hv.bin" \
 	</dev/null >"$B/out.txt" 2>"$B/err.txt" &
 qemu=$!
-while kill -0 $qemu 2>/dev/null; do
-	kt_poll && break
-	sleep 0.1
-done
+kt_watch $qemu 0.1 >/dev/null 2>&1 &
+kt_watcher=$!
 wait $qemu
 rc=$?
 kt_close
