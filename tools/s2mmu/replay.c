@@ -370,6 +370,14 @@ struct replay {
 	 * retry (a race with a concurrent call) that the replay fixed. */
 	gpa_t raced_gpa[64];
 	uint64_t raced_valid;
+	/* A fault the run completed that the replay found inside an
+	 * invalidation (its line came before the invalidation's end, whose
+	 * line is also written at return): run again after each next line
+	 * until it gives what the trace says. */
+	char deferred[512];
+	const char *deferred_text; /* the current line before split() */
+	unsigned deferred_no;
+	long long deferred_expect;
 	struct kvm_vm_params p;
 #if S2_ENABLED(CONFIG_S2_TDX)
 	struct tdx_model *tdxm; /* the TD's module, from its tdx_init line */
@@ -766,6 +774,21 @@ static bool raced_fault(struct replay *r, const struct line *l, const char *v, c
 		r->raced += ret != RET_PF_RETRY;
 		return true;
 	}
+	if (ret == RET_PF_RETRY && (l->expect == RET_PF_FIXED || l->expect == RET_PF_SPURIOUS) &&
+	    r->deferred_text) {
+		if (r->deferred[0]) { /* one at a time: the earlier one failed */
+			r->failed_expect++;
+			fprintf(stderr,
+				"%s:%u: fault retried in the replay (an invalidation in progress) "
+				"and never gave %lld afterwards\n",
+				l->file, r->deferred_no, r->deferred_expect);
+		}
+		snprintf(r->deferred, sizeof(r->deferred), "%s", r->deferred_text);
+		r->deferred_no = l->no;
+		r->deferred_expect = l->expect;
+		r->raced++;
+		return true;
+	}
 	if (((r->raced_valid >> id) & 1) && r->raced_gpa[id] == page && l->expect == RET_PF_FIXED &&
 	    ret == RET_PF_SPURIOUS) {
 		r->raced_valid &= ~(1ull << id);
@@ -774,6 +797,25 @@ static bool raced_fault(struct replay *r, const struct line *l, const char *v, c
 	}
 	r->raced_valid &= ~(1ull << id);
 	return false;
+}
+
+static int call(struct replay *r, struct line *l, long long *ret);
+
+/* The deferred fault again, after the line @cur: done when it gives what
+ * the trace said (FIXED may come back SPURIOUS if a later fault of the
+ * trace mapped the page first). */
+static void run_deferred(struct replay *r, const struct line *cur)
+{
+	char text[sizeof(r->deferred)];
+	struct line d = { .no = r->deferred_no, .file = cur->file };
+	long long ret;
+
+	snprintf(text, sizeof(text), "%s", r->deferred);
+	if (split(text, &d) || call(r, &d, &ret))
+		return;
+	if (ret == r->deferred_expect ||
+	    (r->deferred_expect == RET_PF_FIXED && ret == RET_PF_SPURIOUS))
+		r->deferred[0] = 0;
 }
 
 static int do_vm(struct replay *r, struct line *l, struct parse_err *pe, long long *ret)
@@ -1422,12 +1464,15 @@ int cmd_replay(int argc, char **argv)
 	l.file = file;
 
 	while (getline(&buf, &cap, in) > 0) {
+		char raw[512];
 		const char *fault_vcpu, *fault_gpa;
 		long long ret;
 		int s;
 
 		l.no++;
 		progress("replay: lines", l.no, 0);
+		snprintf(raw, sizeof(raw), "%s", buf);
+		r.deferred_text = strlen(buf) < sizeof(raw) ? raw : NULL;
 		s = split(buf, &l);
 		if (s < 0)
 			continue;
@@ -1455,6 +1500,15 @@ int cmd_replay(int argc, char **argv)
 			rc = EXIT_LIBRARY;
 			break;
 		}
+		if (r.deferred[0] && r.deferred_no != l.no)
+			run_deferred(&r, &l);
+	}
+	if (r.deferred[0]) {
+		r.failed_expect++;
+		fprintf(stderr,
+			"%s:%u: fault retried in the replay (an invalidation in progress) and "
+			"never gave %lld afterwards\n",
+			file, r.deferred_no, r.deferred_expect);
 	}
 	progress_end();
 	free(buf);
