@@ -84,12 +84,7 @@ boot() {
 	kt_close
 	# QEMU quit on kt_poll's command, after the hypervisor's verdict and
 	# tables lines: its status is then 0, the verdict the hypervisor's line.
-	quit=""
-	if [ "$kt_quit" = 1 ] && [ $rc -eq 0 ]; then
-		rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
-		rc=${rc:-1}
-		quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
-	fi
+	kt_status "$log"
 	ms=$((($(date +%s%N) - start) / 1000000))
 	echo "==== $name: -cpu $cpu, granule $gran, IPA $ipa bits, flags $flags, $moves moves"
 	grep -v '^\[' "$log" | grep -v '^hyp: check .* ok$'

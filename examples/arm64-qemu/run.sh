@@ -86,12 +86,7 @@ for cpu in cortex-a57 max; do
 	echo "==== -cpu $cpu"
 	cat "$log"
 	kt_report "arm64-qemu ($mode, -cpu $cpu):"
-	quit=""
-	if [ "$kt_quit" = 1 ] && [ "$rc" -eq 0 ]; then
-		rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
-		rc=${rc:-1}
-		quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
-	fi
+	kt_status "$log"
 	echo "arm64-qemu ($mode, -cpu $cpu): qemu exit status $rc after $ms ms$quit"
 	if [ "$rc" -ne "$want" ]; then
 		fail=1

@@ -104,6 +104,18 @@ kt_close() {
 	return 0
 }
 
+# kt_status LOG: after kt_close, when QEMU quit on kt_poll's command (its
+# status then 0), set rc to the exit code of the hypervisor's FAIL line in
+# LOG; quit gets the words the run scripts print after the status.
+kt_status() {
+	quit=""
+	if [ "$kt_quit" = 1 ] && [ "$rc" -eq 0 ]; then
+		rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$1" | tail -1)
+		rc=${rc:-1}
+		quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
+	fi
+}
+
 kt_report() {
 	[ -n "$kt_line" ] || return 0
 	if [ "$kt_saved" = 1 ]; then

@@ -88,12 +88,7 @@ else
 	cat "$log"
 fi
 kt_report "riscv64-qemu ($mode):"
-quit=""
-if [ "$kt_quit" = 1 ] && [ "$rc" -eq 0 ]; then
-	rc=$(sed -n 's/^hyp: FAIL (exit code \([0-9]*\))$/\1/p' "$log" | tail -1)
-	rc=${rc:-1}
-	quit=" (QEMU quit after the save: the status of the hypervisor's FAIL line)"
-fi
+kt_status "$log"
 echo "riscv64-qemu ($mode): qemu exit status $rc after $ms ms$quit"
 
 if [ "$mode" = break ]; then
