@@ -98,6 +98,57 @@ static inline void bench_naive_free(uint64_t *t, int level)
 }
 
 /*
+ * The naive zap: the least work that removes every leaf and table of a
+ * radix tree built by bench_naive_populate() (issue 16: the same work on the
+ * same entries as a zap of 4 KiB leaves, in the same layout: 512-entry
+ * tables, each from its own aligned_alloc). Per leaf a plain (volatile: one
+ * entry at a time, not vectorised) load, the present test, a plain store of
+ * 0 and a count; each emptied table below the root is unlinked (its parent
+ * entry zeroed) and chained through its first entry on *@free for
+ * bench_naive_free_list(), outside the timing (the library frees its tables
+ * after a grace period, also outside it). Returns the leaves removed.
+ */
+static inline uint64_t bench_naive_zap(uint64_t *t, int level, uint64_t **free)
+{
+	volatile uint64_t *v = t;
+	uint64_t zapped = 0;
+
+	if (level == 1) {
+		for (unsigned i = 0; i < BENCH_NAIVE_ENTRIES; i++) {
+			uint64_t x = v[i];
+
+			if (x & BENCH_NAIVE_PRESENT) {
+				v[i] = 0;
+				zapped++;
+			}
+		}
+		return zapped;
+	}
+	for (unsigned i = 0; i < BENCH_NAIVE_ENTRIES; i++) {
+		uint64_t x = v[i], *child;
+
+		if (!(x & BENCH_NAIVE_PRESENT))
+			continue;
+		child = bench_naive_next(x);
+		zapped += bench_naive_zap(child, level - 1, free);
+		v[i] = 0;
+		child[0] = (uint64_t)(uintptr_t)*free;
+		*free = child;
+	}
+	return zapped;
+}
+
+static inline void bench_naive_free_list(uint64_t *t)
+{
+	while (t) {
+		uint64_t *next = (uint64_t *)(uintptr_t)t[0];
+
+		free(t);
+		t = next;
+	}
+}
+
+/*
  * The naive walk for huge leaves: @n leaves at @level (2: 2 MiB, 3: 1 GiB),
  * the i-th mapping gfn @gfn0 + i leaves and pfn @pfn0 + as much, each walked
  * from the root of the radix tree (levels BENCH_NAIVE_LEVELS down to

@@ -289,14 +289,56 @@ static S2_ALWAYS_INLINE bool S2_FN(hw_quiet)(const struct s2_fmt_cfg *c, s2_pte_
 /*
  * zap_table_locked() is zap_locked() for every leaf of the level-1 table @t
  * (mapping from @gfn) at once, when a zap under the write side covers all of
- * it: the same counts, and one flush owed for the table's span. A leaf
- * hardware may still write (young writable clean, or not young) is taken
- * with an exchange, so A/D set until the flush are seen; one it has nothing
- * left to write in (hw_quiet(), tested as masks derived once per table, as
- * aging does; or any leaf without hardware A/D) with a plain store, as KVM
- * writes non-volatile sptes (docs/rules.md "Aging" says why that is safe).
- * Returns the leaves zapped.
+ * it: the same counts, and one flush owed for the table's span.
+ *
+ * The old value of a zapped leaf is read for one thing only: the hardware
+ * dirty state a slot logging through the leaves' own D bits must not lose
+ * (dirty_lost(), docs/rules.md "Hardware dirty state is never dropped"; the
+ * host page was marked dirty when the fault mapped it writable, as
+ * release_pfn() says). In a VM that logs so (scan), a leaf hardware may
+ * still write (young writable clean, or not young) is taken with an
+ * exchange, so a D set until the flush is seen; one it has nothing left to
+ * write in (hw_quiet(), tested as masks derived once per table, as aging
+ * does) with a plain store. Everywhere else every leaf takes a plain store:
+ * A/D hardware sets between the load and the store would be overwritten by
+ * the exchange too, and nothing reads them (docs/rules.md "Aging" says why
+ * plain stores are safe under the write side).
+ *
+ * Without scan, the common entry costs one and-compare: a leaf that passes
+ * the format's quick test (FMT_LEAF1_BITS) or an access-tracked one that
+ * passes FMT_TRACKED1_* (whichever the table's first entry passes goes
+ * first) is stored over and nothing else; zap_entry_slow() decides every
+ * other entry with the full tests. The count is the table's size less the
+ * entries left (empty, MMIO), so the quick path counts nothing. Returns the
+ * leaves zapped.
  */
+static S2_ALWAYS_INLINE int S2_FN(zap_entry_slow)(struct kvm *kvm, struct s2_change_acc *acc,
+						  const struct s2_fmt_cfg *c, s2_pte_t *p,
+						  s2_pte_t e, gfn_t gfn, bool scan, s2_pte_t qa,
+						  s2_pte_t qw, s2_pte_t qd)
+{
+	const s2_pte_t np = fmt_nonpresent(c);
+
+	if (!fmt_is_present(c, e, 1) && !fmt_is_access_tracked(c, e, 1))
+		return 0;
+	if (!scan) {
+		__atomic_store_n(p, np, __ATOMIC_RELAXED);
+		return 1;
+	}
+	if (!(c->flags & S2_FMTF_AD) || ((e & qa) && (!qd || (e & qd) || !(e & qw)))) {
+		if (S2_ENABLED(CONFIG_S2_DEBUG) && (c->flags & S2_FMTF_AD) &&
+		    s2_unlikely(!S2_FN(hw_quiet)(c, e, 1))) {
+			kvm_bug(kvm, "zap: Accessed, Dirty or W is not the bits derived, gfn", gfn);
+			return -EIO;
+		}
+		__atomic_store_n(p, np, __ATOMIC_RELAXED);
+	} else {
+		e = __atomic_exchange_n(p, np, __ATOMIC_ACQ_REL);
+	}
+	S2_FN(record_if_dirty_lost)(kvm, acc, gfn, e, np, 1);
+	return 1;
+}
+
 static __attribute__((noinline)) uint64_t
 S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc, s2_pte_t *t, gfn_t gfn)
 {
@@ -306,7 +348,6 @@ S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc, s2_pte_t *t,
 	const unsigned n = 1u << c->bits_per_level;
 	const s2_pte_t np = fmt_nonpresent(c);
 	const unsigned ra = S2_PROT_R | S2_PROT_ACCESSED, rwa = ra | S2_PROT_W;
-	const bool hw = c->flags & S2_FMTF_AD;
 	const s2_pte_t qa = fmt_accessed_mask(c, 1);
 	const s2_pte_t qw =
 		fmt_make_leaf(c, 1, 0, rwa, S2_MT_WB) ^ fmt_make_leaf(c, 1, 0, ra, S2_MT_WB);
@@ -315,35 +356,52 @@ S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc, s2_pte_t *t,
 	/* Sticky, and set only by a slot that starts logging: once per table
 	 * is as good as once per leaf (dirty_lost() reads it per change). */
 	const bool scan = __atomic_load_n(&kvm->dirty.hw_scan, __ATOMIC_RELAXED) && !acc->reaped;
-	uint64_t zapped = 0;
+	/* The quick tests, none with scan; (e & m) == 1 never holds for m == 0. */
+	s2_pte_t lm = scan ? 0 : FMT_LEAF1_BITS, lv = FMT_LEAF1_BITS && !scan ? FMT_LEAF1_BITS : 1;
+	s2_pte_t tm = scan ? 0 : FMT_TRACKED1_MASK, tv = scan ? 1 : FMT_TRACKED1_VALUE;
+	gfn_t step = (gfn_t)1 << (c->page_shift - S2_GFN_SHIFT);
+	s2_pte_t *p = t, *const end = t + n;
+	uint64_t kept = 0;
 
 	if (S2_ENABLED(CONFIG_S2_DEBUG) &&
 	    s2_unlikely(!s2_rwlock_is_write_locked(&kvm->mmu_lock))) {
 		kvm_bug(kvm, "table zapped without mmu_lock held for write, gfn", gfn);
 		return 0;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		s2_pte_t e = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+	/* Test first for what the first entry is: a table aged by access
+	 * tracking holds mostly tracked leaves, others mostly present ones. */
+	if ((__atomic_load_n(t, __ATOMIC_RELAXED) & tm) == tv) {
+		s2_pte_t m = lm, v = lv;
 
-		if (!fmt_is_present(c, e, 1) && !fmt_is_access_tracked(c, e, 1))
-			continue;
-		if (!hw || ((e & qa) && (!qd || (e & qd) || !(e & qw)))) {
-			if (S2_ENABLED(CONFIG_S2_DEBUG) && hw &&
-			    s2_unlikely(!S2_FN(hw_quiet)(c, e, 1))) {
-				kvm_bug(kvm,
-					"zap: Accessed, Dirty or W is not the bits derived, gfn",
-					gfn + i);
-				return zapped;
-			}
-			__atomic_store_n(&t[i], np, __ATOMIC_RELAXED);
-		} else {
-			e = __atomic_exchange_n(&t[i], np, __ATOMIC_ACQ_REL);
-		}
-		if (s2_unlikely(scan))
-			S2_FN(record_if_dirty_lost)
-		(kvm, acc, gfn + ((gfn_t)i << (c->page_shift - S2_GFN_SHIFT)), e, np, 1);
-		zapped++;
+		lm = tm, lv = tv, tm = m, tv = v;
 	}
+	for (; p < end; p++) {
+		s2_pte_t e = __atomic_load_n(p, __ATOMIC_RELAXED);
+		int r;
+
+		if (s2_likely((e & lm) == lv) || (e & tm) == tv) {
+			if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+			    s2_unlikely(!fmt_is_present(c, e, 1) &&
+					!fmt_is_access_tracked(c, e, 1))) {
+				kvm_bug(kvm,
+					"zap: the format's quick test passed an empty entry, gfn",
+					gfn + (gfn_t)(p - t) * step);
+				kept += (uint64_t)(end - p);
+				break;
+			}
+			__atomic_store_n(p, np, __ATOMIC_RELAXED);
+			continue;
+		}
+		r = S2_FN(zap_entry_slow)(kvm, acc, c, p, e, gfn + (gfn_t)(p - t) * step, scan, qa,
+					  qw, qd);
+		if (s2_unlikely(r < 0)) { /* the VM is bugged: stop, count what was done */
+			kept += (uint64_t)(end - p);
+			break;
+		}
+		kept += (uint64_t)!r;
+	}
+	uint64_t zapped = n - kept;
+
 	if (zapped) {
 		uint64_t pages = 1ull << (s2_level_shift(c, 2) - S2_GFN_SHIFT);
 

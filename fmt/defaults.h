@@ -95,6 +95,31 @@ static inline s2_pte_t fmt_nonpresent(const struct s2_fmt_cfg *c)
 }
 #endif
 
+/*
+ * Quick tests for loops over a whole level-1 table (the zap of a table,
+ * core/mmu_tmpl.h zap_table_locked()): an entry with every bit of
+ * FMT_LEAF1_BITS set is present at level 1 (so a leaf: level 1 holds
+ * nothing else), and one with (pte & FMT_TRACKED1_MASK) ==
+ * FMT_TRACKED1_VALUE is access-tracked at level 1. They are one and-compare
+ * in place of the format's full tests for the common entry, and need only be
+ * sound, not exact: an entry that fails them takes the full tests. The
+ * defaults pass nothing. Bits 0..11 only, so no MMIO gfn or address can make
+ * the frozen or MMIO value pass.
+ */
+#ifndef FMT_LEAF1_BITS
+#define FMT_LEAF1_BITS 0
+#endif
+#ifndef FMT_TRACKED1_MASK
+#define FMT_TRACKED1_MASK 0
+#define FMT_TRACKED1_VALUE 1
+#endif
+_Static_assert((FMT_LEAF1_BITS & ~0xfffull) == 0 &&
+		       (FMT_LEAF1_BITS == 0 || ((FMT_FROZEN & FMT_LEAF1_BITS) != FMT_LEAF1_BITS &&
+						(FMT_MMIO_LOW & FMT_LEAF1_BITS) != FMT_LEAF1_BITS)),
+	       "FMT_LEAF1_BITS must look at bits 0..11 only and never pass frozen or MMIO values");
+_Static_assert((FMT_TRACKED1_VALUE & ~FMT_TRACKED1_MASK) == 0 || FMT_TRACKED1_MASK == 0,
+	       "FMT_TRACKED1_VALUE must lie inside FMT_TRACKED1_MASK");
+
 #ifndef FMT_HAS_IS_YOUNG
 static inline bool fmt_is_young(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 {

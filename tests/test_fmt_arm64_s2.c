@@ -24,6 +24,7 @@ T_NOT_BUILT_MAIN("fmt-arm64-s2")
 #else
 
 #include "fmt/arm64-s2/fmt.h"
+#include "tests/lib/fmt_quick.h"
 #include "tests/lib/fmt_tables.h"
 #include "ref/arm64_walker.h"
 #include "s2mmu/arm64-s2.h"
@@ -1252,10 +1253,22 @@ static void test_flush_hooks(void **state)
 	assert_int_equal(lg.dc, 1);
 }
 
+/* The zap's quick tests (tests/lib/fmt_quick.h), each granule. */
+static void test_quick_tests(void **state)
+{
+	(void)state;
+	for (size_t g = 0; g < 3; g++) {
+		struct s2_fmt_cfg c = make_cfg(granules[g], 48, S2_FMTF_AD | S2_FMTF_HD);
+
+		check_quick_tests(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_start_level_and_root),
+		cmocka_unit_test(test_quick_tests),
 		cmocka_unit_test(test_start_level_examples),
 		cmocka_unit_test(test_cfg_bad_input),
 		cmocka_unit_test(test_leaf_round_trip_and_walk),

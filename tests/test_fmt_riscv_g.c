@@ -24,6 +24,7 @@ T_NOT_BUILT_MAIN("fmt riscv-g")
 #else
 
 #include "fmt/riscv-g/fmt.h"
+#include "tests/lib/fmt_quick.h"
 #include "tests/lib/fmt_tables.h"
 #include "s2mmu/riscv-g.h"
 #include "tests/ref/riscv_walker.h"
@@ -690,11 +691,23 @@ static void test_kvm_no_svadu(void **state)
 	t_vm_fini(&t);
 }
 
+/* The zap's quick tests (tests/lib/fmt_quick.h), every flag set. */
+static void test_quick_tests(void **state)
+{
+	(void)state;
+	for (unsigned f = 0; f < 4; f++) {
+		struct s2_fmt_cfg c = make_cfg(50, flag_sets[f]);
+
+		check_quick_tests(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kvm_hgatp),
 		cmocka_unit_test(test_kvm_no_svadu),
+		cmocka_unit_test(test_quick_tests),
 		cmocka_unit_test(test_cfg_sizing),
 		cmocka_unit_test(test_cfg_bad_input),
 		cmocka_unit_test(test_leaf_round_trip_and_walk),

@@ -22,6 +22,7 @@ T_NOT_BUILT_MAIN("fmt-x86-ept")
 #else
 
 #include "fmt/x86-ept/fmt.h"
+#include "tests/lib/fmt_quick.h"
 #include "s2mmu/env-hosted.h"
 #include "s2mmu/kvm.h"
 #include "s2mmu/memslot.h"
@@ -941,6 +942,17 @@ static void test_violation_access(void **state)
 	assert_int_equal(s2_ept_violation_access(~0ull & ~7ull), 0);
 }
 
+/* The zap's quick tests (tests/lib/fmt_quick.h), every flag set. */
+static void test_quick_tests(void **state)
+{
+	(void)state;
+	for (unsigned f = 0; f < NFLAGS; f++) {
+		struct s2_fmt_cfg c = cfg_for(48, flag_sets[f]);
+
+		check_quick_tests(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -965,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_violation_access),
 		cmocka_unit_test(test_vm_eptp),
 		cmocka_unit_test(test_vm_eptp_other_format),
+		cmocka_unit_test(test_quick_tests),
 	};
 
 	return cmocka_run_group_tests_name("fmt-x86-ept", tests, NULL, NULL);

@@ -24,6 +24,7 @@ T_NOT_BUILT_MAIN("fmt x86-npt")
 #else
 
 #include "fmt/x86-npt/fmt.h"
+#include "tests/lib/fmt_quick.h"
 #include "tests/lib/fmt_tables.h"
 #include "s2mmu/mmu.h"
 #include "s2mmu/x86-npt.h"
@@ -677,11 +678,23 @@ static void test_kvm_ncr3(void **state)
 #endif
 }
 
+/* The zap's quick tests (tests/lib/fmt_quick.h), with and without A/D. */
+static void test_quick_tests(void **state)
+{
+	(void)state;
+	for (unsigned f = 0; f < 2; f++) {
+		struct s2_fmt_cfg c = make_cfg(48, f ? S2_FMTF_AD : 0);
+
+		check_quick_tests(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kvm_ncr3),
 		cmocka_unit_test(test_cfg_sizing),
+		cmocka_unit_test(test_quick_tests),
 		cmocka_unit_test(test_cfg_bad_input),
 		cmocka_unit_test(test_leaf_round_trip_and_walk),
 		cmocka_unit_test(test_set_prot),

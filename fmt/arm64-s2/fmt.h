@@ -691,6 +691,10 @@ static inline void fmt_cache_clean(const struct s2_fmt_cfg *c, const struct s2_e
 /* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
 #define FMT_MMIO_LOW A64_MMIO_LOW
 
+/* The quick test of a level-1 entry (fmt/defaults.h): a page descriptor,
+ * 0b11, is fmt_is_present() at level 1. */
+#define FMT_LEAF1_BITS A64_DESC_PAGE
+
 #include "fmt/defaults.h"
 
 #endif

@@ -411,6 +411,10 @@ static inline void fmt_tlb_flush_range(const struct s2_fmt_cfg *c, const struct 
 /* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
 #define FMT_MMIO_LOW RVG_MMIO_LOW
 
+/* The quick test of a level-1 entry (fmt/defaults.h): V is fmt_is_present()
+ * itself. */
+#define FMT_LEAF1_BITS RVG_V
+
 #include "fmt/defaults.h"
 
 #endif

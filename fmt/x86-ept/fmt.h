@@ -454,6 +454,13 @@ static inline s2_pte_t fmt_restore_access_tracked(const struct s2_fmt_cfg *c, s2
 /* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
 #define FMT_MMIO_LOW EPT_MMIO_LOW
 
+/* The quick tests of a level-1 entry (fmt/defaults.h): R makes it usable
+ * (W without R is the only unusable combination with R, X or XU set); a
+ * saved R with R, W, X and XU clear is an access-tracked leaf. */
+#define FMT_LEAF1_BITS EPT_R
+#define FMT_TRACKED1_MASK (EPT_R | EPT_W | EPT_X | EPT_XU | EPT_AT_SAVED_R)
+#define FMT_TRACKED1_VALUE EPT_AT_SAVED_R
+
 #include "fmt/defaults.h"
 
 #endif

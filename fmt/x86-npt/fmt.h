@@ -382,6 +382,10 @@ static inline bool fmt_is_dirty(const struct s2_fmt_cfg *c, s2_pte_t pte, int l)
 /* fmt/defaults.h derives fmt_is_frozen() and fmt_is_mmio() from these. */
 #define FMT_MMIO_LOW NPT_MMIO_LOW
 
+/* The quick test of a level-1 entry (fmt/defaults.h): P and U/S are
+ * fmt_is_present() itself. */
+#define FMT_LEAF1_BITS (NPT_P | NPT_US)
+
 #include "fmt/defaults.h"
 
 #endif

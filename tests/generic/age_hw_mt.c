@@ -22,7 +22,9 @@
  * format it runs on): the age visitor storing plainly under the write side
  * whatever the leaf (age_quiet() always true); protect_leaf() doing so
  * (hw_quiet() always true there); zap_table_locked() storing plainly
- * whatever the leaf; kvm_age_gfn() never yielding, or yielding with nobody
+ * whatever the leaf, or taking its quick path (no exchange, no record) in a
+ * VM that logs through the Dirty flags (in round 0: the zap waits for the
+ * CPU's first writes); kvm_age_gfn() never yielding, or yielding with nobody
  * waiting.
  */
 #include <pthread.h>
@@ -49,7 +51,8 @@
 struct cpu {
 	struct kvm *kvm;
 	uint32_t go;
-	bool down; /* write from the last page down, to meet a forward walk */
+	bool down;     /* write from the last page down, to meet a forward walk */
+	uint32_t done; /* pages written so far */
 	bool written[PAGES];
 };
 
@@ -69,6 +72,7 @@ static void *cpu_thread(void *arg)
 		env->ops->rcu_read_lock(env->ctx);
 		c->written[i] = sim_write(c->kvm, gfn_to_gpa(GFN0 + i), &newly);
 		env->ops->rcu_read_unlock(env->ctx);
+		__atomic_store_n(&c->done, k + 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -233,7 +237,9 @@ static void test_age_yields_to_waiters(void **state)
  * zap_table_locked()). In a slot that logs through the leaves' Dirty flags
  * (no PML), a write the CPU makes while the range is unmapped must reach the
  * dirty log: either its leaf was zapped holding Dirty (and recorded), or the
- * write found no leaf and faulted.
+ * write found no leaf and faulted. The zap starts once the CPU has written
+ * the top eighth, so every round zaps leaves that hold Dirty (the writes
+ * that race the zap come on top).
  */
 static void test_zap_keeps_hardware_dirty(void **state)
 {
@@ -255,6 +261,8 @@ static void test_zap_keeps_hardware_dirty(void **state)
 		assert_true(kvm_get_dirty_log(t.kvm, 0, bm) >= 0); /* start from a clean log */
 		assert_int_equal(pthread_create(&th, NULL, cpu_thread, &c), 0);
 		__atomic_store_n(&c.go, 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&c.done, __ATOMIC_ACQUIRE) < PAGES / 8)
+			;
 		assert_int_equal(kvm_mmu_notifier_invalidate_range_start(
 					 t.kvm, HVA0, HVA0 + PAGES * 4096ull, true),
 				 0);
