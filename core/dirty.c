@@ -904,7 +904,7 @@ static S2_ALWAYS_INLINE long kvm_dirty_ring_reset_untraced(struct kvm *kvm)
 	s2_spin_lock(&kvm->slots_lock, kvm->env);
 	s2_spin_lock(&kvm->dirty.lock, kvm->env);
 	s2_mmu_write_lock(kvm);
-	for (unsigned v = 0; v < kvm->max_vcpus && r >= 0; v++) {
+	for (unsigned v = 0, n = s2_vcpus_hi(kvm); v < n && r >= 0; v++) {
 		struct kvm_vcpu *vcpu = __atomic_load_n(&kvm->vcpus[v], __ATOMIC_ACQUIRE);
 		struct s2_dirty_ring *ring = vcpu ? vcpu->dirty_ring : NULL;
 		uint32_t i, h;

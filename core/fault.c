@@ -381,7 +381,7 @@ static S2_ALWAYS_INLINE int s2_fault_fast_at(struct kvm_vcpu *vcpu, gfn_t gfn, u
 	new = fc->leaf_lo + k * fc->step;
 	/* A writer holds or wants mmu_lock: the full path waits for it. No
 	 * call on this path, so the compiler keeps it free of spills. */
-	if (!s2_read_trylock_local(&kvm->mmu_lock, &vcpu->mmu_reading, kvm->light_read))
+	if (!s2_read_trylock_local(&kvm->mmu_lock, &vcpu->mmu_reading, vcpu->light_ok))
 		return -EAGAIN;
 	if (s2_unlikely(__atomic_load_n(&kvm->zap_gen, __ATOMIC_RELAXED) != fc->tbl_gen ||
 			__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != fc->slot_gen ||

@@ -269,7 +269,7 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 	if (!kvm || !out)
 		return -EINVAL;
 	*out = (struct kvm_mmu_stats){ 0 };
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, hi = s2_vcpus_hi(kvm); i < hi; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
 		if (!v)

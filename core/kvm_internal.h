@@ -248,6 +248,9 @@ struct kvm_vcpu {
 	uint64_t requests; /* bit per KVM_REQ_* */
 	void *priv;
 	uint32_t mmu_reading; /* this vcpu holds the read side of mmu_lock */
+	/* Its read side may be fence-free (the VM's light_read, once the vcpu
+	 * published itself in kvm->light_readers; s2_mmu_read_lock_vcpu). */
+	bool light_ok;
 	struct s2_mmu_cache cache;
 	struct s2_vcpu_stats stat;
 	/* The memslot of the last fault, by value, with the generation it was
@@ -282,6 +285,8 @@ struct kvm {
 				   flushes raise no requests (flush/flush.c) */
 	bool p2v_linear;	       /* env has no phys_to_virt: va = pa + p2v_offset */
 	bool light_read;	       /* env has membarrier: vcpus' read side is fence-free */
+	uint32_t light_readers;	       /* set once a vcpu may read fence-free: from
+				  then on writers call env->membarrier */
 	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
@@ -315,6 +320,9 @@ struct kvm {
 	uint32_t notifier_warned; /* notifier/: misuse already reported */
 
 	unsigned max_vcpus;
+	/* One more than the highest vcpu id created (vcpus_lock; read by the
+	 * scans over vcpus[], which need not look further). */
+	unsigned vcpus_hi;
 	unsigned nr_vcpus;
 	struct kvm_vcpu **vcpus;
 	struct s2_spinlock vcpus_lock;
@@ -432,24 +440,41 @@ void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc);
  * A vcpu's faults take the read side through their own flag (lock.h); a
  * writer waits for those flags after it holds the shared word.
  */
+/* The vcpus[] scans' bound: every vcpu created before a sequentially
+ * consistent point of the caller is below it (vcpu.c stores it so). */
+static inline unsigned s2_vcpus_hi(const struct kvm *kvm)
+{
+	return __atomic_load_n(&kvm->vcpus_hi, __ATOMIC_SEQ_CST);
+}
+
 static inline void s2_mmu_write_lock(struct kvm *kvm)
 {
 	s2_write_lock(&kvm->mmu_lock, kvm->env);
 	/* A vcpu that read the lock free set its flag before the barrier
-	 * (we see it below) or reads the lock after it (and sees us). */
-	if (kvm->light_read)
+	 * (we see it below) or reads the lock after it (and sees us). Until
+	 * a vcpu has published that it reads fence-free, every read side is
+	 * fenced and no barrier is owed: a vcpu publishes before its first,
+	 * fenced, acquisition, so either we see light_readers set, or its
+	 * acquisition comes after our exchange in the total order of
+	 * sequentially consistent operations and sees us (docs/rules.md). */
+	if (kvm->light_read && __atomic_load_n(&kvm->light_readers, __ATOMIC_SEQ_CST))
 		kvm->env->ops->membarrier(kvm->env->ctx);
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, n = s2_vcpus_hi(kvm); i < n; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
 		if (v)
 			s2_rwlock_wait_local(&v->mmu_reading, kvm->env);
 	}
 }
+/* A vcpu's first read side: publish, then acquire fenced (core/kvm.c). */
+void s2_mmu_read_lock_vcpu_first(struct kvm_vcpu *vcpu);
 static inline void s2_mmu_read_lock_vcpu(struct kvm_vcpu *vcpu)
 {
-	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env,
-			   vcpu->kvm->light_read);
+	if (s2_unlikely(!vcpu->light_ok)) {
+		s2_mmu_read_lock_vcpu_first(vcpu);
+		return;
+	}
+	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env, true);
 }
 static inline void s2_mmu_read_unlock_vcpu(struct kvm_vcpu *vcpu)
 {
@@ -460,7 +485,7 @@ static inline bool s2_mmu_lock_held(const struct kvm *kvm)
 {
 	if (__atomic_load_n(&kvm->mmu_lock.v, __ATOMIC_RELAXED))
 		return true;
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, n = s2_vcpus_hi(kvm); i < n; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
 		if (v && __atomic_load_n(&v->mmu_reading, __ATOMIC_RELAXED))

@@ -485,7 +485,7 @@ int s2_fast_zap_locked(struct kvm *kvm, struct s2_fast_zap *fz)
 	struct s2_root *slot[S2_ROLES] = { 0 };
 	int r = 0;
 
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, n = s2_vcpus_hi(kvm); i < n; i++) {
 		const struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
 		/* A vcpu that entered a guest without loading its root

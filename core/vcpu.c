@@ -73,6 +73,8 @@ static S2_ALWAYS_INLINE int kvm_vcpu_create_untraced(struct kvm *kvm, unsigned i
 		return r;
 	}
 	__atomic_store_n(&kvm->vcpus[id], vcpu, __ATOMIC_RELEASE);
+	if (id >= kvm->vcpus_hi)
+		__atomic_store_n(&kvm->vcpus_hi, id + 1, __ATOMIC_SEQ_CST);
 	kvm->nr_vcpus++;
 	s2_spin_unlock(&kvm->vcpus_lock);
 	*out = vcpu;
@@ -99,6 +101,29 @@ void s2_vcpu_free(struct kvm_vcpu *vcpu)
 	s2_vcpu_root_fini(vcpu);
 	s2_dirty_vcpu_free(vcpu);
 	env->ops->free(env->ctx, vcpu->alloc_base);
+}
+
+/*
+ * The first read side a vcpu takes: publish in kvm->light_readers that this
+ * vcpu will read fence-free (writers then call env->membarrier), then take
+ * this acquisition fenced. The publication's store comes before the fenced
+ * flag store and lock load in the single total order of sequentially
+ * consistent operations, so a writer that read light_readers clear (and so
+ * skipped the barrier) took its exchange before this load, which sees it
+ * and backs off; later fence-free acquisitions only follow a completed one.
+ * A VM that no vcpu has faulted in (static partitioning mapping its ranges
+ * at creation) pays no barrier on its write side.
+ */
+void s2_mmu_read_lock_vcpu_first(struct kvm_vcpu *vcpu)
+{
+	struct kvm *kvm = vcpu->kvm;
+
+	/* Always this vcpu's own store (once per vcpu): a store of another
+	 * vcpu's, seen by a relaxed load, would not order this acquisition. */
+	if (kvm->light_read)
+		__atomic_store_n(&kvm->light_readers, 1, __ATOMIC_SEQ_CST);
+	s2_read_lock_local(&kvm->mmu_lock, &vcpu->mmu_reading, kvm->env, false);
+	vcpu->light_ok = kvm->light_read;
 }
 
 unsigned kvm_vcpu_id(const struct kvm_vcpu *vcpu)

@@ -105,7 +105,7 @@ unsigned kvm_make_all_cpus_request(struct kvm *kvm, unsigned req)
 	if (!kvm || req >= KVM_REQ_NR)
 		return 0;
 	wait = (S2_REQ_WAIT_MASK >> req) & 1;
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, n = s2_vcpus_hi(kvm); i < n; i++) {
 		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
 		if (v && s2_request_and_kick(v, req, wait ? &w : NULL))
@@ -120,7 +120,7 @@ void s2_request_vcpus(struct kvm *kvm, unsigned req, bool (*pick)(const struct k
 	struct s2_req_waiter w = { 0 };
 	bool wait = (S2_REQ_WAIT_MASK >> req) & 1;
 
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, n = s2_vcpus_hi(kvm); i < n; i++) {
 		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 
 		if (v && pick(v))
@@ -146,7 +146,7 @@ void s2_request_tlb_flush(struct kvm *kvm)
 	struct s2_req_waiter w = { 0 };
 	bool one_root = s2_roots_valid(kvm) == 1;
 
-	for (unsigned i = 0; i < kvm->max_vcpus; i++) {
+	for (unsigned i = 0, n = s2_vcpus_hi(kvm); i < n; i++) {
 		struct kvm_vcpu *v = __atomic_load_n(&kvm->vcpus[i], __ATOMIC_ACQUIRE);
 		bool current;
 

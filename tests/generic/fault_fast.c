@@ -682,6 +682,61 @@ static void test_without_membarrier(void **state)
 }
 
 /*
+ * 11b. The write side owes env->membarrier only once a vcpu may read
+ * fence-free: a VM whose vcpus never took the read side (a static
+ * partitioning hypervisor mapping ranges at creation) takes mmu_lock for
+ * write without the barrier; a vcpu's first fault publishes it (taking
+ * that read side fenced), and every write side after it calls the
+ * barrier, for faults on both paths (the fast one only ever runs after a
+ * full one). Catches: the writer calling the barrier regardless (counted
+ * before any fault), a vcpu never publishing (no barrier after a fault:
+ * its fence-free reads would go unseen), publishing by another vcpu
+ * counting for this one.
+ */
+static unsigned long barriers;
+static void (*real_membarrier)(void *ctx);
+static void counting_membarrier(void *ctx)
+{
+	barriers++;
+	real_membarrier(ctx);
+}
+
+static void test_membarrier_after_first_reader(void **state)
+{
+	struct kvm_vcpu *v1;
+	struct s2_mapping m;
+
+	(void)state;
+	vm(1);
+	if (!T.h.ops.membarrier)
+		skip(); /* the kernel refused the registration: nothing to count */
+	real_membarrier = T.h.ops.membarrier;
+	T.h.ops.membarrier = counting_membarrier;
+	barriers = 0;
+	assert_int_equal(kvm_vcpu_create(T.kvm, 1, &v1), 0);
+	t_slot(&T, 0, G0, 0x400, HVA_BASE, 0);
+	assert_int_equal(kvm_mmu_map_range(T.vcpu, G0 << 12, HVA_BASE, 0x4000,
+					   S2_PROT_R | S2_PROT_W, S2_MT_WB),
+			 0);
+	assert_int_equal(kvm_zap_gfn_range(T.kvm, G0, G0 + 1), 1);
+	assert_int_equal(kvm_mmu_lookup(T.kvm, (G0 + 1) << 12, &m), 0);
+	assert_true(m.present);
+	assert_int_equal(barriers, 0);
+	assert_false(T.vcpu->light_ok);
+	/* vcpu 0's first fault: fenced, and published. */
+	FIXED(G0 + 0x200, R);
+	assert_true(T.vcpu->light_ok);
+	assert_false(v1->light_ok);
+	assert_int_equal(barriers, 0);
+	assert_int_equal(kvm_zap_gfn_range(T.kvm, G0 + 0x200, G0 + 0x201), 1);
+	assert_int_equal(barriers, 1);
+	FIXED(G0 + 0x201, R); /* the fence-free read side now */
+	assert_int_equal(kvm_zap_gfn_range(T.kvm, G0 + 0x201, G0 + 0x202), 1);
+	assert_int_equal(barriers, 2);
+	T.h.ops.membarrier = real_membarrier;
+}
+
+/*
  * 12. arm64 without FWB: a fresh leaf owes a cache clean, so every fault
  * takes the full path and cleans its page; the others never clean and the
  * fast path serves. Catches: map() (core/mmu_tmpl.h) handing f->ptep to
@@ -810,6 +865,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_leaf_linear_in_block, teardown),
 		cmocka_unit_test_teardown(test_fill_checks_block_ends, teardown),
 		cmocka_unit_test_teardown(test_without_membarrier, teardown),
+		cmocka_unit_test_teardown(test_membarrier_after_first_reader, teardown),
 		cmocka_unit_test_teardown(test_no_fast_path_without_fwb, teardown),
 		cmocka_unit_test_teardown(test_huge_sequential, teardown),
 		cmocka_unit_test_teardown(test_huge_invalidation_and_tail, teardown),
