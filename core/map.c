@@ -116,6 +116,125 @@ static void s2_map_invalidate(struct kvm *kvm, gfn_t start, gfn_t end, bool begi
 	s2_mmu_write_unlock(kvm, &acc);
 }
 
+/* The leaves' protection and the access a fault of them would make. */
+static unsigned s2_map_prot(const struct kvm_memory_slot *slot, unsigned prot, unsigned *access)
+{
+	*access = S2_ACC_READ | ((prot & S2_PROT_W) ? S2_ACC_WRITE : 0) |
+		  ((prot & S2_PROT_X) ? S2_ACC_EXEC : 0);
+	prot |= S2_PROT_ACCESSED;
+	if (prot & S2_PROT_W) {
+		prot |= S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE | S2_PROT_DIRTY;
+		/* A logging slot sees the first write (as a read fault). */
+		if (slot->flags & KVM_MEM_LOG_DIRTY_PAGES) {
+			prot &= ~(S2_PROT_W | S2_PROT_DIRTY);
+			*access &= ~S2_ACC_WRITE;
+		}
+	}
+	return prot;
+}
+
+/*
+ * Install leaves from *@gpa on (mmu_lock held, either side), at most
+ * @budget of them and each only while the vcpu's cache holds the tables it
+ * may link; advances *@gpa and *@hpa. Returns the leaves installed, or a
+ * negative errno (map() failed), or -EAGAIN with nothing installed past a
+ * frozen entry (to be retried after the lock).
+ */
+static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot, gpa_t *gpa,
+			  hpa_t *hpa, gpa_t end, unsigned prot, unsigned access, unsigned memtype,
+			  uint64_t budget)
+{
+	struct kvm *kvm = vcpu->kvm;
+	uint64_t batch = 0;
+
+	while (*gpa < end && batch < budget) {
+		struct s2_fault f = { .gfn = gpa_to_gfn(*gpa),
+				      .access = access,
+				      .hpa = *hpa,
+				      .prot = prot,
+				      .memtype = memtype };
+		uint64_t sz;
+		int r, level;
+
+		level = f.level = s2_map_level(kvm, slot, *gpa, *hpa, end);
+		if (vcpu->cache.nr < kvm->cfg.levels - (unsigned)level)
+			break;
+		sz = 1ull << s2_level_shift(&kvm->cfg, level);
+		r = kvm->ops->map(kvm, vcpu, &f);
+		if (r == RET_PF_RETRY)
+			break; /* a frozen entry: after the lock */
+		if (r < 0)
+			return r;
+		/* A table already there made the leaf smaller. */
+		if (f.installed_level > 0 && f.installed_level < level)
+			sz = 1ull << s2_level_shift(&kvm->cfg, f.installed_level);
+		*gpa += sz;
+		*hpa += sz;
+		batch++;
+		if (r == RET_PF_FIXED && f.ptep && f.installed_level == f.level)
+			batch += s2_map_run(vcpu, &f, gpa, hpa, end, budget - batch);
+	}
+	return (long)batch;
+}
+
+/*
+ * kvm_mmu_map_range() in one write-side hold, the whole invalidation
+ * inside it: begin, zap what the range holds, install, end (faults that
+ * resolved a pfn before it retry on the seq it moves). For a range of few
+ * leaves this is one lock acquisition instead of three (the invalidation's
+ * two ends and the fill's read side); no fault can run in between, so the
+ * zap needs no emptiness check first. Returns 0 when the range is mapped,
+ * -EAGAIN when it stopped short (the cache, the batch, a memslot update,
+ * an invalid root) with *@gpa and *@hpa at what is left, or an errno.
+ */
+static int s2_map_one_hold(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot, uint64_t gen,
+			   gpa_t *gpa, hpa_t *hpa, gpa_t end, unsigned prot, unsigned memtype)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct s2_change_acc acc;
+	struct s2_range_op op = { .kind = S2_RANGE_ZAP,
+				  .start = gpa_to_gfn(*gpa),
+				  .end = gpa_to_gfn(end),
+				  .acc = &acc,
+				  .hold = S2_HOLD_WRITE };
+	unsigned access;
+	long n;
+	int r;
+
+	/* The first leaf's tables (s2_map_leaves stops where the cache runs
+	 * short, and the batched path tops up for the rest). */
+	r = s2_mmu_topup(vcpu,
+			 kvm->cfg.levels - (unsigned)s2_map_level(kvm, slot, *gpa, *hpa, end));
+	if (r)
+		return r;
+	if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
+		return r;
+	prot = s2_map_prot(slot, prot, &access);
+	s2_acc_init(&acc);
+	s2_mmu_write_lock(kvm);
+	s2_invalidate_begin(kvm);
+	s2_invalidate_add(kvm, op.start, op.end);
+	/* Rule 1: what the range holds goes first (flushed at the unlock
+	 * only when it removed something). The zap may yield the lock; the
+	 * invalidation keeps faults out of the range meanwhile. */
+	n = s2_range(kvm, &op);
+	if (n >= 0 && __atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) == gen &&
+	    s2_root_valid(vcpu->root) &&
+	    !(op.start < kvm->slot_zap_end && op.end > kvm->slot_zap_start)) {
+		n = s2_map_leaves(vcpu, slot, gpa, hpa, end, prot, access, memtype,
+				  kvm->yield_batch ? kvm->yield_batch : 1);
+		if (n > 0)
+			s2_hold_stat(kvm, (uint64_t)n);
+	} else if (n >= 0) {
+		n = 0; /* the memslot or the root moved: the batched path */
+	}
+	(void)s2_invalidate_end(kvm);
+	s2_mmu_write_unlock(kvm, &acc);
+	if (n < 0)
+		return (int)n;
+	return *gpa < end ? -EAGAIN : 0;
+}
+
 /* kvm_mmu_map_range() inside its invalidation: zap, then fill. */
 static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uint64_t gen,
 		       gpa_t gpa, hpa_t hpa, gpa_t end, unsigned prot, unsigned memtype)
@@ -135,19 +254,10 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 		z = kvm_zap_gfn_range(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end));
 	if (z < 0)
 		return (int)z;
-	access = S2_ACC_READ | ((prot & S2_PROT_W) ? S2_ACC_WRITE : 0) |
-		 ((prot & S2_PROT_X) ? S2_ACC_EXEC : 0);
-	prot |= S2_PROT_ACCESSED;
-	if (prot & S2_PROT_W) {
-		prot |= S2_PROT_HOST_WRITABLE | S2_PROT_MMU_WRITABLE | S2_PROT_DIRTY;
-		/* A logging slot sees the first write (as a read fault). */
-		if (slot.flags & KVM_MEM_LOG_DIRTY_PAGES) {
-			prot &= ~(S2_PROT_W | S2_PROT_DIRTY);
-			access &= ~S2_ACC_WRITE;
-		}
-	}
+	prot = s2_map_prot(&slot, prot, &access);
 	while (gpa < end) {
-		uint64_t batch = 0, budget = kvm->yield_batch ? kvm->yield_batch : 1;
+		uint64_t budget = kvm->yield_batch ? kvm->yield_batch : 1;
+		long n;
 
 		/* A leaf of level L links at most levels - L tables: the cache
 		 * is filled for the next leaf (three pages for a 4 KiB leaf of
@@ -179,36 +289,12 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 			continue;
 		}
 		/* Each leaf only while the cache holds the tables it may link. */
-		while (gpa < end && batch < budget) {
-			struct s2_fault f = { .gfn = gpa_to_gfn(gpa),
-					      .access = access,
-					      .hpa = hpa,
-					      .prot = prot,
-					      .memtype = memtype };
-			uint64_t sz;
-
-			f.level = s2_map_level(kvm, &slot, gpa, hpa, end);
-			if (vcpu->cache.nr < kvm->cfg.levels - (unsigned)f.level)
-				break;
-			sz = 1ull << s2_level_shift(&kvm->cfg, f.level);
-			r = kvm->ops->map(kvm, vcpu, &f);
-			if (r == RET_PF_RETRY)
-				break; /* a frozen entry: after the lock */
-			if (r < 0) {
-				s2_mmu_read_unlock_vcpu(vcpu);
-				return r;
-			}
-			/* A table already there made the leaf smaller. */
-			if (f.installed_level > 0 &&
-			    f.installed_level < s2_map_level(kvm, &slot, gpa, hpa, end))
-				sz = 1ull << s2_level_shift(&kvm->cfg, f.installed_level);
-			gpa += sz;
-			hpa += sz;
-			batch++;
-			if (r == RET_PF_FIXED && f.ptep && f.installed_level == f.level)
-				batch += s2_map_run(vcpu, &f, &gpa, &hpa, end, budget - batch);
+		n = s2_map_leaves(vcpu, &slot, &gpa, &hpa, end, prot, access, memtype, budget);
+		if (n < 0) {
+			s2_mmu_read_unlock_vcpu(vcpu);
+			return (int)n;
 		}
-		s2_hold_stat(kvm, batch);
+		s2_hold_stat(kvm, (uint64_t)n);
 		s2_mmu_read_unlock_vcpu(vcpu);
 	}
 	return 0;
@@ -247,6 +333,14 @@ static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gp
 	/* Faults of the range retry until the mapping is complete: one that
 	 * resolved another pfn cannot get in between the zap and the install
 	 * (rule 1 would refuse the install and bug the VM). */
+	/* One hold when the range needs few leaves (the common static map:
+	 * a few huge leaves); what that left goes through the batches. */
+	if (size >> s2_level_shift(&kvm->cfg, s2_map_level(kvm, &slot, gpa, hpa, end)) <
+	    (kvm->yield_batch ? kvm->yield_batch : 1)) {
+		r = s2_map_one_hold(vcpu, &slot, gen, &gpa, &hpa, end, prot, memtype);
+		if (r != -EAGAIN)
+			return r;
+	}
 	s2_map_invalidate(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end), true);
 	r = s2_map_fill(vcpu, &slot, gen, gpa, hpa, end, prot, memtype);
 	s2_map_invalidate(kvm, gpa_to_gfn(gpa), gpa_to_gfn(end), false);
