@@ -15,7 +15,7 @@
  *                  memslot, gfn_to_pfn, level pick, mmu_lock, descent.
  *    limit         naive_walk: bench_mmu's (per page, a 4-level walk from the
  *                  root of a fresh radix tree, installing missing 512-entry
- *                  tables with aligned_alloc + memset and the leaf with
+ *                  tables from the hosted env's alloc_table and the leaf with
  *                  compare-and-exchange). No target: the row says what a full
  *                  fault costs beside the fast one.
  *  populate_2vcpu  the same populate, fast path on, by two vcpus of one VM on

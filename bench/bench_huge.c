@@ -13,7 +13,7 @@
  *                other 511 from the level-2 table it cached.
  *    limit       naive_walk_2m: per leaf, a walk from the root of a fresh
  *                radix tree through levels 4 and 3 (missing tables
- *                installed with aligned_alloc + memset, as the hosted env
+ *                installed from the hosted env's alloc_table, as the library
  *                allocates) and the leaf's compare-and-exchange at level 2.
  *  populate_1g   the same with 1 GiB leaves: BENCH_LEAVES_1G (default 16K =
  *                16 TiB), max_leaf_level = 3, the host maps 512 GiB blocks

@@ -10,8 +10,8 @@
  *            links a table. The hosted environment simulates host memory
  *            (pfn = hva >> 12), so no guest memory is touched.
  *    limit   naive_walk: per page, a 4-level walk from the root of a fresh
- *            radix tree, installing missing 512-entry tables (aligned_alloc
- *            + memset, as the hosted env allocates) and the leaf with
+ *            radix tree, installing missing 512-entry tables (the hosted
+ *            env's alloc_table, as the library's) and the leaf with
  *            compare-and-exchange. The least any correct lock-free install
  *            does.
  *  zap       kvm_zap_gfn_range over the whole populated range (the tables

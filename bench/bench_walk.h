@@ -124,7 +124,7 @@ static inline void bench_naive_free(uint64_t *t, int level)
  * The naive zap: the least work that removes every leaf and table of a
  * radix tree built by bench_naive_populate() (issue 16: the same work on the
  * same entries as a zap of 4 KiB leaves, in the same layout: 512-entry
- * tables, each from its own aligned_alloc). Per leaf a plain (volatile: one
+ * tables, each from bench_naive_table()). Per leaf a plain (volatile: one
  * entry at a time, not vectorised) load, the present test, a plain store of
  * 0 and a count; each emptied table below the root is unlinked (its parent
  * entry zeroed) and chained through its first entry on *@free for
@@ -166,7 +166,7 @@ static inline void bench_naive_free_list(uint64_t *t)
 	while (t) {
 		uint64_t *next = (uint64_t *)(uintptr_t)t[0];
 
-		free(t);
+		bench_naive_table_free(t);
 		t = next;
 	}
 }
