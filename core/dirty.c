@@ -612,16 +612,18 @@ struct s2_reap {
 	struct s2_mask_cursor cur; /* zero when mmu_lock is taken */
 };
 
-static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
+static S2_ALWAYS_INLINE void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
 {
-	gfn_t lo = base + (gfn_t)s2_ctz64(mask);
-	gfn_t hi = base + 64 - (gfn_t)s2_clz64(mask);
+	/* A full word (a dense log) needs no bit counting. */
+	bool full = mask == ~0ull;
+	gfn_t lo = base + (full ? 0 : (gfn_t)s2_ctz64(mask));
+	gfn_t hi = base + 64 - (full ? 0 : (gfn_t)s2_clz64(mask));
 
 	if (!rp->pages || lo < rp->lo)
 		rp->lo = lo;
 	if (!rp->pages || hi > rp->hi)
 		rp->hi = hi;
-	rp->pages += (uint64_t)s2_popcount(mask);
+	rp->pages += full ? 64 : (uint64_t)s2_popcount(mask);
 	rp->masks++;
 }
 
@@ -693,8 +695,23 @@ static S2_ALWAYS_INLINE long kvm_get_dirty_log_untraced(struct kvm *kvm, unsigne
 	if (r)
 		goto out;
 	if (manual && !scan) {
-		/* Only a copy: no entry changes, no lock. */
-		for (uint64_t w = 0; w < d->nwords; w++) {
+		/* Only a copy: no entry changes, no lock. Each word is read
+		 * atomically (recorders set bits meanwhile), four at a time. */
+		uint64_t w = 0;
+
+		for (; w + 4 <= d->nwords; w += 4) {
+			uint64_t m0 = __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
+			uint64_t m1 = __atomic_load_n(&d->bits[w + 1], __ATOMIC_RELAXED);
+			uint64_t m2 = __atomic_load_n(&d->bits[w + 2], __ATOMIC_RELAXED);
+			uint64_t m3 = __atomic_load_n(&d->bits[w + 3], __ATOMIC_RELAXED);
+
+			bitmap[w] = m0;
+			bitmap[w + 1] = m1;
+			bitmap[w + 2] = m2;
+			bitmap[w + 3] = m3;
+			any |= (m0 | m1) | (m2 | m3);
+		}
+		for (; w < d->nwords; w++) {
 			uint64_t m = __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
 
 			bitmap[w] = m;

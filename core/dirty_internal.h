@@ -101,6 +101,14 @@ struct s2_prot_memo {
 	s2_pte_t in, out;
 	int level;     /* 0: empty */
 	int hw_writes; /* hardware may set A/D in leaves: 1, 0, -1 unknown */
+	/*
+	 * protect_run()'s fast case: the attributes of the last level-1 leaf
+	 * it protected with a plain store, and the bits that store flipped
+	 * (fast_flip 0: none yet). Presence, the change and whether a plain
+	 * store may make it are all decided by the attributes, so a leaf with
+	 * the same ones takes old ^ fast_flip with no other test.
+	 */
+	s2_pte_t fast_in, fast_flip;
 };
 
 /* S2_RANGE_DIRTY_ENABLE: a slot starts logging. */

@@ -141,6 +141,19 @@ static inline s2_pte_t S2_FN(protected)(const struct s2_fmt_cfg *c, s2_pte_t pte
 	return pte;
 }
 
+/* The bits a level-1 leaf's address may occupy, once per memo (bits 12 and
+ * up: the format contract keeps presence and the special values below). */
+static S2_ALWAYS_INLINE void S2_FN(memo_addr_bits)(const struct s2_fmt_cfg *c,
+						   struct s2_prot_memo *m)
+{
+	if (s2_unlikely(!m->addr_bits)) {
+		hpa_t top = ((1ull << c->pa_bits) - 1) & ~((1ull << c->page_shift) - 1);
+
+		m->addr_bits =
+			fmt_make_leaf(c, 1, top, 0, S2_MT_WB) ^ fmt_make_leaf(c, 1, 0, 0, S2_MT_WB);
+	}
+}
+
 /*
  * protected(), remembered per attribute pattern: the entry without the bits
  * an address may occupy decides the result (protection never looks at the
@@ -157,12 +170,7 @@ static S2_ALWAYS_INLINE s2_pte_t S2_FN(protected_memo)(const struct s2_fmt_cfg *
 	if (!hw)
 		return S2_FN(protected)(c, pte, level, false);
 #endif
-	if (s2_unlikely(!m->addr_bits)) {
-		hpa_t top = ((1ull << c->pa_bits) - 1) & ~((1ull << c->page_shift) - 1);
-
-		m->addr_bits =
-			fmt_make_leaf(c, 1, top, 0, S2_MT_WB) ^ fmt_make_leaf(c, 1, 0, 0, S2_MT_WB);
-	}
+	S2_FN(memo_addr_bits)(c, m);
 	attr = pte & ~m->addr_bits;
 	if (s2_likely(m->level == level && m->in == attr))
 		return m->out | (pte & m->addr_bits);
@@ -276,21 +284,94 @@ static S2_ALWAYS_INLINE long S2_FN(protect_leaf)(struct kvm *kvm, struct s2_prot
  * registers (the stores cannot change local copies), no call per entry.
  * Entries that are not present are skipped; with @reaped, it is set when a
  * leaf is or may become writable without the host (enable_visit()'s
- * count; access-tracked entries too). Returns the leaves changed, or -EIO.
+ * count; access-tracked entries too). Returns 0, or -EIO.
+ *
+ * The fast case is a plain sweep: a leaf whose attributes (the entry
+ * without its address bits) are those of the last leaf this memo protected
+ * with a plain store gets old ^ flip, the same bits flipped, with no other
+ * test. Everything the slow case decides for that leaf depends on the
+ * attributes alone: presence (the format contract keeps it in bits 0..11,
+ * below every address bit), the change (protected_memo()), whether a plain
+ * store may make it (hw_quiet(): Accessed, Dirty, W), and the reaped count
+ * (the leaf that set the pattern was writable or MMU-writable, so it was
+ * counted in this same walk: the memo and @reaped live together).
  */
+/* The gfn of @ptep in a run from @first, which maps @gfn. */
+static S2_ALWAYS_INLINE gfn_t S2_FN(run_gfn)(gfn_t gfn, const s2_pte_t *first, const s2_pte_t *ptep,
+					     unsigned gshift)
+{
+	return gfn + ((gfn_t)(ptep - first) << gshift);
+}
+
 static __attribute__((noinline)) long S2_FN(protect_run)(struct kvm *kvm, struct s2_prot_memo *mp,
 							 s2_pte_t *ptep, s2_pte_t *last, gfn_t gfn,
 							 bool hw, bool hw_writes, long *reaped)
 {
 	const struct s2_fmt_cfg cfg = kvm->cfg, *c = &cfg;
 	const unsigned gshift = c->page_shift - S2_GFN_SHIFT;
+	s2_pte_t *const first = ptep;
 	struct s2_prot_memo m = *mp;
-	long changed = 0, re = reaped ? *reaped : 1;
+	long re = reaped ? *reaped : 1, r = 0;
+	s2_pte_t keep, fin, flip;
 
-	for (; ptep < last; ptep++, gfn += 1ull << gshift) {
-		s2_pte_t old = __atomic_load_n(ptep, __ATOMIC_RELAXED);
-		long r;
+	S2_FN(memo_addr_bits)(c, &m);
+	keep = ~m.addr_bits;
+	/* No pattern yet: ~0 holds address bits, which no attributes do. */
+	fin = m.fast_flip ? m.fast_in : ~0ull;
+	flip = m.fast_flip;
+	for (; ptep < last; ptep++) {
+		s2_pte_t old, new;
+		gfn_t g;
 
+		/* Four at a time while all four take the fast case: one test
+		 * of their attributes together (once there is a pattern: fin
+		 * is ~0 without one, which this form would not reject).
+		 * Hardware writes none of them (a plain store is allowed for
+		 * their attributes), so their stores may follow the four loads. */
+		while (flip && last - ptep >= 4) {
+			s2_pte_t e0 = __atomic_load_n(&ptep[0], __ATOMIC_RELAXED);
+			s2_pte_t e1 = __atomic_load_n(&ptep[1], __ATOMIC_RELAXED);
+			s2_pte_t e2 = __atomic_load_n(&ptep[2], __ATOMIC_RELAXED);
+			s2_pte_t e3 = __atomic_load_n(&ptep[3], __ATOMIC_RELAXED);
+
+			if (((e0 ^ fin) | (e1 ^ fin) | (e2 ^ fin) | (e3 ^ fin)) & keep)
+				break;
+			/* Debug builds check each change (the one-entry case
+			 * below reports one that fails). */
+			if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+			    !(S2_FN(owes_nothing)(kvm, e0, e0 ^ flip,
+						  S2_FN(run_gfn)(gfn, first, ptep, gshift), 1) &&
+			      S2_FN(owes_nothing)(kvm, e1, e1 ^ flip,
+						  S2_FN(run_gfn)(gfn, first, ptep + 1, gshift),
+						  1) &&
+			      S2_FN(owes_nothing)(kvm, e2, e2 ^ flip,
+						  S2_FN(run_gfn)(gfn, first, ptep + 2, gshift),
+						  1) &&
+			      S2_FN(owes_nothing)(kvm, e3, e3 ^ flip,
+						  S2_FN(run_gfn)(gfn, first, ptep + 3, gshift), 1)))
+				break;
+			__atomic_store_n(&ptep[0], e0 ^ flip, __ATOMIC_RELAXED);
+			__atomic_store_n(&ptep[1], e1 ^ flip, __ATOMIC_RELAXED);
+			__atomic_store_n(&ptep[2], e2 ^ flip, __ATOMIC_RELAXED);
+			__atomic_store_n(&ptep[3], e3 ^ flip, __ATOMIC_RELAXED);
+			ptep += 4;
+		}
+		if (ptep == last)
+			break;
+		old = __atomic_load_n(ptep, __ATOMIC_RELAXED);
+		g = S2_FN(run_gfn)(gfn, first, ptep, gshift);
+		if (s2_likely((old & keep) == fin)) {
+			if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+			    s2_unlikely(!S2_FN(owes_nothing)(kvm, old, old ^ flip, g, 1))) {
+				r = -EIO;
+				kvm_bug(kvm,
+					"dirty-log protection would change more than W or D, gfn",
+					g);
+				break;
+			}
+			__atomic_store_n(ptep, old ^ flip, __ATOMIC_RELAXED);
+			continue;
+		}
 		if (!fmt_is_present(c, old, 1)) {
 			if (!re && fmt_is_access_tracked(c, old, 1) &&
 			    fmt_is_mmu_writable(c, fmt_restore_access_tracked(c, old, 1), 1))
@@ -299,17 +380,26 @@ static __attribute__((noinline)) long S2_FN(protect_run)(struct kvm *kvm, struct
 		}
 		if (!re && (fmt_is_mmu_writable(c, old, 1) || fmt_is_writable(c, old, 1)))
 			re = 1;
-		r = S2_FN(protect_leaf_c)(kvm, c, &m, ptep, old, gfn, 1, hw, hw_writes);
-		if (s2_unlikely(r < 0)) {
-			changed = r;
-			break;
+		new = S2_FN(protected_memo)(c, &m, old, 1, hw);
+		if (new == old)
+			continue;
+		if (!hw_writes || S2_FN(hw_quiet)(c, old, 1)) {
+			/* A plain store: the pattern of the fast case from now on. */
+			fin = old & keep;
+			flip = old ^ new;
 		}
-		changed += r;
+		r = S2_FN(protect_leaf_c)(kvm, c, &m, ptep, old, g, 1, hw, hw_writes);
+		if (s2_unlikely(r < 0))
+			break;
+	}
+	if (flip) {
+		m.fast_in = fin;
+		m.fast_flip = flip;
 	}
 	*mp = m;
 	if (reaped)
 		*reaped = re;
-	return changed;
+	return r < 0 ? r : 0;
 }
 
 /* ---- a slot starts logging ---- */
@@ -458,7 +548,6 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 	struct s2_mask_cursor *cur = a->cur;
 	const bool hw = a->hw;
 	bool hw_writes;
-	long changed = 0;
 
 	if (s2_unlikely(cur->memo.hw_writes < 0))
 		cur->memo.hw_writes = S2_FN(hw_writes_leaves)(c);
@@ -478,17 +567,28 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 		if (!m)
 			continue;
 		/* The common case: all 64 pages are 4 KiB entries of the leaf
-		 * table the cursor holds. */
+		 * table the cursor holds, or of the one a seek finds for the
+		 * first (a new table every 512 pages). */
+		if ((!cur->tbl || base < cur->start || base + 64 > cur->end) &&
+		    !S2_FN(cursor_seek)(kvm, cur, base))
+			cur->tbl = NULL;
 		if (cur->tbl && cur->level == 1 && !cur->gshift && base >= cur->start &&
 		    base + 64 <= cur->end) {
 			s2_pte_t *t = &cur->tbl[base - cur->start];
 
-			if (m == ~0ull) { /* dense: in order, no bit scan */
-				r = S2_FN(protect_run)(kvm, &cur->memo, t, t + 64, base, hw,
+			if (m == ~0ull) {
+				/* Dense: in order, no bit scan, with the dense
+				 * words after it in the same table. */
+				uint64_t n = 1;
+
+				while (w + n < a->nmasks && a->masks[w + n] == ~0ull &&
+				       base + 64 * (n + 1) <= cur->end)
+					n++;
+				r = S2_FN(protect_run)(kvm, &cur->memo, t, t + 64 * n, base, hw,
 						       hw_writes, NULL);
 				if (r < 0)
 					return r;
-				changed += r;
+				w += n - 1;
 				continue;
 			}
 			do {
@@ -500,7 +600,6 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 								base + i, 1, hw, hw_writes);
 					if (r < 0)
 						return r;
-					changed += r;
 				}
 				m &= m - 1;
 			} while (m);
@@ -509,9 +608,7 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 		r = S2_FN(protect_bits)(kvm, cur, base, m, hw, hw_writes);
 		if (r < 0)
 			return r;
-		changed += r;
 	}
-	op->result += changed;
 	return 0;
 }
 

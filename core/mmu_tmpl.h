@@ -483,9 +483,10 @@ typedef long (*s2_visitor_fn)(struct kvm *kvm, struct s2_range_op *op, struct s2
  * A run visitor takes a leaf table's part of the range at once: the entries
  * [ptep, last), the first mapping from @span, in one local loop with what
  * it needs in registers, instead of one visitor call per entry. It sees
- * every entry (present or not) and returns as a visitor does. The walker
- * calls it only when op->budget is 0 (no lock breaking by leaf count: the
- * caller bounds each hold by the gfns it asks for).
+ * every entry (present or not) and returns as a visitor does. Under a
+ * leaf budget (op->budget, lock breaking) the walker hands it at most the
+ * budget's rest, counting every entry it hands over as a leaf, and yields
+ * before the next entry once the budget is spent (dirty logging's start).
  */
 typedef long (*s2_run_fn)(struct kvm *kvm, struct s2_range_op *op, s2_pte_t *ptep, s2_pte_t *last,
 			  gpa_t span);
@@ -534,7 +535,22 @@ static S2_ALWAYS_INLINE long S2_FN(walk_run)(struct kvm *kvm, struct s2_range_op
 				ptep +
 				(((end < tend ? end : tend) - span + (1ull << shift) - 1) >> shift);
 
-			if (run && !op->budget) {
+			if (run) {
+				/* With a budget the run takes at most what is
+				 * left of it, counting every entry (a bound on
+				 * the leaves), and the next entry yields. */
+				if (op->budget) {
+					uint64_t n = (uint64_t)(last - ptep);
+
+					if (op->visited >= op->budget) {
+						op->resume = span;
+						return S2_WALK_YIELD;
+					}
+					if (n > op->budget - op->visited)
+						n = op->budget - op->visited;
+					last = ptep + n;
+					op->visited += n;
+				}
 				r = run(kvm, op, ptep, last, span);
 				if (r)
 					return r;

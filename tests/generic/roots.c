@@ -30,6 +30,8 @@
  *    (test_memslot_updates_yield, test_split_and_collapse_yield);
  *  - core/dirty_tmpl.h, enable_visit: a split not counted against the
  *    batch (test_split_and_collapse_yield);
+ *  - core/mmu_tmpl.h, walk_run: a run visitor handed a whole table's part
+ *    past the batch (test_logging_start_yields_mid_table);
  *  - flush/request.c, s2_request_tlb_flush: CURRENT always, CURRENT for a
  *    vcpu that does not load its root, CURRENT never
  *    (test_flush_request_narrowest, test_memslot_removal_chooses_zap).
@@ -686,6 +688,34 @@ static void test_memslot_updates_yield(void **state)
 	assert_int_equal(s.cur_leaves[1], 16);
 }
 
+/* The start of logging protects a leaf table's part in one run visitor
+ * call: with a batch that is not a multiple of a table, the walker cuts the
+ * run where the batch ends and yields there, and the walk resumes inside the
+ * table (every leaf protected, no hold above the batch). */
+static void test_logging_start_yields_mid_table(void **state)
+{
+	struct kvm_mmu_stats s0, s;
+
+	(void)state;
+	T.h.host_level = 1;
+	t_slot(&T, 0, SLOT_GFN, 8192, HVA_BASE, 0);
+	fault_all(T.vcpu, SLOT_GFN, 8192, true);
+	T.kvm->yield_batch = 300;
+	s0 = t_stats(T.kvm);
+	assert_true(s0.max_hold_leaves <= 300);
+	assert_int_equal(kvm_set_memslot_flags(T.kvm, 0, KVM_MEM_LOG_DIRTY_PAGES), 0);
+	s = t_stats(T.kvm);
+	assert_true(s.max_hold_leaves <= 300);
+	assert_true(s.yields - s0.yields >= 8192 / 300 - 1);
+	for (gfn_t g = SLOT_GFN; g < SLOT_GFN + 8192; g++) {
+		struct s2_mapping m;
+
+		assert_int_equal(kvm_mmu_lookup(T.kvm, g << 12, &m), 0);
+		assert_true(m.present);
+		assert_false(m.prot & (kvm_dirty_log_hw(T.kvm) ? S2_PROT_DIRTY : S2_PROT_W));
+	}
+}
+
 /* The start of logging splits huge leaves (the tables it writes count
  * against the batch), and the collapse when logging stops reads a table of
  * leaves per block: both yield on a large slot, and the collapse restores
@@ -780,6 +810,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_memslot_removal_chooses_zap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memslot_updates_yield, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_and_collapse_yield, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logging_start_yields_mid_table, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_flush_request_narrowest, setup, teardown),
 	};
 
