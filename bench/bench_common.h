@@ -184,11 +184,19 @@ static inline double bench_ratio(const struct bench_row *r)
 	return r->limit_ns > 0 ? r->ns / r->limit_ns : 0;
 }
 
+/* Decimals to print @ns with: 2, or 4 below 0.1 ns (get_dirty_log's copy
+ * of one bit per page), so that a row and its limit stay readable. */
+static inline int bench_prec(double ns)
+{
+	return ns < 0.1 ? 4 : 2;
+}
+
 /* The machine-readable line, one per row (scripts grep "^BENCH "). */
 static inline void bench_print_line(const struct bench_row *r)
 {
-	printf("BENCH op=%s fmt=%s ns_per_page=%.2f limit=%s limit_ns=%.2f ratio=%.3f\n", r->op,
-	       r->fmt, r->ns, r->limit, r->limit_ns, bench_ratio(r));
+	printf("BENCH op=%s fmt=%s ns_per_page=%.*f limit=%s limit_ns=%.*f ratio=%.3f\n", r->op,
+	       r->fmt, bench_prec(r->ns), r->ns, r->limit, bench_prec(r->limit_ns), r->limit_ns,
+	       bench_ratio(r));
 }
 
 static inline void bench_print_table_head(void)
@@ -203,8 +211,10 @@ static inline bool bench_print_table_row(const struct bench_row *r)
 	double ratio = bench_ratio(r);
 	bool ok = !r->target || ratio <= r->target;
 
-	printf("%-14s %-12s %10.2f %10.2f  %-13s %9.2f %9.2f %6.2fx ", r->op, r->fmt, r->ns,
-	       r->ns_median, r->limit, r->limit_ns, r->limit_median, ratio);
+	printf("%-14s %-12s %10.*f %10.*f  %-13s %9.*f %9.*f %6.2fx ", r->op, r->fmt,
+	       bench_prec(r->ns), r->ns, bench_prec(r->ns_median), r->ns_median, r->limit,
+	       bench_prec(r->limit_ns), r->limit_ns, bench_prec(r->limit_median), r->limit_median,
+	       ratio);
 	if (r->target)
 		printf("%6.2fx  %s\n", r->target, ok ? "ok" : "MISSED");
 	else
