@@ -35,7 +35,8 @@
  * Runs are interleaved: each of BENCH_REPS (default 7) measures, per format,
  * both naive walks and the four populates; loops are timed in chunks of
  * BENCH_CHUNK leaves (default 1024) and reported as the sum of each chunk's
- * best (bench_common.h). Knobs: BENCH_FMT, BENCH_STRICT=1.
+ * best (bench_common.h). Knobs: BENCH_FMT, BENCH_STRICT=1, BENCH_OPS (without
+ * "_full" in it: the fast rows only).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -206,6 +207,9 @@ int main(void)
 	unsigned reps = (unsigned)bench_env_long("BENCH_REPS", 7);
 	const char *only_fmt = getenv("BENCH_FMT");
 	bool strict = bench_env_long("BENCH_STRICT", 0) == 1;
+	/* BENCH_OPS without "_full": the fast rows only (profiling). */
+	const char *ops = getenv("BENCH_OPS");
+	bool do_full = !ops || !*ops || strstr(ops, "_full");
 	struct fmt_bench *fb;
 	struct bench_chunks walk[NR_SZ];
 	unsigned nr = 0;
@@ -265,13 +269,15 @@ int main(void)
 			for (int sz = 0; sz < NR_SZ; sz++) {
 				naive(&walk[sz], sz);
 				populate(&fb[i], &fb[i].fast[sz], sz, &fb[i].c_fast[sz], false);
-				populate(&fb[i], &fb[i].full[sz], sz, &fb[i].c_full[sz], true);
+				if (do_full)
+					populate(&fb[i], &fb[i].full[sz], sz, &fb[i].c_full[sz],
+						 true);
 			}
 
 	struct bench_row rows[2 * NR_SZ * BENCH_NR_FMTS];
 	unsigned nrows = 0;
 
-	for (int full = 0; full < 2; full++)
+	for (int full = 0; full < 1 + do_full; full++)
 		for (int sz = 0; sz < NR_SZ; sz++)
 			for (unsigned i = 0; i < nr; i++) {
 				struct bench_chunks *c =
