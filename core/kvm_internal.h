@@ -48,6 +48,9 @@
  *    hva range overlaps skips whole subtrees (aliases included);
  *  - id_hash: open addressing (linear probing, id_mask + 1 entries, at
  *    least twice cap) of index + 1, 0 for empty.
+ * hva_overlaps counts the pairs of slots next to each other in hva order
+ * whose ranges overlap: 0 means no two slots share an hva (no aliases), so
+ * the slot that holds an hva is the first in hva order to end after it.
  * Node references are index + 1, 0 for none. A treap node's priority,
  * prio[i], is a hash of its slot's id (ties broken by id), so both trees
  * are random binary search trees, O(log n) deep expected. Node i of each
@@ -73,18 +76,21 @@ struct s2_memslots {
 	unsigned cap; /* room for cap slots */
 	unsigned id_mask;
 	uint16_t gfn_root, hva_root;
+	unsigned hva_overlaps; /* adjacent pairs in hva order that overlap */
 	struct s2_slot_dirty **dirty;
 	struct s2_gfn_node *gfn;
 	struct s2_hva_node *hva;
 	uint32_t *prio; /* treap priority of slot i (updates only) */
 	uint16_t *id_hash;
-	/* The index + 1 of the slot s2_memslots_find() found last (0: none;
-	 * may be stale, checked before use): readers store it (relaxed), as
-	 * KVM's last_used_slot, 64 bytes away from what they only read (no
-	 * alignment attribute: the env's zalloc need not align to 64). */
+	/* The index + 1 of the slot s2_memslots_find() found last, and of
+	 * the slot the last hva search that descended started from (0: none;
+	 * may be stale, checked before use): readers store them (relaxed),
+	 * as KVM's last_used_slot, on a miss only, 64 bytes away from what
+	 * they only read (no alignment attribute: the env's zalloc need not
+	 * align to 64). */
 	char hint_pad0[64];
-	uint16_t gfn_hint;
-	char hint_pad1[62];
+	uint16_t gfn_hint, hva_hint;
+	char hint_pad1[60];
 	struct kvm_memory_slot slots[];
 };
 

@@ -156,24 +156,39 @@ int s2_memslots_hva_first(struct s2_memslots_hva_iter *it, const struct s2_memsl
 
 /* Results come in hva order, so the first slot that starts at or after
  * end ends the search. */
-/* The first slot in hva order that ends after it->start, or -1: one node
- * per level (each carries its children's max-end). */
+/*
+ * The first slot in hva order that ends after it->start, or -1. Where no two
+ * slots share an hva (hva_overlaps == 0), a slot that holds start is that
+ * slot (every slot before it ends at or before its start): the one the last
+ * descent found is tried first (notifier calls come in runs on one slot: a
+ * range's pages, reclaim's neighbours). Else a descent, one node per level
+ * (each carries its children's max-end).
+ */
 static int s2_hva_first_after_start(const struct s2_memslots_hva_iter *it)
 {
-	const struct s2_hva_node *hv = it->ms->hva;
-	unsigned t = it->ms->hva_root;
+	const struct s2_memslots *ms = it->ms;
+	const struct s2_hva_node *hv = ms->hva;
+	unsigned t = ms->hva_root, h = __atomic_load_n(&ms->hva_hint, __ATOMIC_RELAXED);
 
+	if (h && h <= ms->nr && !ms->hva_overlaps && hv[h - 1].addr <= it->start &&
+	    it->start < hv[h - 1].end)
+		return (int)h - 1;
 	if (!t || hv[t - 1].max <= it->start)
 		return -1;
 	for (;;) { /* subtree t holds one: left of it, it, or right of it */
 		const struct s2_hva_node *n = &hv[t - 1];
 
-		if (n->kid_max[0] > it->start)
+		if (n->kid_max[0] > it->start) {
 			t = n->kid[0];
-		else if (n->end > it->start)
+		} else if (n->end > it->start) {
+			/* The hint is one of the two fields readers write. */
+			if (n->addr <= it->start)
+				__atomic_store_n((uint16_t *)&ms->hva_hint, (uint16_t)t,
+						 __ATOMIC_RELAXED);
 			return (int)t - 1;
-		else
+		} else {
 			t = n->kid[1];
+		}
 	}
 }
 
@@ -304,36 +319,44 @@ static bool s2_prio_above(const struct s2_memslots *ms, unsigned a, unsigned b)
 	return pa > pb || (pa == pb && ms->slots[a].id > ms->slots[b].id);
 }
 
-/* One of the two treaps (hva: the one with the max-end). */
+/*
+ * One of the two treaps (hva: the one with the max-end). Its nodes are
+ * reached by offsets (the array, a node's size, where its children and next
+ * link are), so the code that walks either tree does not branch on which
+ * one it is; both keys lead their node (base, addr), ties go by slot id.
+ */
 struct s2_treap {
 	struct s2_memslots *ms;
 	uint16_t *root;
 	bool hva;
+	char *nodes;
+	unsigned size, kid, next;
 	/* Set by an insert, erase or relink: the nodes before and after the
 	 * one it places or removes (0: none), from the path it walks. */
 	unsigned pred, succ;
 };
+_Static_assert(offsetof(struct s2_gfn_node, base) == 0 && offsetof(struct s2_hva_node, addr) == 0,
+	       "a treap node's key leads it");
 
 /* The next-in-order link of node @i. */
 static uint16_t *s2_next(struct s2_treap *tr, unsigned i)
 {
-	return tr->hva ? &tr->ms->hva[i].next : &tr->ms->gfn[i].next;
+	return (uint16_t *)(tr->nodes + (size_t)i * tr->size + tr->next);
 }
 
 /* Child @c (0: left) of node @i. */
 static uint16_t *s2_kid(struct s2_treap *tr, unsigned i, unsigned c)
 {
-	return tr->hva ? &tr->ms->hva[i].kid[c] : &tr->ms->gfn[i].kid[c];
+	return (uint16_t *)(tr->nodes + (size_t)i * tr->size + tr->kid) + c;
 }
 
 static bool s2_treap_less(struct s2_treap *tr, unsigned a, unsigned b)
 {
-	const struct s2_memslots *ms = tr->ms;
+	uint64_t ka = *(const uint64_t *)(tr->nodes + (size_t)a * tr->size);
+	uint64_t kb = *(const uint64_t *)(tr->nodes + (size_t)b * tr->size);
 
-	if (!tr->hva)
-		return ms->gfn[a].base < ms->gfn[b].base;
-	return ms->hva[a].addr < ms->hva[b].addr ||
-	       (ms->hva[a].addr == ms->hva[b].addr && ms->hva[a].id < ms->hva[b].id);
+	/* gfn keys never tie: the slots are disjoint */
+	return ka < kb || (ka == kb && tr->ms->slots[a].id < tr->ms->slots[b].id);
 }
 
 /* Recompute node @i's max-end from its slot and its children. */
@@ -431,32 +454,54 @@ static unsigned s2_treap_erase(struct s2_treap *tr, unsigned t, unsigned x)
 		*s2_kid(tr, x, 0) = *s2_kid(tr, x, 1) = 0;
 		return m;
 	}
-	if (!s2_treap_less(tr, x, t - 1))
+	bool right = !s2_treap_less(tr, x, t - 1);
+
+	if (right)
 		tr->pred = t;
-	k = s2_kid(tr, t - 1, !s2_treap_less(tr, x, t - 1));
+	k = s2_kid(tr, t - 1, right);
 	*k = (uint16_t)s2_treap_erase(tr, *k, x);
 	s2_treap_pull(tr, t - 1);
 	return t;
 }
 
-/* Node @x into the tree, and into the order's links. */
+/* Whether nodes @a and @b (references, 0: none; @a before @b in hva
+ * order) overlap: 1 or 0, for ms->hva_overlaps. */
+static unsigned s2_hva_pair(const struct s2_memslots *ms, unsigned a, unsigned b)
+{
+	return a && b && ms->hva[a - 1].end > ms->hva[b - 1].addr;
+}
+
+/* Node @x into the tree, and into the order's links (and the hva tree's
+ * count of overlapping neighbours: x comes between pred and succ). */
 static void s2_treap_add(struct s2_treap *tr, unsigned x)
 {
+	struct s2_memslots *ms = tr->ms;
+
 	tr->pred = tr->succ = 0;
 	*tr->root = (uint16_t)s2_treap_insert(tr, *tr->root, x);
 	*s2_next(tr, x) = (uint16_t)tr->succ;
 	if (tr->pred)
 		*s2_next(tr, tr->pred - 1) = (uint16_t)(x + 1);
+	if (tr->hva)
+		ms->hva_overlaps += s2_hva_pair(ms, tr->pred, x + 1) +
+				    s2_hva_pair(ms, x + 1, tr->succ) -
+				    s2_hva_pair(ms, tr->pred, tr->succ);
 }
 
-/* Node @x out of the tree and of the order's links. */
+/* Node @x out of the tree and of the order's links (and the count). */
 static void s2_treap_del(struct s2_treap *tr, unsigned x)
 {
+	struct s2_memslots *ms = tr->ms;
+	unsigned succ = *s2_next(tr, x);
+
 	tr->pred = 0;
 	*tr->root = (uint16_t)s2_treap_erase(tr, *tr->root, x);
 	if (tr->pred)
-		*s2_next(tr, tr->pred - 1) = *s2_next(tr, x);
+		*s2_next(tr, tr->pred - 1) = (uint16_t)succ;
 	*s2_next(tr, x) = 0;
+	if (tr->hva)
+		ms->hva_overlaps += s2_hva_pair(ms, tr->pred, succ) -
+				    s2_hva_pair(ms, tr->pred, x + 1) - s2_hva_pair(ms, x + 1, succ);
 }
 
 /* Repoint the link to node @from (whose keys, children and next node @to
@@ -486,9 +531,20 @@ static void s2_treap_relink(struct s2_treap *tr, unsigned from, unsigned to)
 
 static struct s2_treap s2_treap_of(struct s2_memslots *ms, bool hva)
 {
+	if (hva)
+		return (struct s2_treap){ .ms = ms,
+					  .root = &ms->hva_root,
+					  .hva = true,
+					  .nodes = (char *)ms->hva,
+					  .size = sizeof(ms->hva[0]),
+					  .kid = offsetof(struct s2_hva_node, kid),
+					  .next = offsetof(struct s2_hva_node, next) };
 	return (struct s2_treap){ .ms = ms,
-				  .root = hva ? &ms->hva_root : &ms->gfn_root,
-				  .hva = hva };
+				  .root = &ms->gfn_root,
+				  .nodes = (char *)ms->gfn,
+				  .size = sizeof(ms->gfn[0]),
+				  .kid = offsetof(struct s2_gfn_node, kid),
+				  .next = offsetof(struct s2_gfn_node, next) };
 }
 
 static void s2_id_hash_add(struct s2_memslots *ms, unsigned i)
@@ -548,6 +604,7 @@ static void s2_memslots_copy(struct s2_memslots *ms, const struct s2_memslots *s
 	ms->nr = src->nr;
 	ms->gfn_root = src->gfn_root;
 	ms->hva_root = src->hva_root;
+	ms->hva_overlaps = src->hva_overlaps;
 	for (unsigned i = 0; i < src->nr; i++) {
 		s2_memslots_move(ms, i, src, i);
 		s2_id_hash_add(ms, i);

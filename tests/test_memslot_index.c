@@ -153,6 +153,31 @@ static void check_depth(const struct s2_memslots *ms)
 	}
 }
 
+/* The model's slots in (hva, id) order, for qsort. */
+static int by_hva(const void *pa, const void *pb)
+{
+	unsigned a = *(const unsigned *)pa, b = *(const unsigned *)pb;
+
+	if (M[a].hva != M[b].hva)
+		return M[a].hva < M[b].hva ? -1 : 1;
+	return a < b ? -1 : a > b;
+}
+
+/* ms->hva_overlaps is the number of neighbours in hva order (the model's
+ * slots sorted by (hva, id)) whose ranges overlap. */
+static void check_hva_overlaps(const struct s2_memslots *ms)
+{
+	unsigned ids[ID_SPACE], n = 0, want = 0;
+
+	for (unsigned id = 0; id < ID_SPACE; id++)
+		if (M[id].used)
+			ids[n++] = id;
+	qsort(ids, n, sizeof(ids[0]), by_hva);
+	for (unsigned k = 1; k < n; k++)
+		want += M[ids[k - 1]].hva + (M[ids[k - 1]].npages << 12) > M[ids[k]].hva;
+	assert_int_equal(ms->hva_overlaps, want);
+}
+
 /*
  * The set @ms (published or spare) against the model: the same slots, both
  * treaps ordered, complete, shallow (a random BST of n <= 512 nodes is
@@ -231,6 +256,7 @@ static void check_set(struct kvm *kvm)
 {
 	const struct s2_memslots *ms = kvm->memslots;
 	struct kvm_memory_slot out;
+	hva_t last_s = HVA_BASE, last_e = HVA_BASE + 4096;
 
 	assert_int_equal(ms->nr, model_nr());
 	for (unsigned id = 0; id < ID_SPACE; id++) {
@@ -248,10 +274,15 @@ static void check_set(struct kvm *kvm)
 		assert_int_equal(out.flags, M[id].flags);
 	}
 	check_struct(ms);
-	if (kvm->memslots_spare)
+	check_hva_overlaps(ms);
+	if (kvm->memslots_spare) {
 		check_struct(kvm->memslots_spare);
-	/* hva searches: exactly the overlapping slots, each once, in order. */
-	for (unsigned q = 0; q < 40; q++) {
+		check_hva_overlaps(kvm->memslots_spare);
+	}
+	/* hva searches: exactly the overlapping slots, each once, in order;
+	 * from q = 40 on, ranges that start in a slot, each searched twice (the
+	 * second search may start from the hint the first left). */
+	for (unsigned q = 0; q < 60; q++) {
 		hva_t s = HVA_BASE + (rnd(600) << 12), e = s + ((1 + rnd(q & 1 ? 8 : 300)) << 12);
 		struct s2_memslots_hva_iter it;
 		bool got[CONFIG_S2_MAX_MEMSLOTS] = { false };
@@ -264,6 +295,17 @@ static void check_set(struct kvm *kvm)
 				s = ms->slots[i].userspace_addr + (ms->slots[i].npages << 12);
 			e = s + 4096;
 		}
+		if (q >= 40 && ms->nr && q % 2 == 0) {
+			const struct kvm_memory_slot *sl = &ms->slots[rnd(ms->nr)];
+
+			s = sl->userspace_addr + (rnd(sl->npages) << 12);
+			e = s + ((1 + rnd(8)) << 12);
+		} else if (q >= 40) { /* the previous range again */
+			s = last_s;
+			e = last_e;
+		}
+		last_s = s;
+		last_e = e;
 		for (int i = s2_memslots_hva_first(&it, ms, s, e); i >= 0;
 		     i = s2_memslots_hva_next(&it)) {
 			assert_true((unsigned)i < ms->nr);
@@ -282,13 +324,25 @@ static void check_set(struct kvm *kvm)
 	}
 }
 
+/*
+ * The hva of a new slot at @base: anywhere in the first 512 pages (slots
+ * alias a lot), or, with @apart, the slot's own gfn range shifted (no two
+ * slots share an hva until moves bring another slot's gfns there) but one
+ * in 16 anywhere, so hva_overlaps goes up and down and the hva hint is used.
+ */
+static hva_t pick_hva(gfn_t base, bool apart)
+{
+	if (apart && rnd(16))
+		return HVA_BASE + (base << 12);
+	return HVA_BASE + (rnd(512) << 12);
+}
+
 /* Random adds, deletes, moves and flag changes against the model: every
  * return value and the whole published set agree, at every step. */
-static void test_index_against_model(void **state)
+static void run_index_against_model(bool apart)
 {
 	struct tvm t;
 
-	(void)state;
 	memset(M, 0, sizeof(M));
 	t_vm_init(&t, t_any_fmt(), NULL);
 	for (unsigned step = 0; step < 6000; step++) {
@@ -302,10 +356,10 @@ static void test_index_against_model(void **state)
 				.id = id,
 				.base_gfn = rnd(1200) * GFN_GRID,
 				.npages = (1 + rnd(3)) * GFN_GRID / (1 + rnd(2)),
-				.userspace_addr = HVA_BASE + (rnd(512) << 12),
 				.flags = rnd(4) ? 0 : KVM_MEM_READONLY,
 			};
 
+			s.userspace_addr = pick_hva(s.base_gfn, apart);
 			want = model_nr() >= CONFIG_S2_MAX_MEMSLOTS ? -ENOSPC :
 			       M[id].used || model_overlaps(ID_SPACE, s.base_gfn, s.npages) ?
 								      -EINVAL :
@@ -341,6 +395,14 @@ static void test_index_against_model(void **state)
 	}
 	assert_true(model_nr() > 300); /* the sequence did reach many slots */
 	t_vm_fini(&t);
+}
+
+/* Twice: with hvas that alias a lot, and with hvas mostly apart. */
+static void test_index_against_model(void **state)
+{
+	(void)state;
+	run_index_against_model(false);
+	run_index_against_model(true);
 }
 
 /* A random slot flag set: read-only, logging, or none. */
