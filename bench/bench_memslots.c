@@ -14,6 +14,10 @@
  *                  page (nothing mapped: the cost is the hva -> memslot
  *                  search, the lock and the protocol).
  *  test_young_N    kvm_mmu_notifier_test_young on one unmapped page.
+ *  test_young_spread_N  the same, each call on a page of another slot (the
+ *                  k-th call on slot 97 k mod N): no call finds the slot
+ *                  the last one found, so each descends the hva index. No
+ *                  target (what a lookup that misses the hint costs).
  *  id_lookup_N     kvm_id_to_memslot of the middle slot's id.
  *  gfn_lookup_N    kvm_gfn_to_memslot of a gfn of the middle slot.
  *  add_delete_N    kvm_set_memslot of one more slot, then kvm_delete_memslot
@@ -44,9 +48,9 @@
 #define HVA_STRIDE 0x2000000ull /* 32 MiB */
 #define EXTRA_ID 100000u
 
-enum { OP_MN, OP_TEST_YOUNG, OP_ID, OP_GFN, OP_ADD_DEL, NR_OPS };
-static const char *const op_name[NR_OPS] = { "mn_start_end", "test_young", "id_lookup",
-					     "gfn_lookup", "add_delete" };
+enum { OP_MN, OP_TEST_YOUNG, OP_TEST_YOUNG_SPREAD, OP_ID, OP_GFN, OP_ADD_DEL, NR_OPS };
+static const char *const op_name[NR_OPS] = { "mn_start_end", "test_young", "test_young_spread",
+					     "id_lookup",    "gfn_lookup", "add_delete" };
 
 struct vm {
 	unsigned nslots;
@@ -112,6 +116,17 @@ static void measure(struct vm *v, unsigned calls)
 	if (r)
 		die(v, "test_young", r);
 	bench_add(&v->op[OP_TEST_YOUNG], t0, calls);
+
+	t0 = bench_now_ns();
+	for (unsigned i = 0; i < calls; i++) {
+		hva_t s = slot_hva((i * 97) % v->nslots) + 7 * 4096;
+
+		r |= kvm_mmu_notifier_test_young(v->kvm, s, s + 4096);
+	}
+	t0 = bench_now_ns() - t0;
+	if (r)
+		die(v, "test_young (spread)", r);
+	bench_add(&v->op[OP_TEST_YOUNG_SPREAD], t0, calls);
 
 	t0 = bench_now_ns();
 	for (unsigned i = 0; i < calls; i++) {
@@ -193,7 +208,7 @@ int main(void)
 				.limit = "one_memslot",
 				.limit_ns = bench_best(&vms[0].op[o]),
 				.limit_median = bench_median(&vms[0].op[o]),
-				.target = s ? TARGET : 0,
+				.target = s && o != OP_TEST_YOUNG_SPREAD ? TARGET : 0,
 			};
 			nrows++;
 		}
