@@ -133,6 +133,10 @@ struct s2_mask_cursor {
 	gfn_t start, end;
 	int level;	 /* level of the entries of tbl */
 	unsigned gshift; /* log2 gfns per entry */
+	/* With a table of 4 KiB leaves: the level-2 table that links it and
+	 * the gfns that one covers, so the next leaf table is one load away. */
+	s2_pte_t *ptbl;
+	gfn_t pstart, pend;
 	struct s2_prot_memo memo;
 };
 

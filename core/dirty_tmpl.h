@@ -470,27 +470,61 @@ static S2_ALWAYS_INLINE long S2_FN(enable_run)(struct kvm *kvm, struct s2_range_
 static bool S2_FN(cursor_seek)(struct kvm *kvm, struct s2_mask_cursor *cur, gfn_t gfn)
 {
 	const struct s2_fmt_cfg *c = &kvm->cfg;
-	s2_pte_t *tbl = cur->root->pt;
+	s2_pte_t *tbl = cur->root->pt, *ptbl = NULL;
+	gfn_t pstart = 0, pend = ~0ull;
 
 	for (int level = c->levels; level >= 1; level--) {
 		unsigned shift = s2_level_shift(c, level);
+		unsigned tshift = shift + s2_level_bits(c, level) - S2_GFN_SHIFT;
 		s2_pte_t old = S2_FN(pte_load)(&tbl[S2_FN(index)(c, gfn_to_gpa(gfn), level)]);
+		gfn_t start = level == c->levels ? 0 : gfn & ~((1ull << tshift) - 1);
+		gfn_t end = level == c->levels ? ~0ull : start + (1ull << tshift);
 
 		if (!fmt_is_present(c, old, level))
 			return false;
 		if (level == 1 || fmt_is_leaf(c, old, level)) {
-			unsigned tshift = shift + s2_level_bits(c, level) - S2_GFN_SHIFT;
-
 			cur->tbl = tbl;
 			cur->level = level;
 			cur->gshift = shift - S2_GFN_SHIFT;
-			cur->start = level == c->levels ? 0 : gfn & ~((1ull << tshift) - 1);
-			cur->end = level == c->levels ? ~0ull : cur->start + (1ull << tshift);
+			cur->start = start;
+			cur->end = end;
+			cur->ptbl = level == 1 ? ptbl : NULL;
+			cur->pstart = pstart;
+			cur->pend = pend;
 			return true;
+		}
+		if (level == 2) {
+			ptbl = tbl;
+			pstart = start;
+			pend = end;
 		}
 		tbl = S2_FN(table_va)(kvm, old, level);
 	}
 	return false;
+}
+
+/*
+ * Point @cur at the leaf table of @gfn through the level-2 table that
+ * linked the one it holds (no descent from the root): false when @gfn lies
+ * outside that level-2 table or its entry is not a table (cursor_seek()
+ * then looks from the root).
+ */
+static S2_ALWAYS_INLINE bool S2_FN(cursor_next)(struct kvm *kvm, struct s2_mask_cursor *cur,
+						gfn_t gfn)
+{
+	const struct s2_fmt_cfg *c = &kvm->cfg;
+	unsigned tshift = s2_level_shift(c, 2) - S2_GFN_SHIFT;
+	s2_pte_t old;
+
+	if (!cur->tbl || !cur->ptbl || gfn < cur->pstart || gfn >= cur->pend)
+		return false;
+	old = S2_FN(pte_load)(&cur->ptbl[S2_FN(index)(c, gfn_to_gpa(gfn), 2)]);
+	if (!fmt_is_present(c, old, 2) || fmt_is_leaf(c, old, 2))
+		return false;
+	cur->tbl = S2_FN(table_va)(kvm, old, 2);
+	cur->start = gfn & ~((1ull << tshift) - 1);
+	cur->end = cur->start + (1ull << tshift);
+	return true;
 }
 
 /*
@@ -547,6 +581,7 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 	const struct s2_mask_arg *a = op->arg;
 	struct s2_mask_cursor *cur = a->cur;
 	const bool hw = a->hw;
+	const uint64_t *const masks = a->masks, nmasks = a->nmasks;
 	bool hw_writes;
 
 	if (s2_unlikely(cur->memo.hw_writes < 0))
@@ -557,8 +592,8 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 		cur->root = op->root;
 		cur->tbl = NULL;
 	}
-	for (uint64_t w = 0; w < a->nmasks; w++) {
-		uint64_t m = a->masks[w];
+	for (uint64_t w = 0; w < nmasks; w++) {
+		uint64_t m = masks[w];
 		/* The bitmap's memslot gfns, walked where the root maps them
 		 * (a TD's shared half: at the shared-bit offset). */
 		gfn_t base = a->base + kvm->gfn_direct_bits + w * 64;
@@ -570,7 +605,7 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 		 * table the cursor holds, or of the one a seek finds for the
 		 * first (a new table every 512 pages). */
 		if ((!cur->tbl || base < cur->start || base + 64 > cur->end) &&
-		    !S2_FN(cursor_seek)(kvm, cur, base))
+		    !S2_FN(cursor_next)(kvm, cur, base) && !S2_FN(cursor_seek)(kvm, cur, base))
 			cur->tbl = NULL;
 		if (cur->tbl && cur->level == 1 && !cur->gshift && base >= cur->start &&
 		    base + 64 <= cur->end) {
@@ -579,10 +614,11 @@ static long S2_FN(protect_mask)(struct kvm *kvm, struct s2_range_op *op)
 			if (m == ~0ull) {
 				/* Dense: in order, no bit scan, with the dense
 				 * words after it in the same table. */
-				uint64_t n = 1;
+				uint64_t n = 1, nmax = (cur->end - base) / 64;
 
-				while (w + n < a->nmasks && a->masks[w + n] == ~0ull &&
-				       base + 64 * (n + 1) <= cur->end)
+				if (nmax > nmasks - w)
+					nmax = nmasks - w;
+				while (n < nmax && masks[w + n] == ~0ull)
 					n++;
 				r = S2_FN(protect_run)(kvm, &cur->memo, t, t + 64 * n, base, hw,
 						       hw_writes, NULL);
