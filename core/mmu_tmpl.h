@@ -357,7 +357,8 @@ S2_FN(zap_table_locked)(struct kvm *kvm, struct s2_change_acc *acc, s2_pte_t *t,
 	 * is as good as once per leaf (dirty_lost() reads it per change). */
 	const bool scan = __atomic_load_n(&kvm->dirty.hw_scan, __ATOMIC_RELAXED) && !acc->reaped;
 	/* The quick tests, none with scan; (e & m) == 1 never holds for m == 0. */
-	s2_pte_t lm = scan ? 0 : FMT_LEAF1_BITS, lv = FMT_LEAF1_BITS && !scan ? FMT_LEAF1_BITS : 1;
+	s2_pte_t lm = scan ? 0 : FMT_LEAF1_BITS,
+		 lv = FMT_LEAF1_BITS != 0 && !scan ? FMT_LEAF1_BITS : 1;
 	s2_pte_t tm = scan ? 0 : FMT_TRACKED1_MASK, tv = scan ? 1 : FMT_TRACKED1_VALUE;
 	gfn_t step = (gfn_t)1 << (c->page_shift - S2_GFN_SHIFT);
 	s2_pte_t *p = t, *const end = t + n;
