@@ -98,7 +98,7 @@ static void vmid_flush_context(struct s2_vmid_alloc *a)
 		cpu->reserved = id;
 		cpu->flush_pending = true;
 	}
-	a->rollovers++;
+	__atomic_store_n(&a->rollovers, a->rollovers + 1, __ATOMIC_RELAXED); /* read any time */
 	if (a->env->ops->vmid_flush_all) {
 		a->env->ops->vmid_flush_all(a->env->ctx);
 		for (unsigned c = 0; c < a->nr_cpus; c++)

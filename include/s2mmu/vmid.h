@@ -72,9 +72,9 @@ struct s2_vmid_cpu {
 struct s2_vmid_alloc {
 	const struct s2_env *env;
 	struct s2_vmid_cpu *cpus;
-	uint64_t *map; /* ids taken in this generation */
-	uint64_t gen;  /* current generation, in units of 1 << bits */
-	uint64_t rollovers;
+	uint64_t *map;		/* ids taken in this generation */
+	uint64_t gen;		/* current generation, in units of 1 << bits */
+	uint64_t rollovers;	/* relaxed atomic: readable while CPUs run */
 	uint64_t local_flushes; /* vmid_flush_local calls */
 	unsigned nr_cpus;
 	unsigned bits;

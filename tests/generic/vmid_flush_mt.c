@@ -337,6 +337,14 @@ static void test_flush_current_id(void **state)
 		if (k % 8 == 0)
 			t_yield();
 	}
+	/* The CPU threads' progress, not the moves' count, says when the run
+	 * has seen enough: on a loaded machine they may have had little CPU
+	 * while the moves ran (3 rollovers once at load 5). Up to 20 s. */
+	for (uint64_t t0 = t_now_ns();
+	     (__atomic_load_n(&S.alloc.rollovers, __ATOMIC_RELAXED) < 20 ||
+	      __atomic_load_n(&S.hits, __ATOMIC_RELAXED) < 100) &&
+	     t_now_ns() - t0 < 20000000000ull;)
+		t_yield();
 	__atomic_store_n(&S.stop, true, __ATOMIC_RELEASE);
 	for (unsigned c = 0; c < NCPUS; c++)
 		pthread_join(t[c], NULL);
