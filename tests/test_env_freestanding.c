@@ -35,16 +35,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static bool all_zero(const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (c[i])
-			return false;
-	return true;
-}
-
 /* Blocks are zeroed, aligned to their size in physical terms, and their pa
  * is the region's pa plus their offset. */
 static void test_pool_alignment_and_zeroing(void **state)
@@ -62,7 +52,7 @@ static void test_pool_alignment_and_zeroing(void **state)
 		assert_non_null(va);
 		assert_int_equal(pa & (want - 1), 0);
 		assert_int_equal(pa - FAKE_PA, (hpa_t)(va - (uint8_t *)region));
-		assert_true(all_zero(va, want));
+		assert_true(t_all_zero(va, want));
 		memset(va, 0xff, want);
 	}
 	assert_null(s2_pool_alloc(&pool, 128 * 1024, &pa)); /* beyond the largest class */
@@ -84,7 +74,7 @@ static void test_pool_recycles_and_exhausts(void **state)
 	uint8_t *b = s2_pool_alloc(&pool, 4096, &pa2);
 	assert_ptr_equal(a, b);
 	assert_int_equal(pa1, pa2);
-	assert_true(all_zero(b, 4096));
+	assert_true(t_all_zero(b, 4096));
 	assert_int_equal(pool.used, used);
 	unsigned n = 1;
 	while (s2_pool_alloc(&pool, 65536, NULL))

@@ -14,16 +14,6 @@
 
 #define PAGES 1500 /* more than the env keeps (1024) */
 
-static bool all_zero(const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (c[i])
-			return false;
-	return true;
-}
-
 static void *alloc_page(struct s2_hosted *h, hpa_t *pa)
 {
 	void *p = h->ops.alloc_table(h->env.ctx, 4096, pa);
@@ -31,7 +21,7 @@ static void *alloc_page(struct s2_hosted *h, hpa_t *pa)
 	assert_non_null(p);
 	assert_int_equal((uintptr_t)p & 4095, 0);
 	assert_int_equal(*pa, (hpa_t)(uintptr_t)p);
-	assert_true(all_zero(p, 4096));
+	assert_true(t_all_zero(p, 4096));
 	return p;
 }
 
@@ -85,7 +75,7 @@ static void test_large_tables(void **state)
 
 			assert_non_null(p);
 			assert_int_equal((uintptr_t)p & (bytes - 1), 0);
-			assert_true(all_zero(p, bytes));
+			assert_true(t_all_zero(p, bytes));
 			memset(p, 0x5a, bytes);
 			h.ops.free_table(h.env.ctx, p, pa, bytes);
 		}

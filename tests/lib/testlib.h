@@ -51,6 +51,17 @@ static inline uint64_t t_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether @n bytes at @p are all zero (a page an allocator hands out). */
+static inline bool t_all_zero(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (c[i])
+			return false;
+	return true;
+}
+
 #if !S2_ENABLED(CONFIG_S2_FMT_X86_EPT)
 /* A library without EPT has no PML entry point; the generic tests' PML
  * cases skip on every other format and their bad-input checks get what a
