@@ -612,19 +612,21 @@ struct s2_reap {
 	struct s2_mask_cursor cur; /* zero when mmu_lock is taken */
 };
 
-static S2_ALWAYS_INLINE void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
+/* @pages pages of @masks masks reaped within [lo, hi) (@pages > 0). */
+static void s2_reap_span(struct s2_reap *rp, gfn_t lo, gfn_t hi, uint64_t pages, uint64_t masks)
 {
-	/* A full word (a dense log) needs no bit counting. */
-	bool full = mask == ~0ull;
-	gfn_t lo = base + (full ? 0 : (gfn_t)s2_ctz64(mask));
-	gfn_t hi = base + 64 - (full ? 0 : (gfn_t)s2_clz64(mask));
-
 	if (!rp->pages || lo < rp->lo)
 		rp->lo = lo;
 	if (!rp->pages || hi > rp->hi)
 		rp->hi = hi;
-	rp->pages += full ? 64 : (uint64_t)s2_popcount(mask);
-	rp->masks++;
+	rp->pages += pages;
+	rp->masks += masks;
+}
+
+static void s2_reap_add(struct s2_reap *rp, gfn_t base, uint64_t mask)
+{
+	s2_reap_span(rp, base + (gfn_t)s2_ctz64(mask), base + 64 - (gfn_t)s2_clz64(mask),
+		     s2_popcount(mask), 1);
 }
 
 /* Rule 2 for dirty logging: flush once, and only if something was reaped. */
@@ -760,6 +762,7 @@ static S2_ALWAYS_INLINE long kvm_clear_dirty_log_untraced(struct kvm *kvm, unsig
 	struct s2_slot_dirty *d;
 	struct s2_change_acc acc;
 	struct s2_reap rp = { .cur.memo.hw_writes = -1 };
+	uint64_t words, tail;
 	bool hw;
 	long r;
 
@@ -781,29 +784,42 @@ static S2_ALWAYS_INLINE long kvm_clear_dirty_log_untraced(struct kvm *kvm, unsig
 		r = -EINVAL;
 		goto out;
 	}
+	words = (num_pages + 63) / 64;
+	tail = num_pages & 63 ? (1ull << (num_pages & 63)) - 1 : ~0ull;
 	s2_mmu_write_lock(kvm);
-	/* Bits cleared 64 words at a time, then their pages re-protected. */
-	for (uint64_t i = 0; i * 64 < num_pages && r >= 0; i += S2_CLEAR_CHUNK) {
-		uint64_t cleared[S2_CLEAR_CHUNK], n = 0, any = 0;
+	/*
+	 * Bits cleared 64 words at a time, then their pages re-protected and
+	 * the chunk's span and count reaped at once (a dense log's full words
+	 * need no bit counting). The last word of a range that ends inside it
+	 * keeps only the range's bits.
+	 */
+	for (uint64_t i = 0; i < words && r >= 0; i += S2_CLEAR_CHUNK) {
+		uint64_t cleared[S2_CLEAR_CHUNK], n, any = 0, pages = 0, nm = 0, lo = 0, hi = 0;
+		uint64_t nw = words - i < S2_CLEAR_CHUNK ? words - i : S2_CLEAR_CHUNK;
+		uint64_t *bits = &d->bits[first_page / 64 + i];
+		gfn_t base = s->base_gfn + first_page + i * 64;
 
-		for (; n < S2_CLEAR_CHUNK && (i + n) * 64 < num_pages; n++) {
-			uint64_t w = first_page / 64 + i + n;
-			uint64_t m = bitmap[i + n];
+		for (n = 0; n < nw; n++) {
+			uint64_t m = bitmap[i + n] & (i + n == words - 1 ? tail : ~0ull);
 
-			if (num_pages - (i + n) * 64 < 64)
-				m &= (1ull << (num_pages - (i + n) * 64)) - 1;
-			m &= __atomic_load_n(&d->bits[w], __ATOMIC_RELAXED);
+			m &= __atomic_load_n(&bits[n], __ATOMIC_RELAXED);
 			/* Only the bits this call cleared are re-protected. */
 			if (m)
-				m &= __atomic_fetch_and(&d->bits[w], ~m, __ATOMIC_ACQ_REL);
-			if (m)
-				s2_reap_add(&rp, s->base_gfn + w * 64, m);
+				m &= __atomic_fetch_and(&bits[n], ~m, __ATOMIC_ACQ_REL);
 			cleared[n] = m;
+			if (m) {
+				lo = any ? lo : n;
+				hi = n;
+				pages += m == ~0ull ? 64 : s2_popcount(m);
+				nm++;
+			}
 			any |= m;
 		}
-		if (any)
-			r = s2_protect_masks(kvm, s->base_gfn + first_page + i * 64, cleared, n, hw,
-					     &rp.cur, &acc);
+		if (any) {
+			s2_reap_span(&rp, base + lo * 64 + s2_ctz64(cleared[lo]),
+				     base + hi * 64 + 64 - s2_clz64(cleared[hi]), pages, nm);
+			r = s2_protect_masks(kvm, base, cleared, nw, hw, &rp.cur, &acc);
+		}
 	}
 	s2_reap_settle(kvm, &rp, &acc);
 	s2_mmu_write_unlock_keep_tables(kvm, &acc);
