@@ -403,7 +403,25 @@ static struct {
 	uint64_t mig_stop_ticks;
 	uint32_t hyp_done;
 	uint64_t max_leaves[6];
+	/* for a checksum failure's report (memcheck_diag) */
+	uint64_t phase_t0;			   /* when the workload started */
+	uint32_t diag_bad[2], diag_good[2];	   /* CTL_DIAG_* halves */
+	uint64_t mig_round_ms[MIG_MAX_ROUNDS + 2]; /* ms after phase_t0 */
+	uint64_t mig_full_ms, mig_switch_ms;
 } st;
+
+/* Every move, for a checksum failure's report: block, old and new hpa, when. */
+#define MOVE_HIST 1024
+static struct move_rec {
+	uint32_t b;
+	uint32_t ms; /* after the workload started */
+	uint64_t old, new;
+} move_hist[MOVE_HIST];
+
+static uint64_t phase_ms(void)
+{
+	return (now_ticks() - st.phase_t0) * 1000 / sysreg_read(cntfrq_el0);
+}
 
 static struct wd wd; /* the watchdog (CPU 0's ticks, progress from either CPU) */
 
@@ -641,6 +659,10 @@ static void move_block(unsigned b)
 		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
 	kvm_get_stats(kvm, &s1);
 	spare[nspare++] = old;
+	if (st.moves < MOVE_HIST)
+		move_hist[st.moves] = (struct move_rec){
+			.b = b, .ms = (uint32_t)phase_ms(), .old = old, .new = new
+		};
 	st.moves++;
 	st.move_leaves += s1.zapped_leaves - s0.zapped_leaves;
 	st.move_flushes += (s1.flushes + s1.flushes_range) - (s0.flushes + s0.flushes_range);
@@ -835,6 +857,7 @@ static void mig_finish(struct pcpu *c)
 	for (uint64_t off = 0; off < G_RAM_SIZE; off += 512)
 		*(volatile uint64_t *)(uintptr_t)a_hpa(off) = POISON;
 	st.mig_switched = true;
+	st.mig_switch_ms = phase_ms();
 	st.mig = MIG_DONE;
 	st.mig_stop_ticks = now_ticks() - t0;
 	__atomic_store_n(&st.hyp_done, 1, __ATOMIC_RELEASE);
@@ -857,14 +880,18 @@ static void mig_step(struct pcpu *c)
 		     st.mig_full_off += MOVE_BLOCK)
 			copy_words(HVA_B + st.mig_full_off, a_hpa(st.mig_full_off), MOVE_BLOCK);
 		st.mig_bytes_full = st.mig_full_off;
-		if (st.mig_full_off >= G_RAM_SIZE)
+		if (st.mig_full_off >= G_RAM_SIZE) {
 			st.mig = MIG_ROUNDS;
+			st.mig_full_ms = phase_ms();
+		}
 		break;
 	}
 	case MIG_ROUNDS:
 		n = harvest();
 		st.mig_last_round_pages = copy_dirty();
 		st.mig_rounds++;
+		if (st.mig_rounds < sizeof(st.mig_round_ms) / sizeof(st.mig_round_ms[0]))
+			st.mig_round_ms[st.mig_rounds] = phase_ms();
 		hlog("hyp: migration: round %u: %ld dirty pages copied\n", st.mig_rounds, n);
 		if (st.mig_rounds >= MIG_MAX_ROUNDS || n < MIG_FEW_PAGES)
 			mig_finish(c);
@@ -894,7 +921,8 @@ static void tick(struct pcpu *c)
 	if (st.phase >= 1 && st.moves < st.moves_want && t >= st.next_move) {
 		move_block(st.move_next);
 		st.move_next = (st.move_next + 7) % RAM_BLOCKS; /* every block, spread out */
-		st.next_move = t + ms_ticks(MOVE_EVERY_MS);
+		st.next_move =
+			t + ms_ticks(info[INFO_MOVE_MS] ? info[INFO_MOVE_MS] : MOVE_EVERY_MS);
 	} else if (st.phase >= 1 && st.moves >= st.moves_want) {
 		if (st.mig == MIG_OFF)
 			__atomic_store_n(&st.hyp_done, 1, __ATOMIC_RELEASE);
@@ -903,6 +931,155 @@ static void tick(struct pcpu *c)
 	}
 	wd_tick_done(&wd, now_ticks());
 	timer_arm(TICK_MS);
+}
+
+/* ---- a checksum failure's evidence ---------------------------------------- */
+
+/* The hpa the memslot's backing gives @gpa now (region A's block table, or
+ * region B after the switch), ~0 outside guest RAM. */
+static uint64_t backing_hpa(uint64_t gpa)
+{
+	if (gpa < G_RAM || gpa >= G_RAM + G_RAM_SIZE)
+		return ~0ull;
+	return st.mig_switched ? HVA_B + (gpa - G_RAM) : a_hpa(gpa - G_RAM);
+}
+
+struct backing_check {
+	unsigned long leaves, wrong;
+};
+
+static int backing_leaf(void *arg, gfn_t gfn, const struct s2_mapping *m)
+{
+	struct backing_check *bc = arg;
+	uint64_t gpa = gfn << 12, last = gpa + m->size - 4096;
+
+	bc->leaves++;
+	if (m->hpa != backing_hpa(gpa) || m->hpa + m->size - 4096 != backing_hpa(last)) {
+		if (bc->wrong++ < 8)
+			hlog("hyp: stage 2 maps gpa 0x%lx (%lu KiB, level %d) to hpa 0x%lx, its "
+			     "backing is at 0x%lx\n",
+			     gpa, (unsigned long)(m->size >> 10), m->level, m->hpa,
+			     backing_hpa(gpa));
+	}
+	return 0;
+}
+
+/*
+ * Stage 2 against the memslot's backing: every RAM leaf must translate to
+ * where the block table (or region B) says the gpa lives now; a leaf still
+ * naming a moved block's old copy would be the library's bug. Returns the
+ * leaves that do not.
+ */
+static unsigned long check_backing(unsigned long *leaves)
+{
+	struct backing_check bc = { 0, 0 };
+
+	if (kvm_mmu_for_each_leaf(kvm, gpa_to_gfn(G_RAM), gpa_to_gfn(G_RAM + G_RAM_SIZE),
+				  backing_leaf, &bc))
+		bc.wrong++;
+	if (leaves)
+		*leaves = bc.leaves;
+	return bc.wrong;
+}
+
+/* Where host block @blk (2 MiB aligned) stands in the move history. */
+static void say_block(uint64_t blk)
+{
+	unsigned n = st.moves < MOVE_HIST ? st.moves : MOVE_HIST;
+
+	for (unsigned i = n; i-- > 0;) {
+		const struct move_rec *m = &move_hist[i];
+
+		if (m->new == blk) {
+			hlog("hyp:     host block 0x%lx: the copy of gpa block 0x%lx since move %u "
+			     "(%u ms)%s\n",
+			     blk, (uint64_t)(G_RAM + m->b * MOVE_BLOCK), i, m->ms,
+			     blk_hpa[m->b] == blk ? ", region A's block for it now" : "");
+			return;
+		}
+		if (m->old == blk) {
+			hlog("hyp:     host block 0x%lx: the old copy (poisoned) of gpa block 0x%lx "
+			     "since move %u (%u ms)\n",
+			     blk, (uint64_t)(G_RAM + m->b * MOVE_BLOCK), i, m->ms);
+			return;
+		}
+	}
+	hlog("hyp:     host block 0x%lx: never moved\n", blk);
+}
+
+/* One hit of the search: which host memory, which gpa, what stage 2 says. */
+static void say_hit(const char *what, uint64_t hpa)
+{
+	uint64_t gpa = ~0ull;
+	const char *where = "other host memory";
+	struct s2_mapping m = { 0 };
+
+	if (hpa >= HVA_B && hpa < HVA_B + G_RAM_SIZE) {
+		gpa = G_RAM + (hpa - HVA_B);
+		where = st.mig_switched ? "region B (the slot's backing)" : "region B (the copy)";
+	}
+	for (unsigned b = 0; b < RAM_BLOCKS; b++)
+		if (hpa - blk_hpa[b] < MOVE_BLOCK) {
+			gpa = G_RAM + (uint64_t)b * MOVE_BLOCK + (hpa - blk_hpa[b]);
+			where = st.mig_switched ? "region A (the old backing)" :
+						  "region A (the slot's backing)";
+		}
+	for (unsigned i = 0; i < nspare; i++)
+		if (hpa - spare[i] < MOVE_BLOCK)
+			where = "a spare block";
+	if (gpa != ~0ull && !kvm_mmu_lookup(kvm, gpa, &m) && m.present)
+		hlog("hyp:   %s word at hpa 0x%lx: %s, gpa 0x%lx; stage 2: hpa 0x%lx, level %d, "
+		     "prot 0x%x\n",
+		     what, hpa, where, gpa, m.hpa, m.level, m.prot);
+	else if (gpa != ~0ull)
+		hlog("hyp:   %s word at hpa 0x%lx: %s, gpa 0x%lx; stage 2: not mapped\n", what, hpa,
+		     where, gpa);
+	else
+		hlog("hyp:   %s word at hpa 0x%lx: %s\n", what, hpa, where);
+	if (hpa >= H_RAM && hpa < H_SPARE + SPARE_BLOCKS * MOVE_BLOCK)
+		say_block(hpa & ~(MOVE_BLOCK - 1));
+}
+
+/*
+ * The guest's checksum failed: it sent the word its file holds now (bad)
+ * and the one its copy holds (good), and their offset in the page. Find
+ * both in all host RAM at that page offset (a page cache page is 4 KiB
+ * aligned in the guest, so is its backing), tie each hit to a gpa, the
+ * stage-2 leaf and the move history, and check stage 2 against the
+ * backing. A good word found only in an old (poisoned) block: a write went
+ * through a stale translation; a poison bad word: a read did.
+ */
+static void memcheck_diag(struct pcpu *c, uint64_t off)
+{
+	uint64_t bad = st.diag_bad[0] | (uint64_t)st.diag_bad[1] << 32,
+		 good = st.diag_good[0] | (uint64_t)st.diag_good[1] << 32;
+	unsigned nbad = 0, ngood = 0, nmoves = st.moves < MOVE_HIST ? st.moves : MOVE_HIST;
+	unsigned long wrong, leaves;
+
+	hlog("hyp: MEMCHECK-DIAG on CPU %u at %lu ms: bad word 0x%016lx%s, good 0x%016lx, page "
+	     "offset 0x%lx; moves done %u (last at %u ms), migration: full copy done at %lu ms, "
+	     "switch at %lu ms\n",
+	     c->id, (unsigned long)phase_ms(), bad, bad == POISON ? " (POISON)" : "", good, off,
+	     st.moves, nmoves ? move_hist[nmoves - 1].ms : 0, (unsigned long)st.mig_full_ms,
+	     (unsigned long)st.mig_switch_ms);
+	for (unsigned i = 1; i <= st.mig_rounds && i < MIG_MAX_ROUNDS + 2; i++)
+		hlog("hyp:   migration round %u at %lu ms\n", i, (unsigned long)st.mig_round_ms[i]);
+	for (uint64_t hpa = 0x40000000 + off; hpa < 0x80000000; hpa += 4096) {
+		uint64_t v = *(volatile uint64_t *)(uintptr_t)hpa;
+
+		if (v == good && good != bad && ngood++ < 8)
+			say_hit("good", hpa);
+		if (v == bad && bad != POISON && nbad++ < 8)
+			say_hit("bad", hpa);
+	}
+	hlog("hyp:   the good word is in %u host pages, the bad one in %u%s\n", ngood, nbad,
+	     bad == POISON ? " (poison: not searched)" : "");
+	wrong = check_backing(&leaves);
+	hlog("hyp:   stage 2 against the backing: %lu RAM leaves, %lu wrong\n", leaves, wrong);
+	for (unsigned i = nmoves > 64 ? nmoves - 64 : 0; i < nmoves; i++)
+		hlog("hyp:   move %u at %u ms: gpa block 0x%lx from hpa 0x%lx to 0x%lx\n", i,
+		     move_hist[i].ms, (uint64_t)(G_RAM + move_hist[i].b * MOVE_BLOCK),
+		     move_hist[i].old, move_hist[i].new);
 }
 
 /* ---- MMIO: the control registers and the SGI frames ---------------------- */
@@ -918,6 +1095,7 @@ static int ctl_access(struct pcpu *c, uint64_t off, bool write, uint64_t *val)
 	switch (off) {
 	case CTL_PHASE:
 		st.phase = (uint32_t)*val;
+		st.phase_t0 = now_ticks();
 		wd_learn(&wd); /* the boot's silence does not set the pace */
 		hlog("hyp: guest phase %u on CPU %u\n", st.phase, c->id);
 		break;
@@ -926,6 +1104,11 @@ static int ctl_access(struct pcpu *c, uint64_t off, bool write, uint64_t *val)
 		st.verdict_set = 1;
 		break;
 	case CTL_ROUND: st.rounds_seen++; break;
+	case CTL_DIAG_BAD_LO: st.diag_bad[0] = (uint32_t)*val; break;
+	case CTL_DIAG_BAD_HI: st.diag_bad[1] = (uint32_t)*val; break;
+	case CTL_DIAG_GOOD_LO: st.diag_good[0] = (uint32_t)*val; break;
+	case CTL_DIAG_GOOD_HI: st.diag_good[1] = (uint32_t)*val; break;
+	case CTL_DIAG_GO: memcheck_diag(c, *val & 0xff8); break;
 	default: return -1;
 	}
 	return 0;
@@ -993,7 +1176,7 @@ static void emulate_mmio(struct pcpu *c, uint64_t esr, gpa_t gpa)
 		if (width < 8)
 			v &= (1ull << (width * 8)) - 1;
 	}
-	if (gpa >= G_CTL && gpa < G_CTL + 0x10)
+	if (gpa >= G_CTL && gpa < G_CTL + CTL_SIZE)
 		r = ctl_access(c, gpa - G_CTL, write, &v);
 	else if (is_sgi_frame(gpa))
 		r = sgi_frame_access(c, gpa, width, write, &v);
@@ -1370,9 +1553,10 @@ static size_t build_dtb(void)
 	char bootargs[160];
 
 	ksnprintf(bootargs, sizeof(bootargs),
-		  "console=ttyAMA0 panic=-1 rdinit=/init cma=0 loglevel=%d%s",
+		  "console=ttyAMA0 panic=-1 rdinit=/init cma=0 loglevel=%d%s%s",
 		  (info[INFO_FLAGS] & RUNF_INTERACTIVE) ? 7 : 4,
-		  (info[INFO_FLAGS] & RUNF_INTERACTIVE) ? " s2test=shell" : "");
+		  (info[INFO_FLAGS] & RUNF_INTERACTIVE) ? " s2test=shell" : "",
+		  (info[INFO_FLAGS] & RUNF_DIAG_TEST) ? " s2test=poison" : "");
 	fdt_begin(&f, (void *)(uintptr_t)a_hpa(G_DTB - G_RAM), DTB_MAX);
 	fdt_node(&f, "");
 	fdt_prop_u32(&f, "#address-cells", 2);
@@ -1529,9 +1713,9 @@ static void setup(void)
 		     p.gpa_bits, pa_bits);
 		finish(EXIT_UNOFFERED);
 	}
-	if (hafdbs >= 1)
+	if (hafdbs >= 1 && !(info[INFO_FLAGS] & RUNF_NO_S2_HAFDBS))
 		p.fmt_flags |= S2_FMTF_AD;
-	if (hafdbs >= 2)
+	if (hafdbs >= 2 && !(info[INFO_FLAGS] & RUNF_NO_S2_HAFDBS))
 		p.fmt_flags |= S2_FMTF_HD;
 	if (fwb)
 		p.fmt_flags |= S2_FMTF_FWB;
@@ -1697,6 +1881,7 @@ static int report(struct pcpu *c, int code)
 			CHECK(st.mig_rounds >= 1 && ds.reaped > 0, EXIT_CHECK,
 			      "migration: dirty rounds reaped pages");
 		}
+		CHECK(check_backing(NULL) == 0, EXIT_CHECK, "stage 2 maps RAM to its backing");
 		CHECK(!kvm_is_bugged(kvm) && s.refused_changes == 0, EXIT_CHECK, "VM not bugged");
 	}
 #undef CHECK

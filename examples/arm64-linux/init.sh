@@ -5,7 +5,8 @@
 # what it wrote, while the hypervisor moves guest RAM and migrates it. Two
 # workers (one per CPU, roughly) each keep FILES files of MB MiB in tmpfs:
 # every round one file is rewritten from /dev/urandom and its md5 recorded,
-# then every file's md5 is checked again. They go on until the hypervisor
+# then every file's md5 is checked again (a copy of each file, written after
+# it, tells which bytes went wrong if one fails: diag). They go on until the hypervisor
 # says its moves and migration are done (and at least FILES rounds), and at
 # most MAXR rounds. The verdict goes to the hypervisor's control registers
 # (layout.h G_CTL) with devmem, then PSCI SYSTEM_OFF (poweroff -f).
@@ -20,6 +21,36 @@ ctl() { devmem $((CTL + $1)) 32 "$2"; }
 echo "GUEST-OK: $(uname -sr), $(grep -c ^processor /proc/cpuinfo) CPUs, $(grep MemTotal /proc/meminfo)"
 shell=0
 grep -q s2test=shell /proc/cmdline && shell=1
+# s2test=poison (run.sh --diag-test): worker 1 overwrites one word of its
+# file with the hypervisor's poison after taking its md5, so the failure
+# report (diag) can be seen working.
+poison=0
+grep -q s2test=poison /proc/cmdline && poison=1
+
+# A checksum failed: say how. The file against its copy (per 4 KiB page:
+# bytes that differ), the first differing 8-byte word in both (the
+# hypervisor's poison 0xdeadbeefdeadbeef there: a read through a stale
+# translation), and both words to the hypervisor, which searches host RAM
+# for them and ties what it finds to its moves (layout.h CTL_DIAG_*).
+diag() {
+	f=$1 s=$2
+	echo "MEMCHECK-DIAG: $s says $(cat $s); now $(md5sum $f); copy $(md5sum $f.c)"
+	cmp -l $f $f.c >$f.cmp
+	echo "MEMCHECK-DIAG: $(wc -l <$f.cmp) bytes differ from the copy, per 4 KiB page of the file (bytes page):"
+	awk '{ print int(($1 - 1) / 4096) }' $f.cmp | uniq -c | head -16
+	[ -s $f.cmp ] || return
+	o=$(($(head -1 $f.cmp | awk '{ print $1 }') - 1))
+	o=$((o - o % 8))
+	echo "MEMCHECK-DIAG: first differing word at file offset $o (page offset $((o % 4096))): file, then copy"
+	hexdump -C -s $((o - o % 32)) -n 64 $f
+	hexdump -C -s $((o - o % 32)) -n 64 $f.c
+	set -- $(od -A n -t u4 -j $o -N 8 $f) $(od -A n -t u4 -j $o -N 8 $f.c)
+	ctl 16 $1
+	ctl 20 $2
+	ctl 24 $3
+	ctl 28 $4
+	ctl 32 $((o % 4096))
+}
 
 worker() {
 	w=$1 i=0
@@ -28,9 +59,17 @@ worker() {
 		k=$((i % FILES))
 		f=/tmp/w$w.f$k
 		dd if=/dev/urandom of=$f bs=64k count=$((MB * 16)) 2>/dev/null
+		cp $f $f.c
 		md5sum $f >/tmp/w$w.s$k
+		[ $poison = 1 ] && [ $w = 1 ] && [ $i = 2 ] &&
+			printf '\357\276\255\336\357\276\255\336' |
+			dd of=$f bs=8 seek=$((4096 * 3 / 8 + 5)) conv=notrunc 2>/dev/null
 		for s in /tmp/w$w.s*; do
-			md5sum -c -s $s || { echo "MEMCHECK-FAIL: worker $w round $i: $s"; return 1; }
+			md5sum -c -s $s || {
+				echo "MEMCHECK-FAIL: worker $w round $i: $s"
+				diag /tmp/w$w.f${s##*.s} $s
+				return 1
+			}
 		done
 		ctl 12 $i
 		[ $i -ge $FILES ] && [ $(($(devmem $((CTL + 8)) 32))) = 1 ] && break

@@ -28,12 +28,15 @@
 #define INFO_GRANULE 2	       /* stage-2 granule: 4096, 16384, 65536 */
 #define INFO_IPA_BITS 3	       /* 40, 48, 52 */
 #define INFO_MOVES 4	       /* blocks to move (0: none) */
-#define INFO_WORDS 5
-#define RUNF_MIGRATE 0x1      /* live migration after the moves */
-#define RUNF_RING 0x2	      /* dirty rings (else the bitmap) */
-#define RUNF_MANUAL 0x4	      /* manual protect (with the bitmap) */
-#define RUNF_WRPROTECT 0x8    /* write-protection even where DBM exists */
-#define RUNF_INTERACTIVE 0x10 /* a shell, no checks, no watchdog */
+#define INFO_MOVE_MS 5	       /* ms between two moves (0: hyp.c MOVE_EVERY_MS) */
+#define INFO_WORDS 6
+#define RUNF_MIGRATE 0x1       /* live migration after the moves */
+#define RUNF_RING 0x2	       /* dirty rings (else the bitmap) */
+#define RUNF_MANUAL 0x4	       /* manual protect (with the bitmap) */
+#define RUNF_WRPROTECT 0x8     /* write-protection even where DBM exists */
+#define RUNF_INTERACTIVE 0x10  /* a shell, no checks, no watchdog */
+#define RUNF_NO_S2_HAFDBS 0x20 /* stage 2 without hardware AF and dirty state (VTCR_EL2.HA, HD) */
+#define RUNF_DIAG_TEST 0x40    /* the guest poisons a word of a file itself (init.sh diag) */
 
 /*
  * Guest RAM: one memslot. Its hvas are region A; each 2 MiB block of A is
@@ -73,6 +76,18 @@
 #define CTL_VERDICT 0x04  /* write: the guest's verdict, 0 = checksums held */
 #define CTL_HYP_DONE 0x08 /* read: 1 once the moves and the migration are done */
 #define CTL_ROUND 0x0c	  /* write: a workload round finished (progress) */
+/*
+ * A checksum failure's evidence (init.sh diag): the 8 bytes the file holds
+ * now and the 8 its copy holds at the first differing word, as 32-bit halves,
+ * then that word's offset in its 4 KiB page, which starts the hypervisor's
+ * search of host RAM for both words (hyp.c memcheck_diag).
+ */
+#define CTL_DIAG_BAD_LO 0x10
+#define CTL_DIAG_BAD_HI 0x14
+#define CTL_DIAG_GOOD_LO 0x18
+#define CTL_DIAG_GOOD_HI 0x1c
+#define CTL_DIAG_GO 0x20
+#define CTL_SIZE 0x24
 
 #define NR_CPUS 2
 

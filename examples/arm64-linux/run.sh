@@ -20,6 +20,13 @@
 #                          migration's comparison must FAIL (exit code 6)
 #   run.sh --one NAME      one boot of the matrix (names below)
 #   run.sh --interactive   boot to a shell on the console (no checks)
+#   run.sh --diag-test     max-4k-48 with a guest that poisons a word of its
+#                          own file: the checksum failure's report (init.sh
+#                          diag, hyp.c memcheck_diag) must name the page,
+#                          the poison and where the good word is
+# LX_ARM64_MOVES (default 24) and LX_ARM64_MOVE_MS (ms between two moves,
+# default hyp.c's MOVE_EVERY_MS, 20) change every boot's moves (flake-loop.sh
+# uses them to make a rare failure likely).
 # The kernel and busybox are fetched on first use (scripts/fetch-guest-arm64.sh,
 # cached in build/lx-arm64-guest); builds go to $EXAMPLE_O (default
 # build/lx-arm64). QEMU exit status = the hypervisor's verdict (hyp.c).
@@ -51,8 +58,9 @@ env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$here" O="$out" GUEST_CACHE=
 	all sabotaged || exit 1
 
 # Run flags (layout.h RUNF_*).
-MIGRATE=1 RING=2 MANUAL=4 WRPROTECT=8 INTERACTIVE=16
-MOVES=24
+MIGRATE=1 RING=2 MANUAL=4 WRPROTECT=8 INTERACTIVE=16 NO_S2_HAFDBS=32 DIAG_TEST=64
+MOVES=${LX_ARM64_MOVES:-24}
+MOVE_MS=${LX_ARM64_MOVE_MS:-0}
 
 # boot NAME IMAGE CPU GRANULE IPA FLAGS MOVES: sets rc, log
 boot() {
@@ -69,7 +77,8 @@ boot() {
 		-device loader,addr=0x43000008,data="$flags",data-len=8
 		-device loader,addr=0x43000010,data="$gran",data-len=8
 		-device loader,addr=0x43000018,data="$ipa",data-len=8
-		-device loader,addr=0x43000020,data="$moves",data-len=8)
+		-device loader,addr=0x43000020,data="$moves",data-len=8
+		-device loader,addr=0x43000028,data="$MOVE_MS",data-len=8)
 	if [ $((flags & INTERACTIVE)) -ne 0 ]; then
 		"${q[@]}"
 		rc=$?
@@ -116,6 +125,12 @@ max-64k-48-ring max,pauth-impdef=on 65536 48 $((MIGRATE | RING | WRPROTECT))
 matrix_todo="
 max-16k-52 max,pauth-impdef=on 16384 52 $((MIGRATE))
 "
+# Only by name (--one, flake-loop.sh): max-4k-48 with stage 2's hardware AF
+# and dirty state off (VTCR_EL2.HA = HD = 0; the guest's stage 1 keeps
+# them), so its dirty log is write protection.
+matrix_extra="
+max-4k-48-nohw max,pauth-impdef=on 4096 48 $((MIGRATE | RING | NO_S2_HAFDBS))
+"
 
 # make conformance's boot (the sabotaged ones add a57, 4K/40, bitmap, WP).
 short=max-4k-48
@@ -135,7 +150,7 @@ run_matrix() {
 			echo "arm64-linux $name: FAILED" >&2
 			fail=1
 		fi
-	done <<<"$matrix${want:+$matrix_todo}"
+	done <<<"$matrix${want:+$matrix_todo$matrix_extra}"
 }
 
 # verdict: the exit code of the hypervisor's own "hyp: FAIL (exit code N)"
@@ -174,6 +189,20 @@ drop_dirty() {
 	fi
 }
 
+# The failure report itself: the guest poisons word 5 of page 3 of one
+# file (file offset 0x3028) after its md5; the report must say so and the
+# hypervisor must find the good word in host RAM (the copy's page).
+diag_test() {
+	boot diag-test "$out/hyp.elf" max,pauth-impdef=on 4096 48 $((MIGRATE | RING | DIAG_TEST)) "$MOVES"
+	if [ "$(verdict)" = 1 ] && grep -q '^MEMCHECK-DIAG: first differing word at file offset 12328 ' "$log" &&
+		grep -q '^hyp: MEMCHECK-DIAG .*(POISON)' "$log" && grep -q '^hyp:   good word at hpa' "$log"; then
+		echo "arm64-linux: the poisoned word was reported, as it must"
+	else
+		echo "arm64-linux: the diag-test boot did not report its poisoned word (exit $rc)" >&2
+		fail=1
+	fi
+}
+
 case "${1:-}" in
 "")
 	run_matrix "$short"
@@ -187,13 +216,14 @@ case "${1:-}" in
 	;;
 --one) run_matrix "${2:?--one NAME}" ;;
 --break-flush) break_flush ;;
+--diag-test) diag_test ;;
 --drop-dirty) drop_dirty ;;
 --interactive)
 	boot interactive "$out/hyp.elf" cortex-a57 4096 40 $((INTERACTIVE)) 0
 	exit "$rc"
 	;;
 *)
-	echo "usage: $0 [--long | --break-flush | --drop-dirty | --one NAME | --interactive]" >&2
+	echo "usage: $0 [--long | --break-flush | --drop-dirty | --diag-test | --one NAME | --interactive]" >&2
 	exit 2
 	;;
 esac
