@@ -8,7 +8,8 @@
 #   flake-loop.sh NAME N     e.g. flake-loop.sh max-4k-48 40
 # LX_ARM64_MOVES / LX_ARM64_MOVE_MS (run.sh) raise the moves per boot.
 # Logs of failed boots: $EXAMPLE_O/flake/NAME-I.log (EXAMPLE_O as run.sh:
-# default build/lx-arm64); the summary line counts boots and failures.
+# default build/lx-arm64); the summary line counts boots and failures;
+# $EXAMPLE_O/flake/NAME.stats has a line of figures for every boot.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -20,6 +21,9 @@ fails=0
 for i in $(seq 1 "$n"); do
 	nice -n 10 "$here/run.sh" --one "$name" >"$out/flake/$name-cur.log" 2>&1
 	rc=$?
+	# Every boot's figures, passed or failed, to compare the two kinds.
+	echo "boot $i rc $rc: $(grep -E '^hyp: (worker|migration: switched|CPU [01] exits)' "$out/flake/$name-cur.log" |
+		sed -E 's/aborts data translation=([0-9]+).*fixed=([0-9]+) spurious=[0-9]+ retry=([0-9]+).*/dabt=\1 fixed=\2 retry=\3/; s/.*dirty stats: //' | tr '\n' ' ')" >>"$out/flake/$name.stats"
 	if [ "$rc" -ne 0 ]; then
 		fails=$((fails + 1))
 		mv "$out/flake/$name-cur.log" "$out/flake/$name-$i.log"

@@ -182,6 +182,12 @@ void a64_hyp_trap(uint64_t vector)
 
 enum vcpu_state { VCPU_OFF = 0, VCPU_ON };
 
+/* The FP/SIMD registers, saved only to check them (fpsimd_check). */
+struct fpsimd {
+	uint64_t q[64]; /* q0..q31, low and high halves */
+	uint64_t fpsr, fpcr;
+} __attribute__((aligned(16)));
+
 struct pcpu {
 	struct a64_regs regs;
 	struct kvm_vcpu *vcpu;
@@ -194,6 +200,9 @@ struct pcpu {
 	unsigned long exits, hvc, smc, sysreg, sgi_sent, irq_inj, irq_timer, irq_kick, spurious;
 	unsigned long dabt[4], iabt[4], fixed, fspur, retry, mmio_ctl, mmio_sgi, s1ptw;
 	unsigned long lr_full, flush_actions, loads;
+	/* the guest's FP/SIMD registers at its last exit (fpsimd_check) */
+	struct fpsimd fp_exit;
+	bool fp_saved;
 };
 
 static struct pcpu cpus[NR_CPUS];
@@ -407,7 +416,7 @@ static struct {
 	uint64_t phase_t0;			   /* when the workload started */
 	uint32_t diag_bad[2], diag_good[2];	   /* CTL_DIAG_* halves */
 	uint64_t mig_round_ms[MIG_MAX_ROUNDS + 2]; /* ms after phase_t0 */
-	uint64_t mig_full_ms, mig_switch_ms;
+	uint64_t mig_start_ms, mig_full_ms, mig_switch_ms;
 } st;
 
 /* Every move, for a checksum failure's report: block, old and new hpa, when. */
@@ -733,6 +742,19 @@ static void mark_granule_page(uint64_t off)
 		dirty[p / 64] |= 1ull << (p % 64);
 }
 
+/*
+ * Bits set in @w with general registers only: __builtin_popcountll is a
+ * call to libgcc's __popcountdi2 here, which uses d0/v0 and so changed the
+ * guest's v0 in every migration round (check-no-fp.sh, fpsimd_check).
+ */
+static unsigned popcount64(uint64_t w)
+{
+	w = w - ((w >> 1) & 0x5555555555555555ull);
+	w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
+	w = (w + (w >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)((w * 0x0101010101010101ull) >> 56);
+}
+
 /* Collect the pages written since the last harvest into dirty[]. */
 static long harvest(void)
 {
@@ -767,7 +789,7 @@ static long harvest(void)
 		}
 	}
 	for (unsigned i = 0; i < RAM_PAGES / 64; i++)
-		n += __builtin_popcountll(dirty[i]);
+		n += popcount64(dirty[i]);
 	return n;
 }
 
@@ -822,6 +844,7 @@ static void mig_start(void)
 	     kvm_dirty_log_hw(kvm) ? "hardware dirty state (DBM)" : "write protection");
 	st.mig = MIG_FULL;
 	st.mig_full_off = 0;
+	st.mig_start_ms = phase_ms();
 }
 
 /* Vcpus stopped: the last pages, the comparison, the switch to B. */
@@ -1057,19 +1080,19 @@ static void memcheck_diag(struct pcpu *c, uint64_t off)
 	unsigned long wrong, leaves;
 
 	hlog("hyp: MEMCHECK-DIAG on CPU %u at %lu ms: bad word 0x%016lx%s, good 0x%016lx, page "
-	     "offset 0x%lx; moves done %u (last at %u ms), migration: full copy done at %lu ms, "
-	     "switch at %lu ms\n",
+	     "offset 0x%lx; moves done %u (last at %u ms), migration: logging on at %lu ms, full "
+	     "copy done at %lu ms, switch at %lu ms\n",
 	     c->id, (unsigned long)phase_ms(), bad, bad == POISON ? " (POISON)" : "", good, off,
-	     st.moves, nmoves ? move_hist[nmoves - 1].ms : 0, (unsigned long)st.mig_full_ms,
-	     (unsigned long)st.mig_switch_ms);
+	     st.moves, nmoves ? move_hist[nmoves - 1].ms : 0, (unsigned long)st.mig_start_ms,
+	     (unsigned long)st.mig_full_ms, (unsigned long)st.mig_switch_ms);
 	for (unsigned i = 1; i <= st.mig_rounds && i < MIG_MAX_ROUNDS + 2; i++)
 		hlog("hyp:   migration round %u at %lu ms\n", i, (unsigned long)st.mig_round_ms[i]);
 	for (uint64_t hpa = 0x40000000 + off; hpa < 0x80000000; hpa += 4096) {
 		uint64_t v = *(volatile uint64_t *)(uintptr_t)hpa;
 
-		if (v == good && good != bad && ngood++ < 8)
+		if (v == good && ngood++ < 8)
 			say_hit("good", hpa);
-		if (v == bad && bad != POISON && nbad++ < 8)
+		if (v == bad && bad != good && bad != POISON && nbad++ < 8)
 			say_hit("bad", hpa);
 	}
 	hlog("hyp:   the good word is in %u host pages, the bad one in %u%s\n", ngood, nbad,
@@ -1109,6 +1132,11 @@ static int ctl_access(struct pcpu *c, uint64_t off, bool write, uint64_t *val)
 	case CTL_DIAG_GOOD_LO: st.diag_good[0] = (uint32_t)*val; break;
 	case CTL_DIAG_GOOD_HI: st.diag_good[1] = (uint32_t)*val; break;
 	case CTL_DIAG_GO: memcheck_diag(c, *val & 0xff8); break;
+	case CTL_FAILED:
+		hlog("hyp: worker %u's check failed at %lu ms (CPU %u; moves done %u, migration "
+		     "rounds %u)\n",
+		     (unsigned)*val, (unsigned long)phase_ms(), c->id, st.moves, st.mig_rounds);
+		break;
 	default: return -1;
 	}
 	return 0;
@@ -1478,6 +1506,66 @@ static void wait_for_on(struct pcpu *c)
 	s2_fs_rcu_online(&fs, c->id);
 }
 
+/*
+ * The guest's FP/SIMD registers stay in the CPU while the hypervisor runs
+ * (the world switch saves none: hyp.c, the library and klib are built with
+ * -mgeneral-regs-only, and the link refuses any FP/SIMD instruction, see
+ * the Makefile's check-no-fp). This checks it at run time: the registers
+ * as the guest left them at its exit must be what it finds at its next
+ * entry. libgcc's __popcountdi2 (fmov d0 / cnt / addv: it is not built
+ * with -mgeneral-regs-only) once ran in every migration round and changed
+ * the guest's v0 under it, about once in 40 boots a checksum (docs/examples.md).
+ */
+static void fpsimd_save(struct fpsimd *f)
+{
+	__asm__ volatile(".arch_extension fp\n\t"
+			 ".arch_extension simd\n\t"
+			 "stp q0, q1, [%0, #0]\n\t"
+			 "stp q2, q3, [%0, #32]\n\t"
+			 "stp q4, q5, [%0, #64]\n\t"
+			 "stp q6, q7, [%0, #96]\n\t"
+			 "stp q8, q9, [%0, #128]\n\t"
+			 "stp q10, q11, [%0, #160]\n\t"
+			 "stp q12, q13, [%0, #192]\n\t"
+			 "stp q14, q15, [%0, #224]\n\t"
+			 "stp q16, q17, [%0, #256]\n\t"
+			 "stp q18, q19, [%0, #288]\n\t"
+			 "stp q20, q21, [%0, #320]\n\t"
+			 "stp q22, q23, [%0, #352]\n\t"
+			 "stp q24, q25, [%0, #384]\n\t"
+			 "stp q26, q27, [%0, #416]\n\t"
+			 "stp q28, q29, [%0, #448]\n\t"
+			 "stp q30, q31, [%0, #480]\n\t"
+			 "mrs x9, fpsr\n\t"
+			 "str x9, [%0, #512]\n\t"
+			 "mrs x9, fpcr\n\t"
+			 "str x9, [%0, #520]"
+			 :
+			 : "r"(f)
+			 : "x9", "memory");
+}
+
+/* Before an entry: the guest's FP/SIMD registers must be as it left them. */
+static void fpsimd_check(struct pcpu *c)
+{
+	struct fpsimd now;
+
+	if (!c->fp_saved)
+		return;
+	fpsimd_save(&now);
+	for (unsigned i = 0; i < 66; i++) {
+		const uint64_t *a = &c->fp_exit.q[0], *b = &now.q[0];
+
+		if (a[i] == b[i])
+			continue;
+		hlog("hyp: CPU %u: the guest's FP/SIMD registers changed while the hypervisor ran "
+		     "(exit %lu): %s%u %s 0x%016lx, now 0x%016lx\n",
+		     c->id, c->exits, i < 64 ? "q" : "fp", i < 64 ? i / 2 : i - 64,
+		     i < 64 ? (i % 2 ? "high" : "low") : (i == 64 ? "sr" : "cr"), a[i], b[i]);
+		fail(EXIT_CHECK, "the guest's FP/SIMD state was not preserved");
+	}
+}
+
 static __attribute__((noreturn)) void vcpu_loop(struct pcpu *c)
 {
 	s2_fs_rcu_online(&fs, c->id);
@@ -1504,7 +1592,10 @@ static __attribute__((noreturn)) void vcpu_loop(struct pcpu *c)
 		if (!kvm_vcpu_enter_guest(c->vcpu))
 			continue;
 		s2_fs_rcu_offline(&fs, c->id);
+		fpsimd_check(c);
 		a64_run_guest(&c->regs);
+		fpsimd_save(&c->fp_exit);
+		c->fp_saved = true;
 		kvm_vcpu_exit_guest(c->vcpu);
 		s2_fs_rcu_online(&fs, c->id);
 		handle_exit(c);

@@ -5,8 +5,9 @@
 # what it wrote, while the hypervisor moves guest RAM and migrates it. Two
 # workers (one per CPU, roughly) each keep FILES files of MB MiB in tmpfs:
 # every round one file is rewritten from /dev/urandom and its md5 recorded,
-# then every file's md5 is checked again (a copy of each file, written after
-# it, tells which bytes went wrong if one fails: diag). They go on until the hypervisor
+# then every file's md5 is checked again and every file compared with a copy
+# written after it (cmp says which bytes went wrong, as the check read them:
+# diag). They go on until the hypervisor
 # says its moves and migration are done (and at least FILES rounds), and at
 # most MAXR rounds. The verdict goes to the hypervisor's control registers
 # (layout.h G_CTL) with devmem, then PSCI SYSTEM_OFF (poweroff -f).
@@ -33,13 +34,24 @@ grep -q s2test=poison /proc/cmdline && poison=1
 # translation), and both words to the hypervisor, which searches host RAM
 # for them and ties what it finds to its moves (layout.h CTL_DIAG_*).
 diag() {
-	f=$1 s=$2
+	f=$1 s=$2 how=$3
+	# cmp's output of the check that failed (cmp): what it read then.
+	if [ "$how" = cmp ]; then
+		mv $f.cmp $f.chk
+		echo "MEMCHECK-DIAG: the check's cmp read $(wc -l <$f.chk) bytes differing (offset file copy, octal):"
+		awk '{ print int(($1 - 1) / 4096) }' $f.chk | uniq -c | head -16
+		head -8 $f.chk
+	fi
 	echo "MEMCHECK-DIAG: $s says $(cat $s); now $(md5sum $f); copy $(md5sum $f.c)"
+	md5sum -c -s $s && cmp -s $f $f.c && echo "MEMCHECK-DIAG: md5sum -c and cmp pass now: what the check read was wrong, not the file"
 	cmp -l $f $f.c >$f.cmp
 	echo "MEMCHECK-DIAG: $(wc -l <$f.cmp) bytes differ from the copy, per 4 KiB page of the file (bytes page):"
 	awk '{ print int(($1 - 1) / 4096) }' $f.cmp | uniq -c | head -16
-	[ -s $f.cmp ] || return
-	o=$(($(head -1 $f.cmp | awk '{ print $1 }') - 1))
+	# The word: where the failed cmp saw a difference, else where one is now.
+	src=$f.cmp
+	[ "$how" = cmp ] && [ -s $f.chk ] && src=$f.chk
+	[ -s $src ] || return
+	o=$(($(head -1 $src | awk '{ print $1 }') - 1))
 	o=$((o - o % 8))
 	echo "MEMCHECK-DIAG: first differing word at file offset $o (page offset $((o % 4096))): file, then copy"
 	hexdump -C -s $((o - o % 32)) -n 64 $f
@@ -65,9 +77,14 @@ worker() {
 			printf '\357\276\255\336\357\276\255\336' |
 			dd of=$f bs=8 seek=$((4096 * 3 / 8 + 5)) conv=notrunc 2>/dev/null
 		for s in /tmp/w$w.s*; do
-			md5sum -c -s $s || {
-				echo "MEMCHECK-FAIL: worker $w round $i: $s"
-				diag /tmp/w$w.f${s##*.s} $s
+			f=/tmp/w$w.f${s##*.s}
+			how=
+			md5sum -c -s $s || how=md5sum
+			[ -n "$how" ] || cmp -l $f $f.c >$f.cmp 2>&1 || how=cmp
+			[ -z "$how" ] || {
+				ctl 36 $w
+				echo "MEMCHECK-FAIL: worker $w round $i: $s ($how)"
+				diag $f $s $how
 				return 1
 			}
 		done

@@ -87,7 +87,8 @@
 #define CTL_DIAG_GOOD_LO 0x18
 #define CTL_DIAG_GOOD_HI 0x1c
 #define CTL_DIAG_GO 0x20
-#define CTL_SIZE 0x24
+#define CTL_FAILED 0x24 /* write: a worker's check failed just now (its number) */
+#define CTL_SIZE 0x28
 
 #define NR_CPUS 2
 
