@@ -13,7 +13,7 @@
 #                          every boot moves guest RAM through the notifier
 #                          and live-migrates it through the dirty log while
 #                          the guest checksums its memory; then the two
-#                          sabotaged images
+#                          sabotaged images and --diag-test
 #   run.sh --break-flush   only the image without the format's TLBI: must FAIL
 #                          (checksums, panic or the watchdog; not a timeout)
 #   run.sh --drop-dirty    only the image that skips one dirty page: the
@@ -213,6 +213,7 @@ case "${1:-}" in
 	run_matrix
 	break_flush
 	drop_dirty
+	diag_test
 	;;
 --one) run_matrix "${2:?--one NAME}" ;;
 --break-flush) break_flush ;;
