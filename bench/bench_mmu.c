@@ -177,27 +177,6 @@ static void measure_inplace(struct fmt_bench *b, uint64_t pages)
 	s2_hosted_quiesce(&b->h);
 }
 
-/* The naive zap (bench_walk.h) of a tree the naive walk just populated. */
-static void measure_naive_zap(struct bench_samples *s, uint64_t pages)
-{
-	uint64_t *root = bench_naive_table(), *free_list = NULL, t0, z;
-
-	if (bench_naive_populate(root, BASE_GFN, pages, HVA_BASE >> 12) != pages) {
-		fprintf(stderr, "bench_mmu: naive populate failed\n");
-		exit(2);
-	}
-	t0 = bench_now_ns();
-	z = bench_naive_zap(root, BENCH_NAIVE_LEVELS, &free_list);
-	t0 = bench_now_ns() - t0;
-	if (z != pages) {
-		fprintf(stderr, "bench_mmu: naive zap removed %" PRIu64 " leaves\n", z);
-		exit(2);
-	}
-	bench_naive_free_list(free_list);
-	free(root);
-	bench_add(s, t0, pages);
-}
-
 static void measure_zap(struct fmt_bench *b, uint64_t pages)
 {
 	struct kvm_mmu_stats st;
@@ -280,7 +259,8 @@ int main(void)
 			measure_populate(&fb[i], pages);
 			measure_zap(&fb[i], pages);
 			if (do_zap) {
-				measure_naive_zap(&naive_zap, pages);
+				bench_naive_zap_measure(&naive_zap, BASE_GFN, pages,
+							HVA_BASE >> 12);
 				bench_xchg_sweep(&sweep, entries, pages, HVA_BASE,
 						 BENCH_NAIVE_PRESENT);
 				bench_plain_zap_sweep(&plain, entries, pages, HVA_BASE,

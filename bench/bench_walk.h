@@ -171,6 +171,29 @@ static inline void bench_naive_free_list(uint64_t *t)
 	}
 }
 
+/* The naive zap of a tree the naive walk just populated with @pages 4 KiB
+ * leaves from @gfn0 (pfns from @pfn0): the zap alone timed, into @s. */
+static inline void bench_naive_zap_measure(struct bench_samples *s, uint64_t gfn0, uint64_t pages,
+					   uint64_t pfn0)
+{
+	uint64_t *root = bench_naive_table(), *free_list = NULL, t0, z;
+
+	if (bench_naive_populate(root, gfn0, pages, pfn0) != pages) {
+		fprintf(stderr, "bench: naive populate failed\n");
+		exit(2);
+	}
+	t0 = bench_now_ns();
+	z = bench_naive_zap(root, BENCH_NAIVE_LEVELS, &free_list);
+	t0 = bench_now_ns() - t0;
+	if (z != pages) {
+		fprintf(stderr, "bench: naive zap removed %" PRIu64 " leaves\n", z);
+		exit(2);
+	}
+	bench_naive_free_list(free_list);
+	bench_naive_table_free(root);
+	bench_add(s, t0, pages);
+}
+
 /*
  * The naive walk for huge leaves: @n leaves at @level (2: 2 MiB, 3: 1 GiB),
  * the i-th mapping gfn @gfn0 + i leaves and pfn @pfn0 + as much, each walked
