@@ -303,6 +303,23 @@ static S2_ALWAYS_INLINE gfn_t S2_FN(run_gfn)(gfn_t gfn, const s2_pte_t *first, c
 	return gfn + ((gfn_t)(ptep - first) << gshift);
 }
 
+/* protect_run()'s check for flip_fours(): owes_nothing() at the entry's gfn. */
+struct s2_protect_at {
+	struct kvm *kvm;
+	const s2_pte_t *first; /* the run's first entry, which maps gfn */
+	gfn_t gfn;
+	unsigned gshift;
+};
+
+static S2_ALWAYS_INLINE bool S2_FN(protect_ok)(const void *arg, const s2_pte_t *ptep, s2_pte_t old,
+					       s2_pte_t new)
+{
+	const struct s2_protect_at *at = arg;
+
+	return S2_FN(owes_nothing)(at->kvm, old, new,
+				   S2_FN(run_gfn)(at->gfn, at->first, ptep, at->gshift), 1);
+}
+
 static __attribute__((noinline)) long S2_FN(protect_run)(struct kvm *kvm, struct s2_prot_memo *mp,
 							 s2_pte_t *ptep, s2_pte_t *last, gfn_t gfn,
 							 bool hw, bool hw_writes, long *reaped)
@@ -310,6 +327,7 @@ static __attribute__((noinline)) long S2_FN(protect_run)(struct kvm *kvm, struct
 	const struct s2_fmt_cfg cfg = kvm->cfg, *c = &cfg;
 	const unsigned gshift = c->page_shift - S2_GFN_SHIFT;
 	s2_pte_t *const first = ptep;
+	const struct s2_protect_at at = { kvm, first, gfn, gshift };
 	struct s2_prot_memo m = *mp;
 	long re = reaped ? *reaped : 1, r = 0;
 	s2_pte_t keep, fin, flip;
@@ -323,39 +341,11 @@ static __attribute__((noinline)) long S2_FN(protect_run)(struct kvm *kvm, struct
 		s2_pte_t old, new;
 		gfn_t g;
 
-		/* Four at a time while all four take the fast case: one test
-		 * of their attributes together (once there is a pattern: fin
-		 * is ~0 without one, which this form would not reject).
-		 * Hardware writes none of them (a plain store is allowed for
-		 * their attributes), so their stores may follow the four loads. */
-		while (flip && last - ptep >= 4) {
-			s2_pte_t e0 = __atomic_load_n(&ptep[0], __ATOMIC_RELAXED);
-			s2_pte_t e1 = __atomic_load_n(&ptep[1], __ATOMIC_RELAXED);
-			s2_pte_t e2 = __atomic_load_n(&ptep[2], __ATOMIC_RELAXED);
-			s2_pte_t e3 = __atomic_load_n(&ptep[3], __ATOMIC_RELAXED);
-
-			if (((e0 ^ fin) | (e1 ^ fin) | (e2 ^ fin) | (e3 ^ fin)) & keep)
-				break;
-			/* Debug builds check each change (the one-entry case
-			 * below reports one that fails). */
-			if (S2_ENABLED(CONFIG_S2_DEBUG) &&
-			    !(S2_FN(owes_nothing)(kvm, e0, e0 ^ flip,
-						  S2_FN(run_gfn)(gfn, first, ptep, gshift), 1) &&
-			      S2_FN(owes_nothing)(kvm, e1, e1 ^ flip,
-						  S2_FN(run_gfn)(gfn, first, ptep + 1, gshift),
-						  1) &&
-			      S2_FN(owes_nothing)(kvm, e2, e2 ^ flip,
-						  S2_FN(run_gfn)(gfn, first, ptep + 2, gshift),
-						  1) &&
-			      S2_FN(owes_nothing)(kvm, e3, e3 ^ flip,
-						  S2_FN(run_gfn)(gfn, first, ptep + 3, gshift), 1)))
-				break;
-			__atomic_store_n(&ptep[0], e0 ^ flip, __ATOMIC_RELAXED);
-			__atomic_store_n(&ptep[1], e1 ^ flip, __ATOMIC_RELAXED);
-			__atomic_store_n(&ptep[2], e2 ^ flip, __ATOMIC_RELAXED);
-			__atomic_store_n(&ptep[3], e3 ^ flip, __ATOMIC_RELAXED);
-			ptep += 4;
-		}
+		/* Four at a time while all four take the fast case: hardware
+		 * writes none of them (a plain store is allowed for their
+		 * attributes). The one-entry case below reports a change debug
+		 * builds refuse. */
+		ptep = S2_FN(flip_fours)(ptep, last, keep, fin, flip, S2_FN(protect_ok), &at);
 		if (ptep == last)
 			break;
 		old = __atomic_load_n(ptep, __ATOMIC_RELAXED);

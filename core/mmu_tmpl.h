@@ -849,6 +849,54 @@ static long S2_FN(wrprotect_visit)(struct kvm *kvm, struct s2_range_op *op, stru
 }
 
 /*
+ * The fast case of a run that flips the same bits of every leaf with a
+ * pattern's attributes (wrprotect_run(), protect_run()): from @ptep, four
+ * entries at a time while all four have @fin outside their address bits
+ * (@keep holds the rest), each gets old ^ @flip with a plain store. The
+ * four stores follow the four loads: the caller ensures hardware writes no
+ * entry with these attributes. Nothing is done without a pattern (@flip 0;
+ * @fin is then ~0, which the four-entry test would not reject). Debug
+ * builds ask @ok(@arg, entry, old, new) about each change first and stop
+ * before four of which one is refused, for the caller's one-entry loop to
+ * report it. Returns the first entry not done (at most 3 before @last, or
+ * one that does not match).
+ */
+typedef bool (*s2_flip_ok_fn)(const void *arg, const s2_pte_t *ptep, s2_pte_t old, s2_pte_t new);
+
+static S2_ALWAYS_INLINE s2_pte_t *S2_FN(flip_fours)(s2_pte_t *ptep, s2_pte_t *last, s2_pte_t keep,
+						    s2_pte_t fin, s2_pte_t flip, s2_flip_ok_fn ok,
+						    const void *arg)
+{
+	while (flip && last - ptep >= 4) {
+		s2_pte_t e0 = __atomic_load_n(&ptep[0], __ATOMIC_RELAXED);
+		s2_pte_t e1 = __atomic_load_n(&ptep[1], __ATOMIC_RELAXED);
+		s2_pte_t e2 = __atomic_load_n(&ptep[2], __ATOMIC_RELAXED);
+		s2_pte_t e3 = __atomic_load_n(&ptep[3], __ATOMIC_RELAXED);
+
+		if (((e0 ^ fin) | (e1 ^ fin) | (e2 ^ fin) | (e3 ^ fin)) & keep)
+			break;
+		if (S2_ENABLED(CONFIG_S2_DEBUG) &&
+		    !(ok(arg, ptep, e0, e0 ^ flip) && ok(arg, ptep + 1, e1, e1 ^ flip) &&
+		      ok(arg, ptep + 2, e2, e2 ^ flip) && ok(arg, ptep + 3, e3, e3 ^ flip)))
+			break;
+		__atomic_store_n(&ptep[0], e0 ^ flip, __ATOMIC_RELAXED);
+		__atomic_store_n(&ptep[1], e1 ^ flip, __ATOMIC_RELAXED);
+		__atomic_store_n(&ptep[2], e2 ^ flip, __ATOMIC_RELAXED);
+		__atomic_store_n(&ptep[3], e3 ^ flip, __ATOMIC_RELAXED);
+		ptep += 4;
+	}
+	return ptep;
+}
+
+/* wrprotect_run()'s check for flip_fours(): @arg is the format. */
+static S2_ALWAYS_INLINE bool S2_FN(wrprotect_ok)(const void *arg, const s2_pte_t *ptep,
+						 s2_pte_t old, s2_pte_t new)
+{
+	(void)ptep;
+	return S2_FN(change_allowed)(arg, old, new, 1);
+}
+
+/*
  * S2_RANGE_WRPROTECT_MMU (kvm_mmu_wrprotect_range(), write tracking) over a
  * leaf table's run at once. A leaf whose attributes (every bit but the
  * address) are those of the last leaf this run changed with a plain store
@@ -885,30 +933,9 @@ static __attribute__((noinline)) long S2_FN(wrprotect_run)(struct kvm *kvm, stru
 		gpa_t addr;
 
 		/* The leaves that match the pattern: a load, a test, a store;
-		 * four at a time while all four match, once there is a
-		 * pattern (fin is ~0 without one, which this form would not
-		 * reject). Debug builds check each change; the single loop
-		 * below reports one that fails. */
-		while (flip && last - ptep >= 4) {
-			s2_pte_t e0 = __atomic_load_n(&ptep[0], __ATOMIC_RELAXED);
-			s2_pte_t e1 = __atomic_load_n(&ptep[1], __ATOMIC_RELAXED);
-			s2_pte_t e2 = __atomic_load_n(&ptep[2], __ATOMIC_RELAXED);
-			s2_pte_t e3 = __atomic_load_n(&ptep[3], __ATOMIC_RELAXED);
-
-			if (((e0 ^ fin) | (e1 ^ fin) | (e2 ^ fin) | (e3 ^ fin)) & keep)
-				break;
-			if (S2_ENABLED(CONFIG_S2_DEBUG) &&
-			    !(S2_FN(change_allowed)(c, e0, e0 ^ flip, 1) &&
-			      S2_FN(change_allowed)(c, e1, e1 ^ flip, 1) &&
-			      S2_FN(change_allowed)(c, e2, e2 ^ flip, 1) &&
-			      S2_FN(change_allowed)(c, e3, e3 ^ flip, 1)))
-				break;
-			__atomic_store_n(&ptep[0], e0 ^ flip, __ATOMIC_RELAXED);
-			__atomic_store_n(&ptep[1], e1 ^ flip, __ATOMIC_RELAXED);
-			__atomic_store_n(&ptep[2], e2 ^ flip, __ATOMIC_RELAXED);
-			__atomic_store_n(&ptep[3], e3 ^ flip, __ATOMIC_RELAXED);
-			ptep += 4;
-		}
+		 * four at a time while all four match, then one at a time.
+		 * The single loop reports a change debug builds refuse. */
+		ptep = S2_FN(flip_fours)(ptep, last, keep, fin, flip, S2_FN(wrprotect_ok), c);
 		for (; ptep < last; ptep++) {
 			old = __atomic_load_n(ptep, __ATOMIC_RELAXED);
 			if ((old & keep) != fin)
