@@ -112,33 +112,6 @@ static long s2_fault_mkyoung(struct kvm_vcpu *vcpu, gfn_t gfn, unsigned access)
 }
 
 /*
- * The memslot of @gfn, by value, and the memslot generation it belongs to.
- * The vcpu's copy from its last fault serves while the generation has not
- * moved (every memslot update moves it), so sequential faults take no RCU
- * read lock and search nothing; the generation is re-checked under mmu_lock
- * either way.
- */
-static int s2_fault_slot(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_memory_slot *slot,
-			 uint64_t *gen)
-{
-	uint64_t g = __atomic_load_n(&vcpu->kvm->memslots_gen, __ATOMIC_ACQUIRE);
-	int r;
-
-	if (g == vcpu->slot_cache_gen &&
-	    gfn - vcpu->slot_cache.base_gfn < vcpu->slot_cache.npages) {
-		*slot = vcpu->slot_cache;
-		*gen = g;
-		return 0;
-	}
-	r = s2_memslot_snapshot(vcpu->kvm, gfn, slot, gen);
-	if (!r) {
-		vcpu->slot_cache = *slot;
-		vcpu->slot_cache_gen = *gen;
-	}
-	return r;
-}
-
-/*
  * After a full fault installed a leaf: keep what it learnt for the fast path
  * (struct s2_fault_cache) when the host promised its block (the range kept
  * is where the full path would do the same, see below). Runs with mmu_lock
@@ -279,7 +252,7 @@ static __attribute__((noinline)) int s2_fault_full(struct kvm_vcpu *vcpu, gpa_t 
 	/* Snapshot before the pfn is resolved; re-checked under mmu_lock. */
 	seq = __atomic_load_n(&kvm->mmu_invalidate_seq, __ATOMIC_ACQUIRE);
 	f = (struct s2_fault){ .gfn = gpa_to_gfn(gpa), .access = access };
-	if (s2_fault_slot(vcpu, f.gfn, &slot, &gen)) {
+	if (s2_vcpu_slot(vcpu, f.gfn, &slot, &gen)) {
 		s2_stat_inc(&vcpu->stat.mmio);
 		/* The next access finds an MMIO entry (docs/mmio.md). */
 		if (kvm->mmio_cache && !kvm->gfn_direct_bits)

@@ -482,6 +482,15 @@ static inline void s2_mmu_read_lock_vcpu(struct kvm_vcpu *vcpu)
 	}
 	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env, true);
 }
+/* The read side of a vcpu's call other than a fault (kvm_mmu_map_range()):
+ * fence-free once the vcpu has published that it reads so, fenced and
+ * unpublished before. It never publishes: a partitioning hypervisor maps
+ * before its vcpus run, and its writers owe no barrier until they do. */
+static inline void s2_mmu_read_lock_vcpu_call(struct kvm_vcpu *vcpu)
+{
+	s2_read_lock_local(&vcpu->kvm->mmu_lock, &vcpu->mmu_reading, vcpu->kvm->env,
+			   vcpu->light_ok);
+}
 static inline void s2_mmu_read_unlock_vcpu(struct kvm_vcpu *vcpu)
 {
 	s2_read_unlock_local(&vcpu->mmu_reading);
@@ -672,6 +681,9 @@ struct s2_fault {
 	s2_pte_t *ptep;	     /* out: where a fresh leaf was installed */
 	s2_pte_t mmio;	     /* nonzero: install this MMIO value at level 1
 				instead of a leaf (docs/mmio.md) */
+	bool only_empty;     /* install only over an empty entry: a leaf, or a
+				table where the leaf goes, stops the install
+				(RET_PF_RETRY) instead of being taken */
 };
 
 /* Cached MMIO entries (core/mmio.c). */
@@ -821,6 +833,33 @@ const struct kvm_memory_slot *s2_memslots_find(const struct s2_memslots *ms, gfn
 /* Copy the memslot holding @gfn (RCU-safe) and the generation seen. */
 int s2_memslot_snapshot(const struct kvm *kvm, gfn_t gfn, struct kvm_memory_slot *out,
 			uint64_t *gen);
+
+/*
+ * The memslot of @gfn, by value, and the memslot generation it belongs to.
+ * The vcpu's copy from its last fault (or kvm_mmu_map_range()) serves while
+ * the generation has not moved (every memslot update moves it), so
+ * sequential calls take no RCU read lock and search nothing; the generation
+ * is re-checked under mmu_lock either way. The vcpu's thread only.
+ */
+static inline int s2_vcpu_slot(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_memory_slot *slot,
+			       uint64_t *gen)
+{
+	uint64_t g = __atomic_load_n(&vcpu->kvm->memslots_gen, __ATOMIC_ACQUIRE);
+	int r;
+
+	if (g == vcpu->slot_cache_gen &&
+	    gfn - vcpu->slot_cache.base_gfn < vcpu->slot_cache.npages) {
+		*slot = vcpu->slot_cache;
+		*gen = g;
+		return 0;
+	}
+	r = s2_memslot_snapshot(vcpu->kvm, gfn, slot, gen);
+	if (!r) {
+		vcpu->slot_cache = *slot;
+		vcpu->slot_cache_gen = *gen;
+	}
+	return r;
+}
 
 /*
  * notifier/: a memslot is about to cover new gfns; while an invalidation is

@@ -63,8 +63,8 @@ static uint64_t s2_map_run(struct kvm_vcpu *vcpu, const struct s2_fault *f, gpa_
 	if (!idx)
 		return 0; /* the next leaf is in another table */
 	n = per - idx;
-	if (n > (end - *gpa) / sz)
-		n = (end - *gpa) / sz;
+	if (n > (end - *gpa) >> shift) /* a shift: a division costs tens of cycles */
+		n = (end - *gpa) >> shift;
 	if (n > max)
 		n = max;
 	if (!n || !kvm->ops->leaf_run(c, level, *hpa, sz, (unsigned)n, f->prot, f->memtype, &first,
@@ -137,12 +137,13 @@ static unsigned s2_map_prot(const struct kvm_memory_slot *slot, unsigned prot, u
  * Install leaves from *@gpa on (mmu_lock held, either side), at most
  * @budget of them and each only while the vcpu's cache holds the tables it
  * may link; advances *@gpa and *@hpa. Returns the leaves installed, or a
- * negative errno (map() failed), or -EAGAIN with nothing installed past a
- * frozen entry (to be retried after the lock).
+ * negative errno (map() failed); a frozen entry stops it (to be retried
+ * after the lock), and with @only_empty so does anything present where a
+ * leaf goes.
  */
 static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot, gpa_t *gpa,
 			  hpa_t *hpa, gpa_t end, unsigned prot, unsigned access, unsigned memtype,
-			  uint64_t budget)
+			  uint64_t budget, bool only_empty)
 {
 	struct kvm *kvm = vcpu->kvm;
 	uint64_t batch = 0;
@@ -152,7 +153,8 @@ static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *s
 				      .access = access,
 				      .hpa = *hpa,
 				      .prot = prot,
-				      .memtype = memtype };
+				      .memtype = memtype,
+				      .only_empty = only_empty };
 		uint64_t sz;
 		int r, level;
 
@@ -162,7 +164,7 @@ static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *s
 		sz = 1ull << s2_level_shift(&kvm->cfg, level);
 		r = kvm->ops->map(kvm, vcpu, &f);
 		if (r == RET_PF_RETRY)
-			break; /* a frozen entry: after the lock */
+			break; /* a frozen entry (or not empty): after the lock */
 		if (r < 0)
 			return r;
 		/* A table already there made the leaf smaller. */
@@ -175,6 +177,52 @@ static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *s
 			batch += s2_map_run(vcpu, &f, gpa, hpa, end, budget - batch);
 	}
 	return (long)batch;
+}
+
+/*
+ * kvm_mmu_map_range() of a few leaves into an empty range: under the read
+ * side, each leaf with one compare-and-exchange over an empty entry, as a
+ * fault installs, with no invalidation and no zap. Nothing present is
+ * replaced, so rule 1 owes nothing and nothing is flushed. A fault racing
+ * it either installed first (the try stops at its leaf, and the write-side
+ * path replaces what the range holds from there on) or finds this call's
+ * leaf and keeps it, as it would after the call; faults that resolved
+ * another pfn are what the write side's invalidation is for, and they only
+ * matter where a leaf is replaced. Returns 0 when the range is mapped,
+ * -EAGAIN when it stopped short (not empty, the cache, a memslot update,
+ * an invalid root) with *@gpa and *@hpa at what is left, or an errno.
+ */
+static int s2_map_empty(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slot, uint64_t gen,
+			gpa_t *gpa, hpa_t *hpa, gpa_t end, int level, unsigned prot,
+			unsigned memtype)
+{
+	struct kvm *kvm = vcpu->kvm;
+	unsigned access;
+	long n = 0;
+	int r;
+
+	/* The first leaf's (@level) tables; the rest of a run shares them. */
+	r = s2_mmu_topup(vcpu, kvm->cfg.levels - (unsigned)level);
+	if (r)
+		return r;
+	if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
+		return r;
+	prot = s2_map_prot(slot, prot, &access);
+	s2_mmu_read_lock_vcpu_call(vcpu);
+	/* As the batched fill checks: the memslot, the root, and a memslot
+	 * update zapping the range (it publishes the new set after). */
+	if (__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) == gen &&
+	    s2_root_valid(vcpu->root) &&
+	    !(gpa_to_gfn(*gpa) < kvm->slot_zap_end && gpa_to_gfn(end) > kvm->slot_zap_start)) {
+		n = s2_map_leaves(vcpu, slot, gpa, hpa, end, prot, access, memtype,
+				  kvm->yield_batch ? kvm->yield_batch : 1, true);
+		if (n > 0)
+			s2_hold_stat(kvm, (uint64_t)n);
+	}
+	s2_mmu_read_unlock_vcpu(vcpu);
+	if (n < 0)
+		return (int)n;
+	return *gpa < end ? -EAGAIN : 0;
 }
 
 /*
@@ -222,7 +270,7 @@ static int s2_map_one_hold(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *
 	    s2_root_valid(vcpu->root) &&
 	    !(op.start < kvm->slot_zap_end && op.end > kvm->slot_zap_start)) {
 		n = s2_map_leaves(vcpu, slot, gpa, hpa, end, prot, access, memtype,
-				  kvm->yield_batch ? kvm->yield_batch : 1);
+				  kvm->yield_batch ? kvm->yield_batch : 1, false);
 		if (n > 0)
 			s2_hold_stat(kvm, (uint64_t)n);
 	} else if (n >= 0) {
@@ -269,7 +317,7 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 			return r;
 		if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
 			return r;
-		s2_mmu_read_lock_vcpu(vcpu);
+		s2_mmu_read_lock_vcpu_call(vcpu);
 		if (__atomic_load_n(&kvm->memslots_gen, __ATOMIC_ACQUIRE) != gen ||
 		    !s2_root_valid(vcpu->root)) {
 			s2_mmu_read_unlock_vcpu(vcpu);
@@ -289,7 +337,8 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 			continue;
 		}
 		/* Each leaf only while the cache holds the tables it may link. */
-		n = s2_map_leaves(vcpu, &slot, &gpa, &hpa, end, prot, access, memtype, budget);
+		n = s2_map_leaves(vcpu, &slot, &gpa, &hpa, end, prot, access, memtype, budget,
+				  false);
 		if (n < 0) {
 			s2_mmu_read_unlock_vcpu(vcpu);
 			return (int)n;
@@ -308,7 +357,7 @@ static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gp
 	struct kvm *kvm;
 	uint64_t gen;
 	gpa_t end;
-	int r;
+	int r, level;
 
 	if (!vcpu)
 		return -EINVAL;
@@ -325,7 +374,7 @@ static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gp
 	    (memtype & ~(S2_MT_MASK | S2_MT_IGNORE_PAT)) || (memtype & S2_MT_MASK) >= S2_MT_NR)
 		return -EINVAL;
 	end = gpa + size;
-	if (s2_memslot_snapshot(kvm, gpa_to_gfn(gpa), &slot, &gen) ||
+	if (s2_vcpu_slot(vcpu, gpa_to_gfn(gpa), &slot, &gen) ||
 	    gpa_to_gfn(end - 1) >= slot.base_gfn + slot.npages)
 		return -ENOENT;
 	if ((prot & S2_PROT_W) && (slot.flags & KVM_MEM_READONLY))
@@ -335,8 +384,13 @@ static S2_ALWAYS_INLINE int kvm_mmu_map_range_untraced(struct kvm_vcpu *vcpu, gp
 	 * (rule 1 would refuse the install and bug the VM). */
 	/* One hold when the range needs few leaves (the common static map:
 	 * a few huge leaves); what that left goes through the batches. */
-	if (size >> s2_level_shift(&kvm->cfg, s2_map_level(kvm, &slot, gpa, hpa, end)) <
-	    (kvm->yield_batch ? kvm->yield_batch : 1)) {
+	level = s2_map_level(kvm, &slot, gpa, hpa, end);
+	if (size >> s2_level_shift(&kvm->cfg, level) < (kvm->yield_batch ? kvm->yield_batch : 1)) {
+		/* Into an empty range under the read side; from what is not
+		 * empty on, under the write side. */
+		r = s2_map_empty(vcpu, &slot, gen, &gpa, &hpa, end, level, prot, memtype);
+		if (r != -EAGAIN)
+			return r;
 		r = s2_map_one_hold(vcpu, &slot, gen, &gpa, &hpa, end, prot, memtype);
 		if (r != -EAGAIN)
 			return r;

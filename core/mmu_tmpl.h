@@ -1634,8 +1634,13 @@ static int S2_FN(map)(struct kvm *kvm, struct kvm_vcpu *vcpu, struct s2_fault *f
 
 again:
 		if (fmt_is_present(c, old, level)) {
-			/* An MMIO entry never replaces a mapping (docs/mmio.md). */
-			if (s2_unlikely(f->mmio) && (level == 1 || fmt_is_leaf(c, old, level))) {
+			/* An MMIO entry never replaces a mapping (docs/mmio.md;
+			 * its f->level is 1, where every entry is a leaf), nor
+			 * does an install that asked for empty entries only
+			 * (kvm_mmu_map_range()'s read-side try): either stops
+			 * at a leaf, or at a table where its leaf would go. */
+			if (s2_unlikely(f->mmio || f->only_empty) &&
+			    (level == f->level || fmt_is_leaf(c, old, level))) {
 				ret = RET_PF_RETRY;
 				break;
 			}
@@ -1664,7 +1669,7 @@ again:
 			break;
 		}
 		if (fmt_is_access_tracked(c, old, level)) {
-			if (s2_unlikely(f->mmio)) {
+			if (s2_unlikely(f->mmio || f->only_empty)) {
 				ret = RET_PF_RETRY;
 				break;
 			}

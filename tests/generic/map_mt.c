@@ -17,6 +17,12 @@
  * last map_range of the whole range must leave every page mapped so, by
  * the reference walker.
  *
+ * A range of few leaves is first tried under the read side, installing
+ * only over empty entries (s2_map_empty() in core/map.c); what it finds
+ * present goes to the write side's zap and install.
+ *
+ * Mutation run: the read-side try taking what it finds present (map()
+ * without only_empty): wrong_pfn on every format (0x7e on x86-ept).
  * Mutation run: map_range without its invalidation (s2_map_invalidate()
  * calls removed): wrong_pfn on every format. A read fault that got in
  * between map_range's zap and its install left the memslot's page mapped
@@ -149,10 +155,83 @@ static void test_map_races_faults(void **st)
 	t_vm_fini(&T);
 }
 
+/*
+ * map_range racing the deletion of its memslot: one thread maps random
+ * small ranges (the read-side try) while the main thread deletes the slot
+ * and adds it back. Once the delete returned, nothing may be mapped in the
+ * slot's range until it is back: a map_range that looked the slot up
+ * before the delete must see the generation move, or the delete's zap in
+ * progress, under mmu_lock and not install. Each call returns 0 or
+ * -ENOENT (no slot). Mutation run: s2_map_empty() without its memslot
+ * generation and slot-zap checks: stale leaves after the delete.
+ */
+static uint64_t maps_done;
+static void *map_thread(void *arg)
+{
+	unsigned seed = 17;
+
+	(void)arg;
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
+		unsigned i = (unsigned)rand_r(&seed) % NPAGES, n = 1 + (unsigned)rand_r(&seed) % 8;
+		int r;
+
+		if (i + n > NPAGES)
+			n = NPAGES - i;
+		r = kvm_mmu_map_range(V[0], GPA0 + i * PG, HPA0 + i * PG, n * PG, S2_PROT_R,
+				      S2_MT_WB);
+		if (r && r != -ENOENT)
+			__atomic_fetch_add(&bad_maps, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&maps_done, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void test_map_races_slot_delete(void **st)
+{
+	uint64_t stale = 0;
+	pthread_t t;
+
+	(void)st;
+	t_vm_init(&T, TEST_FMT, NULL);
+	T.h.quiet = true;
+	t_slot(&T, 0, GPA0 >> 12, NPAGES, HVA0, 0);
+	V[0] = T.vcpu;
+	stop = false;
+	bad_maps = maps_done = 0;
+	assert_int_equal(pthread_create(&t, NULL, map_thread, NULL), 0);
+	for (unsigned k = 0; k < 300 && !kvm_is_bugged(T.kvm); k++) {
+		uint64_t seen = __atomic_load_n(&maps_done, __ATOMIC_RELAXED);
+
+		/* Let a few maps in while the slot is there. */
+		while (__atomic_load_n(&maps_done, __ATOMIC_RELAXED) < seen + 3)
+			t_yield();
+		assert_int_equal(kvm_delete_memslot(T.kvm, 0), 0);
+		seen = __atomic_load_n(&maps_done, __ATOMIC_RELAXED);
+		/* Until the thread has made two more calls (one starts after
+		 * the delete), nothing may appear in the range. */
+		do {
+			for (unsigned i = 0; i < NPAGES; i++) {
+				struct s2_mapping m;
+
+				if (!kvm_mmu_lookup(T.kvm, GPA0 + i * PG, &m) && m.present)
+					stale++;
+			}
+		} while (__atomic_load_n(&maps_done, __ATOMIC_RELAXED) < seen + 2);
+		t_slot(&T, 0, GPA0 >> 12, NPAGES, HVA0, 0);
+	}
+	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	assert_false(kvm_is_bugged(T.kvm));
+	assert_int_equal(bad_maps, 0);
+	assert_int_equal(stale, 0);
+	t_vm_fini(&T);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map_races_faults),
+		cmocka_unit_test(test_map_races_slot_delete),
 	};
 
 	return cmocka_run_group_tests_name("map_range races", tests, NULL, NULL);
