@@ -2139,12 +2139,24 @@ static void op_flags(uint64_t *rng, unsigned k)
 	check_promise(what, sp, n);
 }
 
-static void range_in_slot(uint64_t *rng, const struct slotm *m, gfn_t *lo, gfn_t *hi)
+/*
+ * A range [*lo, *hi) of gfns from a random page of slot @m. With @within,
+ * 1 to @within pages cut at the slot's end. Without, 1 to the slot's size
+ * (two times in three at most 64), ending up to 600 past the slot and at
+ * times starting up to 600 before the page.
+ */
+static void range_in_slot(uint64_t *rng, const struct slotm *m, uint64_t within, gfn_t *lo,
+			  gfn_t *hi)
 {
-	uint64_t a = rnd_below(rng, m->npages),
-		 len = 1 + rnd_below(rng, rnd_below(rng, 3) ? 64 : m->npages);
+	uint64_t a = rnd_below(rng, m->npages), len;
 
 	*lo = m->base + a;
+	if (within) {
+		len = 1 + rnd_below(rng, within);
+		*hi = *lo + (len < m->npages - a ? len : m->npages - a);
+		return;
+	}
+	len = 1 + rnd_below(rng, rnd_below(rng, 3) ? 64 : m->npages);
 	*hi = *lo + len;
 	if (*hi > m->base + m->npages + 600)
 		*hi = m->base + m->npages + 600;
@@ -2182,7 +2194,7 @@ static void op_zap(uint64_t *rng)
 
 	if (k < 0)
 		return;
-	range_in_slot(rng, &R.slot[k], &lo, &hi);
+	range_in_slot(rng, &R.slot[k], 0, &lo, &hi);
 	trace("zap gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
 	r = kvm_zap_gfn_range(R.kvm, lo, hi);
 	if (r < 0) {
@@ -2355,24 +2367,19 @@ static void op_wrprotect(uint64_t *rng)
 	struct span sp[MAXSPANS];
 	unsigned n = 0;
 	int k = pick_present(rng);
-	uint64_t off, len;
-	gfn_t g;
+	gfn_t lo, hi;
 	long r;
 
 	if (k < 0 || t_sbit)
 		return;
-	off = rnd_below(rng, R.slot[k].npages);
-	len = 1 + rnd_below(rng, 2048);
-	if (len > R.slot[k].npages - off)
-		len = R.slot[k].npages - off;
-	g = R.slot[k].base + off;
-	trace("wrprotect gfns %#" PRIx64 "-%#" PRIx64, g, g + len);
-	r = kvm_mmu_wrprotect_range(R.kvm, gfn_to_gpa(g), len << 12);
+	range_in_slot(rng, &R.slot[k], 2048, &lo, &hi);
+	trace("wrprotect gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
+	r = kvm_mmu_wrprotect_range(R.kvm, gfn_to_gpa(lo), (hi - lo) << 12);
 	if (r < 0) {
 		op_failed("kvm_mmu_wrprotect_range", r);
 		return;
 	}
-	gspan(sp, &n, g, g + len, false);
+	gspan(sp, &n, lo, hi, false);
 	check_promise("kvm_mmu_wrprotect_range", sp, n);
 }
 
@@ -2403,7 +2410,7 @@ static void op_attr(uint64_t *rng)
 
 	if (k < 0)
 		return;
-	range_in_slot(rng, &R.slot[k], &lo, &hi);
+	range_in_slot(rng, &R.slot[k], 0, &lo, &hi);
 	trace("attributes gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
 	r = kvm_vm_set_mem_attributes(R.kvm, lo, hi,
 				      rnd_below(rng, 2) ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0);
@@ -2779,11 +2786,11 @@ static void run_cfg(const struct cfg *cfg)
 		static const struct {
 			const char *name;
 			unsigned x;
-		} ops[] = { { "pause", 0 },	   { "zap", 120 },   { "zap_all", 250 },
-			    { "invalidate", 255 }, { "add", 390 },   { "delete", 450 },
-			    { "move", 490 },	   { "flags", 540 }, { "harvest", 640 },
-			    { "track", 820 },	   { "age", 860 },   { "burst", 912 },
-			    { "attr", 920 } };
+		} ops[] = { { "pause", 0 },	   { "zap", 120 },	 { "zap_all", 250 },
+			    { "invalidate", 255 }, { "add", 390 },	 { "delete", 450 },
+			    { "move", 490 },	   { "flags", 540 },	 { "harvest", 640 },
+			    { "track", 820 },	   { "wrprotect", 845 }, { "age", 860 },
+			    { "burst", 912 },	   { "attr", 920 } };
 
 		for (size_t j = 0; j < sizeof(ops) / sizeof(ops[0]); j++)
 			if (!strcmp(getenv("TLB_ONLY"), ops[j].name))
