@@ -42,9 +42,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdarg.h>
+
 #include "../arm64-common/a64.h"
+#include "../common/harness.h"
 #include "../common/klib.h"
-#include "../common/tables.h"
 #include "layout.h"
 #include "s2mmu/arm64-s2.h"
 #include "s2mmu/decode.h"
@@ -52,15 +54,6 @@
 #include "s2mmu/notifier.h"
 #include "s2mmu/s2mmu.h"
 #include "s2mmu/sizing.h"
-
-enum {
-	EXIT_PASS = 0,
-	EXIT_GUEST = 1,
-	EXIT_ZAP = 2,
-	EXIT_CHECK = 3,
-	EXIT_TRAP = 4,
-	EXIT_LIB = 5,
-};
 
 /* ---- hardware ------------------------------------------------------------ */
 
@@ -70,7 +63,17 @@ enum {
 
 static void keep_tables(void);
 
-static __attribute__((noreturn)) void finish(int code)
+/* One CPU: no lock around the console (harness.h). */
+void hlog(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kvprintf(fmt, ap);
+	va_end(ap);
+}
+
+__attribute__((noreturn)) void finish(int code)
 {
 	kprintf("hyp: %s (exit code %d)\n", code ? "FAIL" : "PASS", code);
 	if (code)
@@ -104,7 +107,6 @@ static void timer_arm(uint64_t ticks)
 
 /* ---- the environment ----------------------------------------------------- */
 
-static struct s2_page_pool pool;
 static struct s2_freestanding fs;
 
 /*
@@ -117,13 +119,9 @@ static struct s2_freestanding fs;
  * 4 KiB-only slots (small, ROM, scratch) and the huge slot's 1 GiB block
  * (a root entry: no table). Ascending gpa order; geometry: 4 KiB granule,
  * 40-bit IPA, 3 levels (a root of two concatenated pages). Metadata (the
- * VM, memslots) comes from the rest of H_POOL. TABLE_POOL_SHORT=n builds a
- * pool n pages short, to see a run fail (docs/static.md).
+ * VM, memslots) comes from the rest of H_POOL (hv_env_init()). The rest
+ * of the figure, and TABLE_POOL_SHORT: ../common/harness.h.
  */
-#define T_GEOM S2_SIZING_GEOM_4K(3)
-#define T_PAGES(g, s, m) S2_SIZING_REGION_PAGES(T_GEOM, g, s, m)
-#define T_SHARED(ag, as, am, bg, bm) S2_SIZING_SHARED_PAGES(T_GEOM, ag, as, am, bg, bm)
-#define T_MMIO_SIZE (G_CTL + 4096 - G_UART)
 #define T_TABLES_SUM                                                         \
 	(T_PAGES(G_UART, T_MMIO_SIZE, 1) + T_PAGES(G_RAM, G_RAM_SIZE, 2) +   \
 	 T_PAGES(G_SMALL, G_SMALL_SIZE, 1) + T_PAGES(G_ROM, G_ROM_SIZE, 1) + \
@@ -136,25 +134,6 @@ static struct s2_freestanding fs;
 #define T_TABLES (T_TABLES_SUM - T_TABLES_SHARED)
 /* Root (two concatenated pages) + tables + one vcpu's cache (levels - 1). */
 #define T_FIGURE ((2 + T_TABLES + 1 * 2) * 4096)
-#ifndef TABLE_POOL_SHORT
-#define TABLE_POOL_SHORT 0
-#endif
-#define T_POOL_BYTES (T_FIGURE - TABLE_POOL_SHORT * 4096)
-static struct s2_page_pool table_pool;
-static uint64_t table_figure; /* s2_sizing_pool_bytes() at run time */
-
-static void *env_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
-{
-	(void)ctx;
-	return s2_pool_alloc(&table_pool, bytes, pa);
-}
-
-static void env_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
-{
-	(void)ctx;
-	(void)pa;
-	s2_pool_free(&table_pool, va, bytes);
-}
 
 static struct {
 	unsigned hook_flush_vm, hook_flush_range, kicks;
@@ -168,24 +147,6 @@ static void env_synchronize_rcu(void *ctx)
 {
 	hw.rcu_syncs++;
 	fs_synchronize_rcu(ctx);
-}
-
-static int env_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
-			  struct s2_pfn_info *out)
-{
-	(void)ctx;
-	(void)write;
-	/* MMU off: an hva is a physical address, and every host page is
-	 * writable and may be mapped at any size the slot allows. */
-	out->pfn = (slot->userspace_addr >> 12) + (gfn - slot->base_gfn);
-	out->writable = true;
-	out->host_level = 3;
-	out->memtype = S2_MT_WB;
-	/* Identity-mapped and never remapped: a whole 1 GiB block around
-	 * the hva is contiguous, so later faults in it may skip this call
-	 * (the fault fast path). */
-	out->block_stable = true;
-	return 0;
 }
 
 /*
@@ -217,17 +178,10 @@ static void env_kick(void *ctx, struct kvm_vcpu *vcpu)
 	hw.kicks++;
 }
 
-static void env_log(void *ctx, enum s2_log_level level, const char *msg)
-{
-	(void)ctx;
-	kprintf("s2mmu[%d]: %s\n", (int)level, msg);
-}
-
 /* ---- the VM --------------------------------------------------------------- */
 
 static struct kvm *kvm;
 static unsigned vm_fmt_flags; /* its S2_FMTF_*, for the tables line */
-static bool vm_destroyed;
 
 /*
  * A failed run says where its tables are (the table pool at H_POOL: every
@@ -239,13 +193,10 @@ static bool vm_destroyed;
 
 static void keep_tables(void)
 {
-	char line[192];
 	uint64_t t0, wait;
 
-	if (!kvm || vm_destroyed)
+	if (!hv_keep_tables_line(kvm, vm_fmt_flags))
 		return;
-	kprintf("%s",
-		tables_line(line, sizeof(line), "hyp", kvm, vm_fmt_flags, 0, H_POOL, T_POOL_BYTES));
 	isb();
 	t0 = sysreg_read(cntpct_el0);
 	wait = sysreg_read(cntfrq_el0) * KEEP_TABLES_S;
@@ -258,7 +209,6 @@ static struct a64_regs regs;
 
 static struct {
 	unsigned dabt[4], iabt[4]; /* by fault class: other, translation, AF, permission */
-	unsigned fixed, spurious, retry;
 	unsigned mmio_load, mmio_store, mmio_uart, mmio_ctl;
 	unsigned mmio_isv0; /* completed through the library's decoder */
 	unsigned ro_write;
@@ -275,47 +225,14 @@ static struct {
 	bool first_exit_seen, first_exit_ok;
 	bool done;
 	uint64_t verdict;
-	uint64_t last_gpa;
-	unsigned same_gpa;
-	uint64_t max_leaves[4];
+	struct hv_faults pf;
 	unsigned hafdbs;
 	bool fwb;
 } st;
 
-static __attribute__((noreturn)) void lib_fail(const char *what, long r)
-{
-	kprintf("hyp: %s failed: %ld\n", what, r);
-	finish(EXIT_LIB);
-}
-
-static void track_leaves(void)
-{
-	struct kvm_mmu_stats s;
-
-	if (kvm_get_stats(kvm, &s))
-		return;
-	for (int l = 1; l <= 3; l++)
-		if (s.cur_leaves[l] > st.max_leaves[l])
-			st.max_leaves[l] = s.cur_leaves[l];
-}
-
 /* ---- emulated devices ---------------------------------------------------- */
 
 static void age(uint64_t step);
-
-static char uart_line[128];
-static unsigned uart_len;
-
-static void uart_out(char c)
-{
-	if (c != '\n' && uart_len < sizeof(uart_line) - 1) {
-		uart_line[uart_len++] = c;
-		return;
-	}
-	uart_line[uart_len] = 0;
-	kprintf("guest| %s\n", uart_line);
-	uart_len = 0;
-}
 
 static int dev_read(gpa_t gpa, uint64_t *val)
 {
@@ -340,7 +257,7 @@ static int dev_write(gpa_t gpa, uint64_t val)
 	if (gpa >= G_UART && gpa < G_UART + 0x1000) {
 		st.mmio_uart++;
 		if (gpa == G_UART)
-			uart_out((char)val);
+			hv_uart_out((char)val);
 		return 0;
 	}
 	if (gpa >= G_CTL && gpa < G_CTL + 0x100) {
@@ -366,17 +283,10 @@ static int dev_write(gpa_t gpa, uint64_t val)
  * MMU off, so pc is an IPA): through stage 2, else the memslot. */
 static int guest_read32(gpa_t gpa, uint32_t *out)
 {
-	struct s2_mapping m;
-	struct kvm_memory_slot slot;
 	uint64_t hpa;
 
-	if (kvm_mmu_lookup(kvm, gpa, &m) == 0 && m.present) {
-		hpa = m.hpa;
-	} else {
-		if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
-			return -1;
-		hpa = slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
-	}
+	if (hv_guest_hpa(kvm, gpa, &hpa))
+		return -1;
 	*out = *(volatile uint32_t *)(uintptr_t)hpa;
 	return 0;
 }
@@ -524,24 +434,6 @@ static void drop_ro_write(uint64_t esr, gpa_t gpa)
 
 /* ---- exits ---------------------------------------------------------------- */
 
-/* The hva behind @gpa (slot 0 or 2): what the host's memory manager knows. */
-static hva_t hva_of(gpa_t gpa)
-{
-	struct kvm_memory_slot slot;
-
-	if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
-		lib_fail("kvm_gfn_to_memslot", -1);
-	return slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
-}
-
-static void stats(struct kvm_mmu_stats *s)
-{
-	if (kvm_get_stats(kvm, s))
-		lib_fail("kvm_get_stats", -1);
-}
-
-static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags);
-
 /*
  * A memslot appears and goes again (a device's memory plugged and unplugged;
  * the guest never touches it): each change frees the memslot array it
@@ -551,12 +443,8 @@ static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsign
 static void scratch_slot(void)
 {
 	unsigned gp = hw.rcu_syncs;
-	int r;
 
-	add_slot(4, G_SCRATCH, G_SCRATCH_SIZE, H_SCRATCH, 0);
-	r = kvm_delete_memslot(kvm, 4);
-	if (r)
-		lib_fail("kvm_delete_memslot", r);
+	hv_scratch_slot(kvm);
 	st.gp_scratch = hw.rcu_syncs - gp;
 }
 
@@ -569,27 +457,17 @@ static void scratch_slot(void)
  */
 static void zap_while_guest_runs(void)
 {
-	hva_t hva = hva_of(G_ZAP);
-	struct kvm_mmu_stats a, b;
-	int r;
+	hva_t hva = hv_hva_of(kvm, G_ZAP);
+	uint64_t leaves, flushes;
 
-	stats(&a);
-	r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + ZAP_SIZE, false);
-	if (r)
-		lib_fail("kvm_mmu_notifier_invalidate_range_start", r);
-	/* (The host would change the page here; this one keeps it.) */
-	r = kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + ZAP_SIZE, false);
-	if (r)
-		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
-	stats(&b);
+	hv_zap(kvm, hva, ZAP_SIZE, &leaves, &flushes);
 	scratch_slot();
 	st.zaps++;
-	st.zap_leaves += (unsigned)(b.zapped_leaves - a.zapped_leaves);
-	st.zap_flushes += (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+	st.zap_leaves += (unsigned)leaves;
+	st.zap_flushes += (unsigned)flushes;
 	kprintf("hyp: timer: invalidated hva [0x%lx, 0x%lx) (gpa 0x%llx) while the guest ran "
 		"at pc 0x%lx: %lu leaves zapped, %lu flushes\n",
-		hva, (hva_t)(hva + ZAP_SIZE), G_ZAP, regs.pc, b.zapped_leaves - a.zapped_leaves,
-		b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+		hva, (hva_t)(hva + ZAP_SIZE), G_ZAP, regs.pc, leaves, flushes);
 }
 
 /*
@@ -599,7 +477,7 @@ static void zap_while_guest_runs(void)
  */
 static void age(uint64_t step)
 {
-	hva_t hva = hva_of(G_AGE);
+	hva_t hva = hv_hva_of(kvm, G_AGE);
 
 	if (step == 1) {
 		st.age_cleared = kvm_mmu_notifier_clear_flush_young(kvm, hva, hva + 4096);
@@ -641,7 +519,6 @@ static void stage2_abort(uint64_t esr)
 	gpa_t gpa = ((sysreg_read(hpfar_el2) >> 4) << 12) | (sysreg_read(far_el2) & 0xfff);
 	unsigned access = !data ? S2_ACC_EXEC : (esr & ESR_WNR) ? S2_ACC_WRITE : S2_ACC_READ;
 	unsigned cls;
-	int r;
 
 	switch (FSC_CLASS(fsc)) {
 	case FSC_TRANSLATION: cls = 1; break;
@@ -665,20 +542,7 @@ static void stage2_abort(uint64_t esr)
 	if (st.zaps && gpa >= G_ZAP && gpa < G_ZAP + ZAP_SIZE)
 		st.zap_refaults++;
 
-	/*
-	 * Every stage-2 fault through the MMIO exit (docs/mmio.md): the abort
-	 * cannot tell a cached MMIO entry from an empty one, so each pays one
-	 * walk for the device accesses (almost all of this guest's faults) to
-	 * skip the fault path and the memslot lookup.
-	 */
-	r = kvm_mmu_page_fault_mmio(vcpu, gpa, access);
-	switch (r) {
-	case RET_PF_FIXED:
-		st.fixed++;
-		track_leaves();
-		break;
-	case RET_PF_SPURIOUS: st.spurious++; break;
-	case RET_PF_RETRY: st.retry++; break;
+	switch (hv_page_fault(kvm, vcpu, gpa, access, &st.pf)) {
 	case RET_PF_EMULATE_MMIO:
 		if (!data) {
 			kprintf("hyp: guest fetch from gpa 0x%lx with no memslot\n", gpa);
@@ -687,17 +551,8 @@ static void stage2_abort(uint64_t esr)
 		emulate_mmio(esr, gpa);
 		break;
 	case RET_PF_RO_WRITE: drop_ro_write(esr, gpa); break;
-	default: lib_fail("kvm_mmu_page_fault_mmio", r);
+	default: break;
 	}
-	/* A fault that neither maps nor emulates must not repeat forever. */
-	if (r == RET_PF_SPURIOUS || r == RET_PF_RETRY) {
-		st.same_gpa = gpa == st.last_gpa ? st.same_gpa + 1 : 0;
-		if (st.same_gpa > 1000) {
-			kprintf("hyp: gpa 0x%lx keeps faulting (%d, FSC 0x%x)\n", gpa, r, fsc);
-			finish(EXIT_CHECK);
-		}
-	}
-	st.last_gpa = gpa;
 }
 
 static void handle_exit(void)
@@ -717,44 +572,6 @@ static void handle_exit(void)
 	kprintf("hyp: unexpected guest exit: reason %lu ESR_EL2 0x%lx pc 0x%lx FAR_EL2 0x%lx\n",
 		regs.reason, esr, regs.pc, sysreg_read(far_el2));
 	finish(EXIT_TRAP);
-}
-
-/* The run-time calculator over the same regions must give T_FIGURE. */
-static void check_sizing(void)
-{
-	static const struct s2_sizing_region reg[] = {
-		{ G_UART, T_MMIO_SIZE, S2_SIZING_LEAF(1) },
-		{ G_RAM, G_RAM_SIZE, S2_SIZING_LEAF(2) },
-		{ G_SMALL, G_SMALL_SIZE, S2_SIZING_LEAF(1) },
-		{ G_ROM, G_ROM_SIZE, S2_SIZING_LEAF(1) },
-		{ G_SCRATCH, G_SCRATCH_SIZE, S2_SIZING_LEAF(1) },
-		{ G_HUGE, G_HUGE_SIZE, S2_SIZING_LEAF(3) },
-	};
-	struct s2_sizing_cfg cfg;
-	int r = kvm_sizing_cfg(kvm, &cfg);
-
-	if (!r)
-		r = s2_sizing_pool_bytes(&cfg, reg, sizeof(reg) / sizeof(reg[0]), 1, &table_figure);
-	if (r)
-		lib_fail("s2_sizing_pool_bytes", r);
-	if (table_figure != T_FIGURE) {
-		kprintf("hyp: build-time table figure %lu, run-time %lu\n", (unsigned long)T_FIGURE,
-			(unsigned long)table_figure);
-		lib_fail("sizing macros", -1);
-	}
-}
-
-static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
-{
-	struct kvm_memory_slot s = { .id = id,
-				     .base_gfn = gpa_to_gfn(gpa),
-				     .npages = size >> 12,
-				     .userspace_addr = hva,
-				     .flags = flags };
-	int r = kvm_set_memslot(kvm, &s);
-
-	if (r)
-		lib_fail("kvm_set_memslot", r);
 }
 
 extern const char guest_image[], guest_image_end[];
@@ -787,17 +604,10 @@ static void setup(void)
 	if (st.fwb)
 		p.fmt_flags |= S2_FMTF_FWB;
 
-	s2_pool_init(&table_pool, (void *)(uintptr_t)H_POOL, H_POOL, T_POOL_BYTES);
-	s2_pool_init(&pool, (void *)(uintptr_t)(H_POOL + T_POOL_BYTES), H_POOL + T_POOL_BYTES,
-		     H_POOL_SIZE - T_POOL_BYTES);
-	s2_freestanding_init(&fs, &pool);
-	fs.ops.alloc_table = env_alloc_table;
-	fs.ops.free_table = env_free_table;
-	fs.ops.gfn_to_pfn = env_gfn_to_pfn;
+	hv_env_init(&fs, T_POOL_BYTES);
 	fs.ops.tlb_flush_vm = env_tlb_flush_vm;
 	fs.ops.tlb_flush_range = env_tlb_flush_range;
 	fs.ops.kick = env_kick;
-	fs.ops.log = env_log;
 	/* Single-CPU RCU (the default, rcu_single_cpu), counted. */
 	fs_synchronize_rcu = fs.ops.synchronize_rcu;
 	fs.ops.synchronize_rcu = env_synchronize_rcu;
@@ -807,7 +617,7 @@ static void setup(void)
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		lib_fail("kvm_create_vm", r);
-	check_sizing();
+	hv_check_sizing(kvm, T_FIGURE);
 	r = kvm_vcpu_create(kvm, 0, &vcpu);
 	if (r)
 		lib_fail("kvm_vcpu_create", r);
@@ -819,15 +629,7 @@ static void setup(void)
 		kprintf("hyp: a second vcpu on single-CPU RCU (must be refused):\n");
 		st.second_vcpu = kvm_vcpu_create(kvm, 1, &v2);
 	}
-	add_slot(0, G_RAM, G_RAM_SIZE, H_RAM, 0);
-	add_slot(1, G_HUGE, G_HUGE_SIZE, H_HUGE, 0);
-	add_slot(2, G_SMALL, G_SMALL_SIZE, H_SMALL, 0);
-	add_slot(3, G_ROM, G_ROM_SIZE, H_ROM, KVM_MEM_READONLY);
-
-	/* The guest's code and data, and the ROM's contents. */
-	memcpy((void *)(uintptr_t)H_RAM, guest_image, (size_t)(guest_image_end - guest_image));
-	for (uint64_t i = 0; i < G_ROM_SIZE / 8; i++)
-		((volatile uint64_t *)(uintptr_t)H_ROM)[i] = ROM_WORD(i);
+	hv_load_guest(kvm, guest_image, guest_image_end);
 
 	r = kvm_arm64_vtcr(kvm, pa_bits, &vtcr);
 	if (r)
@@ -851,8 +653,8 @@ static void setup(void)
 }
 
 /*
- * What the pending requests oblige before entry, in the order
- * kvm_vcpu_entry_actions() lists it (docs/rules.md, "Requests"): load the
+ * The entry actions' instructions (hv_entry_actions(), in the order
+ * kvm_vcpu_entry_actions() lists them, docs/rules.md "Requests"): load the
  * root into VTTBR_EL2 (the VMID with it), then the stage-2 flush of this
  * VMID on this CPU, TLBI VMALLS12E1, for FLUSH_CURRENT and FLUSH_ALL alike
  * (the TLB is tagged by VMID, not by root), then the guest's stage 1, TLBI
@@ -863,48 +665,30 @@ static void setup(void)
  * ranged flushes are no longer complete and raise requests, and a local
  * TLBI on them would stand in for the missing one on this single CPU.
  */
-static void entry_actions(void)
+static void load_root(uint64_t reg)
 {
-	struct kvm_entry_actions acts;
-	bool loaded = false;
-	int r = kvm_vcpu_entry_actions(vcpu, &acts);
-
-	if (r)
-		lib_fail("kvm_vcpu_entry_actions", r);
-	for (unsigned i = 0; i < acts.nr; i++) {
-		switch (acts.a[i].kind) {
-		case KVM_ENTRY_LOAD_ROOT:
-			sysreg_write(vttbr_el2, acts.a[i].reg);
-			isb(); /* the TLBI below names the new VMID */
-			st.loads++;
-			loaded = true;
-			break;
-		case KVM_ENTRY_FLUSH_CURRENT:
-		case KVM_ENTRY_FLUSH_ALL:
-#ifndef BREAK_FLUSH
-			__asm__ volatile("dsb ishst\n\ttlbi vmalls12e1\n\tdsb nsh\n\tisb"
-					 :
-					 :
-					 : "memory");
-#endif
-			if (!loaded)
-				st.req_flush++;
-			break;
-		case KVM_ENTRY_FLUSH_GUEST:
-			__asm__ volatile("dsb ishst\n\ttlbi vmalle1\n\tdsb nsh\n\tisb"
-					 :
-					 :
-					 : "memory");
-			break;
-		default: break;
-		}
-	}
+	sysreg_write(vttbr_el2, reg);
+	isb(); /* the TLBI below names the new VMID */
 }
+
+static void flush_vmid(void)
+{
+#ifndef BREAK_FLUSH
+	__asm__ volatile("dsb ishst\n\ttlbi vmalls12e1\n\tdsb nsh\n\tisb" : : : "memory");
+#endif
+}
+
+static void flush_guest(void)
+{
+	__asm__ volatile("dsb ishst\n\ttlbi vmalle1\n\tdsb nsh\n\tisb" : : : "memory");
+}
+
+static const struct hv_entry_ops entry_ops = { load_root, flush_vmid, flush_guest };
 
 static void run(void)
 {
 	while (!st.done) {
-		entry_actions();
+		hv_entry_actions(vcpu, &entry_ops, &st.loads, &st.req_flush);
 		if (!kvm_vcpu_enter_guest(vcpu))
 			continue;
 		a64_run_guest(&regs);
@@ -919,8 +703,7 @@ static int report(void)
 	char buf[320];
 	int code = EXIT_PASS;
 
-	if (kvm_get_stats(kvm, &s))
-		lib_fail("kvm_get_stats", -1);
+	hv_stats(kvm, &s);
 	kvm_format_stats(kvm, buf, sizeof(buf));
 	kprintf("hyp: guest done, verdict %lu\n", st.verdict);
 	kprintf("hyp: exits: data aborts translation=%u access-flag=%u permission=%u, "
@@ -928,11 +711,11 @@ static int report(void)
 		st.dabt[1], st.dabt[2], st.dabt[3], st.iabt[1], st.iabt[2], st.iabt[3]);
 	kprintf("hyp: exits: fixed=%u spurious=%u retry=%u, mmio load=%u store=%u (isv0=%u uart=%u "
 		"ctl=%u), ro_write=%u, timer irq=%u\n",
-		st.fixed, st.spurious, st.retry, st.mmio_load, st.mmio_store, st.mmio_isv0,
+		st.pf.fixed, st.pf.spurious, st.pf.retry, st.mmio_load, st.mmio_store, st.mmio_isv0,
 		st.mmio_uart, st.mmio_ctl, st.ro_write, st.irq_timer);
 	kprintf("hyp: stats: %s\n", buf);
-	kprintf("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.max_leaves[1],
-		st.max_leaves[2], st.max_leaves[3]);
+	kprintf("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.pf.max_leaves[1],
+		st.pf.max_leaves[2], st.pf.max_leaves[3]);
 	kprintf("hyp: flushes: full=%lu ranged=%lu (TLBI by the format); env TLB hooks called: "
 		"vm=%u range=%u; flush requests=%u kicks=%u; roots loaded=%u (VTTBR 0x%lx)\n",
 		s.flushes, s.flushes_range, hw.hook_flush_vm, hw.hook_flush_range, st.req_flush,
@@ -944,18 +727,12 @@ static int report(void)
 		"the scratch memslot's add and delete; second vcpu: %d\n",
 		hw.rcu_syncs, st.gp_scratch, st.second_vcpu);
 
-#define CHECK(cond, c, what)                                                   \
-	do {                                                                   \
-		bool ok_ = (cond);                                             \
-		kprintf("hyp: check %-52s %s\n", what, ok_ ? "ok" : "FAILED"); \
-		if (!ok_ && code == EXIT_PASS)                                 \
-			code = (c);                                            \
-	} while (0)
+#define CHECK(cond, c, what) hv_check(&code, (cond), (c), (what))
 	CHECK(st.first_exit_ok, EXIT_CHECK, "first exit: fetch fault at the entry point");
 	CHECK(st.verdict == 0, EXIT_GUEST, "guest read back every pattern");
-	CHECK(st.max_leaves[3] >= 1, EXIT_CHECK, "1 GiB block used");
-	CHECK(st.max_leaves[2] >= 4, EXIT_CHECK, "2 MiB blocks used");
-	CHECK(st.max_leaves[1] >= SMALL_TOUCH / 4096, EXIT_CHECK, "4 KiB pages used");
+	CHECK(st.pf.max_leaves[3] >= 1, EXIT_CHECK, "1 GiB block used");
+	CHECK(st.pf.max_leaves[2] >= 4, EXIT_CHECK, "2 MiB blocks used");
+	CHECK(st.pf.max_leaves[1] >= SMALL_TOUCH / 4096, EXIT_CHECK, "4 KiB pages used");
 	/* Without S2FWB every fresh page is cleaned: the full path does it. */
 	CHECK(st.fwb ? s.faults_fast >= 1 : s.faults_fast == 0, EXIT_CHECK,
 	      st.fwb ? "fault fast path (4 KiB pages of one block)" :
@@ -991,38 +768,9 @@ static int report(void)
 #undef CHECK
 
 #ifdef TRACE_ROUNDTRIP
-	/*
-	 * trace.sh (the library built with CONFIG_S2_TRACE has printed every
-	 * call as an "s2mmu[4]: " line): the tables stay as they are; the
-	 * tables line names the whole pool (tables and metadata), which
-	 * ../common/trace-roundtrip.sh saves with QEMU's pmemsave before it
-	 * quits QEMU.
-	 */
-	{
-		char line[192];
-
-		kprintf("hyp: trace end: verdict %d\n", code);
-		kprintf("%s", tables_line(line, sizeof(line), "hyp", kvm, vm_fmt_flags, 0, H_POOL,
-					  H_POOL_SIZE));
-	}
-	for (;;)
-		__asm__ volatile("wfi");
+	hv_trace_end(kvm, code, vm_fmt_flags);
 #endif
-	/* A failed run keeps its tables for finish() (keep_tables). */
-	if (code != EXIT_PASS)
-		return code;
-	kvm_destroy_vm(kvm);
-	vm_destroyed = true;
-	kprintf("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
-		(unsigned long)pool.in_use, (unsigned long)pool.high_water);
-	kprintf("sizing: calculator figure %lu bytes (root, tables, vcpu cache), table pool "
-		"high water %lu bytes, %lu in use after destroy\n",
-		(unsigned long)table_figure, (unsigned long)table_pool.high_water,
-		(unsigned long)table_pool.in_use);
-	if ((pool.in_use || table_pool.in_use || table_pool.high_water > table_figure) &&
-	    code == EXIT_PASS)
-		code = EXIT_CHECK;
-	return code;
+	return hv_destroy(kvm, code);
 }
 
 void hyp_main(void);

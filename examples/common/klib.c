@@ -188,14 +188,20 @@ int ksnprintf(char *buf, size_t len, const char *fmt, ...)
 	return n;
 }
 
-int kprintf(const char *fmt, ...)
+int kvprintf(const char *fmt, va_list ap)
 {
 	struct kout o = { NULL, 0, 0 };
+
+	return kformat(&o, fmt, ap);
+}
+
+int kprintf(const char *fmt, ...)
+{
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = kformat(&o, fmt, ap);
+	n = kvprintf(fmt, ap);
 	va_end(ap);
 	return n;
 }

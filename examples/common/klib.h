@@ -22,6 +22,7 @@ void klib_putc(char c);
 
 /* printf subset: %c %s %d %i %u %x %X %p, with l/ll/z, width, '0' and '-'. */
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int kvprintf(const char *fmt, va_list ap);
 int kvsnprintf(char *buf, size_t len, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

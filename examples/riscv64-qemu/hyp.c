@@ -39,8 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/harness.h"
 #include "../common/klib.h"
-#include "../common/tables.h"
 #include "../riscv64-common/rv.h"
 #include "layout.h"
 #include "s2mmu/decode.h"
@@ -50,22 +50,13 @@
 #include "s2mmu/s2mmu.h"
 #include "s2mmu/sizing.h"
 
-enum {
-	EXIT_PASS = 0,
-	EXIT_GUEST = 1,
-	EXIT_ZAP = 2,
-	EXIT_CHECK = 3,
-	EXIT_TRAP = 4,
-	EXIT_LIB = 5,
-};
-
 /* ---- the end of a run (the rest: ../riscv64-common/rv.h) ---------------- */
 
 #define ZAP_DELAY 20000 /* 2 ms of the virt board's 10 MHz timebase */
 
 static void keep_tables(void);
 
-static __attribute__((noreturn)) void finish(int code)
+__attribute__((noreturn)) void finish(int code)
 {
 	static uint32_t finishing;
 
@@ -89,8 +80,6 @@ void rv_hyp_trap(uint64_t scause, uint64_t sepc, uint64_t stval)
 
 /* ---- the environment ----------------------------------------------------- */
 
-static struct s2_page_pool pool;
-
 /*
  * The library's table pages (root, tables, the vcpu's memory cache) come
  * from their own pool at the start of H_POOL (so trace.sh's pmemsave of
@@ -101,13 +90,9 @@ static struct s2_page_pool pool;
  * entry: no table), the RAM slot in 2 MiB leaves, the 4 KiB-only slots
  * (small, ROM, scratch). Ascending gpa order; geometry: Sv39x4, 3 levels (a
  * root of four concatenated pages). Metadata (the VM, memslots) comes from
- * the rest of H_POOL. TABLE_POOL_SHORT=n builds a pool n pages short, to
- * see a run fail (docs/static.md).
+ * the rest of H_POOL (hv_env_init()). The rest of the figure, and
+ * TABLE_POOL_SHORT: ../common/harness.h.
  */
-#define T_GEOM S2_SIZING_GEOM_4K(3)
-#define T_PAGES(g, s, m) S2_SIZING_REGION_PAGES(T_GEOM, g, s, m)
-#define T_SHARED(ag, as, am, bg, bm) S2_SIZING_SHARED_PAGES(T_GEOM, ag, as, am, bg, bm)
-#define T_MMIO_SIZE (G_CTL + 4096 - G_UART)
 #define T_TABLES_SUM                                                         \
 	(T_PAGES(G_UART, T_MMIO_SIZE, 1) + T_PAGES(G_HUGE, G_HUGE_SIZE, 3) + \
 	 T_PAGES(G_RAM, G_RAM_SIZE, 2) + T_PAGES(G_SMALL, G_SMALL_SIZE, 1) + \
@@ -120,25 +105,7 @@ static struct s2_page_pool pool;
 #define T_TABLES (T_TABLES_SUM - T_TABLES_SHARED)
 /* Root (four concatenated pages) + tables + one vcpu's cache (levels - 1). */
 #define T_FIGURE ((4 + T_TABLES + 1 * 2) * 4096)
-#ifndef TABLE_POOL_SHORT
-#define TABLE_POOL_SHORT 0
-#endif
-#define T_POOL_BYTES (T_FIGURE - TABLE_POOL_SHORT * 4096)
-static struct s2_page_pool table_pool;
-static uint64_t table_figure; /* s2_sizing_pool_bytes() at run time */
 
-static void *env_alloc_table(void *ctx, size_t bytes, hpa_t *pa)
-{
-	(void)ctx;
-	return s2_pool_alloc(&table_pool, bytes, pa);
-}
-
-static void env_free_table(void *ctx, void *va, hpa_t pa, size_t bytes)
-{
-	(void)ctx;
-	(void)pa;
-	s2_pool_free(&table_pool, va, bytes);
-}
 static struct s2_freestanding fs;
 
 static uint64_t vcpu_hart, host_hart; /* hart ids */
@@ -155,24 +122,6 @@ static int cpu_of_hart[MAX_HARTS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 static struct {
 	unsigned hook_flush_vm, hook_flush_range, kicks, kicks_seen, rfence_errors;
 } hw;
-
-static int env_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn, bool write,
-			  struct s2_pfn_info *out)
-{
-	(void)ctx;
-	(void)write;
-	/* satp = 0: an hva is a physical address, and every host page is
-	 * writable and may be mapped at any size the slot allows. */
-	out->pfn = (slot->userspace_addr >> 12) + (gfn - slot->base_gfn);
-	out->writable = true;
-	out->host_level = 3;
-	out->memtype = S2_MT_WB;
-	/* Identity-mapped and never remapped: a whole 1 GiB block around
-	 * the hva is contiguous, so later faults in it may skip this call
-	 * (the fault fast path). */
-	out->block_stable = true;
-	return 0;
-}
 
 /*
  * The format runs HFENCE.GVMA on the hart that flushes (or, in the
@@ -222,12 +171,6 @@ static void env_kick(void *ctx, struct kvm_vcpu *vcpu)
 	sbi_call(SBI_EXT_IPI, 0, 1, (long)vcpu_hart, 0, 0, 0);
 }
 
-static void env_log(void *ctx, enum s2_log_level level, const char *msg)
-{
-	(void)ctx;
-	hlog("s2mmu[%d]: %s\n", (int)level, msg);
-}
-
 /* The RCU's this_cpu: the calling hart's index (hyp_main fills the map). */
 static unsigned env_this_cpu(void *ctx)
 {
@@ -244,7 +187,6 @@ static unsigned env_this_cpu(void *ctx)
 /* ---- the VM --------------------------------------------------------------- */
 
 static struct kvm *kvm;
-static bool vm_destroyed;
 #define VM_FMT_FLAGS S2_FMTF_AD /* the VM's, for the tables line */
 
 /*
@@ -257,13 +199,10 @@ static bool vm_destroyed;
 
 static void keep_tables(void)
 {
-	char line[192];
 	uint64_t t0;
 
-	if (!kvm || vm_destroyed)
+	if (!hv_keep_tables_line(kvm, VM_FMT_FLAGS))
 		return;
-	hlog("%s",
-	     tables_line(line, sizeof(line), "hyp", kvm, VM_FMT_FLAGS, 0, H_POOL, T_POOL_BYTES));
 	t0 = csr_read(time);
 	while (csr_read(time) - t0 < KEEP_TABLES_S * 10000000ull)
 		;
@@ -273,7 +212,6 @@ static struct rv_regs regs;
 
 static struct {
 	unsigned gpf[3]; /* fetch, load, store guest-page faults */
-	unsigned fixed, spurious, retry;
 	unsigned mmio_load, mmio_store, mmio_uart, mmio_ctl;
 	unsigned ro_write;
 	unsigned req_flush;		       /* stage-2 flush actions not owed by a load */
@@ -292,44 +230,17 @@ static struct {
 	bool first_exit_seen, first_exit_ok;
 	bool done;
 	uint64_t verdict;
-	uint64_t last_gpa;
-	unsigned same_gpa;
-	uint64_t max_leaves[4];
+	struct hv_faults pf;
 } st;
-
-static __attribute__((noreturn)) void lib_fail(const char *what, long r)
-{
-	hlog("hyp: %s failed: %ld\n", what, r);
-	finish(EXIT_LIB);
-}
-
-static void track_leaves(void)
-{
-	struct kvm_mmu_stats s;
-
-	if (kvm_get_stats(kvm, &s))
-		return;
-	for (int l = 1; l <= 3; l++)
-		if (s.cur_leaves[l] > st.max_leaves[l])
-			st.max_leaves[l] = s.cur_leaves[l];
-}
 
 /* Read guest memory the way the hart fetched it: gpa -> hpa through the
  * G-stage tables (the guest runs with vsatp = 0, so its pc is a gpa). */
 static int guest_read16(gpa_t gpa, uint16_t *out)
 {
-	struct s2_mapping m;
-	struct kvm_memory_slot slot;
 	uint64_t hpa;
 
-	if (kvm_mmu_lookup(kvm, gpa, &m) == 0 && m.present) {
-		hpa = m.hpa;
-	} else {
-		/* Not mapped (zapped since the fetch): use the memslot. */
-		if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
-			return -1;
-		hpa = slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
-	}
+	if (hv_guest_hpa(kvm, gpa, &hpa))
+		return -1;
 	*out = *(volatile uint16_t *)(uintptr_t)hpa;
 	return 0;
 }
@@ -374,20 +285,6 @@ static void complete(const struct s2_insn *d, uint64_t *val)
 
 static void age(uint64_t step);
 
-static char uart_line[128];
-static unsigned uart_len;
-
-static void uart_out(char c)
-{
-	if (c != '\n' && uart_len < sizeof(uart_line) - 1) {
-		uart_line[uart_len++] = c;
-		return;
-	}
-	uart_line[uart_len] = 0;
-	hlog("guest| %s\n", uart_line);
-	uart_len = 0;
-}
-
 static int dev_read(gpa_t gpa, unsigned width, uint64_t *val)
 {
 	(void)width;
@@ -415,7 +312,7 @@ static int dev_write(gpa_t gpa, unsigned width, uint64_t val)
 	if (gpa >= G_UART && gpa < G_UART + 8) {
 		st.mmio_uart++;
 		if (gpa == G_UART)
-			uart_out((char)val);
+			hv_uart_out((char)val);
 		return 0;
 	}
 	if (gpa >= G_CTL && gpa < G_CTL + 0x100) {
@@ -483,22 +380,6 @@ static void drop_ro_write(gpa_t gpa)
 
 /* ---- exits ---------------------------------------------------------------- */
 
-/* The hva behind @gpa (slot 0 or 2): what the host's memory manager knows. */
-static hva_t hva_of(gpa_t gpa)
-{
-	struct kvm_memory_slot slot;
-
-	if (kvm_gfn_to_memslot(kvm, gpa_to_gfn(gpa), &slot))
-		lib_fail("kvm_gfn_to_memslot", -1);
-	return slot.userspace_addr + (gpa - gfn_to_gpa(slot.base_gfn));
-}
-
-static void stats(struct kvm_mmu_stats *s)
-{
-	if (kvm_get_stats(kvm, s))
-		lib_fail("kvm_get_stats", -1);
-}
-
 /*
  * A memslot appears and goes again on the host hart while the guest runs on
  * the other (the guest never touches it). Each change frees the memslot
@@ -506,17 +387,11 @@ static void stats(struct kvm_mmu_stats *s)
  * offline (in the guest) or past a quiescent state: a hart that never
  * reported one would hang here, and a no-op grace period is not counted.
  */
-static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags);
-
 static void scratch_slot(void)
 {
 	uint64_t gp = __atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED);
-	int r;
 
-	add_slot(4, G_SCRATCH, G_SCRATCH_SIZE, H_SCRATCH, 0);
-	r = kvm_delete_memslot(kvm, 4);
-	if (r)
-		lib_fail("kvm_delete_memslot", r);
+	hv_scratch_slot(kvm);
 	st.gp_scratch = __atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED) - gp;
 }
 
@@ -531,31 +406,20 @@ static void scratch_slot(void)
  */
 static void host_zap(void)
 {
-	hva_t hva = hva_of(G_ZAP);
-	struct kvm_mmu_stats a, b;
-	uint64_t pc = regs.pc;
-	int r;
-
+	hva_t hva = hv_hva_of(kvm, G_ZAP);
+	uint64_t pc = regs.pc, leaves, flushes;
 	unsigned kicks = __atomic_load_n(&hw.kicks, __ATOMIC_RELAXED);
 
-	stats(&a);
 	/* From here on, a fault on the page proves its translation was dropped
 	 * (while the invalidation is in progress it returns RET_PF_RETRY). */
 	__atomic_store_n(&st.zap_started, 1, __ATOMIC_RELEASE);
-	r = kvm_mmu_notifier_invalidate_range_start(kvm, hva, hva + ZAP_SIZE, false);
-	if (r)
-		lib_fail("kvm_mmu_notifier_invalidate_range_start", r);
-	/* (The host would change the page here; this one keeps it.) */
-	r = kvm_mmu_notifier_invalidate_range_end(kvm, hva, hva + ZAP_SIZE, false);
-	if (r)
-		lib_fail("kvm_mmu_notifier_invalidate_range_end", r);
-	stats(&b);
+	hv_zap(kvm, hva, ZAP_SIZE, &leaves, &flushes);
 	st.zap_kicks = __atomic_load_n(&hw.kicks, __ATOMIC_RELAXED) - kicks;
-	st.zap_leaves = (unsigned)(b.zapped_leaves - a.zapped_leaves);
-	st.zap_flushes = (unsigned)(b.flushes + b.flushes_range - a.flushes - a.flushes_range);
+	st.zap_leaves = (unsigned)leaves;
+	st.zap_flushes = (unsigned)flushes;
 	scratch_slot();
 	__atomic_store_n(&st.zaps, 1, __ATOMIC_RELEASE);
-	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = MAILBOX_ZAPPED;
+	*(volatile uint64_t *)(uintptr_t)hv_hva_of(kvm, G_MAILBOX) = MAILBOX_ZAPPED;
 	hlog("hyp: hart %lu: invalidated hva [0x%lx, 0x%lx) (gpa 0x%llx) while the guest ran on "
 	     "hart %lu (last exit at pc 0x%lx): %u leaves zapped, %u flushes; guest told\n",
 	     hart_self(), hva, (hva_t)(hva + ZAP_SIZE), G_ZAP, vcpu_hart, pc, st.zap_leaves,
@@ -584,7 +448,7 @@ static void host_kick(void)
 	 * or back in after the request, not still on its way out. */
 	st.kick_mode_after = kvm_vcpu_mode(vcpu);
 	__atomic_store_n(&st.kick_flushes, 1, __ATOMIC_RELEASE);
-	*(volatile uint64_t *)(uintptr_t)hva_of(G_MAILBOX) = MAILBOX_KICKED;
+	*(volatile uint64_t *)(uintptr_t)hv_hva_of(kvm, G_MAILBOX) = MAILBOX_KICKED;
 	hlog("hyp: hart %lu: kvm_flush_remote_tlbs() with the vcpu in guest mode: %u kick(s)\n",
 	     hart_self(), __atomic_load_n(&hw.kicks, __ATOMIC_RELAXED));
 }
@@ -624,7 +488,7 @@ void hyp_secondary(uint64_t hartid)
  */
 static void age(uint64_t step)
 {
-	hva_t hva = hva_of(G_AGE);
+	hva_t hva = hv_hva_of(kvm, G_AGE);
 
 	if (step == 1) {
 		st.age_cleared = kvm_mmu_notifier_clear_flush_young(kvm, hva, hva + 4096);
@@ -647,7 +511,6 @@ static void guest_page_fault(unsigned cause)
 	unsigned access = cause == EXC_INSN_GPF ? S2_ACC_EXEC :
 			  cause == EXC_LOAD_GPF ? S2_ACC_READ :
 						  S2_ACC_WRITE;
-	int r;
 
 	st.gpf[cause == EXC_INSN_GPF ? 0 : cause == EXC_LOAD_GPF ? 1 : 2]++;
 	if (!st.first_exit_seen) {
@@ -662,20 +525,7 @@ static void guest_page_fault(unsigned cause)
 	if (st.aging && gpa >= G_AGE && gpa < G_AGE + 4096)
 		st.age_faults++;
 
-	/*
-	 * Every stage-2 fault through the MMIO exit (docs/mmio.md): the guest-page
-	 * fault cannot tell a cached MMIO entry from an empty one, so each pays one
-	 * walk for the device accesses (almost all of this guest's faults) to
-	 * skip the fault path and the memslot lookup.
-	 */
-	r = kvm_mmu_page_fault_mmio(vcpu, gpa, access);
-	switch (r) {
-	case RET_PF_FIXED:
-		st.fixed++;
-		track_leaves();
-		break;
-	case RET_PF_SPURIOUS: st.spurious++; break;
-	case RET_PF_RETRY: st.retry++; break;
+	switch (hv_page_fault(kvm, vcpu, gpa, access, &st.pf)) {
 	case RET_PF_EMULATE_MMIO:
 		if (cause == EXC_INSN_GPF) {
 			hlog("hyp: guest fetch from gpa 0x%lx with no memslot\n", gpa);
@@ -684,17 +534,8 @@ static void guest_page_fault(unsigned cause)
 		emulate_mmio(gpa);
 		break;
 	case RET_PF_RO_WRITE: drop_ro_write(gpa); break;
-	default: lib_fail("kvm_mmu_page_fault_mmio", r);
+	default: break;
 	}
-	/* A fault that neither maps nor emulates must not repeat forever. */
-	if (r == RET_PF_SPURIOUS || r == RET_PF_RETRY) {
-		st.same_gpa = gpa == st.last_gpa ? st.same_gpa + 1 : 0;
-		if (st.same_gpa > 1000) {
-			hlog("hyp: gpa 0x%lx keeps faulting (%d)\n", gpa, r);
-			finish(EXIT_CHECK);
-		}
-	}
-	st.last_gpa = gpa;
 }
 
 static void handle_exit(void)
@@ -718,44 +559,6 @@ static void handle_exit(void)
 	}
 }
 
-/* The run-time calculator over the same regions must give T_FIGURE. */
-static void check_sizing(void)
-{
-	static const struct s2_sizing_region reg[] = {
-		{ G_UART, T_MMIO_SIZE, S2_SIZING_LEAF(1) },
-		{ G_HUGE, G_HUGE_SIZE, S2_SIZING_LEAF(3) },
-		{ G_RAM, G_RAM_SIZE, S2_SIZING_LEAF(2) },
-		{ G_SMALL, G_SMALL_SIZE, S2_SIZING_LEAF(1) },
-		{ G_ROM, G_ROM_SIZE, S2_SIZING_LEAF(1) },
-		{ G_SCRATCH, G_SCRATCH_SIZE, S2_SIZING_LEAF(1) },
-	};
-	struct s2_sizing_cfg cfg;
-	int r = kvm_sizing_cfg(kvm, &cfg);
-
-	if (!r)
-		r = s2_sizing_pool_bytes(&cfg, reg, sizeof(reg) / sizeof(reg[0]), 1, &table_figure);
-	if (r)
-		lib_fail("s2_sizing_pool_bytes", r);
-	if (table_figure != T_FIGURE) {
-		hlog("hyp: build-time table figure %lu, run-time %lu\n", (unsigned long)T_FIGURE,
-		     (unsigned long)table_figure);
-		lib_fail("sizing macros", -1);
-	}
-}
-
-static void add_slot(unsigned id, gpa_t gpa, uint64_t size, uint64_t hva, unsigned flags)
-{
-	struct kvm_memory_slot s = { .id = id,
-				     .base_gfn = gpa_to_gfn(gpa),
-				     .npages = size >> 12,
-				     .userspace_addr = hva,
-				     .flags = flags };
-	int r = kvm_set_memslot(kvm, &s);
-
-	if (r)
-		lib_fail("kvm_set_memslot", r);
-}
-
 extern const char guest_image[], guest_image_end[];
 
 static void setup(void)
@@ -770,18 +573,12 @@ static void setup(void)
 	};
 	int r;
 
-	s2_pool_init(&table_pool, (void *)(uintptr_t)H_POOL, H_POOL, T_POOL_BYTES);
-	s2_pool_init(&pool, (void *)(uintptr_t)(H_POOL + T_POOL_BYTES), H_POOL + T_POOL_BYTES,
-		     H_POOL_SIZE - T_POOL_BYTES);
-	s2_freestanding_init(&fs, &pool);
-	fs.ops.alloc_table = env_alloc_table;
-	fs.ops.free_table = env_free_table;
+	hv_env_init(&fs, T_POOL_BYTES);
 	/* Both harts call into the library: quiescent-state RCU. */
 	r = s2_freestanding_smp(&fs, rcu_cpus, NCPUS, env_this_cpu);
 	if (r)
 		lib_fail("s2_freestanding_smp", r);
 	s2_fs_rcu_online(&fs, CPU_VCPU);
-	fs.ops.gfn_to_pfn = env_gfn_to_pfn;
 	fs.ops.tlb_flush_vm = env_tlb_flush_vm;
 	fs.ops.tlb_flush_range = env_tlb_flush_range;
 	/*
@@ -794,25 +591,16 @@ static void setup(void)
 	 */
 	fs.ops.tlb_hooks_broadcast = true;
 	fs.ops.kick = env_kick;
-	fs.ops.log = env_log;
 	p.env = &fs.env;
 
 	r = kvm_create_vm(&p, &kvm);
 	if (r)
 		lib_fail("kvm_create_vm", r);
-	check_sizing();
+	hv_check_sizing(kvm, T_FIGURE);
 	r = kvm_vcpu_create(kvm, 0, &vcpu);
 	if (r)
 		lib_fail("kvm_vcpu_create", r);
-	add_slot(0, G_RAM, G_RAM_SIZE, H_RAM, 0);
-	add_slot(1, G_HUGE, G_HUGE_SIZE, H_HUGE, 0);
-	add_slot(2, G_SMALL, G_SMALL_SIZE, H_SMALL, 0);
-	add_slot(3, G_ROM, G_ROM_SIZE, H_ROM, KVM_MEM_READONLY);
-
-	/* The guest's code and data, and the ROM's contents. */
-	memcpy((void *)(uintptr_t)H_RAM, guest_image, (size_t)(guest_image_end - guest_image));
-	for (uint64_t i = 0; i < G_ROM_SIZE / 8; i++)
-		((volatile uint64_t *)(uintptr_t)H_ROM)[i] = ROM_WORD(i);
+	hv_load_guest(kvm, guest_image, guest_image_end);
 	__asm__ volatile("fence rw, rw\n\tfence.i" : : : "memory");
 
 	/* hgatp is written by the first entry's LOAD_ROOT (run()). */
@@ -824,8 +612,8 @@ static void setup(void)
 }
 
 /*
- * What the pending requests oblige before entry, in the order
- * kvm_vcpu_entry_actions() lists it (docs/rules.md, "Requests"): load the
+ * The entry actions' instructions (hv_entry_actions(), in the order
+ * kvm_vcpu_entry_actions() lists them, docs/rules.md "Requests"): load the
  * root into hgatp (the VMID with it), then the G-stage flush of this VMID
  * on this hart, HFENCE.GVMA with rs2 = VMID, for FLUSH_CURRENT and
  * FLUSH_ALL alike (the TLB is tagged by VMID, not by root), then the
@@ -835,46 +623,31 @@ static void setup(void)
  * check stays a test of the library's own fences; the full flush of
  * host_kick() does raise one.
  */
-static void entry_actions(void)
+static void load_root(uint64_t reg)
 {
-	struct kvm_entry_actions acts;
-	bool loaded = false;
-	int r = kvm_vcpu_entry_actions(vcpu, &acts);
-
-	if (r)
-		lib_fail("kvm_vcpu_entry_actions", r);
-	for (unsigned i = 0; i < acts.nr; i++) {
-		switch (acts.a[i].kind) {
-		case KVM_ENTRY_LOAD_ROOT:
-			csr_write(0x680, acts.a[i].reg); /* hgatp */
-			st.loads++;
-			loaded = true;
-			break;
-		case KVM_ENTRY_FLUSH_CURRENT:
-		case KVM_ENTRY_FLUSH_ALL:
-			/* hfence.gvma x0, vmid */
-			__asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, %0"
-					 :
-					 : "r"((uint64_t)VM_VMID)
-					 : "memory");
-			if (!loaded)
-				st.req_flush++;
-			break;
-		case KVM_ENTRY_FLUSH_GUEST:
-			/* hfence.vvma x0, x0: the VMID in hgatp */
-			__asm__ volatile(".insn r 0x73, 0, 0x11, x0, x0, x0" : : : "memory");
-			break;
-		default: break;
-		}
-	}
+	csr_write(0x680, reg); /* hgatp */
 }
+
+static void flush_vmid(void)
+{
+	/* hfence.gvma x0, vmid */
+	__asm__ volatile(".insn r 0x73, 0, 0x31, x0, x0, %0" : : "r"((uint64_t)VM_VMID) : "memory");
+}
+
+static void flush_guest(void)
+{
+	/* hfence.vvma x0, x0: the VMID in hgatp */
+	__asm__ volatile(".insn r 0x73, 0, 0x11, x0, x0, x0" : : : "memory");
+}
+
+static const struct hv_entry_ops entry_ops = { load_root, flush_vmid, flush_guest };
 
 static void run(void)
 {
 	while (!st.done) {
 		/* No library call in progress: a quiescent state. */
 		s2_fs_rcu_quiescent(&fs, CPU_VCPU);
-		entry_actions();
+		hv_entry_actions(vcpu, &entry_ops, &st.loads, &st.req_flush);
 		csr_set(0x600, HSTATUS_SPV);
 		csr_set(sstatus, SSTATUS_SPP);
 		if (!kvm_vcpu_enter_guest(vcpu))
@@ -897,17 +670,16 @@ static int report(void)
 
 	/* Pairs with host_zap()'s release: its counters are visible after. */
 	(void)__atomic_load_n(&st.zaps, __ATOMIC_ACQUIRE);
-	if (kvm_get_stats(kvm, &s))
-		lib_fail("kvm_get_stats", -1);
+	hv_stats(kvm, &s);
 	kvm_format_stats(kvm, buf, sizeof(buf));
 	hlog("hyp: guest done, verdict %lu\n", st.verdict);
 	hlog("hyp: exits: guest-page faults fetch=%u load=%u store=%u (fixed=%u spurious=%u "
 	     "retry=%u), mmio load=%u store=%u (uart=%u ctl=%u), ro_write=%u, kicks=%u\n",
-	     st.gpf[0], st.gpf[1], st.gpf[2], st.fixed, st.spurious, st.retry, st.mmio_load,
-	     st.mmio_store, st.mmio_uart, st.mmio_ctl, st.ro_write, hw.kicks_seen);
+	     st.gpf[0], st.gpf[1], st.gpf[2], st.pf.fixed, st.pf.spurious, st.pf.retry,
+	     st.mmio_load, st.mmio_store, st.mmio_uart, st.mmio_ctl, st.ro_write, hw.kicks_seen);
 	hlog("hyp: stats: %s\n", buf);
-	hlog("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.max_leaves[1], st.max_leaves[2],
-	     st.max_leaves[3]);
+	hlog("hyp: most leaves at once: 4K=%lu 2M=%lu 1G=%lu\n", st.pf.max_leaves[1],
+	     st.pf.max_leaves[2], st.pf.max_leaves[3]);
 	hlog("hyp: flushes: full=%lu ranged=%lu; env hooks after HFENCE.GVMA (SBI remote "
 	     "HFENCE.GVMA%s): vm=%u range=%u, errors %u; flush requests=%u kicks=%u; "
 	     "roots loaded=%u (hgatp 0x%lx)\n",
@@ -927,18 +699,12 @@ static int report(void)
 	     NCPUS, (unsigned long)__atomic_load_n(&fs.gp_seq, __ATOMIC_RELAXED),
 	     (unsigned long)st.gp_scratch);
 
-#define CHECK(cond, c, what)                                                \
-	do {                                                                \
-		bool ok_ = (cond);                                          \
-		hlog("hyp: check %-52s %s\n", what, ok_ ? "ok" : "FAILED"); \
-		if (!ok_ && code == EXIT_PASS)                              \
-			code = (c);                                         \
-	} while (0)
+#define CHECK(cond, c, what) hv_check(&code, (cond), (c), (what))
 	CHECK(st.first_exit_ok, EXIT_CHECK, "first exit: fetch fault at the entry point");
 	CHECK(st.verdict == 0, EXIT_GUEST, "guest read back every pattern");
-	CHECK(st.max_leaves[3] >= 1, EXIT_CHECK, "1 GiB leaf used");
-	CHECK(st.max_leaves[2] >= 4, EXIT_CHECK, "2 MiB leaves used");
-	CHECK(st.max_leaves[1] >= SMALL_TOUCH / 4096, EXIT_CHECK, "4 KiB leaves used");
+	CHECK(st.pf.max_leaves[3] >= 1, EXIT_CHECK, "1 GiB leaf used");
+	CHECK(st.pf.max_leaves[2] >= 4, EXIT_CHECK, "2 MiB leaves used");
+	CHECK(st.pf.max_leaves[1] >= SMALL_TOUCH / 4096, EXIT_CHECK, "4 KiB leaves used");
 	CHECK(s.faults_fast >= 1, EXIT_CHECK, "fault fast path (4 KiB leaves of one block)");
 	CHECK(st.ro_write == 1 && s.exits_ro_write == 1, EXIT_CHECK,
 	      "read-only write exit (RET_PF_RO_WRITE)");
@@ -972,38 +738,9 @@ static int report(void)
 #undef CHECK
 
 #ifdef TRACE_ROUNDTRIP
-	/*
-	 * trace.sh (the library built with CONFIG_S2_TRACE has printed every
-	 * call as an "s2mmu[4]: " line): the tables stay as they are; the
-	 * tables line names the whole pool (tables and metadata), which
-	 * ../common/trace-roundtrip.sh saves with QEMU's pmemsave before it
-	 * quits QEMU.
-	 */
-	{
-		char line[192];
-
-		hlog("hyp: trace end: verdict %d\n", code);
-		hlog("%s", tables_line(line, sizeof(line), "hyp", kvm, VM_FMT_FLAGS, 0, H_POOL,
-				       H_POOL_SIZE));
-	}
-	for (;;)
-		__asm__ volatile("wfi");
+	hv_trace_end(kvm, code, VM_FMT_FLAGS);
 #endif
-	/* A failed run keeps its tables for finish() (keep_tables). */
-	if (code != EXIT_PASS)
-		return code;
-	kvm_destroy_vm(kvm);
-	vm_destroyed = true;
-	hlog("hyp: VM destroyed; pool bytes in use %lu (high water %lu)\n",
-	     (unsigned long)pool.in_use, (unsigned long)pool.high_water);
-	hlog("sizing: calculator figure %lu bytes (root, tables, vcpu cache), table pool high "
-	     "water %lu bytes, %lu in use after destroy\n",
-	     (unsigned long)table_figure, (unsigned long)table_pool.high_water,
-	     (unsigned long)table_pool.in_use);
-	if ((pool.in_use || table_pool.in_use || table_pool.high_water > table_figure) &&
-	    code == EXIT_PASS)
-		code = EXIT_CHECK;
-	return code;
+	return hv_destroy(kvm, code);
 }
 
 void hyp_main(uint64_t hartid);
