@@ -293,6 +293,12 @@ struct kvm {
 	bool light_read;	       /* env has membarrier: vcpus' read side is fence-free */
 	uint32_t light_readers;	       /* set once a vcpu may read fence-free: from
 				  then on writers call env->membarrier */
+	uint32_t lockless_walkers;     /* walks of the tables in flight without
+				  mmu_lock (test_young): while none is, a
+				  write side's unlinked tables are freed at
+				  once (s2_lockless_begin()) */
+	uint64_t stat_freed_now;       /* tables a write side freed at once, and */
+	uint64_t stat_freed_later;     /* after a grace period (a walk in flight) */
 	uint64_t p2v_offset;
 
 	struct s2_rwlock mmu_lock;
@@ -440,6 +446,35 @@ static inline void s2_acc_settle(struct kvm *kvm, struct s2_change_acc *acc)
 }
 /* After mmu_lock is dropped: free the tables @acc unlinked, after RCU. */
 void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc);
+/*
+ * The same after a write-side hold, whose flush (settled before the unlock)
+ * reached every CPU: no fault, lookup or walk under either side of mmu_lock
+ * can still hold the unlinked tables (the write side excluded them all
+ * while they were unlinked), so only a walk without mmu_lock can. While
+ * none is in flight the tables are freed at once, hot, instead of a grace
+ * period later (docs/rules.md, "Unlinked tables").
+ */
+void s2_acc_free_tables_write(struct kvm *kvm, struct s2_change_acc *acc);
+/*
+ * Around a walk of the tables without mmu_lock (inside an RCU read
+ * section): counted, so a writer that unlinked tables knows whether one
+ * may still hold them. Both sides read the count with a read-modify-write
+ * (acquire and release): the walker's increment before its first load,
+ * the writer's (adding 0) after its unlinks. The two are ordered in the
+ * count's modification order: if the walker's comes second it reads the
+ * writer's and synchronizes with it, so its walk sees the unlinks and
+ * cannot reach the tables; if it comes first the writer reads it (or the
+ * walker's decrement, after which its walk is over) and waits for a grace
+ * period.
+ */
+static inline void s2_lockless_begin(struct kvm *kvm)
+{
+	__atomic_fetch_add(&kvm->lockless_walkers, 1, __ATOMIC_ACQ_REL);
+}
+static inline void s2_lockless_end(struct kvm *kvm)
+{
+	__atomic_fetch_sub(&kvm->lockless_walkers, 1, __ATOMIC_RELEASE);
+}
 
 /*
  * mmu_lock with its settle step, so no path can drop the lock owing a flush.
@@ -522,7 +557,7 @@ static inline void s2_mmu_write_unlock_keep_tables(struct kvm *kvm, struct s2_ch
 static inline void s2_mmu_write_unlock(struct kvm *kvm, struct s2_change_acc *acc)
 {
 	s2_mmu_write_unlock_keep_tables(kvm, acc);
-	s2_acc_free_tables(kvm, acc);
+	s2_acc_free_tables_write(kvm, acc);
 }
 static inline void s2_mmu_read_lock(struct kvm *kvm)
 {

@@ -109,12 +109,10 @@ void s2_free_pages_rcu(struct kvm *kvm, hpa_t head, size_t bytes)
 	s2_free_rcu(kvm, NULL, head, bytes);
 }
 
-void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
+static void s2_acc_free(struct kvm *kvm, struct s2_change_acc *acc, bool now)
 {
 	struct kvm *to = NULL;
 
-	if (!acc->free_head)
-		return;
 	/* A prepared VM gets its tables back (kvm_mmu_prepare()): counted in
 	 * flight first, so an allocation that finds the reserve empty knows
 	 * to wait for them. */
@@ -127,9 +125,32 @@ void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
 		__atomic_fetch_add(&kvm->rcu_table_pages, n, __ATOMIC_RELAXED);
 		to = kvm;
 	}
-	s2_free_rcu(kvm, to, acc->free_head, (size_t)s2_table_bytes(&kvm->cfg));
+	if (now)
+		s2_free_list(to, kvm->env, acc->free_head, (size_t)s2_table_bytes(&kvm->cfg));
+	else
+		s2_free_rcu(kvm, to, acc->free_head, (size_t)s2_table_bytes(&kvm->cfg));
 	acc->free_head = 0;
 	acc->free_nr = 0;
+}
+
+void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	if (acc->free_head)
+		s2_acc_free(kvm, acc, false);
+}
+
+void s2_acc_free_tables_write(struct kvm *kvm, struct s2_change_acc *acc)
+{
+	bool now;
+
+	if (!acc->free_head)
+		return;
+	/* The unlinks (under the write side, before the unlock), then the
+	 * count, read with a read-modify-write: see s2_lockless_begin(). */
+	now = !__atomic_fetch_add(&kvm->lockless_walkers, 0, __ATOMIC_ACQ_REL);
+	__atomic_fetch_add(now ? &kvm->stat_freed_now : &kvm->stat_freed_later, acc->free_nr,
+			   __ATOMIC_RELAXED);
+	s2_acc_free(kvm, acc, now);
 }
 
 static gfn_t s2_gfn_limit(const struct kvm *kvm)

@@ -323,7 +323,13 @@ long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, u
 			if (a->on_lock && (r = a->on_lock(kvm)))
 				break;
 		}
-		r = a->handler(kvm, &range, &acc);
+		if (held == S2_MN_LOCK_NONE) { /* a walk without mmu_lock */
+			s2_lockless_begin(kvm);
+			r = a->handler(kvm, &range, &acc);
+			s2_lockless_end(kvm);
+		} else {
+			r = a->handler(kvm, &range, &acc);
+		}
 		if (r < 0)
 			break;
 		if (r > 0 && a->flush_on_ret)
@@ -341,6 +347,8 @@ long s2_mn_run_defer(struct kvm *kvm, enum s2_mn_action_id id, uint64_t start, u
 		if (defer) { /* the caller holds a spinlock: it frees them later */
 			defer->free_head = acc.free_head;
 			defer->free_nr = acc.free_nr;
+		} else if (held == S2_MN_LOCK_WRITE) {
+			s2_acc_free_tables_write(kvm, &acc); /* flushed before the unlock */
 		} else {
 			s2_acc_free_tables(kvm, &acc); /* may wait for a grace period */
 		}

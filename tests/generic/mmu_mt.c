@@ -207,6 +207,67 @@ static void test_faults_race_zaps(void **state)
 	assert_int_equal(t_stats(T.kvm).cur_leaves[1], NPAGES);
 }
 
+/*
+ * Tables a write side unlinks are freed at once while no walk without
+ * mmu_lock is in flight (core/mmu.c, s2_acc_free_tables_write()); the only
+ * such walk is the notifier's test_young, under RCU. An aging thread walks
+ * the range with test_young over and over (its leaves aged first, so the
+ * walk goes through every table) while this thread faults a page in each
+ * of 16 4 KiB tables, clears Accessed, and zaps it all, freeing the tables. Both
+ * ways of freeing must happen (the counts), the walks must never read a
+ * freed table (AddressSanitizer: the hosted env's page cache is off there,
+ * so a table goes back to the allocator; ThreadSanitizer likewise), and
+ * every table page must come back. Mutation run: s2_lockless_begin() not
+ * counting: heap-use-after-free under ASan (and all frees immediate).
+ */
+struct ager {
+	const bool *stop;
+	hva_t start, end;
+	unsigned walks;
+};
+
+static void *ager_thread(void *arg)
+{
+	struct ager *g = arg;
+
+	while (!__atomic_load_n(g->stop, __ATOMIC_ACQUIRE)) {
+		(void)kvm_mmu_notifier_test_young(T.kvm, g->start, g->end);
+		g->walks++;
+	}
+	return NULL;
+}
+
+static void test_young_races_table_frees(void **state)
+{
+	const gfn_t base = 0x200000; /* 8 GiB: its own 1 GiB region */
+	const hva_t hva = HVA_BASE + (64ull << 20);
+	const unsigned npages = 16 * 512; /* 16 leaf tables */
+	bool stop = false;
+	struct ager g = { &stop, hva, hva + (uint64_t)npages * 4096, 0 };
+	pthread_t t;
+
+	(void)state;
+	T.h.host_level = 1; /* 4 KiB leaves: one table per 512 pages */
+	t_slot(&T, 0, base, npages, hva, 0);
+	assert_int_equal(pthread_create(&t, NULL, ager_thread, &g), 0);
+	for (unsigned round = 0;
+	     round < 100 ||
+	     (__atomic_load_n(&T.kvm->stat_freed_later, __ATOMIC_RELAXED) == 0 && round < 20000);
+	     round++) {
+		for (unsigned k = round % 512; k < npages; k += 512)
+			assert_true(kvm_tdp_page_fault(T.vcpu, (base + k) << 12, S2_ACC_READ) >= 0);
+		assert_true(kvm_mmu_notifier_clear_young(T.kvm, g.start, g.end) >= 0);
+		assert_int_equal(kvm_zap_gfn_range(T.kvm, base, base + npages), 16);
+	}
+	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(g.walks > 0);
+	assert_true(T.kvm->stat_freed_now > 0);
+	assert_true(T.kvm->stat_freed_later > 0);
+	s2_hosted_quiesce(&T.h);
+	assert_int_equal(t_stats(T.kvm).cur_table_pages, 0);
+}
+
 /* ---- mmu_lock exclusion, deterministically ---- */
 
 struct excl {
@@ -420,6 +481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_gfns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_different_gfns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_race_zaps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_young_races_table_frees, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmu_lock_excludes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_waits_for_guest_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_added_during_invalidation, setup,
