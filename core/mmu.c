@@ -139,12 +139,28 @@ void s2_acc_free_tables(struct kvm *kvm, struct s2_change_acc *acc)
 		s2_acc_free(kvm, acc, false);
 }
 
+/*
+ * At most this many tables unlinked by one write-side hold are freed at
+ * once: the few a small unmap or invalidation empties, whose pages the next
+ * tables made reuse hot. A larger batch (a zap of gigabytes unlinks a table
+ * per 512 leaves) goes to the grace period as before: freeing it costs the
+ * env's work per page (the hosted env zeroes each one, and gives what its
+ * cache cannot keep back to malloc), better done off the zapping thread,
+ * and only the last few pages freed would be hot anyway.
+ */
+#define S2_FREE_NOW_MAX 4
+
 void s2_acc_free_tables_write(struct kvm *kvm, struct s2_change_acc *acc)
 {
 	bool now;
 
 	if (!acc->free_head)
 		return;
+	if (acc->free_nr > S2_FREE_NOW_MAX) {
+		__atomic_fetch_add(&kvm->stat_freed_later, acc->free_nr, __ATOMIC_RELAXED);
+		s2_acc_free(kvm, acc, false);
+		return;
+	}
 	/* The unlinks (under the write side, before the unlock), then the
 	 * count, read with a read-modify-write: see s2_lockless_begin(). */
 	now = !__atomic_fetch_add(&kvm->lockless_walkers, 0, __ATOMIC_ACQ_REL);
