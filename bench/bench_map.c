@@ -34,43 +34,54 @@
 /*
  * The naive fill: a walk from the root to the table of @level (making the
  * tables on the way), then the leaves of that table's run, each with one
- * compare-and-exchange over an empty entry; the next walk at the next
- * table. What kvm_mmu_map_range() does without the lock, the invalidation
- * and the checks (its leaf runs, s2_map_run(), also write a table's run
- * without walking again), so the cheapest way to the same tables.
+ * compare-and-exchange over an empty entry of the next value (the first
+ * leaf's value plus a step, computed once per run); the next walk at the
+ * next table. What kvm_mmu_map_range() does without the lock, the
+ * invalidation and the checks (its leaf runs, s2_map_run(), also write a
+ * table's run without walking again, from a first value and a step), so
+ * the cheapest way to the same tables.
  */
 static uint64_t naive_fill(uint64_t *root, uint64_t gfn0, uint64_t n, int level, uint64_t pfn0)
 {
-	uint64_t step = 1ull << (9 * (level - 1)), installed = 0, *t = NULL;
+	const unsigned shift = 9 * (unsigned)(level - 1);
+	uint64_t installed = 0;
 
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gfn = gfn0 + i * step, old = 0;
-		unsigned idx = (gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1);
+	for (uint64_t i = 0; i < n;) {
+		uint64_t gfn = gfn0 + (i << shift), *t = root, run, v0;
+		unsigned idx = (gfn >> shift) & (BENCH_NAIVE_ENTRIES - 1), k;
 
-		if (!t || !idx) {
-			t = root;
-			for (int l = BENCH_NAIVE_LEVELS; l > level; l--) {
-				uint64_t *e =
-					&t[(gfn >> (9 * (l - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
-				uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+		for (int l = BENCH_NAIVE_LEVELS; l > level; l--) {
+			uint64_t *e = &t[(gfn >> (9 * (l - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
+			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
 
-				if (!v) {
-					uint64_t *nt = bench_naive_table();
-					uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
+			if (!v) {
+				uint64_t *nt = bench_naive_table();
+				uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
 
-					if (__atomic_compare_exchange_n(e, &v, nv, false,
-									__ATOMIC_RELEASE,
-									__ATOMIC_ACQUIRE))
-						v = nv;
-					else
-						bench_naive_table_free(nt);
-				}
-				t = bench_naive_next(v);
+				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
+								__ATOMIC_ACQUIRE))
+					v = nv;
+				else
+					bench_naive_table_free(nt);
 			}
+			t = bench_naive_next(v);
 		}
-		installed += __atomic_compare_exchange_n(
-			&t[idx], &old, ((pfn0 + i * step) << 12) | BENCH_NAIVE_PRESENT | 0x80,
-			false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+		run = BENCH_NAIVE_ENTRIES - idx;
+		if (run > n - i)
+			run = n - i;
+		v0 = ((pfn0 + (i << shift)) << 12) | BENCH_NAIVE_PRESENT | 0x80;
+		for (k = 0; k < run; k++) {
+			uint64_t old = 0;
+
+			if (!__atomic_compare_exchange_n(&t[idx + k], &old,
+							 v0 + ((uint64_t)k << (shift + 12)), false,
+							 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+				break;
+		}
+		installed += k;
+		if (k < run)
+			break;
+		i += run;
 	}
 	return installed;
 }
