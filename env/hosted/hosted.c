@@ -77,14 +77,17 @@ static bool h_may_alloc(struct s2_hosted *h)
  * Freed 4 KiB table pages kept for reuse, up to H_PAGE_CACHE of them for the
  * process: glibc's aligned_alloc of one page splits a larger chunk and
  * consolidates on free (about 1 us a page in bench_map, five times the rest
- * of a 1 GiB kvm_mmu_map_range call). Tables are freed after a grace period
- * by liburcu's call_rcu thread, so a page is zeroed there, when it is
- * freed, and handed out as it is: the caller that links a new table does
- * not wait for 64 cold cache lines to be written (about 150 ns a page in
- * bench_map), as a kernel that zeroes pages on free or in the background
- * does. Linked through each page's first word (cleared when taken), under
- * a spinlock. Off under the sanitizers, which must see every page freed
- * and allocated (use after free).
+ * of a 1 GiB kvm_mmu_map_range call). A page is zeroed when it is freed
+ * and handed out as it is: the caller that links a new table does not wait
+ * for 64 cold cache lines to be written (about 150 ns a page in bench_map),
+ * as a kernel that zeroes pages on free or in the background does. Most
+ * tables are freed after a grace period by liburcu's call_rcu thread, which
+ * then does the zeroing; the few a write side unlinks while no lockless
+ * walk is in flight are freed at once by the thread that unlinked them
+ * (core/mmu.c), and come back hot, last in first out. Linked through each
+ * page's first word (cleared when taken), under a spinlock. Off under the
+ * sanitizers, which must see every page freed and allocated (use after
+ * free).
  */
 #if defined(H_TSAN) || defined(__SANITIZE_ADDRESS__)
 #define H_PAGE_CACHE 0
