@@ -313,6 +313,8 @@ int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out)
 	out->fast_zaps = s2_ld(&kvm->stat_fast_zaps);
 	out->yields = s2_ld(&kvm->stat_yields);
 	out->max_hold_leaves = s2_ld(&kvm->stat_max_hold);
+	out->tables_freed_now = s2_ld(&kvm->stat_freed_now);
+	out->tables_freed_later = s2_ld(&kvm->stat_freed_later);
 	int64_t tp = (int64_t)s2_ld((const uint64_t *)&kvm->stat_table_pages);
 	out->cur_table_pages = tp > 0 ? (uint64_t)tp : 0;
 	return 0;

@@ -139,6 +139,10 @@ struct kvm_mmu_stats {
 	uint64_t yields;			/* mmu_lock dropped inside a long walk */
 	uint64_t max_hold_leaves;		/* most leaves one hold of mmu_lock visited
 				   in a walk that may yield (<= the batch) */
+	uint64_t tables_freed_now;		/* unlinked tables a write side freed at
+				   once (docs/rules.md, "Unlinked tables") */
+	uint64_t tables_freed_later;		/* those it left to a grace period (a batch
+				   of more than 4, or a lockless walk in flight) */
 };
 int kvm_get_stats(const struct kvm *kvm, struct kvm_mmu_stats *out);
 

@@ -265,8 +265,8 @@ static void test_young_races_table_frees(void **state)
 	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_true(g.walks > 0);
-	assert_true(T.kvm->stat_freed_now > 0);
-	assert_true(T.kvm->stat_freed_later > 0);
+	assert_true(t_stats(T.kvm).tables_freed_now > 0);
+	assert_true(t_stats(T.kvm).tables_freed_later > 0);
 	s2_hosted_quiesce(&T.h);
 	assert_int_equal(t_stats(T.kvm).cur_table_pages, 0);
 }
