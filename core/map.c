@@ -71,7 +71,7 @@ static uint64_t s2_map_run(struct kvm_vcpu *vcpu, const struct s2_fault *f, gpa_
 				      &step))
 		return 0;
 	for (; k < n; k++) {
-		s2_pte_t old = 0;
+		s2_pte_t old = kvm->nonpresent;
 
 		if (!__atomic_compare_exchange_n(&f->ptep[1 + k], &old, first + k * step, false,
 						 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
