@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
-/* The hosted environment: POSIX, liburcu-bp, simulated host memory. */
+/* The hosted environment: POSIX, liburcu-bp's grace periods with this env's
+ * own call_rcu thread, simulated host memory. */
 #include "s2mmu/env-hosted.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -22,9 +25,9 @@
 #include "s2mmu/memslot.h"
 
 /*
- * ThreadSanitizer does not see the ordering liburcu's call_rcu queue gives
- * (the library is not instrumented): mark the hand-over from the thread that
- * queues a callback to the thread that runs it.
+ * ThreadSanitizer does not see the ordering liburcu's grace periods give
+ * (the library is not instrumented): readers release a token that grace
+ * periods acquire (below).
  */
 #if defined(__SANITIZE_THREAD__)
 #define H_TSAN 1
@@ -81,7 +84,7 @@ static bool h_may_alloc(struct s2_hosted *h)
  * and handed out as it is: the caller that links a new table does not wait
  * for 64 cold cache lines to be written (about 150 ns a page in bench_map),
  * as a kernel that zeroes pages on free or in the background does. Most
- * tables are freed after a grace period by liburcu's call_rcu thread, which
+ * tables are freed after a grace period by the call_rcu thread, which
  * then does the zeroing; the few a write side unlinks while no lockless
  * walk is in flight are freed at once by the thread that unlinked them
  * (core/mmu.c), and come back hot, last in first out. Linked through each
@@ -234,54 +237,123 @@ static void h_synchronize_rcu(void *ctx)
 	h_tsan_acquire(&h_reader_token);
 }
 
-/* rcu_barrier() orders every callback before its return (for TSan). */
-static char h_barrier_token;
-
+/*
+ * call_rcu and rcu_barrier: a queue this env owns and one thread that runs
+ * it, instead of liburcu's call_rcu thread. liburcu's thread sleeps 10 ms
+ * after every wake-up before it takes its batch, so each rcu_barrier (every
+ * kvm_destroy_vm, every s2_hosted_quiesce) waited about 10 ms: most of the
+ * wall time of tests that make many VMs (bench_grace, docs/bench.md). Ours
+ * takes what is queued at once, waits for one grace period
+ * (urcu_bp_synchronize_rcu, the same readers) and runs the batch; a barrier
+ * waits until every callback queued before it has run. The queue's mutex
+ * orders the hand-offs for ThreadSanitizer too. Started on the first
+ * call_rcu; it never exits (nothing is queued once the process ends).
+ */
 struct h_rcu_cb {
-	struct rcu_head head;
+	struct h_rcu_cb *next;
 	void (*fn)(void *arg);
 	void *arg;
 	struct s2_hosted *h;
 };
 
-static void h_rcu_trampoline(struct rcu_head *head)
-{
-	struct h_rcu_cb *cb = caa_container_of(head, struct h_rcu_cb, head);
-	struct s2_hosted *h;
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t work; /* the queue became non-empty */
+	pthread_cond_t done; /* a batch has run */
+	struct h_rcu_cb *head, **tail;
+	uint64_t queued, ran; /* callbacks queued and run, under lock */
+	bool started;
+} h_cbq = { .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .work = PTHREAD_COND_INITIALIZER,
+	    .done = PTHREAD_COND_INITIALIZER,
+	    .tail = &h_cbq.head };
 
-	/* Acquire first: liburcu's hand-off of cb is invisible to TSan. */
-	h_tsan_acquire(cb);
-	h_tsan_acquire(&h_reader_token);
-	h = cb->h;
-	cb->fn(cb->arg);
-	free(cb);
-	__atomic_fetch_add(&h->rcu_done, 1, __ATOMIC_RELEASE);
-	h_tsan_release(&h_barrier_token);
+static void *h_cb_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct h_rcu_cb *cb;
+		uint64_t n = 0;
+
+		pthread_mutex_lock(&h_cbq.lock);
+		while (!h_cbq.head)
+			pthread_cond_wait(&h_cbq.work, &h_cbq.lock);
+		cb = h_cbq.head;
+		h_cbq.head = NULL;
+		h_cbq.tail = &h_cbq.head;
+		pthread_mutex_unlock(&h_cbq.lock);
+		/* One grace period for the batch: every reader that could see
+		 * what a callback frees was inside before it was queued. */
+		urcu_bp_synchronize_rcu();
+		h_tsan_acquire(&h_reader_token);
+		while (cb) {
+			struct h_rcu_cb *next = cb->next;
+			struct s2_hosted *h = cb->h;
+
+			cb->fn(cb->arg);
+			free(cb);
+			__atomic_fetch_add(&h->rcu_done, 1, __ATOMIC_RELEASE);
+			n++;
+			cb = next;
+		}
+		pthread_mutex_lock(&h_cbq.lock);
+		h_cbq.ran += n;
+		pthread_cond_broadcast(&h_cbq.done);
+		pthread_mutex_unlock(&h_cbq.lock);
+	}
+	return NULL;
 }
 
 static int h_call_rcu(void *ctx, void (*fn)(void *arg), void *arg)
 {
 	struct h_rcu_cb *cb;
+	int r = 0;
 
 	if (!h_may_alloc(H(ctx)))
 		return -ENOMEM;
 	cb = malloc(sizeof(*cb));
 	if (!cb)
 		return -ENOMEM;
-	cb->fn = fn;
-	cb->arg = arg;
-	cb->h = H(ctx);
-	__atomic_fetch_add(&cb->h->rcu_queued, 1, __ATOMIC_RELAXED);
-	h_tsan_release(cb);
-	urcu_bp_call_rcu(&cb->head, h_rcu_trampoline);
-	return 0;
+	*cb = (struct h_rcu_cb){ .fn = fn, .arg = arg, .h = H(ctx) };
+	pthread_mutex_lock(&h_cbq.lock);
+	if (!h_cbq.started) {
+		pthread_attr_t a;
+		pthread_t t;
+
+		if (pthread_attr_init(&a)) {
+			r = -ENOMEM;
+		} else {
+			pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+			r = pthread_create(&t, &a, h_cb_thread, NULL) ? -ENOMEM : 0;
+			pthread_attr_destroy(&a);
+		}
+		h_cbq.started = !r;
+	}
+	if (!r) {
+		__atomic_fetch_add(&cb->h->rcu_queued, 1, __ATOMIC_RELAXED);
+		*h_cbq.tail = cb;
+		h_cbq.tail = &cb->next;
+		h_cbq.queued++;
+		pthread_cond_signal(&h_cbq.work);
+	}
+	pthread_mutex_unlock(&h_cbq.lock);
+	if (r)
+		free(cb); /* the caller waits for a grace period itself */
+	return r;
+}
+
+static void h_rcu_barrier_all(void)
+{
+	pthread_mutex_lock(&h_cbq.lock);
+	for (uint64_t target = h_cbq.queued; h_cbq.ran < target;)
+		pthread_cond_wait(&h_cbq.done, &h_cbq.lock);
+	pthread_mutex_unlock(&h_cbq.lock);
 }
 
 static void h_rcu_barrier(void *ctx)
 {
 	(void)ctx;
-	urcu_bp_barrier();
-	h_tsan_acquire(&h_barrier_token);
+	h_rcu_barrier_all();
 }
 
 static void h_rcu_read_lock(void *ctx)
@@ -456,5 +528,5 @@ void s2_hosted_fail_nth(struct s2_hosted *h, long nth, bool persist)
 void s2_hosted_quiesce(struct s2_hosted *h)
 {
 	(void)h;
-	urcu_bp_barrier();
+	h_rcu_barrier_all();
 }
