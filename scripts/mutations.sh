@@ -3,7 +3,9 @@
 # (tests/generic/tlb_model_mt.c) fails on each change issue 10 lists.
 #
 # Each scripts/mutations/NAME.sh defines `describe`, the test `formats` (and
-# optionally `configs`, TLB_CFG names) to run, and apply(), which changes the
+# optionally `configs`, TLB_CFG names, `only`, a TLB_ONLY operation, and
+# `sanitize`, a SANITIZE= value to build the checkers with, in a build
+# directory of their own) to run, and apply(), which changes the
 # tree with `mutate FILE PERL-SUBSTITUTION` (a substitution that matches
 # nothing is an error: the mutation no longer applies to this code). The
 # working tree (tracked and untracked files, not build/) is copied to
@@ -86,17 +88,18 @@ restore() {
 }
 
 # The checker binaries of FORMATS, or BINS (paths under the build
-# directory) where a mutation names its own checker (`bins`).
+# directory) where a mutation names its own checker (`bins`), under build
+# directory OD.
 bins_for() {
-	local f
+	local f od=${3:-$o}
 	if [ -n "${2:-}" ]; then
 		for f in $2; do
-			printf '%s/%s ' "$o" "$f"
+			printf '%s/%s ' "$od" "$f"
 		done
 		return
 	fi
 	for f in $1; do
-		printf '%s/tests/test_generic_tlb_model_mt_%s ' "$o" "$f"
+		printf '%s/tests/test_generic_tlb_model_mt_%s ' "$od" "$f"
 	done
 }
 
@@ -104,15 +107,23 @@ bins_for() {
 # failure's message is in $first.
 first=""
 run() {
-	local formats=$1 cfgs=${2:-all} nseeds=$3 extra=${4:-} s b c log=$dir/run.log
+	local formats=$1 cfgs=${2:-all} nseeds=$3 extra=${4:-} only=${5:-} san=${6:-} od=$o
+	local s b c log=$dir/run.log
+	if [ -n "$san" ]; then
+		od=$o-san
+		[ -f "$od/.config" ] ||
+			(cd "$src" && scripts/configure.sh "$od" allformats_defconfig >/dev/null) ||
+			return 2
+	fi
 	# shellcheck disable=SC2046
-	(cd "$src" && $make --no-print-directory -s -j"$jobs" O="$o" $(bins_for "$formats" "$extra")) \
+	(cd "$src" && $make --no-print-directory -s -j"$jobs" O="$od" ${san:+SANITIZE=$san} \
+		$(bins_for "$formats" "$extra" "$od")) \
 		>"$log" 2>&1 || { first="build failed: $(grep -m1 error "$log")"; return 2; }
 	for s in $(seq 1 "$nseeds"); do
-		for b in $(bins_for "$formats" "$extra"); do
+		for b in $(bins_for "$formats" "$extra" "$od"); do
 			for c in $cfgs; do
 				[ "$c" = all ] && c=""
-				if ! TLB_SEED=$s TLB_CFG=$c TLB_SECONDS=$secs TLB_OPS=$ops \
+				if ! TLB_SEED=$s TLB_CFG=$c TLB_SECONDS=$secs TLB_OPS=$ops TLB_ONLY=$only \
 					timeout 600 "$b" >"$log" 2>&1; then
 					first=$(grep -m1 -E '^(FAIL|ERROR)|Sanitizer|no progress' "$log" |
 						cut -c1-300)
@@ -143,7 +154,7 @@ if ! run "" "" 1 "$extra_bins"; then
 fi
 results+=("$(printf '%-24s %-18s %s' "(none)" "$extra_bins" "passes")")
 for n in "${names[@]}"; do
-	unset describe formats configs bins
+	unset describe formats configs bins only sanitize
 	apply() { return 1; }
 	# shellcheck disable=SC1090
 	. "scripts/mutations/$n.sh" || exit 1
@@ -154,7 +165,7 @@ for n in "${names[@]}"; do
 		status=1
 		continue
 	fi
-	run "$formats" "${configs:-}" "$seeds" "${bins:-}"
+	run "$formats" "${configs:-}" "$seeds" "${bins:-}" "${only:-}" "${sanitize:-}"
 	rc=$?
 	restore
 	case $rc in

@@ -26,9 +26,18 @@
  * while the vcpus crowd on the slot), memslot add / delete / move /
  * read-only, dirty logging on and off (eager split, collapse), harvest
  * rounds (get, get + clear, PML, dirty rings), write tracking, aging, memory
- * attribute conversions. A device thread writes pages outside any vcpu
- * (kvm_mark_page_dirty), flushes (kvm_flush_remote_tlbs*: flushes race
- * flushes) and asks test_young and lookups. Env hooks add random delays and
+ * attribute conversions, kvm_mmu_map_range() and kvm_mmu_unmap_range()
+ * (map_one(): from a vcpu of the mutator's own that never runs, ranges of a
+ * few pages, which take the read-side try into empty entries and the write
+ * side's replace from the first present one, or up to a slot, which take
+ * the invalidation and the batched fill, at times twice in a row; mapped,
+ * where the model allows, to the frames the host does NOT back the pages
+ * with, after which the host backs them with those: see PFN_BASE). A device
+ * thread writes pages outside any vcpu (kvm_mark_page_dirty), flushes
+ * (kvm_flush_remote_tlbs*: flushes race flushes) and asks test_young (half
+ * of them where the mutator zaps or maps now, and often stopped inside its
+ * RCU section: a lockless walk of tables a write side may unlink) and
+ * lookups. Env hooks add random delays and
  * "preempt" the calling thread a few microseconds later (a timer signal
  * whose handler sleeps), which opens windows that contain no hook.
  *
@@ -48,13 +57,16 @@
  *     tables; so whatever a check finds stale was left by a call that
  *     returned.
  *  2. At every access, under the TLB lock: the pfn used is the one the host
- *     backs the page with now, and the host is not changing that page
+ *     backs the page with now (either frame while a kvm_mmu_map_range()
+ *     that moves it runs; after it, only the new one), and the host is not
+ *     changing that page
  *     (between its invalidate_range_start and _end); a walk never reads a
  *     freed table. A fault that ran entirely inside one invalidation of its
  *     page does not return RET_PF_FIXED, and one that asks the host for a
  *     page being changed, through the slot it found, finds the gfn inside
  *     the invalidation in progress (a slot added or moved meanwhile joins
- *     it before it can be found).
+ *     it before it can be found). Right after kvm_mmu_map_range() returns,
+ *     the vcpu's root maps the range to what the call was given.
  *  3. Dirty logging: at the end of every harvest round, every write that
  *     completed before the round began (from a vcpu, through a stale TLB
  *     entry too, or emulated, or from the device) was reported by a round
@@ -62,19 +74,31 @@
  *     zapped, unmapped, moved or zapped-all in between.
  *  4. Memory reuse: the env poisons metadata blocks and table pages when the
  *     library frees them and keeps them in quarantine (poison checked intact
- *     when they are released; under ASan metadata is also poisoned for ASan,
- *     so a read of a freed memslot array or bitmap is reported at once); and
+ *     when they are released; under ASan both are also poisoned for ASan,
+ *     so a read of a freed memslot array or bitmap, or a walk of a freed
+ *     table by the library (a lockless test_young too), is reported at once;
+ *     the simulated hardware reads such a table as poison); and
  *     it checks the RCU it provides: when synchronize_rcu returns, or a
  *     call_rcu callback runs, no read-side section (liburcu) that began
  *     before may still run, and no CPU online all along may have reported
  *     no quiescent state (the freestanding SMP RCU).
  *
+ * What it catches is shown by `make mutations` (scripts/mutations/,
+ * docs/testing.md): among them map_range's write-side replace without its
+ * flush (map-hold-flush), its read-side try installing over present leaves
+ * (map-empty-replaces), a write side's unlinked tables freed before its
+ * flush (free-before-flush) or under a lockless walk (free-now-walkers,
+ * under ASan).
+ *
  * Environment: TLB_SEED (default: a fixed seed per configuration, printed
  * in every failure), TLB_CFG=<name> (one configuration), TLB_OPS (mutator
  * operations, default 3000), TLB_SECONDS (at most so long per configuration),
- * TLB_ONLY=<operation> (only that one: zap, invalidate, burst, ...),
+ * TLB_ONLY=<operation> (only that one: zap, invalidate, burst, map_range,
+ * unmap_range, ...),
  * TLB_TRACE=1 (every operation on stderr), TLB_VERBOSE=1 (statistics),
- * TLB_SPACES=0 (vcpus stay in address space 0), TLB_BATCH (the VM's yield
+ * TLB_SPACES=0 (vcpus stay in address space 0), TLB_MAP_TRACKED=1 (check
+ * that map_range leaves write-tracked gfns read-only: it does not today),
+ * TLB_BATCH (the VM's yield
  * batch, default 256 leaves), TLB_FAST_MIN (the least leaves a memslot
  * removal takes the fast zap for, default 64), TLB_RECORD=0 (no trace of
  * the run; a failing run's trace goes to $S2_TRACE_DIR, S2_TRACE_ALL=1
@@ -161,8 +185,14 @@
 #define HOST_PAGES (NSLOTS * REGION_PAGES)
 #define HVA_BASE 0x100000000000ull
 /* The pfn of host page p at version v is PFN_BASE + p + v * R.vstride: the
- * host "moves" a page (a new frame) by bumping its version. */
+ * host "moves" a page (a new frame) by bumping its version. Each version has
+ * a second frame ALT_OFF pfns above: kvm_mmu_map_range() maps a range to the
+ * frames the host does not back it with, and the host then backs the pages
+ * with those (R.alt; faults resolve them from then on). */
 #define PFN_BASE (1ull << 20)
+#define ALT_OFF (1ull << 16)
+#define ALT_ON 1   /* R.alt: backed by the other frame */
+#define ALT_BOTH 2 /* R.alt: a kvm_mmu_map_range() moving it runs: either frame */
 /* Guest-physical window the slots are placed in (gfns). */
 #define GFN_LO 0x40000ull
 #define GFN_WINDOW (1ull << 16)
@@ -257,9 +287,11 @@ static struct run {
 	struct kvm *kvm;
 	unsigned nv; /* vcpus created (atomic) */
 	struct vc vc[MAXV];
-	bool hwd;	  /* dirty logging uses hardware dirty state */
-	bool spaces;	  /* vcpus switch address spaces (TLB_SPACES, default 1) */
-	uint64_t vstride; /* pfns between host page versions */
+	struct kvm_vcpu *mv; /* the mutator's vcpu, never run: kvm_mmu_map_range() */
+	bool hwd;	     /* dirty logging uses hardware dirty state */
+	bool spaces;	     /* vcpus switch address spaces (TLB_SPACES, default 1) */
+	bool map_tracked;    /* TLB_MAP_TRACKED: map_range leaves tracked gfns read-only */
+	uint64_t vstride;    /* pfns between host page versions */
 
 	/* host memory */
 	uint8_t ver[HOST_PAGES];	  /* atomic */
@@ -267,6 +299,7 @@ static struct run {
 	uint32_t fluxgen[HOST_PAGES];	  /* atomic: invalidations begun */
 	uint32_t remap_op[HOST_PAGES][2]; /* atomic: operations of its last two remaps */
 	uint8_t uni[HOST_PAGES / 512];	  /* atomic: 2 MiB block has one version */
+	uint8_t alt[HOST_PAGES];	  /* atomic: ALT_ON, ALT_BOTH */
 
 	/* memslots: the mutator's model, and what vcpus and the device read */
 	struct slotm slot[NSLOTS];
@@ -311,6 +344,7 @@ static struct run {
 	bool failed;	    /* atomic */
 	char failmsg[2048]; /* the first failure */
 	uint64_t ops_done;  /* atomic */
+	uint64_t hint;	    /* atomic: host page + 1 where the mutator zaps or maps now */
 	uint64_t op_t0;	    /* when the current operation began (ns) */
 	const char *cur_op; /* atomic pointer: the mutator's current operation */
 
@@ -318,9 +352,10 @@ static struct run {
 	struct {
 		const char *name;
 		uint64_t n, ns;
-	} opstat[16];
+	} opstat[20];
 	uint64_t checks, checked_entries, rounds, reported, lost, kicks, bcast, quarantined,
-		rcu_checks, host_remaps, device_writes, device_flushes, preempts;
+		rcu_checks, host_remaps, device_writes, device_flushes, preempts, maps, map_moves,
+		map_pages;
 } R;
 
 static __thread int t_reader = -1;
@@ -331,6 +366,7 @@ static __thread int t_cpu = -1; /* this thread's CPU index (freestanding RCU) */
 static __thread int t_depth;	/* rcu_read_lock nesting */
 static __thread uint64_t t_rng; /* jitter */
 static __thread const char *t_who = "main";
+static __thread bool t_young; /* in the device's test_young */
 
 /* ---- failures ---- */
 
@@ -451,21 +487,23 @@ static void tr_line(const char *fmt, ...)
 }
 
 static uint64_t pfn_of(uint64_t page, unsigned version);
+static uint64_t frame_of(uint64_t page);
 
 /* The host's backing of pages [p0, p1) as host_block lines: runs of one
- * version (one pfn offset), at 2 MiB where the host maps the block whole. */
+ * frame offset (version and frame), at 2 MiB where the host maps the block
+ * whole. */
 static void tr_host(uint64_t p0, uint64_t p1)
 {
 	for (uint64_t p = p0, q; p < p1; p = q) {
-		unsigned v = __atomic_load_n(&R.ver[p], __ATOMIC_RELAXED);
+		uint64_t off = frame_of(p) - p;
 		bool uni = __atomic_load_n(&R.uni[p / 512], __ATOMIC_RELAXED);
 
-		for (q = p + 1; q < p1 && __atomic_load_n(&R.ver[q], __ATOMIC_RELAXED) == v; q++)
+		for (q = p + 1; q < p1 && frame_of(q) - q == off; q++)
 			;
 		tr_line("host_block hva=%#llx end=%#llx pfn_off=%#llx level=%d",
 			(unsigned long long)(HVA_BASE + p * 4096),
 			(unsigned long long)(HVA_BASE + q * 4096),
-			(unsigned long long)(pfn_of(0, v) - (HVA_BASE >> S2_GFN_SHIFT)),
+			(unsigned long long)(off - (HVA_BASE >> S2_GFN_SHIFT)),
 			R.cfg->host_level >= 2 && uni ? 2 : 1);
 	}
 }
@@ -547,25 +585,42 @@ static uint64_t pfn_of(uint64_t page, unsigned version)
 	return PFN_BASE + page + (uint64_t)version * R.vstride;
 }
 
-/* Host page and version of @pa; false when no host page ever had it. */
-static bool host_page_of(hpa_t pa, uint64_t *page, unsigned *version)
+/* The frame the host backs @page with now. */
+static uint64_t frame_of(uint64_t page)
+{
+	return pfn_of(page, __atomic_load_n(&R.ver[page], __ATOMIC_ACQUIRE)) +
+	       (__atomic_load_n(&R.alt[page], __ATOMIC_ACQUIRE) & ALT_ON ? ALT_OFF : 0);
+}
+
+/* Host page and version of @pa, and whether it is the version's other
+ * frame (@alt may be NULL); false when no host page ever had it. */
+static bool host_page_of(hpa_t pa, uint64_t *page, unsigned *version, bool *alt)
 {
 	uint64_t pfn = pa >> S2_GFN_SHIFT, low = pfn % R.vstride;
+	bool a = low >= PFN_BASE + ALT_OFF;
 
+	if (a)
+		low -= ALT_OFF;
 	if (low < PFN_BASE || low - PFN_BASE >= HOST_PAGES || pfn / R.vstride > 255)
 		return false;
 	*page = low - PFN_BASE;
 	*version = (unsigned)(pfn / R.vstride);
+	if (alt)
+		*alt = a;
 	return true;
 }
 
+/* A 2 MiB block is one host mapping while its pages have one version and
+ * one kind of frame. */
 static void host_block_update(uint64_t b)
 {
 	uint8_t v0 = __atomic_load_n(&R.ver[b * 512], __ATOMIC_RELAXED);
+	uint8_t a0 = __atomic_load_n(&R.alt[b * 512], __ATOMIC_RELAXED) & ALT_ON;
 	bool uni = true;
 
 	for (unsigned i = 1; i < 512 && uni; i++)
-		uni = __atomic_load_n(&R.ver[b * 512 + i], __ATOMIC_RELAXED) == v0;
+		uni = __atomic_load_n(&R.ver[b * 512 + i], __ATOMIC_RELAXED) == v0 &&
+		      (__atomic_load_n(&R.alt[b * 512 + i], __ATOMIC_RELAXED) & ALT_ON) == a0;
 	__atomic_store_n(&R.uni[b], uni, __ATOMIC_RELEASE);
 }
 
@@ -579,6 +634,9 @@ static void host_remap(uint64_t p0, uint64_t p1)
 		__atomic_store_n(&R.remap_op[p][0],
 				 (uint32_t)__atomic_load_n(&R.ops_done, __ATOMIC_RELAXED),
 				 __ATOMIC_RELAXED);
+		/* The new frame is the version's own (no longer the one
+		 * kvm_mmu_map_range() gave). */
+		__atomic_store_n(&R.alt[p], 0, __ATOMIC_RELEASE);
 		__atomic_store_n(&R.ver[p], (uint8_t)(R.ver[p] + 1), __ATOMIC_RELEASE);
 	}
 	for (uint64_t b = p0 / 512; b <= (p1 - 1) / 512; b++)
@@ -686,8 +744,7 @@ static void q_verify_release(struct qent *e)
 {
 	const uint64_t *w = e->p;
 
-	if (!e->table)
-		t_asan_unpoison(e->p, e->bytes);
+	t_asan_unpoison(e->p, e->bytes);
 	for (size_t i = 0; i < e->bytes / 8; i++) {
 		if (w[i] != SIM_POISON) {
 			tfail("freed %s %p (%zu bytes) was written after it was freed: word %zu is %#" PRIx64,
@@ -708,8 +765,7 @@ static void q_push(void *p, size_t bytes, hpa_t pa, bool table)
 
 	for (size_t i = 0; i < bytes / 8; i++)
 		((uint64_t *)p)[i] = SIM_POISON;
-	if (!table)
-		t_asan_poison(p, bytes);
+	t_asan_poison(p, bytes);
 	pthread_mutex_lock(&R.qlock);
 	if (R.qn == QCAP) {
 		old = R.q[R.qhead];
@@ -796,7 +852,13 @@ static uint64_t *rcu_slot(void)
 static void w_rcu_read_lock(void *ctx)
 {
 	R.base.rcu_read_lock(ctx);
-	preempt_soon(128, 1000); /* a reader stopped inside its section */
+	/* A reader stopped inside its section; often the device's test_young,
+	 * which walks the tables without mmu_lock (a write side may unlink a
+	 * table meanwhile, and free it only a grace period later). */
+	if (t_young)
+		preempt_soon(4, 3000);
+	else
+		preempt_soon(128, 1000);
 	if (t_depth++ == 0)
 		__atomic_store_n(rcu_slot(), __atomic_add_fetch(&R.rcu_ticket, 1, __ATOMIC_SEQ_CST),
 				 __ATOMIC_SEQ_CST);
@@ -1041,7 +1103,7 @@ static int w_gfn_to_pfn(void *ctx, const struct kvm_memory_slot *slot, gfn_t gfn
 		check_in_invalidation(slot, gfn, page);
 	jitter(5);
 	preempt_soon(128, 2000);
-	out->pfn = pfn_of(page, __atomic_load_n(&R.ver[page], __ATOMIC_ACQUIRE));
+	out->pfn = frame_of(page);
 	out->writable = true;
 	out->host_level =
 		R.cfg->host_level >= 2 && __atomic_load_n(&R.uni[page / 512], __ATOMIC_ACQUIRE) ?
@@ -1281,18 +1343,24 @@ static void host_check_access(struct vc *s, const struct sim_access *a)
 {
 	static char hist[1024];
 	uint64_t page;
-	unsigned v, cur;
+	unsigned v, cur, alt;
+	bool other;
 	const char *why = NULL;
 
-	if (!host_page_of(a->pa, &page, &v)) {
+	if (!host_page_of(a->pa, &page, &v, &other)) {
 		tfail("vcpu %u %s gpa %#" PRIx64 " through pa %#" PRIx64
 		      ", which the host never backed anything with",
 		      s->idx, a->write ? "wrote" : "read", a->gpa, a->pa);
 		return;
 	}
 	cur = __atomic_load_n(&R.ver[page], __ATOMIC_ACQUIRE);
+	alt = __atomic_load_n(&R.alt[page], __ATOMIC_ACQUIRE);
 	if (cur != v)
 		why = "through a stale pfn";
+	else if (!(alt & ALT_BOTH) && other != !!(alt & ALT_ON))
+		why = other ? "through the page's other frame, which the host no longer backs it with" :
+			      "through the page's own frame after kvm_mmu_map_range() returned, "
+			      "having mapped the gfn to the other one";
 	else if (__atomic_load_n(&R.flux[page], __ATOMIC_ACQUIRE))
 		why = "while the host is changing the page (between invalidate_range_start and _end)";
 	if (!why)
@@ -1409,7 +1477,7 @@ static bool guest_run(struct vc *s)
 			unsigned v;
 
 			s->writes++;
-			if (host_page_of(a.pa, &page, &v))
+			if (host_page_of(a.pa, &page, &v, NULL))
 				record_write(page, e);
 			if (a.newly_dirty && (R.cfg->caps & KVM_DIRTY_LOG_PML)) {
 				s->pml[s->npml++] = a.gpa;
@@ -1716,7 +1784,7 @@ static bool leaf_offsets(const struct span *sp, const struct sim_tlb_leaf *e, ui
 	if (sp->host) {
 		unsigned v;
 
-		if (!host_page_of(e->pa, &first, &v))
+		if (!host_page_of(e->pa, &first, &v, NULL))
 			return false;
 	} else {
 		first = e->gfn;
@@ -2184,6 +2252,15 @@ static int pick_absent(uint64_t *rng)
 	return -1;
 }
 
+/* The device's lockless walks go where gfn @lo of slot @k is (op_zap). */
+static void hint_at(unsigned k, gfn_t lo)
+{
+	const struct slotm *m = &R.slot[k];
+
+	__atomic_store_n(&R.hint, k * REGION_PAGES + (lo > m->base ? lo - m->base : 0) + 1,
+			 __ATOMIC_RELAXED);
+}
+
 static void op_zap(uint64_t *rng)
 {
 	struct span sp[MAXSPANS];
@@ -2195,6 +2272,7 @@ static void op_zap(uint64_t *rng)
 	if (k < 0)
 		return;
 	range_in_slot(rng, &R.slot[k], 0, &lo, &hi);
+	hint_at((unsigned)k, lo);
 	trace("zap gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
 	r = kvm_zap_gfn_range(R.kvm, lo, hi);
 	if (r < 0) {
@@ -2383,6 +2461,199 @@ static void op_wrprotect(uint64_t *rng)
 	check_promise("kvm_mmu_wrprotect_range", sp, n);
 }
 
+/*
+ * The first gfn of [lo, hi) whose frame the host may not change before a
+ * kvm_mmu_map_range() into root @tgt (gate held), or @hi: one that another
+ * valid root maps (or keeps access-tracked), or that @tgt maps with a leaf
+ * a fault may need more of (not writable, when @need_w; access-tracked).
+ * Such a fault, during the call, asks for the new frame, finds the old
+ * one's leaf, and rule 1 would refuse the change: the host changes its
+ * backing only where every fault finds what it needs, or nothing.
+ */
+static gfn_t move_stop(hpa_t tgt, gfn_t lo, gfn_t hi, bool need_w)
+{
+	struct kvm *kvm = R.kvm;
+	unsigned n = __atomic_load_n(&kvm->roots_hi, __ATOMIC_ACQUIRE);
+
+	for (gfn_t g = lo; g < hi; g++) {
+		for (unsigned i = 0; i < n; i++) {
+			const struct s2_root *r = &kvm->roots[i];
+			struct sim_view vw;
+
+			if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) != S2_ROOT_VALID)
+				continue;
+			sim_view(kvm, r->pa, g, &vw);
+			if (r->pa != tgt ?
+				    vw.mapped || vw.poison :
+				    vw.poison || (vw.mapped && (vw.tracked || (need_w && !vw.w))))
+				return g;
+		}
+	}
+	return hi;
+}
+
+/*
+ * kvm_mmu_map_range() of gfns [lo, *hi) of present slot @k, from the
+ * mutator's vcpu (never run), with @prot. The pages are cut to a run the
+ * host backs with one version and one kind of frame (contiguous frames).
+ * Up to where move_stop() says, the range is mapped to the frames the host
+ * does NOT back it with (R.alt flips: the host backs the pages with those
+ * from now on and faults resolve them); where it stops at once, to the
+ * ones it does, as faults would (other roots keep what they map:
+ * docs/static.md).
+ * The flip is made at the gate (no fault in flight has resolved a pfn
+ * before it); while the call runs either frame is a valid translation
+ * (check 2), after it only the new one. Right after the call the vcpu's
+ * root maps the range to what it was given.
+ */
+static void map_one(unsigned k, gfn_t lo, gfn_t *hi, unsigned prot)
+{
+	struct slotm *m = &R.slot[k];
+	uint64_t p0 = k * REGION_PAGES + (lo - m->base), np = *hi - lo, probe[8];
+	unsigned v0 = R.ver[p0], a0 = R.alt[p0] & ALT_ON, kind = a0, nprobe = 0;
+	struct span sp[MAXSPANS];
+	unsigned n = 0;
+	hpa_t tgt, hpa;
+	bool move;
+	int r;
+
+	for (uint64_t i = 1; i < np; i++)
+		if (R.ver[p0 + i] != v0 || (R.alt[p0 + i] & ALT_ON) != a0)
+			np = i;
+	*hi = lo + np;
+	gate_lock(true);
+	tgt = kvm_vcpu_root_hpa(R.mv);
+	if (!root_valid(tgt))
+		tgt = kvm_mmu_root_hpa(R.kvm); /* where the call follows to */
+	np = move_stop(tgt, lo, *hi, !(m->flags & KVM_MEM_READONLY)) - lo;
+	move = np > 0;
+	if (move) {
+		*hi = lo + np;
+		kind = a0 ^ ALT_ON;
+		for (uint64_t p = p0; p < p0 + np; p++)
+			__atomic_store_n(&R.alt[p], kind | ALT_BOTH, __ATOMIC_RELEASE);
+		for (uint64_t b = p0 / 512; b <= (p0 + np - 1) / 512; b++)
+			host_block_update(b);
+		tr_host(p0 / 512 * 512, ((p0 + np - 1) / 512 + 1) * 512);
+		R.map_moves++;
+	} else {
+		np = *hi - lo;
+	}
+	pthread_rwlock_unlock(&R.gate);
+	hint_at(k, lo);
+	hpa = (pfn_of(p0, v0) + (kind ? ALT_OFF : 0)) << S2_GFN_SHIFT;
+	trace("map_range gfns %#" PRIx64 "-%#" PRIx64 " -> pfn %#" PRIx64 " (%s frames) prot %#x",
+	      lo, *hi, hpa >> S2_GFN_SHIFT, move ? "the other" : "the host's", prot);
+	r = kvm_mmu_map_range(R.mv, gfn_to_gpa(lo), hpa, np << S2_GFN_SHIFT, prot, S2_MT_WB);
+	if (move)
+		for (uint64_t p = p0; p < p0 + np; p++)
+			__atomic_store_n(&R.alt[p], kind, __ATOMIC_RELEASE);
+	if (r) {
+		op_failed("kvm_mmu_map_range", r);
+		return;
+	}
+	R.maps++;
+	R.map_pages += np;
+	/* What the call was given is what the vcpu's root maps, where it maps
+	 * anything (faults since resolve the same frames; one may have zapped
+	 * a huge leaf the call installed where the host maps 4 KiB, to map
+	 * smaller); both ends and a few inside. */
+	probe[nprobe++] = 0;
+	probe[nprobe++] = np - 1;
+	for (uint64_t rr = R.seed ^ R.maps; nprobe < 8 && np > 2;)
+		probe[nprobe++] = rnd_below(&rr, np);
+	gate_lock(true);
+	tgt = kvm_vcpu_root_hpa(R.mv);
+	for (unsigned i = 0; i < nprobe && root_valid(tgt); i++) {
+		struct sim_view vw;
+
+		sim_view(R.kvm, tgt, lo + probe[i], &vw);
+		if (vw.poison || (vw.mapped && vw.pa != hpa + (probe[i] << S2_GFN_SHIFT))) {
+			tfail("kvm_mmu_map_range(gfns %#" PRIx64 "-%#" PRIx64 " -> pa %#" PRIx64
+			      ") returned 0, but the vcpu's root maps gfn %#" PRIx64
+			      " %s %#" PRIx64,
+			      lo, *hi, hpa, lo + probe[i],
+			      vw.poison ? "through a freed table, pte" : "to pa",
+			      vw.poison ? vw.pte : vw.pa);
+			break;
+		}
+	}
+	/* TLB_MAP_TRACKED=1: nor does it make a write-tracked gfn writable
+	 * (dirty.h: its leaf has neither W nor MMU-writable). Off by default:
+	 * kvm_mmu_map_range() does today (s2_map_prot() ignores write
+	 * tracking). */
+	for (unsigned t = 0; R.map_tracked && t < R.ntracked && root_valid(tgt); t++) {
+		struct sim_view vw;
+
+		if (R.tracked[t] < lo || R.tracked[t] >= *hi)
+			continue;
+		sim_view(R.kvm, tgt, R.tracked[t], &vw);
+		if (vw.mapped && (vw.w || vw.mmu_w))
+			tfail("kvm_mmu_map_range(gfns %#" PRIx64 "-%#" PRIx64
+			      ", prot %#x) made the "
+			      "write-tracked gfn %#" PRIx64 " %s",
+			      lo, *hi, prot, R.tracked[t], vw.w ? "writable" : "MMU-writable");
+	}
+	pthread_rwlock_unlock(&R.gate);
+	gspan(sp, &n, lo, *hi, false);
+	check_promise("kvm_mmu_map_range", sp, n);
+}
+
+/*
+ * kvm_mmu_map_range() over a range of a present slot (not on TDs: -ENOTSUP
+ * there). A few pages (fewer leaves than a batch: the read-side try into
+ * empty entries, and the write side's zap and install from the first
+ * present one), or up to the slot's size (from 256 4 KiB leaves on, the
+ * invalidation and the batched fill), and at times the same range again
+ * at once, so the second call replaces what the first installed with the
+ * other frames. W only where the slot is writable; at times R or RW only,
+ * so faults add what the leaves lack.
+ */
+static void op_map_range(uint64_t *rng)
+{
+	int k = pick_present(rng);
+	uint64_t mode = rnd_below(rng, 8), x = rnd_below(rng, 5);
+	unsigned prot = S2_PROT_R;
+	gfn_t lo, hi;
+
+	if (k < 0 || t_sbit || !R.mv)
+		return;
+	if (!(R.slot[k].flags & KVM_MEM_READONLY) && x)
+		prot |= S2_PROT_W;
+	if (x > 1)
+		prot |= S2_PROT_X;
+	range_in_slot(rng, &R.slot[k], mode < 4 ? 64 : R.slot[k].npages, &lo, &hi);
+	/* Writable leaves first, so the second call may change their frame. */
+	map_one((unsigned)k, lo, &hi,
+		mode >= 6 && (prot & S2_PROT_W) ? S2_PROT_R | S2_PROT_W | S2_PROT_X : prot);
+	if (mode >= 6 && !stopping())
+		map_one((unsigned)k, lo, &hi, prot);
+}
+
+/* kvm_mmu_unmap_range() (kvm_zap_gfn_range() in bytes) over a range as
+ * op_zap picks it. */
+static void op_unmap_range(uint64_t *rng)
+{
+	struct span sp[MAXSPANS];
+	unsigned n = 0;
+	int k = pick_present(rng);
+	gfn_t lo, hi;
+	long r;
+
+	if (k < 0)
+		return;
+	range_in_slot(rng, &R.slot[k], 0, &lo, &hi);
+	hint_at((unsigned)k, lo);
+	trace("unmap_range gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
+	r = kvm_mmu_unmap_range(R.kvm, gfn_to_gpa(lo), (hi - lo) << S2_GFN_SHIFT);
+	if (r < 0) {
+		op_failed("kvm_mmu_unmap_range", r);
+		return;
+	}
+	gspan(sp, &n, lo, hi, false);
+	check_promise("kvm_mmu_unmap_range", sp, n);
+}
+
 static void op_age(uint64_t *rng)
 {
 	uint64_t p0 = rnd_below(rng, HOST_PAGES), p1 = p0 + 1 + rnd_below(rng, 2048);
@@ -2563,10 +2834,19 @@ static void *device_main(void *arg)
 							    1 + (x >> 40) % 512);
 			__atomic_fetch_add(&R.device_flushes, 1, __ATOMIC_RELAXED);
 		} else if (x % 8 == 5) {
-			uint64_t p0 = (x >> 8) % HOST_PAGES;
+			uint64_t p0 = (x >> 8) % HOST_PAGES,
+				 h = __atomic_load_n(&R.hint, __ATOMIC_RELAXED);
 
+			/* Half the time over the 2 MiB where the mutator zaps or
+			 * maps now: a lockless walk inside the tables a write side
+			 * unlinks and frees (a grace period later while one runs). */
+			if (h && ((x >> 40) & 1))
+				p0 = (h - 1) & ~511ull;
+
+			t_young = true;
 			r = kvm_mmu_notifier_test_young(R.kvm, HVA_BASE + p0 * 4096,
 							HVA_BASE + (p0 + 512) * 4096);
+			t_young = false;
 			if (r < 0)
 				tfail("kvm_mmu_notifier_test_young returned %ld", r);
 		} else {
@@ -2658,16 +2938,22 @@ static void *mutator_main(void *arg)
 		} else if (x < 920) {
 			OP("slot burst");
 			op_slot_burst(&rng);
-		} else {
+		} else if (x < 975) {
 			OP("attr");
 			op_attr(&rng);
+		} else if (x < 995) {
+			OP("map_range");
+			op_map_range(&rng);
+		} else {
+			OP("unmap_range");
+			op_unmap_range(&rng);
 		}
 #undef OP
 		/* Every call leaves no stale entry behind (whatever else it
 		 * promises): check after those that did not check themselves. */
 		if (R.checks == checks0)
 			check_promise(__atomic_load_n(&R.cur_op, __ATOMIC_RELAXED), NULL, 0);
-		for (unsigned j = 0; j < 16; j++) {
+		for (unsigned j = 0; j < 20; j++) {
 			if (!R.opstat[j].name || R.opstat[j].name == R.cur_op) {
 				R.opstat[j].name = R.cur_op;
 				R.opstat[j].n++;
@@ -2790,7 +3076,8 @@ static void run_cfg(const struct cfg *cfg)
 			    { "invalidate", 255 }, { "add", 390 },	 { "delete", 450 },
 			    { "move", 490 },	   { "flags", 540 },	 { "harvest", 640 },
 			    { "track", 820 },	   { "wrprotect", 845 }, { "age", 860 },
-			    { "burst", 912 },	   { "attr", 920 } };
+			    { "burst", 912 },	   { "attr", 920 },	 { "map_range", 975 },
+			    { "unmap_range", 995 } };
 
 		for (size_t j = 0; j < sizeof(ops) / sizeof(ops[0]); j++)
 			if (!strcmp(getenv("TLB_ONLY"), ops[j].name))
@@ -2807,6 +3094,7 @@ static void run_cfg(const struct cfg *cfg)
 		R.slot[k].session = UINT64_MAX;
 	}
 	R.spaces = env_u64("TLB_SPACES", 1);
+	R.map_tracked = env_u64("TLB_MAP_TRACKED", 0);
 	t_cpu = 0;
 	env_init();
 	fs_online();
@@ -2841,7 +3129,7 @@ static void run_cfg(const struct cfg *cfg)
 	R.kvm->yield_batch = (unsigned)env_u64("TLB_BATCH", 256);
 	R.kvm->fast_zap_min = env_u64("TLB_FAST_MIN", 64);
 	R.vstride = 1ull << (kvm_fmt_cfg(R.kvm)->pa_bits - S2_GFN_SHIFT - 8);
-	assert_true(R.vstride >= PFN_BASE + HOST_PAGES);
+	assert_true(R.vstride >= PFN_BASE + ALT_OFF + HOST_PAGES);
 	assert_int_equal(kvm_dirty_log_set_caps(R.kvm, cfg->caps), 0);
 	R.hwd = kvm_dirty_log_hw(R.kvm);
 	if (cfg->rings)
@@ -2855,6 +3143,10 @@ static void run_cfg(const struct cfg *cfg)
 		assert_int_equal(kvm_vcpu_create(R.kvm, i, &s->v), 0);
 		__atomic_store_n(&R.nv, i + 1, __ATOMIC_RELEASE);
 	}
+	/* The mutator's own vcpu, for kvm_mmu_map_range(): never entered, it
+	 * follows a fast zap at its next call (not on TDs: -ENOTSUP). */
+	if (!cfg->td)
+		assert_int_equal(kvm_vcpu_create(R.kvm, cfg->nvcpus, &R.mv), 0);
 
 	uint64_t t0 = now_ns();
 
@@ -2952,28 +3244,32 @@ static void run_cfg(const struct cfg *cfg)
 	if (verbose || R.failed)
 		print_message("[%s] %-22s %" PRIu64 " flushes, %" PRIu64 " ranged, %" PRIu64
 			      " fast zaps, %" PRIu64 " yields (at most %" PRIu64
-			      " leaves a hold)\n",
+			      " leaves a hold), tables a write side unlinked: %" PRIu64
+			      " freed at once, %" PRIu64 " after a grace period\n",
 			      TEST_FMT_NAME, cfg->name, ks.flushes, ks.flushes_range, ks.fast_zaps,
-			      ks.yields, ks.max_hold_leaves);
+			      ks.yields, ks.max_hold_leaves, R.kvm->stat_freed_now,
+			      R.kvm->stat_freed_later);
 	if (verbose || R.failed)
-		print_message("[%s] %-22s seed=%#" PRIx64 " %" PRIu64 " ops in %.1fs: %" PRIu64
-			      " accesses (%" PRIu64 " writes, %" PRIu64 " TLB hits), %" PRIu64
-			      " faults (%" PRIu64 " fixed, %" PRIu64 " retry, %" PRIu64
-			      " spurious), %" PRIu64 " checks (%" PRIu64 " entries), %" PRIu64
-			      " rounds, %" PRIu64 " reports, %" PRIu64 " kicks, %" PRIu64
-			      " broadcasts, %" PRIu64 " remaps, %" PRIu64 " freed blocks, %" PRIu64
-			      " grace periods checked, %" PRIu64 " preemptions\n",
-			      TEST_FMT_NAME, cfg->name, R.seed, R.ops_done,
-			      (double)(now_ns() - t0) / 1e9, acc, wr, hits, faults, fixed, retries,
-			      spur, R.checks, R.checked_entries, R.rounds, R.reported,
-			      __atomic_load_n(&R.kicks, __ATOMIC_RELAXED),
-			      __atomic_load_n(&R.bcast, __ATOMIC_RELAXED), R.host_remaps,
-			      __atomic_load_n(&R.quarantined, __ATOMIC_RELAXED),
-			      __atomic_load_n(&R.rcu_checks, __ATOMIC_RELAXED),
-			      __atomic_load_n(&R.preempts, __ATOMIC_RELAXED));
+		print_message(
+			"[%s] %-22s seed=%#" PRIx64 " %" PRIu64 " ops in %.1fs: %" PRIu64
+			" accesses (%" PRIu64 " writes, %" PRIu64 " TLB hits), %" PRIu64
+			" faults (%" PRIu64 " fixed, %" PRIu64 " retry, %" PRIu64
+			" spurious), %" PRIu64 " checks (%" PRIu64 " entries), %" PRIu64
+			" rounds, %" PRIu64 " reports, %" PRIu64 " kicks, %" PRIu64
+			" broadcasts, %" PRIu64 " remaps, %" PRIu64 " freed blocks, %" PRIu64
+			" grace periods checked, %" PRIu64 " preemptions, %" PRIu64
+			" map_range calls (%" PRIu64 " to the other frames, %" PRIu64 " pages)\n",
+			TEST_FMT_NAME, cfg->name, R.seed, R.ops_done, (double)(now_ns() - t0) / 1e9,
+			acc, wr, hits, faults, fixed, retries, spur, R.checks, R.checked_entries,
+			R.rounds, R.reported, __atomic_load_n(&R.kicks, __ATOMIC_RELAXED),
+			__atomic_load_n(&R.bcast, __ATOMIC_RELAXED), R.host_remaps,
+			__atomic_load_n(&R.quarantined, __ATOMIC_RELAXED),
+			__atomic_load_n(&R.rcu_checks, __ATOMIC_RELAXED),
+			__atomic_load_n(&R.preempts, __ATOMIC_RELAXED), R.maps, R.map_moves,
+			R.map_pages);
 
 	if (verbose)
-		for (unsigned j = 0; j < 16 && R.opstat[j].name; j++)
+		for (unsigned j = 0; j < 20 && R.opstat[j].name; j++)
 			print_message("    %-12s %6" PRIu64 " x %8.1f us\n", R.opstat[j].name,
 				      R.opstat[j].n,
 				      (double)R.opstat[j].ns / 1e3 / (double)R.opstat[j].n);

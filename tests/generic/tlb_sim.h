@@ -37,6 +37,9 @@
  *
  * A freed table page is filled with SIM_POISON (the checker's env does
  * that): a walk that reads it returns SIM_POISONED instead of following it.
+ * Under ASan the env also poisons it for ASan (so a library walk that reads
+ * it, a lockless one too, is reported at once), and the walks here read
+ * such an entry as SIM_POISON without touching it.
  *
  * Tables are allocated with pa == va (hosted).
  */
@@ -52,6 +55,27 @@
 
 /* What a freed table page (or metadata block) is filled with. */
 #define SIM_POISON 0xa5a5a5a5a5a5a5a5ull
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIM_ASAN 1
+#endif
+#endif
+#ifdef SIM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* A table entry as a walk reads it: SIM_POISON if its page is freed. */
+static inline uint64_t sim_pte_load(uint64_t *ep)
+{
+#ifdef SIM_ASAN
+	if (__asan_address_is_poisoned(ep))
+		return SIM_POISON;
+#endif
+	return __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+}
 
 #define SIM_TLB_LEAVES 64
 #define SIM_TLB_WALKS 16
@@ -213,7 +237,7 @@ static inline bool sim_set_flags(struct kvm *kvm, uint64_t *ptep, int level, hpa
 {
 	const struct s2_fmt_cfg *c = kvm_fmt_cfg(kvm);
 	enum s2_fmt_id fmt = kvm_fmt(kvm);
-	uint64_t v = __atomic_load_n(ptep, __ATOMIC_ACQUIRE);
+	uint64_t v = sim_pte_load(ptep);
 
 	for (;;) {
 		if (v == SIM_POISON) {
@@ -258,7 +282,7 @@ static inline enum sim_result sim_tlb_walk(struct kvm *kvm, struct sim_tlb *t, s
 	}
 	for (;; level--) {
 		uint64_t *ep = sim_entry(c, tbl, level, a->gpa);
-		uint64_t v = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+		uint64_t v = sim_pte_load(ep);
 
 		if (v == SIM_POISON) {
 			a->bad = ep;
@@ -393,7 +417,7 @@ static inline void sim_view(struct kvm *kvm, hpa_t root, gfn_t gfn, struct sim_v
 	memset(out, 0, sizeof(*out));
 	for (int level = c->levels; level >= 1; level--) {
 		uint64_t *ep = sim_entry(c, tbl, level, gpa);
-		uint64_t v = __atomic_load_n(ep, __ATOMIC_ACQUIRE);
+		uint64_t v = sim_pte_load(ep);
 		bool tracked = sim_ept_tracked(fmt, v);
 
 		out->table_at[level] = tbl;
