@@ -3247,8 +3247,8 @@ static void run_cfg(const struct cfg *cfg)
 			      " leaves a hold), tables a write side unlinked: %" PRIu64
 			      " freed at once, %" PRIu64 " after a grace period\n",
 			      TEST_FMT_NAME, cfg->name, ks.flushes, ks.flushes_range, ks.fast_zaps,
-			      ks.yields, ks.max_hold_leaves, R.kvm->stat_freed_now,
-			      R.kvm->stat_freed_later);
+			      ks.yields, ks.max_hold_leaves, ks.tables_freed_now,
+			      ks.tables_freed_later);
 	if (verbose || R.failed)
 		print_message(
 			"[%s] %-22s seed=%#" PRIx64 " %" PRIu64 " ops in %.1fs: %" PRIu64
