@@ -5,6 +5,7 @@
  * write-protecting a range through the walker's zap and write-protect kinds,
  * and KVM_PRE_FAULT_MEMORY through the fault path.
  */
+#include "core/dirty_internal.h"
 #include "core/kvm_internal.h"
 #include "s2mmu/map.h"
 
@@ -35,6 +36,20 @@ static int s2_map_level(const struct kvm *kvm, const struct kvm_memory_slot *slo
 			break;
 	}
 	return level;
+}
+
+/*
+ * The table pages the vcpu's cache must hold before mapping the leaf of
+ * level @level: the tables it may link. While gfns are write-tracked a
+ * leaf may come out 4 KiB (s2_map_leaves()), so the most a 4 KiB one links;
+ * a top-up short of what s2_map_leaves() then needs would stop it without
+ * progress, again and again.
+ */
+static unsigned s2_map_need(const struct kvm *kvm, int level)
+{
+	if (__atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED))
+		level = 1;
+	return kvm->cfg.levels - (unsigned)level;
 }
 
 /*
@@ -157,8 +172,21 @@ static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *s
 				      .only_empty = only_empty };
 		uint64_t sz;
 		int r, level;
+		bool tracked;
 
 		level = f.level = s2_map_level(kvm, slot, *gpa, *hpa, end);
+		/* Write tracking, read under mmu_lock as a fault reads it (its
+		 * set is published under the write side): a tracked gfn gets
+		 * neither W nor MMU-writable, and no huge leaf covers one
+		 * (dirty.h). No run after such a leaf: the next gfns may be
+		 * tracked; each takes this check. */
+		tracked = __atomic_load_n(&kvm->dirty.write_track, __ATOMIC_RELAXED) != NULL;
+		if (s2_unlikely(tracked)) {
+			(void)s2_write_track_fault(kvm, &f, false);
+			if (!(f.prot & S2_PROT_W))
+				f.access &= ~(unsigned)S2_ACC_WRITE;
+			level = f.level;
+		}
 		if (vcpu->cache.nr < kvm->cfg.levels - (unsigned)level)
 			break;
 		sz = 1ull << s2_level_shift(&kvm->cfg, level);
@@ -173,7 +201,7 @@ static long s2_map_leaves(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *s
 		*gpa += sz;
 		*hpa += sz;
 		batch++;
-		if (r == RET_PF_FIXED && f.ptep && f.installed_level == f.level)
+		if (r == RET_PF_FIXED && f.ptep && f.installed_level == f.level && !tracked)
 			batch += s2_map_run(vcpu, &f, gpa, hpa, end, budget - batch);
 	}
 	return (long)batch;
@@ -202,7 +230,7 @@ static int s2_map_empty(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *slo
 	int r;
 
 	/* The first leaf's (@level) tables; the rest of a run shares them. */
-	r = s2_mmu_topup(vcpu, kvm->cfg.levels - (unsigned)level);
+	r = s2_mmu_topup(vcpu, s2_map_need(kvm, level));
 	if (r)
 		return r;
 	if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
@@ -251,8 +279,7 @@ static int s2_map_one_hold(struct kvm_vcpu *vcpu, const struct kvm_memory_slot *
 
 	/* The first leaf's tables (s2_map_leaves stops where the cache runs
 	 * short, and the batched path tops up for the rest). */
-	r = s2_mmu_topup(vcpu,
-			 kvm->cfg.levels - (unsigned)s2_map_level(kvm, slot, *gpa, *hpa, end));
+	r = s2_mmu_topup(vcpu, s2_map_need(kvm, s2_map_level(kvm, slot, *gpa, *hpa, end)));
 	if (r)
 		return r;
 	if (s2_unlikely(!s2_root_valid(vcpu->root)) && (r = s2_vcpu_follow(vcpu)))
@@ -311,7 +338,7 @@ static int s2_map_fill(struct kvm_vcpu *vcpu, struct kvm_memory_slot *slotp, uin
 		 * is filled for the next leaf (three pages for a 4 KiB leaf of
 		 * a 4-level table, one for a 1 GiB leaf), not always for the
 		 * worst. */
-		need = kvm->cfg.levels - (unsigned)s2_map_level(kvm, &slot, gpa, hpa, end);
+		need = s2_map_need(kvm, s2_map_level(kvm, &slot, gpa, hpa, end));
 		r = s2_mmu_topup(vcpu, need);
 		if (r)
 			return r;

@@ -228,6 +228,45 @@ static void test_replace(void **st)
 	down();
 }
 
+/*
+ * A write-tracked gfn inside the range: its leaf is 4 KiB with neither W
+ * nor MMU-writable (dirty.h), the gfns beside it in its 2 MiB block are
+ * 4 KiB and writable, and the blocks around are still 2 MiB. Both through
+ * the read-side try (a small range) and the batches (a large one, with a
+ * batch of 16 leaves). Fails without s2_map_leaves()'s check of the
+ * tracked set (the tracked gfn writable, inside a 2 MiB leaf).
+ */
+static void test_write_tracked(void **st)
+{
+	const gfn_t g = (4 * MB + 5 * PG) >> 12;
+	struct s2_mapping m;
+
+	(void)st;
+	for (int big = 0; big < 2; big++) {
+		up();
+		if (big)
+			T.kvm->yield_batch = 16;
+		assert_int_equal(kvm_write_track_add_gfn(T.kvm, g), 0);
+		assert_int_equal(kvm_mmu_map_range(T.vcpu, 0, GB, big ? 64 * MB : 8 * MB,
+						   S2_PROT_R | S2_PROT_W, S2_MT_WB),
+				 0);
+		assert_int_equal(kvm_mmu_lookup(T.kvm, g << 12, &m), 0);
+		assert_true(m.present);
+		assert_int_equal(m.level, 1);
+		assert_int_equal(m.hpa, GB + (g << 12));
+		assert_false(m.prot & (S2_PROT_W | S2_PROT_MMU_WRITABLE));
+		assert_int_equal(kvm_mmu_lookup(T.kvm, (g + 1) << 12, &m), 0);
+		assert_true(m.present && m.level == 1 && (m.prot & S2_PROT_W));
+		assert_int_equal(kvm_mmu_lookup(T.kvm, 2 * MB, &m), 0);
+		assert_true(m.present && m.level == 2 && (m.prot & S2_PROT_W));
+		assert_int_equal(kvm_mmu_lookup(T.kvm, 6 * MB, &m), 0);
+		assert_true(m.present && m.level == 2 && (m.prot & S2_PROT_W));
+		assert_false(kvm_is_bugged(T.kvm));
+		assert_int_equal(kvm_write_track_remove_gfn(T.kvm, g), 0);
+		down();
+	}
+}
+
 /* One hold of mmu_lock maps at most yield_batch leaves. */
 static void test_batches(void **st)
 {
@@ -489,7 +528,7 @@ int main(void)
 		cmocka_unit_test(test_batches),	       cmocka_unit_test(test_wrprotect),
 		cmocka_unit_test(test_protect),	       cmocka_unit_test(test_protect_logging),
 		cmocka_unit_test(test_cache_per_leaf), cmocka_unit_test(test_bad_input),
-		cmocka_unit_test(test_prefault),
+		cmocka_unit_test(test_prefault),       cmocka_unit_test(test_write_tracked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,8 +96,8 @@
  * TLB_ONLY=<operation> (only that one: zap, invalidate, burst, map_range,
  * unmap_range, ...),
  * TLB_TRACE=1 (every operation on stderr), TLB_VERBOSE=1 (statistics),
- * TLB_SPACES=0 (vcpus stay in address space 0), TLB_MAP_TRACKED=1 (check
- * that map_range leaves write-tracked gfns read-only: it does not today),
+ * TLB_SPACES=0 (vcpus stay in address space 0), TLB_MAP_TRACKED=0 (skip
+ * the check that map_range leaves write-tracked gfns read-only),
  * TLB_BATCH (the VM's yield
  * batch, default 256 leaves), TLB_FAST_MIN (the least leaves a memslot
  * removal takes the fast zap for, default 64), TLB_RECORD=0 (no trace of
@@ -2578,10 +2578,9 @@ static void map_one(unsigned k, gfn_t lo, gfn_t *hi, unsigned prot)
 			break;
 		}
 	}
-	/* TLB_MAP_TRACKED=1: nor does it make a write-tracked gfn writable
-	 * (dirty.h: its leaf has neither W nor MMU-writable). Off by default:
-	 * kvm_mmu_map_range() does today (s2_map_prot() ignores write
-	 * tracking). */
+	/* Nor does it make a write-tracked gfn writable (dirty.h: its leaf
+	 * has neither W nor MMU-writable; TLB_MAP_TRACKED=0 skips this). It
+	 * did until s2_map_leaves() read the tracked set (2026-12-06). */
 	for (unsigned t = 0; R.map_tracked && t < R.ntracked && root_valid(tgt); t++) {
 		struct sim_view vw;
 
@@ -3094,7 +3093,7 @@ static void run_cfg(const struct cfg *cfg)
 		R.slot[k].session = UINT64_MAX;
 	}
 	R.spaces = env_u64("TLB_SPACES", 1);
-	R.map_tracked = env_u64("TLB_MAP_TRACKED", 0);
+	R.map_tracked = env_u64("TLB_MAP_TRACKED", 1);
 	t_cpu = 0;
 	env_init();
 	fs_online();
