@@ -21,20 +21,26 @@ struct kvm_vcpu;
  * the current gpa, fits the rest of the range and the memslot, is aligned in
  * hpa too, and that the configuration allows (4 KiB leaves only while the
  * memslot logs dirty pages; its leaves then start read-only but
- * MMU-writable, as a read fault's). Leaves are written under the read side
+ * MMU-writable, as a read fault's; a write-tracked gfn gets a 4 KiB leaf
+ * with neither W nor MMU-writable). Leaves are written under the read side
  * of mmu_lock, one hold per batch of at most CONFIG_S2_YIELD_BATCH leaves,
  * with the tables each batch may link allocated before the lock.
  *
  * Whatever the range held before is zapped first (rule 1: a present leaf
  * is never given another pfn in one step), so the flush this owes is the
  * zap's, and only when something was there. A huge leaf straddling an end
- * of the range is zapped whole, as kvm_zap_gfn_range() does.
+ * of the range is zapped whole, as kvm_zap_gfn_range() does. A range of
+ * fewer leaves than a batch is first tried under the read side into empty
+ * entries only, replacing nothing (no zap, no flush); from the first entry
+ * it finds present, the rest goes through the zap and install below.
  *
  * Call it from the thread that runs @vcpu, or while @vcpu does not run (its
- * memory cache and counters are the vcpu's own). The range goes through the
- * invalidation protocol of the MMU notifier (rule 4) for the whole call:
- * faults of other vcpus on it retry until the mapping is complete, so none
- * can install the memslot's page between the zap and the install, and what
+ * memory cache and counters are the vcpu's own). What replaces or may
+ * replace something goes through the invalidation protocol of the MMU
+ * notifier (rule 4): faults of other vcpus on the range retry until the
+ * mapping is complete, so none can install the memslot's page between the
+ * zap and the install. (The read-side try needs no invalidation: a fault
+ * that installs first stops it, one that comes after finds its leaf.) What
  * the range maps when the call returns is what it was given. (Faults after
  * it find those leaves; one that needs a permission the leaf lacks asks the
  * memslot for the page, and if that is another page, rule 1 refuses the
