@@ -47,25 +47,10 @@ static uint64_t naive_fill(uint64_t *root, uint64_t gfn0, uint64_t n, int level,
 	uint64_t installed = 0;
 
 	for (uint64_t i = 0; i < n;) {
-		uint64_t gfn = gfn0 + (i << shift), *t = root, run, v0;
+		uint64_t gfn = gfn0 + (i << shift), *t = bench_naive_descend(root, gfn, level), run,
+			 v0;
 		unsigned idx = (gfn >> shift) & (BENCH_NAIVE_ENTRIES - 1), k;
 
-		for (int l = BENCH_NAIVE_LEVELS; l > level; l--) {
-			uint64_t *e = &t[(gfn >> (9 * (l - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
-			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
-
-			if (!v) {
-				uint64_t *nt = bench_naive_table();
-				uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
-
-				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
-								__ATOMIC_ACQUIRE))
-					v = nv;
-				else
-					bench_naive_table_free(nt);
-			}
-			t = bench_naive_next(v);
-		}
 		run = BENCH_NAIVE_ENTRIES - idx;
 		if (run > n - i)
 			run = n - i;

@@ -194,6 +194,31 @@ static inline void bench_naive_zap_measure(struct bench_samples *s, uint64_t gfn
 	bench_add(s, t0, pages);
 }
 
+/* The naive walk from @root to the table of @leaf_level for @gfn, making
+ * the tables on the way (each installed with compare-and-exchange). */
+static inline uint64_t *bench_naive_descend(uint64_t *root, uint64_t gfn, int leaf_level)
+{
+	uint64_t *t = root;
+
+	for (int level = BENCH_NAIVE_LEVELS; level > leaf_level; level--) {
+		uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
+		uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+
+		if (!v) {
+			uint64_t *nt = bench_naive_table();
+			uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
+
+			if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
+							__ATOMIC_ACQUIRE))
+				v = nv;
+			else
+				bench_naive_table_free(nt);
+		}
+		t = bench_naive_next(v);
+	}
+	return t;
+}
+
 /*
  * The naive walk for huge leaves: @n leaves at @level (2: 2 MiB, 3: 1 GiB),
  * the i-th mapping gfn @gfn0 + i leaves and pfn @pfn0 + as much, each walked
@@ -208,24 +233,9 @@ static inline uint64_t bench_naive_populate_at(uint64_t *root, uint64_t gfn0, ui
 	uint64_t installed = 0;
 
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gfn = gfn0 + (i << lshift), *t = root, old = 0;
+		uint64_t gfn = gfn0 + (i << lshift),
+			 *t = bench_naive_descend(root, gfn, leaf_level), old = 0;
 
-		for (int level = BENCH_NAIVE_LEVELS; level > leaf_level; level--) {
-			uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
-			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
-
-			if (!v) {
-				uint64_t *nt = bench_naive_table();
-				uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
-
-				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
-								__ATOMIC_ACQUIRE))
-					v = nv;
-				else
-					bench_naive_table_free(nt);
-			}
-			t = bench_naive_next(v);
-		}
 		installed += __atomic_compare_exchange_n(
 			&t[(gfn >> lshift) & (BENCH_NAIVE_ENTRIES - 1)], &old,
 			((pfn0 + (i << lshift)) << 12) | BENCH_NAIVE_PRESENT | 0x80, false,

@@ -2261,8 +2261,11 @@ static void hint_at(unsigned k, gfn_t lo)
 			 __ATOMIC_RELAXED);
 }
 
-static void op_zap(uint64_t *rng)
+/* kvm_zap_gfn_range() over a present slot's range, or (@bytes) the same
+ * through kvm_mmu_unmap_range(), its form in bytes. */
+static void zap_range_op(uint64_t *rng, bool bytes)
 {
+	const char *call = bytes ? "kvm_mmu_unmap_range" : "kvm_zap_gfn_range";
 	struct span sp[MAXSPANS];
 	unsigned n = 0;
 	int k = pick_present(rng);
@@ -2273,14 +2276,20 @@ static void op_zap(uint64_t *rng)
 		return;
 	range_in_slot(rng, &R.slot[k], 0, &lo, &hi);
 	hint_at((unsigned)k, lo);
-	trace("zap gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
-	r = kvm_zap_gfn_range(R.kvm, lo, hi);
+	trace("%s gfns %#" PRIx64 "-%#" PRIx64, bytes ? "unmap_range" : "zap", lo, hi);
+	r = bytes ? kvm_mmu_unmap_range(R.kvm, gfn_to_gpa(lo), (hi - lo) << S2_GFN_SHIFT) :
+		    kvm_zap_gfn_range(R.kvm, lo, hi);
 	if (r < 0) {
-		op_failed("kvm_zap_gfn_range", r);
+		op_failed(call, r);
 		return;
 	}
 	gspan(sp, &n, lo, hi, false);
-	check_promise("kvm_zap_gfn_range", sp, n);
+	check_promise(call, sp, n);
+}
+
+static void op_zap(uint64_t *rng)
+{
+	zap_range_op(rng, false);
 }
 
 static void op_zap_all(void)
@@ -2633,24 +2642,7 @@ static void op_map_range(uint64_t *rng)
  * op_zap picks it. */
 static void op_unmap_range(uint64_t *rng)
 {
-	struct span sp[MAXSPANS];
-	unsigned n = 0;
-	int k = pick_present(rng);
-	gfn_t lo, hi;
-	long r;
-
-	if (k < 0)
-		return;
-	range_in_slot(rng, &R.slot[k], 0, &lo, &hi);
-	hint_at((unsigned)k, lo);
-	trace("unmap_range gfns %#" PRIx64 "-%#" PRIx64, lo, hi);
-	r = kvm_mmu_unmap_range(R.kvm, gfn_to_gpa(lo), (hi - lo) << S2_GFN_SHIFT);
-	if (r < 0) {
-		op_failed("kvm_mmu_unmap_range", r);
-		return;
-	}
-	gspan(sp, &n, lo, hi, false);
-	check_promise("kvm_mmu_unmap_range", sp, n);
+	zap_range_op(rng, true);
 }
 
 static void op_age(uint64_t *rng)
