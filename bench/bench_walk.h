@@ -78,6 +78,31 @@ static inline uint64_t *bench_naive_next(uint64_t e)
 	return (uint64_t *)(uintptr_t)(e & ~0xfffull);
 }
 
+/* The naive walk from @root to the table of @leaf_level for @gfn, making
+ * the tables on the way (each installed with compare-and-exchange). */
+static inline uint64_t *bench_naive_descend(uint64_t *root, uint64_t gfn, int leaf_level)
+{
+	uint64_t *t = root;
+
+	for (int level = BENCH_NAIVE_LEVELS; level > leaf_level; level--) {
+		uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
+		uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
+
+		if (!v) {
+			uint64_t *nt = bench_naive_table();
+			uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
+
+			if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
+							__ATOMIC_ACQUIRE))
+				v = nv;
+			else
+				bench_naive_table_free(nt);
+		}
+		t = bench_naive_next(v);
+	}
+	return t;
+}
+
 /* Install a 4 KiB leaf for each of @n gfns from @gfn0, each walked from the
  * root. Returns the leaves installed. */
 static inline uint64_t bench_naive_populate(uint64_t *root, uint64_t gfn0, uint64_t n,
@@ -86,24 +111,8 @@ static inline uint64_t bench_naive_populate(uint64_t *root, uint64_t gfn0, uint6
 	uint64_t installed = 0;
 
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gfn = gfn0 + i, *t = root, old = 0;
+		uint64_t gfn = gfn0 + i, *t = bench_naive_descend(root, gfn, 1), old = 0;
 
-		for (int level = BENCH_NAIVE_LEVELS; level > 1; level--) {
-			uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
-			uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
-
-			if (!v) {
-				uint64_t *nt = bench_naive_table();
-				uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
-
-				if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
-								__ATOMIC_ACQUIRE))
-					v = nv;
-				else
-					bench_naive_table_free(nt);
-			}
-			t = bench_naive_next(v);
-		}
 		installed += __atomic_compare_exchange_n(&t[gfn & (BENCH_NAIVE_ENTRIES - 1)], &old,
 							 ((pfn0 + i) << 12) | BENCH_NAIVE_PRESENT,
 							 false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
@@ -192,31 +201,6 @@ static inline void bench_naive_zap_measure(struct bench_samples *s, uint64_t gfn
 	bench_naive_free_list(free_list);
 	bench_naive_table_free(root);
 	bench_add(s, t0, pages);
-}
-
-/* The naive walk from @root to the table of @leaf_level for @gfn, making
- * the tables on the way (each installed with compare-and-exchange). */
-static inline uint64_t *bench_naive_descend(uint64_t *root, uint64_t gfn, int leaf_level)
-{
-	uint64_t *t = root;
-
-	for (int level = BENCH_NAIVE_LEVELS; level > leaf_level; level--) {
-		uint64_t *e = &t[(gfn >> (9 * (level - 1))) & (BENCH_NAIVE_ENTRIES - 1)];
-		uint64_t v = __atomic_load_n(e, __ATOMIC_ACQUIRE);
-
-		if (!v) {
-			uint64_t *nt = bench_naive_table();
-			uint64_t nv = (uint64_t)(uintptr_t)nt | BENCH_NAIVE_PRESENT;
-
-			if (__atomic_compare_exchange_n(e, &v, nv, false, __ATOMIC_RELEASE,
-							__ATOMIC_ACQUIRE))
-				v = nv;
-			else
-				bench_naive_table_free(nt);
-		}
-		t = bench_naive_next(v);
-	}
-	return t;
 }
 
 /*
