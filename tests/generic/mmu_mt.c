@@ -252,8 +252,9 @@ static void test_young_races_table_frees(void **state)
 	t_slot(&T, 0, base, npages, hva, 0);
 	assert_int_equal(pthread_create(&t, NULL, ager_thread, &g), 0);
 	for (unsigned round = 0;
-	     round < 100 ||
-	     (__atomic_load_n(&T.kvm->stat_freed_later, __ATOMIC_RELAXED) == 0 && round < 20000);
+	     round < 100 || ((__atomic_load_n(&T.kvm->stat_freed_later, __ATOMIC_RELAXED) == 0 ||
+			      __atomic_load_n(&T.kvm->stat_freed_now, __ATOMIC_RELAXED) == 0) &&
+			     round < 20000);
 	     round++) {
 		for (unsigned k = round % 512; k < npages; k += 512)
 			assert_true(kvm_tdp_page_fault(T.vcpu, (base + k) << 12, S2_ACC_READ) >= 0);
